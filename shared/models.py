@@ -1,0 +1,356 @@
+"""The public data of each aggregate, as carried in events (event-carried state transfer).
+
+Services keep these shapes in their own documents and publish them whole in `data`; consumers
+read them without calling back. Field meanings are a contract: add fields, never repurpose them.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from shared.money import Currency, Money
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+class Contract(BaseModel):
+    """Base of every contract model: tolerant of fields added by newer producers."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# ---- orders ---------------------------------------------------------------------------------
+
+class Address(Contract):
+    name: str | None = None
+    line1: str
+    line2: str | None = None
+    city: str
+    region: str | None = None
+    postal_code: str
+    country: CountryCode
+
+
+class Party(Contract):
+    id: Id
+    name: str
+    email: EmailStr
+    locale: str = "en"
+    timezone: str | None = Field(default=None, description="IANA zone for deadlines in emails; marketplace default when absent.")
+
+
+class Seller(Party):
+    return_address: Address
+
+
+class OrderLine(Contract):
+    line_id: Id
+    sku: Id
+    title: str
+    category: str
+    quantity: int = Field(gt=0)
+    unit_price: Money
+
+
+class Payment(Contract):
+    provider: str = Field(description="Gateway that took the payment: `stripe` or `ledger`.")
+    reference: str = Field(description="The gateway's payment reference (a Stripe PaymentIntent or charge id).")
+
+
+class Order(Contract):
+    """Snapshot of a delivered order: `order.delivered` data and the body of `PUT /v1/orders/{id}`."""
+
+    order_id: Id
+    marketplace: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    currency: Currency
+    buyer: Party
+    seller: Seller
+    lines: list[OrderLine] = Field(min_length=1)
+    shipping_paid: Money
+    ordered_at: datetime
+    delivered_at: datetime
+    payment: Payment
+
+    def line(self, line_id: str) -> OrderLine | None:
+        return next((line for line in self.lines if line.line_id == line_id), None)
+
+    def total_paid(self) -> int:
+        return sum(line.unit_price.amount * line.quantity for line in self.lines) + self.shipping_paid.amount
+
+
+# ---- returns --------------------------------------------------------------------------------
+
+class ReturnStatus(StrEnum):
+    REQUESTED = "requested"
+    AUTHORIZED = "authorized"
+    SHIPPED = "shipped"
+    RECEIVED = "received"
+    REFUNDED = "refunded"
+    REJECTED = "rejected"
+    CLOSED = "closed"
+    EXPIRED = "expired"
+
+
+class Fault(StrEnum):
+    BUYER = "buyer"
+    SELLER = "seller"
+
+
+class ReasonCode(StrEnum):
+    NO_LONGER_NEEDED = "NO_LONGER_NEEDED"
+    ORDERED_BY_MISTAKE = "ORDERED_BY_MISTAKE"
+    BETTER_PRICE_FOUND = "BETTER_PRICE_FOUND"
+    DONT_KNOW_HOW_TO_USE = "DONT_KNOW_HOW_TO_USE"
+    DAMAGED_ON_ARRIVAL = "DAMAGED_ON_ARRIVAL"
+    DEFECTIVE = "DEFECTIVE"
+    WRONG_ITEM_SENT = "WRONG_ITEM_SENT"
+    WRONG_SIZE_OR_COLOR_SENT = "WRONG_SIZE_OR_COLOR_SENT"
+    MISSING_PARTS = "MISSING_PARTS"
+    NOT_AS_DESCRIBED = "NOT_AS_DESCRIBED"
+    ARRIVED_LATE = "ARRIVED_LATE"
+
+    @property
+    def fault(self) -> Fault:
+        return Fault.BUYER if self in _BUYER_FAULT else Fault.SELLER
+
+
+_BUYER_FAULT = {ReasonCode.NO_LONGER_NEEDED, ReasonCode.ORDERED_BY_MISTAKE,
+                ReasonCode.BETTER_PRICE_FOUND, ReasonCode.DONT_KNOW_HOW_TO_USE}
+
+
+class ItemCondition(StrEnum):
+    SELLABLE = "sellable"
+    OPENED = "opened"
+    USED = "used"
+    DAMAGED_BY_BUYER = "damaged_by_buyer"
+    DAMAGED_IN_TRANSIT = "damaged_in_transit"
+    WRONG_ITEM = "wrong_item"
+    MISSING = "missing"
+
+
+class LabelType(StrEnum):
+    PREPAID = "prepaid"
+    UNPAID = "unpaid"
+
+
+class Actor(Contract):
+    role: str = Field(description="buyer, seller, agent, service or platform")
+    id: str
+
+
+class TimelineEntry(Contract):
+    status: ReturnStatus
+    action: str
+    actor: Actor
+    at: datetime
+    note: str | None = None
+
+
+class ReturnLine(Contract):
+    line_id: Id
+    sku: str
+    title: str
+    category: str
+    unit_price: Money
+    quantity: int = Field(gt=0)
+    reason_code: ReasonCode
+    fault: Fault
+    comment: str | None = None
+
+
+class PolicySnapshot(Contract):
+    """The seller policy in force when the return was requested (later changes don't apply)."""
+
+    refund_mode: str = Field(description="`auto` or `manual`")
+    restocking_fee_percent: Decimal = Decimal(0)
+    seller_pays_return_shipping: bool = False
+    returnless_threshold: Money | None = None
+    auto_authorize: bool = False
+
+
+class Authorization(Contract):
+    label_type: LabelType | None = Field(default=None, description="None for a returnless refund")
+    carrier: str | None = None
+    tracking_number: str | None = None
+    label_url: str | None = None
+    return_shipping_paid_by: Fault
+    return_postage: Money | None = Field(default=None, description="Postage the buyer pays on an unpaid label; refunded as a concession when the seller owes it.")
+    returnless: bool = False
+    automatic: bool = Field(default=False, description="Authorized by policy or by the platform, not by the seller's hand.")
+    late: bool = Field(default=False, description="Authorized by the platform at the response deadline.")
+    instructions: str | None = None
+    ship_by: datetime | None = None
+
+
+class Rejection(Contract):
+    reason_code: str
+    note: str | None = None
+    invalid: bool = Field(description="In-policy request rejected although the seller is at fault.")
+
+
+class Closure(Contract):
+    code: str
+    note: str | None = None
+
+
+class Shipment(Contract):
+    carrier: str
+    tracking_number: str
+
+
+class ReceivedLine(Contract):
+    line_id: Id
+    quantity: int = Field(ge=0)
+    condition: ItemCondition
+
+
+class Receipt(Contract):
+    lines: list[ReceivedLine]
+
+
+class RefundSummary(Contract):
+    refund_id: str
+    amount: Money
+    automatic: bool = False
+
+
+class Feedback(Contract):
+    resolved: bool
+    at: datetime
+
+
+class Return(Contract):
+    """The return (RMA) aggregate: data of every `return.*` event and `seller.response_due_soon`."""
+
+    return_id: Id
+    order_id: Id
+    marketplace: str
+    currency: Currency
+    status: ReturnStatus
+    version: int
+    buyer: Party
+    seller: Seller
+    lines: list[ReturnLine]
+    fault: Fault = Field(description="seller when any line's reason is the seller's fault")
+    in_policy: bool
+    policy: PolicySnapshot
+    whole_order: bool = Field(description="This return, with earlier ones, brings back every unit of the order.")
+    created_at: datetime
+    updated_at: datetime
+    response_due_at: datetime
+    authorized_at: datetime | None = None
+    ship_by: datetime | None = None
+    shipped_at: datetime | None = None
+    received_at: datetime | None = None
+    refund_due_at: datetime | None = None
+    refunded_at: datetime | None = None
+    rejected_at: datetime | None = None
+    closed_at: datetime | None = None
+    expired_at: datetime | None = None
+    responded_at: datetime | None = None
+    authorization: Authorization | None = None
+    rejection: Rejection | None = None
+    closure: Closure | None = None
+    shipment: Shipment | None = None
+    receipt: Receipt | None = None
+    refund: RefundSummary | None = None
+    refund_failures: list[str] = Field(default_factory=list)
+    feedback: Feedback | None = None
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+
+# ---- refunds --------------------------------------------------------------------------------
+
+class RefundStatus(StrEnum):
+    DUE = "due"            # manual mode: waiting for the seller until the refund deadline
+    PENDING = "pending"    # being paid through the gateway
+    ISSUED = "issued"
+    FAILED = "failed"
+
+
+class RefundKind(StrEnum):
+    RETURN = "return"
+    RETURNLESS = "returnless"
+    DIRECT = "direct"
+
+
+class RefundLine(Contract):
+    line_id: str
+    quantity: int
+    unit_price: Money
+    subtotal: Money
+    restocking_fee: Money
+
+
+class Breakdown(Contract):
+    lines: list[RefundLine] = Field(default_factory=list)
+    items: Money
+    restocking_fee: Money
+    outbound_shipping: Money
+    return_shipping_concession: Money
+    other_concession: Money
+    total: Money
+
+
+class Refund(Contract):
+    """A refund: data of `refund.issued`, `refund.failed` and `return.refunded`."""
+
+    refund_id: Id
+    kind: RefundKind
+    return_id: str | None = None
+    order_id: Id
+    marketplace: str
+    currency: Currency
+    buyer: Party
+    seller: Seller
+    status: RefundStatus
+    version: int
+    amount: Money
+    breakdown: Breakdown
+    automatic: bool = Field(default=False, description="Issued by the platform on the seller's behalf.")
+    actor: Actor
+    received_at: datetime | None = None
+    due_at: datetime | None = None
+    issued_at: datetime | None = None
+    gateway: str | None = None
+    gateway_reference: str | None = None
+    attempts: int = 0
+    failure_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---- buyers and notifications ---------------------------------------------------------------
+
+class BuyerFlag(Contract):
+    """Data of `buyer.flagged` / `buyer.unflagged`."""
+
+    buyer_id: Id
+    flagged: bool
+    returns_90d: int
+    orders_90d: int
+    return_rate_90d: float
+    reason: str
+    at: datetime
+
+
+class Notification(Contract):
+    """Data of `notification.sent` / `notification.failed` (no address or name: ids only)."""
+
+    notification_id: str
+    event_id: str
+    event_type: str
+    template: str
+    recipient_role: str
+    recipient_id: str
+    return_id: str | None = None
+    status: str
+    attempts: int
+    smtp_message_id: str | None = None
+    error: str | None = None
+    at: datetime

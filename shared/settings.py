@@ -1,0 +1,39 @@
+"""Settings every service shares, read from the environment (pydantic-settings)."""
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Subclassed once per service; each service sets `service_name` and its own fields."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    service_name: str = "unnamed"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    mongodb_url: str = "mongodb://127.0.0.1:27017"
+    mongodb_db: str | None = Field(default=None, description="Database name; defaults to `returns_platform_<service>`.")
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    exchange: str = "returns.events"
+    orders_exchange: str = "orders.events"
+    queue_prefix: str = Field(default="", description="Prefix for this service's queue names (test isolation).")
+    retry_delays_ms: list[int] = Field(default=[1000, 5000, 30000], description="Delay before each redelivery of a failed message.")
+    prefetch: int = 32
+    outbox_poll_ms: int = 500
+    jwt_algorithm: str = "HS256"
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = Field(default=None, description="PEM public key when jwt_algorithm is RS256/ES256/EdDSA.")
+    jwt_issuer: str = "returns-platform"
+    clock_file: str | None = Field(default=None, description="Test only: file holding a time offset in seconds.")
+    log_level: str = "INFO"
+    max_body_bytes: int = 256 * 1024
+
+    @property
+    def database_name(self) -> str:
+        return self.mongodb_db or f"returns_platform_{self.service_name}"
+
+    @property
+    def queue_name(self) -> str:
+        return f"{self.queue_prefix}{self.service_name}"

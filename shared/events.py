@@ -23,6 +23,7 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
     "return.shipped": Return,
     "return.received": Return,
     "return.expired": Return,
+    "return.feedback_received": Return,
     "return.refunded": Refund,
     "seller.response_due_soon": Return,
     "refund.issued": Refund,

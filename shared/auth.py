@@ -1,0 +1,203 @@
+"""Who is calling (SPEC §10): bearer-JWT verification, roles, acting-for, and the agent audit."""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.http import Forbidden, Unauthorized, current_request_id
+from shared.models import Actor
+from shared.settings import CommonSettings
+
+audit_log = logging.getLogger("audit")
+
+SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                        "ES256", "ES384", "ES512", "EdDSA"})
+REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
+
+
+class Role(StrEnum):
+    BUYER = "buyer"
+    SELLER = "seller"
+    AGENT = "agent"
+    SERVICE = "service"
+
+
+_ROLE_NAMES = tuple(role.value for role in Role)
+# A service token may act for these; never for another service or the platform itself.
+ACTING_FOR_ROLES = frozenset({Role.BUYER, Role.SELLER, Role.AGENT})
+_ACTING_FOR = re.compile(r"^(buyer|seller|agent):([A-Za-z0-9._\-]{1,128})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The verified caller. `actor` is whom the request acts for (the token holder by default)."""
+
+    subject: str
+    role: Role
+    acting_for: Actor | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def actor(self) -> Actor:
+        return self.acting_for or Actor(role=self.role.value, id=self.subject)
+
+    @property
+    def ref(self) -> str:
+        """`role:id` of the token holder, plus `>role:id` when acting for someone: logs, keys."""
+        own = f"{self.role.value}:{self.subject}"
+        return f"{own}>{self.acting_for.role}:{self.acting_for.id}" if self.acting_for else own
+
+    @property
+    def is_buyer(self) -> bool:
+        return self.actor.role == Role.BUYER
+
+    @property
+    def is_seller(self) -> bool:
+        return self.actor.role == Role.SELLER
+
+    @property
+    def is_agent(self) -> bool:
+        return self.actor.role == Role.AGENT
+
+    @property
+    def is_service(self) -> bool:
+        """A system calling on its own account (not acting for anyone)."""
+        return self.actor.role == Role.SERVICE
+
+    def may_access(self, *, buyer_id: str | None = None, seller_id: str | None = None) -> bool:
+        """Buyers see only their own, sellers only theirs; agents and services see everything."""
+        actor = self.actor
+        if actor.role in (Role.AGENT, Role.SERVICE):
+            return True
+        if actor.role == Role.BUYER:
+            return buyer_id is not None and actor.id == buyer_id
+        if actor.role == Role.SELLER:
+            return seller_id is not None and actor.id == seller_id
+        return False
+
+
+def _pem(value: str) -> str:
+    """A PEM given inline (with real or escaped newlines) or as a path to a file."""
+    if "-----BEGIN" in value:
+        return value.replace("\\n", "\n")
+    return Path(value).read_text()
+
+
+class TokenVerifier:
+    """Verifies tokens for one audience with one pinned algorithm and key."""
+
+    def __init__(self, *, algorithm: str, key: Any, issuer: str, audience: str,
+                 leeway: float = 10.0) -> None:
+        if algorithm not in SYMMETRIC | ASYMMETRIC:
+            raise ValueError(f"unsupported JWT algorithm {algorithm!r}")
+        if not key:
+            raise ValueError(f"no key configured for JWT algorithm {algorithm}")
+        if isinstance(key, str) and algorithm in ASYMMETRIC:
+            key = _pem(key)
+        # Parse once at start-up: a wrong key type for the algorithm fails here, not per request
+        # (and an HMAC "secret" that is really a PEM public key is refused: no HS/RS confusion).
+        self._key = jwt.get_algorithm_by_name(algorithm).prepare_key(key)
+        self.algorithm = algorithm
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings, audience: str | None = None) -> TokenVerifier:
+        algorithm = settings.jwt_algorithm
+        key = settings.jwt_secret if algorithm in SYMMETRIC else settings.jwt_public_key
+        if not key:
+            needed = "JWT_SECRET" if algorithm in SYMMETRIC else "JWT_PUBLIC_KEY"
+            raise ValueError(f"{needed} must be set for JWT_ALGORITHM={algorithm}")
+        return cls(algorithm=algorithm, key=key, issuer=settings.jwt_issuer,
+                   audience=audience or settings.service_name)
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims, or Unauthorized saying (without internals) what is wrong."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != self.algorithm:
+                raise Unauthorized("The token is not signed with the expected algorithm.")
+            claims = jwt.decode(token, self._key, algorithms=[self.algorithm],
+                                audience=self.audience, issuer=self.issuer, leeway=self.leeway,
+                                options={"require": list(REQUIRED_CLAIMS)})
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("The token has expired.") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthorized(f"The token is not meant for this service ({self.audience}).") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthorized("The token's issuer is not trusted.") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthorized(f"The token lacks the `{exc.claim}` claim.") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("The token is invalid.") from None
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise Unauthorized("The token lacks the `sub` claim.")
+        if claims.get("role") not in _ROLE_NAMES:
+            raise Unauthorized("The token's `role` claim is missing or unknown.")
+        return claims
+
+    def principal(self, token: str, acting_for: str | None = None) -> Principal:
+        claims = self.verify(token)
+        role = Role(claims["role"])
+        actor = None
+        if acting_for is not None:
+            if role != Role.SERVICE:
+                raise Forbidden("Only service tokens may act for someone else (X-Acting-For).")
+            match = _ACTING_FOR.match(acting_for)
+            if match is None:
+                raise Forbidden("X-Acting-For must be `<buyer|seller|agent>:<id>`.")
+            actor = Actor(role=match.group(1), id=match.group(2))
+        return Principal(subject=claims["sub"], role=role, acting_for=actor, claims=claims)
+
+
+_bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
+                     description="JWT signed by the platform: `aud` is the service name, `role` one of "
+                                 "buyer, seller, agent, service.")
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    x_acting_for: Annotated[str | None, Header(
+        alias="X-Acting-For", max_length=200,
+        description="Service tokens only: the actor the call is made for, e.g. `seller:s-1`.")] = None,
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized("A bearer token is required.", error=None)
+    verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
+    if verifier is None:
+        raise RuntimeError("app.state.token_verifier is not set (use create_service_app)")
+    principal = verifier.principal(credentials.credentials, x_acting_for)
+    if principal.is_agent:
+        # Agents see everything, so what they look at is recorded. Ids only, no personal data.
+        audit_log.info("agent access", extra={
+            "audit": True, "principal": principal.ref, "method": request.method,
+            "path": request.url.path, "request_id": current_request_id()})
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: Role | str) -> Callable[..., Awaitable[Principal]]:
+    """Dependency admitting only these (effective) roles: `Depends(require_roles("seller", "agent"))`."""
+    allowed = frozenset(Role(role) for role in roles)
+    names = ", ".join(sorted(allowed))
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.actor.role not in allowed:
+            raise Forbidden(f"This operation is for: {names}.")
+        return principal
+
+    return dependency

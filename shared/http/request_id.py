@@ -1,0 +1,54 @@
+"""Request ids: accept a sane `X-Request-ID` or make one, echo it, and expose it to logs."""
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served (None outside a request)."""
+    return _request_id.get()
+
+
+class RequestIdMiddleware:
+    """Accept a sane `X-Request-ID` or make one; expose it to logs and echo it in the response."""
+
+    def __init__(self, app: ASGIApp, header: str = "x-request-id") -> None:
+        self.app = app
+        self.header = header.lower().encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == self.header:
+                candidate = value.decode("latin-1")
+                # Anything else (log injection, huge values) is replaced, not trusted.
+                if _REQUEST_ID_OK.match(candidate):
+                    request_id = candidate
+                break
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        encoded = request_id.encode("latin-1")
+        header = self.header
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", ()) if h[0] != header]
+                headers.append((header, encoded))
+                message["headers"] = headers
+            await send(message)
+
+        token = _request_id.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _request_id.reset(token)

@@ -1,0 +1,116 @@
+"""Cursor pagination for lists: opaque cursors, the Mongo filter for "after this", `Page[T]`.
+
+A cursor is urlsafe base64 of JSON `{"k": <sort value>, "id": <_id>}` from the last item shown.
+Pages are ordered by (sort field, _id), so ties on the sort field never skip or repeat an item.
+Datetimes travel as `{"$dt": iso}` and ObjectIds as `{"$oid": hex}` so they compare as stored.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from fastapi import Query
+from pydantic import BaseModel, Field
+
+from shared.http import BadRequest
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_CURSOR_CHARS = 1024
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1-200).")]
+Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS,
+                                     description="`next_cursor` of the previous page.")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page; null on the last.")
+
+
+class InvalidCursor(BadRequest):
+    title, slug = "Invalid cursor", "invalid-cursor"
+
+    def __init__(self) -> None:
+        super().__init__("The cursor is malformed; pass back `next_cursor` unchanged.",
+                         errors=[{"field": "cursor", "location": "query", "reason": "malformed cursor"}])
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, ObjectId):
+        return {"$oid": str(value)}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"cannot put a {type(value).__name__} in a cursor")
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.keys() == {"$dt"} and isinstance(value["$dt"], str):
+            return datetime.fromisoformat(value["$dt"])
+        if value.keys() == {"$oid"} and isinstance(value["$oid"], str):
+            return ObjectId(value["$oid"])
+        raise ValueError("unknown cursor value")
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError("unknown cursor value")
+
+
+def encode_cursor(sort_value: Any, doc_id: Any) -> str:
+    raw = json.dumps({"k": _encode_value(sort_value), "id": _encode_value(doc_id)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Any, Any]:
+    """(sort value, id) of a cursor; InvalidCursor (400, field `cursor`) if it was tampered with."""
+    try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError("too long")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.keys() != {"k", "id"} or data["id"] is None:
+            raise ValueError("not a cursor")
+        return _decode_value(data["k"]), _decode_value(data["id"])
+    except (ValueError, TypeError, binascii.Error, InvalidId):
+        raise InvalidCursor() from None
+
+
+def page_filter(cursor: str | None, sort_field: str = "created_at", descending: bool = True) -> dict[str, Any]:
+    """Mongo filter for the items after `cursor` ({} for the first page); AND it with yours."""
+    if not cursor:
+        return {}
+    value, doc_id = decode_cursor(cursor)
+    op = "$lt" if descending else "$gt"
+    return {"$or": [{sort_field: {op: value}}, {sort_field: value, "_id": {op: doc_id}}]}
+
+
+def page_sort(sort_field: str = "created_at", descending: bool = True) -> list[tuple[str, int]]:
+    direction = -1 if descending else 1
+    return [(sort_field, direction), ("_id", direction)]
+
+
+def _field(doc: Mapping[str, Any], path: str) -> Any:
+    value: Any = doc
+    for part in path.split("."):
+        value = value[part]
+    return value
+
+
+def make_page(docs: Iterable[Mapping[str, Any]], limit: int, convert: Callable[[Mapping[str, Any]], T], *,
+              sort_field: str = "created_at") -> Page[T]:
+    """A page from up to `limit + 1` docs fetched with `page_filter`/`page_sort` (one extra shows more exist)."""
+    docs = list(docs)
+    more = len(docs) > limit
+    docs = docs[:limit]
+    next_cursor = encode_cursor(_field(docs[-1], sort_field), docs[-1]["_id"]) if more and docs else None
+    return Page[Any](items=[convert(doc) for doc in docs], next_cursor=next_cursor)

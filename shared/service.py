@@ -1,0 +1,126 @@
+"""The one way a service builds its FastAPI app: logs, errors, middlewares, health, metrics, auth.
+
+    def create_app(settings: ReturnsSettings | None = None) -> FastAPI:
+        settings = settings or ReturnsSettings()
+        return create_service_app(settings, title="Returns", version="1.0.0",
+                                  routers=[api.router], lifespan=wire_store_bus_and_jobs)
+
+`lifespan` factories (one or a list, entered in order, left in reverse) take the app and are
+async context managers; they keep what they open on `app.state` and register readiness checks
+with `add_readiness_check(app, "mongodb", lambda: ping(db))`.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from shared.auth import TokenVerifier
+from shared.http import (
+    PROBLEM_JSON,
+    BodyLimitMiddleware,
+    Problem,
+    RequestIdMiddleware,
+    UnhandledErrorMiddleware,
+    install_problem_handlers,
+)
+from shared.observability import (
+    Check,
+    HttpMetrics,
+    MetricsMiddleware,
+    add_readiness_check,
+    configure_logging,
+    health_router,
+    metrics_endpoint,
+)
+from shared.settings import CommonSettings
+
+LifespanFactory = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+log = logging.getLogger("shared.service")
+
+
+def create_service_app(settings: CommonSettings, *, title: str, version: str = "0.1.0",
+                       description: str = "", routers: Sequence[APIRouter] = (),
+                       lifespan: LifespanFactory | Sequence[LifespanFactory] | None = None,
+                       readiness_checks: Mapping[str, Check] | None = None,
+                       verifier: TokenVerifier | None = None, metrics: HttpMetrics | None = None,
+                       configure_logs: bool = True, access_log: bool = True) -> FastAPI:
+    if configure_logs:
+        configure_logging(settings.service_name, settings.log_level)
+    factories = [] if lifespan is None else [lifespan] if callable(lifespan) else list(lifespan)
+
+    @asynccontextmanager
+    async def service_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any] | None]:
+        state: dict[str, Any] = {}
+        async with AsyncExitStack() as stack:
+            for factory in factories:
+                value = await stack.enter_async_context(factory(app))
+                if isinstance(value, Mapping):
+                    state.update(value)
+            app.state.started = True
+            log.info("service started", extra={"version": version})
+            try:
+                yield state or None
+            finally:
+                app.state.started = False
+                log.info("service stopping")
+
+    app = FastAPI(title=title, version=version, description=description, lifespan=service_lifespan)
+    app.state.settings = settings
+    app.state.started = False
+    # Fails at start-up, not on the first request, when the key or algorithm is misconfigured.
+    app.state.token_verifier = verifier or TokenVerifier.from_settings(settings)
+    for name, check in (readiness_checks or {}).items():
+        add_readiness_check(app, name, check)
+
+    install_problem_handlers(app)
+    # add_middleware wraps: the last added runs first. Request -> RequestId -> Metrics ->
+    # UnhandledError -> BodyLimit -> FastAPI's exception handlers -> routes.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=access_log)
+    app.add_middleware(RequestIdMiddleware)
+
+    app.include_router(health_router())
+    app.add_api_route("/metrics", metrics_endpoint(), methods=["GET"], include_in_schema=False)
+    for router in routers:
+        app.include_router(router)
+    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
+    return app
+
+
+def _problem_response(description: str, schema: str = "Problem") -> dict[str, Any]:
+    return {"description": description,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with errors documented as problem+json instead of its own 422 shape."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    for name, definition in schemas["Problem"].pop("$defs", {}).items():
+        schemas.setdefault(name, definition)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "422" in responses:
+                responses["422"] = _problem_response("Validation failed: `errors` names each field.")
+            if operation.get("security"):
+                responses.setdefault("401", _problem_response("Missing, expired or invalid bearer token."))
+                responses.setdefault("403", _problem_response("The caller's role may not do this."))
+            responses.setdefault("default", _problem_response("Any other error, as RFC 9457 problem+json."))
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,117 @@
+"""Opaque cursors, the "after this item" filter, and Page[T]."""
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from bson import ObjectId
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from shared.pagination import (
+    Cursor,
+    InvalidCursor,
+    Limit,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    make_page,
+    page_filter,
+    page_sort,
+)
+from shared.service import create_service_app
+from shared.settings import CommonSettings
+
+AT = datetime(2025, 3, 1, 12, 30, 15, 123000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("value", "doc_id"), [(AT, "r-1"), (42, "r-2"), (1.5, 7), ("B0001", ObjectId()), (None, "x")])
+def test_cursor_round_trips_typed_values(value, doc_id):
+    cursor = encode_cursor(value, doc_id)
+    assert "=" not in cursor and "+" not in cursor and "/" not in cursor
+    assert decode_cursor(cursor) == (value, doc_id)
+
+
+def test_datetime_keeps_its_utc_offset():
+    decoded, _ = decode_cursor(encode_cursor(AT, "r-1"))
+    assert decoded.tzinfo is not None and decoded == AT
+
+
+def b64(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+@pytest.mark.parametrize("cursor", [
+    "!!!not-base64!!!",
+    b64("not json"),
+    b64("[1, 2]"),
+    b64(json.dumps({"k": 1})),
+    b64(json.dumps({"k": 1, "id": "r", "extra": True})),
+    b64(json.dumps({"k": {"$dt": "yesterday"}, "id": "r"})),
+    b64(json.dumps({"k": {"$where": "sleep(1000)"}, "id": "r"})),
+    b64(json.dumps({"k": 1, "id": {"$oid": "nope"}})),
+    b64(json.dumps({"k": [1], "id": "r"})),
+    b64(json.dumps({"k": 1, "id": None})),
+    "A" * 5000,
+])
+def test_tampered_cursor_is_a_400_naming_the_cursor(cursor):
+    with pytest.raises(InvalidCursor) as caught:
+        decode_cursor(cursor)
+    assert caught.value.status == 400
+    assert caught.value.extra["errors"][0]["field"] == "cursor"
+
+
+def test_page_filter_descending_and_ascending():
+    cursor = encode_cursor(AT, "r-9")
+    assert page_filter(cursor) == {"$or": [{"created_at": {"$lt": AT}}, {"created_at": AT, "_id": {"$lt": "r-9"}}]}
+    assert page_filter(cursor, "updated_at", descending=False) == {
+        "$or": [{"updated_at": {"$gt": AT}}, {"updated_at": AT, "_id": {"$gt": "r-9"}}]}
+    assert page_filter(None) == {} and page_filter("") == {}
+    assert page_sort() == [("created_at", -1), ("_id", -1)]
+
+
+class Item(BaseModel):
+    id: str
+
+
+def test_make_page_sets_next_cursor_only_when_more_exist():
+    docs = [{"_id": f"r-{i}", "created_at": AT - timedelta(minutes=i)} for i in range(4)]
+    page = make_page(docs, 3, lambda doc: Item(id=doc["_id"]))
+    assert [item.id for item in page.items] == ["r-0", "r-1", "r-2"]
+    assert decode_cursor(page.next_cursor) == (AT - timedelta(minutes=2), "r-2")
+    last = make_page(docs[:2], 3, lambda doc: Item(id=doc["_id"]))
+    assert last.next_cursor is None and len(last.items) == 2
+
+
+router = APIRouter()
+
+
+@router.get("/v1/items")
+async def list_items(limit: Limit = 50, cursor: Cursor = None) -> Page[Item]:
+    page_filter(cursor)
+    return Page[Item](items=[Item(id=str(limit))], next_cursor=None)
+
+
+@pytest.fixture(scope="module")
+def client():
+    app = create_service_app(CommonSettings(service_name="returns", jwt_secret="s" * 64), title="t",
+                             routers=[router], configure_logs=False)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://returns")
+
+
+async def test_limit_defaults_to_50_and_is_bounded(client):
+    assert (await client.get("/v1/items")).json() == {"items": [{"id": "50"}], "next_cursor": None}
+    assert (await client.get("/v1/items?limit=200")).status_code == 200
+    for bad in ("0", "201", "ten"):
+        response = await client.get(f"/v1/items?limit={bad}")
+        assert response.status_code == 422 and response.json()["errors"][0]["field"] == "limit"
+
+
+async def test_bad_cursor_over_http(client):
+    response = await client.get("/v1/items?cursor=garbage!")
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == "cursor"

@@ -1,0 +1,471 @@
+"""The published contracts, generated from the code: AsyncAPI (events, queues), OpenAPI, configuration.
+
+    uv run python -m tools.contracts           # rewrite docs/asyncapi.yaml, docs/openapi/*.json,
+                                               #   docs/configuration.md
+    uv run python -m tools.contracts --check   # exit 1 and name every stale document
+
+What the code cannot say (who publishes an event type, one line about each) lives in the tables
+below; tests/contract fails when an event type in shared.events.DATA_MODELS is missing from them.
+Who consumes what is read from each service's handlers, so the document follows the code.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import inspect
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic.json_schema import models_json_schema
+
+from shared import bus as bus_module
+from shared.events import DATA_MODELS, EXCHANGE, ORDERS_EXCHANGE, SCHEMA_VERSION, CloudEvent, dataschema
+from shared.settings import CommonSettings
+from tools.configuration_reference import configuration_document as _configuration_document
+from tools.contract_examples import example_event as _example_event
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+ASYNCAPI_PATH = DOCS / "asyncapi.yaml"
+OPENAPI_DIR = DOCS / "openapi"
+CONFIGURATION_PATH = DOCS / "configuration.md"
+
+SERVICES = ("returns", "refunds", "notifications", "metrics")
+PORTS = {"returns": 8001, "refunds": 8002, "notifications": 8003, "metrics": 8004}
+ORDER_SYSTEM = "orders"  # the upstream order system: publishes order.delivered, not part of the platform
+CONTENT_TYPE = bus_module.CONTENT_TYPE
+AMQP_BINDING_VERSION = "0.3.0"
+
+# event type -> the one application that publishes it (SPEC §1, docs/design.md).
+PUBLISHERS: dict[str, str] = {
+    "order.delivered": ORDER_SYSTEM,
+    "return.created": "returns",
+    "return.authorized": "returns",
+    "return.rejected": "returns",
+    "return.closed": "returns",
+    "return.shipped": "returns",
+    "return.received": "returns",
+    "return.expired": "returns",
+    "return.feedback_received": "returns",
+    "seller.response_due_soon": "returns",
+    "return.refunded": "refunds",
+    "refund.issued": "refunds",
+    "refund.failed": "refunds",
+    "buyer.flagged": "metrics",
+    "buyer.unflagged": "metrics",
+    "notification.sent": "notifications",
+    "notification.failed": "notifications",
+}
+
+# event type -> (title, what happened). `subject` is the return id unless said otherwise.
+SUMMARIES: dict[str, tuple[str, str]] = {
+    "order.delivered": ("Order delivered", "The upstream order system delivered an order: the snapshot returns are validated against. Subject: the order id."),
+    "return.created": ("Return requested", "A buyer (or an agent for them) requested a return."),
+    "return.authorized": ("Return authorized", "The seller, the seller's policy (`authorization.automatic`) or the platform at the response deadline (`automatic` and `late`) authorized the return; `authorization.returnless` means the buyer keeps the item and is refunded at once."),
+    "return.rejected": ("Return rejected", "The seller rejected the request; `rejection.invalid` marks an in-policy, seller-fault request rejected anyway."),
+    "return.closed": ("Return closed", "The buyer withdrew or the matter was settled without a return (`closure.code`)."),
+    "return.shipped": ("Return shipped", "The buyer shipped the item back (`shipment`)."),
+    "return.received": ("Return received", "The seller received the item; `receipt` has the quantity and condition per line and `refund_due_at` the refund deadline."),
+    "return.expired": ("Return expired", "Nothing was shipped within the authorization's validity."),
+    "return.feedback_received": ("Return feedback received", "The buyer answered \"was your return resolved?\" (`feedback.resolved`)."),
+    "seller.response_due_soon": ("Seller response due soon", "Reminder: the seller has not answered and `response_due_at` is near."),
+    "return.refunded": ("Return refunded", "The buyer was refunded for a return; data is the refund. Subject: the return id. Published once per return."),
+    "refund.issued": ("Refund issued", "A refund (of a return, returnless, or a direct order refund) was paid. Subject: the refund id."),
+    "refund.failed": ("Refund failed", "The payment gateway refused the refund or kept failing. Subject: the refund id."),
+    "buyer.flagged": ("Buyer flagged", "A buyer crossed the abuse thresholds: auto-authorization and returnless refunds are off for them. Subject: the buyer id."),
+    "buyer.unflagged": ("Buyer unflagged", "A flagged buyer is back under the thresholds. Subject: the buyer id."),
+    "notification.sent": ("Notification sent", "An email was accepted by the SMTP server. Ids only, no address. Subject: the notification id."),
+    "notification.failed": ("Notification failed", "An email could not be delivered after every retry. Subject: the notification id."),
+}
+
+# What SPEC §1 says each service consumes; used only for a service whose handlers can't be read.
+SPEC_CONSUMERS: dict[str, tuple[str, ...]] = {
+    "returns": ("order.delivered", "return.refunded", "refund.failed", "buyer.flagged", "buyer.unflagged"),
+    "refunds": ("return.received", "return.authorized", "return.closed", "order.delivered"),
+    "notifications": ("return.created", "return.authorized", "return.rejected", "return.closed",
+                      "return.shipped", "return.received", "return.expired", "return.refunded",
+                      "refund.issued", "refund.failed", "seller.response_due_soon"),
+    "metrics": ("order.delivered", "return.created", "return.authorized", "return.rejected",
+                "return.closed", "return.shipped", "return.received", "return.expired",
+                "return.feedback_received", "return.refunded", "refund.issued", "refund.failed"),
+}
+
+
+def exchange_of(event_type: str) -> str:
+    return ORDERS_EXCHANGE if event_type == "order.delivered" else EXCHANGE
+
+
+# ---- reading the services -------------------------------------------------------------------
+
+def settings_class(service: str) -> type[CommonSettings]:
+    """The CommonSettings subclass defined in services/<service>/settings.py."""
+    module = importlib.import_module(f"services.{service}.settings")
+    found = [obj for obj in vars(module).values()
+             if inspect.isclass(obj) and issubclass(obj, CommonSettings) and obj is not CommonSettings
+             and obj.__module__ == module.__name__]
+    if len(found) != 1:
+        raise LookupError(f"services.{service}.settings defines {len(found)} settings classes, expected 1")
+    return found[0]
+
+
+@contextmanager
+def clean_environment(*settings_classes: type[CommonSettings]) -> Iterator[None]:
+    """Hide environment variables that would change settings, so output depends on code only."""
+    names = {name.upper() for cls in (CommonSettings, *settings_classes) for name in cls.model_fields}
+    hidden = {key: os.environ.pop(key) for key in list(os.environ) if key.upper() in names}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
+
+
+def contract_settings(service: str) -> CommonSettings:
+    cls = settings_class(service)
+    # A placeholder key: the app refuses to build without one; it never signs anything here.
+    return cls(jwt_algorithm="HS256", jwt_secret="contract-generation-placeholder-key-0000000000")
+
+
+def _placeholder_args(function: Any) -> list[Any]:
+    """Arguments to call a subscriptions factory with: the orders exchange by name, None otherwise
+    (factories only close over their dependencies; nothing is called until an event arrives)."""
+    args = []
+    for name, parameter in inspect.signature(function).parameters.items():
+        if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if name == "orders_exchange":
+            args.append(ORDERS_EXCHANGE)
+        elif parameter.default is inspect.Parameter.empty:
+            args.append(None)
+        else:
+            break
+    return args
+
+
+def _subscription(item: Any) -> tuple[str, str]:
+    if isinstance(item, tuple):
+        return item[0], (item[2] if len(item) > 2 and item[2] else EXCHANGE)
+    exchange = ORDERS_EXCHANGE if getattr(item, "from_orders", False) else getattr(item, "exchange", None)
+    return item.event_type, exchange or EXCHANGE
+
+
+def code_subscriptions(service: str) -> dict[str, str]:
+    """event type -> exchange, as the service's handlers subscribe at start-up.
+
+    services/<name>/handlers.py exposes its subscriptions as a module-level SUBSCRIPTIONS list, a
+    `subscriptions(...)` factory function, or a handlers class with a `subscriptions(...)` method;
+    items are objects with `event_type` (and `exchange` or `from_orders`) or (type, handler[,
+    exchange]) tuples. Factories are called with placeholders, classes read without construction.
+    """
+    module = importlib.import_module(f"services.{service}.handlers")
+    listed = getattr(module, "SUBSCRIPTIONS", None)
+    factory = getattr(module, "subscriptions", None)
+    if listed is None and inspect.isfunction(factory):
+        listed = factory(*_placeholder_args(factory))
+    if listed is None:
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and obj.__module__ == module.__name__ and callable(getattr(obj, "subscriptions", None)):
+                instance = obj.__new__(obj)  # subscriptions() only names bound methods; no state needed
+                listed = instance.subscriptions(*_placeholder_args(obj.subscriptions))
+                break
+    if listed is None:
+        raise LookupError(f"services.{service}.handlers exposes no subscriptions")
+    return dict(_subscription(item) for item in listed)
+
+
+def consumers() -> tuple[dict[str, dict[str, str]], list[str]]:
+    """service -> {event type -> exchange}; plus the services read from SPEC instead of code."""
+    out: dict[str, dict[str, str]] = {}
+    from_spec: list[str] = []
+    for service in SERVICES:
+        try:
+            out[service] = code_subscriptions(service)
+        except (ImportError, LookupError):
+            out[service] = {event_type: exchange_of(event_type) for event_type in SPEC_CONSUMERS[service]}
+            from_spec.append(service)
+    return out, from_spec
+
+
+def example_event(event_type: str) -> dict[str, Any]:
+    publisher = PUBLISHERS[event_type]
+    return _example_event(event_type, publisher, external=publisher == ORDER_SYSTEM)
+
+
+def configuration_document() -> str:
+    return _configuration_document({service: settings_class(service) for service in SERVICES})
+
+
+# ---- AsyncAPI -------------------------------------------------------------------------------
+
+def _title(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _schemas() -> dict[str, Any]:
+    models = sorted({model for model in DATA_MODELS.values()}, key=lambda m: m.__name__)
+    _, top = models_json_schema([(model, "serialization") for model in models],
+                                ref_template="#/components/schemas/{model}")
+    schemas = dict(sorted(top.get("$defs", {}).items()))
+    envelope = CloudEvent.model_json_schema(mode="serialization", ref_template="#/components/schemas/{model}")
+    envelope["description"] = (
+        "CloudEvents 1.0 structured JSON (the AMQP body). `id` is also the AMQP message_id and the "
+        "key consumers dedupe on; `sequence` is the aggregate's version after the change, for "
+        "ordering; `data` is the aggregate's full current state. Unknown extension attributes may "
+        "appear and must be ignored.")
+    schemas["CloudEvent"] = envelope
+    return schemas
+
+
+def _queue_binding(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"amqp": {"is": "queue",
+                     "queue": {"name": name, "durable": True, "exclusive": False, "autoDelete": False, "vhost": "/"},
+                     "x-arguments": arguments, "bindingVersion": AMQP_BINDING_VERSION}}
+
+
+def asyncapi_document() -> dict[str, Any]:
+    consumed, _ = consumers()
+    event_types = list(DATA_MODELS)
+    retry_delays = list(CommonSettings.model_fields["retry_delays_ms"].default)
+    subscribers = {t: [s for s in SERVICES if t in consumed[s]] for t in event_types}
+
+    messages: dict[str, Any] = {}
+    for event_type in event_types:
+        title, summary = SUMMARIES[event_type]
+        model = DATA_MODELS[event_type]
+        constants: dict[str, Any] = {"type": {"const": event_type},
+                                     "dataschema": {"const": dataschema(event_type)},
+                                     "data": {"$ref": f"#/components/schemas/{model.__name__}"}}
+        if PUBLISHERS[event_type] != ORDER_SYSTEM:
+            constants["source"] = {"const": f"/services/{PUBLISHERS[event_type]}"}
+        messages[event_type] = {
+            "name": event_type,
+            "title": title,
+            "summary": summary,
+            "contentType": CONTENT_TYPE,
+            "correlationId": {"description": "The aggregate the event is about (return, refund, buyer, notification or order id).",
+                              "location": "$message.payload#/subject"},
+            "payload": {"allOf": [{"$ref": "#/components/schemas/CloudEvent"},
+                                  {"type": "object", "required": ["type", "data"], "properties": constants}]},
+            "bindings": {"amqp": {"messageType": event_type, "bindingVersion": AMQP_BINDING_VERSION}},
+            "examples": [{"name": event_type, "summary": f"A {event_type} event",
+                          "payload": example_event(event_type)}],
+        }
+
+    channels: dict[str, Any] = {}
+    for event_type in event_types:
+        exchange = exchange_of(event_type)
+        publisher = PUBLISHERS[event_type]
+        channels[event_type] = {
+            "address": event_type,
+            "title": f"{exchange} / {event_type}",
+            "description": (f"Routing key `{event_type}` on the `{exchange}` topic exchange. "
+                            f"Published by {publisher if publisher != ORDER_SYSTEM else 'the upstream order system'}; "
+                            f"consumed by {', '.join(subscribers[event_type]) or 'no platform service'}."),
+            "messages": {event_type: {"$ref": f"#/components/messages/{event_type}"}},
+            "bindings": {"amqp": {"is": "routingKey",
+                                  "exchange": {"name": exchange, "type": "topic", "durable": True,
+                                               "autoDelete": False, "vhost": "/"},
+                                  "bindingVersion": AMQP_BINDING_VERSION}},
+        }
+    for service in SERVICES:
+        names = bus_module.QueueNames(service, tuple(retry_delays))
+        refs = {t: {"$ref": f"#/components/messages/{t}"} for t in event_types if t in consumed[service]}
+        bound = [{"exchange": consumed[service][t], "routingKey": t} for t in refs]
+        channels[names.main] = {
+            "address": names.main,
+            "title": f"{service} service queue",
+            "description": (f"Quorum queue the {service} service consumes, bound to each routing key it "
+                            "handles. Replicas of the service compete on it. A failed message goes to "
+                            f"`{names.retry(1)}`..`{names.retry(len(retry_delays))}` and, when retries "
+                            f"are exhausted or it cannot be parsed, to `{names.dead}`."),
+            "messages": refs,
+            "bindings": _queue_binding(names.main, {
+                "x-queue-type": "quorum", "x-delivery-limit": bus_module.DELIVERY_LIMIT,
+                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.dead}),
+            "x-bindings": bound,
+        }
+        for attempt, delay in enumerate(retry_delays, start=1):
+            channels[names.retry(attempt)] = {
+                "address": names.retry(attempt),
+                "title": f"{service} retry {attempt}",
+                "description": (f"Holds a message {delay} ms before retry {attempt} (default RETRY_DELAYS_MS); "
+                                f"on expiry it flows back to `{names.main}`. Headers: `x-attempt`, `x-last-error`, "
+                                "`x-original-routing-key`, `x-original-exchange`."),
+                "messages": refs,
+                "bindings": _queue_binding(names.retry(attempt), {
+                    "x-queue-type": "classic", "x-message-ttl": delay,
+                    "x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.main}),
+            }
+        channels[names.dead] = {
+            "address": names.dead,
+            "title": f"{service} dead-letter queue",
+            "description": ("Parked messages, kept until an operator replays them "
+                            f"(`python -m shared.deadletters replay --service {service}`). Headers: `x-error`, "
+                            "`x-attempts`, `x-failed-at`, `x-original-routing-key`, `x-original-exchange`. "
+                            "May also hold unparseable bodies."),
+            "messages": refs,
+            "bindings": _queue_binding(names.dead, {"x-queue-type": "classic"}),
+        }
+
+    send_binding = {"amqp": {"deliveryMode": 2, "mandatory": True, "timestamp": True,
+                             "bindingVersion": AMQP_BINDING_VERSION}}
+    receive_binding = {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING_VERSION}}
+    operations: dict[str, Any] = {}
+    for event_type in event_types:
+        publisher = PUBLISHERS[event_type]
+        operations[f"{publisher}.send.{event_type}"] = {
+            "action": "send",
+            "title": f"{publisher} publishes {event_type}",
+            "summary": ("Published from the service's outbox with publisher confirms, persistent, mandatory."
+                        if publisher != ORDER_SYSTEM else "Published by the upstream order system."),
+            "channel": {"$ref": f"#/channels/{event_type}"},
+            "messages": [{"$ref": f"#/channels/{event_type}/messages/{event_type}"}],
+            "tags": [{"name": publisher}],
+            "bindings": send_binding,
+        }
+    for service in SERVICES:
+        queue = f"{service}.events"
+        for event_type in event_types:
+            if event_type not in consumed[service]:
+                continue
+            operations[f"{service}.receive.{event_type}"] = {
+                "action": "receive",
+                "title": f"{service} consumes {event_type}",
+                "summary": "Acked after the effect is durable; deduplicated by event id.",
+                "channel": {"$ref": f"#/channels/{queue}"},
+                "messages": [{"$ref": f"#/channels/{queue}/messages/{event_type}"}],
+                "tags": [{"name": service}],
+                "bindings": receive_binding,
+            }
+
+    return {
+        "asyncapi": "3.0.0",
+        "id": "urn:returns-platform:events",
+        "info": {
+            "title": "Returns platform events",
+            "version": f"{SCHEMA_VERSION}.0.0",
+            "description": (
+                "Every event of the returns platform and every queue its services consume. One durable "
+                f"topic exchange, `{EXCHANGE}`; routing key = event type; the body is a CloudEvents 1.0 "
+                "JSON document whose `data` is the aggregate's full current state. Upstream orders arrive "
+                f"on `{ORDERS_EXCHANGE}`. Delivery is at least once: dedupe on `id`, order by `sequence`. "
+                "Generated by `scripts/gen-contracts` from shared/events.py and the services' handlers; "
+                "see docs/subscribers.md."),
+            "license": {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"},
+            "tags": [{"name": s} for s in (*SERVICES, ORDER_SYSTEM)],
+        },
+        "servers": {
+            "compose": {"host": "localhost:5672", "protocol": "amqp", "protocolVersion": "0.9.1",
+                        "description": "RabbitMQ of deploy/compose.yaml (per-service users, see deploy/rabbitmq/definitions.json).",
+                        "security": [{"$ref": "#/components/securitySchemes/userPassword"}]},
+            "kubernetes": {"host": "rabbitmq.returns-platform.svc:5672", "protocol": "amqp", "protocolVersion": "0.9.1",
+                           "description": "The RabbitMQ cluster of deploy/kubernetes/overlays/production.",
+                           "security": [{"$ref": "#/components/securitySchemes/userPassword"}]},
+        },
+        "defaultContentType": CONTENT_TYPE,
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "schemas": _schemas(),
+            "messages": messages,
+            "securitySchemes": {"userPassword": {"type": "userPassword",
+                                                 "description": "One RabbitMQ user per service, limited to its own queues and the exchanges."}},
+        },
+    }
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a shared sub-document out again instead of as a YAML anchor/alias: easier to read."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render_yaml(document: dict[str, Any]) -> str:
+    header = "# Generated by scripts/gen-contracts (tools/contracts.py) from the code. Do not edit.\n"
+    return header + yaml.dump(document, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=110)
+
+
+# ---- OpenAPI --------------------------------------------------------------------------------
+
+def openapi_document(service: str) -> dict[str, Any]:
+    app_module = importlib.import_module(f"services.{service}.app")
+    with clean_environment(settings_class(service)):
+        app = app_module.create_app(contract_settings(service))
+        document = app.openapi()
+    return json.loads(json.dumps(document))  # plain JSON types, as committed
+
+
+def render_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def openapi_services() -> tuple[list[str], dict[str, str]]:
+    """Services whose app imports (and builds), and why the others don't."""
+    ok, missing = [], {}
+    for service in SERVICES:
+        try:
+            importlib.import_module(f"services.{service}.app")
+            ok.append(service)
+        except Exception as exc:  # noqa: BLE001 - reported, not fatal: services appear over time
+            missing[service] = f"{type(exc).__name__}: {exc}"
+    return ok, missing
+
+
+# ---- command line ---------------------------------------------------------------------------
+
+def generated(problems: dict[str, str] | None = None) -> dict[Path, str]:
+    """Every contract document: path -> text. A service whose OpenAPI can't be built is left out
+    (and named in `problems`)."""
+    with clean_environment(*(settings_class(s) for s in SERVICES)):
+        out = {ASYNCAPI_PATH: render_yaml(asyncapi_document()), CONFIGURATION_PATH: configuration_document()}
+    services, missing = openapi_services()
+    for service in services:
+        try:
+            out[OPENAPI_DIR / f"{service}.json"] = render_json(openapi_document(service))
+        except Exception as exc:  # noqa: BLE001 - reported; the other documents are still written
+            missing[service] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    if problems is not None:
+        problems.update(missing)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/gen-contracts", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare with the committed documents, write nothing")
+    args = parser.parse_args(argv)
+    _, from_spec = consumers()
+    for service in from_spec:
+        print(f"warning: {service}: handlers not readable, consumers taken from SPEC §1", file=sys.stderr)
+    problems: dict[str, str] = {}
+    documents = generated(problems)
+    for service, reason in problems.items():
+        print(f"warning: {service}: no OpenAPI document ({reason})", file=sys.stderr)
+    stale = []
+    for path, text in documents.items():
+        current = path.read_text() if path.exists() else ""
+        if current == text:
+            continue
+        if args.check:
+            stale.append(path)
+            diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(path.relative_to(ROOT)),
+                                        "generated", lineterm="", n=1)
+            print("\n".join(list(diff)[:40]), file=sys.stderr)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+    if stale:
+        print(f"stale: {', '.join(str(p.relative_to(ROOT)) for p in stale)}; run scripts/gen-contracts", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -121,6 +121,9 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
             if operation.get("security"):
                 responses.setdefault("401", _problem_response("Missing, expired or invalid bearer token."))
                 responses.setdefault("403", _problem_response("The caller's role may not do this."))
+            for code, response in responses.items():
+                if code[0] in "45" and "content" not in response:
+                    response["content"] = _problem_response("")["content"]
             responses.setdefault("default", _problem_response("Any other error, as RFC 9457 problem+json."))
     app.openapi_schema = schema
     return schema

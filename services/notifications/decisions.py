@@ -1,0 +1,79 @@
+"""Who hears what: the decision table of SPEC §8, as data.
+
+Each rule reads: on `event_type`, when `when(data)` holds, email the `recipient` with `template`.
+`data` is the event's typed data (`Return` or `Refund`). Templates live under
+`templates/<locale>/<template>.{txt,html}`.
+
+`return.shipped` tells the seller the parcel is on its way (carrier and tracking), so they can
+expect it; the buyer already knows. `return.feedback_received` and `notification.*` send nothing.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Recipient = Literal["buyer", "seller"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    event_type: str
+    recipient: Recipient
+    template: str
+    when: Callable[[Any], bool] = lambda data: True
+
+
+def _returnless(data: Any) -> bool:
+    return bool(data.authorization and data.authorization.returnless)
+
+
+def _ships_back(data: Any) -> bool:
+    return not _returnless(data)
+
+
+def _late(data: Any) -> bool:
+    return bool(data.authorization and data.authorization.late)
+
+
+def _direct(data: Any) -> bool:
+    # Refunds of a return reach the buyer through `return.refunded`; only direct ones through here.
+    return data.return_id is None
+
+
+def _automatic(data: Any) -> bool:
+    return bool(data.automatic)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("return.created", "buyer", "buyer/return_requested"),
+    Rule("return.created", "seller", "seller/new_request"),
+    Rule("seller.response_due_soon", "seller", "seller/response_due_soon"),
+    Rule("return.authorized", "buyer", "buyer/return_authorized", _ships_back),
+    Rule("return.authorized", "buyer", "buyer/returnless_refund", _returnless),
+    Rule("return.authorized", "seller", "seller/auto_authorized", _late),
+    Rule("return.rejected", "buyer", "buyer/return_rejected"),
+    Rule("return.closed", "buyer", "buyer/return_closed"),
+    Rule("return.expired", "buyer", "buyer/return_expired"),
+    Rule("return.shipped", "seller", "seller/return_shipped"),
+    Rule("return.received", "buyer", "buyer/item_received"),
+    Rule("return.received", "seller", "seller/item_received"),
+    Rule("return.refunded", "buyer", "buyer/refunded"),
+    Rule("refund.issued", "buyer", "buyer/refunded", _direct),
+    Rule("refund.issued", "seller", "seller/auto_refunded", _automatic),
+    Rule("refund.failed", "buyer", "buyer/refund_failed"),
+)
+
+# Reminders that are pointless once a later state of the same return has been seen.
+STALE_WHEN_SUPERSEDED: frozenset[str] = frozenset({"seller.response_due_soon"})
+
+# The bus binds only what can send something; `return.feedback_received` is not consumed at all.
+SUBSCRIBED_TYPES: tuple[str, ...] = tuple(dict.fromkeys(rule.event_type for rule in RULES))
+
+TEMPLATES: tuple[str, ...] = tuple(dict.fromkeys(rule.template for rule in RULES))
+
+
+def decide(event_type: str, data: Any) -> list[tuple[Recipient, str]]:
+    """(recipient, template) for every email this event calls for, in table order."""
+    return [(rule.recipient, rule.template) for rule in RULES
+            if rule.event_type == event_type and rule.when(data)]

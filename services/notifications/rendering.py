@@ -1,0 +1,85 @@
+"""Turn an event into the emails it calls for: decide, gather facts, render both parts.
+
+Pure: no I/O besides reading templates. HTML parts are autoescaped; text parts and subjects are
+not (they are not HTML), and subjects are folded onto one line.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+
+from services.notifications.decisions import decide
+from services.notifications.facts import DEFAULT_LOCALE, Reader, facts_for
+from shared.events import CloudEvent
+from shared.models import Party, Refund, Return
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    locale: str
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class PlannedEmail:
+    """One email an event calls for: who, which template, and its rendered content."""
+
+    recipient_role: str
+    recipient: Party
+    template: str
+    email: RenderedEmail
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def _template(locale: str, template: str, part: str):  # noqa: ANN202 - jinja2.Template
+    env = environment()
+    try:
+        return env.get_template(f"{locale}/{template}.{part}")
+    except TemplateNotFound:
+        return env.get_template(f"{DEFAULT_LOCALE}/{template}.{part}")
+
+
+def render(template: str, locale: str, facts: dict[str, Any]) -> RenderedEmail:
+    text_template = _template(locale, template, "txt")
+    subject = "".join(text_template.blocks["subject"](text_template.new_context(dict(facts))))
+    return RenderedEmail(
+        locale=locale,
+        subject=" ".join(subject.split()),
+        text=_BLANK_LINES.sub("\n\n", text_template.render(facts)).strip() + "\n",
+        html=_template(locale, template, "html").render(facts),
+    )
+
+
+def recipient_of(data: Return | Refund, role: str) -> Party:
+    return data.buyer if role == "buyer" else data.seller
+
+
+def plan(event: CloudEvent) -> list[PlannedEmail]:
+    """Every email `event` calls for, rendered for its reader (empty for events that send none)."""
+    data = event.typed()
+    if not isinstance(data, Return | Refund):
+        return []
+    planned = []
+    for role, template in decide(event.type, data):
+        party = recipient_of(data, role)
+        reader = Reader.of(role, party, data.marketplace)
+        email = render(template, reader.locale, facts_for(data, reader))
+        planned.append(PlannedEmail(role, party, template, email))
+    return planned

@@ -1,0 +1,74 @@
+"""HTTP shapes of the notifications API. No email address leaves through them: ids only."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class RecipientRole(StrEnum):
+    BUYER = "buyer"
+    SELLER = "seller"
+
+
+class Attempt(BaseModel):
+    at: datetime
+    generation: int
+    outcome: str = Field(description="sent, transient or permanent")
+    code: int | None = Field(default=None, description="SMTP reply code, when the server gave one")
+    detail: str
+
+
+class NotificationView(BaseModel):
+    notification_id: str
+    event_id: str
+    event_type: str
+    template: str
+    recipient_role: RecipientRole
+    recipient_id: str
+    return_id: str | None
+    refund_id: str | None
+    order_id: str
+    locale: str
+    subject: str
+    status: NotificationStatus
+    attempts: int = Field(description="SMTP attempts in the current generation")
+    generation: int = Field(description="0 for the original email, +1 per resend")
+    next_attempt_at: datetime | None = Field(description="When a pending email is tried next")
+    smtp_message_id: str | None
+    error: str | None
+    attempt_log: list[Attempt]
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    failed_at: datetime | None
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> NotificationView:
+        fields = {name: doc.get(name) for name in cls.model_fields if name != "notification_id"}
+        if doc.get("status") != NotificationStatus.PENDING:
+            fields["next_attempt_at"] = None
+        return cls(notification_id=doc["_id"], **fields)
+
+
+class PreviewEmail(BaseModel):
+    recipient_role: RecipientRole
+    recipient_id: str
+    template: str
+    locale: str
+    subject: str
+    text: str
+    html: str
+
+
+class Preview(BaseModel):
+    event_type: str
+    emails: list[PreviewEmail] = Field(description="Empty when the event sends nothing")

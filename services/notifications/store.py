@@ -1,0 +1,76 @@
+"""The notification log in MongoDB: the only module that knows the collection's shape and indexes."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from services.notifications.domain import Status, resend_update
+from shared.events import CloudEvent
+from shared.outbox import with_outbox
+from shared.pagination import page_filter, page_sort
+
+COLLECTION = "notifications"
+
+
+class NotificationStore:
+    def __init__(self, db: Any) -> None:
+        self.collection = db[COLLECTION]
+
+    async def ensure_indexes(self) -> None:
+        # The rule "one email per (event, recipient, template), ever" is this index.
+        await self.collection.create_index(
+            [("event_id", ASCENDING), ("recipient_role", ASCENDING), ("template", ASCENDING)],
+            unique=True, name="one_email_per_event_recipient_template")
+        await self.collection.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+        await self.collection.create_index([("return_id", ASCENDING), ("created_at", DESCENDING)])
+        await self.collection.create_index([("recipient_id", ASCENDING), ("created_at", DESCENDING)])
+        await self.collection.create_index([("created_at", DESCENDING)])
+
+    async def record(self, doc: dict[str, Any]) -> bool:
+        """Insert a new notification; False when this (event, recipient, template) already exists."""
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def superseded(self, return_id: str, version: int) -> bool:
+        """Has an email already been recorded for a later version of this return?"""
+        later = await self.collection.find_one(
+            {"return_id": return_id, "return_version": {"$gt": version}}, {"_id": 1})
+        return later is not None
+
+    async def claim_due(self, now: datetime, lease: timedelta) -> dict[str, Any] | None:
+        """Take the next due pending email for `lease`; an expired claim (a crash) is taken over."""
+        return await self.collection.find_one_and_update(
+            {"status": str(Status.PENDING), "next_attempt_at": {"$lte": now}, "claimed_until": {"$lt": now}},
+            {"$set": {"claimed_until": now + lease, "claim": uuid.uuid4().hex}},
+            sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+
+    async def settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[CloudEvent]) -> bool:
+        """Apply an attempt's outcome and its events in one write, if the claim is still ours."""
+        result = await self.collection.update_one({"_id": doc["_id"], "claim": doc["claim"]},
+                                                  with_outbox(update, events))
+        return result.matched_count == 1
+
+    async def get(self, notification_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": notification_id}, {"outbox": 0})
+
+    async def resend(self, notification_id: str, now: datetime, actor_id: str) -> dict[str, Any] | None:
+        """Back to pending as a new generation; None unless it was sent or failed."""
+        # No projection: FerretDB's findAndModify does not support one.
+        return await self.collection.find_one_and_update(
+            {"_id": notification_id, "status": {"$in": [str(Status.SENT), str(Status.FAILED)]}},
+            resend_update(now, actor_id), return_document=ReturnDocument.AFTER)
+
+    async def page(self, conditions: list[dict[str, Any]], cursor: str | None,
+                   limit: int) -> list[dict[str, Any]]:
+        """Up to `limit + 1` notifications matching every condition, newest first, after `cursor`."""
+        conditions = [c for c in (*conditions, page_filter(cursor)) if c]
+        query = {"$and": conditions} if len(conditions) > 1 else conditions[0] if conditions else {}
+        found = self.collection.find(query, {"outbox": 0, "html": 0, "text": 0})
+        return [doc async for doc in found.sort(page_sort()).limit(limit + 1)]

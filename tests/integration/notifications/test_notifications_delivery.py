@@ -1,0 +1,166 @@
+"""The right email to the right person, once: real broker, real MongoDB-wire server, real SMTP."""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from typing import Any
+
+from services.notifications.samples import AT, sample_data
+from shared.events import CloudEvent, new_event
+
+BUYER, SELLER = "buyer@example.com", "seller@example.com"
+
+
+def event(event_type: str, version: int | None = None, **options: Any) -> CloudEvent:
+    data = sample_data(event_type, **options)
+    if version is not None:
+        data = data.model_copy(update={"version": version})
+    subject = getattr(data, "refund_id", None) if event_type.startswith("refund.") else data.return_id
+    return new_event(event_type, service="returns", subject=subject, data=data, sequence=data.version,
+                     time=AT, event_id=str(uuid.uuid4()))
+
+
+def lifecycle() -> list[CloudEvent]:
+    """A return the seller ignored: platform-authorized, shipped, received, auto-refunded."""
+    return [
+        event("return.created", 1), event("seller.response_due_soon", 1),
+        event("return.authorized", 2, late=True), event("return.shipped", 3),
+        event("return.received", 4), event("refund.issued", automatic=True), event("return.refunded"),
+    ]
+
+
+EXPECTED = Counter({
+    (BUYER, "buyer/return_requested"): 1, (BUYER, "buyer/return_authorized"): 1,
+    (BUYER, "buyer/item_received"): 1, (BUYER, "buyer/refunded"): 1,
+    (SELLER, "seller/new_request"): 1, (SELLER, "seller/response_due_soon"): 1,
+    (SELLER, "seller/auto_authorized"): 1, (SELLER, "seller/return_shipped"): 1,
+    (SELLER, "seller/item_received"): 1, (SELLER, "seller/auto_refunded"): 1,
+})
+
+
+async def test_a_lifecycle_delivered_twice_sends_each_email_once(service, mailbox, announcements, wait_until,
+                                                                 caplog):
+    caplog.set_level(logging.INFO)
+    events = lifecycle()
+    await service.publish(*events, *events)  # every event delivered twice
+    await wait_until(lambda: len(announcements.of("notification.sent")) >= len(EXPECTED), timeout=15,
+                     message=f"{len(EXPECTED)} notification.sent")
+    await wait_until(lambda: service.processed(*(e.id for e in events)))
+
+    # A crash after the emails were recorded but before the inbox noted the events: all again.
+    await service.db.inbox.delete_many({})
+    await service.publish(*events)
+    await wait_until(lambda: service.processed(*(e.id for e in events)))
+
+    docs = {doc["_id"]: doc for doc in await service.notifications()}
+    received = mailbox.received()
+    templates = Counter((str(m["To"]), docs[m["X-Notification-Id"]]["template"]) for m in received)
+    assert templates == EXPECTED
+    assert len(docs) == len(EXPECTED) and all(doc["status"] == "sent" for doc in docs.values())
+    assert len({m["Message-ID"] for m in received}) == len(received)
+    for message in received:
+        doc = docs[message["X-Notification-Id"]]
+        stable_id = f"<{doc['_id']}.0@{service.settings.message_id_domain}>"
+        assert message["Message-ID"] == doc["smtp_message_id"] == stable_id
+        assert message["Subject"] == doc["subject"]
+        plain = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+        assert plain.strip() == doc["text"].strip()
+        assert "<html" in message.get_body(("html",)).get_content()
+    sent = announcements.of("notification.sent")
+    assert len(sent) == len(EXPECTED)
+    assert {e.data["notification_id"] for e in sent} == set(docs)
+    assert all(e.data["smtp_message_id"] == docs[e.subject]["smtp_message_id"] for e in sent)
+    assert not any("@example.com" in e.to_json().decode().replace(service.settings.message_id_domain, "")
+                   for e in sent)
+    ours = [r for r in caplog.records if r.name.startswith(("services.", "shared.", "audit", "access"))]
+    assert any(r.name == "services.notifications.jobs" for r in ours)
+    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in ours)
+    assert "example.com" not in logged and "Ada Buyer" not in logged and "Acme Goods" not in logged
+
+
+async def test_a_server_refusing_for_a_while_gets_the_email_once_it_recovers(service, mailbox, announcements,
+                                                                            wait_until):
+    mailbox.refuse_next = 3  # 451 three times; the fourth attempt goes through
+    rejected = event("return.rejected", 5)
+    await service.publish(rejected)
+    [sent] = await wait_until(lambda: announcements.of("notification.sent"), timeout=10)
+
+    [doc] = await service.notifications(event_id=rejected.id)
+    assert [m["To"] for m in mailbox.received()] == [BUYER]
+    assert mailbox.attempts == 4
+    assert doc["status"] == "sent" and doc["attempts"] == 4 and sent.data["attempts"] == 4
+    assert [a["outcome"] for a in doc["attempt_log"]] == ["transient"] * 3 + ["sent"]
+    assert [a["code"] for a in doc["attempt_log"]][:3] == [451] * 3
+    gaps = [(b["at"] - a["at"]).total_seconds() for a, b in zip(doc["attempt_log"], doc["attempt_log"][1:])]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.3  # growing delays
+    assert not announcements.of("notification.failed")
+
+
+async def test_a_server_that_is_down_gets_the_email_when_it_comes_up(service, smtp, mailbox, announcements,
+                                                                     wait_until):
+    smtp.stop()
+    closed = event("return.closed", 5)
+    await service.publish(closed)
+    await wait_until(lambda: _attempted(service, closed.id), message="a refused connection recorded")
+    smtp.start()
+    await wait_until(lambda: announcements.of("notification.sent"), timeout=10)
+
+    [doc] = await service.notifications(event_id=closed.id)
+    assert doc["attempt_log"][0]["outcome"] == "transient" and doc["attempt_log"][-1]["outcome"] == "sent"
+    assert [m["To"] for m in mailbox.received()] == [BUYER]
+
+
+async def _attempted(service, event_id: str) -> bool:
+    docs = await service.notifications(event_id=event_id)
+    return bool(docs) and docs[0]["attempts"] >= 1
+
+
+async def test_a_permanently_rejected_address_ends_in_notification_failed(service, mailbox, announcements,
+                                                                          wait_until):
+    mailbox.reject.add(BUYER)
+    expired = event("return.expired", 3)
+    await service.publish(expired)
+    [failed] = await wait_until(lambda: announcements.of("notification.failed"), timeout=10)
+
+    [doc] = await service.notifications(event_id=expired.id)
+    assert doc["status"] == "failed" and doc["attempts"] == 1 and mailbox.attempts == 1
+    assert doc["error"].startswith("550 5.1.1") and BUYER not in doc["error"]
+    assert failed.subject == doc["_id"] and failed.data["status"] == "failed"
+    assert failed.data["error"] == doc["error"] and failed.data["template"] == "buyer/return_expired"
+    assert mailbox.received() == [] and not announcements.of("notification.sent")
+
+
+async def test_retries_run_out_into_notification_failed(service, mailbox, announcements, wait_until):
+    mailbox.refuse_next = 100
+    failed_refund = event("refund.failed")
+    await service.publish(failed_refund)
+    [failed] = await wait_until(lambda: announcements.of("notification.failed"), timeout=10)
+
+    attempts = len(service.settings.send_retry_delays_ms) + 1
+    assert failed.data["attempts"] == attempts and mailbox.attempts == attempts
+    assert failed.data["error"].startswith(f"gave up after {attempts} attempts; last: 451")
+    assert mailbox.received() == []
+
+
+async def test_a_reminder_that_arrives_after_the_answer_is_dropped(service, wait_until):
+    authorized, reminder = event("return.authorized", 2), event("seller.response_due_soon", 1)
+    await service.publish(authorized)
+    await wait_until(lambda: service.processed(authorized.id))
+    await service.publish(reminder)
+    await wait_until(lambda: service.processed(reminder.id))
+
+    assert [doc["template"] for doc in await service.notifications()] == ["buyer/return_authorized"]
+
+
+async def test_announcements_nobody_listens_to_do_not_hold_up_the_outbox(unheard_service, mailbox, wait_until):
+    service = unheard_service
+    created = event("return.created", 1)
+    await service.publish(created)
+    await wait_until(lambda: len(mailbox.received()) == 2, message="both emails")
+    await wait_until(lambda: _drained(service), message="outbox emptied")
+
+
+async def _drained(service) -> bool:
+    docs = await service.notifications()
+    return all(doc["status"] == "sent" and not doc.get("outbox") and not doc.get("outbox_pending") for doc in docs)

@@ -1,0 +1,161 @@
+"""What callers ask of the returns service: load, decide with the pure domain, write once, wake the relay."""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from shared.auth import Principal
+from shared.clock import Clock
+from shared.http import Forbidden
+from shared.models import Refund, Return
+from services.returns import domain
+from services.returns.domain import IllegalTransition
+from services.returns.eligibility import open_return, returned_so_far
+from services.returns.errors import (ConcurrentChange, NotYourAction, ReturnNotFound, from_domain,
+                                     rule_violation)
+from services.returns.policy import FieldProblem, MarketplaceRules, PolicyViolation, SellerPolicy, default_policy
+from services.returns.schemas import ReturnRequest
+from services.returns.store import DuplicateKeyError, ReturnsStore
+
+log = logging.getLogger(__name__)
+
+# Who may do what to a return (besides seeing it at all). Services act for a named actor.
+ACTION_ROLES: dict[str, frozenset[str]] = {
+    "create": frozenset({"buyer", "agent"}),
+    "authorize": frozenset({"seller", "agent"}),
+    "reject": frozenset({"seller", "agent"}),
+    "close": frozenset({"buyer", "seller", "agent"}),
+    "ship": frozenset({"buyer", "agent"}),
+    "receive": frozenset({"seller", "agent"}),
+    "feedback": frozenset({"buyer", "agent"}),
+}
+EVENT_OF = {"authorize": "return.authorized", "reject": "return.rejected", "close": "return.closed",
+            "ship": "return.shipped", "receive": "return.received", "feedback": "return.feedback_received"}
+ID_NAMESPACE = uuid.UUID("6f1d8c1e-6a43-4b8e-9a51-2f0d7c3b9e10")
+CREATE_ATTEMPTS = 8
+
+Step = Callable[[Return, datetime], Return]
+
+
+def check_role(principal: Principal, action: str) -> None:
+    role = principal.actor.role
+    if role == "service":
+        raise NotYourAction("A service must name whom it acts for: `X-Acting-For: <buyer|seller|agent>:<id>`.")
+    if role not in ACTION_ROLES[action]:
+        raise NotYourAction(f"A {role} may not {action} a return.")
+
+
+def return_id_for(principal: Principal, idempotency_key: str | None) -> str:
+    """Derived from (caller, key) when there is a key, so a retry after a crash hits the same `_id`."""
+    if idempotency_key is None:
+        return f"ret_{uuid.uuid4().hex}"
+    return f"ret_{uuid.uuid5(ID_NAMESPACE, f'{principal.ref}|{idempotency_key}').hex}"
+
+
+def millis(at: datetime) -> datetime:
+    """MongoDB keeps milliseconds: truncate first, so an event and a later read agree."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+class Lifecycle:
+    def __init__(self, store: ReturnsStore, rules: MarketplaceRules, clock: Clock,
+                 on_commit: Callable[[], None] = lambda: None) -> None:
+        self.store, self.rules, self.clock, self.on_commit = store, rules, clock, on_commit
+
+    def now(self) -> datetime:
+        return millis(self.clock.now())
+
+    async def policy_for(self, seller_id: str) -> SellerPolicy:
+        return await self.store.get_policy(seller_id) or default_policy(self.rules)
+
+    async def open(self, request: ReturnRequest, principal: Principal, idempotency_key: str | None = None) -> Return:
+        check_role(principal, "create")
+        if request.policy_exception and principal.actor.role != "agent":
+            raise Forbidden("Only agents may open a return outside the policy.", field="policy_exception")
+        order = await self.store.get_order(request.order_id)
+        if order is None or not principal.may_access(buyer_id=order.buyer.id):
+            raise rule_violation([FieldProblem("order_id", "no delivered order with this id")])
+        return_id = return_id_for(principal, idempotency_key)
+        policy = await self.policy_for(order.seller.id)
+        flagged = await self.store.buyer_flagged(order.buyer.id)
+        for _ in range(CREATE_ATTEMPTS):
+            if idempotency_key is not None and (earlier := await self.store.get_return(return_id)) is not None:
+                return earlier
+            existing, order_seq = await self.store.returns_of_order(order.order_id)
+            now = self.now()
+            try:
+                changes = open_return(order, request, return_id=return_id, policy=policy, rules=self.rules,
+                                      already_returned=returned_so_far(existing), buyer_flagged=flagged,
+                                      actor=principal.actor, now=now)
+            except PolicyViolation as exc:
+                raise rule_violation(exc.problems) from None
+            try:
+                await self.store.insert_return(changes, order_seq, now)
+            except DuplicateKeyError:
+                continue  # a concurrent request took this slot (or this id): check again against it
+            self.on_commit()
+            created = changes[-1][1]
+            log.info("return opened", extra={"return_id": return_id, "order_id": order.order_id,
+                                             "status": created.status.value, "actor": principal.ref})
+            return created
+        raise ConcurrentChange()
+
+    async def visible_return(self, return_id: str, principal: Principal) -> Return:
+        """The return if the caller may see it; someone else's return does not exist for them."""
+        ret = await self.store.get_return(return_id)
+        if ret is None or not principal.may_access(buyer_id=ret.buyer.id, seller_id=ret.seller.id):
+            raise ReturnNotFound(f"No return {return_id}.")
+        return ret
+
+    async def act(self, return_id: str, principal: Principal, action: str, expected_version: int | None,
+                  step: Step) -> Return:
+        """One transition asked over HTTP: 409 when illegal now, when another one got in first, or
+        when the caller based it on a version (If-Match) that is no longer current."""
+        check_role(principal, action)
+        ret = await self.visible_return(return_id, principal)
+        if expected_version is not None and expected_version != ret.version:
+            raise ConcurrentChange(f"The return is at version {ret.version}, not {expected_version}; reload it.")
+        now = self.now()
+        try:
+            after = step(ret, now)
+        except (IllegalTransition, PolicyViolation) as exc:
+            raise from_domain(exc) from None
+        if not await self.store.apply(ret, [(EVENT_OF[action], after)], now):
+            raise ConcurrentChange()
+        self.on_commit()
+        log.info("return %s", action, extra={"return_id": return_id, "version": after.version,
+                                             "status": after.status.value, "actor": principal.ref})
+        return after
+
+    # ---- what other services tell us ----------------------------------------------------------
+
+    async def refunded(self, refund: Refund) -> None:
+        await self._follow(refund.return_id, "refund", lambda ret, now: domain.mark_refunded(ret, refund, now))
+
+    async def refund_failed(self, refund: Refund) -> None:
+        await self._follow(refund.return_id, "refund_failed",
+                           lambda ret, now: domain.record_refund_failure(ret, refund, now))
+
+    async def _follow(self, return_id: str | None, action: str,
+                      step: Callable[[Return, datetime], Return | None]) -> None:
+        """Apply an event's effect, retrying on a concurrent change; nothing to do is fine."""
+        fields = {"return_id": return_id, "action": action}
+        for _ in range(CREATE_ATTEMPTS):
+            ret = await self.store.get_return(return_id) if return_id else None
+            if ret is None:
+                log.warning("event for an unknown return ignored", extra=fields)
+                return
+            now = self.now()
+            try:
+                after = step(ret, now)
+            except IllegalTransition as exc:
+                log.warning("event does not apply to the return", extra=fields | {"reason": str(exc)})
+                return
+            if after is None:
+                return
+            # The refunds service published this change itself: record it, publish nothing.
+            if await self.store.apply(ret, [(None, after)], now):
+                return
+        raise ConcurrentChange()  # the bus retries later

@@ -1,0 +1,83 @@
+"""Deadlines: remind sellers, authorize unanswered requests, expire unshipped authorizations.
+
+Safe with any number of replicas: every action is a write conditional on the version read, so
+when two runners pick the same return only the first write lands and only its event is emitted.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.models import Return
+from services.returns import domain
+from services.returns.commands import Lifecycle
+from services.returns.domain import IllegalTransition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeadlineRun:
+    reminded: int = 0
+    authorized: int = 0
+    expired: int = 0
+
+
+class DeadlineJob:
+    def __init__(self, lifecycle: Lifecycle, *, interval: timedelta, batch_size: int = 200) -> None:
+        self.lifecycle = lifecycle
+        self.store, self.rules = lifecycle.store, lifecycle.rules
+        self.interval, self.batch_size = interval, batch_size
+        self.runs = 0  # completed runs of the loop, failed ones included: lets tests wait for a full run
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> DeadlineRun:
+        now = self.lifecycle.now()
+        run = DeadlineRun()
+        # Deadline first: a request past it is authorized, not reminded.
+        for ret in await self.store.past_response_deadline(now, self.batch_size):
+            run.authorized += await self._apply(ret, "return.authorized",
+                                                lambda r: domain.platform_authorize(r, now, self.rules), now)
+        for ret in await self.store.due_for_reminder(now, now + self.rules.reminder_lead, self.batch_size):
+            run.reminded += await self._apply(ret, "seller.response_due_soon",
+                                              lambda r: domain.remind(r, now), now, {"reminded_at": now})
+        for ret in await self.store.past_ship_by(now, self.batch_size):
+            run.expired += await self._apply(ret, "return.expired", lambda r: domain.expire(r, now), now)
+        if run.reminded or run.authorized or run.expired:
+            log.info("deadline run", extra=vars(run))
+        return run
+
+    async def _apply(self, ret: Return, event_type: str, step: Callable[[Return], Return], now: datetime,
+                     extra: dict | None = None) -> int:
+        try:
+            after = step(ret)
+        except IllegalTransition:
+            return 0
+        if not await self.store.apply(ret, [(event_type, after)], now, extra):
+            return 0  # another replica (or the seller) got there first
+        self.lifecycle.on_commit()
+        log.info("deadline action", extra={"return_id": ret.return_id, "event_type": event_type})
+        return 1
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="returns-deadlines")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:  # noqa: BLE001 - the store may be away for a moment: try next time
+                log.exception("deadline run failed")
+            self.runs += 1
+            await asyncio.sleep(self.interval.total_seconds())

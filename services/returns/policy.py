@@ -1,0 +1,189 @@
+"""The marketplace's return rules and the seller's policy (SPEC §3–4): pure functions of data."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+
+from shared.calendar import MARKETPLACES, marketplace_zone
+from shared.models import Fault, Order, OrderLine, PolicySnapshot, ReturnLine
+from shared.money import Money
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One rule an input breaks, named by the input field (`lines[0].quantity`)."""
+
+    field: str
+    reason: str
+
+
+class PolicyViolation(Exception):
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class MarketplaceRules:
+    return_window_days: int = 30
+    response_deadline: timedelta = timedelta(hours=48)
+    reminder_lead: timedelta = timedelta(hours=12)
+    authorization_validity: timedelta = timedelta(days=30)
+    refund_business_days: int = 2
+    max_restocking_fee_percent: Decimal = Decimal(50)
+    non_returnable_categories: frozenset[str] = frozenset()
+    high_value_cap: Mapping[str, int] = field(default_factory=dict)
+    default_return_postage: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings) -> MarketplaceRules:  # noqa: ANN001 - ReturnsSettings, kept import-free
+        return cls(
+            return_window_days=settings.return_window_days,
+            response_deadline=settings.response_deadline,
+            reminder_lead=settings.reminder_lead,
+            authorization_validity=settings.authorization_validity,
+            refund_business_days=settings.refund_business_days,
+            max_restocking_fee_percent=settings.max_restocking_fee_percent,
+            non_returnable_categories=frozenset(settings.non_returnable_categories),
+            high_value_cap=dict(settings.high_value_cap),
+            default_return_postage=dict(settings.default_return_postage))
+
+    def postage(self, currency: str) -> Money | None:
+        amount = self.default_return_postage.get(currency)
+        return None if amount is None else Money(amount=amount, currency=currency)
+
+
+# Also a MongoDB key: no dots or dollars.
+Category = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+
+
+class SellerPolicy(BaseModel):
+    """What a seller chooses (`PUT /v1/sellers/{id}/return-policy`); checked by `check_policy`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    return_window_days: StrictInt = Field(default=30, ge=1, le=3650)
+    category_window_days: dict[Category, StrictInt] = Field(default_factory=dict, description="Longer windows for some categories.")
+    restocking_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100, max_digits=5, decimal_places=2)
+    refund_mode: Literal["auto", "manual"] = "auto"
+    auto_authorize: StrictBool = False
+    returnless_threshold: Money | None = None
+    seller_pays_return_shipping: StrictBool = False
+
+    def snapshot(self) -> PolicySnapshot:
+        return PolicySnapshot(refund_mode=self.refund_mode,
+                              restocking_fee_percent=self.restocking_fee_percent,
+                              seller_pays_return_shipping=self.seller_pays_return_shipping,
+                              returnless_threshold=self.returnless_threshold,
+                              auto_authorize=self.auto_authorize)
+
+
+def default_policy(rules: MarketplaceRules) -> SellerPolicy:
+    """The policy of a seller who set none: the marketplace minimums."""
+    return SellerPolicy(return_window_days=rules.return_window_days)
+
+
+def check_policy(policy: SellerPolicy, rules: MarketplaceRules) -> list[FieldProblem]:
+    """A seller policy may extend the marketplace's rules, never weaken them."""
+    problems = []
+    minimum = rules.return_window_days
+    if policy.return_window_days < minimum:
+        problems.append(FieldProblem("return_window_days", f"must be at least the marketplace's {minimum} days"))
+    for category, days in policy.category_window_days.items():
+        if days < minimum:
+            problems.append(FieldProblem(f"category_window_days.{category}",
+                                         f"must be at least the marketplace's {minimum} days"))
+        if category in rules.non_returnable_categories:
+            problems.append(FieldProblem(f"category_window_days.{category}", "this category is not returnable"))
+    if policy.restocking_fee_percent > rules.max_restocking_fee_percent:
+        problems.append(FieldProblem("restocking_fee_percent",
+                                     f"must be at most {rules.max_restocking_fee_percent} %"))
+    if policy.returnless_threshold is not None and policy.returnless_threshold.amount < 0:
+        problems.append(FieldProblem("returnless_threshold.amount", "must not be negative"))
+    return problems
+
+
+# ---- eligibility ----------------------------------------------------------------------------
+
+def window_days(policy: SellerPolicy, category: str, rules: MarketplaceRules) -> int:
+    return max(rules.return_window_days, policy.return_window_days,
+               policy.category_window_days.get(category, 0))
+
+
+def days_since_delivery(delivered_at: datetime, now: datetime, marketplace: str) -> int:
+    """Whole local days: delivered on day D (marketplace time), `now` on D+n -> n."""
+    zone = marketplace_zone(marketplace)
+    return (now.astimezone(zone).date() - delivered_at.astimezone(zone).date()).days
+
+
+def in_window(order: Order, line: OrderLine, policy: SellerPolicy, rules: MarketplaceRules,
+              now: datetime) -> bool:
+    days = days_since_delivery(order.delivered_at, now, order.marketplace)
+    return 0 <= days <= window_days(policy, line.category, rules)
+
+
+def returnable_quantity(line: OrderLine, already_returned: Mapping[str, int]) -> int:
+    return line.quantity - already_returned.get(line.line_id, 0)
+
+
+def is_whole_order(order: Order, lines: Iterable[ReturnLine], already_returned: Mapping[str, int]) -> bool:
+    """True when this return, with the earlier live ones, brings back every unit delivered."""
+    now_returned = dict(already_returned)
+    for line in lines:
+        now_returned[line.line_id] = now_returned.get(line.line_id, 0) + line.quantity
+    return all(now_returned.get(line.line_id, 0) >= line.quantity for line in order.lines)
+
+
+# ---- fault, shipping, automatic decisions ---------------------------------------------------
+
+def overall_fault(lines: Iterable[ReturnLine]) -> Fault:
+    """The seller is at fault for the return as soon as one line's reason is theirs."""
+    return Fault.SELLER if any(line.fault == Fault.SELLER for line in lines) else Fault.BUYER
+
+
+def marketplace_country(marketplace: str) -> str:
+    return MARKETPLACES.get(marketplace, (marketplace, "UTC"))[0]
+
+
+def seller_must_pay_shipping(fault: Fault, return_country: str, marketplace: str) -> bool:
+    """SPEC §4: the seller's fault, or a return address outside the marketplace's country."""
+    return fault == Fault.SELLER or return_country != marketplace_country(marketplace)
+
+
+def return_shipping_payer(fault: Fault, return_country: str, marketplace: str,
+                          seller_pays_by_choice: bool) -> Fault:
+    if seller_must_pay_shipping(fault, return_country, marketplace) or seller_pays_by_choice:
+        return Fault.SELLER
+    return Fault.BUYER
+
+
+def is_high_value(line: ReturnLine, rules: MarketplaceRules) -> bool:
+    """An item (one unit) priced above the cap always needs the seller's own decision."""
+    cap = rules.high_value_cap.get(line.unit_price.currency)
+    return cap is not None and line.unit_price.amount > cap
+
+
+def may_auto_authorize(lines: list[ReturnLine], policy: PolicySnapshot, *, in_policy: bool,
+                       buyer_flagged: bool, rules: MarketplaceRules) -> bool:
+    return (policy.auto_authorize and in_policy and not buyer_flagged
+            and not any(is_high_value(line, rules) for line in lines))
+
+
+def qualifies_for_returnless(lines: list[ReturnLine], policy: PolicySnapshot, *, in_policy: bool,
+                             buyer_flagged: bool) -> bool:
+    """Every returned line's value (unit price × quantity) at or under the seller's threshold."""
+    threshold = policy.returnless_threshold
+    if threshold is None or not in_policy or buyer_flagged or not lines:
+        return False
+    return all(line.unit_price.currency == threshold.currency
+               and line.unit_price.amount * line.quantity <= threshold.amount for line in lines)
+
+
+def invalid_rejection(in_policy: bool, fault: Fault) -> bool:
+    """Rejecting an in-policy request the seller is at fault for counts against the seller."""
+    return in_policy and fault == Fault.SELLER

@@ -1,0 +1,104 @@
+"""Bodies the returns API accepts (strict: unknown fields and wrong types are refused)."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+
+from shared.models import Fault, Id, ItemCondition, LabelType, ReasonCode, ReturnStatus
+from shared.money import Money
+
+Note = Annotated[str, StringConstraints(max_length=2000)]
+Short = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
+
+
+class RejectionReason(StrEnum):
+    OUTSIDE_RETURN_WINDOW = "OUTSIDE_RETURN_WINDOW"
+    NON_RETURNABLE_ITEM = "NON_RETURNABLE_ITEM"
+    ITEM_NOT_SOLD_BY_SELLER = "ITEM_NOT_SOLD_BY_SELLER"
+    SUSPECTED_ABUSE = "SUSPECTED_ABUSE"
+    ALREADY_REFUNDED = "ALREADY_REFUNDED"
+    DUPLICATE_REQUEST = "DUPLICATE_REQUEST"
+    OTHER = "OTHER"
+
+
+class ClosureCode(StrEnum):
+    BUYER_WITHDREW = "BUYER_WITHDREW"
+    SETTLED_WITHOUT_RETURN = "SETTLED_WITHOUT_RETURN"
+    REPLACEMENT_SENT = "REPLACEMENT_SENT"
+    DUPLICATE_REQUEST = "DUPLICATE_REQUEST"
+    OTHER = "OTHER"
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestedLine(Body):
+    line_id: Id
+    quantity: StrictInt = Field(gt=0, le=100_000)
+    reason_code: ReasonCode
+    comment: Note | None = None
+
+
+class ReturnRequest(Body):
+    order_id: Id
+    lines: list[RequestedLine] = Field(min_length=1, max_length=200)
+    policy_exception: StrictBool = Field(
+        default=False, description="Agents only: accept a request outside the window or for a non-returnable category.")
+
+
+class AuthorizeBody(Body):
+    returnless: StrictBool = Field(default=False, description="Refund without the item coming back.")
+    label_type: LabelType | None = Field(default=None, description="Defaults to prepaid when the seller pays, else unpaid.")
+    carrier: Short | None = None
+    tracking_number: Short | None = None
+    label_url: Url | None = None
+    return_shipping_paid_by: Fault | None = Field(default=None, description="Defaults per SPEC §4.")
+    return_postage: Money | None = Field(default=None, description="Unpaid labels: postage the buyer pays.")
+    instructions: Note | None = None
+    note: Note | None = None
+
+
+class RejectBody(Body):
+    reason_code: RejectionReason
+    note: Note | None = None
+
+
+class CloseBody(Body):
+    code: ClosureCode = Field(validation_alias=AliasChoices("code", "closure_code"))
+    note: Note | None = None
+
+
+class ShipBody(Body):
+    carrier: Short
+    tracking_number: Short
+    note: Note | None = None
+
+
+class ReceivedLineBody(Body):
+    line_id: Id
+    quantity: StrictInt = Field(ge=0, le=100_000)
+    condition: ItemCondition
+
+
+class ReceiveBody(Body):
+    lines: list[ReceivedLineBody] = Field(min_length=1, max_length=200)
+    note: Note | None = None
+
+
+class FeedbackBody(Body):
+    resolved: StrictBool
+    note: Note | None = None
+
+
+class ReturnFilter(BaseModel):
+    order_id: str | None = None
+    buyer_id: str | None = None
+    seller_id: str | None = None
+    status: ReturnStatus | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None

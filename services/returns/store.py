@@ -1,0 +1,159 @@
+"""The only module that knows MongoDB: orders, seller policies, buyer flags and returns."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+
+from shared.events import CloudEvent, new_event
+from shared.models import BuyerFlag, Order, Return, ReturnStatus
+from shared.mongo import DuplicateKeyError
+from shared.outbox import outbox_fields, with_outbox
+from shared.pagination import Page, make_page, page_filter, page_sort
+from services.returns.policy import SellerPolicy
+
+SERVICE = "returns"
+__all__ = ["ReturnsStore", "DuplicateKeyError", "StoredPolicy"]
+
+
+def to_document(value: Any) -> Any:
+    """BSON has no Decimal everywhere we run (FerretDB lacks Decimal128): keep it as text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: to_document(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_document(item) for item in value]
+    return value
+
+
+def return_fields(ret: Return) -> dict[str, Any]:
+    return to_document(ret.model_dump(mode="python"))
+
+
+def events_of(changes: list[tuple[str, Return]], now: datetime) -> list[CloudEvent]:
+    return [new_event(event_type, service=SERVICE, subject=ret.return_id, data=ret, sequence=ret.version, time=now)
+            for event_type, ret in changes]
+
+
+class StoredPolicy(SellerPolicy):
+    seller_id: str
+    version: int = 0
+    updated_at: datetime | None = None
+
+
+class ReturnsStore:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.orders = db["orders"]
+        self.policies = db["seller_policies"]
+        self.buyers = db["buyer_flags"]
+        self.returns = db["returns"]
+
+    async def ensure_indexes(self) -> None:
+        # One return per (order, sequence number): two racing requests for the same order cannot both
+        # take the same slot, so each is checked against every return before it (see `insert_return`).
+        await self.returns.create_index([("order_id", ASCENDING), ("order_seq", ASCENDING)], unique=True)
+        await self.returns.create_index([("buyer.id", ASCENDING), ("created_at", DESCENDING)])
+        await self.returns.create_index([("seller.id", ASCENDING), ("created_at", DESCENDING)])
+        await self.returns.create_index([("created_at", DESCENDING)])
+        await self.returns.create_index([("status", ASCENDING), ("response_due_at", ASCENDING)])
+        await self.returns.create_index([("status", ASCENDING), ("ship_by", ASCENDING)])
+
+    # ---- orders -------------------------------------------------------------------------------
+
+    async def save_order(self, order: Order) -> bool:
+        """Upsert the snapshot; True when it was new. Replaying the same snapshot changes nothing."""
+        doc = order.model_dump(mode="python")
+        result = await self.orders.replace_one({"_id": order.order_id}, doc, upsert=True)
+        return result.upserted_id is not None
+
+    async def get_order(self, order_id: str) -> Order | None:
+        doc = await self.orders.find_one({"_id": order_id})
+        return None if doc is None else Order.model_validate(doc)
+
+    # ---- seller policies ----------------------------------------------------------------------
+
+    async def get_policy(self, seller_id: str) -> StoredPolicy | None:
+        doc = await self.policies.find_one({"_id": seller_id})
+        return None if doc is None else StoredPolicy.model_validate({k: v for k, v in doc.items() if k != "_id"})
+
+    async def put_policy(self, seller_id: str, policy: SellerPolicy, now: datetime) -> StoredPolicy:
+        fields = to_document(policy.model_dump(mode="python")) | {"seller_id": seller_id, "updated_at": now}
+        doc = await self.policies.find_one_and_update(
+            {"_id": seller_id}, {"$set": fields, "$inc": {"version": 1}}, upsert=True,
+            return_document=ReturnDocument.AFTER)
+        return StoredPolicy.model_validate({k: v for k, v in doc.items() if k != "_id"})
+
+    # ---- buyer flags --------------------------------------------------------------------------
+
+    async def buyer_flagged(self, buyer_id: str) -> bool:
+        doc = await self.buyers.find_one({"_id": buyer_id}, {"flagged": 1})
+        return bool(doc and doc.get("flagged"))
+
+    async def save_buyer_flag(self, flag: BuyerFlag) -> bool:
+        """Keep the newest decision per buyer: an older event arriving late changes nothing."""
+        fields = {"flagged": flag.flagged, "at": flag.at, "reason": flag.reason}
+        try:
+            result = await self.buyers.update_one(
+                {"_id": flag.buyer_id, "at": {"$lt": flag.at}}, {"$set": fields}, upsert=True)
+        except DuplicateKeyError:  # the stored decision is as new or newer
+            return False
+        return bool(result.modified_count or result.upserted_id is not None)
+
+    # ---- returns ------------------------------------------------------------------------------
+
+    async def get_return(self, return_id: str) -> Return | None:
+        doc = await self.returns.find_one({"_id": return_id}, {"outbox": 0})
+        return None if doc is None else Return.model_validate(doc)
+
+    async def returns_of_order(self, order_id: str) -> tuple[list[Return], int]:
+        """The order's returns and the next free sequence number for a new one."""
+        docs = [doc async for doc in self.returns.find({"order_id": order_id}, {"outbox": 0})]
+        next_seq = max((doc.get("order_seq", 0) for doc in docs), default=0) + 1
+        return [Return.model_validate(doc) for doc in docs], next_seq
+
+    async def insert_return(self, changes: list[tuple[str, Return]], order_seq: int, now: datetime) -> None:
+        """The new return as it stands after `changes`, with their events. DuplicateKeyError when the
+        id (a retried request) or the order's sequence slot (a concurrent request) is taken."""
+        final = changes[-1][1]
+        doc = {"_id": final.return_id, **return_fields(final), "order_seq": order_seq,
+               **outbox_fields(events_of(changes, now))}
+        await self.returns.insert_one(doc)
+
+    async def apply(self, before: Return, changes: list[tuple[str | None, Return]], now: datetime,
+                    extra: dict[str, Any] | None = None) -> bool:
+        """Write the return's next state and its events in one update, if nobody changed it since
+        `before` was read (optimistic concurrency on `version`). False when someone did."""
+        final = changes[-1][1]
+        events = events_of([(t, r) for t, r in changes if t is not None], now)
+        update = with_outbox({"$set": return_fields(final) | (extra or {})}, events)
+        result = await self.returns.update_one({"_id": before.return_id, "version": before.version}, update)
+        return result.matched_count == 1
+
+    async def list_returns(self, criteria: dict[str, Any], cursor: str | None, limit: int) -> Page[Return]:
+        after = page_filter(cursor)
+        query = {"$and": [criteria, after]} if after and criteria else (after or criteria)
+        docs = [doc async for doc in self.returns.find(query, {"outbox": 0}).sort(page_sort()).limit(limit + 1)]
+        return make_page(docs, limit, Return.model_validate)
+
+    # ---- deadlines ----------------------------------------------------------------------------
+
+    async def due_for_reminder(self, now: datetime, until: datetime, limit: int) -> list[Return]:
+        return await self._find({"status": ReturnStatus.REQUESTED.value,
+                                 "response_due_at": {"$gt": now, "$lte": until},
+                                 "reminded_at": {"$exists": False}}, "response_due_at", limit)
+
+    async def past_response_deadline(self, now: datetime, limit: int) -> list[Return]:
+        return await self._find({"status": ReturnStatus.REQUESTED.value, "in_policy": True,
+                                 "response_due_at": {"$lte": now}}, "response_due_at", limit)
+
+    async def past_ship_by(self, now: datetime, limit: int) -> list[Return]:
+        return await self._find({"status": ReturnStatus.AUTHORIZED.value, "authorization.returnless": False,
+                                 "ship_by": {"$lte": now}}, "ship_by", limit)
+
+    async def _find(self, query: dict[str, Any], field: str, limit: int) -> list[Return]:
+        cursor = self.returns.find(query, {"outbox": 0}).sort(field, ASCENDING).limit(limit)
+        return [Return.model_validate(doc) async for doc in cursor]

@@ -1,0 +1,93 @@
+"""The returns service in-process against the real MongoDB-wire server and RabbitMQ.
+
+Each test module gets its own database and queue prefix (dropped and deleted afterwards). A module
+may set `SETTINGS = {...}` to override settings (short durations for the deadline tests).
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aio_pika
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from shared.bus import EventBus, QueueNames
+from shared.clock import FixedClock
+from services.returns.app import create_app
+from services.returns.settings import ReturnsSettings
+from tests.integration.returns.factories import ReturnsApi
+from tests.integration.returns.tap import EventTap
+
+JWT_SECRET = "returns-integration-secret-" + "x" * 40
+T0 = datetime(2025, 3, 8, 17, 0, tzinfo=UTC)  # a Saturday, five days after the builders' delivery
+
+
+@pytest.fixture(scope="module")
+def returns_settings(request: pytest.FixtureRequest, amqp_url: str, mongodb_url: str) -> ReturnsSettings:
+    """This module's own database, queues and exchanges, so nobody else's events meet ours."""
+    tag = uuid.uuid4().hex[:8]
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    prefix = f"t-{name}-{tag}."
+    values = dict(mongodb_url=mongodb_url, mongodb_db=f"test_{name}_{tag}", amqp_url=amqp_url,
+                  queue_prefix=prefix, exchange=f"{prefix}events", orders_exchange=f"{prefix}orders",
+                  jwt_secret=JWT_SECRET, retry_delays_ms=[100, 300], outbox_poll_ms=50, jobs_enabled=False,
+                  max_body_bytes=16 * 1024, log_level="WARNING")
+    return ReturnsSettings(**(values | getattr(request.module, "SETTINGS", {})))
+
+
+@pytest.fixture(scope="module")
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture(scope="module")
+async def tap(returns_settings: ReturnsSettings) -> AsyncIterator[EventTap]:
+    tap = EventTap(returns_settings.amqp_url, returns_settings.exchange)
+    await tap.start()
+    yield tap
+    await tap.close()
+
+
+async def cleanup(settings: ReturnsSettings, mongo_client) -> None:
+    await mongo_client.drop_database(settings.database_name)
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for name in QueueNames(settings.queue_name, tuple(settings.retry_delays_ms)).all:
+            await channel.queue_delete(name)
+        for exchange in (settings.exchange, settings.orders_exchange):
+            await channel.exchange_delete(exchange)
+
+
+@pytest.fixture(scope="module")
+async def returns_app(returns_settings: ReturnsSettings, clock: FixedClock, tap: EventTap,
+                      mongo_client) -> AsyncIterator:
+    app = create_app(returns_settings, clock)
+    try:
+        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as _:
+            yield app  # its state is set by our lifespan; LifespanManager only drives it
+    finally:
+        await cleanup(returns_settings, mongo_client)
+
+
+@pytest.fixture(scope="module")
+async def http(returns_app) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=returns_app), base_url="http://returns") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def api(http: httpx.AsyncClient) -> ReturnsApi:
+    return ReturnsApi(http, JWT_SECRET)
+
+
+@pytest.fixture(scope="module")
+async def upstream(returns_settings: ReturnsSettings) -> AsyncIterator[EventBus]:
+    """A publish-only bus: the order system, the refunds and metrics services as the returns service sees them."""
+    bus = EventBus(returns_settings.amqp_url, "test-upstream", exchange=returns_settings.exchange)
+    await bus.connect()
+    yield bus
+    await bus.close()

@@ -1,0 +1,235 @@
+"""The Return state machine (SPEC §5): every transition from every status, and what each records."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from shared.models import (Actor, Breakdown, Fault, LabelType, Refund, RefundKind, RefundStatus, Return,
+                           ReturnStatus)
+from shared.money import Money
+from services.returns import domain
+from services.returns.domain import ALLOWED, IllegalTransition
+from services.returns.eligibility import open_return
+from services.returns.policy import PolicyViolation
+from services.returns.schemas import AuthorizeBody, CloseBody, ReceiveBody, RejectBody, ShipBody
+from tests.unit.returns.builders import BUYER, RULES, SELLER, make_order, make_request, policy
+
+S = ReturnStatus
+NOW = datetime(2025, 3, 7, 15, 0, tzinfo=UTC)  # a Friday
+AGENT = Actor(role="agent", id="a-1")
+
+
+def requested(*lines, **order_kwargs) -> Return:
+    order = make_order(**order_kwargs)
+    request = make_request(order, *(lines or (("L1", 2, "NO_LONGER_NEEDED"),)))
+    return open_return(order, request, return_id="ret_1", policy=policy(), rules=RULES, already_returned={},
+                       buyer_flagged=False, actor=BUYER, now=NOW - timedelta(hours=1))[0][1]
+
+
+def refund(**changes) -> Refund:
+    zero = Money.zero("USD")
+    ret = requested()
+    data = dict(refund_id="rf_1", kind=RefundKind.RETURN, return_id="ret_1", order_id=ret.order_id, marketplace="US",
+                currency="USD", buyer=ret.buyer, seller=ret.seller, status=RefundStatus.ISSUED, version=2,
+                amount=Money(amount=3000, currency="USD"),
+                breakdown=Breakdown(items=zero, restocking_fee=zero, outbound_shipping=zero,
+                                    return_shipping_concession=zero, other_concession=zero, total=zero),
+                actor=Actor(role="platform", id="refunds"), issued_at=NOW, created_at=NOW, updated_at=NOW,
+                attempts=1)
+    return Refund(**(data | changes))
+
+
+def in_status(status: ReturnStatus) -> Return:
+    ret = requested()
+    return ret.model_copy(update={"status": status})
+
+
+TRANSITIONS = {
+    "authorize": lambda r: domain.authorize(r, AuthorizeBody(), SELLER, NOW, RULES),
+    "reject": lambda r: domain.reject(r, RejectBody(reason_code="OTHER"), SELLER, NOW),
+    "close": lambda r: domain.close(r, CloseBody(code="BUYER_WITHDREW"), BUYER, NOW),
+    "ship": lambda r: domain.ship(r, ShipBody(carrier="UPS", tracking_number="1Z"), BUYER, NOW),
+    "receive": lambda r: domain.receive(r, ReceiveBody(lines=[{"line_id": "L1", "quantity": 2, "condition": "sellable"}]),
+                                        SELLER, NOW, RULES),
+    "expire": lambda r: domain.expire(r, NOW),
+    "refund": lambda r: domain.mark_refunded(r, refund(), NOW),
+    "remind": lambda r: domain.remind(r, NOW),
+    "feedback": lambda r: domain.record_feedback(r, True, BUYER, NOW),
+}
+TARGET = {"authorize": S.AUTHORIZED, "reject": S.REJECTED, "close": S.CLOSED, "ship": S.SHIPPED,
+          "receive": S.RECEIVED, "expire": S.EXPIRED, "refund": S.REFUNDED}
+
+
+@pytest.mark.parametrize("action", sorted(TRANSITIONS))
+@pytest.mark.parametrize("status", list(S))
+def test_every_action_from_every_status(action, status):
+    before = in_status(status)
+    if status in ALLOWED[action]:
+        after = TRANSITIONS[action](before)
+        assert after.status == TARGET.get(action, status)
+        assert after.version == before.version + 1 and after.updated_at == NOW
+        assert after.timeline[:-1] == before.timeline and after.timeline[-1].action == action
+        assert after.timeline[-1].at == NOW and after.timeline[-1].status == after.status
+    elif action == "refund" and status == S.REFUNDED:
+        assert TRANSITIONS[action](before) is None  # a duplicate `return.refunded` changes nothing
+    else:
+        with pytest.raises(IllegalTransition):
+            TRANSITIONS[action](before)
+
+
+# ---- authorize ----------------------------------------------------------------------------
+
+def test_authorize_defaults_who_pays_from_fault():
+    buyer_fault = domain.authorize(requested(), AuthorizeBody(), SELLER, NOW, RULES)
+    assert buyer_fault.authorization.return_shipping_paid_by == Fault.BUYER
+    assert buyer_fault.authorization.label_type == LabelType.UNPAID
+    assert buyer_fault.authorization.return_postage == Money(amount=899, currency="USD")
+    seller_fault = domain.authorize(requested(("L1", 1, "DEFECTIVE")), AuthorizeBody(), SELLER, NOW, RULES)
+    assert seller_fault.authorization.return_shipping_paid_by == Fault.SELLER
+    assert seller_fault.authorization.label_type == LabelType.PREPAID
+    assert seller_fault.authorized_at == NOW and seller_fault.ship_by == NOW + timedelta(days=30)
+    assert seller_fault.responded_at == NOW and not seller_fault.authorization.automatic
+
+
+def test_authorize_defaults_to_the_seller_paying_from_abroad():
+    ret = domain.authorize(requested(return_country="CN"), AuthorizeBody(), SELLER, NOW, RULES)
+    assert ret.authorization.return_shipping_paid_by == Fault.SELLER
+
+
+def test_an_unpaid_label_the_seller_owes_carries_the_postage_as_a_concession():
+    body = AuthorizeBody(label_type="unpaid", return_postage={"amount": 650, "currency": "USD"})
+    ret = domain.authorize(requested(("L1", 1, "DEFECTIVE")), body, SELLER, NOW, RULES)
+    assert ret.authorization.return_shipping_paid_by == Fault.SELLER
+    assert ret.authorization.return_postage == Money(amount=650, currency="USD")
+
+
+def test_a_prepaid_label_with_its_details():
+    body = AuthorizeBody(label_type="prepaid", carrier="UPS", tracking_number="1Z9", label_url="https://l.example/1")
+    auth = domain.authorize(requested(), body, SELLER, NOW, RULES).authorization
+    assert (auth.carrier, auth.tracking_number, auth.label_url) == ("UPS", "1Z9", "https://l.example/1")
+    assert auth.return_shipping_paid_by == Fault.SELLER  # a prepaid label is the seller's expense
+
+
+@pytest.mark.parametrize("ret_lines, body, field", [
+    ((("L1", 1, "DEFECTIVE"),), {"return_shipping_paid_by": "buyer"}, "return_shipping_paid_by"),
+    ((), {"label_type": "prepaid", "return_shipping_paid_by": "buyer"}, "label_type"),
+    ((), {"returnless": True, "label_type": "unpaid"}, "label_type"),
+    ((), {"return_postage": {"amount": 500, "currency": "EUR"}}, "return_postage.currency"),
+])
+def test_authorization_against_the_rules_is_refused_naming_the_field(ret_lines, body, field):
+    with pytest.raises(PolicyViolation) as err:
+        domain.authorize(requested(*ret_lines), AuthorizeBody(**body), SELLER, NOW, RULES)
+    assert [p.field for p in err.value.problems] == [field]
+
+
+def test_returnless_authorization_has_no_label_and_nothing_to_ship_receive_close_or_expire():
+    ret = domain.authorize(requested(), AuthorizeBody(returnless=True), SELLER, NOW, RULES)
+    assert ret.authorization.returnless and ret.authorization.label_type is None and ret.ship_by is None
+    for action in ("ship", "receive", "close", "expire"):
+        with pytest.raises(IllegalTransition):
+            TRANSITIONS[action](ret)
+    assert domain.mark_refunded(ret, refund(), NOW).status == S.REFUNDED
+
+
+def test_platform_authorization_at_the_deadline_is_late_prepaid_at_the_sellers_expense():
+    ret = domain.platform_authorize(requested(), NOW, RULES)
+    auth = ret.authorization
+    assert ret.status == S.AUTHORIZED and auth.automatic and auth.late
+    assert auth.label_type == LabelType.PREPAID and auth.return_shipping_paid_by == Fault.SELLER
+    assert ret.timeline[-1].actor == Actor(role="platform", id="returns")
+
+
+# ---- reject, close ------------------------------------------------------------------------
+
+def test_rejecting_an_in_policy_seller_fault_request_is_invalid():
+    seller_fault = domain.reject(requested(("L1", 1, "DEFECTIVE")), RejectBody(reason_code="OTHER", note="no"), SELLER, NOW)
+    assert seller_fault.rejection.invalid and seller_fault.rejection.reason_code == "OTHER"
+    assert seller_fault.rejected_at == NOW and seller_fault.responded_at == NOW
+    assert not domain.reject(requested(), RejectBody(reason_code="OTHER"), SELLER, NOW).rejection.invalid
+    out_of_policy = requested(("L1", 1, "DEFECTIVE")).model_copy(update={"in_policy": False})
+    assert not domain.reject(out_of_policy, RejectBody(reason_code="OUTSIDE_RETURN_WINDOW"), SELLER, NOW).rejection.invalid
+
+
+def test_close_records_the_closure_code():
+    ret = domain.close(requested(), CloseBody(code="SETTLED_WITHOUT_RETURN", note="partial refund"), SELLER, NOW)
+    assert ret.closure.code == "SETTLED_WITHOUT_RETURN" and ret.closed_at == NOW
+    assert ret.timeline[-1].note == "partial refund" and ret.timeline[-1].actor == SELLER
+
+
+# ---- ship, receive, expire ------------------------------------------------------------------
+
+def authorized() -> Return:
+    return domain.authorize(requested(("L1", 2, "DEFECTIVE")), AuthorizeBody(), SELLER, NOW - timedelta(days=1), RULES)
+
+
+def test_ship_records_the_shipment_until_the_authorization_runs_out():
+    ret = authorized()
+    shipped = domain.ship(ret, ShipBody(carrier="USPS", tracking_number="94"), BUYER, NOW)
+    assert shipped.shipment.carrier == "USPS" and shipped.shipped_at == NOW
+    with pytest.raises(IllegalTransition):
+        domain.ship(ret, ShipBody(carrier="USPS", tracking_number="94"), BUYER, ret.ship_by + timedelta(seconds=1))
+
+
+def test_receive_sets_the_refund_deadline_in_business_days():
+    ret = domain.receive(authorized(), ReceiveBody(lines=[{"line_id": "L1", "quantity": 1, "condition": "opened"}]),
+                         SELLER, NOW, RULES)  # Friday 10:00 New York
+    assert ret.received_at == NOW
+    local_due = ret.refund_due_at.astimezone(ZoneInfo("America/New_York"))
+    assert (local_due.date().isoformat(), local_due.hour) == ("2025-03-11", 23)  # end of Tuesday, local
+    assert [(r.line_id, r.quantity, r.condition) for r in ret.receipt.lines] == [("L1", 1, "opened")]
+
+
+def test_receive_records_unlisted_lines_as_missing():
+    ret = domain.authorize(requested(("L1", 1, "DEFECTIVE"), ("L2", 1, "DEFECTIVE")), AuthorizeBody(), SELLER, NOW, RULES)
+    got = domain.receive(ret, ReceiveBody(lines=[{"line_id": "L2", "quantity": 1, "condition": "sellable"}]), SELLER, NOW, RULES)
+    assert [(r.line_id, r.quantity, r.condition) for r in got.receipt.lines] == [("L2", 1, "sellable"), ("L1", 0, "missing")]
+
+
+@pytest.mark.parametrize("lines, field", [
+    ([{"line_id": "L2", "quantity": 1, "condition": "sellable"}], "lines[0].line_id"),
+    ([{"line_id": "L1", "quantity": 3, "condition": "sellable"}], "lines[0].quantity"),
+    ([{"line_id": "L1", "quantity": 1, "condition": "missing"}], "lines[0].quantity"),
+    ([{"line_id": "L1", "quantity": 1, "condition": "used"}, {"line_id": "L1", "quantity": 1, "condition": "used"}],
+     "lines[1].line_id"),
+])
+def test_receive_against_the_return_is_refused_naming_the_field(lines, field):
+    with pytest.raises(PolicyViolation) as err:
+        domain.receive(authorized(), ReceiveBody(lines=lines), SELLER, NOW, RULES)
+    assert [p.field for p in err.value.problems] == [field]
+
+
+def test_expire_is_the_platforms():
+    ret = domain.expire(authorized(), NOW)
+    assert ret.expired_at == NOW and ret.timeline[-1].actor.role == "platform"
+
+
+def test_remind_keeps_the_status():
+    ret = domain.remind(requested(), NOW)
+    assert ret.status == S.REQUESTED and ret.timeline[-1].action == "remind"
+
+
+# ---- feedback and refunds -------------------------------------------------------------------
+
+def test_feedback_once():
+    ret = domain.record_feedback(in_status(S.REFUNDED), False, BUYER, NOW)
+    assert ret.feedback.resolved is False and ret.feedback.at == NOW and ret.status == S.REFUNDED
+    with pytest.raises(IllegalTransition):
+        domain.record_feedback(ret, True, BUYER, NOW)
+
+
+def test_refunded_records_the_refund_once():
+    ret = domain.mark_refunded(in_status(S.RECEIVED), refund(automatic=True), NOW)
+    assert ret.refund.refund_id == "rf_1" and ret.refund.amount.amount == 3000 and ret.refund.automatic
+    assert ret.refunded_at == NOW and ret.timeline[-1].actor.id == "refunds"
+    assert domain.mark_refunded(ret, refund(), NOW) is None
+
+
+def test_refund_failures_are_recorded_once_each():
+    ret = domain.record_refund_failure(in_status(S.RECEIVED), refund(status="failed", failure_reason="card_declined"), NOW)
+    assert ret.status == S.RECEIVED and ret.refund_failures == ["rf_1 attempt 1: card_declined"]
+    assert domain.record_refund_failure(ret, refund(status="failed", failure_reason="card_declined"), NOW) is None
+    again = domain.record_refund_failure(ret, refund(attempts=2, failure_reason="timeout"), NOW)
+    assert len(again.refund_failures) == 2

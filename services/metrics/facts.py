@@ -1,0 +1,181 @@
+"""Facts: what the metrics service keeps of each return, refund and delivered order.
+
+One fact per aggregate, derived from the latest event's full state (event-carried state). Every
+figure is computed from facts at query time, so a duplicate or late event can never be counted
+twice, and the projections can be rebuilt from facts alone. Pure: no I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from shared.models import Order, Refund, RefundStatus, Return
+
+
+@dataclass(frozen=True)
+class ReturnedUnits:
+    sku: str
+    quantity: int
+    reason_code: str
+    fault: str
+
+
+@dataclass(frozen=True)
+class ReturnFact:
+    return_id: str
+    version: int
+    order_id: str
+    seller_id: str
+    buyer_id: str
+    marketplace: str
+    status: str
+    in_policy: bool
+    created_at: datetime
+    updated_at: datetime
+    response_due_at: datetime
+    responded_at: datetime | None = None
+    authorized_at: datetime | None = None
+    rejected_at: datetime | None = None
+    closed_at: datetime | None = None
+    shipped_at: datetime | None = None
+    received_at: datetime | None = None
+    expired_at: datetime | None = None
+    refunded_at: datetime | None = None
+    platform_authorized: bool = False
+    late_response: bool = False
+    invalid_rejection: bool = False
+    negative_feedback: bool = False
+    lines: tuple[ReturnedUnits, ...] = field(default_factory=tuple)
+
+    @property
+    def units(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    @property
+    def dissatisfied(self) -> bool:
+        """Amazon-style: one return counts once, however many of the three problems it has."""
+        return self.late_response or self.invalid_rejection or self.negative_feedback
+
+
+@dataclass(frozen=True)
+class RefundFact:
+    refund_id: str
+    version: int
+    kind: str
+    return_id: str | None
+    order_id: str
+    seller_id: str
+    buyer_id: str
+    marketplace: str
+    status: str
+    amount: int
+    currency: str
+    automatic: bool
+    created_at: datetime
+    due_at: datetime | None = None
+    issued_at: datetime | None = None
+
+    @property
+    def issued(self) -> bool:
+        return self.status == RefundStatus.ISSUED and self.issued_at is not None
+
+    @property
+    def on_time(self) -> bool | None:
+        """None when the refund had no deadline (returnless and direct refunds)."""
+        if self.due_at is None or self.issued_at is None:
+            return None
+        return self.issued_at <= self.due_at
+
+
+@dataclass(frozen=True)
+class DeliveredUnits:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class DeliveryFact:
+    order_id: str
+    sequence: int
+    seller_id: str
+    buyer_id: str
+    marketplace: str
+    delivered_at: datetime
+    lines: tuple[DeliveredUnits, ...] = field(default_factory=tuple)
+
+
+def return_fact(ret: Return) -> ReturnFact:
+    authorization = ret.authorization
+    platform_authorized = bool(authorization and authorization.late)
+    # The platform answers at the deadline on the seller's behalf; that answer is the response time.
+    responded_at = ret.responded_at or (ret.authorized_at if platform_authorized else None)
+    late = platform_authorized or (responded_at is not None and responded_at > ret.response_due_at)
+    return ReturnFact(
+        return_id=ret.return_id, version=ret.version, order_id=ret.order_id,
+        seller_id=ret.seller.id, buyer_id=ret.buyer.id, marketplace=ret.marketplace,
+        status=str(ret.status), in_policy=ret.in_policy,
+        created_at=ret.created_at, updated_at=ret.updated_at, response_due_at=ret.response_due_at,
+        responded_at=responded_at, authorized_at=ret.authorized_at, rejected_at=ret.rejected_at,
+        closed_at=ret.closed_at, shipped_at=ret.shipped_at, received_at=ret.received_at,
+        expired_at=ret.expired_at, refunded_at=ret.refunded_at,
+        platform_authorized=platform_authorized, late_response=late,
+        invalid_rejection=bool(ret.rejection and ret.rejection.invalid),
+        negative_feedback=bool(ret.feedback and not ret.feedback.resolved),
+        lines=tuple(ReturnedUnits(sku=line.sku, quantity=line.quantity,
+                                  reason_code=str(line.reason_code), fault=str(line.fault))
+                    for line in ret.lines),
+    )
+
+
+def refund_fact(refund: Refund) -> RefundFact:
+    return RefundFact(
+        refund_id=refund.refund_id, version=refund.version, kind=str(refund.kind),
+        return_id=refund.return_id, order_id=refund.order_id, seller_id=refund.seller.id,
+        buyer_id=refund.buyer.id, marketplace=refund.marketplace, status=str(refund.status),
+        amount=refund.amount.amount, currency=refund.amount.currency, automatic=refund.automatic,
+        created_at=refund.created_at, due_at=refund.due_at, issued_at=refund.issued_at,
+    )
+
+
+def delivery_fact(order: Order, sequence: int = 0) -> DeliveryFact:
+    return DeliveryFact(
+        order_id=order.order_id, sequence=sequence, seller_id=order.seller.id, buyer_id=order.buyer.id,
+        marketplace=order.marketplace, delivered_at=order.delivered_at,
+        lines=tuple(DeliveredUnits(sku=line.sku, quantity=line.quantity) for line in order.lines),
+    )
+
+
+# ---- documents ------------------------------------------------------------------------------
+# Facts are stored as plain documents keyed by the aggregate id; `lines` are sub-documents.
+
+def to_document(fact: ReturnFact | RefundFact | DeliveryFact) -> dict[str, Any]:
+    doc = asdict(fact)
+    key = {ReturnFact: "return_id", RefundFact: "refund_id", DeliveryFact: "order_id"}[type(fact)]
+    doc["_id"] = doc[key]
+    if isinstance(fact, ReturnFact):
+        # Every transition of a return happens by this instant: a period query needs only it and created_at.
+        doc["last_event_at"] = max(v for v in doc.values() if isinstance(v, datetime))
+    return doc
+
+
+def _plain(doc: dict[str, Any], kind: type) -> dict[str, Any]:
+    """The fact's own fields; anything a store adds for its queries is left out."""
+    names = {f.name for f in fields(kind)}
+    return {k: v for k, v in doc.items() if k in names}
+
+
+def return_from_document(doc: dict[str, Any]) -> ReturnFact:
+    data = _plain(doc, ReturnFact)
+    data["lines"] = tuple(ReturnedUnits(**line) for line in data.get("lines", ()))
+    return ReturnFact(**data)
+
+
+def refund_from_document(doc: dict[str, Any]) -> RefundFact:
+    return RefundFact(**_plain(doc, RefundFact))
+
+
+def delivery_from_document(doc: dict[str, Any]) -> DeliveryFact:
+    data = _plain(doc, DeliveryFact)
+    data["lines"] = tuple(DeliveredUnits(**line) for line in data.get("lines", ()))
+    return DeliveryFact(**data)

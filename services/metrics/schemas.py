@@ -1,0 +1,123 @@
+"""HTTP shapes of the metrics API. Rates are fractions (0.1 = 10 %), None when nothing to divide by."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from shared.money import Money
+
+
+class Period(BaseModel):
+    from_: datetime = Field(alias="from", description="Inclusive start (UTC).")
+    to: datetime = Field(description="Exclusive end (UTC).")
+
+    model_config = {"populate_by_name": True}
+
+
+class Counts(BaseModel):
+    """Transitions whose time falls in the period (a request made earlier may be answered in it)."""
+
+    requests: int = 0
+    authorizations: int = 0
+    platform_authorizations: int = Field(0, description="Authorized by the platform at the response deadline.")
+    rejections: int = 0
+    closures: int = 0
+    shipments: int = 0
+    receipts: int = 0
+    expirations: int = 0
+    refunds: int = Field(0, description="Refunds issued in the period, of any kind.")
+
+
+class Rate(BaseModel):
+    count: int
+    of: int = Field(description="The denominator.")
+    rate: float | None
+
+
+class Dissatisfaction(Rate):
+    target: float
+    meets_target: bool | None = Field(description="rate < target; None without valid requests.")
+
+
+class ResponseTime(BaseModel):
+    responded: int = Field(description="Requests of the period that got an answer.")
+    p50_seconds: float | None
+    p90_seconds: float | None
+
+
+class Timeliness(Rate):
+    """Refunds issued in the period that had a deadline; `count` of them were on time."""
+
+
+class AutoRefunds(BaseModel):
+    count: int
+    amounts: list[Money]
+
+
+class ReasonCount(BaseModel):
+    reason_code: str
+    fault: str
+    returns: int = Field(description="Returns naming this reason (once per return).")
+    units: int
+
+
+class SkuReturnRate(BaseModel):
+    sku: str
+    units_delivered: int
+    units_returned: int
+    rate: float | None
+
+
+class Figures(BaseModel):
+    """Per-return figures cover the returns requested in the period (by `created_at`)."""
+
+    period: Period
+    counts: Counts
+    returns_by_status: dict[str, int] = Field(description="Current status of the period's requests.")
+    refunded: list[Money] = Field(description="Issued in the period, per currency.")
+    response_time: ResponseTime
+    valid_requests: int = Field(description="In-policy requests of the period.")
+    late_response: Rate
+    invalid_rejection: Rate
+    negative_feedback: Rate
+    dissatisfaction: Dissatisfaction
+    refund_timeliness: Timeliness
+    auto_refunds: AutoRefunds
+
+
+class SellerMetrics(Figures):
+    seller_id: str
+    top_reasons: list[ReasonCount]
+    sku_return_rates: list[SkuReturnRate]
+
+
+class Overview(Figures):
+    sellers: int = Field(description="Sellers with a request in the period.")
+    sellers_over_target: int = Field(description="Of those, sellers whose dissatisfaction rate is at or above target.")
+    flagged_buyers: int = Field(description="Buyers flagged now.")
+    top_reasons: list[ReasonCount]
+
+
+class BuyerFlagState(BaseModel):
+    flagged: bool
+    reason: str
+    since: datetime | None = Field(description="When the current state began (None: never flagged).")
+    version: int
+
+
+class BuyerMetrics(BaseModel):
+    buyer_id: str
+    window_days: int
+    returns: int
+    orders: int
+    returned_orders: int
+    return_rate: float | None
+    flag: BuyerFlagState
+    assessed_at: datetime
+
+
+class RebuildResult(BaseModel):
+    buyers_assessed: int
+    flagged: int
+    unflagged: int

@@ -10,12 +10,13 @@ from services.metrics.facts import delivery_fact, refund_fact, return_fact
 from services.metrics.flags import BuyerFlags
 from services.metrics.store import MetricsStore
 from shared.events import CloudEvent
-from shared.models import Order, Refund, Return
+from shared.models import Notification, Order, Refund, Return
 
 RETURN_EVENTS = ("return.created", "return.authorized", "return.rejected", "return.closed",
                  "return.shipped", "return.received", "return.expired", "return.feedback_received")
 REFUND_EVENTS = ("return.refunded", "refund.issued", "refund.failed")
 ORDER_EVENTS = ("order.delivered",)  # on the orders exchange
+NOTIFICATION_EVENTS = ("notification.sent", "notification.failed")
 
 
 def _count(event: CloudEvent, applied: bool) -> None:
@@ -43,8 +44,14 @@ class Handlers:
         _count(event, await self.store.record_delivery(delivery_fact(order, event.sequence)))
         await self.flags.settle(order.buyer.id)
 
+    async def on_notification(self, event: CloudEvent) -> None:
+        note = event.typed()
+        assert isinstance(note, Notification)
+        _count(event, await self.store.record_notification(note))
+
     def subscriptions(self, orders_exchange: str) -> list[tuple[str, object, str | None]]:
         """(event type, handler, exchange or None for the returns exchange), read at start-up."""
         return ([(t, self.on_return, None) for t in RETURN_EVENTS]
                 + [(t, self.on_refund, None) for t in REFUND_EVENTS]
+                + [(t, self.on_notification, None) for t in NOTIFICATION_EVENTS]
                 + [(t, self.on_order_delivered, orders_exchange) for t in ORDER_EVENTS])

@@ -30,9 +30,11 @@ class Reports:
             returns = await self.store.returns_touching(period)
             requested = [r.return_id for r in figures.requested_in(returns, period)]
             refunds = await self.store.refunds_for(period, requested)
-            return figures.overview(returns, refunds, period, target=self.settings.dissatisfaction_target,
-                                    reasons=self.settings.top_reasons,
-                                    flagged_buyers=await self.store.flagged_buyers())
+            report = figures.overview(returns, refunds, period, target=self.settings.dissatisfaction_target,
+                                      reasons=self.settings.top_reasons,
+                                      flagged_buyers=await self.store.flagged_buyers())
+            emails = await self.store.email_outcomes(period)
+            return report.model_copy(update={"emails_sent": emails["sent"], "emails_failed": emails["failed"]})
 
     async def buyer(self, buyer_id: str) -> BuyerMetrics:
         with telemetry.report_seconds.labels("buyer").time():

@@ -97,6 +97,8 @@ class Overview(Figures):
     sellers_over_target: int = Field(description="Of those, sellers whose dissatisfaction rate is at or above target.")
     flagged_buyers: int = Field(description="Buyers flagged now.")
     top_reasons: list[ReasonCount]
+    emails_sent: int = Field(default=0, description="Emails delivered in the period (notification.sent).")
+    emails_failed: int = Field(default=0, description="Emails given up on in the period (notification.failed).")
 
 
 class BuyerFlagState(BaseModel):

@@ -7,6 +7,7 @@ its `buyer.*` event are one conditional write (outbox).
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from services.metrics.facts import (DeliveryFact, RefundFact, ReturnFact, delive
                                     refund_from_document, return_from_document, to_document)
 from services.metrics.figures import Period
 from shared.events import CloudEvent
+from shared.models import Notification
 from shared.outbox import outbox_fields, with_outbox
 
 # How many times a buyer's flag write is retried after losing a race with another replica.
@@ -70,6 +72,7 @@ class MetricsStore:
         self.returns: AsyncIOMotorCollection = db["return_facts"]
         self.refunds: AsyncIOMotorCollection = db["refund_facts"]
         self.deliveries: AsyncIOMotorCollection = db["delivery_facts"]
+        self.notifications: AsyncIOMotorCollection = db["notification_facts"]
         self.buyers: AsyncIOMotorCollection = db["buyers"]
         self.inbox: AsyncIOMotorCollection = db["inbox"]
         self._writing = KeyedLock()
@@ -83,6 +86,7 @@ class MetricsStore:
         await self.refunds.create_index([("return_id", ASCENDING)])
         await self.deliveries.create_index([("seller_id", ASCENDING), ("delivered_at", ASCENDING)])
         await self.deliveries.create_index([("buyer_id", ASCENDING), ("delivered_at", ASCENDING)])
+        await self.notifications.create_index([("at", ASCENDING)])
         await self.buyers.create_index([("flagged", ASCENDING)])
         await self.buyers.create_index([("review_at", ASCENDING)])
 
@@ -112,6 +116,18 @@ class MetricsStore:
 
     async def record_delivery(self, fact: DeliveryFact) -> bool:
         return await self._record(self.deliveries, to_document(fact), "sequence")
+
+    async def record_notification(self, note: Notification) -> bool:
+        """One fact per email; a later outcome (a resend that succeeded) replaces an earlier one."""
+        doc = {"_id": note.notification_id, "status": note.status, "template": note.template,
+               "recipient_role": note.recipient_role, "at": note.at}
+        return await self._record(self.notifications, doc, "at")
+
+    async def email_outcomes(self, period: Period) -> dict[str, int]:
+        outcomes: dict[str, int] = defaultdict(int)
+        async for doc in self.notifications.find({"at": {"$gte": period.start, "$lt": period.end}}, {"status": 1}):
+            outcomes[doc["status"]] += 1
+        return outcomes
 
     async def returns_touching(self, period: Period, seller_id: str | None = None) -> list[ReturnFact]:
         """Returns requested before the period's end with any transition at or after its start."""

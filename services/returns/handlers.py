@@ -33,7 +33,7 @@ async def refund_failed(lifecycle: Lifecycle, event: CloudEvent) -> None:
 
 async def buyer_flag_changed(lifecycle: Lifecycle, event: CloudEvent) -> None:
     flag = BuyerFlag.model_validate(event.data)
-    if await lifecycle.store.save_buyer_flag(flag):
+    if await lifecycle.store.save_buyer_flag(flag, event.sequence):
         log.info("buyer flag stored", extra={"buyer_id": flag.buyer_id, "flagged": flag.flagged})
 
 

@@ -93,12 +93,16 @@ class ReturnsStore:
         doc = await self.buyers.find_one({"_id": buyer_id}, {"flagged": 1})
         return bool(doc and doc.get("flagged"))
 
-    async def save_buyer_flag(self, flag: BuyerFlag) -> bool:
-        """Keep the newest decision per buyer: an older event arriving late changes nothing."""
-        fields = {"flagged": flag.flagged, "at": flag.at, "reason": flag.reason}
+    async def save_buyer_flag(self, flag: BuyerFlag, sequence: int) -> bool:
+        """Keep the newest decision per buyer: an older event arriving late changes nothing.
+
+        Ordered by the event's `sequence` (the metrics service's version of the buyer), not by
+        `at`, which two decisions can share when clocks are coarse or moved.
+        """
+        fields = {"flagged": flag.flagged, "at": flag.at, "reason": flag.reason, "sequence": sequence}
         try:
             result = await self.buyers.update_one(
-                {"_id": flag.buyer_id, "at": {"$lt": flag.at}}, {"$set": fields}, upsert=True)
+                {"_id": flag.buyer_id, "sequence": {"$lt": sequence}}, {"$set": fields}, upsert=True)
         except DuplicateKeyError:  # the stored decision is as new or newer
             return False
         return bool(result.modified_count or result.upserted_id is not None)

@@ -1,0 +1,302 @@
+"""Event bus over RabbitMQ: confirmed publishing; consuming with ack, retry, park and dedupe.
+
+Topology of one service (`q` = queue_name, the service name unless told otherwise):
+  q.events     quorum queue, bound to each subscribed event type on its exchange
+  q.retry.<n>  classic queue per retry delay (x-message-ttl); expired messages flow back to q.events
+  q.dead       classic queue of parked messages; see shared.deadletters to list and replay them
+
+Handlers MUST be idempotent. The inbox records an event id only after its handler returned, so a
+crash between the handler's effect and the inbox insert delivers the event again; the inbox only
+spares handlers the common duplicates (publisher retries, redelivery after an ack was lost).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (AbstractExchange, AbstractIncomingMessage, AbstractRobustChannel,
+                          AbstractRobustConnection, AbstractRobustQueue)
+from aio_pika.exceptions import PublishError
+from pydantic import ValidationError
+from pymongo.errors import DuplicateKeyError
+
+from shared.clock import Clock, SystemClock
+from shared.events import EXCHANGE, CloudEvent
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[CloudEvent], Awaitable[None]]
+CONTENT_TYPE = "application/cloudevents+json"
+ERROR_TEXT_LIMIT = 1000
+# A message that keeps killing its consumer (never acked, never failed cleanly) is dead-lettered by
+# the broker after this many deliveries instead of looping forever.
+DELIVERY_LIMIT = 20
+# Headers the broker owns; copying them onto a new publish confuses (or is refused by) RabbitMQ.
+_BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
+
+
+class Unroutable(Exception):
+    """The broker returned the message: no queue is bound to its type on that exchange."""
+
+    def __init__(self, event_id: str, event_type: str, exchange: str) -> None:
+        super().__init__(f"event {event_id} of type {event_type!r} is unroutable on {exchange!r}")
+        self.event_id, self.event_type, self.exchange = event_id, event_type, exchange
+
+
+@dataclass(frozen=True)
+class QueueNames:
+    base: str
+    retry_delays_ms: tuple[int, ...]
+
+    @property
+    def main(self) -> str:
+        return f"{self.base}.events"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.base}.dead"
+
+    def retry(self, attempt: int) -> str:
+        """Queue holding a message before its `attempt`-th retry (1-based)."""
+        return f"{self.base}.retry.{attempt}"
+
+    @property
+    def all(self) -> list[str]:
+        return [self.main, *(self.retry(n) for n in range(1, len(self.retry_delays_ms) + 1)), self.dead]
+
+
+def error_text(exc: BaseException, limit: int = ERROR_TEXT_LIMIT) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def loggable(exc: BaseException) -> str:
+    """Error text safe for logs: validation errors quote their input (buyers' emails), so only
+    their type is logged; the full text goes to the dead-letter headers operators read."""
+    if isinstance(exc, ValidationError):
+        return f"{type(exc).__name__} ({exc.error_count()} errors)"
+    return error_text(exc, 300)
+
+
+def header_int(headers: Mapping[str, Any] | None, name: str) -> int:
+    try:
+        return int((headers or {}).get(name) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def forwarded_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (headers or {}).items() if not k.startswith(_BROKER_HEADERS)}
+
+
+def failure_headers(headers: Mapping[str, Any] | None, *, routing_key: str | None,
+                    exchange: str | None) -> dict[str, Any]:
+    """Headers for forwarding a failed message; remembers where it came from the first time."""
+    out = forwarded_headers(headers)
+    out.setdefault("x-original-routing-key", routing_key or "")
+    out.setdefault("x-original-exchange", exchange or "")
+    return out
+
+
+def dead_headers(headers: dict[str, Any], *, error: str, attempts: int, at: datetime) -> dict[str, Any]:
+    out = {k: v for k, v in headers.items() if k not in ("x-attempt", "x-last-error")}
+    return out | {"x-error": error, "x-attempts": attempts, "x-failed-at": at.isoformat()}
+
+
+class EventBus:
+    def __init__(self, amqp_url: str, service: str, *, exchange: str = EXCHANGE,
+                 queue_name: str | None = None, retry_delays_ms: Iterable[int] = (1000, 5000, 30000),
+                 prefetch: int = 32, inbox: Any = None, clock: Clock | None = None) -> None:
+        self.amqp_url, self.service, self.exchange_name = amqp_url, service, exchange
+        self.names = QueueNames(queue_name or service, tuple(retry_delays_ms))
+        self.prefetch = prefetch
+        self.inbox = inbox  # motor collection; None disables dedupe (publish-only buses, tools)
+        self.clock = clock or SystemClock()
+        self._handlers: dict[str, Handler] = {}
+        self._bindings: list[tuple[str, str]] = []  # (exchange, routing key)
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._queue: AbstractRobustQueue | None = None
+        self._consumer_tag: str | None = None
+        self._processing: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ---- connection and publishing ------------------------------------------------------------
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("EventBus.connect() first")
+        return self._connection
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self.amqp_url, client_properties={"connection_name": f"{self.service}:{self.names.base}"})
+        # Confirms make publish() return only once the broker has the message; returns make an
+        # unroutable message raise instead of vanishing.
+        self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        await self._exchange(self.exchange_name)
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        if name not in self._exchanges:
+            assert self._channel is not None, "EventBus.connect() first"
+            self._exchanges[name] = await self._channel.declare_exchange(
+                name, aio_pika.ExchangeType.TOPIC, durable=True)
+        return self._exchanges[name]
+
+    async def publish(self, event: CloudEvent, *, exchange: str | None = None) -> None:
+        """Publish persistently and wait for the broker's confirm. Raises Unroutable when no queue
+        is bound to the type. Concurrent calls share the channel and overlap their confirms."""
+        target = await self._exchange(exchange or self.exchange_name)
+        message = aio_pika.Message(
+            event.to_json(), content_type=CONTENT_TYPE, message_id=event.id, type=event.type,
+            timestamp=event.time, app_id=self.service, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        try:
+            await target.publish(message, routing_key=event.type, mandatory=True)
+        except PublishError as exc:
+            raise Unroutable(event.id, event.type, target.name) from exc
+
+    async def send_to_queue(self, message: AbstractIncomingMessage, queue: str,
+                            headers: dict[str, Any], *, message_id: str | None = None) -> None:
+        """Copy a received message (same body and properties, new headers) into a named queue."""
+        assert self._channel is not None, "EventBus.connect() first"
+        copy = aio_pika.Message(
+            message.body, headers=headers, content_type=message.content_type,
+            message_id=message_id or message.message_id, type=message.type,
+            timestamp=message.timestamp, app_id=message.app_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        try:
+            await self._channel.default_exchange.publish(copy, routing_key=queue, mandatory=True)
+        except PublishError as exc:
+            raise Unroutable(copy.message_id or "", message.type or "", f"queue {queue}") from exc
+
+    # ---- consuming ----------------------------------------------------------------------------
+
+    def subscribe(self, event_type: str, handler: Handler, *, exchange: str | None = None) -> None:
+        if self._queue is not None:
+            raise RuntimeError("subscribe() before start()")
+        if event_type in self._handlers:
+            raise ValueError(f"{event_type!r} already has a handler")
+        self._handlers[event_type] = handler
+        self._bindings.append((exchange or self.exchange_name, event_type))
+
+    async def start(self) -> None:
+        channel = await self.connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=self.prefetch)
+        names = self.names
+        await channel.declare_queue(names.dead, durable=True, arguments={"x-queue-type": "classic"})
+        for attempt, delay in enumerate(names.retry_delays_ms, start=1):
+            await channel.declare_queue(names.retry(attempt), durable=True, arguments={
+                "x-queue-type": "classic", "x-message-ttl": delay,
+                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.main})
+        self._queue = queue = await channel.declare_queue(names.main, durable=True, arguments={
+            "x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.dead})
+        for exchange_name, routing_key in self._bindings:
+            exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+            await queue.bind(exchange, routing_key=routing_key)
+        self._consumer_tag = await queue.consume(self._on_message, no_ack=False)
+        log.info("consuming", extra={"queue": names.main, "types": sorted(self._handlers)})
+
+    async def close(self, drain_timeout: float = 10.0) -> None:
+        if self._queue is not None and self._consumer_tag is not None:
+            # Bounded: while the broker is unreachable a robust channel would wait for it forever.
+            with suppress(Exception):
+                await asyncio.wait_for(self._queue.cancel(self._consumer_tag), 5)
+            self._consumer_tag = None
+        if self._tasks:  # let handlers in flight finish and ack before the channel goes away
+            await asyncio.wait(self._tasks, timeout=drain_timeout)
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._handle(message)
+        except Exception:
+            # Forwarding to a retry/dead queue or acking failed (broker trouble): leave it to the
+            # broker to deliver again, after a pause so a persistent fault doesn't spin.
+            log.exception("message left unacked", extra={"event_id": message.message_id,
+                                                         "event_type": message.type})
+            with suppress(Exception):
+                await asyncio.sleep(1)
+                await message.nack(requeue=True)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = CloudEvent.from_json(message.body)
+        except ValidationError as exc:
+            return await self._park(message, "unparseable", exc, attempts=0)
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            return await self._park(message, f"no handler for type {event.type!r}", None, attempts=0)
+        fields = {"event_id": event.id, "event_type": event.type}
+        async with self._one_at_a_time(event.id):
+            try:
+                if await self._seen(event.id):
+                    log.info("duplicate skipped", extra=fields)
+                else:
+                    await handler(event)
+                    await self._remember(event)
+            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then parked
+                return await self._fail(message, exc, fields)
+        await message.ack()
+
+    @asynccontextmanager
+    async def _one_at_a_time(self, event_id: str):
+        # Two copies of one event in the same prefetch window would both miss the inbox; the
+        # second waits for the first and then finds it there.
+        while (busy := self._processing.get(event_id)) is not None:
+            await busy.wait()
+        done = self._processing[event_id] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._processing[event_id]
+            done.set()
+
+    async def _seen(self, event_id: str) -> bool:
+        return self.inbox is not None and await self.inbox.find_one({"_id": event_id}, {"_id": 1}) is not None
+
+    async def _remember(self, event: CloudEvent) -> None:
+        if self.inbox is None:
+            return
+        with suppress(DuplicateKeyError):  # a concurrent replica handled the same event
+            await self.inbox.insert_one({"_id": event.id, "type": event.type, "time": event.time,
+                                         "processed_at": self.clock.now()})
+
+    async def _fail(self, message: AbstractIncomingMessage, exc: Exception, fields: dict[str, Any]) -> None:
+        attempt = header_int(message.headers, "x-attempt") + 1  # handler runs so far, this one included
+        if attempt > len(self.names.retry_delays_ms):
+            return await self._park(message, "handler failed", exc, attempts=attempt)
+        headers = failure_headers(message.headers, routing_key=message.routing_key, exchange=message.exchange)
+        headers |= {"x-attempt": attempt, "x-last-error": error_text(exc)}
+        await self.send_to_queue(message, self.names.retry(attempt), headers)
+        log.warning("handler failed, will retry", extra=fields | {"attempt": attempt, "error": loggable(exc)})
+        await message.ack()
+
+    async def _park(self, message: AbstractIncomingMessage, reason: str, exc: Exception | None, *,
+                    attempts: int) -> None:
+        headers = failure_headers(message.headers, routing_key=message.routing_key, exchange=message.exchange)
+        error = f"{reason}: {error_text(exc)}" if exc is not None else reason
+        headers = dead_headers(headers, error=error[:ERROR_TEXT_LIMIT], attempts=attempts, at=datetime.now(UTC))
+        # An unparseable message may lack an id; give it one so it can be replayed by id.
+        await self.send_to_queue(message, self.names.dead, headers,
+                                 message_id=message.message_id or f"dead-{uuid.uuid4()}")
+        log.error("message parked in dead-letter queue", extra={
+            "event_id": message.message_id, "event_type": message.type, "attempts": attempts,
+            "error": f"{reason}: {loggable(exc)}" if exc is not None else reason, "queue": self.names.dead})
+        await message.ack()

@@ -1,0 +1,186 @@
+"""Transactional outbox without multi-document transactions: events ride in the aggregate's document.
+
+A store writes an aggregate's new events into that document's `outbox` array in the SAME
+single-document write as the state change, so both commit or neither does; MongoDB's
+single-document atomicity is all this needs. OutboxRelay then publishes them (confirmed, in order)
+and removes them. A crash between commit and publish loses nothing: the next relay run publishes.
+A crash between publish and removal publishes again: delivery is at least once and consumers
+dedupe by event id.
+
+Stores must update such documents with $set/$push (never replace_one with a stale copy, which
+would drop pending events) and should call OutboxRelay.wake() after the write for low latency.
+
+Fields on the document: outbox [{id, type, envelope}], outbox_pending (true while events wait;
+indexed, so finding work is cheap), outbox_lease_until / outbox_lease_owner (one relay at a time
+per document), outbox_failures (publish attempts that failed in a row, for back-off).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from shared.bus import EventBus, loggable
+from shared.clock import Clock, SystemClock
+from shared.events import CloudEvent
+
+log = logging.getLogger(__name__)
+
+OUTBOX, PENDING, LEASE, OWNER, FAILURES = (
+    "outbox", "outbox_pending", "outbox_lease_until", "outbox_lease_owner", "outbox_failures")
+
+
+def outbox_entries(events: Iterable[CloudEvent]) -> list[dict[str, Any]]:
+    return [{"id": e.id, "type": e.type, "envelope": e.model_dump(mode="json", exclude_none=True)}
+            for e in events]
+
+
+def outbox_fields(events: Iterable[CloudEvent]) -> dict[str, Any]:
+    """Fields to add to a new document: `insert_one({**doc, **outbox_fields(events)})`."""
+    entries = outbox_entries(events)
+    return {OUTBOX: entries, PENDING: True} if entries else {OUTBOX: []}
+
+
+def outbox_push(events: Iterable[CloudEvent]) -> dict[str, Any]:
+    """Update fragment appending events to an existing document's outbox."""
+    entries = outbox_entries(events)
+    if not entries:
+        return {}
+    return {"$push": {OUTBOX: {"$each": entries}}, "$set": {PENDING: True}}
+
+
+def with_outbox(update: dict[str, Any], events: Iterable[CloudEvent]) -> dict[str, Any]:
+    """`update` (e.g. {"$set": ..., "$inc": ...}) plus the outbox push, as one update document."""
+    merged = {op: dict(fields) for op, fields in update.items()}
+    for op, fields in outbox_push(events).items():
+        clash = merged.setdefault(op, {}).keys() & fields.keys()
+        if clash:
+            raise ValueError(f"update already sets outbox field(s) {sorted(clash)}")
+        merged[op].update(fields)
+    return merged
+
+
+def backoff_seconds(failures: int, *, base: float = 1.0, cap: float = 60.0) -> float:
+    """Delay before retrying a document whose publishing failed `failures` times in a row."""
+    return min(cap, base * 2 ** max(0, failures - 1))
+
+
+def _due(now: datetime) -> dict[str, Any]:
+    return {"$or": [{LEASE: {"$exists": False}}, {LEASE: {"$lt": now}}]}
+
+
+class OutboxRelay:
+    def __init__(self, bus: EventBus, collections: Sequence[Any], *, poll_interval: float = 0.5,
+                 lease_seconds: float = 30.0, clock: Clock | None = None, batch_size: int = 100,
+                 concurrency: int = 16, max_backoff: float = 60.0) -> None:
+        self.bus, self.collections = bus, list(collections)
+        self.poll_interval, self.lease = poll_interval, timedelta(seconds=lease_seconds)
+        self.clock = clock or SystemClock()
+        self.batch_size, self.max_backoff = batch_size, max_backoff
+        self.owner = f"{bus.service}:{uuid.uuid4()}"
+        self._slots = asyncio.Semaphore(concurrency)
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for collection in self.collections:
+            await collection.create_index(PENDING)
+        self._task = asyncio.create_task(self._loop(), name=f"outbox-relay:{self.bus.service}")
+
+    def wake(self) -> None:
+        """Run now instead of at the next poll (call right after committing events)."""
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        failures = 0
+        while True:
+            self._wakeup.clear()  # before the run, so a wake() during it triggers another
+            try:
+                await self.run_once()
+                failures = 0
+            except Exception:  # noqa: BLE001 - the store is unreachable: keep going, slower
+                failures += 1
+                log.exception("outbox relay run failed", extra={"failures": failures})
+            delay = self.poll_interval if not failures else backoff_seconds(
+                failures, base=self.poll_interval, cap=self.max_backoff)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), delay)
+
+    async def run_once(self) -> int:
+        """Publish every due pending event; returns how many were published."""
+        published = 0
+        for collection in self.collections:
+            while True:
+                query = {PENDING: True, **_due(self.clock.now())}
+                ids = [doc["_id"] async for doc in collection.find(query, {"_id": 1}).limit(self.batch_size)]
+                results = await asyncio.gather(*(self._relay(collection, i) for i in ids),
+                                               return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+                    published += result
+                if len(ids) < self.batch_size:
+                    break
+        return published
+
+    async def _relay(self, collection: Any, doc_id: Any) -> int:
+        async with self._slots:
+            now = self.clock.now()
+            doc = await collection.find_one_and_update(
+                {"_id": doc_id, PENDING: True, **_due(now)},
+                {"$set": {LEASE: now + self.lease, OWNER: self.owner}},
+                return_document=ReturnDocument.AFTER)  # no projection: FerretDB lacks it here
+            if doc is None:
+                return 0  # another relay holds it, or it was drained meanwhile
+            entries = doc.get(OUTBOX) or []
+            done: list[str] = []
+            try:
+                for entry in entries:  # in order, each confirmed before the next
+                    await self.bus.publish(CloudEvent.model_validate(entry["envelope"]))
+                    done.append(entry["id"])
+            except Exception as exc:  # noqa: BLE001 - kept for a later attempt, never dropped
+                await self._failed(collection, doc_id, done, doc.get(FAILURES, 0) + 1, entries[len(done)], exc)
+                return len(done)
+            await self._release(collection, doc_id, done, len(entries))
+            return len(done)
+
+    async def _release(self, collection: Any, doc_id: Any, done: list[str], size: int) -> None:
+        # Fast path: nothing was pushed since the claim (same size) and the lease is still ours,
+        # so the outbox holds exactly what was published and can be emptied in one write.
+        result = await collection.update_one(
+            {"_id": doc_id, OWNER: self.owner, OUTBOX: {"$size": size}},
+            {"$set": {OUTBOX: []}, "$unset": {PENDING: "", LEASE: "", OWNER: "", FAILURES: ""}})
+        if result.matched_count:
+            return
+        # New events arrived (or the lease was lost): remove only what was published. `pending`
+        # stays set, so a later run drains the rest and clears it.
+        await collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": done}}}})
+        await collection.update_one({"_id": doc_id, OWNER: self.owner},
+                                    {"$unset": {LEASE: "", OWNER: "", FAILURES: ""}})
+
+    async def _failed(self, collection: Any, doc_id: Any, done: list[str], failures: int,
+                      entry: dict[str, Any], exc: Exception) -> None:
+        delay = backoff_seconds(failures, base=max(self.poll_interval, 0.1), cap=self.max_backoff)
+        if done:
+            await collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": done}}}})
+        # Holding the lease until the back-off ends keeps every replica away from this document.
+        await collection.update_one(
+            {"_id": doc_id, OWNER: self.owner},
+            {"$set": {LEASE: self.clock.now() + timedelta(seconds=delay), FAILURES: failures},
+             "$unset": {OWNER: ""}})
+        log.warning("outbox publish failed, will retry", extra={
+            "event_id": entry.get("id"), "event_type": entry.get("type"), "failures": failures,
+            "retry_in_s": delay, "error": loggable(exc)})

@@ -1,0 +1,127 @@
+"""Outbox relay against a real MongoDB-wire server and RabbitMQ: nothing committed is lost."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+
+from shared.events import CloudEvent
+from shared.outbox import FAILURES, LEASE, PENDING, OutboxRelay, outbox_fields, with_outbox
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+PROCS = Path(__file__).resolve().parent / "_procs"
+
+
+async def probe(amqp: Any, exchange: str, *routing_keys: str) -> aio_pika.abc.AbstractQueue:
+    channel = await amqp.channel()
+    queue = await channel.declare_queue(exclusive=True)
+    for key in routing_keys:
+        await queue.bind(exchange, routing_key=key)
+    return queue
+
+
+async def drain(queue: aio_pika.abc.AbstractQueue) -> list[CloudEvent]:
+    events = []
+    while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        events.append(CloudEvent.from_json(message.body))
+    return events
+
+
+async def all_drained(collection: Any) -> bool:
+    return await collection.count_documents({PENDING: True}) == 0
+
+
+async def test_relay_publishes_committed_events_in_order_and_empties_the_outbox(
+        bus_factory, db, amqp, exchange, event_factory, wait_until):
+    bus = await bus_factory("returns")
+    queue = await probe(amqp, exchange, "return.#")
+    first = [event_factory("return.created", sequence=1), event_factory("return.authorized", sequence=2)]
+    await db.returns.insert_one({"_id": "r-1", "status": "authorized", **outbox_fields(first)})
+    relay = OutboxRelay(bus, [db.returns], poll_interval=5)  # only wake() makes it run soon
+    await relay.start()
+    try:
+        relay.wake()
+        await wait_until(lambda: all_drained(db.returns))
+        later = event_factory("return.shipped", sequence=3)
+        await db.returns.update_one({"_id": "r-1"}, with_outbox({"$set": {"status": "shipped"}}, [later]))
+        relay.wake()
+        await wait_until(lambda: all_drained(db.returns))
+    finally:
+        await relay.stop()
+
+    assert [e.id for e in await drain(queue)] == [e.id for e in [*first, later]]
+    doc = await db.returns.find_one({"_id": "r-1"})
+    assert doc["status"] == "shipped" and doc["outbox"] == []
+    assert not {PENDING, LEASE, FAILURES} & doc.keys()
+
+
+async def test_publisher_killed_after_commit_loses_nothing(
+        bus_factory, db, amqp, exchange, mongodb_url, event_factory):
+    queue = await probe(amqp, exchange, "return.received")
+    event = event_factory("return.received")
+    proc = subprocess.Popen(
+        [sys.executable, str(PROCS / "commit_then_hang.py"), mongodb_url, db.name, "returns", "r-9",
+         event.to_json().decode()],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
+        assert line.strip() == "committed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert await drain(queue) == []  # it died before publishing
+
+    relay = OutboxRelay(await bus_factory("returns"), [db.returns])  # the restarted service
+    assert await relay.run_once() == 1
+    assert await relay.run_once() == 0
+    assert [e.id for e in await drain(queue)] == [event.id]
+    assert await all_drained(db.returns)
+
+
+async def test_two_relays_publish_each_event_once(bus_factory, db, amqp, exchange, event_factory, wait_until):
+    queue = await probe(amqp, exchange, "refund.*")
+    expected = []
+    for n in range(60):
+        events = [event_factory("refund.issued", sequence=1), event_factory("refund.failed", sequence=2)]
+        expected += [e.id for e in events]
+        await db.refunds.insert_one({"_id": f"f-{n}", **outbox_fields(events)})
+    relays = [OutboxRelay(await bus_factory(f"refunds-{i}"), [db.refunds], poll_interval=0.05, batch_size=10)
+              for i in range(2)]
+    for relay in relays:
+        await relay.start()
+    try:
+        await wait_until(lambda: all_drained(db.refunds), timeout=10)
+    finally:
+        for relay in relays:
+            await relay.stop()
+
+    counts = Counter(e.id for e in await drain(queue))
+    assert set(counts) == set(expected) and set(counts.values()) == {1}
+
+
+async def test_unroutable_events_stay_and_are_retried_with_backoff(bus_factory, db, amqp, exchange,
+                                                                   event_factory, wait_until):
+    bus = await bus_factory("metrics")
+    event = event_factory("buyer.flagged")
+    await db.buyers.insert_one({"_id": "b-1", **outbox_fields([event])})
+    relay = OutboxRelay(bus, [db.buyers], poll_interval=0.05)
+
+    assert await relay.run_once() == 0  # nobody is bound to buyer.flagged yet
+    doc = await db.buyers.find_one({"_id": "b-1"})
+    assert [e["id"] for e in doc["outbox"]] == [event.id] and doc[FAILURES] == 1
+    assert await relay.run_once() == 0  # backing off: not even tried
+
+    queue = await probe(amqp, exchange, "buyer.flagged")
+    published = await wait_until(lambda: relay.run_once(), message="published after the back-off")
+    assert published == 1
+    assert [e.id for e in await drain(queue)] == [event.id]
+    assert await all_drained(db.buyers)

@@ -57,7 +57,7 @@ class QueueNames:
 
     @property
     def main(self) -> str:
-        return f"{self.base}.events"
+        return f"{self.base}.inbox"
 
     @property
     def dead(self) -> str:

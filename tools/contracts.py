@@ -330,7 +330,7 @@ def asyncapi_document() -> dict[str, Any]:
             "bindings": send_binding,
         }
     for service in SERVICES:
-        queue = f"{service}.events"
+        queue = f"{service}.inbox"
         for event_type in event_types:
             if event_type not in consumed[service]:
                 continue

@@ -180,7 +180,7 @@ def test_consumers_in_the_contract_are_the_handlers_subscriptions(service):
     except (ImportError, LookupError) as exc:
         pytest.fail(f"services/{service}/handlers.py not readable yet: {exc}")
     document = committed()
-    queue = f"{service}.events"
+    queue = f"{service}.inbox"
     in_contract = {op["messages"][0]["$ref"].rsplit("/", 1)[1]
                    for op in document["operations"].values()
                    if op["action"] == "receive" and op["channel"]["$ref"] == f"#/channels/{queue}"}

@@ -1,0 +1,95 @@
+package local.mongowire;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import de.bwaldvogel.mongo.MongoBackend;
+import de.bwaldvogel.mongo.MongoServer;
+import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.backend.h2.H2Backend;
+import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
+
+/**
+ * Starts mongo-java-server on a host and port, with the H2 (file) or the memory backend.
+ *
+ * <p>Usage: java -jar mongo-wire.jar [--host 127.0.0.1] [--port 27017] [--backend h2|memory]
+ * [--file path/to/store.mv]
+ *
+ * <p>mongo-java-server announces wire version 8 (MongoDB 5.0) at most; PyMongo 4.20 refuses
+ * anything below 9 (MongoDB 4.4). {@link Wire} announces MongoDB 4.4 / wire 9: the lowest that
+ * current drivers accept, so they do not expect newer server features.
+ */
+public final class Main {
+
+    /** The version this server announces in hello/isMaster and buildInfo. */
+    enum Wire implements MongoVersion {
+        MONGO_4_4(List.of(4, 4, 0), 9);
+
+        private final List<Integer> versionArray;
+        private final int wireVersion;
+
+        Wire(List<Integer> versionArray, int wireVersion) {
+            this.versionArray = versionArray;
+            this.wireVersion = wireVersion;
+        }
+
+        @Override
+        public List<Integer> getVersionArray() {
+            return versionArray;
+        }
+
+        @Override
+        public int getWireVersion() {
+            return wireVersion;
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        String host = "127.0.0.1";
+        int port = 27017;
+        String backendName = "h2";
+        String file = null;
+        for (int i = 0; i < args.length; i++) {
+            String value = i + 1 < args.length ? args[i + 1] : null;
+            switch (args[i]) {
+                case "--host" -> { host = value; i++; }
+                case "--port" -> { port = Integer.parseInt(value); i++; }
+                case "--backend" -> { backendName = value; i++; }
+                case "--file" -> { file = value; i++; }
+                default -> {
+                    System.err.println("usage: mongo-wire [--host H] [--port P] [--backend h2|memory] [--file F]");
+                    System.exit(2);
+                }
+            }
+        }
+
+        MongoBackend backend;
+        if (backendName.equals("memory")) {
+            backend = new MemoryBackend();
+        } else if (backendName.equals("h2")) {
+            if (file == null) {
+                backend = H2Backend.inMemory();
+            } else {
+                Path parent = Path.of(file).toAbsolutePath().getParent();
+                if (parent != null) {
+                    Files.createDirectories(parent);
+                }
+                backend = new H2Backend(file);
+            }
+        } else {
+            throw new IllegalArgumentException("unknown backend: " + backendName);
+        }
+        backend.version(Wire.MONGO_4_4);
+
+        MongoServer server = new MongoServer(backend);
+        server.bind(host, port);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            // shutdown() closes the backend too: the H2 store is committed and closed.
+            server.shutdown();
+        }, "mongo-wire-shutdown"));
+        System.out.printf("mongo-wire: listening on %s:%d, backend %s%s, wire version %d%n",
+            host, port, backendName, file == null ? "" : " (" + file + ")", Wire.MONGO_4_4.getWireVersion());
+        Thread.currentThread().join();
+    }
+}

@@ -29,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.clock import Clock, SystemClock
 from shared.events import EXCHANGE, CloudEvent
+from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,13 @@ class EventBus:
         if self._connection is None:
             raise RuntimeError("EventBus.connect() first")
         return self._connection
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings, *, inbox: Any = None, clock: Clock | None = None) -> EventBus:
+        """The bus of a service as its settings describe it (exchange, queue names, retries)."""
+        return cls(settings.amqp_url, settings.service_name, exchange=settings.exchange,
+                   queue_name=settings.queue_name, retry_delays_ms=settings.retry_delays_ms,
+                   prefetch=settings.prefetch, inbox=inbox, clock=clock)
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(

@@ -10,7 +10,7 @@ from services.metrics import api
 from services.metrics.abuse import Thresholds
 from services.metrics.flags import BuyerFlags
 from services.metrics.handlers import Handlers
-from services.metrics.jobs import FlagReview
+from services.metrics.jobs import flag_review
 from services.metrics.reports import Reports
 from services.metrics.settings import Settings
 from services.metrics.store import MetricsStore
@@ -38,9 +38,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         try:
             store = MetricsStore(db)
             await store.create_indexes()
-            bus = EventBus(settings.amqp_url, settings.service_name, exchange=settings.exchange,
-                           queue_name=settings.queue_name, retry_delays_ms=settings.retry_delays_ms,
-                           prefetch=settings.prefetch, inbox=store.inbox)
+            bus = EventBus.from_settings(settings, inbox=store.inbox)
             await bus.connect()
             # The relay's leases are operational time, not the (possibly moved) business clock.
             relay = OutboxRelay(bus, [store.buyers], poll_interval=settings.outbox_poll_ms / 1000)
@@ -50,7 +48,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 bus.subscribe(event_type, handler, exchange=exchange)
             await relay.start()
             await bus.start()
-            review = FlagReview(flags, settings.flag_sweep_interval_s)
+            review = flag_review(flags, settings.flag_sweep_interval_s)
             review.start()
             app.state.reports = Reports(store, flags, settings, clock)
             app.state.bus = bus

@@ -57,9 +57,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await store.ensure_indexes()
             idempotency = IdempotencyStore(db, clock=clock)
             await idempotency.ensure_indexes()
-            bus = EventBus(settings.amqp_url, settings.service_name, exchange=settings.exchange,
-                           queue_name=settings.queue_name, retry_delays_ms=settings.retry_delays_ms,
-                           prefetch=settings.prefetch, inbox=db["inbox"])
+            bus = EventBus.from_settings(settings, inbox=db["inbox"])
             await bus.connect()
             # The relay's leases are operational time, not the (possibly moved) business clock.
             relay = OutboxRelay(Announcer(bus), [store.collection],  # type: ignore[arg-type]

@@ -34,9 +34,7 @@ def create_app(settings: ReturnsSettings | None = None, clock: Clock | None = No
         await store.ensure_indexes()
         app.state.idempotency = IdempotencyStore(db, clock=clock)
         await app.state.idempotency.ensure_indexes()
-        bus = EventBus(settings.amqp_url, settings.service_name, exchange=settings.exchange,
-                       queue_name=settings.queue_name, retry_delays_ms=settings.retry_delays_ms,
-                       prefetch=settings.prefetch, inbox=db["inbox"], clock=clock)
+        bus = EventBus.from_settings(settings, inbox=db["inbox"], clock=clock)
         relay = OutboxRelay(bus, [store.returns], poll_interval=settings.outbox_poll_ms / 1000, clock=clock)
         lifecycle = Lifecycle(store, MarketplaceRules.from_settings(settings), clock, on_commit=relay.wake)
         app.state.lifecycle = lifecycle

@@ -5,10 +5,8 @@ when two runners pick the same return only the first write lands and only its ev
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +14,7 @@ from shared.models import Return
 from services.returns import domain
 from services.returns.commands import Lifecycle
 from services.returns.domain import IllegalTransition
+from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +31,12 @@ class DeadlineJob:
         self.lifecycle = lifecycle
         self.store, self.rules = lifecycle.store, lifecycle.rules
         self.interval, self.batch_size = interval, batch_size
-        self.runs = 0  # completed runs of the loop, failed ones included: lets tests wait for a full run
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("returns-deadlines", self.run_once, interval.total_seconds())
+
+    @property
+    def runs(self) -> int:
+        """Completed runs of the loop, failed ones included: lets tests wait for a full run."""
+        return self._loop.runs
 
     async def run_once(self) -> DeadlineRun:
         now = self.lifecycle.now()
@@ -64,20 +67,7 @@ class DeadlineJob:
         return 1
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="returns-deadlines")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # noqa: BLE001 - the store may be away for a moment: try next time
-                log.exception("deadline run failed")
-            self.runs += 1
-            await asyncio.sleep(self.interval.total_seconds())
+        await self._loop.stop()

@@ -1,0 +1,16 @@
+"""`python -m services.refunds`: serve the refunds API (default 127.0.0.1:8002)."""
+from __future__ import annotations
+
+import uvicorn
+
+from services.refunds.app import create_app
+from services.refunds.settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

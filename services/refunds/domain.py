@@ -1,0 +1,120 @@
+"""The refund aggregate: ids, idempotency keys, state transitions and the events they emit. Pure."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from shared.calendar import add_business_days
+from shared.events import CloudEvent, new_event
+from shared.models import (Actor, Breakdown, Order, Party, Refund, RefundKind, RefundStatus, Return,
+                           Seller)
+
+SERVICE = "refunds"
+PLATFORM = Actor(role="platform", id=SERVICE)
+_IDS = uuid.UUID("6f1c7c9e-3f0e-4d55-9d4e-2b8a3c5e7a10")
+
+
+class IllegalTransition(Exception):
+    """The refund is not in a state that allows this; nothing changes (409)."""
+
+    def __init__(self, refund: Refund, action: str) -> None:
+        super().__init__(f"cannot {action} a refund that is {refund.status}")
+        self.refund_id, self.status, self.action = refund.refund_id, refund.status, action
+
+
+def return_refund_id(return_id: str) -> str:
+    """A return has one refund, ever: its id is a function of the return id."""
+    return "rf_" + uuid.uuid5(_IDS, f"return:{return_id}").hex
+
+
+def direct_refund_id(caller: str, idempotency_key: str) -> str:
+    """A retried request (same caller, same Idempotency-Key) lands on the same refund."""
+    return "rf_" + uuid.uuid5(_IDS, f"direct:{caller}:{idempotency_key}").hex
+
+
+def gateway_key(refund_id: str, round_: int) -> str:
+    """The gateway idempotency key of one round of attempts; an agent retry starts a new round."""
+    return refund_id if round_ == 0 else f"{refund_id}:retry-{round_}"
+
+
+def refund_due_at(received_at: datetime, marketplace: str, business_days: int = 2) -> datetime:
+    """End of the last business day (marketplace calendar) on which the seller may refund."""
+    return add_business_days(received_at, business_days, marketplace)
+
+
+def for_return(ret: Return, breakdown: Breakdown, *, status: RefundStatus, actor: Actor, now: datetime,
+               due_at: datetime | None = None, automatic: bool = False) -> Refund:
+    kind = RefundKind.RETURNLESS if ret.authorization and ret.authorization.returnless else RefundKind.RETURN
+    return _new(return_refund_id(ret.return_id), kind, ret.return_id, ret.order_id, ret.marketplace,
+                ret.currency, ret.buyer, ret.seller, breakdown, status=status, actor=actor, now=now,
+                received_at=ret.received_at, due_at=due_at, automatic=automatic)
+
+
+def for_order(refund_id: str, order: Order, breakdown: Breakdown, *, actor: Actor, now: datetime) -> Refund:
+    return _new(refund_id, RefundKind.DIRECT, None, order.order_id, order.marketplace, order.currency,
+                order.buyer, order.seller, breakdown, status=RefundStatus.PENDING, actor=actor, now=now)
+
+
+def _new(refund_id: str, kind: RefundKind, return_id: str | None, order_id: str, marketplace: str,
+         currency: str, buyer: Party, seller: Seller, breakdown: Breakdown, *, status: RefundStatus,
+         actor: Actor, now: datetime, received_at: datetime | None = None,
+         due_at: datetime | None = None, automatic: bool = False) -> Refund:
+    return Refund(refund_id=refund_id, kind=kind, return_id=return_id, order_id=order_id,
+                  marketplace=marketplace, currency=currency, buyer=buyer, seller=seller,
+                  status=status, version=1, amount=breakdown.total, breakdown=breakdown,
+                  automatic=automatic, actor=actor, received_at=received_at, due_at=due_at,
+                  created_at=now, updated_at=now)
+
+
+def _change(refund: Refund, now: datetime, **fields: object) -> Refund:
+    return refund.model_copy(update={**fields, "version": refund.version + 1, "updated_at": now})
+
+
+def replace(refund: Refund, breakdown: Breakdown, actor: Actor, now: datetime) -> Refund:
+    """The seller's (or an agent's) refund of a return takes the place of the due or failed one."""
+    if refund.status not in (RefundStatus.DUE, RefundStatus.FAILED):
+        raise IllegalTransition(refund, "refund again")
+    return _change(refund, now, status=RefundStatus.PENDING, breakdown=breakdown, amount=breakdown.total,
+                   actor=actor, automatic=False, failure_reason=None)
+
+
+def take_over(refund: Refund, now: datetime) -> Refund:
+    """The seller let the refund deadline pass: the platform pays the computed refund itself."""
+    if refund.status != RefundStatus.DUE:
+        raise IllegalTransition(refund, "take over")
+    return _change(refund, now, status=RefundStatus.PENDING, actor=PLATFORM, automatic=True)
+
+
+def retry(refund: Refund, now: datetime) -> Refund:
+    if refund.status != RefundStatus.FAILED:
+        raise IllegalTransition(refund, "retry")
+    return _change(refund, now, status=RefundStatus.PENDING, failure_reason=None)
+
+
+def issue(refund: Refund, now: datetime, *, gateway: str | None, reference: str | None) -> Refund:
+    if refund.status != RefundStatus.PENDING:
+        raise IllegalTransition(refund, "issue")
+    return _change(refund, now, status=RefundStatus.ISSUED, issued_at=now, gateway=gateway,
+                   gateway_reference=reference)
+
+
+def fail(refund: Refund, now: datetime, *, gateway: str | None, reason: str) -> Refund:
+    if refund.status != RefundStatus.PENDING:
+        raise IllegalTransition(refund, "fail")
+    return _change(refund, now, status=RefundStatus.FAILED, gateway=gateway, failure_reason=reason)
+
+
+def events(refund: Refund) -> list[CloudEvent]:
+    """What a refund's current state announces: issued (and the return refunded) or failed."""
+    if refund.status == RefundStatus.ISSUED:
+        types = [("refund.issued", refund.refund_id)]
+        if refund.return_id is not None:
+            types.append(("return.refunded", refund.return_id))
+    elif refund.status == RefundStatus.FAILED:
+        types = [("refund.failed", refund.refund_id)]
+    else:
+        return []
+    return [new_event(event_type, service=SERVICE, subject=subject, data=refund, sequence=refund.version,
+                      time=refund.updated_at, event_id=str(uuid.uuid5(
+                          _IDS, f"{refund.refund_id}:{event_type}:{refund.version}")))
+            for event_type, subject in types]

@@ -1,0 +1,41 @@
+"""What every payment gateway offers the refunds service, and the two ways a call can fail."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.money import Money
+
+
+@dataclass(frozen=True)
+class GatewayRefund:
+    """One refund as a gateway sees it. `idempotency_key` was stored before the call."""
+
+    refund_id: str
+    idempotency_key: str
+    payment_reference: str
+    amount: Money
+    order_id: str
+    return_id: str | None = None
+
+
+class GatewayUnavailable(Exception):
+    """Timeout, connection error, 5xx or rate limit: the same call may succeed later."""
+
+
+class GatewayDeclined(Exception):
+    """The gateway refused the refund (4xx): calling again with the same input won't help."""
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    async def refund(self, request: GatewayRefund) -> str:
+        """Pay the refund; returns the gateway's reference. The same key never pays twice."""
+        ...
+
+    async def find(self, request: GatewayRefund) -> str | None:
+        """The reference of a refund already made for `request.refund_id` under any key, if any."""
+        ...
+
+    async def close(self) -> None: ...

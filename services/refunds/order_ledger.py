@@ -1,0 +1,92 @@
+"""Per-order ledger: what the buyer paid, what is refunded, what refunds being paid have reserved.
+
+`available` = paid − refunded − reserved is kept as a field so "is there room for this refund?" is
+a plain range condition on one document: two concurrent refunds of one order cannot both take the
+last of it. Each refund reserves, settles or releases under its own key, so every step is
+idempotent and can be repeated after a crash.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorCollection
+from pymongo.errors import DuplicateKeyError
+
+_ATTEMPTS = 5  # re-reads when a concurrent change slipped between a read and a conditional write
+
+
+class NoLedger(LookupError):
+    """The order was never delivered to us (no `order.delivered` yet)."""
+
+
+class CapExceeded(Exception):
+    """The refund would take the order's refunds beyond what the buyer paid."""
+
+    def __init__(self, order_id: str, available: int) -> None:
+        super().__init__(f"order {order_id}: only {available} left to refund")
+        self.order_id, self.available = order_id, available
+
+
+class OrderLedgers:
+    def __init__(self, collection: AsyncIOMotorCollection) -> None:
+        self.collection = collection
+
+    async def open(self, order_id: str, currency: str, paid: int) -> None:
+        try:
+            await self.collection.insert_one({"_id": order_id, "currency": currency, "paid": paid,
+                                              "available": paid, "reserved": 0, "refunded": 0,
+                                              "reservations": {}, "settled": {}})
+        except DuplicateKeyError:
+            pass
+
+    async def get(self, order_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": order_id})
+
+    async def reserve(self, order_id: str, refund_id: str, amount: int) -> None:
+        result = await self.collection.update_one(
+            {"_id": order_id, "available": {"$gte": amount},
+             f"reservations.{refund_id}": {"$exists": False}, f"settled.{refund_id}": {"$exists": False}},
+            {"$inc": {"available": -amount, "reserved": amount}, "$set": {f"reservations.{refund_id}": amount}})
+        if result.matched_count:
+            return
+        ledger = await self.get(order_id)
+        if ledger is None:
+            raise NoLedger(order_id)
+        if refund_id in ledger["reservations"] or refund_id in ledger["settled"]:
+            return  # reserved (or even paid) before a crash
+        raise CapExceeded(order_id, ledger["available"])
+
+    async def release(self, order_id: str, refund_id: str) -> None:
+        for _ in range(_ATTEMPTS):
+            ledger = await self.get(order_id)
+            amount = None if ledger is None else ledger["reservations"].get(refund_id)
+            if amount is None:
+                return
+            result = await self.collection.update_one(
+                {"_id": order_id, f"reservations.{refund_id}": amount},
+                {"$unset": {f"reservations.{refund_id}": ""}, "$inc": {"available": amount, "reserved": -amount}})
+            if result.matched_count:
+                return
+        raise RuntimeError(f"ledger {order_id}: could not release {refund_id}")
+
+    async def settle(self, order_id: str, refund_id: str, amount: int) -> None:
+        """Count a paid refund: its reservation becomes refunded money."""
+        for _ in range(_ATTEMPTS):
+            ledger = await self.get(order_id)
+            if ledger is None:
+                raise NoLedger(order_id)
+            if refund_id in ledger["settled"]:
+                return
+            reserved = ledger["reservations"].get(refund_id)
+            if reserved is not None:
+                query = {"_id": order_id, f"reservations.{refund_id}": reserved}
+                update = {"$unset": {f"reservations.{refund_id}": ""}, "$set": {f"settled.{refund_id}": amount},
+                          "$inc": {"reserved": -reserved, "refunded": amount, "available": reserved - amount}}
+            else:
+                # Paid although its reservation was released (an outcome learnt late): count it anyway.
+                query = {"_id": order_id, f"settled.{refund_id}": {"$exists": False}}
+                update = {"$set": {f"settled.{refund_id}": amount},
+                          "$inc": {"refunded": amount, "available": -amount}}
+            if (await self.collection.update_one(query, update)).matched_count:
+                return
+        raise RuntimeError(f"ledger {order_id}: could not settle {refund_id}")

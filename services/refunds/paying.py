@@ -1,0 +1,147 @@
+"""Paying a refund exactly once: claim, reserve, call the gateway under a stored key, settle or release.
+
+The refund document, with its gateway idempotency key, exists before any gateway call. A payer
+that dies anywhere leaves the refund `pending`; once its lease runs out, anyone may resume it, and
+the gateway sees the same key again, so the buyer is paid once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from prometheus_client import Counter
+
+from services.refunds import domain
+from services.refunds.gateways import GatewayDeclined, GatewayRefund, GatewayUnavailable, PaymentGateway
+from services.refunds.order_ledger import CapExceeded
+from services.refunds.store import LEASE, RefundRecord, RefundStore
+from shared.clock import Clock
+from shared.models import Refund, RefundKind
+
+log = logging.getLogger(__name__)
+GATEWAY_CALLS = Counter("refund_gateway_calls_total", "Payment gateway calls.", ["gateway", "outcome"])
+REFUNDS_DONE = Counter("refunds_completed_total", "Refunds issued or failed.", ["status", "automatic"])
+EXCEEDS_PAID = "the refund exceeds what is left of what the buyer paid"
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    refund: Refund  # with the attempts counted
+    reference: str | None = None
+    failure: str | None = None
+    lost: bool = False  # someone else changed the refund meanwhile
+
+
+class Payer:
+    def __init__(self, store: RefundStore, gateways: Mapping[str, PaymentGateway], clock: Clock, *,
+                 lease: timedelta, retry_delays_ms: list[int], timeout_s: float,
+                 committed: Callable[[], None] = lambda: None) -> None:
+        self.store, self.gateways, self.clock = store, gateways, clock
+        self.lease, self.retry_delays_ms, self.timeout_s = lease, retry_delays_ms, timeout_s
+        self.committed = committed  # wakes the outbox relay
+
+    async def pay(self, refund_id: str, *, refuse_over_cap: bool = False) -> Refund | None:
+        """Pay a pending refund if nobody else is; returns its state afterwards.
+
+        With `refuse_over_cap` (a request being answered) a refund beyond what the buyer paid is
+        undone and CapExceeded raised; otherwise it ends `failed`.
+        """
+        now = self.clock.now()
+        record = await self.store.claim(refund_id, now, now + self.lease)
+        if record is None:
+            current = await self.store.get(refund_id)
+            return None if current is None else current.refund
+        refund = record.refund
+        if refund.amount.amount <= 0:  # nothing to pay: nothing came back that can be refunded
+            return await self._issue(refund, None, None)
+        gateway = self.gateways.get(record.payment.provider)
+        if gateway is None:
+            return await self._fail(refund, None, f"no payment gateway for provider {record.payment.provider!r}",
+                                    release=False)
+        try:
+            await self.store.ledgers.reserve(refund.order_id, refund.refund_id, refund.amount.amount)
+        except CapExceeded:
+            if refuse_over_cap and await self._undo(record):
+                raise
+            return await self._fail(refund, gateway.name, EXCEEDS_PAID, release=False)
+        outcome = await self._call(record, gateway)
+        if outcome.lost:
+            current = await self.store.get(refund_id)
+            return None if current is None else current.refund
+        if outcome.failure is not None:
+            return await self._fail(outcome.refund, gateway.name, outcome.failure, release=True)
+        return await self._issue(outcome.refund, gateway.name, outcome.reference)
+
+    async def _call(self, record: RefundRecord, gateway: PaymentGateway) -> _Outcome:
+        refund = record.refund
+        request = GatewayRefund(refund_id=refund.refund_id, idempotency_key=record.idempotency_key,
+                                payment_reference=record.payment.reference, amount=refund.amount,
+                                order_id=refund.order_id, return_id=refund.return_id)
+        # A new round of keys (an agent's retry) must first make sure no earlier round paid.
+        checked = record.key_round == 0
+        error = "no attempt made"
+        for attempt, delay_ms in enumerate([0, *self.retry_delays_ms]):
+            if delay_ms:
+                await asyncio.sleep(delay_ms / 1000)
+            refund = refund.model_copy(update={"attempts": refund.attempts + 1})
+            if not await self.store.extend_lease(refund, self.clock.now() + self.lease):
+                return _Outcome(refund, lost=True)
+            fields = {"refund_id": refund.refund_id, "gateway": gateway.name, "attempt": attempt + 1}
+            try:
+                if not checked:
+                    found = await asyncio.wait_for(gateway.find(request), self.timeout_s)
+                    checked = True
+                    if found is not None:
+                        log.info("refund found already paid at the gateway", extra=fields)
+                        return _Outcome(refund, reference=found)
+                reference = await asyncio.wait_for(gateway.refund(request), self.timeout_s)
+                GATEWAY_CALLS.labels(gateway.name, "paid").inc()
+                return _Outcome(refund, reference=reference)
+            except (GatewayUnavailable, TimeoutError) as exc:
+                error = str(exc) or "timeout"
+                GATEWAY_CALLS.labels(gateway.name, "unavailable").inc()
+                log.warning("gateway unavailable", extra=fields | {"error": error})
+            except GatewayDeclined as exc:
+                GATEWAY_CALLS.labels(gateway.name, "declined").inc()
+                return _Outcome(refund, failure=f"declined: {exc}")
+        return _Outcome(refund, failure=f"gateway unavailable after {refund.attempts} attempts: {error}")
+
+    async def _issue(self, refund: Refund, gateway: str | None, reference: str | None) -> Refund:
+        if refund.amount.amount > 0:
+            await self.store.ledgers.settle(refund.order_id, refund.refund_id, refund.amount.amount)
+        issued = domain.issue(refund, self.clock.now(), gateway=gateway, reference=reference)
+        return await self._record(refund, issued)
+
+    async def _fail(self, refund: Refund, gateway: str | None, reason: str, *, release: bool) -> Refund:
+        if release:
+            await self.store.ledgers.release(refund.order_id, refund.refund_id)
+        failed = domain.fail(refund, self.clock.now(), gateway=gateway, reason=reason)
+        return await self._record(refund, failed)
+
+    async def _record(self, before: Refund, after: Refund) -> Refund:
+        if not await self.store.save(before.version, after, events=domain.events(after),
+                                     extra={LEASE: self.clock.now(), "previous": None}):
+            current = await self.store.get(before.refund_id)  # another payer recorded it first
+            return after if current is None else current.refund
+        self.committed()
+        REFUNDS_DONE.labels(after.status.value, str(after.automatic).lower()).inc()
+        log.info(f"refund {after.status.value}", extra={
+            "refund_id": after.refund_id, "return_id": after.return_id, "order_id": after.order_id,
+            "amount": after.amount.amount, "currency": after.currency, "gateway": after.gateway,
+            "attempts": after.attempts, "failure": after.failure_reason})
+        return after
+
+    async def _undo(self, record: RefundRecord) -> bool:
+        """Put back what the refused request changed: its new direct refund, or the refund it replaced."""
+        refund = record.refund
+        if refund.kind == RefundKind.DIRECT and refund.version == 1:
+            return await self.store.delete_unpaid(refund)
+        if record.previous is None:
+            return False
+        restored = Refund.model_validate({**refund.model_dump(mode="json"), **record.previous,
+                                          "version": refund.version + 1,
+                                          "updated_at": self.clock.now().isoformat()})
+        return await self.store.save(refund.version, restored, extra={"previous": None})

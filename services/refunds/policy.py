@@ -1,0 +1,178 @@
+"""The refund amount (SPEC §6): pure functions of the return, the order and the seller's choices."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from shared.models import (Breakdown, Fault, ItemCondition, LabelType, Order, RefundLine, Return,
+                           ReturnLine)
+from shared.money import Money
+
+# Only these conditions, caused by a buyer at fault, let the seller keep a restocking fee.
+RESTOCKING_CONDITIONS = frozenset({ItemCondition.OPENED, ItemCondition.USED, ItemCondition.DAMAGED_BY_BUYER})
+DEFAULT_MAX_RESTOCKING_PERCENT = Decimal(50)
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One rule an input breaks, named by the input field (`lines[0].quantity`)."""
+
+    field: str
+    reason: str
+
+
+class RefundRuleBroken(ValueError):
+    def __init__(self, problems: Sequence[FieldProblem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class LineChoice:
+    """A line and how many of its units to refund (a partial refund)."""
+
+    line_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Units:
+    """Units of a return line that may be refunded, and how many of them carry a restocking fee."""
+
+    refundable: int
+    fee_bearing: int
+
+
+def refundable_units(ret: Return) -> dict[str, Units]:
+    """Per return line, the units that came back (all of them for a returnless refund).
+
+    A missing unit is not refunded; neither is a wrong item sent back by a buyer at fault (it is
+    not the seller's item). When the seller is at fault the "wrong item" is the one they shipped.
+    """
+    units: dict[str, Units] = {}
+    for line in ret.lines:
+        if ret.receipt is None:
+            units[line.line_id] = Units(line.quantity, 0)
+            continue
+        refundable = fee_bearing = 0
+        for received in ret.receipt.lines:
+            if received.line_id != line.line_id or received.condition == ItemCondition.MISSING:
+                continue
+            if received.condition == ItemCondition.WRONG_ITEM and line.fault == Fault.BUYER:
+                continue
+            refundable += received.quantity
+            if line.fault == Fault.BUYER and received.condition in RESTOCKING_CONDITIONS:
+                fee_bearing += received.quantity
+        refundable = min(refundable, line.quantity)
+        units[line.line_id] = Units(refundable, min(fee_bearing, refundable))
+    return units
+
+
+def return_shipping_owed(ret: Return) -> Money | None:
+    """Postage the buyer paid on an unpaid label although the seller owes it."""
+    auth = ret.authorization
+    if (auth is None or auth.returnless or auth.label_type != LabelType.UNPAID
+            or auth.return_shipping_paid_by != Fault.SELLER):
+        return None
+    return auth.return_postage
+
+
+def return_refund(ret: Return, shipping_paid: Money, *, lines: Sequence[LineChoice] | None = None,
+                  return_shipping_concession: Money | None = None,
+                  other_concession: Money | None = None,
+                  max_restocking_percent: Decimal = DEFAULT_MAX_RESTOCKING_PERCENT) -> Breakdown:
+    """The refund of a received (or returnless) return; `lines` and concessions are the seller's choices.
+
+    Without choices this is the computed refund of auto mode and of the refund deadline.
+    """
+    currency = ret.currency
+    units = refundable_units(ret)
+    problems = _concession_problems(currency, return_shipping_concession, other_concession)
+    chosen = ({line_id: u.refundable for line_id, u in units.items()} if lines is None
+              else _chosen_quantities(lines, units, problems))
+    if problems:
+        raise RefundRuleBroken(problems)
+    percent = min(Decimal(ret.policy.restocking_fee_percent), max_restocking_percent)
+    refund_lines = []
+    for line in ret.lines:
+        quantity = chosen.get(line.line_id, 0)
+        if quantity > 0:
+            refund_lines.append(_refund_line(line, quantity, units[line.line_id], percent))
+    whole_refund = all(chosen.get(line.line_id, 0) == line.quantity for line in ret.lines)
+    outbound = (shipping_paid if ret.fault == Fault.SELLER and ret.whole_order and whole_refund
+                else Money.zero(currency))
+    concession = return_shipping_concession
+    if concession is None:
+        concession = return_shipping_owed(ret) or Money.zero(currency)
+    return _breakdown(currency, refund_lines, outbound, concession, other_concession)
+
+
+def direct_refund(order: Order, *, lines: Sequence[LineChoice] | None = None,
+                  refund_shipping: bool = False, other_concession: Money | None = None) -> Breakdown:
+    """A seller's refund of an order without a return: every line and the shipping when `lines` is None."""
+    currency = order.currency
+    problems = _concession_problems(currency, None, other_concession)
+    if lines is None:
+        chosen = {line.line_id: line.quantity for line in order.lines}
+        refund_shipping = True
+    else:
+        ordered = {line.line_id: Units(line.quantity, 0) for line in order.lines}
+        chosen = _chosen_quantities(lines, ordered, problems, what="ordered")
+    if problems:
+        raise RefundRuleBroken(problems)
+    refund_lines = [RefundLine(line_id=line.line_id, quantity=chosen[line.line_id], unit_price=line.unit_price,
+                               subtotal=line.unit_price.times(chosen[line.line_id]),
+                               restocking_fee=Money.zero(currency))
+                    for line in order.lines if chosen.get(line.line_id, 0) > 0]
+    outbound = order.shipping_paid if refund_shipping else Money.zero(currency)
+    return _breakdown(currency, refund_lines, outbound, Money.zero(currency), other_concession)
+
+
+def _refund_line(line: ReturnLine, quantity: int, units: Units, percent: Decimal) -> RefundLine:
+    # A partial refund is assumed to leave out the units that carry a fee first: the buyer's benefit.
+    fee_units = max(0, quantity - (units.refundable - units.fee_bearing))
+    return RefundLine(line_id=line.line_id, quantity=quantity, unit_price=line.unit_price,
+                      subtotal=line.unit_price.times(quantity),
+                      restocking_fee=line.unit_price.times(fee_units).percent(percent))
+
+
+def _chosen_quantities(lines: Sequence[LineChoice], available: dict[str, Units],
+                       problems: list[FieldProblem], what: str = "received") -> dict[str, int]:
+    chosen: dict[str, int] = {}
+    for index, choice in enumerate(lines):
+        if choice.line_id not in available:
+            problems.append(FieldProblem(f"lines[{index}].line_id", f"no such line {what}"))
+        elif choice.line_id in chosen:
+            problems.append(FieldProblem(f"lines[{index}].line_id", "line listed twice"))
+        elif choice.quantity < 0:
+            problems.append(FieldProblem(f"lines[{index}].quantity", "must not be negative"))
+        elif choice.quantity > available[choice.line_id].refundable:
+            most = available[choice.line_id].refundable
+            problems.append(FieldProblem(f"lines[{index}].quantity", f"at most {most} {what}"))
+        else:
+            chosen[choice.line_id] = choice.quantity
+    return chosen
+
+
+def _concession_problems(currency: str, return_shipping: Money | None,
+                         other: Money | None) -> list[FieldProblem]:
+    problems = []
+    for name, money in (("return_shipping_concession", return_shipping), ("other_concession", other)):
+        if money is None:
+            continue
+        if money.currency != currency:
+            problems.append(FieldProblem(f"{name}.currency", f"must be the order's currency {currency}"))
+        if money.amount < 0:
+            problems.append(FieldProblem(f"{name}.amount", "must not be negative"))
+    return problems
+
+
+def _breakdown(currency: str, lines: list[RefundLine], outbound: Money, return_shipping: Money,
+               other: Money | None) -> Breakdown:
+    items = sum((line.subtotal for line in lines), Money.zero(currency))
+    fee = sum((line.restocking_fee for line in lines), Money.zero(currency))
+    other = other or Money.zero(currency)
+    total = items - fee + outbound + return_shipping + other
+    return Breakdown(lines=lines, items=items, restocking_fee=fee, outbound_shipping=outbound,
+                     return_shipping_concession=return_shipping, other_concession=other, total=total)

@@ -1,0 +1,201 @@
+"""Use cases: open a return's refund on receipt, sellers' and agents' refunds, retries, the deadline."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+
+from services.refunds import domain
+from services.refunds.errors import (InvalidRefund, OrderNotFound, RefundExceedsPaid, RefundNotAllowed,
+                                     RefundNotFound, ReturnNotRefundable)
+from services.refunds.order_ledger import CapExceeded
+from services.refunds.paying import Payer
+from services.refunds.policy import LineChoice, RefundRuleBroken, direct_refund, return_refund
+from services.refunds.schemas import RefundRequest
+from services.refunds.store import LEASE, REVERTIBLE, RefundRecord, RefundStore
+from shared.auth import Principal
+from shared.clock import Clock
+from shared.models import Breakdown, Refund, RefundStatus, Return, ReturnStatus
+
+log = logging.getLogger(__name__)
+
+
+class OrderNotKnownYet(Exception):
+    """`order.delivered` has not reached us yet: the event is retried later by the bus."""
+
+
+class Refunds:
+    def __init__(self, store: RefundStore, payer: Payer, clock: Clock, *, business_days: int = 2,
+                 max_restocking_percent: Decimal = Decimal(50)) -> None:
+        self.store, self.payer, self.clock = store, payer, clock
+        self.business_days, self.max_restocking_percent = business_days, max_restocking_percent
+
+    # ---- from events ------------------------------------------------------------------------
+
+    async def open_for_return(self, ret: Return) -> Refund | None:
+        """A received return (or a returnless authorization): pay now in auto mode, else make it due."""
+        status, version = await self.store.note_return(ret)
+        if status == ReturnStatus.CLOSED.value and version > ret.version:
+            log.info("return closed since: no refund", extra={"return_id": ret.return_id})
+            return None
+        order = await self.store.order(ret.order_id)
+        if order is None:
+            raise OrderNotKnownYet(ret.order_id)
+        breakdown = return_refund(ret, order.shipping_paid, max_restocking_percent=self.max_restocking_percent)
+        now = self.clock.now()
+        returnless = ret.authorization is not None and ret.authorization.returnless
+        # The deadline is kept in every mode, so refund timeliness can be measured against it.
+        due_at = None if ret.received_at is None else domain.refund_due_at(
+            ret.received_at, ret.marketplace, self.business_days)
+        pay_now = returnless or ret.policy.refund_mode != "manual"
+        refund = domain.for_return(ret, breakdown, status=RefundStatus.PENDING if pay_now else RefundStatus.DUE,
+                                   actor=domain.PLATFORM, now=now, due_at=due_at or now)
+        created = await self.store.insert(refund, payment=order.payment, idempotency_key=domain.gateway_key(
+            refund.refund_id, 0), now=now, source_return=ret)
+        log.info("return refund opened" if created else "return refund exists", extra={
+            "refund_id": refund.refund_id, "return_id": ret.return_id, "status": refund.status.value})
+        return await self.payer.pay(refund.refund_id)  # a no-op unless pending and unclaimed
+
+    # ---- requests ---------------------------------------------------------------------------
+
+    async def request(self, principal: Principal, idempotency_key: str, body: RefundRequest) -> Refund:
+        if body.return_id is not None:
+            return await self._refund_return(principal, body)
+        if body.order_id is not None:
+            return await self._refund_order(principal, idempotency_key, body)
+        raise InvalidRefund([("return_id", "give the return to refund, or order_id for a refund without a return")])
+
+    async def _refund_return(self, principal: Principal, body: RefundRequest) -> Refund:
+        if body.refund_shipping:
+            raise InvalidRefund([("refund_shipping", "only for a refund without a return")])
+        record = await self.store.get(domain.return_refund_id(body.return_id))
+        ret = await self.store.received_return(body.return_id)
+        if record is None or ret is None or not principal.may_access(seller_id=record.refund.seller.id):
+            raise ReturnNotRefundable(f"Return {body.return_id} has not been received, or is not yours.")
+        if body.order_id is not None and body.order_id != ret.order_id:
+            raise InvalidRefund([("order_id", f"return {ret.return_id} belongs to another order")])
+        refund = record.refund
+        if refund.status not in (RefundStatus.DUE, RefundStatus.FAILED):
+            raise RefundNotAllowed(f"The return's refund is already {refund.status.value}.",
+                                   refund_id=refund.refund_id, refund_status=refund.status.value)
+        order = await self.store.order(ret.order_id)
+        if order is None:
+            raise OrderNotFound(f"Order {ret.order_id} is unknown.")
+        breakdown = _checked(lambda: return_refund(
+            ret, order.shipping_paid, lines=_choices(body), return_shipping_concession=body.return_shipping_concession,
+            other_concession=body.other_concession, max_restocking_percent=self.max_restocking_percent))
+        try:
+            await self._check_room(refund.order_id, breakdown)
+        except RefundExceedsPaid:
+            await self._unchanged(record)  # a concurrent refund of this return explains it better
+            raise
+        now = self.clock.now()
+        replaced = domain.replace(refund, breakdown, principal.actor, now)
+        previous = {name: value for name, value in refund.model_dump(mode="json").items() if name in REVERTIBLE}
+        extra = {"previous": previous, LEASE: now} | _new_round(record, refund.status == RefundStatus.FAILED)
+        if not await self.store.save(refund.version, replaced, extra=extra):
+            raise RefundNotAllowed("The refund changed meanwhile; read it again.", refund_id=refund.refund_id)
+        log.info("return refund replaced", extra={"refund_id": refund.refund_id, "actor": principal.ref})
+        return await self._pay_or_refuse(replaced.refund_id, breakdown)
+
+    async def _refund_order(self, principal: Principal, idempotency_key: str, body: RefundRequest) -> Refund:
+        if body.return_shipping_concession is not None:
+            raise InvalidRefund([("return_shipping_concession", "only for the refund of a return")])
+        order = await self.store.order(body.order_id)
+        if order is None or not principal.may_access(seller_id=order.seller.id):
+            raise OrderNotFound(f"Order {body.order_id} is unknown, or not yours.")
+        refund_id = domain.direct_refund_id(principal.ref, idempotency_key)
+        existing = await self.store.get(refund_id)
+        if existing is not None:  # the same request again, after a crash: finish what it started
+            return await self.payer.pay(refund_id) or existing.refund
+        breakdown = _checked(lambda: direct_refund(order, lines=_choices(body), refund_shipping=body.refund_shipping,
+                                                   other_concession=body.other_concession))
+        await self._check_room(order.order_id, breakdown)
+        now = self.clock.now()
+        refund = domain.for_order(refund_id, order, breakdown, actor=principal.actor, now=now)
+        if await self.store.insert(refund, payment=order.payment, idempotency_key=domain.gateway_key(refund_id, 0),
+                                   now=now, requested_by=principal.ref):
+            log.info("direct refund opened", extra={"refund_id": refund_id, "order_id": order.order_id,
+                                                    "actor": principal.ref})
+        return await self._pay_or_refuse(refund_id, breakdown)
+
+    async def retry(self, principal: Principal, refund_id: str) -> Refund:
+        """An agent pays a failed refund again (a new round of gateway keys)."""
+        record = await self.store.get(refund_id)
+        if record is None:
+            raise RefundNotFound(f"Refund {refund_id} does not exist.")
+        try:
+            again = domain.retry(record.refund, self.clock.now())
+        except domain.IllegalTransition as exc:
+            raise RefundNotAllowed(f"Only a failed refund can be retried; this one is {exc.status.value}.",
+                                   refund_id=refund_id, refund_status=exc.status.value) from None
+        extra = {LEASE: self.clock.now()} | _new_round(record, True)
+        if not await self.store.save(record.refund.version, again, extra=extra):
+            raise RefundNotAllowed("The refund changed meanwhile; read it again.", refund_id=refund_id)
+        log.info("refund retried", extra={"refund_id": refund_id, "actor": principal.ref})
+        return await self.payer.pay(refund_id) or again
+
+    async def _check_room(self, order_id: str, breakdown: Breakdown) -> None:
+        ledger = await self.store.ledgers.get(order_id)
+        if ledger is None:
+            raise OrderNotFound(f"Order {order_id} is unknown.")
+        if breakdown.total.amount > ledger["available"]:
+            raise RefundExceedsPaid(breakdown.total, ledger["available"])
+
+    async def _unchanged(self, record: RefundRecord) -> None:
+        current = await self.store.get(record.refund.refund_id)
+        if current is not None and current.refund.version != record.refund.version:
+            raise RefundNotAllowed(f"The return's refund is now {current.refund.status.value}.",
+                                   refund_id=record.refund.refund_id, refund_status=current.refund.status.value)
+
+    async def _pay_or_refuse(self, refund_id: str, breakdown: Breakdown) -> Refund:
+        try:
+            refund = await self.payer.pay(refund_id, refuse_over_cap=True)
+        except CapExceeded as exc:  # a concurrent refund of the same order took the room first
+            raise RefundExceedsPaid(breakdown.total, exc.available) from None
+        if refund is None:
+            raise RefundNotFound(f"Refund {refund_id} does not exist.")
+        return refund
+
+    # ---- the refund deadline ----------------------------------------------------------------
+
+    async def take_over_overdue(self, now: datetime, limit: int) -> int:
+        """Refunds the seller did not issue by their deadline: the platform pays the computed one."""
+        taken = 0
+        for record in await self.store.overdue(now, limit):
+            pending = domain.take_over(record.refund, now)
+            if not await self.store.save(record.refund.version, pending, extra={LEASE: now}):
+                continue  # another replica (or the seller) got there first
+            taken += 1
+            log.info("refund deadline passed: platform refunds", extra={
+                "refund_id": pending.refund_id, "return_id": pending.return_id})
+            await self.payer.pay(pending.refund_id)
+        return taken
+
+    async def resume_stalled(self, now: datetime, limit: int) -> int:
+        ids = await self.store.stalled(now, limit)
+        for refund_id in ids:
+            await self.payer.pay(refund_id)
+        return len(ids)
+
+
+def _new_round(record: RefundRecord, needed: bool) -> dict[str, object]:
+    if not needed:
+        return {}
+    round_ = record.key_round + 1
+    return {"key_round": round_, "idempotency_key": domain.gateway_key(record.refund.refund_id, round_)}
+
+
+def _choices(body: RefundRequest) -> list[LineChoice] | None:
+    return None if body.lines is None else [LineChoice(line.line_id, line.quantity) for line in body.lines]
+
+
+def _checked(compute) -> Breakdown:  # noqa: ANN001 - a zero-argument function computing a breakdown
+    try:
+        breakdown = compute()
+    except RefundRuleBroken as exc:
+        raise InvalidRefund([(p.field, p.reason) for p in exc.problems]) from None
+    if breakdown.total.amount <= 0:
+        raise InvalidRefund([("lines", "nothing to refund: the total must be positive")])
+    return breakdown
+

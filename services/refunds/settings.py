@@ -1,0 +1,29 @@
+"""Configuration of the refunds service: gateways, their retry budget, and the deadline job."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+
+class Settings(CommonSettings):
+    service_name: str = "refunds"
+    port: int = 8002
+
+    refund_business_days: int = Field(default=2, ge=0, description="Refund deadline after receipt (SPEC §3).")
+    max_restocking_fee_percent: Decimal = Field(default=Decimal(50), ge=0, le=100)
+
+    stripe_api_base: str = "http://127.0.0.1:12111"
+    stripe_api_key: str = "sk_test_123"
+    gateway_timeout_s: float = Field(default=10.0, gt=0, description="One gateway call; a timeout is retried.")
+    gateway_retry_delays_ms: list[int] = Field(
+        default=[500, 2000, 8000],
+        description="Wait before each new gateway call after a timeout or 5xx; exhausted -> refund.failed.")
+
+    lease_s: float = Field(default=120.0, gt=0, description=(
+        "How long one replica owns a refund it is paying; a crashed replica's refunds are resumed after it."))
+    job_interval_s: float = Field(default=30.0, gt=0, description="Pause between runs of the deadline job.")
+    job_batch_size: int = Field(default=100, ge=1)
+    jobs_enabled: bool = True

@@ -1,0 +1,155 @@
+"""The refunds service's MongoDB: refunds (with their outbox), order copies, returns seen, ledgers.
+
+Every write is one conditional single-document update: no transactions are needed or used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorDatabase
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from services.refunds.order_ledger import OrderLedgers
+from shared.events import CloudEvent
+from shared.models import Order, Payment, Refund, RefundStatus, Return
+from shared.outbox import outbox_fields, with_outbox
+from shared.pagination import Page, make_page, page_filter, page_sort
+
+_DATES = ("created_at", "updated_at", "received_at", "due_at", "issued_at")
+# What the platform or a seller may change on a refund; restored when a refund is reverted.
+REVERTIBLE = ("status", "breakdown", "amount", "actor", "automatic", "failure_reason")
+LEASE = "pay_lease_until"
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    """A refund and what only this service needs to pay it."""
+
+    refund: Refund
+    payment: Payment
+    idempotency_key: str
+    key_round: int
+    previous: dict[str, Any] | None
+
+
+def refund_fields(refund: Refund) -> dict[str, Any]:
+    fields = refund.model_dump(mode="json")
+    for name in _DATES:  # real dates, so deadlines can be range-queried
+        fields[name] = getattr(refund, name)
+    return fields
+
+
+def _record(doc: dict[str, Any]) -> RefundRecord:
+    return RefundRecord(refund=Refund.model_validate(doc), payment=Payment.model_validate(doc["payment"]),
+                        idempotency_key=doc["idempotency_key"], key_round=doc.get("key_round", 0),
+                        previous=doc.get("previous"))
+
+
+class RefundStore:
+    def __init__(self, db: AsyncIOMotorDatabase) -> None:
+        self.db = db
+        self.refunds = db["refunds"]
+        self.orders = db["orders"]
+        self.returns = db["returns"]
+        self.ledgers = OrderLedgers(db["order_ledgers"])
+
+    async def ensure_indexes(self) -> None:
+        for keys in (["status", "due_at"], ["status", LEASE], ["return_id", "created_at"],
+                     ["order_id", "created_at"], ["seller.id", "created_at"], ["created_at"]):
+            await self.refunds.create_index([(key, 1) for key in keys])
+
+    # ---- orders and returns seen ------------------------------------------------------------
+
+    async def save_order(self, order: Order) -> None:
+        """Keep the first snapshot of a delivered order and open its ledger (redeliveries change nothing)."""
+        try:
+            await self.orders.insert_one({"_id": order.order_id, "order": order.model_dump(mode="json")})
+        except DuplicateKeyError:
+            pass
+        await self.ledgers.open(order.order_id, order.currency, order.total_paid())
+
+    async def order(self, order_id: str) -> Order | None:
+        doc = await self.orders.find_one({"_id": order_id})
+        return None if doc is None else Order.model_validate(doc["order"])
+
+    async def note_return(self, ret: Return) -> tuple[str, int]:
+        """Remember the newest status of a return seen in events; returns (status, version) of it."""
+        state = {"version": ret.version, "status": ret.status.value}
+        await self.returns.update_one({"_id": ret.return_id, "version": {"$lt": ret.version}}, {"$set": state})
+        try:
+            await self.returns.insert_one({"_id": ret.return_id, **state})
+        except DuplicateKeyError:
+            pass
+        doc = await self.returns.find_one({"_id": ret.return_id}) or state
+        return doc["status"], doc["version"]
+
+    async def received_return(self, return_id: str) -> Return | None:
+        """The return as it was received (the state a refund of it is computed from)."""
+        doc = await self.refunds.find_one({"return_id": return_id}, {"source_return": 1})
+        return None if doc is None or not doc.get("source_return") else Return.model_validate(doc["source_return"])
+
+    # ---- refunds ----------------------------------------------------------------------------
+
+    async def insert(self, refund: Refund, *, payment: Payment, idempotency_key: str, now: datetime,
+                     source_return: Return | None = None, requested_by: str | None = None,
+                     events: list[CloudEvent] = ()) -> bool:
+        """False when the refund already exists (a duplicate event or a retried request)."""
+        doc = {"_id": refund.refund_id, **refund_fields(refund), "payment": payment.model_dump(mode="json"),
+               "idempotency_key": idempotency_key, "key_round": 0, LEASE: now, "requested_by": requested_by,
+               "source_return": None if source_return is None else source_return.model_dump(mode="json"),
+               **outbox_fields(events)}
+        try:
+            await self.refunds.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, refund_id: str) -> RefundRecord | None:
+        doc = await self.refunds.find_one({"_id": refund_id})
+        return None if doc is None else _record(doc)
+
+    async def claim(self, refund_id: str, now: datetime, until: datetime) -> RefundRecord | None:
+        """Take the right to pay a pending refund; None while another replica holds it."""
+        doc = await self.refunds.find_one_and_update(
+            {"_id": refund_id, "status": RefundStatus.PENDING.value, LEASE: {"$lte": now}},
+            {"$set": {LEASE: until}}, return_document=ReturnDocument.AFTER)
+        return None if doc is None else _record(doc)
+
+    async def extend_lease(self, refund: Refund, until: datetime) -> bool:
+        """Record a gateway attempt (and keep the lease); False when the refund changed meanwhile."""
+        result = await self.refunds.update_one(
+            {"_id": refund.refund_id, "version": refund.version, "status": RefundStatus.PENDING.value},
+            {"$set": {LEASE: until, "attempts": refund.attempts}})
+        return result.matched_count == 1
+
+    async def save(self, version: int, refund: Refund, *, events: list[CloudEvent] = (),
+                   extra: dict[str, Any] | None = None) -> bool:
+        """Write the refund's new state and its events in one update, if it is still at `version`."""
+        update = with_outbox({"$set": {**refund_fields(refund), **(extra or {})}}, events)
+        result = await self.refunds.update_one({"_id": refund.refund_id, "version": version}, update)
+        return result.matched_count == 1
+
+    async def delete_unpaid(self, refund: Refund) -> bool:
+        """Drop a direct refund created by a request that was then refused (nothing was paid)."""
+        result = await self.refunds.delete_one({"_id": refund.refund_id, "version": refund.version,
+                                                "status": RefundStatus.PENDING.value})
+        return result.deleted_count == 1
+
+    async def overdue(self, now: datetime, limit: int) -> list[RefundRecord]:
+        cursor = self.refunds.find({"status": RefundStatus.DUE.value, "due_at": {"$lte": now}}).limit(limit)
+        return [_record(doc) async for doc in cursor]
+
+    async def stalled(self, now: datetime, limit: int) -> list[str]:
+        """Pending refunds nobody is paying (their payer crashed): ids to resume."""
+        cursor = self.refunds.find({"status": RefundStatus.PENDING.value, LEASE: {"$lte": now}},
+                                   {"_id": 1}).limit(limit)
+        return [doc["_id"] async for doc in cursor]
+
+    async def page(self, filters: dict[str, Any], cursor: str | None, limit: int) -> Page[Refund]:
+        query = {**filters, **page_filter(cursor)}
+        docs = [doc async for doc in self.refunds.find(query).sort(page_sort()).limit(limit + 1)]
+        return make_page(docs, limit, Refund.model_validate)
+

@@ -1,0 +1,106 @@
+"""Killed after the gateway accepted a refund but before it was recorded: a restart pays once.
+
+The service runs as a real process (`python -m services.refunds`) and gets SIGKILL while the
+gateway holds its answer to an accepted refund. After a restart the payment is resumed under the
+same idempotency key, so the gateway pays once.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.refunds.domain import return_refund_id
+from shared.models import Refund
+from tests.unit.refunds.builders import make_return
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def process_env(refunds_settings) -> dict[str, str]:
+    s = refunds_settings
+    return os.environ | {
+        "MONGODB_URL": s.mongodb_url, "MONGODB_DB": s.database_name, "AMQP_URL": s.amqp_url,
+        "EXCHANGE": s.exchange, "ORDERS_EXCHANGE": s.orders_exchange, "QUEUE_PREFIX": s.queue_prefix,
+        "RETRY_DELAYS_MS": "[100,200]", "JWT_SECRET": s.jwt_secret, "STRIPE_API_BASE": s.stripe_api_base,
+        "GATEWAY_TIMEOUT_S": "30", "GATEWAY_RETRY_DELAYS_MS": "[50]", "LEASE_S": "1", "JOB_INTERVAL_S": "0.2",
+        "OUTBOX_POLL_MS": "100", "LOG_LEVEL": "WARNING", "PORT": str(free_port())}
+
+
+@pytest.fixture
+def run_service(process_env) -> Iterator:
+    processes: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-m", "services.refunds"], cwd=ROOT, env=process_env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def ready(port: str) -> bool:
+    try:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"http://127.0.0.1:{port}/readyz", timeout=1)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def test_killed_after_the_gateway_accepted_then_restarted_pays_once(
+        harness, published, stripe_stub, run_service, process_env, wait_until):
+    service = harness
+    port = process_env["PORT"]
+    process = run_service()
+    await wait_until(lambda: ready(port), timeout=20, interval=0.1, message="service did not start")
+    order = await service.delivered(lines=[("L1", 2, 1250)])
+    ret = make_return(order, ("L1", 2, "DEFECTIVE"))
+    refund_id = return_refund_id(ret.return_id)
+    stripe_stub.mode = "hold"
+    await service.send("return.received", ret)
+
+    await wait_until(lambda: stripe_stub.posts(), timeout=10, message="gateway never called")
+    process.send_signal(signal.SIGKILL)  # the gateway has paid; the service never hears back
+    process.wait(5)
+    assert len(stripe_stub.refunds) == 1
+    assert (await service.refund_doc(refund_id))["status"] == "pending"
+    stripe_stub.mode = "ok"
+    stripe_stub.release.set()
+
+    run_service()
+    await wait_until(lambda: published.of_type("return.refunded", ret.return_id), timeout=20,
+                     message="no return.refunded after the restart")
+    doc = await service.refund_doc(refund_id)
+    refund = Refund.model_validate(doc)
+    keys = [call.idempotency_key for call in stripe_stub.posts()]
+    assert len(keys) >= 2 and set(keys) == {refund_id}  # the same key before and after the crash
+    assert len(stripe_stub.refunds) == 1 and stripe_stub.paid_total() == 2500  # paid once
+    assert (refund.status, refund.gateway_reference, refund.amount.amount) == ("issued", "re_stub_1", 2500)
+    assert len({e.id for e in published.of_type("refund.issued")}) == 1
+    ledger = await service.ledger(order.order_id)
+    assert (ledger["refunded"], ledger["reserved"]) == (2500, 0)

@@ -1,0 +1,167 @@
+"""SPEC §6 arithmetic: every fault, condition, concession, partial quantity; USD, JPY (0), BHD (3)."""
+from __future__ import annotations
+
+import pytest
+
+from services.refunds.policy import (LineChoice, RefundRuleBroken, direct_refund, refundable_units,
+                                     return_refund)
+from shared.models import ItemCondition
+from shared.money import Money
+from tests.unit.refunds.builders import make_order, make_return
+
+BUYER_REASON, SELLER_REASON = "NO_LONGER_NEEDED", "DEFECTIVE"
+# currency, unit price, 15 % of two units rounded half-up (BHD: 3703.5 fils -> 3704)
+CURRENCIES = [("USD", 1999, 600), ("JPY", 1333, 400), ("BHD", 12345, 3704)]
+FEE_CONDITIONS = {"opened", "used", "damaged_by_buyer"}
+
+
+def total_of(b) -> int:
+    return (b.items.amount - b.restocking_fee.amount + b.outbound_shipping.amount
+            + b.return_shipping_concession.amount + b.other_concession.amount)
+
+
+@pytest.mark.parametrize(("currency", "price", "fee_for_two"), CURRENCIES)
+@pytest.mark.parametrize("reason", [BUYER_REASON, SELLER_REASON])
+@pytest.mark.parametrize("condition", [c.value for c in ItemCondition])
+def test_fault_and_condition_decide_units_and_restocking_fee(currency, price, fee_for_two, reason, condition):
+    order = make_order(currency=currency, lines=[("L1", 2, price), ("L2", 1, 500)], shipping=700)
+    ret = make_return(order, ("L1", 2, reason), restocking=15, received=[("L1", 2, condition)])
+
+    b = return_refund(ret, order.shipping_paid)
+
+    not_back = condition == "missing" or (condition == "wrong_item" and reason == BUYER_REASON)
+    units = 0 if not_back else 2
+    fee = fee_for_two if reason == BUYER_REASON and condition in FEE_CONDITIONS else 0
+    assert b.items == Money(amount=price * units, currency=currency)
+    assert b.restocking_fee == Money(amount=fee, currency=currency)
+    assert b.outbound_shipping.amount == 0  # not the whole order
+    assert b.total == Money(amount=price * units - fee, currency=currency)
+    assert [(line.line_id, line.quantity) for line in b.lines] == ([] if not_back else [("L1", 2)])
+    assert {m.currency for m in (b.items, b.restocking_fee, b.outbound_shipping, b.total)} == {currency}
+
+
+def test_percentages_round_half_up_per_line_not_on_the_sum():
+    order = make_order(currency="JPY", lines=[("L1", 1, 5), ("L2", 1, 5)], shipping=0)
+    ret = make_return(order, ("L1", 1, BUYER_REASON), ("L2", 1, BUYER_REASON), restocking=10,
+                      received=[("L1", 1, "opened"), ("L2", 1, "used")])
+    b = return_refund(ret, order.shipping_paid)
+    # 0.5 yen per line rounds up to 1 each: 2, where 10 % of the 10 yen sum would be 1.
+    assert [line.restocking_fee.amount for line in b.lines] == [1, 1]
+    assert b.restocking_fee.amount == 2 and b.total.amount == 8
+
+
+def test_bhd_three_decimals_half_up():
+    order = make_order(currency="BHD", lines=[("L1", 1, 1005)], shipping=500)
+    ret = make_return(order, ("L1", 1, BUYER_REASON), restocking="12.5", received=[("L1", 1, "used")])
+    b = return_refund(ret, order.shipping_paid)
+    assert b.restocking_fee == Money(amount=126, currency="BHD")  # 125.625 fils
+    assert b.total == Money(amount=879, currency="BHD")
+
+
+def test_restocking_fee_is_capped_at_fifty_percent():
+    order = make_order(lines=[("L1", 1, 1000)])
+    ret = make_return(order, ("L1", 1, BUYER_REASON), restocking=80, received=[("L1", 1, "opened")])
+    assert return_refund(ret, order.shipping_paid).restocking_fee.amount == 500
+
+
+def test_fee_only_on_buyer_fault_lines_of_a_mixed_return():
+    order = make_order(lines=[("L1", 1, 1000), ("L2", 1, 2000)], shipping=599)
+    ret = make_return(order, ("L1", 1, BUYER_REASON), ("L2", 1, SELLER_REASON), restocking=20,
+                      whole_order=True, received=[("L1", 1, "opened"), ("L2", 1, "opened")])
+    b = return_refund(ret, order.shipping_paid)
+    assert [(line.line_id, line.restocking_fee.amount) for line in b.lines] == [("L1", 200), ("L2", 0)]
+    # seller at fault (one line is enough) and every unit back: outbound shipping is refunded
+    assert b.outbound_shipping.amount == 599
+    assert b.total.amount == 1000 - 200 + 2000 + 599
+
+
+@pytest.mark.parametrize(("reason", "whole_order", "received", "choice", "outbound"), [
+    (SELLER_REASON, True, None, None, 599),
+    (SELLER_REASON, False, None, None, 0),
+    (BUYER_REASON, True, None, None, 0),
+    (SELLER_REASON, True, [("L1", 1, "sellable"), ("L1", 1, "missing")], None, 0),
+    (SELLER_REASON, True, None, [LineChoice("L1", 1)], 0),
+])
+def test_outbound_shipping_only_when_seller_at_fault_and_whole_order_back(reason, whole_order, received,
+                                                                           choice, outbound):
+    order = make_order(lines=[("L1", 2, 1000)], shipping=599)
+    ret = make_return(order, ("L1", 2, reason), whole_order=whole_order, received=received)
+    assert return_refund(ret, order.shipping_paid, lines=choice).outbound_shipping.amount == outbound
+
+
+@pytest.mark.parametrize(("label", "paid_by", "postage", "concession"), [
+    ("unpaid", "seller", 899, 899),   # the seller owes postage the buyer paid
+    ("unpaid", "buyer", 899, 0),
+    ("prepaid", "seller", None, 0),   # the seller bought the label: nothing to give back
+    ("unpaid", "seller", None, 0),
+])
+def test_return_shipping_concession(label, paid_by, postage, concession):
+    order = make_order(lines=[("L1", 1, 1000)])
+    ret = make_return(order, ("L1", 1, BUYER_REASON), label=label, paid_by=paid_by, postage=postage)
+    b = return_refund(ret, order.shipping_paid)
+    assert b.return_shipping_concession.amount == concession
+    assert b.total.amount == 1000 + concession
+
+
+def test_seller_concessions_replace_the_computed_ones():
+    order = make_order(currency="JPY", lines=[("L1", 1, 3000)])
+    ret = make_return(order, ("L1", 1, BUYER_REASON), label="unpaid", paid_by="seller", postage=800)
+    b = return_refund(ret, order.shipping_paid, return_shipping_concession=Money(amount=500, currency="JPY"),
+                      other_concession=Money(amount=250, currency="JPY"))
+    assert (b.return_shipping_concession.amount, b.other_concession.amount, b.total.amount) == (500, 250, 3750)
+
+
+@pytest.mark.parametrize(("quantity", "fee"), [(1, 0), (2, 100), (3, 200), (0, 0)])
+def test_partial_quantity_leaves_out_fee_bearing_units_first(quantity, fee):
+    order = make_order(lines=[("L1", 3, 1000)])
+    ret = make_return(order, ("L1", 3, BUYER_REASON), restocking=10,
+                      received=[("L1", 1, "sellable"), ("L1", 2, "opened")])
+    assert refundable_units(ret)["L1"].fee_bearing == 2
+    b = return_refund(ret, order.shipping_paid, lines=[LineChoice("L1", quantity)])
+    assert b.items.amount == 1000 * quantity
+    assert b.restocking_fee.amount == fee
+    assert b.total.amount == total_of(b)
+
+
+def test_returnless_refund_has_no_fee_and_no_return_shipping():
+    order = make_order(lines=[("L1", 1, 800)], shipping=300)
+    ret = make_return(order, ("L1", 1, SELLER_REASON), returnless=True, restocking=20, whole_order=True,
+                      label="unpaid", postage=899, status="authorized")
+    b = return_refund(ret, order.shipping_paid)
+    assert (b.items.amount, b.restocking_fee.amount, b.outbound_shipping.amount,
+            b.return_shipping_concession.amount, b.total.amount) == (800, 0, 300, 0, 1100)
+
+
+@pytest.mark.parametrize(("choices", "concessions", "fields"), [
+    ([LineChoice("L9", 1)], {}, ["lines[0].line_id"]),
+    ([LineChoice("L1", 3)], {}, ["lines[0].quantity"]),
+    ([LineChoice("L1", -1)], {}, ["lines[0].quantity"]),
+    ([LineChoice("L1", 1), LineChoice("L1", 1)], {}, ["lines[1].line_id"]),
+    (None, {"other_concession": Money(amount=5, currency="EUR")}, ["other_concession.currency"]),
+    (None, {"return_shipping_concession": Money(amount=-5, currency="USD")}, ["return_shipping_concession.amount"]),
+])
+def test_bad_choices_name_the_field(choices, concessions, fields):
+    order = make_order(lines=[("L1", 2, 1000)])
+    ret = make_return(order, ("L1", 2, BUYER_REASON))
+    with pytest.raises(RefundRuleBroken) as caught:
+        return_refund(ret, order.shipping_paid, lines=choices, **concessions)
+    assert [p.field for p in caught.value.problems] == fields
+
+
+@pytest.mark.parametrize(("currency", "price", "shipping"),
+                         [("USD", 1999, 599), ("JPY", 1500, 500), ("BHD", 12345, 1250)])
+def test_full_direct_refund_is_everything_paid(currency, price, shipping):
+    order = make_order(currency=currency, lines=[("L1", 2, price), ("L2", 1, 100)], shipping=shipping)
+    b = direct_refund(order)
+    assert b.total == Money(amount=order.total_paid(), currency=currency)
+    assert b.outbound_shipping.amount == shipping and b.restocking_fee.amount == 0
+
+
+def test_partial_direct_refund():
+    order = make_order(lines=[("L1", 3, 1500), ("L2", 1, 4999)], shipping=599)
+    b = direct_refund(order, lines=[LineChoice("L1", 2)], other_concession=Money(amount=100, currency="USD"))
+    assert (b.items.amount, b.outbound_shipping.amount, b.total.amount) == (3000, 0, 3100)
+    assert direct_refund(order, lines=[], refund_shipping=True).total.amount == 599
+    with pytest.raises(RefundRuleBroken) as caught:
+        direct_refund(order, lines=[LineChoice("L2", 2)])
+    assert caught.value.problems[0].field == "lines[0].quantity"

@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 import holidays
 
 # Marketplace -> (holiday country, local zone in which "a day" is counted). Configurable by adding rows.
+# A country may name a subdivision ("GB-ENG"): GB-wide holidays lack England's Easter Monday.
 MARKETPLACES: dict[str, tuple[str, str]] = {
     "US": ("US", "America/New_York"),
     "CA": ("CA", "America/Toronto"),
-    "GB": ("GB", "Europe/London"),
-    "UK": ("GB", "Europe/London"),
+    "GB": ("GB-ENG", "Europe/London"),
+    "UK": ("GB-ENG", "Europe/London"),
     "DE": ("DE", "Europe/Berlin"),
     "FR": ("FR", "Europe/Paris"),
     "ES": ("ES", "Europe/Madrid"),
@@ -22,7 +23,11 @@ MARKETPLACES: dict[str, tuple[str, str]] = {
     "BH": ("BH", "Asia/Bahrain"),
     "AU": ("AU", "Australia/Sydney"),
 }
-WEEKEND = {5, 6}
+
+
+def marketplace_country(marketplace: str) -> str:
+    """ISO country of the marketplace (`UK` -> `GB`), for comparing with addresses."""
+    return MARKETPLACES.get(marketplace, (marketplace, "UTC"))[0].partition("-")[0]
 
 
 def marketplace_zone(marketplace: str) -> ZoneInfo:
@@ -31,15 +36,17 @@ def marketplace_zone(marketplace: str) -> ZoneInfo:
 
 @lru_cache(maxsize=64)
 def _holidays(country: str, year: int) -> holidays.HolidayBase:
+    code, _, subdivision = country.partition("-")
     try:
-        return holidays.country_holidays(country, years=year)
+        return holidays.country_holidays(code, subdiv=subdivision or None, years=year)
     except NotImplementedError:
         return holidays.HolidayBase()
 
 
 def is_business_day(day: date, marketplace: str) -> bool:
-    country = MARKETPLACES.get(marketplace, (marketplace, "UTC"))[0]
-    return day.weekday() not in WEEKEND and day not in _holidays(country, day.year)
+    """Not a weekend day of the country (Friday-Saturday in Bahrain) and not a public holiday."""
+    calendar = _holidays(MARKETPLACES.get(marketplace, (marketplace, "UTC"))[0], day.year)
+    return day.weekday() not in calendar.weekend and day not in calendar
 
 
 def add_business_days(start: datetime, days: int, marketplace: str) -> datetime:

@@ -39,9 +39,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.store = store
         app.state.idempotency = IdempotencyStore(db, clock=clock)
         await app.state.idempotency.ensure_indexes()
-        bus = EventBus(settings.amqp_url, settings.service_name, exchange=settings.exchange,
-                       queue_name=settings.queue_name, retry_delays_ms=settings.retry_delays_ms,
-                       prefetch=settings.prefetch, inbox=db["inbox"], clock=clock)
+        bus = EventBus.from_settings(settings, inbox=db["inbox"], clock=clock)
         relay = OutboxRelay(bus, [store.refunds], poll_interval=settings.outbox_poll_ms / 1000, clock=clock)
         gateways: dict[str, PaymentGateway] = {
             "stripe": StripeGateway(settings.stripe_api_key, settings.stripe_api_base, settings.gateway_timeout_s),

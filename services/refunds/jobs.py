@@ -5,12 +5,11 @@ paid only by whoever holds its lease.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-from contextlib import suppress
 
 from services.refunds.refunding import Refunds
 from shared.clock import Clock
+from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +18,7 @@ class RefundDeadlineJob:
     def __init__(self, refunds: Refunds, clock: Clock, *, interval_s: float, batch_size: int) -> None:
         self.refunds, self.clock = refunds, clock
         self.interval_s, self.batch_size = interval_s, batch_size
-        self._task: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
+        self._loop = Periodic("refund-deadline-job", self.run_once, interval_s)
 
     async def run_once(self) -> tuple[int, int]:
         """(refunds taken over at their deadline, stalled payments resumed)."""
@@ -32,24 +30,10 @@ class RefundDeadlineJob:
         return taken, resumed
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="refund-deadline-job")
+        self._loop.start()
 
     def wake(self) -> None:
-        self._wakeup.set()
+        self._loop.wake()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            self._wakeup.clear()
-            try:
-                await self.run_once()
-            except Exception:  # noqa: BLE001 - the next run tries again
-                log.exception("refund job run failed")
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.interval_s)
+        await self._loop.stop()

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
-from shared.calendar import MARKETPLACES, marketplace_zone
+from shared.calendar import marketplace_country, marketplace_zone
 from shared.models import Fault, Order, OrderLine, PolicySnapshot, ReturnLine
 from shared.money import Money
 
@@ -144,10 +144,6 @@ def is_whole_order(order: Order, lines: Iterable[ReturnLine], already_returned: 
 def overall_fault(lines: Iterable[ReturnLine]) -> Fault:
     """The seller is at fault for the return as soon as one line's reason is theirs."""
     return Fault.SELLER if any(line.fault == Fault.SELLER for line in lines) else Fault.BUYER
-
-
-def marketplace_country(marketplace: str) -> str:
-    return MARKETPLACES.get(marketplace, (marketplace, "UTC"))[0]
 
 
 def seller_must_pay_shipping(fault: Fault, return_country: str, marketplace: str) -> bool:

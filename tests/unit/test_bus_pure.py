@@ -13,8 +13,8 @@ from shared.deadletters import dead_letter
 
 def test_queue_names():
     names = QueueNames("t1.refunds", (50, 100))
-    assert (names.main, names.dead, names.retry(2)) == ("t1.refunds.events", "t1.refunds.dead", "t1.refunds.retry.2")
-    assert names.all == ["t1.refunds.events", "t1.refunds.retry.1", "t1.refunds.retry.2", "t1.refunds.dead"]
+    assert (names.main, names.dead, names.retry(2)) == ("t1.refunds.inbox", "t1.refunds.dead", "t1.refunds.retry.2")
+    assert names.all == ["t1.refunds.inbox", "t1.refunds.retry.1", "t1.refunds.retry.2", "t1.refunds.dead"]
 
 
 def test_failure_headers_remember_the_first_origin_and_drop_broker_headers():

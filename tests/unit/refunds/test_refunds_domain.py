@@ -25,9 +25,11 @@ def local(marketplace_zone: str, *parts: int) -> datetime:
     ("US", "America/New_York", (2025, 7, 3, 15), (2025, 7, 8)),
     # Received on the holiday itself counts from the next business day.
     ("US", "America/New_York", (2025, 12, 25, 9), (2025, 12, 29)),
-    # Good Friday in Great Britain: Thursday -> Tuesday. (The UK-wide calendar has no Easter
-    # Monday, which England and Wales observe; see the report on shared.calendar.)
-    ("GB", "Europe/London", (2025, 4, 17, 11), (2025, 4, 22)),
+    # Good Friday and England's Easter Monday: Thursday 17 April -> Wednesday 23 April.
+    ("GB", "Europe/London", (2025, 4, 17, 11), (2025, 4, 23)),
+    # Bahrain's weekend is Friday-Saturday: Wednesday 2 July -> Thursday 3, then Sunday 6 July
+    # is Ashura, so Monday 7 July.
+    ("BH", "Asia/Bahrain", (2025, 7, 2, 11), (2025, 7, 7)),
     # Golden Week: Friday 2 May, weekend, 5 May and the substitute holiday 6 May -> Thursday 8 May.
     ("JP", "Asia/Tokyo", (2025, 5, 2, 16), (2025, 5, 8)),
     # German Unity Day, Friday 3 October 2025.

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -29,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.clock import Clock, SystemClock
 from shared.events import EXCHANGE, CloudEvent
+from shared.periodic import Periodic
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -114,11 +115,15 @@ def dead_headers(headers: dict[str, Any], *, error: str, attempts: int, at: date
 class EventBus:
     def __init__(self, amqp_url: str, service: str, *, exchange: str = EXCHANGE,
                  queue_name: str | None = None, retry_delays_ms: Iterable[int] = (1000, 5000, 30000),
-                 prefetch: int = 32, inbox: Any = None, clock: Clock | None = None) -> None:
+                 prefetch: int = 32, inbox: Any = None, clock: Clock | None = None,
+                 inbox_retention: timedelta = timedelta(days=14)) -> None:
         self.amqp_url, self.service, self.exchange_name = amqp_url, service, exchange
         self.names = QueueNames(queue_name or service, tuple(retry_delays_ms))
         self.prefetch = prefetch
         self.inbox = inbox  # motor collection; None disables dedupe (publish-only buses, tools)
+        # No TTL indexes on the stores we run on: a job forgets event ids older than any redelivery.
+        self.inbox_retention = inbox_retention
+        self._inbox_purge = Periodic(f"inbox-purge:{service}", self.purge_inbox, 3600)
         self.clock = clock or SystemClock()
         self._handlers: dict[str, Handler] = {}
         self._bindings: list[tuple[str, str]] = []  # (exchange, routing key)
@@ -143,7 +148,8 @@ class EventBus:
         """The bus of a service as its settings describe it (exchange, queue names, retries)."""
         return cls(settings.amqp_url, settings.service_name, exchange=settings.exchange,
                    queue_name=settings.queue_name, retry_delays_ms=settings.retry_delays_ms,
-                   prefetch=settings.prefetch, inbox=inbox, clock=clock)
+                   prefetch=settings.prefetch, inbox=inbox, clock=clock,
+                   inbox_retention=timedelta(days=settings.inbox_retention_days))
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(
@@ -212,9 +218,21 @@ class EventBus:
             exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
             await queue.bind(exchange, routing_key=routing_key)
         self._consumer_tag = await queue.consume(self._on_message, no_ack=False)
+        if self.inbox is not None:
+            await self.inbox.create_index("processed_at")
+            self._inbox_purge.start()
         log.info("consuming", extra={"queue": names.main, "types": sorted(self._handlers)})
 
+    async def purge_inbox(self) -> int:
+        """Forget processed event ids older than the retention; returns how many went."""
+        cutoff = self.clock.now() - self.inbox_retention
+        result = await self.inbox.delete_many({"processed_at": {"$lt": cutoff}})
+        if result.deleted_count:
+            log.info("inbox purged", extra={"deleted": result.deleted_count})
+        return result.deleted_count
+
     async def close(self, drain_timeout: float = 10.0) -> None:
+        await self._inbox_purge.stop()
         if self._queue is not None and self._consumer_tag is not None:
             # Bounded: while the broker is unreachable a robust channel would wait for it forever.
             with suppress(Exception):

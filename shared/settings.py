@@ -22,6 +22,7 @@ class CommonSettings(BaseSettings):
     retry_delays_ms: list[int] = Field(default=[1000, 5000, 30000], description="Delay before each redelivery of a failed message.")
     prefetch: int = 32
     outbox_poll_ms: int = 500
+    inbox_retention_days: int = Field(default=14, description="How long processed event ids are kept for dedupe.")
     jwt_algorithm: str = "HS256"
     jwt_secret: str | None = None
     jwt_public_key: str | None = Field(default=None, description="PEM public key when jwt_algorithm is RS256/ES256/EdDSA.")

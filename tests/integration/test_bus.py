@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from shared.clock import FixedClock
 from shared.bus import CONTENT_TYPE, EventBus, Unroutable
 from shared.deadletters import dead_letter_router, list_dead, replay_dead
 from shared.events import CloudEvent
@@ -253,3 +255,14 @@ async def test_concurrent_confirmed_publishing_is_fast(bus_factory, amqp, exchan
     rate = len(events) / (time.perf_counter() - started)
     print(f"\nconfirmed publish rate: {rate:,.0f} msg/s")
     assert rate > 500
+
+
+async def test_the_inbox_forgets_event_ids_older_than_its_retention(bus_factory, db):
+    clock = FixedClock(datetime(2026, 3, 2, tzinfo=UTC))
+    bus = await bus_factory("refunds", inbox=db["inbox"], clock=clock, inbox_retention=timedelta(days=14))
+    await db["inbox"].insert_many([
+        {"_id": "old", "processed_at": clock.now() - timedelta(days=15)},
+        {"_id": "recent", "processed_at": clock.now() - timedelta(days=13)},
+    ])
+    assert await bus.purge_inbox() == 1
+    assert [doc["_id"] async for doc in db["inbox"].find({})] == ["recent"]

@@ -16,7 +16,7 @@ from services.notifications.domain import after_attempt, applied, message_id, no
 from services.notifications.mail import Mailer, build_message
 from services.notifications.settings import Settings
 from services.notifications.store import NotificationStore
-from shared.clock import Clock
+from shared.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ class Dispatcher:
     def __init__(self, store: NotificationStore, mailer: Mailer, settings: Settings, clock: Clock,
                  relay: Any = None) -> None:
         self.store, self.mailer, self.settings, self.clock, self.relay = store, mailer, settings, clock, relay
+        self.lease_clock = SystemClock()  # claims are operational time, never the movable business clock
         # Long enough to outlive a slow SMTP dialogue, so two workers never send one email at once.
         self.lease = timedelta(seconds=max(60.0, 3 * settings.smtp_timeout_s))
         self._slots = asyncio.Semaphore(settings.dispatch_workers)
@@ -60,7 +61,7 @@ class Dispatcher:
         while True:
             await self._slots.acquire()
             try:
-                doc = await self.store.claim_due(self.clock.now(), self.lease)
+                doc = await self.store.claim_due(self.clock.now(), self.lease_clock.now(), self.lease)
             except BaseException:
                 self._slots.release()
                 raise

@@ -26,10 +26,11 @@ def build_message(doc: dict[str, Any], settings: Settings) -> EmailMessage:
     message["Date"] = email.utils.format_datetime(doc["queued_at"])
     message["Message-ID"] = message_id(doc["_id"], doc["generation"], settings.message_id_domain)
     message["Auto-Submitted"] = "auto-generated"
-    message["Content-Language"] = doc["locale"]
     message["X-Notification-Id"] = doc["_id"]
     message.set_content(doc["text"])
     message.add_alternative(doc["html"], subtype="html")
+    # After the parts: set_content() drops every Content-* header set before it.
+    message["Content-Language"] = doc["locale"]
     # The default boundary is random; "==" never occurs in quoted-printable or base64 lines.
     message.set_boundary(f"=={doc['_id']}.{doc['generation']}.alt==")
     return message

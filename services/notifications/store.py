@@ -44,11 +44,16 @@ class NotificationStore:
             {"return_id": return_id, "return_version": {"$gt": version}}, {"_id": 1})
         return later is not None
 
-    async def claim_due(self, now: datetime, lease: timedelta) -> dict[str, Any] | None:
-        """Take the next due pending email for `lease`; an expired claim (a crash) is taken over."""
+    async def claim_due(self, due_by: datetime, lease_now: datetime, lease: timedelta) -> dict[str, Any] | None:
+        """Take the next email due by `due_by` for `lease`; an expired claim (a crash) is taken over.
+
+        Due-ness is business time; the lease is operational time (`lease_now`), so moving the
+        business clock never makes a claim in flight look expired.
+        """
         return await self.collection.find_one_and_update(
-            {"status": str(Status.PENDING), "next_attempt_at": {"$lte": now}, "claimed_until": {"$lt": now}},
-            {"$set": {"claimed_until": now + lease, "claim": uuid.uuid4().hex}},
+            {"status": str(Status.PENDING), "next_attempt_at": {"$lte": due_by},
+             "claimed_until": {"$lt": lease_now}},
+            {"$set": {"claimed_until": lease_now + lease, "claim": uuid.uuid4().hex}},
             sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
 
     async def settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[CloudEvent]) -> bool:

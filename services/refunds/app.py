@@ -40,7 +40,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.idempotency = IdempotencyStore(db, clock=clock)
         await app.state.idempotency.ensure_indexes()
         bus = EventBus.from_settings(settings, inbox=db["inbox"], clock=clock)
-        relay = OutboxRelay(bus, [store.refunds], poll_interval=settings.outbox_poll_ms / 1000, clock=clock)
+        # The relay's leases are operational time, not the (possibly moved) business clock.
+        relay = OutboxRelay(bus, [store.refunds], poll_interval=settings.outbox_poll_ms / 1000)
         gateways: dict[str, PaymentGateway] = {
             "stripe": StripeGateway(settings.stripe_api_key, settings.stripe_api_base, settings.gateway_timeout_s),
             "ledger": LedgerGateway(db["ledger_entries"], clock)}

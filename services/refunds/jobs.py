@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from services.refunds.refunding import Refunds
-from shared.clock import Clock
+from shared.clock import Clock, SystemClock
 from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,8 @@ class RefundDeadlineJob:
         """(refunds taken over at their deadline, stalled payments resumed)."""
         now = self.clock.now()
         taken = await self.refunds.take_over_overdue(now, self.batch_size)
-        resumed = await self.refunds.resume_stalled(now, self.batch_size)
+        # Stalled means its pay lease ran out: operational time, not the business clock.
+        resumed = await self.refunds.resume_stalled(SystemClock().now(), self.batch_size)
         if taken or resumed:
             log.info("refund job run", extra={"taken_over": taken, "resumed": resumed})
         return taken, resumed

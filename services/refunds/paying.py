@@ -17,8 +17,8 @@ from prometheus_client import Counter
 from services.refunds import domain
 from services.refunds.gateways import GatewayDeclined, GatewayRefund, GatewayUnavailable, PaymentGateway
 from services.refunds.order_ledger import CapExceeded
-from services.refunds.store import LEASE, RefundRecord, RefundStore
-from shared.clock import Clock
+from services.refunds.store import LEASE, UNLEASED, RefundRecord, RefundStore
+from shared.clock import Clock, SystemClock
 from shared.models import Refund, RefundKind
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class Payer:
         self.store, self.gateways, self.clock = store, gateways, clock
         self.lease, self.retry_delays_ms, self.timeout_s = lease, retry_delays_ms, timeout_s
         self.committed = committed  # wakes the outbox relay
+        self.lease_clock = SystemClock()  # leases are operational time, never the movable business clock
 
     async def pay(self, refund_id: str, *, refuse_over_cap: bool = False) -> Refund | None:
         """Pay a pending refund if nobody else is; returns its state afterwards.
@@ -49,8 +50,8 @@ class Payer:
         With `refuse_over_cap` (a request being answered) a refund beyond what the buyer paid is
         undone and CapExceeded raised; otherwise it ends `failed`.
         """
-        now = self.clock.now()
-        record = await self.store.claim(refund_id, now, now + self.lease)
+        lease_now = self.lease_clock.now()
+        record = await self.store.claim(refund_id, lease_now, lease_now + self.lease)
         if record is None:
             current = await self.store.get(refund_id)
             return None if current is None else current.refund
@@ -87,7 +88,7 @@ class Payer:
             if delay_ms:
                 await asyncio.sleep(delay_ms / 1000)
             refund = refund.model_copy(update={"attempts": refund.attempts + 1})
-            if not await self.store.extend_lease(refund, self.clock.now() + self.lease):
+            if not await self.store.extend_lease(refund, self.lease_clock.now() + self.lease):
                 return _Outcome(refund, lost=True)
             fields = {"refund_id": refund.refund_id, "gateway": gateway.name, "attempt": attempt + 1}
             try:
@@ -123,7 +124,7 @@ class Payer:
 
     async def _record(self, before: Refund, after: Refund) -> Refund:
         if not await self.store.save(before.version, after, events=domain.events(after),
-                                     extra={LEASE: self.clock.now(), "previous": None}):
+                                     extra={LEASE: UNLEASED, "previous": None}):
             current = await self.store.get(before.refund_id)  # another payer recorded it first
             return after if current is None else current.refund
         self.committed()

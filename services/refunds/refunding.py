@@ -12,7 +12,7 @@ from services.refunds.order_ledger import CapExceeded
 from services.refunds.paying import Payer
 from services.refunds.policy import LineChoice, RefundRuleBroken, direct_refund, return_refund
 from services.refunds.schemas import RefundRequest
-from services.refunds.store import LEASE, REVERTIBLE, RefundRecord, RefundStore
+from services.refunds.store import LEASE, REVERTIBLE, UNLEASED, RefundRecord, RefundStore
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.models import Breakdown, Refund, RefundStatus, Return, ReturnStatus
@@ -92,7 +92,7 @@ class Refunds:
         now = self.clock.now()
         replaced = domain.replace(refund, breakdown, principal.actor, now)
         previous = {name: value for name, value in refund.model_dump(mode="json").items() if name in REVERTIBLE}
-        extra = {"previous": previous, LEASE: now} | _new_round(record, refund.status == RefundStatus.FAILED)
+        extra = {"previous": previous, LEASE: UNLEASED} | _new_round(record, refund.status == RefundStatus.FAILED)
         if not await self.store.save(refund.version, replaced, extra=extra):
             raise RefundNotAllowed("The refund changed meanwhile; read it again.", refund_id=refund.refund_id)
         log.info("return refund replaced", extra={"refund_id": refund.refund_id, "actor": principal.ref})
@@ -129,7 +129,7 @@ class Refunds:
         except domain.IllegalTransition as exc:
             raise RefundNotAllowed(f"Only a failed refund can be retried; this one is {exc.status.value}.",
                                    refund_id=refund_id, refund_status=exc.status.value) from None
-        extra = {LEASE: self.clock.now()} | _new_round(record, True)
+        extra = {LEASE: UNLEASED} | _new_round(record, True)
         if not await self.store.save(record.refund.version, again, extra=extra):
             raise RefundNotAllowed("The refund changed meanwhile; read it again.", refund_id=refund_id)
         log.info("refund retried", extra={"refund_id": refund_id, "actor": principal.ref})
@@ -164,7 +164,7 @@ class Refunds:
         taken = 0
         for record in await self.store.overdue(now, limit):
             pending = domain.take_over(record.refund, now)
-            if not await self.store.save(record.refund.version, pending, extra={LEASE: now}):
+            if not await self.store.save(record.refund.version, pending, extra={LEASE: UNLEASED}):
                 continue  # another replica (or the seller) got there first
             taken += 1
             log.info("refund deadline passed: platform refunds", extra={

@@ -5,7 +5,7 @@ Every write is one conditional single-document update: no transactions are neede
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorDatabase
@@ -22,6 +22,8 @@ _DATES = ("created_at", "updated_at", "received_at", "due_at", "issued_at")
 # What the platform or a seller may change on a refund; restored when a refund is reverted.
 REVERTIBLE = ("status", "breakdown", "amount", "actor", "automatic", "failure_reason")
 LEASE = "pay_lease_until"
+# A lease is operational (system) time; "free to claim" is the epoch, never a business-clock now.
+UNLEASED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class RefundStore:
                      events: list[CloudEvent] = ()) -> bool:
         """False when the refund already exists (a duplicate event or a retried request)."""
         doc = {"_id": refund.refund_id, **refund_fields(refund), "payment": payment.model_dump(mode="json"),
-               "idempotency_key": idempotency_key, "key_round": 0, LEASE: now, "requested_by": requested_by,
+               "idempotency_key": idempotency_key, "key_round": 0, LEASE: UNLEASED, "requested_by": requested_by,
                "source_return": None if source_return is None else source_return.model_dump(mode="json"),
                **outbox_fields(events)}
         try:

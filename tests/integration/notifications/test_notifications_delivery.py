@@ -64,6 +64,7 @@ async def test_a_lifecycle_delivered_twice_sends_each_email_once(service, mailbo
         stable_id = f"<{doc['_id']}.0@{service.settings.message_id_domain}>"
         assert message["Message-ID"] == doc["smtp_message_id"] == stable_id
         assert message["Subject"] == doc["subject"]
+        assert message["Content-Language"] == doc["locale"]
         plain = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
         assert plain.strip() == doc["text"].strip()
         assert "<html" in message.get_body(("html",)).get_content()

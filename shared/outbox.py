@@ -36,8 +36,10 @@ OUTBOX, PENDING, LEASE, OWNER, FAILURES = (
     "outbox", "outbox_pending", "outbox_lease_until", "outbox_lease_owner", "outbox_failures")
 
 
-def outbox_entries(events: Iterable[CloudEvent]) -> list[dict[str, Any]]:
-    return [{"id": e.id, "type": e.type, "envelope": e.model_dump(mode="json", exclude_none=True)}
+def outbox_entries(events: Iterable[CloudEvent], exchange: str | None = None) -> list[dict[str, Any]]:
+    """Outbox items; `exchange` sends them somewhere other than the bus's own exchange."""
+    target = {"exchange": exchange} if exchange else {}
+    return [{"id": e.id, "type": e.type, "envelope": e.model_dump(mode="json", exclude_none=True), **target}
             for e in events]
 
 
@@ -47,18 +49,18 @@ def outbox_fields(events: Iterable[CloudEvent]) -> dict[str, Any]:
     return {OUTBOX: entries, PENDING: True} if entries else {OUTBOX: []}
 
 
-def outbox_push(events: Iterable[CloudEvent]) -> dict[str, Any]:
+def outbox_push(events: Iterable[CloudEvent], exchange: str | None = None) -> dict[str, Any]:
     """Update fragment appending events to an existing document's outbox."""
-    entries = outbox_entries(events)
+    entries = outbox_entries(events, exchange)
     if not entries:
         return {}
     return {"$push": {OUTBOX: {"$each": entries}}, "$set": {PENDING: True}}
 
 
-def with_outbox(update: dict[str, Any], events: Iterable[CloudEvent]) -> dict[str, Any]:
+def with_outbox(update: dict[str, Any], events: Iterable[CloudEvent], exchange: str | None = None) -> dict[str, Any]:
     """`update` (e.g. {"$set": ..., "$inc": ...}) plus the outbox push, as one update document."""
     merged = {op: dict(fields) for op, fields in update.items()}
-    for op, fields in outbox_push(events).items():
+    for op, fields in outbox_push(events, exchange).items():
         clash = merged.setdefault(op, {}).keys() & fields.keys()
         if clash:
             raise ValueError(f"update already sets outbox field(s) {sorted(clash)}")
@@ -149,7 +151,8 @@ class OutboxRelay:
             done: list[str] = []
             try:
                 for entry in entries:  # in order, each confirmed before the next
-                    await self.bus.publish(CloudEvent.model_validate(entry["envelope"]))
+                    await self.bus.publish(CloudEvent.model_validate(entry["envelope"]),
+                                           exchange=entry.get("exchange"))
                     done.append(entry["id"])
             except Exception as exc:  # noqa: BLE001 - kept for a later attempt, never dropped
                 await self._failed(collection, doc_id, done, doc.get(FAILURES, 0) + 1, entries[len(done)], exc)

@@ -39,7 +39,8 @@ async def put_order(order_id: str, order: Order, desk: Desk, principal: OrderFee
     if order.order_id != order_id:
         raise Unprocessable("The body's order_id differs from the path.",
                             errors=[{"field": "order_id", "location": "body", "reason": "must equal the path's order id"}])
-    created = await desk.store.save_order(order)
+    created = await desk.store.save_order(order, announce_at=desk.now())
+    desk.on_commit()
     response.status_code = 201 if created else 200
     return order
 

@@ -30,13 +30,13 @@ def create_app(settings: ReturnsSettings | None = None, clock: Clock | None = No
     @asynccontextmanager
     async def wiring(app: FastAPI) -> AsyncIterator[None]:
         client, db = connect(settings.mongodb_url, settings.database_name)
-        store = ReturnsStore(db)
+        store = ReturnsStore(db, orders_exchange=settings.orders_exchange)
         await store.ensure_indexes()
         app.state.idempotency = IdempotencyStore(db, clock=clock)
         await app.state.idempotency.ensure_indexes()
         bus = EventBus.from_settings(settings, inbox=db["inbox"], clock=clock)
         # The relay's leases are operational time, not the (possibly moved) business clock.
-        relay = OutboxRelay(bus, [store.returns], poll_interval=settings.outbox_poll_ms / 1000)
+        relay = OutboxRelay(bus, [store.returns, store.orders], poll_interval=settings.outbox_poll_ms / 1000)
         lifecycle = Lifecycle(store, MarketplaceRules.from_settings(settings), clock, on_commit=relay.wake)
         app.state.lifecycle = lifecycle
         job = DeadlineJob(lifecycle, interval=settings.job_interval, batch_size=settings.job_batch_size)

@@ -1,13 +1,14 @@
 """The only module that knows MongoDB: orders, seller policies, buyer flags and returns."""
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
-from shared.events import CloudEvent, new_event
+from shared.events import ORDERS_EXCHANGE, CloudEvent, new_event
 from shared.models import BuyerFlag, Order, Return, ReturnStatus
 from shared.mongo import DuplicateKeyError
 from shared.outbox import outbox_fields, with_outbox
@@ -15,6 +16,10 @@ from shared.pagination import Page, make_page, page_filter, page_sort
 from services.returns.policy import SellerPolicy
 
 SERVICE = "returns"
+
+
+class ConcurrentOrderWrite(RuntimeError):
+    """The same order was rewritten concurrently three times in a row."""
 __all__ = ["ReturnsStore", "DuplicateKeyError", "StoredPolicy"]
 
 
@@ -45,8 +50,8 @@ class StoredPolicy(SellerPolicy):
 
 
 class ReturnsStore:
-    def __init__(self, db: Any) -> None:
-        self.db = db
+    def __init__(self, db: Any, *, orders_exchange: str = ORDERS_EXCHANGE) -> None:
+        self.db, self.orders_exchange = db, orders_exchange
         self.orders = db["orders"]
         self.policies = db["seller_policies"]
         self.buyers = db["buyer_flags"]
@@ -64,14 +69,36 @@ class ReturnsStore:
 
     # ---- orders -------------------------------------------------------------------------------
 
-    async def save_order(self, order: Order) -> bool:
-        """Upsert the snapshot; True when it was new. Replaying the same snapshot changes nothing."""
-        doc = order.model_dump(mode="python")
-        result = await self.orders.replace_one({"_id": order.order_id}, doc, upsert=True)
-        return result.upserted_id is not None
+    async def save_order(self, order: Order, *, announce_at: datetime | None = None) -> bool:
+        """Upsert the snapshot; True when it was new. Replaying the same snapshot changes nothing.
+
+        With `announce_at` (the order came over HTTP, not from the orders exchange) a new or changed
+        snapshot is also published as `order.delivered` on the orders exchange, through this
+        document's outbox, so refunds and metrics learn the order too.
+        """
+        digest = hashlib.sha256(order.model_dump_json().encode()).hexdigest()
+        for _ in range(3):  # a concurrent writer of the same order moved the version: read again
+            stored = await self.orders.find_one({"_id": order.order_id}, {"snapshot_digest": 1, "snapshot_version": 1})
+            if stored is not None and stored.get("snapshot_digest") == digest:
+                return False
+            version = (stored or {}).get("snapshot_version", 0) + 1
+            update: dict[str, Any] = {"$set": order.model_dump(mode="python")
+                                      | {"snapshot_digest": digest, "snapshot_version": version}}
+            if announce_at is not None:
+                event = new_event("order.delivered", service=SERVICE, subject=order.order_id, data=order,
+                                  sequence=version, time=announce_at)
+                update = with_outbox(update, [event], exchange=self.orders_exchange)
+            condition = {"snapshot_version": stored.get("snapshot_version")} if stored else {}
+            try:
+                result = await self.orders.update_one({"_id": order.order_id, **condition}, update, upsert=True)
+            except DuplicateKeyError:
+                continue
+            if result.upserted_id is not None or result.modified_count:
+                return stored is None
+        raise ConcurrentOrderWrite(order.order_id)
 
     async def get_order(self, order_id: str) -> Order | None:
-        doc = await self.orders.find_one({"_id": order_id})
+        doc = await self.orders.find_one({"_id": order_id}, {"outbox": 0})
         return None if doc is None else Order.model_validate(doc)
 
     # ---- seller policies ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from shared.events import new_event
 from shared.models import BuyerFlag, Order, Refund, Return
 from tests.integration.returns.conftest import T0
 from tests.integration.returns.factories import eventually, order_data, refund_data, unique
+from tests.integration.returns.tap import EventTap
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +183,20 @@ async def test_seller_policy_default_update_and_minimums(api):
     assert other.status_code == 403
     kept = await api.client.get(f"/v1/sellers/{seller}/return-policy", headers=api.as_seller(seller))
     assert kept.json()["return_window_days"] == 45 and kept.json()["version"] == 1
+
+
+async def test_an_order_put_over_http_is_announced_once_on_the_orders_exchange(api, returns_settings):
+    """Refunds and metrics learn orders only from `order.delivered`; one that came over HTTP must reach them too."""
+    orders_tap = EventTap(returns_settings.amqp_url, returns_settings.orders_exchange)
+    await orders_tap.start()
+    try:
+        order = order_data(**parties())
+        await api.put_order(order)
+        await api.put_order(order)  # the same snapshot again: stored once, announced once
+        changed = order | {"shipping_paid": {"amount": 999, "currency": "USD"}}
+        await api.put_order(changed)
+        announced = await orders_tap.wait_types(order["order_id"], ["order.delivered", "order.delivered"])
+        assert [e.sequence for e in announced] == [1, 2]
+        assert [e.data["shipping_paid"]["amount"] for e in announced] == [order["shipping_paid"]["amount"], 999]
+    finally:
+        await orders_tap.close()

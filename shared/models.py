@@ -303,6 +303,7 @@ class Refund(Contract):
     refund_id: Id
     kind: RefundKind
     return_id: str | None = None
+    return_version: int | None = Field(default=None, description="Version of the return this refund answers (received, or authorized returnless).")
     order_id: Id
     marketplace: str
     currency: Currency

@@ -45,9 +45,10 @@ def refund_due_at(received_at: datetime, marketplace: str, business_days: int = 
 def for_return(ret: Return, breakdown: Breakdown, *, status: RefundStatus, actor: Actor, now: datetime,
                due_at: datetime | None = None, automatic: bool = False) -> Refund:
     kind = RefundKind.RETURNLESS if ret.authorization and ret.authorization.returnless else RefundKind.RETURN
-    return _new(return_refund_id(ret.return_id), kind, ret.return_id, ret.order_id, ret.marketplace,
-                ret.currency, ret.buyer, ret.seller, breakdown, status=status, actor=actor, now=now,
-                received_at=ret.received_at, due_at=due_at, automatic=automatic)
+    refund = _new(return_refund_id(ret.return_id), kind, ret.return_id, ret.order_id, ret.marketplace,
+                  ret.currency, ret.buyer, ret.seller, breakdown, status=status, actor=actor, now=now,
+                  received_at=ret.received_at, due_at=due_at, automatic=automatic)
+    return refund.model_copy(update={"return_version": ret.version})
 
 
 def for_order(refund_id: str, order: Order, breakdown: Breakdown, *, actor: Actor, now: datetime) -> Refund:
@@ -114,7 +115,15 @@ def events(refund: Refund) -> list[CloudEvent]:
         types = [("refund.failed", refund.refund_id)]
     else:
         return []
-    return [new_event(event_type, service=SERVICE, subject=subject, data=refund, sequence=refund.version,
+    return [new_event(event_type, service=SERVICE, subject=subject, data=refund, sequence=_sequence(refund, event_type),
                       time=refund.updated_at, event_id=str(uuid.uuid5(
                           _IDS, f"{refund.refund_id}:{event_type}:{refund.version}")))
             for event_type, subject in types]
+
+
+def _sequence(refund: Refund, event_type: str) -> int:
+    """`return.refunded` is about the return: it carries the version the return takes by it (the
+    received or returnless-authorized version + 1), so subscribers ordering per return see it last."""
+    if event_type == "return.refunded" and refund.return_version is not None:
+        return refund.return_version + 1
+    return refund.version

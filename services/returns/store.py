@@ -173,7 +173,8 @@ class ReturnsStore:
     # ---- deadlines ----------------------------------------------------------------------------
 
     async def due_for_reminder(self, now: datetime, until: datetime, limit: int) -> list[Return]:
-        return await self._find({"status": ReturnStatus.REQUESTED.value,
+        # Only in-policy requests: the reminder promises a platform authorization at the deadline.
+        return await self._find({"status": ReturnStatus.REQUESTED.value, "in_policy": True,
                                  "response_due_at": {"$gt": now, "$lte": until},
                                  "reminded_at": {"$exists": False}}, "response_due_at", limit)
 

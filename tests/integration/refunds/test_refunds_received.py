@@ -30,7 +30,8 @@ async def test_received_return_is_refunded_once_with_the_right_breakdown(service
     assert refund.amount.amount == b.total.amount == 3749
     assert (refund.status, refund.kind, refund.return_id, refund.automatic, refund.actor.role) == (
         "issued", "return", ret.return_id, False, "platform")
-    assert issued.sequence == returned.sequence == refund.version
+    assert issued.sequence == refund.version
+    assert returned.sequence == ret.version + 1 == refund.return_version + 1  # the return's next version
     assert Refund.model_validate(returned.data) == refund
 
     [call] = stripe_stub.posts()

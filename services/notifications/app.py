@@ -37,9 +37,9 @@ class Announcer:
     def __init__(self, bus: EventBus) -> None:
         self.bus, self.service = bus, bus.service
 
-    async def publish(self, event: CloudEvent) -> None:
+    async def publish(self, event: CloudEvent, *, exchange: str | None = None) -> None:
         try:
-            await self.bus.publish(event)
+            await self.bus.publish(event, exchange=exchange)
         except Unroutable:
             log.debug("no subscriber for announcement", extra={"event_id": event.id, "event_type": event.type})
 

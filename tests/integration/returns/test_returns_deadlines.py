@@ -72,4 +72,6 @@ async def test_remind_authorize_and_expire_exactly_once_with_two_runners(api, ta
     final = await api.get_return(unanswered["return_id"])
     assert [t["action"] for t in final["timeline"]] == ["request", "remind", "authorize", "expire"]
     assert final["version"] == 4 and final["expired_at"] is not None
-    assert (await api.get_return(outside["return_id"]))["status"] == "requested"  # out of policy: the seller decides
+    left = await api.get_return(outside["return_id"])
+    assert left["status"] == "requested"  # out of policy: the seller decides
+    assert [t["action"] for t in left["timeline"]] == ["request"]  # and nobody reminded them

@@ -19,7 +19,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from shared.auth import TokenVerifier
+from shared.deadletters import dead_letter_router
+from shared.auth import Role, TokenVerifier, require_roles
 from shared.http import (
     PROBLEM_JSON,
     BodyLimitMiddleware,
@@ -90,6 +91,9 @@ def create_service_app(settings: CommonSettings, *, title: str, version: str = "
     app.add_api_route("/metrics", metrics_endpoint(), methods=["GET"], include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    # Every service consumes events: operators list and replay what it parked (SPEC §7). The
+    # service's lifespan puts its EventBus on app.state.bus.
+    app.include_router(dead_letter_router(lambda: app.state.bus, require_roles(Role.AGENT)))
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
 

@@ -13,10 +13,8 @@ from services.notifications.jobs import Dispatcher
 from services.notifications.mail import Mailer
 from services.notifications.settings import Settings
 from services.notifications.store import NotificationStore
-from shared.auth import Role, require_roles
 from shared.bus import EventBus, Unroutable
 from shared.clock import Clock, clock_from_env
-from shared.deadletters import dead_letter_router
 from shared.events import CloudEvent
 from shared.idempotency import IdempotencyStore
 from shared.mongo import connect, ping
@@ -87,5 +85,4 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         settings, title="Notifications", version="1.0.0",
         description="Emails buyers and sellers at every step of a return (SPEC §8).",
         routers=[api.router], lifespan=wiring)
-    app.include_router(dead_letter_router(lambda: app.state.bus, require_roles(Role.AGENT)))
     return app

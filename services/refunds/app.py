@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.state.store = store
         app.state.idempotency = IdempotencyStore(db, clock=clock)
         await app.state.idempotency.ensure_indexes()
-        bus = EventBus.from_settings(settings, inbox=db["inbox"], clock=clock)
+        bus = app.state.bus = EventBus.from_settings(settings, inbox=db["inbox"], clock=clock)
         # The relay's leases are operational time, not the (possibly moved) business clock.
         relay = OutboxRelay(bus, [store.refunds], poll_interval=settings.outbox_poll_ms / 1000)
         gateways: dict[str, PaymentGateway] = {

@@ -34,7 +34,7 @@ def create_app(settings: ReturnsSettings | None = None, clock: Clock | None = No
         await store.ensure_indexes()
         app.state.idempotency = IdempotencyStore(db, clock=clock)
         await app.state.idempotency.ensure_indexes()
-        bus = EventBus.from_settings(settings, inbox=db["inbox"], clock=clock)
+        bus = app.state.bus = EventBus.from_settings(settings, inbox=db["inbox"], clock=clock)
         # The relay's leases are operational time, not the (possibly moved) business clock.
         relay = OutboxRelay(bus, [store.returns, store.orders], poll_interval=settings.outbox_poll_ms / 1000)
         lifecycle = Lifecycle(store, MarketplaceRules.from_settings(settings), clock, on_commit=relay.wake)

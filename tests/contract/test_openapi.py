@@ -88,3 +88,9 @@ def test_api_conventions(service):
                     if PROBLEM_JSON not in content:
                         problems.append(f"{name}: {status} is not documented as {PROBLEM_JSON}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_lets_operators_list_and_replay_dead_letters(service):
+    paths = built(service)["paths"]
+    assert "get" in paths["/v1/admin/dead-letters"] and "post" in paths["/v1/admin/dead-letters/replay"]

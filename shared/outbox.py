@@ -20,7 +20,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +28,7 @@ from pymongo import ReturnDocument
 from shared.bus import EventBus, loggable
 from shared.clock import Clock, SystemClock
 from shared.events import CloudEvent
+from shared.periodic import Periodic, backoff_seconds
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,6 @@ def with_outbox(update: dict[str, Any], events: Iterable[CloudEvent], exchange: 
     return merged
 
 
-def backoff_seconds(failures: int, *, base: float = 1.0, cap: float = 60.0) -> float:
-    """Delay before retrying a document whose publishing failed `failures` times in a row."""
-    return min(cap, base * 2 ** max(0, failures - 1))
-
-
 def _due(now: datetime) -> dict[str, Any]:
     return {"$or": [{LEASE: {"$exists": False}}, {LEASE: {"$lt": now}}]}
 
@@ -87,39 +82,19 @@ class OutboxRelay:
         self.batch_size, self.max_backoff = batch_size, max_backoff
         self.owner = f"{bus.service}:{uuid.uuid4()}"
         self._slots = asyncio.Semaphore(concurrency)
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(f"outbox-relay:{bus.service}", self.run_once, poll_interval, max_backoff_s=max_backoff)
 
     async def start(self) -> None:
         for collection in self.collections:
             await collection.create_index(PENDING)
-        self._task = asyncio.create_task(self._loop(), name=f"outbox-relay:{self.bus.service}")
+        self._loop.start()
 
     def wake(self) -> None:
         """Run now instead of at the next poll (call right after committing events)."""
-        self._wakeup.set()
+        self._loop.wake()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        failures = 0
-        while True:
-            self._wakeup.clear()  # before the run, so a wake() during it triggers another
-            try:
-                await self.run_once()
-                failures = 0
-            except Exception:  # noqa: BLE001 - the store is unreachable: keep going, slower
-                failures += 1
-                log.exception("outbox relay run failed", extra={"failures": failures})
-            delay = self.poll_interval if not failures else backoff_seconds(
-                failures, base=self.poll_interval, cap=self.max_backoff)
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), delay)
+        await self._loop.stop()
 
     async def run_once(self) -> int:
         """Publish every due pending event; returns how many were published."""

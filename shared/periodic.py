@@ -1,7 +1,8 @@
-"""A background loop for deadline jobs and reviews: run a step every interval until stopped.
+"""A background loop for deadline jobs, reviews and relays: run a step every interval until stopped.
 
-A failing step is logged and tried again next round: the store or broker may be away for a moment,
-and a job that dies silently is worse than one that keeps trying.
+A failing step is logged and tried again, after a growing delay when `max_backoff_s` is set: the
+store or broker may be away for a moment, and a job that dies silently is worse than one that
+keeps trying.
 """
 from __future__ import annotations
 
@@ -14,9 +15,15 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def backoff_seconds(failures: int, *, base: float = 1.0, cap: float = 60.0) -> float:
+    """Delay after `failures` failed attempts in a row: base, 2×base, 4×base, … up to cap."""
+    return min(cap, base * 2 ** max(0, failures - 1))
+
+
 class Periodic:
-    def __init__(self, name: str, step: Callable[[], Awaitable[Any]], interval_s: float) -> None:
-        self.name, self.step, self.interval_s = name, step, interval_s
+    def __init__(self, name: str, step: Callable[[], Awaitable[Any]], interval_s: float, *,
+                 max_backoff_s: float | None = None) -> None:
+        self.name, self.step, self.interval_s, self.max_backoff_s = name, step, interval_s, max_backoff_s
         self.runs = 0
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -37,12 +44,18 @@ class Periodic:
             self._task = None
 
     async def _loop(self) -> None:
+        failures = 0
         while True:
-            self._wakeup.clear()
+            self._wakeup.clear()  # before the run, so a wake() during it triggers another
             try:
                 await self.step()
+                failures = 0
             except Exception:  # noqa: BLE001 - see the module docstring
-                log.exception("periodic step failed", extra={"job": self.name})
+                failures += 1
+                log.exception("periodic step failed", extra={"job": self.name, "failures": failures})
             self.runs += 1
+            delay = self.interval_s
+            if failures and self.max_backoff_s is not None:
+                delay = backoff_seconds(failures, base=self.interval_s, cap=self.max_backoff_s)
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.interval_s)
+                await asyncio.wait_for(self._wakeup.wait(), delay)

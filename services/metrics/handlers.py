@@ -31,7 +31,10 @@ class Handlers:
         ret = event.typed()
         assert isinstance(ret, Return)
         _count(event, await self.store.record_return(return_fact(ret)))
-        await self.flags.settle(ret.buyer.id)
+        # The standing counts returns by creation time and order only: later transitions of a
+        # return cannot change it, and return.created always comes (perhaps late) to settle it.
+        if event.type == "return.created":
+            await self.flags.settle(ret.buyer.id)
 
     async def on_refund(self, event: CloudEvent) -> None:
         refund = event.typed()

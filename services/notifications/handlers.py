@@ -38,12 +38,14 @@ class NotificationHandlers:
                                                       "return_id": data.return_id})
             return
         now = self.clock.now()
-        recorded = 0
+        fresh = []
         for email in planned:
-            if await self.store.record(new_notification(event, data, email, now)):
-                recorded += 1
+            doc = new_notification(event, data, email, now)
+            if await self.store.record(doc):
+                fresh.append(doc["_id"])
+        recorded = len(fresh)
         if recorded:
-            self.dispatcher.wake()
+            self.dispatcher.wake(fresh)
         log.info("notifications recorded", extra={
             "event_id": event.id, "event_type": event.type, "recorded": recorded,
             "already_recorded": len(planned) - recorded,

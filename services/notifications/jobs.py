@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
+from collections.abc import Iterable
 from contextlib import suppress
 from datetime import timedelta
 from typing import Any
@@ -30,10 +33,15 @@ class Dispatcher:
         self.lease = timedelta(seconds=max(60.0, 3 * settings.smtp_timeout_s))
         self._slots = asyncio.Semaphore(settings.dispatch_workers)
         self._wakeup = asyncio.Event()
+        # Emails just recorded are claimed by _id; the query for any due email (retries, a crashed
+        # sender's leftovers, resends) runs at most once per poll interval, not once per email.
+        self._fresh: deque[str] = deque()
+        self._next_scan = 0.0
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
 
-    def wake(self) -> None:
+    def wake(self, fresh: Iterable[str] = ()) -> None:
+        self._fresh.extend(fresh)
         self._wakeup.set()
 
     async def start(self) -> None:
@@ -61,7 +69,7 @@ class Dispatcher:
         while True:
             await self._slots.acquire()
             try:
-                doc = await self.store.claim_due(self.clock.now(), self.lease_clock.now(), self.lease)
+                doc = await self._claim_next()
             except BaseException:
                 self._slots.release()
                 raise
@@ -71,6 +79,18 @@ class Dispatcher:
             task = asyncio.create_task(self._send(doc))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+
+    async def _claim_next(self) -> dict[str, Any] | None:
+        while self._fresh:
+            doc = await self.store.claim(self._fresh.popleft(), self.clock.now(), self.lease_clock.now(), self.lease)
+            if doc is not None:
+                return doc
+        if time.monotonic() < self._next_scan:
+            return None
+        doc = await self.store.claim_due(self.clock.now(), self.lease_clock.now(), self.lease)
+        if doc is None:  # nothing else is due: look again at the next poll
+            self._next_scan = time.monotonic() + self.settings.dispatch_poll_ms / 1000
+        return doc
 
     async def _send(self, doc: dict[str, Any]) -> None:
         try:

@@ -56,6 +56,15 @@ class NotificationStore:
             {"$set": {"claimed_until": lease_now + lease, "claim": uuid.uuid4().hex}},
             sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
 
+    async def claim(self, notification_id: str, due_by: datetime, lease_now: datetime,
+                    lease: timedelta) -> dict[str, Any] | None:
+        """claim_due for one known email (just recorded): found by _id, no query over the log."""
+        return await self.collection.find_one_and_update(
+            {"_id": notification_id, "status": str(Status.PENDING), "next_attempt_at": {"$lte": due_by},
+             "claimed_until": {"$lt": lease_now}},
+            {"$set": {"claimed_until": lease_now + lease, "claim": uuid.uuid4().hex}},
+            return_document=ReturnDocument.AFTER)
+
     async def settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[CloudEvent]) -> bool:
         """Apply an attempt's outcome and its events in one write, if the claim is still ours."""
         result = await self.collection.update_one({"_id": doc["_id"], "claim": doc["claim"]},

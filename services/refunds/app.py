@@ -18,6 +18,7 @@ from services.refunds.paying import Payer
 from services.refunds.refunding import Refunds
 from services.refunds.settings import Settings
 from services.refunds.store import RefundStore
+from shared import calendar
 from shared.bus import EventBus
 from shared.clock import Clock, clock_from_env
 from shared.idempotency import IdempotencyStore
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                                                          batch_size=settings.job_batch_size)
         add_readiness_check(app, "mongodb", partial(ping, db))
         add_readiness_check(app, "amqp", lambda: bus.connection is not None and not bus.connection.is_closed)
+        calendar.preload()  # not inside the first receipt: see shared.calendar.preload
         try:
             await bus.connect()
             for sub in subscriptions(store, refunds, settings.orders_exchange):

@@ -7,6 +7,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from shared import calendar
 from shared.bus import EventBus
 from shared.clock import Clock, clock_from_env
 from shared.idempotency import IdempotencyStore
@@ -43,6 +44,7 @@ def create_app(settings: ReturnsSettings | None = None, clock: Clock | None = No
         app.state.deadlines = job
         add_readiness_check(app, "mongodb", partial(ping, db))
         add_readiness_check(app, "amqp", lambda: bus.connection is not None and not bus.connection.is_closed)
+        calendar.preload()  # not inside the first receipt: see shared.calendar.preload
         try:
             await bus.connect()
             for sub in SUBSCRIPTIONS:

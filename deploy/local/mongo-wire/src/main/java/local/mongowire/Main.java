@@ -66,16 +66,16 @@ public final class Main {
 
         MongoBackend backend;
         if (backendName.equals("memory")) {
-            backend = new MemoryBackend();
+            backend = new IdLookupBackends.Memory();
         } else if (backendName.equals("h2")) {
             if (file == null) {
-                backend = H2Backend.inMemory();
+                backend = new IdLookupBackends.H2(org.h2.mvstore.MVStore.open(null));
             } else {
                 Path parent = Path.of(file).toAbsolutePath().getParent();
                 if (parent != null) {
                     Files.createDirectories(parent);
                 }
-                backend = new H2Backend(file);
+                backend = new IdLookupBackends.H2(org.h2.mvstore.MVStore.open(file));
             }
         } else {
             throw new IllegalArgumentException("unknown backend: " + backendName);

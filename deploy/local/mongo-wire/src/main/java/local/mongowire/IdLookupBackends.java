@@ -1,0 +1,50 @@
+package local.mongowire;
+
+import java.util.List;
+
+import de.bwaldvogel.mongo.MongoDatabase;
+import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.IndexKey;
+import de.bwaldvogel.mongo.backend.h2.H2Backend;
+import de.bwaldvogel.mongo.backend.h2.H2Database;
+import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
+import de.bwaldvogel.mongo.backend.memory.MemoryDatabase;
+import org.h2.mvstore.MVStore;
+
+/** The two backends, with their _id indexes wrapped in {@link IdLookupIndex}. */
+final class IdLookupBackends {
+    private IdLookupBackends() {}
+
+    static final class H2 extends H2Backend {
+        H2(MVStore store) { super(store); }
+
+        @Override protected MongoDatabase openOrCreateDatabase(String name) {
+            return new H2Db(name, getMvStore(), getCursorRegistry());
+        }
+    }
+
+    static final class H2Db extends H2Database {
+        H2Db(String name, MVStore store, CursorRegistry cursors) { super(name, store, cursors); }
+
+        @Override protected Index<Object> openOrCreateUniqueIndex(String collection, String name, List<IndexKey> keys, boolean sparse) {
+            Index<Object> index = super.openOrCreateUniqueIndex(collection, name, keys, sparse);
+            return IdLookupIndex.isIdIndex(keys) ? new IdLookupIndex<>(index) : index;
+        }
+    }
+
+    static final class Memory extends MemoryBackend {
+        @Override public MemoryDatabase openOrCreateDatabase(String name) {
+            return new MemoryDb(name, getCursorRegistry());
+        }
+    }
+
+    static final class MemoryDb extends MemoryDatabase {
+        MemoryDb(String name, CursorRegistry cursors) { super(name, cursors); }
+
+        @Override protected Index<Integer> openOrCreateUniqueIndex(String collection, String name, List<IndexKey> keys, boolean sparse) {
+            Index<Integer> index = super.openOrCreateUniqueIndex(collection, name, keys, sparse);
+            return IdLookupIndex.isIdIndex(keys) ? new IdLookupIndex<>(index) : index;
+        }
+    }
+}

@@ -29,4 +29,4 @@ class Settings(CommonSettings):
         default=[60_000, 300_000, 900_000, 3_600_000, 14_400_000],
         description="Wait before each new attempt after a transient SMTP failure; exhausted -> failed.")
     dispatch_poll_ms: int = Field(default=1000, description="How often due retries are looked for.")
-    dispatch_workers: int = Field(default=4, description="Emails being sent at the same time.")
+    dispatch_workers: int = Field(default=16, description="Emails being sent at the same time (16 measured best in bench/RESULTS.md).")

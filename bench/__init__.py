@@ -1,0 +1,1 @@
+"""The lifecycle benchmark of the returns platform (see bench/README.md)."""

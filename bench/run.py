@@ -1,0 +1,407 @@
+"""The lifecycle benchmark: N returns through create → authorize → ship → receive → refund → emails.
+
+    scripts/bench --returns 2000 --concurrency 16 [--profile] [--payment ledger|stripe] [--keep]
+
+Starts an isolated stack (own MongoDB-wire server, ports, databases, exchanges, queue prefix, JWT
+secret, SMTP sink), measures the machine's ceilings, runs the load, waits for every effect, checks
+exactly-once, prints the tables and writes the JSON result. See bench/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import verify
+from bench.ceilings import amqp_ceiling, mongo_ceiling
+from bench.load import EXPECTED_TEMPLATES, Driver, Plan, Tokens, publish_orders
+from bench.profile import JavaSampler, Profiler
+from bench.report import render, summary_ms
+from bench.stack import MONGO_JAR, REPO, SERVICES, Stack, StackConfig, describe
+from bench.usage import UsageSampler
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
+    p.add_argument("--returns", "-n", type=int, default=100, help="lifecycles to run (default 100)")
+    p.add_argument("--concurrency", "-c", type=int, default=16, help="lifecycles in flight at once (default 16)")
+    p.add_argument("--sellers", type=int, default=10, help="sellers the returns are spread over (default 10)")
+    p.add_argument("--payment", choices=["ledger", "stripe"], default="ledger",
+                   help="gateway of the orders: ledger (in the refunds db) or stripe (stripe-mock)")
+    p.add_argument("--port-base", type=int, default=28000,
+                   help="services on base+1..+4, SMTP sink on base+25, own MongoDB-wire on base+17")
+    p.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    p.add_argument("--mongodb-url", default=None,
+                   help="use this MongoDB-wire server instead of starting a fresh one for the run")
+    p.add_argument("--mongo-backend", choices=["h2", "memory"], default="h2",
+                   help="backend of the bench's own mongo-java-server (h2 = what scripts/infra-up runs)")
+    p.add_argument("--mongo-jar", type=Path, default=None,
+                   help="launcher jar of the bench's own server (default: deploy/local/mongo-wire/target/mongo-wire.jar)")
+    p.add_argument("--services-tree", type=Path, default=None,
+                   help="run the services from this copy of the repo (to measure a proposed change); "
+                        "default: this checkout, through scripts/run-services")
+    p.add_argument("--stripe-api-base", default=os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:12111"))
+    p.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the services (default INFO, as deployed)")
+    p.add_argument("--drain-timeout", type=float, default=600, help="seconds to wait for every effect after the load")
+    p.add_argument("--skip-ceilings", action="store_true", help="do not measure the ceilings (development only)")
+    p.add_argument("--ceiling-messages", type=int, default=20_000)
+    p.add_argument("--ceiling-operations", type=int, default=5_000)
+    p.add_argument("--profile", action="store_true", help="sample every service with py-spy during the load")
+    p.add_argument("--no-mongo-ops", action="store_true",
+                   help="do not count the services' MongoDB commands (bench/inject/sitecustomize.py)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra environment for the services (repeatable), e.g. --env PREFETCH=64")
+    p.add_argument("--out", type=Path, default=None, help="result directory (default .local/bench/<run id>)")
+    p.add_argument("--keep", action="store_true", help="leave the stack's data (databases, queues) behind")
+    return p.parse_args(argv)
+
+
+def git_revision() -> str:
+    import subprocess
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "services", "shared"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+        return head + (" + uncommitted changes in services/shared" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def read_status(observer_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((observer_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return {"counts": {}}
+
+
+async def wait_for_orders(config: StackConfig, timeout: float = 300) -> None:
+    """Until the three consumers of order.delivered have nothing ready in their queues, twice in a row."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        depths = await verify.queue_depths(config)
+        ready = sum(v for k, v in depths.items() if k.endswith(".events") and v > 0)
+        quiet = quiet + 1 if ready == 0 else 0
+        if quiet >= 2:
+            return
+        await asyncio.sleep(0.5)
+    raise RuntimeError("the services did not take in the delivered orders in time")
+
+
+def subscriber_counts() -> Counter[str]:
+    """How many services consume each event type, read from their own subscription lists."""
+    from services.metrics.handlers import Handlers as MetricsHandlers
+    from services.notifications.decisions import SUBSCRIBED_TYPES
+    from services.refunds.handlers import subscriptions as refund_subscriptions
+    from services.returns.handlers import SUBSCRIPTIONS
+
+    counts: Counter[str] = Counter()
+    for types in ([s.event_type for s in SUBSCRIPTIONS],
+                  [s.event_type for s in refund_subscriptions(None, None)],  # type: ignore[arg-type]
+                  list(SUBSCRIBED_TYPES),
+                  [t for t, _, exchange in MetricsHandlers(None, None).subscriptions("orders") if exchange is None]):  # type: ignore[arg-type]
+        counts.update(set(types))
+    return counts
+
+
+async def main(args: argparse.Namespace) -> int:
+    run_id = datetime.now().strftime("%m%d%H%M") + secrets.token_hex(2)
+    out = args.out or REPO / ".local" / "bench" / run_id
+    out.mkdir(parents=True, exist_ok=True)
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    config = StackConfig(run_id=run_id, out=out, port_base=args.port_base, amqp_url=args.amqp_url,
+                         mongodb_url=args.mongodb_url, mongo_backend=args.mongo_backend, payment=args.payment,
+                         stripe_api_base=args.stripe_api_base, log_level=args.log_level, extra_env=extra_env,
+                         count_mongo_ops=not args.no_mongo_ops, mongo_jar=args.mongo_jar or MONGO_JAR,
+                         services_tree=args.services_tree)
+    stack = Stack(config)
+    log(f"run {run_id}: N={args.returns} C={args.concurrency}, output in {out}")
+    result: dict[str, Any] = {}
+    try:
+        stack.start_mongo()
+        stack.find_broker()
+        log(f"MongoDB-wire {stack.mongodb_url} ({'own, ' + args.mongo_backend if args.mongodb_url is None else 'given'})")
+
+        ceilings: dict[str, Any] = {}
+        if not args.skip_ceilings:
+            log("ceilings: bare aio-pika publish/consume, bare motor insert/find/update")
+            ceilings["amqp"] = await amqp_ceiling(config.amqp_url, f"{config.queue_prefix}ceiling",
+                                                  messages=args.ceiling_messages)
+            ceilings["mongo"] = await mongo_ceiling(stack.mongodb_url, f"{config.db_prefix}scratch",
+                                                    operations=args.ceiling_operations)
+            log(f"ceilings: {ceilings}")
+
+        observer_dir = stack.start_observer()
+        log("starting the four services (scripts/run-services)")
+        stack.start_services()
+        stack.processes["bench (load generator)"] = psutil.Process()
+        log(f"up: {', '.join(f'{s} :{config.port(s)}' for s in SERVICES)}")
+
+        tokens = Tokens(config.jwt_secret)
+        driver = Driver({s: config.base_url(s) for s in SERVICES}, tokens, args.concurrency)
+        plans = [Plan(i, run_id, args.sellers, args.payment) for i in range(args.returns)]
+        await driver.put_policies(run_id, args.sellers)
+        began_orders = time.perf_counter()
+        publish_s = await publish_orders(config.amqp_url, config.orders_exchange, plans)
+        await wait_for_orders(config)
+        orders_s = time.perf_counter() - began_orders
+        log(f"{len(plans)} orders delivered (published in {publish_s:.1f} s, taken in by all after {orders_s:.1f} s)")
+
+        # ---- the measured phase ----
+        sampler = UsageSampler(dict(stack.processes))
+        profiler = Profiler({s: stack.processes[s].pid for s in SERVICES}, out / "profile") if args.profile else None
+        java = None
+        if profiler:
+            profiler.start()
+            mongo_proc = stack.processes.get("mongo") or stack.processes.get("mongo (shared)")
+            if mongo_proc is not None and "java" in mongo_proc.name():
+                java = JavaSampler(mongo_proc.pid, out / "profile")
+                java.start()
+        period_from = datetime.now(UTC) - timedelta(minutes=5)
+        await asyncio.sleep(2.5)  # a fresh tally of MongoDB commands (dumped every 2 s) before we start
+        ops_before = stack.mongo_ops()
+        sampler.start()
+        t0 = time.time()
+        last_report = [0.0]
+
+        def progress(done: int) -> None:
+            if time.monotonic() - last_report[0] > 10 or done == len(plans):
+                last_report[0] = time.monotonic()
+                counts = read_status(observer_dir)["counts"]
+                log(f"{done}/{len(plans)} lifecycles through receive; refunded {counts.get('return.refunded', 0)}, "
+                    f"emails {counts.get('mails', 0)}")
+
+        outcomes = await driver.run(plans, progress)
+        t_http = time.time()
+        done = [o for o in outcomes if o.error is None]
+        failed = [o for o in outcomes if o.error is not None]
+        if failed:
+            log(f"{len(failed)} lifecycles failed on the client, e.g. {failed[0].error}")
+        want_mails = len(done) * len(EXPECTED_TEMPLATES)
+        deadline = time.monotonic() + args.drain_timeout
+        metrics_at = None
+        tokens_metrics = tokens("agent", "bench", "metrics")
+        while time.monotonic() < deadline:
+            status = read_status(observer_dir)
+            counts = status["counts"]
+            if counts.get("return.refunded", 0) >= len(done) and counts.get("mails", 0) >= want_mails:
+                break
+            await asyncio.sleep(0.5)
+            if time.monotonic() - last_report[0] > 10:
+                last_report[0] = time.monotonic()
+                log(f"draining: refunded {counts.get('return.refunded', 0)}/{len(done)}, "
+                    f"emails {counts.get('mails', 0)}/{want_mails}")
+        status = read_status(observer_dir)
+        t_effects = max(status.get("last_mail_t") or t0, status.get("last_event_t") or t0)
+        # Metrics: poll the overview until it counts every refund.
+        while time.monotonic() < deadline:
+            response = await driver.clients["metrics"].get(
+                "/v1/metrics/overview", headers=tokens_metrics,
+                params={"from": period_from.isoformat(), "to": (datetime.now(UTC) + timedelta(minutes=5)).isoformat()})
+            if response.status_code == 200 and response.json()["counts"]["refunds"] >= len(done) \
+                    and response.json()["counts"]["requests"] >= len(done):
+                metrics_at = time.time()
+                break
+            await asyncio.sleep(1.0)
+        sampler.stop()
+        if profiler:
+            profiler.stop()
+        if java:
+            java.stop()
+        await asyncio.sleep(2.5)
+        mongo_ops = ops_delta(ops_before, stack.mongo_ops())
+        log("load done; settling 3 s for late duplicates, then checking")
+        await asyncio.sleep(3)
+
+        # ---- checks ----
+        checks, refund_to_return = await verify.refunds_check(config, tokens, done, args.sellers, stack.mongodb_url)
+        events = verify.read_jsonl(observer_dir / "events.jsonl")
+        mails = verify.read_jsonl(observer_dir / "mails.jsonl")
+        event_checks, event_stats = verify.events_check(events, done, refund_to_return)
+        checks += event_checks
+        mail_checks, joined_mails = await verify.emails_check(config, tokens, mails, done)
+        checks += mail_checks
+        figures = await verify.metrics_figures(config, tokens, args.sellers, period_from,
+                                               datetime.now(UTC) + timedelta(minutes=5))
+        checks += verify.metrics_check(figures, done)
+        depths = await verify.queue_depths(config)
+        checks += verify.dead_letter_check(depths)
+        findings = verify.log_findings(stack.logs)
+        checks.append(verify.Check("no handler retried, parked or left unacked (service logs)",
+                                   not any(f[k] for f in findings.values() for k in ("retried", "parked", "left unacked")),
+                                   json.dumps({s: {k: v for k, v in f.items() if v} for s, f in findings.items()})))
+        if failed:
+            checks.append(verify.Check("every lifecycle completed on the client", False,
+                                       f"{len(failed)} failed: {failed[0].error}"))
+
+        # ---- figures ----
+        first_refunded: dict[str, float] = {}
+        event_time: dict[str, float] = {}
+        for e in events:
+            if e.get("time") is not None:
+                event_time.setdefault(e["id"], e["time"])
+            if e["type"] == "return.refunded":
+                first_refunded.setdefault(e["subject"], e["t"])
+        to_refund = [first_refunded[o.return_id] - o.receive_started for o in done if o.return_id in first_refunded]
+        after_ok = [first_refunded[o.return_id] - o.receive_done for o in done if o.return_id in first_refunded]
+        email_lat = [m["t"] - event_time[m["event_id"]] for m in joined_mails if m.get("event_id") in event_time]
+        by_template: dict[str, list[float]] = defaultdict(list)
+        for m in joined_mails:
+            if m.get("event_id") in event_time:
+                by_template[m["template"]].append(m["t"] - event_time[m["event_id"]])
+        http = {label: summary_ms(values) for label, values in driver.latencies.by_endpoint.items()}
+        n_done = len(done)
+        usage = sampler.result(n_done)
+        wall = t_effects - t0
+        subs = subscriber_counts()
+        distinct_by_type = event_stats["by_type"]
+        published = sum(distinct_by_type.values()) + len(mails)  # + one notification.sent per email
+        delivered = sum(n * subs.get(t, 0) for t, n in distinct_by_type.items()) + len(mails) * subs.get("notification.sent", 0)
+        ratios = []
+        ops_total = sum(sum(o["counts"].values()) for o in mongo_ops.values())
+        if ceilings:
+            ratios = [
+                {"what": "events published by the services (confirmed)", "achieved": round(published / wall),
+                 "ceiling": ceilings["amqp"]["publish_confirmed_per_s"]},
+                {"what": "events consumed and acked by the services", "achieved": round(delivered / wall),
+                 "ceiling": ceilings["amqp"]["consume_ack_per_s"]},
+            ]
+            if ops_total:
+                ratios.append({"what": "MongoDB commands by the services (vs bare find_one by _id)",
+                               "achieved": round(ops_total / wall), "ceiling": ceilings["mongo"]["find_one_per_s"]})
+            for r in ratios:
+                r["ratio_pct"] = round(100 * r["achieved"] / r["ceiling"], 2) if r["ceiling"] else None
+        result = {
+            "run": {"run_id": run_id, "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "returns": args.returns, "concurrency": args.concurrency, "sellers": args.sellers,
+                    "payment": args.payment,
+                    "mongo": stack.mongodb_url + (f" (own mongo-java-server, {args.mongo_backend})" if args.mongodb_url is None else ""),
+                    "amqp": config.amqp_url, "log_level": args.log_level, "profiled": args.profile,
+                    "mongo_jar": str(config.mongo_jar), "services_tree": str(args.services_tree or REPO),
+                    "extra_env": extra_env, "command": " ".join(sys.argv), "revision": git_revision(),
+                    "machine": {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+                                "python": platform.python_version(), "kernel": platform.release()},
+                    "processes": describe(stack.processes)},
+            "throughput": {"lifecycles_per_s": round(n_done / wall, 2), "end_to_end_s": round(wall, 1),
+                           "http_phase_s": round(t_http - t0, 1),
+                           "http_phase_lifecycles_per_s": round(n_done / (t_http - t0), 2),
+                           "metrics_caught_up_s": round(metrics_at - t0, 1) if metrics_at else None,
+                           "orders_per_s": round(len(plans) / orders_s, 1),
+                           "http_requests_per_s": round(sum(len(v) for v in driver.latencies.by_endpoint.values()) / (t_http - t0), 1),
+                           "events_published": published, "event_deliveries_to_services": delivered,
+                           "create_retries_waiting_for_order": sum(o.retries for o in outcomes)},
+            "latency": {"http": http,
+                        "async": {"received -> refunded (from the receive call)": summary_ms(to_refund),
+                                  "received -> refunded (from its 200)": summary_ms(after_ok),
+                                  "event -> email (SMTP receive)": summary_ms(email_lat)},
+                        "email_by_template": {t: summary_ms(v) for t, v in sorted(by_template.items())}},
+            "http_statuses": {k: dict(v) for k, v in driver.latencies.statuses.items()},
+            "usage": usage, "ceilings": ceilings, "ratios": ratios,
+            "mongo_commands": mongo_ops_summary(mongo_ops, n_done, wall),
+            "events": event_stats, "queue_depths": depths, "log_findings": findings,
+            "metrics_overview_counts": figures["overview"].get("counts"),
+            "checks": [c.as_dict() for c in checks], "ok": all(c.ok for c in checks) and not failed,
+            "lifecycles_failed": len(failed),
+            "failures": [{"index": o.plan.index, "error": o.error} for o in failed[:20]],
+        }
+        if profiler:
+            result["profile"] = profiler.summaries()
+        if java:
+            result["mongo_server_profile"] = java.summary()
+        await driver.close()
+        (out / "result.json").write_text(json.dumps(result, indent=1, default=str))
+        if ceilings:
+            print(render(result))
+        else:
+            print(json.dumps({k: result[k] for k in ("throughput", "latency", "checks")}, indent=1))
+        log(f"result: {out / 'result.json'}")
+        return 0 if result["ok"] else 1
+    finally:
+        stack.stop(keep_data=args.keep)
+        if not args.keep:
+            await cleanup(config, stack.mongodb_url, own_mongo=args.mongodb_url is None)
+
+
+def ops_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    delta = {}
+    for service, now in after.items():
+        then = before.get(service, {"counts": {}, "micros": {}})
+        delta[service] = {kind: {k: v - then[kind].get(k, 0) for k, v in now[kind].items() if v - then[kind].get(k, 0)}
+                          for kind in ("counts", "micros")}
+    return delta
+
+
+def mongo_ops_summary(ops: dict[str, dict[str, Any]], lifecycles: int, wall: float) -> dict[str, Any]:
+    """Per service: commands per lifecycle, per second, mean round trip, and the heaviest kinds."""
+    out: dict[str, Any] = {}
+    for service, data in ops.items():
+        counts, micros = data["counts"], data["micros"]
+        total = sum(counts.values())
+        out[service] = {
+            "commands": total, "per_lifecycle": round(total / lifecycles, 1) if lifecycles else None,
+            "per_s": round(total / wall, 1) if wall else None,
+            "round_trip_s_total": round(sum(micros.values()) / 1e6, 1),
+            "by_kind": [{"command": k, "n": n, "per_lifecycle": round(n / lifecycles, 2) if lifecycles else None,
+                         "mean_ms": round(micros.get(k, 0) / n / 1000, 2)}
+                        for k, n in sorted(counts.items(), key=lambda kv: -micros.get(kv[0], 0))]}
+    return out
+
+
+async def cleanup(config: StackConfig, mongodb_url: str, *, own_mongo: bool) -> None:
+    """Delete the run's queues and exchanges (and its databases on a shared server)."""
+    import aio_pika
+    try:
+        connection = await aio_pika.connect_robust(config.amqp_url)
+        async with connection:
+            for service in SERVICES:
+                base = f"{config.queue_prefix}{service}"
+                for name in (f"{base}.events", *(f"{base}.retry.{n}" for n in range(1, 4)), f"{base}.dead"):
+                    channel = await connection.channel()
+                    try:
+                        await channel.queue_delete(name)
+                    except Exception:  # noqa: BLE001 - already gone
+                        pass
+            channel = await connection.channel()
+            for name in (config.exchange, config.orders_exchange):
+                try:
+                    await channel.exchange_delete(name)
+                except Exception:  # noqa: BLE001
+                    channel = await connection.channel()
+    except Exception as exc:  # noqa: BLE001 - cleanup is best effort
+        log(f"cleanup of queues failed: {exc}")
+    if not own_mongo:
+        from motor.motor_asyncio import AsyncIOMotorClient
+        client = AsyncIOMotorClient(mongodb_url)
+        try:
+            for service in SERVICES:
+                await client.drop_database(config.database(service))
+        finally:
+            client.close()
+
+
+def cli(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        sys.exit(asyncio.run(main(args)))
+    sys.exit(uvloop.run(main(args)))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,313 @@
+"""The bench's own isolated stack: its MongoDB-wire server, the observer, the four services.
+
+Isolation: own ports, database names, exchanges, queue prefix and JWT secret; RabbitMQ is shared
+(a second broker node would cost more than it tells). Everything started here is stopped here,
+by process group id.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICES = ("returns", "refunds", "notifications", "metrics")
+MONGO_JAR = REPO / "deploy/local/mongo-wire/target/mongo-wire.jar"
+
+
+@dataclass
+class StackConfig:
+    run_id: str
+    out: Path
+    port_base: int = 28000
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    mongodb_url: str | None = None  # None: start our own mongo-wire server
+    mongo_backend: str = "h2"
+    payment: str = "ledger"
+    stripe_api_base: str = "http://127.0.0.1:12111"
+    log_level: str = "INFO"
+    count_mongo_ops: bool = True
+    mongo_jar: Path = MONGO_JAR
+    services_tree: Path | None = None  # run the services' code from this copy of the repo (A/B of a change)
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def port(self, service: str) -> int:
+        return self.port_base + 1 + SERVICES.index(service)
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port_base + 25
+
+    @property
+    def mongo_port(self) -> int:
+        return self.port_base + 17
+
+    @property
+    def exchange(self) -> str:
+        return f"bench.{self.run_id}.returns.events"
+
+    @property
+    def orders_exchange(self) -> str:
+        return f"bench.{self.run_id}.orders.events"
+
+    @property
+    def queue_prefix(self) -> str:
+        return f"bench.{self.run_id}."
+
+    @property
+    def db_prefix(self) -> str:
+        return f"bench_{self.run_id}_"
+
+    def database(self, service: str) -> str:
+        return f"{self.db_prefix}{service}"
+
+    def base_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.port(service)}"
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def listener_pid(port: int) -> int | None:
+    """The process listening on a local TCP port (needs root for other users' processes)."""
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return conn.pid
+    except psutil.AccessDenied:
+        return None
+    return None
+
+
+def _stop_groups(pids: list[int], timeout: float = 30.0,
+                 children: dict[int, subprocess.Popen[bytes]] | None = None) -> None:
+    """TERM the process groups we started (setsid: pgid == pid), together; KILL what lingers.
+    Our own children are reaped as they exit (a zombie would still count as a live group)."""
+    children = children or {}
+    alive = []
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        for pid in alive:
+            if pid in children:
+                children[pid].poll()
+        alive = [pid for pid in alive if _group_exists(pid)]
+    for pid in alive:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.logs = config.out / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.groups: dict[str, int] = {}  # name -> pid of the group leader we started
+        self.children: dict[int, subprocess.Popen[bytes]] = {}  # those we spawned ourselves, to reap
+        self.processes: dict[str, psutil.Process] = {}  # name -> the process doing the work
+        self.mongodb_url = config.mongodb_url or f"mongodb://127.0.0.1:{config.mongo_port}"
+        self._mongo_dir: Path | None = None
+
+    # ---- pieces ---------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=REPO, env=env or os.environ.copy(), start_new_session=True)
+        self.groups[name] = proc.pid
+        self.children[proc.pid] = proc
+        return proc
+
+    def _wait(self, name: str, ready, timeout: float = 90.0) -> None:  # noqa: ANN001 - a predicate
+        deadline = time.monotonic() + timeout
+        while not ready():
+            pid = self.groups.get(name)
+            if pid is not None and not psutil.pid_exists(pid):
+                raise RuntimeError(f"{name} exited before it was ready; see {self.logs / (name + '.log')}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready after {timeout:.0f}s; see {self.logs / (name + '.log')}")
+            time.sleep(0.2)
+
+    def start_mongo(self) -> None:
+        if self.config.mongodb_url is not None:
+            pid = listener_pid(urlsplit(self.config.mongodb_url).port or 27017)
+            if pid:
+                self.processes["mongo (shared)"] = psutil.Process(pid)
+            return
+        jar = self.config.mongo_jar
+        if not jar.exists():
+            raise RuntimeError(f"{jar} is missing: run scripts/infra-up once (it builds it), or pass --mongodb-url")
+        if port_open(self.config.mongo_port):
+            raise RuntimeError(f"port {self.config.mongo_port} is taken; choose another --port-base")
+        self._mongo_dir = self.config.out / "mongo"
+        self._mongo_dir.mkdir(exist_ok=True)
+        argv = ["java", "-Xms64m", "-Xmx1g", "-XX:+UseSerialGC", "-jar", str(jar), "--host", "127.0.0.1",
+                "--port", str(self.config.mongo_port), "--backend", self.config.mongo_backend]
+        if self.config.mongo_backend == "h2":
+            argv += ["--file", str(self._mongo_dir / "bench.mv")]
+        proc = self._spawn("mongo", argv)
+        self._wait("mongo", lambda: port_open(self.config.mongo_port))
+        self.processes["mongo"] = psutil.Process(proc.pid)
+
+    def start_observer(self) -> Path:
+        out = self.config.out / "observer"
+        argv = [sys.executable, "-m", "bench.observer", "--dir", str(out), "--smtp-port", str(self.config.smtp_port),
+                "--amqp-url", self.config.amqp_url, "--exchange", self.config.exchange,
+                "--queue", f"{self.config.queue_prefix}observer"]
+        if port_open(self.config.smtp_port):
+            raise RuntimeError(f"port {self.config.smtp_port} is taken; choose another --port-base")
+        proc = self._spawn("observer", argv)
+        self._wait("observer", lambda: (out / "ready").exists(), timeout=30)
+        self.processes["observer"] = psutil.Process(proc.pid)
+        return out
+
+    def service_env(self) -> dict[str, str]:
+        c = self.config
+        env = os.environ.copy()
+        for name in ("PORT", "MONGODB_DB", "CLOCK_FILE"):
+            env.pop(name, None)
+        env.update({
+            "MONGODB_URL": self.mongodb_url, "AMQP_URL": c.amqp_url, "EXCHANGE": c.exchange,
+            "ORDERS_EXCHANGE": c.orders_exchange, "QUEUE_PREFIX": c.queue_prefix,
+            "JWT_SECRET": c.jwt_secret, "JWT_ALGORITHM": "HS256",
+            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(c.smtp_port), "STRIPE_API_BASE": c.stripe_api_base,
+            "LOG_LEVEL": c.log_level,
+            # scripts/run-services
+            "MONGODB_DB_PREFIX": c.db_prefix, "SERVICES_LOG_DIR": str(self.logs),
+            "SERVICES_RUN_DIR": str(c.out / "run"), "SERVICES_REUSE": "0", "READY_TIMEOUT": "120",
+            **{f"{s.upper()}_PORT": str(c.port(s)) for s in SERVICES},
+        })
+        if c.count_mongo_ops:  # bench/inject/sitecustomize.py: a pymongo command listener, no code change
+            self.mongo_ops_dir.mkdir(parents=True, exist_ok=True)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "bench/inject"), env.get("PYTHONPATH")]))
+            env["BENCH_MONGO_OPS_DIR"] = str(self.mongo_ops_dir)
+        env.update(c.extra_env)
+        return env
+
+    @property
+    def mongo_ops_dir(self) -> Path:
+        return self.config.out / "mongo-ops"
+
+    def mongo_ops(self) -> dict[str, dict[str, Any]]:
+        """The services' MongoDB command tallies so far: service -> {counts, micros}."""
+        import json
+        found: dict[str, dict[str, Any]] = {}
+        for service in SERVICES:
+            proc = self.processes.get(service)
+            path = self.mongo_ops_dir / f"mongo-ops-{proc.pid}.json" if proc else None
+            if path is not None and path.exists():
+                try:
+                    found[service] = json.loads(path.read_text())
+                except ValueError:
+                    pass
+        return found
+
+    def start_services(self) -> None:
+        """Through scripts/run-services (the README's way), so the bench runs what users run."""
+        for service in SERVICES:
+            if port_open(self.config.port(service)):
+                raise RuntimeError(f"port {self.config.port(service)} is taken; choose another --port-base")
+        env = self.service_env()
+        script = REPO / "scripts/run-services"
+        run_dir = self.config.out / "run"
+        tree = self.config.services_tree
+        if tree is not None:
+            # `python -m` puts the working directory first on sys.path: the copy's code wins over
+            # the editable install of this checkout, with this checkout's virtualenv.
+            python = str(REPO / ".venv/bin/python")
+            for service in SERVICES:
+                proc = subprocess.Popen(
+                    [python, "-m", f"services.{service}"], cwd=tree, start_new_session=True,
+                    stdout=(self.logs / f"{service}.log").open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env=env | {"PORT": str(self.config.port(service)), "MONGODB_DB": self.config.database(service)})
+                self.groups[service] = proc.pid
+                self.children[proc.pid] = proc
+            for service in SERVICES:
+                self._wait(service, lambda s=service: _ready(self.config.port(s)), timeout=120)
+        elif script.exists():
+            result = subprocess.run([str(script)], cwd=REPO, env=env, capture_output=True, text=True)
+            for service in SERVICES:  # record the groups first, so a failure still tears down what started
+                pidfile = run_dir / f"{service}.pid"
+                if pidfile.exists():
+                    self.groups[service] = int(pidfile.read_text().strip())
+            if result.returncode != 0:
+                raise RuntimeError(f"scripts/run-services failed:\n{result.stdout}\n{result.stderr}")
+        else:  # the same command, without the script
+            for service in SERVICES:
+                self._spawn(service, ["uv", "run", "--frozen", "python", "-m", f"services.{service}"],
+                            env | {"PORT": str(self.config.port(service)), "MONGODB_DB": self.config.database(service)})
+            for service in SERVICES:
+                self._wait(service, lambda s=service: _ready(self.config.port(s)), timeout=120)
+        for service in SERVICES:
+            self.processes[service] = _python_of(self.groups[service], service)
+
+    def find_broker(self) -> None:
+        pid = listener_pid(urlsplit(self.config.amqp_url).port or 5672)
+        if pid:
+            self.processes["rabbitmq (shared)"] = psutil.Process(pid)
+
+    # ---- teardown -------------------------------------------------------------------------
+
+    def stop(self, *, keep_data: bool = False) -> None:
+        # Services first (they drain into the broker and the database), then what they talk to.
+        for names in (SERVICES, ("observer", "mongo")):
+            _stop_groups([pid for name in names if (pid := self.groups.pop(name, None)) is not None],
+                         children=self.children)
+        if self._mongo_dir is not None and not keep_data:
+            shutil.rmtree(self._mongo_dir, ignore_errors=True)
+
+
+def _ready(port: int) -> bool:
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return response.status == 200
+    except Exception:  # noqa: BLE001 - not yet
+        return False
+
+
+def _python_of(pid: int, service: str) -> psutil.Process:
+    """`uv run` spawns the interpreter as a child: find the process that actually serves."""
+    leader = psutil.Process(pid)
+    for proc in [leader, *leader.children(recursive=True)]:
+        try:
+            if f"services.{service}" in " ".join(proc.cmdline()) and "python" in proc.name():
+                return proc
+        except psutil.NoSuchProcess:
+            continue
+    return leader
+
+
+def describe(processes: dict[str, psutil.Process]) -> dict[str, Any]:
+    return {name: {"pid": p.pid, "cmd": " ".join(p.cmdline())[:160]} for name, p in processes.items()}

@@ -23,7 +23,7 @@ NEVER_CLAIMED = datetime(1970, 1, 1, tzinfo=UTC)
 ERROR_LIMIT = 500
 
 
-class Status(StrEnum):
+class NotificationStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
@@ -67,7 +67,7 @@ def new_notification(event: CloudEvent, data: Return | Refund, planned: PlannedE
         # Only Return data carries the return's version (Refund data carries the refund's).
         "return_version": data.version if isinstance(data, Return) else None,
         "locale": email.locale, "subject": email.subject, "text": email.text, "html": email.html,
-        "status": str(Status.PENDING), "attempts": 0, "generation": 0,
+        "status": str(NotificationStatus.PENDING), "attempts": 0, "generation": 0,
         "next_attempt_at": now, "claimed_until": NEVER_CLAIMED, "claim": None,
         "smtp_message_id": None, "smtp_response": None, "error": None, "attempt_log": [],
         "created_at": now, "updated_at": now, "queued_at": now, "sent_at": None, "failed_at": None,
@@ -92,7 +92,7 @@ def after_attempt(doc: dict[str, Any], outcome: Outcome, smtp_message_id: str, n
                               "claimed_until": NEVER_CLAIMED}
     event_type: str | None = None
     if outcome.kind == "sent":
-        fields |= {"status": str(Status.SENT), "sent_at": now, "smtp_message_id": smtp_message_id,
+        fields |= {"status": str(NotificationStatus.SENT), "sent_at": now, "smtp_message_id": smtp_message_id,
                    "smtp_response": outcome.detail, "error": None}
         event_type = "notification.sent"
     else:
@@ -100,7 +100,7 @@ def after_attempt(doc: dict[str, Any], outcome: Outcome, smtp_message_id: str, n
         if delay is None:
             reason = outcome.detail if outcome.kind == "permanent" else \
                 f"gave up after {attempts} attempts; last: {outcome.detail}"
-            fields |= {"status": str(Status.FAILED), "failed_at": now, "error": clean_error(reason)}
+            fields |= {"status": str(NotificationStatus.FAILED), "failed_at": now, "error": clean_error(reason)}
             event_type = "notification.failed"
         else:
             fields |= {"next_attempt_at": now + delay, "error": outcome.detail}
@@ -115,7 +115,7 @@ def applied(doc: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def resend_update(now: datetime, actor_id: str) -> dict[str, Any]:
-    return {"$set": {"status": str(Status.PENDING), "attempts": 0, "next_attempt_at": now,
+    return {"$set": {"status": str(NotificationStatus.PENDING), "attempts": 0, "next_attempt_at": now,
                      "claimed_until": NEVER_CLAIMED, "claim": None, "error": None, "queued_at": now,
                      "updated_at": now, "resent_by": actor_id},
             "$inc": {"generation": 1, "version": 1}}

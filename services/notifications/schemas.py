@@ -7,11 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-
-class NotificationStatus(StrEnum):
-    PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"
+from services.notifications.domain import NotificationStatus
 
 
 class RecipientRole(StrEnum):

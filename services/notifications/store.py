@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.notifications.domain import Status, resend_update
+from services.notifications.domain import NotificationStatus, resend_update
 from shared.events import CloudEvent
 from shared.outbox import with_outbox
 from shared.pagination import page_filter, page_sort
@@ -51,7 +51,7 @@ class NotificationStore:
         business clock never makes a claim in flight look expired.
         """
         return await self.collection.find_one_and_update(
-            {"status": str(Status.PENDING), "next_attempt_at": {"$lte": due_by},
+            {"status": str(NotificationStatus.PENDING), "next_attempt_at": {"$lte": due_by},
              "claimed_until": {"$lt": lease_now}},
             {"$set": {"claimed_until": lease_now + lease, "claim": uuid.uuid4().hex}},
             sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
@@ -60,7 +60,7 @@ class NotificationStore:
                     lease: timedelta) -> dict[str, Any] | None:
         """claim_due for one known email (just recorded): found by _id, no query over the log."""
         return await self.collection.find_one_and_update(
-            {"_id": notification_id, "status": str(Status.PENDING), "next_attempt_at": {"$lte": due_by},
+            {"_id": notification_id, "status": str(NotificationStatus.PENDING), "next_attempt_at": {"$lte": due_by},
              "claimed_until": {"$lt": lease_now}},
             {"$set": {"claimed_until": lease_now + lease, "claim": uuid.uuid4().hex}},
             return_document=ReturnDocument.AFTER)
@@ -78,7 +78,7 @@ class NotificationStore:
         """Back to pending as a new generation; None unless it was sent or failed."""
         # No projection: FerretDB's findAndModify does not support one.
         return await self.collection.find_one_and_update(
-            {"_id": notification_id, "status": {"$in": [str(Status.SENT), str(Status.FAILED)]}},
+            {"_id": notification_id, "status": {"$in": [str(NotificationStatus.SENT), str(NotificationStatus.FAILED)]}},
             resend_update(now, actor_id), return_document=ReturnDocument.AFTER)
 
     async def page(self, conditions: list[dict[str, Any]], cursor: str | None,

@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.http.problems import PayloadTooLarge, error_response
+from shared.http.problems import PayloadTooLarge, StartTracker, error_response
 
 
 class _BodyTooLarge(PayloadTooLarge, HTTPException):
@@ -39,7 +39,6 @@ class BodyLimitMiddleware:
                     return
                 break
         received = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -50,15 +49,10 @@ class BodyLimitMiddleware:
                     raise _BodyTooLarge(limit)
             return message
 
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = StartTracker(send)
         try:
-            await self.app(scope, counting_receive, send_tracking)
+            await self.app(scope, counting_receive, tracked)
         except _BodyTooLarge:
-            if started:
+            if tracked.started:
                 raise
             await self._too_large(scope)(scope, receive, send)

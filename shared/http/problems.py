@@ -204,6 +204,19 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
 
 
+class StartTracker:
+    """`send` that remembers whether the response has started: after that an error can no longer
+    be answered with a problem document, only re-raised."""
+
+    def __init__(self, send: Send) -> None:
+        self._send, self.started = send, False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class UnhandledErrorMiddleware:
     """Last line of defence: log the traceback, answer a 500 problem that leaks nothing."""
 
@@ -214,19 +227,12 @@ class UnhandledErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = StartTracker(send)
         try:
-            await self.app(scope, receive, send_tracking)
+            await self.app(scope, receive, tracked)
         except Exception:
             log.exception("unhandled error", extra={"method": scope.get("method"), "path": scope.get("path")})
-            if started:
+            if tracked.started:
                 raise
             response = problem_response(
                 500, "Internal Server Error", type=problem_type("internal-error"),

@@ -1,9 +1,13 @@
 """Event bus over RabbitMQ: confirmed publishing; consuming with ack, retry, park and dedupe.
 
 Topology of one service (`q` = queue_name, the service name unless told otherwise):
-  q.events     quorum queue, bound to each subscribed event type on its exchange
-  q.retry.<n>  classic queue per retry delay (x-message-ttl); expired messages flow back to q.events
+  q.inbox      quorum queue, bound to each subscribed event type on its exchange
+  q.retry.<n>  classic queue per retry delay (x-message-ttl); expired messages flow back to q.inbox
   q.dead       classic queue of parked messages; see shared.deadletters to list and replay them
+
+A failing handler is retried once per delay, then parked. A failure retrying cannot cure (the
+event's data fails the handler's pydantic model, or the handler raises PermanentError) is parked
+at once. The `x-attempt` header is read as untrusted input: clamped to 0..len(retry delays).
 
 Handlers MUST be idempotent. The inbox records an event id only after its handler returned, so a
 crash between the handler's effect and the inbox insert delivers the event again; the inbox only
@@ -42,6 +46,16 @@ ERROR_TEXT_LIMIT = 1000
 DELIVERY_LIMIT = 20
 # Headers the broker owns; copying them onto a new publish confuses (or is refused by) RabbitMQ.
 _BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
+
+
+class PermanentError(Exception):
+    """Raised by a handler when retrying cannot help (the event itself is wrong): parked at once."""
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """A failure that would fail the same way on every retry: the event's data failing a pydantic
+    model (handlers validate `event.data` first), or a PermanentError."""
+    return isinstance(exc, PermanentError | ValidationError)
 
 
 class Unroutable(Exception):
@@ -94,6 +108,22 @@ def header_int(headers: Mapping[str, Any] | None, name: str) -> int:
         return 0
 
 
+def attempts_so_far(headers: Mapping[str, Any] | None, retries: int) -> int:
+    """Handler runs recorded in `x-attempt`, read as untrusted input: clamped to 0..`retries`, so a
+    forged value can neither loop a message (negative) nor skip past the retry queues; a value that
+    is not an integer counts as 0 (the bus writes its own value on the next failure)."""
+    value = (headers or {}).get("x-attempt")
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return 0
+    try:
+        number = int(value)
+    except ValueError:
+        return 0
+    return min(max(number, 0), retries)
+
+
 def forwarded_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (headers or {}).items() if not k.startswith(_BROKER_HEADERS)}
 
@@ -131,9 +161,13 @@ class EventBus:
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._queue: AbstractRobustQueue | None = None
+        self._consume_channel: AbstractRobustChannel | None = None
         self._consumer_tag: str | None = None
         self._processing: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Set when close() begins: long operations on the bus (dead-letter replay) stop at the next
+        # message boundary instead of holding the shutdown up.
+        self.closing = asyncio.Event()
 
     # ---- connection and publishing ------------------------------------------------------------
 
@@ -150,6 +184,30 @@ class EventBus:
                    queue_name=settings.queue_name, retry_delays_ms=settings.retry_delays_ms,
                    prefetch=settings.prefetch, inbox=inbox, clock=clock,
                    inbox_retention=timedelta(days=settings.inbox_retention_days))
+
+    def is_connected(self) -> bool:
+        """Connected to the broker at this instant (readiness). A robust connection is not
+        `is_closed` while it reconnects, so look at the transport and the channels themselves."""
+        connection = self._connection
+        if connection is None or connection.is_closed or not connection.connected.is_set():
+            return False
+        transport = connection.transport
+        if transport is None or not transport.connection.is_opened:
+            return False
+        channels = [c for c in (self._channel, self._consume_channel) if c is not None]
+        return bool(channels) and not any(c.is_closed for c in channels)
+
+    @asynccontextmanager
+    async def in_flight(self):
+        """Mark the current task as work close() waits for (up to its drain timeout)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(
@@ -203,7 +261,7 @@ class EventBus:
         self._bindings.append((exchange or self.exchange_name, event_type))
 
     async def start(self) -> None:
-        channel = await self.connection.channel(publisher_confirms=False)
+        channel = self._consume_channel = await self.connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.prefetch)
         names = self.names
         await channel.declare_queue(names.dead, durable=True, arguments={"x-queue-type": "classic"})
@@ -232,6 +290,7 @@ class EventBus:
         return result.deleted_count
 
     async def close(self, drain_timeout: float = 10.0) -> None:
+        self.closing.set()
         await self._inbox_purge.stop()
         if self._queue is not None and self._consumer_tag is not None:
             # Bounded: while the broker is unreachable a robust channel would wait for it forever.
@@ -244,22 +303,17 @@ class EventBus:
             await self._connection.close()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            await self._handle(message)
-        except Exception:
-            # Forwarding to a retry/dead queue or acking failed (broker trouble): leave it to the
-            # broker to deliver again, after a pause so a persistent fault doesn't spin.
-            log.exception("message left unacked", extra={"event_id": message.message_id,
-                                                         "event_type": message.type})
-            with suppress(Exception):
-                await asyncio.sleep(1)
-                await message.nack(requeue=True)
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
+        async with self.in_flight():
+            try:
+                await self._handle(message)
+            except Exception:
+                # Forwarding to a retry/dead queue or acking failed (broker trouble): leave it to the
+                # broker to deliver again, after a pause so a persistent fault doesn't spin.
+                log.exception("message left unacked", extra={"event_id": message.message_id,
+                                                             "event_type": message.type})
+                with suppress(Exception):
+                    await asyncio.sleep(1)
+                    await message.nack(requeue=True)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -278,6 +332,9 @@ class EventBus:
                     await handler(event)
                     await self._remember(event)
             except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then parked
+                if is_permanent(exc):  # the same data fails the same way: retries only delay the park
+                    attempts = attempts_so_far(message.headers, len(self.names.retry_delays_ms)) + 1
+                    return await self._park(message, "invalid event", exc, attempts=attempts)
                 return await self._fail(message, exc, fields)
         await message.ack()
 
@@ -305,7 +362,8 @@ class EventBus:
                                          "processed_at": self.clock.now()})
 
     async def _fail(self, message: AbstractIncomingMessage, exc: Exception, fields: dict[str, Any]) -> None:
-        attempt = header_int(message.headers, "x-attempt") + 1  # handler runs so far, this one included
+        # handler runs so far, this one included; at most len(delays) + 1, so this always ends
+        attempt = attempts_so_far(message.headers, len(self.names.retry_delays_ms)) + 1
         if attempt > len(self.names.retry_delays_ms):
             return await self._park(message, "handler failed", exc, attempts=attempt)
         headers = failure_headers(message.headers, routing_key=message.routing_key, exchange=message.exchange)

@@ -4,6 +4,12 @@ Listing takes messages with basic.get and returns them unacked, so nothing is lo
 is a classic queue because classic queues put a returned message back in its place and never
 count (and eventually drop) returns the way quorum queues' delivery limit does.
 
+A replay works on a snapshot: the messages in the queue when it starts (at most REPLAY_LIMIT).
+A message that fails again is parked behind them, so one call never meets it twice; a second copy
+of a message it already replayed is removed as a duplicate. It stops at the next message when the
+bus closes, on SIGTERM/SIGINT (CLI) or when its time budget (HTTP) runs out, answering
+`complete: false`; what it did not reach stays parked.
+
     python -m shared.deadletters list   --service returns [--limit 50]
     python -m shared.deadletters replay --service returns [--id EVENT_ID ...]
 AMQP_URL and QUEUE_PREFIX come from the environment.
@@ -12,23 +18,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import hashlib
 import logging
 import os
+import signal
+import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import DeliveryError, PublishError
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.bus import EventBus, forwarded_headers, header_int
 
 log = logging.getLogger(__name__)
 
-REPLAY_BATCH_LIMIT = 10_000  # messages held unacked at once by one replay call
+REPLAY_LIMIT = 10_000  # messages one replay call looks at (and may hold unacked) at most
+HTTP_REPLAY_BUDGET_S = 20.0  # an HTTP replay answers within this, well inside a pod's grace period
+REPLAY_ID_HEADER = "x-replay-id"  # which replay call sent a message back (travels into its re-park)
 _RESET = ("x-attempt", "x-last-error", "x-error", "x-attempts", "x-failed-at")
 
 
@@ -47,11 +58,28 @@ class DeadLetterList(BaseModel):
 
 
 class ReplayRequest(BaseModel):
-    ids: list[str] | None = None
+    ids: list[str] | None = Field(default=None, max_length=REPLAY_LIMIT,
+                                  description="Replay only these message ids; omit (or `{}`) for all.")
+
+
+Outcome = Literal["replayed", "duplicate", "not_found", "skipped", "failed"]
+
+
+class ReplayOutcome(BaseModel):
+    id: str
+    type: str | None = None
+    outcome: Outcome = Field(description=(
+        "`replayed`: back in the service's inbox. `duplicate`: a second copy of a message this call "
+        "replayed, removed. `not_found`: an asked-for id not in the queue. `skipped`: an asked-for id "
+        "the call did not reach because it stopped early. `failed`: could not be sent back; still parked."))
 
 
 class ReplayResult(BaseModel):
-    replayed: int
+    replayed: int = Field(description="How many messages went back to the inbox.")
+    complete: bool = Field(default=True, description=(
+        "False when the call stopped before the end of its snapshot (shutdown, time budget): "
+        "call again for the rest."))
+    items: list[ReplayOutcome] = Field(default_factory=list, description="One entry per message acted on.")
 
 
 def _text(value: Any) -> str | None:
@@ -87,33 +115,108 @@ async def list_dead(bus: EventBus, limit: int = 100) -> list[DeadLetter]:
     return [dead_letter(m) for m in held]
 
 
-async def replay_dead(bus: EventBus, ids: list[str] | None = None) -> int:
-    """Move the parked messages with these ids (all when None) back to the service's main queue,
-    with their attempts reset. Returns how many were moved."""
+def _digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def replay_decision(message_id: str, digest: str, headers: dict[str, Any] | None, *, replay_id: str,
+                    wanted: set[str] | None, replayed: dict[str, str]) -> Literal["replay", "duplicate", "keep"]:
+    """What one replay call does with a message it took from the dead queue. `replayed` maps the
+    ids this call already sent back to their body digests."""
+    if _text((headers or {}).get(REPLAY_ID_HEADER)) == replay_id:
+        return "keep"  # sent back by this very call and parked again: once per call
+    if wanted is not None and message_id not in wanted:
+        return "keep"
+    if message_id and message_id in replayed:  # id-less messages can't be matched: each is its own
+        return "duplicate" if replayed[message_id] == digest else "keep"
+    return "replay"
+
+
+class _Stop:
+    """When a replay must stop: the bus closes, `event` is set, or the time budget is spent."""
+
+    def __init__(self, bus: EventBus, event: asyncio.Event | None, budget_s: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        self.bus, self.event, self.loop = bus, event, loop
+        self.deadline = None if budget_s is None else loop.time() + budget_s
+
+    def __call__(self) -> bool:
+        return (self.bus.closing.is_set() or (self.event is not None and self.event.is_set())
+                or (self.deadline is not None and self.loop.time() >= self.deadline))
+
+
+async def replay_dead(bus: EventBus, ids: list[str] | None = None, *, stop: asyncio.Event | None = None,
+                      budget_s: float | None = None, limit: int = REPLAY_LIMIT) -> ReplayResult:
+    """Move the parked messages with these ids (all when None) that are in the dead queue now back
+    to the service's main queue, with their attempts reset; each at most once per call."""
+    ids = None if ids is None else list(dict.fromkeys(ids))
     wanted = None if ids is None else set(ids)
-    moved = 0
-    async with bus.connection.channel(publisher_confirms=True, on_return_raises=True) as channel:
+    replay_id = uuid.uuid4().hex
+    stopping = _Stop(bus, stop, budget_s)
+    replayed: dict[str, str] = {}  # id -> body digest of what this call sent back
+    found: set[str] = set()
+    items: list[ReplayOutcome] = []
+    complete = True
+    async with bus.in_flight(), bus.connection.channel(publisher_confirms=True, on_return_raises=True) as channel:
         queue = await channel.declare_queue(bus.names.dead, passive=True, robust=False)
-        skipped = []
-        # Skipped messages stay unacked until the end, so get() never hands them out twice.
-        while len(skipped) < REPLAY_BATCH_LIMIT and (message := await queue.get(no_ack=False, fail=False)):
-            if wanted is not None and message.message_id not in wanted:
-                skipped.append(message)
-                continue
-            headers = {k: v for k, v in forwarded_headers(message.headers).items() if k not in _RESET}
-            headers["x-replayed-at"] = bus.clock.now().isoformat()
-            await channel.default_exchange.publish(aio_pika.Message(
-                message.body, headers=headers, content_type=message.content_type,
-                message_id=message.message_id, type=message.type, timestamp=message.timestamp,
-                app_id=message.app_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ), routing_key=bus.names.main, mandatory=True)
-            await message.ack()  # only after the broker confirmed the copy
-            moved += 1
-            log.info("dead letter replayed", extra={"event_id": message.message_id,
-                                                    "event_type": message.type, "queue": bus.names.main})
-        for message in skipped:
-            await message.nack(requeue=True)
-    return moved
+        snapshot = min(queue.declaration_result.message_count or 0, limit)
+        held: list[AbstractIncomingMessage] = []  # stay unacked until the end: get() never repeats them
+        try:
+            for _ in range(snapshot):
+                if stopping():
+                    complete = False
+                    break
+                message = await queue.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                message_id, digest = message.message_id or "", _digest(message.body)
+                decision = replay_decision(message_id, digest, message.headers, replay_id=replay_id,
+                                           wanted=wanted, replayed=replayed)
+                if wanted is not None and message_id in wanted:
+                    found.add(message_id)
+                if decision == "keep":
+                    held.append(message)
+                elif decision == "duplicate":
+                    await message.ack()
+                    items.append(ReplayOutcome(id=message_id, type=message.type, outcome="duplicate"))
+                elif await _send_back(channel, bus, message, replay_id):
+                    replayed[message_id] = digest
+                    items.append(ReplayOutcome(id=message_id, type=message.type, outcome="replayed"))
+                else:
+                    held.append(message)
+                    items.append(ReplayOutcome(id=message_id, type=message.type, outcome="failed"))
+        finally:
+            for message in held:
+                await message.nack(requeue=True)
+    missing = "not_found" if complete else "skipped"
+    items += [ReplayOutcome(id=i, outcome=missing) for i in (ids or ()) if i not in found]
+    return ReplayResult(replayed=sum(item.outcome == "replayed" for item in items), complete=complete, items=items)
+
+
+async def _send_back(channel: Any, bus: EventBus, message: AbstractIncomingMessage, replay_id: str) -> bool:
+    """Publish a copy to the main queue (confirmed), then ack the parked one; False if refused."""
+    headers = {k: v for k, v in forwarded_headers(message.headers).items() if k not in _RESET}
+    headers |= {"x-replayed-at": bus.clock.now().isoformat(), REPLAY_ID_HEADER: replay_id}
+    try:
+        await channel.default_exchange.publish(aio_pika.Message(
+            message.body, headers=headers, content_type=message.content_type,
+            message_id=message.message_id, type=message.type, timestamp=message.timestamp,
+            app_id=message.app_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ), routing_key=bus.names.main, mandatory=True)
+    except (DeliveryError, PublishError):
+        log.warning("dead letter not replayed: the broker refused the copy",
+                    extra={"event_id": message.message_id, "queue": bus.names.main})
+        return False
+    await message.ack()  # only after the broker confirmed the copy
+    log.info("dead letter replayed", extra={"event_id": message.message_id, "event_type": message.type,
+                                            "queue": bus.names.main})
+    return True
+
+
+def who(principal: Any) -> dict[str, Any]:
+    """The caller's role and subject for a log line; never the token's other claims."""
+    role = getattr(principal, "role", None)
+    return {"role": getattr(role, "value", role), "subject": getattr(principal, "subject", None)}
 
 
 def dead_letter_router(bus_getter: Callable[[], EventBus], require_agent: Callable[..., Any]) -> APIRouter:
@@ -128,10 +231,10 @@ def dead_letter_router(bus_getter: Callable[[], EventBus], require_agent: Callab
 
     @router.post("/replay", response_model=ReplayResult)
     async def replay_dead_letters(request: ReplayRequest, agent: Any = Depends(require_agent)) -> ReplayResult:
-        replayed = await replay_dead(bus_getter(), request.ids)
-        log.info("dead letters replayed by agent", extra={"actor": getattr(agent, "id", None) or str(agent),
-                                                         "ids": request.ids, "replayed": replayed})
-        return ReplayResult(replayed=replayed)
+        result = await replay_dead(bus_getter(), request.ids, budget_s=HTTP_REPLAY_BUDGET_S)
+        log.info("dead letters replayed by agent", extra=who(agent) | {
+            "ids": request.ids, "replayed": result.replayed, "complete": result.complete})
+        return result
 
     return router
 
@@ -145,16 +248,21 @@ async def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     url = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     bus = EventBus(url, args.service, queue_name=os.environ.get("QUEUE_PREFIX", "") + args.service)
+    stop = asyncio.Event()  # SIGTERM/SIGINT: finish the message in hand, put the rest back, report
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     await bus.connect()
     try:
         if args.command == "list":
             for item in await list_dead(bus, args.limit):
                 print(item.model_dump_json())
-        else:
-            print(json.dumps({"replayed": await replay_dead(bus, args.ids)}))
+            return 0
+        result = await replay_dead(bus, args.ids, stop=stop)
+        print(result.model_dump_json(), flush=True)
+        return 0 if result.complete else 1
     finally:
         await bus.close()
-    return 0
 
 
 if __name__ == "__main__":

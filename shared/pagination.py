@@ -3,14 +3,17 @@
 A cursor is urlsafe base64 of JSON `{"k": <sort value>, "id": <_id>}` from the last item shown.
 Pages are ordered by (sort field, _id), so ties on the sort field never skip or repeat an item.
 Datetimes travel as `{"$dt": iso}` and ObjectIds as `{"$oid": hex}` so they compare as stored.
+Only values the store can hold come back out: 64-bit integers, finite floats, datetimes that
+convert to UTC.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from bson import ObjectId
@@ -25,6 +28,7 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_CURSOR_CHARS = 1024
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what BSON can hold; a bigger int is no sort value of ours
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1-200).")]
 Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS,
@@ -57,10 +61,17 @@ def _encode_value(value: Any) -> Any:
 def _decode_value(value: Any) -> Any:
     if isinstance(value, dict):
         if value.keys() == {"$dt"} and isinstance(value["$dt"], str):
-            return datetime.fromisoformat(value["$dt"])
+            moment = datetime.fromisoformat(value["$dt"])
+            if moment.utcoffset() is not None:
+                moment.astimezone(UTC)  # OverflowError near years 1 and 9999: BSON could not store it
+            return moment
         if value.keys() == {"$oid"} and isinstance(value["$oid"], str):
             return ObjectId(value["$oid"])
         raise ValueError("unknown cursor value")
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("integer out of range")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("not a finite number")
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise ValueError("unknown cursor value")
@@ -81,7 +92,7 @@ def decode_cursor(cursor: str) -> tuple[Any, Any]:
         if not isinstance(data, dict) or data.keys() != {"k", "id"} or data["id"] is None:
             raise ValueError("not a cursor")
         return _decode_value(data["k"]), _decode_value(data["id"])
-    except (ValueError, TypeError, binascii.Error, InvalidId):
+    except (ValueError, TypeError, OverflowError, binascii.Error, InvalidId):
         raise InvalidCursor() from None
 
 

@@ -7,7 +7,9 @@
 
 `lifespan` factories (one or a list, entered in order, left in reverse) take the app and are
 async context managers; they keep what they open on `app.state` and register readiness checks
-with `add_readiness_check(app, "mongodb", lambda: ping(db))`.
+with `add_readiness_check(app, "mongodb", lambda: ping(db))`. The `amqp` check is this module's:
+once the factories are in, an EventBus on `app.state.bus` is checked with `bus.is_connected`
+(connected at this instant, not merely "not closed" while it reconnects).
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from shared.deadletters import dead_letter_router
 from shared.auth import Role, TokenVerifier, require_roles
+from shared.bus import EventBus
+from shared.deadletters import dead_letter_router
 from shared.http import (
     PROBLEM_JSON,
     BodyLimitMiddleware,
@@ -63,6 +66,9 @@ def create_service_app(settings: CommonSettings, *, title: str, version: str = "
                 value = await stack.enter_async_context(factory(app))
                 if isinstance(value, Mapping):
                     state.update(value)
+            bus = getattr(app.state, "bus", None)
+            if isinstance(bus, EventBus):  # replaces any weaker check a service registered itself
+                add_readiness_check(app, "amqp", bus.is_connected)
             app.state.started = True
             log.info("service started", extra={"version": version})
             try:

@@ -8,19 +8,26 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aio_pika
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic import BaseModel
 
-from shared.clock import FixedClock
 from shared.bus import CONTENT_TYPE, EventBus, Unroutable
+from shared.clock import FixedClock
 from shared.deadletters import dead_letter_router, list_dead, replay_dead
 from shared.events import CloudEvent
+from shared.observability import add_readiness_check
+from shared.service import create_service_app
+from shared.settings import CommonSettings
+from tests.integration.proxy import FlakyProxy
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,12 +116,13 @@ async def test_failing_handler_is_retried_parked_listed_and_replayed(bus_factory
         assert [item["id"] for item in listed["items"]] == [event.id]
         handler.failing = False
         replayed = await client.post("/v1/admin/dead-letters/replay", json={"ids": [event.id]})
-    assert replayed.json() == {"replayed": 1}
+    assert replayed.json() == {"replayed": 1, "complete": True,
+                               "items": [{"id": event.id, "type": event.type, "outcome": "replayed"}]}
 
     await wait_until(lambda: handler.events, message="the replayed event is handled")
     assert handler.events == [event] and handler.calls == 4
     assert await list_dead(bus) == []
-    assert await replay_dead(bus) == 0
+    assert (await replay_dead(bus)).model_dump() == {"replayed": 0, "complete": True, "items": []}
 
 
 async def test_unparseable_and_unhandled_messages_are_parked_at_once(bus_factory, db, amqp, exchange,
@@ -144,7 +152,8 @@ async def test_unparseable_and_unhandled_messages_are_parked_at_once(bus_factory
     assert {json.loads(line)["id"] for line in listed.stdout.splitlines()} == {"garbage-1", stray.id}
     replayed = subprocess.run([*cli, "replay", "--service", "metrics", "--id", "garbage-1"], env=env,
                               cwd=ROOT, capture_output=True, text=True, check=True, timeout=30)
-    assert json.loads(replayed.stdout) == {"replayed": 1}
+    assert json.loads(replayed.stdout) == {"replayed": 1, "complete": True, "items": [
+        {"id": "garbage-1", "type": None, "outcome": "replayed"}]}
     await wait_until(lambda: _when_len(list_dead(bus), 2), message="garbage parked again")
 
 
@@ -174,51 +183,13 @@ async def test_duplicate_delivery_has_one_effect(bus_factory, db, event_factory,
     assert await db.inbox.count_documents({"_id": event.id}) == 1
 
 
-class FlakyProxy:
-    """A TCP proxy in front of RabbitMQ whose connections the test can cut, like a network blip."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        return self.server.sockets[0].getsockname()[1]
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        self.writers += [writer, up_writer]
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def cut(self) -> None:
-        for writer in self.writers:
-            writer.transport.abort()
-        self.writers.clear()
-
-    async def close(self) -> None:
-        self.cut()
-        self.server.close()
-
-
 async def test_publish_and_consume_resume_after_a_connection_drop(amqp_url, bus_factory, db, amqp, exchange,
                                                                   event_factory, wait_until):
-    url = aio_pika.connection.make_url(amqp_url)
-    proxy = FlakyProxy(url.host, url.port or 5672)
-    port = await proxy.start()
+    proxy = FlakyProxy.for_url(amqp_url)
+    proxied = await proxy.url(amqp_url)
     try:
         handler = Recorder()
-        bus = await bus_factory("returns", inbox=db.inbox, amqp_url=str(url.with_port(port).update_query(reconnect_interval="0.2")))
+        bus = await bus_factory("returns", inbox=db.inbox, amqp_url=proxied)
         bus.subscribe("refund.issued", handler)
         await bus.start()
         await bus.publish(event_factory("refund.issued"))
@@ -266,3 +237,82 @@ async def test_the_inbox_forgets_event_ids_older_than_its_retention(bus_factory,
     ])
     assert await bus.purge_inbox() == 1
     assert [doc["_id"] async for doc in db["inbox"].find({})] == ["recent"]
+
+
+class Refund(BaseModel):
+    amount: int
+
+
+async def test_data_that_fails_the_handlers_model_is_parked_at_once(bus_factory, db, event_factory, wait_until):
+    calls = []
+
+    async def handler(event: CloudEvent) -> None:
+        calls.append(event.id)
+        Refund.model_validate(event.data)
+
+    bus = await bus_factory("refunds", inbox=db.inbox, retry_delays_ms=[60_000])  # a retry would take a minute
+    bus.subscribe("return.received", handler)
+    await bus.start()
+    event = event_factory("return.received", data={"amount": "lots"})
+    await bus.publish(event)
+
+    [dead] = await wait_until(lambda: list_dead(bus), message="parked without waiting for a retry")
+    assert (dead.id, dead.attempts, len(calls)) == (event.id, 1, 1)
+    assert dead.error.startswith("invalid event: ValidationError") and "amount" in dead.error
+
+
+@pytest.mark.parametrize("forged, runs", [(-5, 3), ("two", 3), (10**9, 1)])
+async def test_a_forged_attempt_header_neither_loops_nor_hides_the_error(bus_factory, db, amqp, exchange, event_factory,
+                                                                        wait_until, forged, runs):
+    handler = Recorder(failing=True)
+    bus = await bus_factory("refunds", inbox=db.inbox, retry_delays_ms=[50, 100])
+    bus.subscribe("return.received", handler)
+    await bus.start()
+    event = event_factory("return.received")
+    channel = await amqp.channel()
+    await (await channel.get_exchange(exchange)).publish(aio_pika.Message(
+        event.to_json(), message_id=event.id, type=event.type, headers={"x-attempt": forged}),
+        routing_key=event.type)
+
+    [dead] = await wait_until(lambda: list_dead(bus), timeout=10, message="parked by the bus, not the broker")
+    assert dead.id == event.id and dead.attempts == 3 and handler.calls == runs
+    assert "RuntimeError: gateway timeout" in dead.error
+
+
+async def test_readiness_means_connected_now(amqp_url, bus_factory, db, wait_until):
+    proxy = FlakyProxy.for_url(amqp_url)
+    proxied = await proxy.url(amqp_url)
+    try:
+        bus = await bus_factory("returns", inbox=db.inbox, amqp_url=proxied)
+        bus.subscribe("refund.issued", Recorder())
+
+        @asynccontextmanager
+        async def wiring(app):
+            await bus.start()
+            app.state.bus = bus
+            # What the services registered themselves: true while the robust connection reconnects.
+            add_readiness_check(app, "amqp", lambda: not bus.connection.is_closed)
+            yield
+
+        settings = CommonSettings(service_name="returns", jwt_secret="readiness-" + "r" * 54)
+        app = create_service_app(settings, title="t", lifespan=wiring, configure_logs=False)
+        async with LifespanManager(app) as manager, httpx.AsyncClient(
+                transport=httpx.ASGITransport(manager.app), base_url="http://t") as client:
+            async def amqp_check() -> str:
+                return (await client.get("/readyz")).json()["checks"]["amqp"]
+
+            assert bus.is_connected() and await amqp_check() == "ok"
+            proxy.refuse()  # the broker goes away
+            await wait_until(lambda: not bus.is_connected(), message="the bus sees the broker gone")
+            assert not bus.connection.is_closed  # still "open" to the robust connection: it reconnects
+            response = await client.get("/readyz")
+            assert response.status_code == 503 and response.json()["checks"]["amqp"] == "failing"
+            proxy.resume()
+            await wait_until(lambda: _eq(amqp_check(), "ok"), timeout=15, message="ready again once reconnected")
+            assert bus.is_connected()
+    finally:
+        await proxy.close()
+
+
+async def _eq(value: Any, expected: Any) -> bool:
+    return await value == expected

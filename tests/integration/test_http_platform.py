@@ -3,6 +3,8 @@ create_service_app, exercising Idempotency-Key, limits, errors, request ids, met
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import uuid
 from contextlib import asynccontextmanager
@@ -11,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -20,6 +22,7 @@ from shared.http import Conflict
 from shared.idempotency import COLLECTION, Idempotent, IdempotencyStore, fingerprint
 from shared.mongo import connect, ping
 from shared.observability import add_readiness_check
+from shared.pagination import Cursor, page_filter, page_sort
 from shared.service import create_service_app
 from shared.settings import CommonSettings
 from shared.tokens import mint
@@ -68,6 +71,12 @@ async def cancel(order_id: str, idem: Idempotent) -> JSONResponse:
         calls.count += 1
         raise Conflict("The order is already being refunded.")
     return await idem.run(refuse)
+
+
+@router.get("/v1/things")
+async def list_things(request: Request, cursor: Cursor = None) -> dict[str, int]:
+    found = request.app.state.db.things.find(page_filter(cursor, "rank")).sort(page_sort("rank"))
+    return {"count": len(await found.to_list(10))}
 
 
 amqp_up = {"ok": True}
@@ -281,3 +290,21 @@ async def test_metrics_and_health(client):
         assert not_ready.status_code == 503 and not_ready.json()["checks"]["amqp"] == "failing"
     finally:
         amqp_up["ok"] = True
+
+
+def raw_cursor(k: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"k": k, "id": "t-1"}).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("cursor", [
+    raw_cursor(2**70),                                   # no BSON integer holds it
+    raw_cursor(-(2**63) - 1),
+    raw_cursor({"$dt": "0001-01-01T00:00:00+14:00"}),    # before year 1 in UTC
+    raw_cursor({"$dt": "9999-12-31T23:59:59-14:00"}),    # after year 9999 in UTC
+])
+async def test_a_cursor_the_store_cannot_hold_is_a_400_naming_it(client, cursor):
+    response = await client.get("/v1/things", params={"cursor": cursor})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in response.json()["errors"]] == ["cursor"]
+    assert (await client.get("/v1/things", params={"cursor": raw_cursor(2**63 - 1)})).json() == {"count": 0}

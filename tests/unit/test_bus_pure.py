@@ -6,9 +6,12 @@ from types import SimpleNamespace
 
 from pydantic import BaseModel, EmailStr, ValidationError
 
-from shared.bus import (QueueNames, dead_headers, error_text, failure_headers, forwarded_headers,
-                        header_int, loggable)
-from shared.deadletters import dead_letter
+import pytest
+
+from shared.auth import Principal, Role
+from shared.bus import (PermanentError, QueueNames, attempts_so_far, dead_headers, error_text, failure_headers,
+                        forwarded_headers, header_int, is_permanent, loggable)
+from shared.deadletters import REPLAY_ID_HEADER, dead_letter, replay_decision, who
 
 
 def test_queue_names():
@@ -70,3 +73,48 @@ def test_dead_letter_view_of_a_parked_and_a_broker_dead_lettered_message():
     by_broker = SimpleNamespace(message_id="e-2", type=None, body=b"\xff", headers={"x-death": [{"reason": "delivery_limit"}]})
     view = dead_letter(by_broker)
     assert view.error == "dead-lettered by broker: delivery_limit" and view.attempts == 0 and view.failed_at is None
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, 0), (0, 0), (1, 1), (2, 2), ("2", 2), (b"1", 1),
+    (-5, 0), ("-5", 0),                  # forged: would name a retry queue that does not exist
+    (10**9, 3), ("99999999999999999999", 3),
+    ("two", 0), (2.5, 0), (True, 0), ([1], 0), ({"n": 1}, 0),
+])
+def test_attempt_header_is_clamped_untrusted_input(value, expected):
+    headers = {} if value is None else {"x-attempt": value}
+    assert attempts_so_far(headers, retries=3) == expected
+    assert attempts_so_far(None, retries=3) == 0
+
+
+def test_only_failures_a_retry_cannot_cure_are_permanent():
+    class Model(BaseModel):
+        amount: int
+
+    try:
+        Model.model_validate({"amount": "lots"})
+    except ValidationError as exc:
+        assert is_permanent(exc)
+    assert is_permanent(PermanentError("unknown currency"))
+    assert not is_permanent(RuntimeError("gateway timeout")) and not is_permanent(TimeoutError())
+
+
+def test_replay_decision_once_per_call():
+    decide = dict(replay_id="r-1", wanted=None, replayed={})
+    assert replay_decision("e-1", "d1", {}, **decide) == "replay"
+    # sent back by this very call and parked again: left alone
+    assert replay_decision("e-1", "d1", {REPLAY_ID_HEADER: b"r-1"}, **decide) == "keep"
+    assert replay_decision("e-1", "d1", {REPLAY_ID_HEADER: "r-0"}, **decide) == "replay"  # an earlier call's
+    done = dict(replay_id="r-1", wanted=None, replayed={"e-1": "d1"})
+    assert replay_decision("e-1", "d1", None, **done) == "duplicate"
+    assert replay_decision("e-1", "other body", None, **done) == "keep"  # same id, not the same message
+    assert replay_decision("", "d1", None, replay_id="r-1", wanted=None, replayed={"": "d1"}) == "replay"  # no id
+    only = dict(replay_id="r-1", wanted={"e-2"}, replayed={})
+    assert replay_decision("e-1", "d1", None, **only) == "keep"
+    assert replay_decision("e-2", "d2", None, **only) == "replay"
+
+
+def test_who_logs_role_and_subject_only():
+    agent = Principal(subject="a-7", role=Role.AGENT, claims={"sub": "a-7", "email": "jane@example.com"})
+    assert who(agent) == {"role": "agent", "subject": "a-7"}
+    assert who("agent-7") == {"role": None, "subject": None}

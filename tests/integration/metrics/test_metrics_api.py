@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from shared.clock import FixedClock
+from tests.integration.proxy import FlakyProxy
 from tests.unit.metrics.builders import at
 
 pytestmark = pytest.mark.integration
@@ -64,3 +65,40 @@ async def test_prometheus_and_health(metrics, wait_until):
     assert (await metrics.http.get("/readyz")).status_code == 200
     scrape = (await metrics.http.get("/metrics")).text
     assert "metrics_events_total" in scrape and "metrics_report_seconds" in scrape
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"to": "0001-01-02T00:00:00Z"}, "to"),                       # the default `from` would be before year 1
+    ({"from": "0001-01-01T00:00:00+01:00", "to": at(7).isoformat()}, "from"),  # before year 1 in UTC
+    ({"from": "1969-12-01T00:00:00Z", "to": "1970-01-02T00:00:00Z"}, "from"),
+    ({"to": "9999-12-31T23:59:59Z"}, "to"),
+    ({"from": "9999-12-31T00:00:00-14:00"}, "from"),             # after year 9999 in UTC
+    ({"from": at(7).isoformat(), "to": at(0).isoformat()}, "from"),
+])
+async def test_a_period_near_the_ends_of_the_calendar_is_a_422_naming_the_field(metrics, params, field):
+    response = await metrics.http.get("/v1/metrics/overview", params=params, headers=metrics.as_("agent", "a"))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+async def test_not_ready_while_the_broker_is_unreachable(start_metrics, amqp_url, wait_until):
+    proxy = FlakyProxy.for_url(amqp_url)
+    metrics = await start_metrics(FixedClock(at(10)), amqp_url=await proxy.url(amqp_url))
+    try:
+        async def amqp_check() -> str:
+            return (await metrics.http.get("/readyz")).json()["checks"]["amqp"]
+
+        assert await amqp_check() == "ok"
+        proxy.refuse()
+        await wait_until(lambda: _is(amqp_check(), "failing"), message="/readyz notices the broker is gone")
+        proxy.resume()
+        await wait_until(lambda: _is(amqp_check(), "ok"), timeout=15, message="ready again once reconnected")
+    finally:
+        proxy.resume()
+        await metrics.stop()
+        await proxy.close()
+
+
+async def _is(value, expected) -> bool:
+    return await value == expected

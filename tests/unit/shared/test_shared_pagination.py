@@ -35,6 +35,11 @@ def test_cursor_round_trips_typed_values(value, doc_id):
     assert decode_cursor(cursor) == (value, doc_id)
 
 
+def test_the_extremes_the_store_can_hold_still_decode():
+    for value in (2**63 - 1, -(2**63), True):
+        assert decode_cursor(encode_cursor(value, "r"))[0] == value
+
+
 def test_datetime_keeps_its_utc_offset():
     decoded, _ = decode_cursor(encode_cursor(AT, "r-1"))
     assert decoded.tzinfo is not None and decoded == AT
@@ -56,6 +61,13 @@ def b64(raw: str) -> str:
     b64(json.dumps({"k": [1], "id": "r"})),
     b64(json.dumps({"k": 1, "id": None})),
     "A" * 5000,
+    b64(json.dumps({"k": 2**63, "id": "r"})),        # beyond what BSON holds: a 500 at the store otherwise
+    b64(json.dumps({"k": -(2**63) - 1, "id": "r"})),
+    b64(json.dumps({"k": 1, "id": 10**30})),
+    b64('{"k": NaN, "id": "r"}'),
+    b64('{"k": Infinity, "id": "r"}'),
+    b64(json.dumps({"k": {"$dt": "0001-01-01T00:00:00+14:00"}, "id": "r"})),
+    b64(json.dumps({"k": {"$dt": "9999-12-31T23:59:59-14:00"}, "id": "r"})),
 ])
 def test_tampered_cursor_is_a_400_naming_the_cursor(cursor):
     with pytest.raises(InvalidCursor) as caught:

@@ -5,17 +5,23 @@ read them without calling back. Field meanings are a contract: add fields, never
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints,
+                      ValidationError, model_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from shared.money import Currency, Money
+from shared.money import INT64_MAX, Currency, Money, int64
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Quantity = Annotated[int, Field(gt=0, json_schema_extra={"format": "int64"}), AfterValidator(int64)]
+# Order dates outside these are typing errors or placeholders, never a delivered order.
+EARLIEST_ORDER = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_ORDER = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class Contract(BaseModel):
@@ -53,8 +59,8 @@ class OrderLine(Contract):
     sku: Id
     title: str
     category: str
-    quantity: int = Field(gt=0)
-    unit_price: Money
+    quantity: Quantity
+    unit_price: Money = Field(description="Positive, in the order's currency.")
 
 
 class Payment(Contract):
@@ -70,17 +76,69 @@ class Order(Contract):
     currency: Currency
     buyer: Party
     seller: Seller
-    lines: list[OrderLine] = Field(min_length=1)
-    shipping_paid: Money
-    ordered_at: datetime
-    delivered_at: datetime
+    lines: list[OrderLine] = Field(min_length=1, description="Line ids are unique; all prices in `currency`.")
+    shipping_paid: Money = Field(description="Zero or more, in the order's currency.")
+    ordered_at: AwareDatetime = Field(description="With a UTC offset; between 2000 and 2100.")
+    delivered_at: AwareDatetime = Field(description="With a UTC offset; not before `ordered_at`.")
     payment: Payment
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Order:
+        problems = order_problems(self)
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, [
+                InitErrorDetails(type=PydanticCustomError("implausible_order", reason), loc=loc, input=value)
+                for loc, reason, value in problems])
+        return self
 
     def line(self, line_id: str) -> OrderLine | None:
         return next((line for line in self.lines if line.line_id == line_id), None)
 
     def total_paid(self) -> int:
         return sum(line.unit_price.amount * line.quantity for line in self.lines) + self.shipping_paid.amount
+
+
+Problem = tuple[tuple[str | int, ...], str, Any]
+
+
+def order_problems(order: Order) -> list[Problem]:
+    """What makes a snapshot implausible, as (field path, reason, value): one currency, positive
+    prices, totals that fit 64 bits, unique lines, dates in order and within this century."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    total = 0
+    for index, line in enumerate(order.lines):
+        price = line.unit_price
+        if line.line_id in seen:
+            problems.append((("lines", index, "line_id"), "listed twice", line.line_id))
+        seen.add(line.line_id)
+        if price.currency != order.currency:
+            problems.append((("lines", index, "unit_price", "currency"),
+                             f"must be the order's currency {order.currency}", price.currency))
+        if price.amount <= 0:
+            problems.append((("lines", index, "unit_price", "amount"), "must be positive", price.amount))
+        elif price.amount * line.quantity > INT64_MAX:
+            problems.append((("lines", index, "quantity"), "quantity × unit price exceeds a 64-bit amount",
+                             line.quantity))
+        total += max(price.amount, 0) * line.quantity
+    if total > INT64_MAX and not any(loc[-1] == "quantity" for loc, _, _ in problems):
+        problems.append((("lines",), "the lines together exceed a 64-bit amount", None))
+    shipping = order.shipping_paid
+    if shipping.currency != order.currency:
+        problems.append((("shipping_paid", "currency"), f"must be the order's currency {order.currency}",
+                         shipping.currency))
+    if shipping.amount < 0:
+        problems.append((("shipping_paid", "amount"), "must not be negative", shipping.amount))
+    elif total <= INT64_MAX < total + shipping.amount:
+        problems.append((("shipping_paid", "amount"), "the order's total exceeds a 64-bit amount", shipping.amount))
+    for name in ("ordered_at", "delivered_at"):
+        at = getattr(order, name)
+        if not EARLIEST_ORDER <= at < LATEST_ORDER:
+            problems.append(((name,), f"must be between {EARLIEST_ORDER.year} and {LATEST_ORDER.year}",
+                             at.isoformat()))
+    if order.delivered_at < order.ordered_at:
+        problems.append((("delivered_at",), "must not be before ordered_at", order.delivered_at.isoformat()))
+    return problems
 
 
 # ---- returns --------------------------------------------------------------------------------

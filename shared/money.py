@@ -1,23 +1,56 @@
-"""Money as integer minor units plus an ISO 4217 currency; percentages round half-up per amount."""
+"""Money as integer minor units plus an ISO 4217 currency; percentages round half-up per amount.
+
+Every amount fits a signed 64-bit integer (what MongoDB stores); arithmetic that would leave that
+range raises AmountOutOfRange instead of producing a number no store or gateway can take.
+"""
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated
 
-from babel.numbers import format_currency, get_currency_precision
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from babel import Locale
+from babel.numbers import format_currency, get_currency_precision, get_territory_currencies
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# ISO 4217 codes of the currencies that are legal tender somewhere today, from CLDR (babel): no
+# withdrawn currencies, funds codes, precious metals or the test codes XTS and XXX.
+CURRENCIES_IN_USE = frozenset(code for territory in Locale("en").territories
+                              for code in get_territory_currencies(territory, tender=True))
+
+
+def _in_use(code: str) -> str:
+    if code not in CURRENCIES_IN_USE:
+        raise ValueError(f"{code} is not an ISO 4217 currency in use")
+    return code
+
+
+def int64(value: int) -> int:
+    """A whole number MongoDB stores as a 64-bit integer (and a gateway can take)."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError("must fit a signed 64-bit integer")
+    return value
+
+
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_in_use)]
+# Bounds as OpenAPI says them (`format: int64`): exact, where a `maximum` would print as a float.
+Amount = Annotated[int, AfterValidator(int64), Field(json_schema_extra={"format": "int64"})]
 
 
 class CurrencyMismatch(ValueError):
     pass
 
 
+class AmountOutOfRange(ValueError):
+    """A sum or product of amounts does not fit a signed 64-bit integer."""
+
+
 class Money(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    amount: int = Field(description="Integer amount in the currency's minor unit (cents for USD, yen for JPY, fils for BHD).")
+    amount: Amount = Field(description="Integer amount in the currency's minor unit (cents for USD, yen for "
+                                       "JPY, fils for BHD); a signed 64-bit integer.")
     currency: Currency
 
     @classmethod
@@ -28,20 +61,25 @@ class Money(BaseModel):
         if other.currency != self.currency:
             raise CurrencyMismatch(f"{self.currency} vs {other.currency}")
 
+    def _with(self, amount: int) -> Money:
+        if not INT64_MIN <= amount <= INT64_MAX:
+            raise AmountOutOfRange(f"{amount} {self.currency} does not fit a signed 64-bit integer")
+        return Money(amount=amount, currency=self.currency)
+
     def __add__(self, other: Money) -> Money:
         self._same(other)
-        return Money(amount=self.amount + other.amount, currency=self.currency)
+        return self._with(self.amount + other.amount)
 
     def __sub__(self, other: Money) -> Money:
         self._same(other)
-        return Money(amount=self.amount - other.amount, currency=self.currency)
+        return self._with(self.amount - other.amount)
 
     def times(self, quantity: int) -> Money:
-        return Money(amount=self.amount * quantity, currency=self.currency)
+        return self._with(self.amount * quantity)
 
     def percent(self, percent: Decimal | int | str) -> Money:
         """`percent` % of this amount, rounded half-up to the minor unit."""
-        return Money(amount=percent_of(self.amount, percent), currency=self.currency)
+        return self._with(percent_of(self.amount, percent))
 
 
 def percent_of(amount: int, percent: Decimal | int | str) -> int:

@@ -18,7 +18,6 @@ from services.refunds.paying import Payer
 from services.refunds.refunding import Refunds
 from services.refunds.settings import Settings
 from services.refunds.store import RefundStore
-from shared import calendar
 from shared.bus import EventBus
 from shared.clock import Clock, clock_from_env
 from shared.idempotency import IdempotencyStore
@@ -49,13 +48,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         payer = Payer(store, gateways, clock, lease=timedelta(seconds=settings.lease_s),
                       retry_delays_ms=settings.gateway_retry_delays_ms, timeout_s=settings.gateway_timeout_s,
                       committed=relay.wake)
-        refunds = app.state.refunds = Refunds(store, payer, clock, business_days=settings.refund_business_days,
+        refunds = app.state.refunds = Refunds(store, payer, clock,
                                               max_restocking_percent=settings.max_restocking_fee_percent)
         job = app.state.deadline_job = RefundDeadlineJob(refunds, clock, interval_s=settings.job_interval_s,
                                                          batch_size=settings.job_batch_size)
         add_readiness_check(app, "mongodb", partial(ping, db))
         add_readiness_check(app, "amqp", lambda: bus.connection is not None and not bus.connection.is_closed)
-        calendar.preload()  # not inside the first receipt: see shared.calendar.preload
         try:
             await bus.connect()
             for sub in subscriptions(store, refunds, settings.orders_exchange):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from shared.calendar import add_business_days
 from shared.events import CloudEvent, new_event
 from shared.models import (Actor, Breakdown, Order, Party, Refund, RefundKind, RefundStatus, Return,
                            Seller)
@@ -37,9 +36,12 @@ def gateway_key(refund_id: str, round_: int) -> str:
     return refund_id if round_ == 0 else f"{refund_id}:retry-{round_}"
 
 
-def refund_due_at(received_at: datetime, marketplace: str, business_days: int = 2) -> datetime:
-    """End of the last business day (marketplace calendar) on which the seller may refund."""
-    return add_business_days(received_at, business_days, marketplace)
+def unpayable(refund: Refund) -> str | None:
+    """Why a refund can never be paid, whatever the gateway: it comes to zero or less."""
+    if refund.amount.amount > 0:
+        return None
+    return (f"nothing to refund: the refund comes to {refund.amount.amount} {refund.currency} "
+            "(minor units), and only a positive amount is ever paid")
 
 
 def for_return(ret: Return, breakdown: Breakdown, *, status: RefundStatus, actor: Actor, now: datetime,

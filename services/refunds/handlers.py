@@ -4,14 +4,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.refunds.refunding import Refunds
 from services.refunds.store import RefundStore
 from shared.events import ORDERS_EXCHANGE, CloudEvent
-from shared.models import Order, Return
+from shared.models import Order, Receipt, Return
 
 log = logging.getLogger(__name__)
 Handler = Callable[[CloudEvent], Awaitable[None]]
+
+
+class ReceivedReturn(Return):
+    """`return.received` data as refunds relies on it: the receipt, and the refund deadline the
+    returns service set (the one truth; refunds never computes its own). Without them the event
+    is invalid and parked."""
+
+    received_at: datetime
+    refund_due_at: datetime
+    receipt: Receipt
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,7 @@ def subscriptions(store: RefundStore, refunds: Refunds, orders_exchange: str = O
         await store.save_order(order)
 
     async def return_received(event: CloudEvent) -> None:
-        await refunds.open_for_return(Return.model_validate(event.data))
+        await refunds.open_for_return(ReceivedReturn.model_validate(event.data))
 
     async def return_authorized(event: CloudEvent) -> None:
         ret = Return.model_validate(event.data)

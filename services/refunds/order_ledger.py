@@ -1,9 +1,11 @@
 """Per-order ledger: what the buyer paid, what is refunded, what refunds being paid have reserved.
 
-`available` = paid − refunded − reserved is kept as a field so "is there room for this refund?" is
-a plain range condition on one document: two concurrent refunds of one order cannot both take the
-last of it. Each refund reserves, settles or releases under its own key, so every step is
-idempotent and can be repeated after a crash.
+What the buyer paid is the order (`paid`) plus the return postage they paid on unpaid labels
+(`postage_paid`, counted once per return when its refund opens). `available` = paid + postage_paid
+− refunded − reserved is kept as a field so "is there room for this refund?" is a plain range
+condition on one document: two concurrent refunds of one order cannot both take the last of it.
+Each refund reserves, settles or releases under its own key, so every step is idempotent and can be
+repeated after a crash.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorCollection
 from pymongo.errors import DuplicateKeyError
+
+from shared.money import INT64_MAX
 
 _ATTEMPTS = 5  # re-reads when a concurrent change slipped between a read and a conditional write
 
@@ -34,10 +38,26 @@ class OrderLedgers:
     async def open(self, order_id: str, currency: str, paid: int) -> None:
         try:
             await self.collection.insert_one({"_id": order_id, "currency": currency, "paid": paid,
-                                              "available": paid, "reserved": 0, "refunded": 0,
-                                              "reservations": {}, "settled": {}})
+                                              "postage_paid": 0, "available": paid, "reserved": 0, "refunded": 0,
+                                              "postage": {}, "reservations": {}, "settled": {}})
         except DuplicateKeyError:
             pass
+
+    async def count_postage(self, order_id: str, return_id: str, amount: int) -> bool:
+        """Add the return postage the buyer paid for one return to the cap (once per return).
+
+        False when it cannot be counted because the ledger's sums would leave 64 bits (a postage
+        nobody paid): the refund then meets the cap without it.
+        """
+        result = await self.collection.update_one(
+            {"_id": order_id, f"postage.{return_id}": {"$exists": False}, "available": {"$lte": INT64_MAX - amount}},
+            {"$set": {f"postage.{return_id}": amount}, "$inc": {"postage_paid": amount, "available": amount}})
+        if result.matched_count:
+            return True
+        ledger = await self.get(order_id)
+        if ledger is None:
+            raise NoLedger(order_id)
+        return return_id in ledger.get("postage", {})  # counted before (a redelivery) or out of range
 
     async def get(self, order_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": order_id})

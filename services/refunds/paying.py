@@ -56,8 +56,9 @@ class Payer:
             current = await self.store.get(refund_id)
             return None if current is None else current.refund
         refund = record.refund
-        if refund.amount.amount <= 0:  # nothing to pay: nothing came back that can be refunded
-            return await self._issue(refund, None, None)
+        unpayable = domain.unpayable(refund)  # nothing refundable came back, or its prices were wrong
+        if unpayable is not None:
+            return await self._fail(refund, None, unpayable, release=False)
         gateway = self.gateways.get(record.payment.provider)
         if gateway is None:
             return await self._fail(refund, None, f"no payment gateway for provider {record.payment.provider!r}",

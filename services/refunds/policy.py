@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from shared.models import (Breakdown, Fault, ItemCondition, LabelType, Order, RefundLine, Return,
                            ReturnLine)
-from shared.money import Money
+from shared.money import AmountOutOfRange, Money
 
 # Only these conditions, caused by a buyer at fault, let the seller keep a restocking fee.
 RESTOCKING_CONDITIONS = frozenset({ItemCondition.OPENED, ItemCondition.USED, ItemCondition.DAMAGED_BY_BUYER})
@@ -69,13 +69,24 @@ def refundable_units(ret: Return) -> dict[str, Units]:
     return units
 
 
+def postage_paid_by_buyer(ret: Return) -> Money | None:
+    """Postage the buyer paid to send the item back (an unpaid label), whoever owes it in the end.
+
+    It is money the buyer paid on this order, so it raises the order's refund cap: a concession
+    reimbursing it must fit even when every item and the outbound shipping are refunded too.
+    """
+    auth = ret.authorization
+    if auth is None or auth.returnless or auth.label_type != LabelType.UNPAID or auth.return_postage is None:
+        return None
+    return auth.return_postage if auth.return_postage.amount > 0 else None
+
+
 def return_shipping_owed(ret: Return) -> Money | None:
     """Postage the buyer paid on an unpaid label although the seller owes it."""
     auth = ret.authorization
-    if (auth is None or auth.returnless or auth.label_type != LabelType.UNPAID
-            or auth.return_shipping_paid_by != Fault.SELLER):
+    if auth is None or auth.return_shipping_paid_by != Fault.SELLER:
         return None
-    return auth.return_postage
+    return postage_paid_by_buyer(ret)
 
 
 def return_refund(ret: Return, shipping_paid: Money, *, lines: Sequence[LineChoice] | None = None,
@@ -105,7 +116,9 @@ def return_refund(ret: Return, shipping_paid: Money, *, lines: Sequence[LineChoi
     concession = return_shipping_concession
     if concession is None:
         concession = return_shipping_owed(ret) or Money.zero(currency)
-    return _breakdown(currency, refund_lines, outbound, concession, other_concession)
+    return _breakdown(currency, refund_lines, outbound, concession, other_concession,
+                      chosen={"return_shipping_concession": return_shipping_concession,
+                              "other_concession": other_concession})
 
 
 def direct_refund(order: Order, *, lines: Sequence[LineChoice] | None = None,
@@ -126,7 +139,8 @@ def direct_refund(order: Order, *, lines: Sequence[LineChoice] | None = None,
                                restocking_fee=Money.zero(currency))
                     for line in order.lines if chosen.get(line.line_id, 0) > 0]
     outbound = order.shipping_paid if refund_shipping else Money.zero(currency)
-    return _breakdown(currency, refund_lines, outbound, Money.zero(currency), other_concession)
+    return _breakdown(currency, refund_lines, outbound, Money.zero(currency), other_concession,
+                      chosen={"other_concession": other_concession})
 
 
 def _refund_line(line: ReturnLine, quantity: int, units: Units, percent: Decimal) -> RefundLine:
@@ -169,10 +183,16 @@ def _concession_problems(currency: str, return_shipping: Money | None,
 
 
 def _breakdown(currency: str, lines: list[RefundLine], outbound: Money, return_shipping: Money,
-               other: Money | None) -> Breakdown:
+               other: Money | None, *, chosen: dict[str, Money | None]) -> Breakdown:
+    """The sum of the parts; `chosen` names the caller's amounts, to blame when the sum overflows."""
     items = sum((line.subtotal for line in lines), Money.zero(currency))
     fee = sum((line.restocking_fee for line in lines), Money.zero(currency))
     other = other or Money.zero(currency)
-    total = items - fee + outbound + return_shipping + other
+    try:
+        total = items - fee + outbound + return_shipping + other
+    except AmountOutOfRange:
+        blamed = [f"{name}.amount" for name, money in chosen.items() if money is not None] or ["lines"]
+        raise RefundRuleBroken([FieldProblem(name, "the refund would not fit a 64-bit amount")
+                                for name in blamed]) from None
     return Breakdown(lines=lines, items=items, restocking_fee=fee, outbound_shipping=outbound,
                      return_shipping_concession=return_shipping, other_concession=other, total=total)

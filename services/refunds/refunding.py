@@ -8,9 +8,10 @@ from decimal import Decimal
 from services.refunds import domain
 from services.refunds.errors import (InvalidRefund, OrderNotFound, RefundExceedsPaid, RefundNotAllowed,
                                      RefundNotFound, ReturnNotRefundable)
-from services.refunds.order_ledger import CapExceeded
+from services.refunds.order_ledger import CapExceeded, NoLedger
 from services.refunds.paying import Payer
-from services.refunds.policy import LineChoice, RefundRuleBroken, direct_refund, return_refund
+from services.refunds.policy import (LineChoice, RefundRuleBroken, direct_refund, postage_paid_by_buyer,
+                                     return_refund)
 from services.refunds.schemas import RefundRequest
 from services.refunds.store import LEASE, REVERTIBLE, UNLEASED, RefundRecord, RefundStore
 from shared.auth import Principal
@@ -25,10 +26,10 @@ class OrderNotKnownYet(Exception):
 
 
 class Refunds:
-    def __init__(self, store: RefundStore, payer: Payer, clock: Clock, *, business_days: int = 2,
+    def __init__(self, store: RefundStore, payer: Payer, clock: Clock, *,
                  max_restocking_percent: Decimal = Decimal(50)) -> None:
         self.store, self.payer, self.clock = store, payer, clock
-        self.business_days, self.max_restocking_percent = business_days, max_restocking_percent
+        self.max_restocking_percent = max_restocking_percent
 
     # ---- from events ------------------------------------------------------------------------
 
@@ -42,11 +43,12 @@ class Refunds:
         if order is None:
             raise OrderNotKnownYet(ret.order_id)
         breakdown = return_refund(ret, order.shipping_paid, max_restocking_percent=self.max_restocking_percent)
+        await self._count_postage(ret)
         now = self.clock.now()
         returnless = ret.authorization is not None and ret.authorization.returnless
-        # The deadline is kept in every mode, so refund timeliness can be measured against it.
-        due_at = None if ret.received_at is None else domain.refund_due_at(
-            ret.received_at, ret.marketplace, self.business_days)
+        # The deadline is the one the returns service set at receipt (and emailed to both parties);
+        # it is kept in every mode, so refund timeliness can be measured against it.
+        due_at = ret.refund_due_at if ret.received_at is not None else None
         pay_now = returnless or ret.policy.refund_mode != "manual"
         refund = domain.for_return(ret, breakdown, status=RefundStatus.PENDING if pay_now else RefundStatus.DUE,
                                    actor=domain.PLATFORM, now=now, due_at=due_at or now)
@@ -55,6 +57,19 @@ class Refunds:
         log.info("return refund opened" if created else "return refund exists", extra={
             "refund_id": refund.refund_id, "return_id": ret.return_id, "status": refund.status.value})
         return await self.payer.pay(refund.refund_id)  # a no-op unless pending and unclaimed
+
+    async def _count_postage(self, ret: Return) -> None:
+        """The return postage the buyer paid is part of what they paid: it raises the order's cap."""
+        postage = postage_paid_by_buyer(ret)
+        if postage is None:
+            return
+        try:
+            counted = await self.store.ledgers.count_postage(ret.order_id, ret.return_id, postage.amount)
+        except NoLedger:  # the order's copy is stored before its ledger: a crash between them
+            raise OrderNotKnownYet(ret.order_id) from None
+        if not counted:
+            log.warning("return postage too large to count toward the cap", extra={
+                "return_id": ret.return_id, "order_id": ret.order_id, "postage": postage.amount})
 
     # ---- requests ---------------------------------------------------------------------------
 

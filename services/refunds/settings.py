@@ -1,4 +1,8 @@
-"""Configuration of the refunds service: gateways, their retry budget, and the deadline job."""
+"""Configuration of the refunds service: gateways, their retry budget, and the deadline job.
+
+The refund deadline itself is not set here: it is the `refund_due_at` the returns service puts on
+each received return (REFUND_BUSINESS_DAYS of the returns service).
+"""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -12,7 +16,6 @@ class Settings(CommonSettings):
     service_name: str = "refunds"
     port: int = 8002
 
-    refund_business_days: int = Field(default=2, ge=0, description="Refund deadline after receipt (SPEC §3).")
     max_restocking_fee_percent: Decimal = Field(default=Decimal(50), ge=0, le=100)
 
     stripe_api_base: str = "http://127.0.0.1:12111"

@@ -32,7 +32,9 @@ class ReturnsSettings(CommonSettings):
     response_deadline: Duration = Field(default=timedelta(hours=48), description="Seller's time to answer a request.")
     reminder_lead: Duration = Field(default=timedelta(hours=12), description="Remind the seller this long before the response deadline.")
     authorization_validity: Duration = Field(default=timedelta(days=30), description="Time the buyer has to ship once authorized.")
-    refund_business_days: int = Field(default=2, ge=0)
+    refund_business_days: int = Field(default=2, ge=0, description=(
+        "Refund deadline after receipt, in the marketplace's business days. The one source of the rule: each "
+        "received return carries the date as `refund_due_at`, which the refunds service enforces."))
     max_restocking_fee_percent: Decimal = Decimal(50)
     non_returnable_categories: list[str] = Field(default=[
         "digital_content", "gift_cards", "perishable_food", "personalized", "hazardous_materials"])

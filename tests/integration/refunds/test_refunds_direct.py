@@ -74,6 +74,9 @@ async def test_bad_requests_name_the_field_and_change_nothing(service, stripe_st
         ({"order_id": order.order_id, "return_shipping_concession": money(1)}, "e", 422, "return_shipping_concession"),
         ({}, "f", 422, "return_id"),
         ({"order_id": order.order_id, "amount": 5}, "g", 422, "amount"),
+        ({"order_id": order.order_id, "other_concession": money(2**63)}, "k", 422, "other_concession.amount"),
+        ({"order_id": order.order_id, "other_concession": money(2**63 - 1)}, "l", 422, "other_concession.amount"),
+        ({"order_id": order.order_id, "other_concession": money(1, "ZZZ")}, "m", 422, "other_concession.currency"),
     ]
     for body, key, status, field in cases:
         response = await post(service, body, key=key)

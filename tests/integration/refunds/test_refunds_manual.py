@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.refunds.domain import return_refund_id
+from shared.deadletters import list_dead
 from shared.models import Refund
 from tests.unit.refunds.builders import make_return, money
 
@@ -86,3 +87,31 @@ async def test_seller_refund_needs_a_received_return_of_their_own(service, wait_
     agent = await service.http.post("/v1/refunds", json=body,
                                     headers=service.token("agent", "a-1") | {"Idempotency-Key": "k"})
     assert agent.status_code == 201 and agent.json()["actor"] == {"role": "agent", "id": "a-1"}
+
+
+async def test_the_deadline_enforced_is_the_one_the_return_carries(service, published, wait_until):
+    # The returns service owns the rule (its own number of business days); refunds keeps its date.
+    service.clock.set(datetime(2025, 7, 7, 12, tzinfo=UTC))
+    order = await service.delivered(lines=[("L1", 1, 1500)])
+    five_days_later = datetime(2025, 7, 14, 23, 59, 59, 999000, tzinfo=ZoneInfo("America/New_York"))
+    ret = make_return(order, ("L1", 1, "DEFECTIVE"), refund_mode="manual", refund_due_at=five_days_later)
+    event = await service.send("return.received", ret)
+    await wait_until(lambda: service.handled(event.id), message="return.received not handled")
+    job = service.app.state.deadline_job
+
+    due = Refund.model_validate(await service.refund_doc(return_refund_id(ret.return_id)))
+    assert due.due_at == ret.refund_due_at
+    service.clock.set(datetime(2025, 7, 10, 12, tzinfo=UTC))  # two business days are long past
+    assert await job.run_once() == (0, 0)
+    service.clock.set(ret.refund_due_at + timedelta(seconds=1))
+    assert await job.run_once() == (1, 0)
+    await wait_until(lambda: published.of_type("refund.issued"), message="no refund.issued")
+
+
+async def test_a_received_return_without_its_deadline_is_parked_not_given_one(service, wait_until):
+    order = await service.delivered()
+    ret = make_return(order, ("L1", 1, "DEFECTIVE"), refund_mode="manual").model_copy(update={"refund_due_at": None})
+    event = await service.send("return.received", ret)
+    parked = await wait_until(lambda: list_dead(service.app.state.bus), message="the event is not parked")
+    assert [letter.id for letter in parked] == [event.id]
+    assert await service.refund_doc(return_refund_id(ret.return_id)) is None

@@ -40,8 +40,9 @@ async def test_received_return_is_refunded_once_with_the_right_breakdown(service
         "3749", "pi_test_123", ret.return_id)
     assert refund.gateway == "stripe" and refund.gateway_reference == "re_stub_1"
     ledger = await service.ledger(order.order_id)
-    assert (ledger["paid"], ledger["refunded"], ledger["reserved"], ledger["available"]) == (
-        order.total_paid(), 3749, 0, order.total_paid() - 3749)
+    # The buyer paid the order and, on the unpaid label, 899 of postage: both count toward the cap.
+    assert (ledger["paid"], ledger["postage_paid"], ledger["refunded"], ledger["reserved"], ledger["available"]) == (
+        order.total_paid(), 899, 3749, 0, order.total_paid() + 899 - 3749)
 
     seller = await service.http.get(f"/v1/refunds/{refund_id}", headers=service.token("seller", "s-1"))
     assert seller.status_code == 200 and seller.json()["amount"] == {"amount": 3749, "currency": "USD"}

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from shared.calendar import add_business_days
 from shared.models import Order, Return
 
 # Received Friday 2025-07-03 at 15:00 New York time: Friday 4 July is a US holiday.
@@ -50,9 +51,11 @@ def return_data(order: Order, *lines: tuple[str, int, str], received: list[tuple
                 refund_mode: str = "auto", restocking: str | int = 0, whole_order: bool = False,
                 label: str | None = "prepaid", paid_by: str | None = None, postage: int | None = None,
                 returnless: bool = False, return_id: str | None = None, version: int = 5,
-                status: str = "received", received_at: datetime = RECEIVED) -> dict[str, Any]:
+                status: str = "received", received_at: datetime = RECEIVED,
+                refund_due_at: datetime | None = None) -> dict[str, Any]:
     """`return.received` data. Lines as (line_id, quantity, reason); `received` as (line_id, quantity,
-    condition), by default everything came back sellable."""
+    condition), by default everything came back sellable. `refund_due_at` is the returns service's
+    deadline: by default two business days of the marketplace after receipt."""
     lines = lines or (("L1", 1, "NO_LONGER_NEEDED"),)
     faults = {"NO_LONGER_NEEDED", "ORDERED_BY_MISTAKE", "BETTER_PRICE_FOUND", "DONT_KNOW_HOW_TO_USE"}
     return_lines = []
@@ -80,6 +83,8 @@ def return_data(order: Order, *lines: tuple[str, int, str], received: list[tuple
         "response_due_at": (received_at - timedelta(days=3)).isoformat(),
         "authorized_at": (received_at - timedelta(days=4)).isoformat(),
         "received_at": None if returnless else received_at.isoformat(),
+        "refund_due_at": None if returnless else (
+            refund_due_at or add_business_days(received_at, 2, order.marketplace)).isoformat(),
         "authorization": authorization,
         "receipt": None if returnless else {"lines": [
             {"line_id": line_id, "quantity": quantity, "condition": condition}

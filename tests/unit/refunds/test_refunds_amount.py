@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.refunds.policy import (LineChoice, RefundRuleBroken, direct_refund, refundable_units,
-                                     return_refund)
+from services.refunds.policy import (LineChoice, RefundRuleBroken, direct_refund, postage_paid_by_buyer,
+                                     refundable_units, return_refund)
 from shared.models import ItemCondition
-from shared.money import Money
+from shared.money import INT64_MAX, Money
 from tests.unit.refunds.builders import make_order, make_return
 
 BUYER_REASON, SELLER_REASON = "NO_LONGER_NEEDED", "DEFECTIVE"
@@ -101,6 +101,51 @@ def test_return_shipping_concession(label, paid_by, postage, concession):
     b = return_refund(ret, order.shipping_paid)
     assert b.return_shipping_concession.amount == concession
     assert b.total.amount == 1000 + concession
+
+
+@pytest.mark.parametrize(("label", "paid_by", "postage", "returnless", "paid"), [
+    ("unpaid", "seller", 750, False, 750),   # the buyer paid it; the seller owes it back
+    ("unpaid", "buyer", 750, False, 750),    # the buyer paid it and owes it: still paid on this order
+    ("unpaid", "seller", 0, False, None),
+    ("unpaid", "seller", None, False, None),
+    ("prepaid", "seller", None, False, None),  # the seller bought the label
+    (None, "seller", None, True, None),       # nothing is sent back
+])
+def test_the_postage_the_buyer_paid_counts_toward_what_they_paid(label, paid_by, postage, returnless, paid):
+    order = make_order(lines=[("L1", 1, 3000)])
+    ret = make_return(order, ("L1", 1, "WRONG_ITEM_SENT"), label=label, paid_by=paid_by, postage=postage,
+                      returnless=returnless, status="authorized" if returnless else "received")
+    got = postage_paid_by_buyer(ret)
+    assert (None if got is None else got.amount) == paid
+
+
+@pytest.mark.parametrize("shipping", [0, 599])
+def test_a_seller_fault_whole_order_on_an_unpaid_label_comes_to_items_shipping_and_postage(shipping):
+    # Issue 11's order: the cap must hold the 750 of postage too, or this can never be paid.
+    order = make_order(lines=[("L1", 1, 3000)], shipping=shipping)
+    ret = make_return(order, ("L1", 1, "WRONG_ITEM_SENT"), whole_order=True, label="unpaid", paid_by="seller",
+                      postage=750)
+    computed = return_refund(ret, order.shipping_paid)
+    chosen = return_refund(ret, order.shipping_paid, return_shipping_concession=Money(amount=750, currency="USD"))
+    assert computed.total.amount == chosen.total.amount == 3000 + shipping + 750
+    assert computed.total.amount == order.total_paid() + postage_paid_by_buyer(ret).amount
+
+
+@pytest.mark.parametrize(("concessions", "fields"), [
+    ({"other_concession": INT64_MAX}, ["other_concession.amount"]),
+    ({"return_shipping_concession": INT64_MAX, "other_concession": 1},
+     ["return_shipping_concession.amount", "other_concession.amount"]),
+])
+def test_concessions_that_would_overflow_64_bits_are_refused_by_name(concessions, fields):
+    order = make_order(lines=[("L1", 1, 1000)])
+    ret = make_return(order, ("L1", 1, SELLER_REASON))
+    with pytest.raises(RefundRuleBroken) as caught:
+        return_refund(ret, order.shipping_paid, **{name: Money(amount=amount, currency="USD")
+                                                   for name, amount in concessions.items()})
+    assert [p.field for p in caught.value.problems] == fields
+    with pytest.raises(RefundRuleBroken) as caught:
+        direct_refund(order, other_concession=Money(amount=INT64_MAX, currency="USD"))
+    assert [p.field for p in caught.value.problems] == ["other_concession.amount"]
 
 
 def test_seller_concessions_replace_the_computed_ones():

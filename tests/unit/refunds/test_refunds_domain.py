@@ -1,8 +1,10 @@
-"""Refund deadline in business days, ids and keys, transitions and the events they announce."""
+"""Refund ids and keys, transitions, the events they announce, and what can never be paid.
+
+The refund deadline is not the refunds service's rule: it is the return's `refund_due_at`
+(tests/unit/returns/test_returns_domain.py covers the business-day arithmetic)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -10,43 +12,6 @@ from services.refunds import domain
 from services.refunds.policy import return_refund
 from shared.models import Actor, RefundKind, RefundStatus
 from tests.unit.refunds.builders import make_order, make_return
-
-
-def local(marketplace_zone: str, *parts: int) -> datetime:
-    return datetime(*parts, tzinfo=ZoneInfo(marketplace_zone))
-
-
-@pytest.mark.parametrize(("marketplace", "zone", "received", "due_day"), [
-    # Plain week: Tuesday -> Thursday.
-    ("US", "America/New_York", (2025, 3, 4, 10), (2025, 3, 6)),
-    # Over a weekend: Friday -> Tuesday.
-    ("US", "America/New_York", (2025, 3, 7, 15), (2025, 3, 11)),
-    # Thursday before Independence Day (Fri 4 July) and a weekend -> Tuesday 8 July.
-    ("US", "America/New_York", (2025, 7, 3, 15), (2025, 7, 8)),
-    # Received on the holiday itself counts from the next business day.
-    ("US", "America/New_York", (2025, 12, 25, 9), (2025, 12, 29)),
-    # Good Friday and England's Easter Monday: Thursday 17 April -> Wednesday 23 April.
-    ("GB", "Europe/London", (2025, 4, 17, 11), (2025, 4, 23)),
-    # Bahrain's weekend is Friday-Saturday: Wednesday 2 July -> Thursday 3, then Sunday 6 July
-    # is Ashura, so Monday 7 July.
-    ("BH", "Asia/Bahrain", (2025, 7, 2, 11), (2025, 7, 7)),
-    # Golden Week: Friday 2 May, weekend, 5 May and the substitute holiday 6 May -> Thursday 8 May.
-    ("JP", "Asia/Tokyo", (2025, 5, 2, 16), (2025, 5, 8)),
-    # German Unity Day, Friday 3 October 2025.
-    ("DE", "Europe/Berlin", (2025, 10, 2, 12), (2025, 10, 7)),
-])
-def test_refund_deadline_skips_weekends_and_public_holidays(marketplace, zone, received, due_day):
-    due = domain.refund_due_at(local(zone, *received), marketplace, 2)
-    due_local = due.astimezone(ZoneInfo(zone))
-    assert due_local.date() == datetime(*due_day).date()
-    assert (due_local.hour, due_local.minute) == (23, 59)  # any time on the second business day is on time
-
-
-def test_days_are_counted_in_the_marketplace_zone():
-    # 03:30 UTC on Friday is still Thursday evening in New York: Friday and Monday are the two days.
-    due = domain.refund_due_at(datetime(2025, 3, 7, 3, 30, tzinfo=UTC), "US", 2)
-    assert due.astimezone(ZoneInfo("America/New_York")).date() == datetime(2025, 3, 10).date()
-    assert due.tzinfo is not None and due.utcoffset().total_seconds() == 0
 
 
 def test_refund_ids_and_gateway_keys_are_stable():
@@ -66,7 +31,7 @@ def due_refund(**kwargs):
     ret = make_return(order, ("L1", 2, "DEFECTIVE"), refund_mode="manual", **kwargs)
     breakdown = return_refund(ret, order.shipping_paid)
     return ret, domain.for_return(ret, breakdown, status=RefundStatus.DUE, actor=domain.PLATFORM, now=NOW,
-                                  due_at=domain.refund_due_at(ret.received_at, "US"))
+                                  due_at=ret.refund_due_at)
 
 
 def test_a_due_refund_taken_over_by_the_platform_is_automatic_and_issues_both_events():
@@ -112,3 +77,13 @@ def test_only_a_failed_refund_can_be_retried():
         domain.retry(refund, NOW)
     failed = domain.fail(domain.take_over(refund, NOW), NOW, gateway="stripe", reason="timeout")
     assert domain.retry(failed, NOW).status == RefundStatus.PENDING
+
+
+@pytest.mark.parametrize(("amount", "payable"), [(1, True), (0, False), (-2599, False)])
+def test_only_a_positive_refund_is_payable(amount, payable):
+    _, refund = due_refund()
+    refund = refund.model_copy(update={"amount": refund.amount.model_copy(update={"amount": amount})})
+    reason = domain.unpayable(refund)
+    assert (reason is None) == payable
+    if not payable:
+        assert reason.startswith("nothing to refund") and f"{amount} USD" in reason

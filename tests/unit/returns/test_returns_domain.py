@@ -1,6 +1,7 @@
 """The Return state machine (SPEC §5): every transition from every status, and what each records."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from zoneinfo import ZoneInfo
@@ -180,6 +181,52 @@ def test_receive_sets_the_refund_deadline_in_business_days():
     local_due = ret.refund_due_at.astimezone(ZoneInfo("America/New_York"))
     assert (local_due.date().isoformat(), local_due.hour) == ("2025-03-11", 23)  # end of Tuesday, local
     assert [(r.line_id, r.quantity, r.condition) for r in ret.receipt.lines] == [("L1", 1, "opened")]
+
+
+@pytest.mark.parametrize(("marketplace", "zone", "received", "due_day"), [
+    # Plain week: Tuesday -> Thursday.
+    ("US", "America/New_York", (2025, 3, 4, 10), (2025, 3, 6)),
+    # Over a weekend: Friday -> Tuesday.
+    ("US", "America/New_York", (2025, 3, 7, 15), (2025, 3, 11)),
+    # Thursday before Independence Day (Fri 4 July) and a weekend -> Tuesday 8 July.
+    ("US", "America/New_York", (2025, 7, 3, 15), (2025, 7, 8)),
+    # Received on the holiday itself counts from the next business day.
+    ("US", "America/New_York", (2025, 12, 25, 9), (2025, 12, 29)),
+    # Good Friday and England's Easter Monday: Thursday 17 April -> Wednesday 23 April.
+    ("GB", "Europe/London", (2025, 4, 17, 11), (2025, 4, 23)),
+    # Bahrain's weekend is Friday-Saturday: Wednesday 2 July -> Thursday 3, then Sunday 6 July
+    # is Ashura, so Monday 7 July.
+    ("BH", "Asia/Bahrain", (2025, 7, 2, 11), (2025, 7, 7)),
+    # Golden Week: Friday 2 May, weekend, 5 May and the substitute holiday 6 May -> Thursday 8 May.
+    ("JP", "Asia/Tokyo", (2025, 5, 2, 16), (2025, 5, 8)),
+    # German Unity Day, Friday 3 October 2025.
+    ("DE", "Europe/Berlin", (2025, 10, 2, 12), (2025, 10, 7)),
+])
+def test_the_refund_deadline_skips_the_marketplaces_weekends_and_public_holidays(marketplace, zone, received,
+                                                                                 due_day):
+    # The one place the rule lives: the refunds service reads the date from `return.received`.
+    at = datetime(*received, tzinfo=ZoneInfo(zone))
+    ret = authorized().model_copy(update={"marketplace": marketplace})
+    got = domain.receive(ret, ReceiveBody(lines=[{"line_id": "L1", "quantity": 2, "condition": "sellable"}]),
+                         SELLER, at, RULES)
+    due_local = got.refund_due_at.astimezone(ZoneInfo(zone))
+    assert due_local.date() == datetime(*due_day).date()
+    assert (due_local.hour, due_local.minute) == (23, 59)  # any time on the last business day is on time
+
+
+def test_the_refund_deadline_counts_days_in_the_marketplace_zone():
+    # 03:30 UTC on Friday is still Thursday evening in New York: Friday and Monday are the two days.
+    body = ReceiveBody(lines=[{"line_id": "L1", "quantity": 2, "condition": "sellable"}])
+    got = domain.receive(authorized(), body, SELLER, datetime(2025, 3, 7, 3, 30, tzinfo=UTC), RULES)
+    assert got.refund_due_at.astimezone(ZoneInfo("America/New_York")).date() == datetime(2025, 3, 10).date()
+    assert got.refund_due_at.utcoffset().total_seconds() == 0
+
+
+def test_the_refund_deadline_follows_the_marketplace_rules():
+    body = ReceiveBody(lines=[{"line_id": "L1", "quantity": 2, "condition": "sellable"}])
+    longer = dataclasses.replace(RULES, refund_business_days=5)
+    got = domain.receive(authorized(), body, SELLER, NOW, longer)  # Friday -> five days: Friday next week
+    assert got.refund_due_at.astimezone(ZoneInfo("America/New_York")).date() == datetime(2025, 3, 14).date()
 
 
 def test_receive_records_unlisted_lines_as_missing():

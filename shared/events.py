@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -13,30 +16,79 @@ EXCHANGE = "returns.events"
 ORDERS_EXCHANGE = "orders.events"
 SCHEMA_VERSION = 1
 
-# event type -> model of its `data`. Routing key = event type.
-DATA_MODELS: dict[str, type[BaseModel]] = {
-    "order.delivered": Order,
-    "return.created": Return,
-    "return.authorized": Return,
-    "return.rejected": Return,
-    "return.closed": Return,
-    "return.shipped": Return,
-    "return.received": Return,
-    "return.expired": Return,
-    "return.feedback_received": Return,
-    "return.refunded": Refund,
-    "seller.response_due_soon": Return,
-    "refund.issued": Refund,
-    "refund.failed": Refund,
-    "buyer.flagged": BuyerFlag,
-    "buyer.unflagged": BuyerFlag,
-    "notification.sent": Notification,
-    "notification.failed": Notification,
-}
+# The application outside the platform that publishes `order.delivered`.
+ORDER_SYSTEM = "orders"
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One event type of the contract. Routing key = `name`; the body's `data` is a `data` model."""
+
+    name: str
+    data: type[BaseModel]
+    publisher: str  # the one platform service that emits it, or ORDER_SYSTEM
+    title: str
+    summary: str  # what happened; `subject` is the return id unless said otherwise
+    exchange: str = EXCHANGE
+
+
+# Every event type there is: AsyncAPI (tools/contracts.py), subscriptions (shared.messaging) and
+# the contract tests derive from this table. Adding a type: docs/architecture.md says what else.
+EVENT_TYPES: Mapping[str, EventType] = MappingProxyType({t.name: t for t in (
+    EventType("order.delivered", Order, ORDER_SYSTEM, "Order delivered",
+              "The upstream order system delivered an order: the snapshot returns are validated against. "
+              "Subject: the order id.", exchange=ORDERS_EXCHANGE),
+    EventType("return.created", Return, "returns", "Return requested",
+              "A buyer (or an agent for them) requested a return."),
+    EventType("return.authorized", Return, "returns", "Return authorized",
+              "The seller, the seller's policy (`authorization.automatic`) or the platform at the response "
+              "deadline (`automatic` and `late`) authorized the return; `authorization.returnless` means the "
+              "buyer keeps the item and is refunded at once."),
+    EventType("return.rejected", Return, "returns", "Return rejected",
+              "The seller rejected the request; `rejection.invalid` marks an in-policy, seller-fault request "
+              "rejected anyway."),
+    EventType("return.closed", Return, "returns", "Return closed",
+              "The buyer withdrew or the matter was settled without a return (`closure.code`)."),
+    EventType("return.shipped", Return, "returns", "Return shipped",
+              "The buyer shipped the item back (`shipment`)."),
+    EventType("return.received", Return, "returns", "Return received",
+              "The seller received the item; `receipt` has the quantity and condition per line and "
+              "`refund_due_at` the refund deadline."),
+    EventType("return.expired", Return, "returns", "Return expired",
+              "Nothing was shipped within the authorization's validity."),
+    EventType("return.feedback_received", Return, "returns", "Return feedback received",
+              "The buyer answered \"was your return resolved?\" (`feedback.resolved`)."),
+    EventType("return.refunded", Refund, "refunds", "Return refunded",
+              "The buyer was refunded for a return; data is the refund. Subject: the return id. "
+              "Published once per return."),
+    EventType("seller.response_due_soon", Return, "returns", "Seller response due soon",
+              "Reminder: the seller has not answered and `response_due_at` is near."),
+    EventType("refund.issued", Refund, "refunds", "Refund issued",
+              "A refund (of a return, returnless, or a direct order refund) was paid. Subject: the refund id."),
+    EventType("refund.failed", Refund, "refunds", "Refund failed",
+              "The payment gateway refused the refund or kept failing. Subject: the refund id."),
+    EventType("buyer.flagged", BuyerFlag, "metrics", "Buyer flagged",
+              "A buyer crossed the abuse thresholds: auto-authorization and returnless refunds are off for "
+              "them. Subject: the buyer id."),
+    EventType("buyer.unflagged", BuyerFlag, "metrics", "Buyer unflagged",
+              "A flagged buyer is back under the thresholds. Subject: the buyer id."),
+    EventType("notification.sent", Notification, "notifications", "Notification sent",
+              "An email was accepted by the SMTP server. Ids only, no address. Subject: the notification id."),
+    EventType("notification.failed", Notification, "notifications", "Notification failed",
+              "An email could not be delivered after every retry. Subject: the notification id."),
+)})
 
 
 class UnknownEventType(ValueError):
     pass
+
+
+def registered(name: str) -> EventType:
+    """The registered event type called `name`; UnknownEventType if there is none."""
+    found = EVENT_TYPES.get(name)
+    if found is None:
+        raise UnknownEventType(name)
+    return found
 
 
 def dataschema(event_type: str) -> str:
@@ -68,10 +120,7 @@ class CloudEvent(BaseModel):
 
     def typed(self) -> BaseModel:
         """The `data` parsed as this event type's model."""
-        model = DATA_MODELS.get(self.type)
-        if model is None:
-            raise UnknownEventType(self.type)
-        return model.model_validate(self.data)
+        return registered(self.type).data.model_validate(self.data)
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -84,8 +133,7 @@ class CloudEvent(BaseModel):
 def new_event(event_type: str, *, service: str, subject: str, data: BaseModel, sequence: int,
               time: datetime, event_id: str | None = None) -> CloudEvent:
     """Build the envelope for `data` (the aggregate's full current state)."""
-    if event_type not in DATA_MODELS:
-        raise UnknownEventType(event_type)
+    registered(event_type)
     return CloudEvent(
         id=event_id or str(uuid.uuid4()),
         source=f"/services/{service}",

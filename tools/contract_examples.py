@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shared.events import DATA_MODELS, new_event
+from shared.events import EVENT_TYPES, new_event
 from shared.models import (
     Actor,
     Address,
@@ -155,7 +155,7 @@ def _example_model(model: type[BaseModel], event_type: str) -> tuple[BaseModel, 
 
 def example_data(event_type: str) -> tuple[BaseModel, str]:
     """(data, subject) of a realistic event of this type, as an instance of its data model."""
-    model = DATA_MODELS[event_type]
+    model = EVENT_TYPES[event_type].data
     data, subject = _example_model(model, event_type)
     return model.model_validate(data.model_dump()), subject
 

@@ -4,9 +4,9 @@
                                                #   docs/configuration.md
     uv run python -m tools.contracts --check   # exit 1 and name every stale document
 
-What the code cannot say (who publishes an event type, one line about each) lives in the tables
-below; tests/contract fails when an event type in shared.events.DATA_MODELS is missing from them.
-Who consumes what is read from each service's handlers, so the document follows the code.
+Every event type (its data model, publisher, exchange, title and summary) comes from the registry
+`shared.events.EVENT_TYPES`; who consumes what is read from each service's handlers. The documents
+follow the code.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import yaml
 from pydantic.json_schema import models_json_schema
 
 from shared import bus as bus_module
-from shared.events import DATA_MODELS, EXCHANGE, ORDERS_EXCHANGE, SCHEMA_VERSION, CloudEvent, dataschema
+from shared.events import EVENT_TYPES, EXCHANGE, ORDER_SYSTEM, ORDERS_EXCHANGE, SCHEMA_VERSION, CloudEvent, dataschema
 from shared.settings import CommonSettings
 from tools.configuration_reference import configuration_document as _configuration_document
 from tools.contract_examples import example_event as _example_event
@@ -39,68 +39,8 @@ CONFIGURATION_PATH = DOCS / "configuration.md"
 
 SERVICES = ("returns", "refunds", "notifications", "metrics")
 PORTS = {"returns": 8001, "refunds": 8002, "notifications": 8003, "metrics": 8004}
-ORDER_SYSTEM = "orders"  # the upstream order system: publishes order.delivered, not part of the platform
 CONTENT_TYPE = bus_module.CONTENT_TYPE
 AMQP_BINDING_VERSION = "0.3.0"
-
-# event type -> the one application that publishes it (SPEC §1, docs/design.md).
-PUBLISHERS: dict[str, str] = {
-    "order.delivered": ORDER_SYSTEM,
-    "return.created": "returns",
-    "return.authorized": "returns",
-    "return.rejected": "returns",
-    "return.closed": "returns",
-    "return.shipped": "returns",
-    "return.received": "returns",
-    "return.expired": "returns",
-    "return.feedback_received": "returns",
-    "seller.response_due_soon": "returns",
-    "return.refunded": "refunds",
-    "refund.issued": "refunds",
-    "refund.failed": "refunds",
-    "buyer.flagged": "metrics",
-    "buyer.unflagged": "metrics",
-    "notification.sent": "notifications",
-    "notification.failed": "notifications",
-}
-
-# event type -> (title, what happened). `subject` is the return id unless said otherwise.
-SUMMARIES: dict[str, tuple[str, str]] = {
-    "order.delivered": ("Order delivered", "The upstream order system delivered an order: the snapshot returns are validated against. Subject: the order id."),
-    "return.created": ("Return requested", "A buyer (or an agent for them) requested a return."),
-    "return.authorized": ("Return authorized", "The seller, the seller's policy (`authorization.automatic`) or the platform at the response deadline (`automatic` and `late`) authorized the return; `authorization.returnless` means the buyer keeps the item and is refunded at once."),
-    "return.rejected": ("Return rejected", "The seller rejected the request; `rejection.invalid` marks an in-policy, seller-fault request rejected anyway."),
-    "return.closed": ("Return closed", "The buyer withdrew or the matter was settled without a return (`closure.code`)."),
-    "return.shipped": ("Return shipped", "The buyer shipped the item back (`shipment`)."),
-    "return.received": ("Return received", "The seller received the item; `receipt` has the quantity and condition per line and `refund_due_at` the refund deadline."),
-    "return.expired": ("Return expired", "Nothing was shipped within the authorization's validity."),
-    "return.feedback_received": ("Return feedback received", "The buyer answered \"was your return resolved?\" (`feedback.resolved`)."),
-    "seller.response_due_soon": ("Seller response due soon", "Reminder: the seller has not answered and `response_due_at` is near."),
-    "return.refunded": ("Return refunded", "The buyer was refunded for a return; data is the refund. Subject: the return id. Published once per return."),
-    "refund.issued": ("Refund issued", "A refund (of a return, returnless, or a direct order refund) was paid. Subject: the refund id."),
-    "refund.failed": ("Refund failed", "The payment gateway refused the refund or kept failing. Subject: the refund id."),
-    "buyer.flagged": ("Buyer flagged", "A buyer crossed the abuse thresholds: auto-authorization and returnless refunds are off for them. Subject: the buyer id."),
-    "buyer.unflagged": ("Buyer unflagged", "A flagged buyer is back under the thresholds. Subject: the buyer id."),
-    "notification.sent": ("Notification sent", "An email was accepted by the SMTP server. Ids only, no address. Subject: the notification id."),
-    "notification.failed": ("Notification failed", "An email could not be delivered after every retry. Subject: the notification id."),
-}
-
-# What SPEC §1 says each service consumes; used only for a service whose handlers can't be read.
-SPEC_CONSUMERS: dict[str, tuple[str, ...]] = {
-    "returns": ("order.delivered", "return.refunded", "refund.failed", "buyer.flagged", "buyer.unflagged"),
-    "refunds": ("return.received", "return.authorized", "return.closed", "order.delivered"),
-    "notifications": ("return.created", "return.authorized", "return.rejected", "return.closed",
-                      "return.shipped", "return.received", "return.expired", "return.refunded",
-                      "refund.issued", "refund.failed", "seller.response_due_soon"),
-    "metrics": ("order.delivered", "return.created", "return.authorized", "return.rejected",
-                "return.closed", "return.shipped", "return.received", "return.expired",
-                "return.feedback_received", "return.refunded", "refund.issued", "refund.failed"),
-}
-
-
-def exchange_of(event_type: str) -> str:
-    return ORDERS_EXCHANGE if event_type == "order.delivered" else EXCHANGE
-
 
 # ---- reading the services -------------------------------------------------------------------
 
@@ -179,21 +119,16 @@ def code_subscriptions(service: str) -> dict[str, str]:
     return dict(_subscription(item) for item in listed)
 
 
-def consumers() -> tuple[dict[str, dict[str, str]], list[str]]:
-    """service -> {event type -> exchange}; plus the services read from SPEC instead of code."""
+def consumers() -> dict[str, dict[str, str]]:
+    """service -> {event type -> exchange}."""
     out: dict[str, dict[str, str]] = {}
-    from_spec: list[str] = []
     for service in SERVICES:
-        try:
-            out[service] = code_subscriptions(service)
-        except (ImportError, LookupError):
-            out[service] = {event_type: exchange_of(event_type) for event_type in SPEC_CONSUMERS[service]}
-            from_spec.append(service)
-    return out, from_spec
+        out[service] = code_subscriptions(service)
+    return out
 
 
 def example_event(event_type: str) -> dict[str, Any]:
-    publisher = PUBLISHERS[event_type]
+    publisher = EVENT_TYPES[event_type].publisher
     return _example_event(event_type, publisher, external=publisher == ORDER_SYSTEM)
 
 
@@ -208,7 +143,7 @@ def _title(name: str) -> str:
 
 
 def _schemas() -> dict[str, Any]:
-    models = sorted({model for model in DATA_MODELS.values()}, key=lambda m: m.__name__)
+    models = sorted({t.data for t in EVENT_TYPES.values()}, key=lambda m: m.__name__)
     _, top = models_json_schema([(model, "serialization") for model in models],
                                 ref_template="#/components/schemas/{model}")
     schemas = dict(sorted(top.get("$defs", {}).items()))
@@ -229,24 +164,23 @@ def _queue_binding(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def asyncapi_document() -> dict[str, Any]:
-    consumed, _ = consumers()
-    event_types = list(DATA_MODELS)
+    consumed = consumers()
+    event_types = list(EVENT_TYPES)
     retry_delays = list(CommonSettings.model_fields["retry_delays_ms"].default)
     subscribers = {t: [s for s in SERVICES if t in consumed[s]] for t in event_types}
 
     messages: dict[str, Any] = {}
     for event_type in event_types:
-        title, summary = SUMMARIES[event_type]
-        model = DATA_MODELS[event_type]
+        registered = EVENT_TYPES[event_type]
         constants: dict[str, Any] = {"type": {"const": event_type},
                                      "dataschema": {"const": dataschema(event_type)},
-                                     "data": {"$ref": f"#/components/schemas/{model.__name__}"}}
-        if PUBLISHERS[event_type] != ORDER_SYSTEM:
-            constants["source"] = {"const": f"/services/{PUBLISHERS[event_type]}"}
+                                     "data": {"$ref": f"#/components/schemas/{registered.data.__name__}"}}
+        if registered.publisher != ORDER_SYSTEM:
+            constants["source"] = {"const": f"/services/{registered.publisher}"}
         messages[event_type] = {
             "name": event_type,
-            "title": title,
-            "summary": summary,
+            "title": registered.title,
+            "summary": registered.summary,
             "contentType": CONTENT_TYPE,
             "correlationId": {"description": "The aggregate the event is about (return, refund, buyer, notification or order id).",
                               "location": "$message.payload#/subject"},
@@ -259,8 +193,7 @@ def asyncapi_document() -> dict[str, Any]:
 
     channels: dict[str, Any] = {}
     for event_type in event_types:
-        exchange = exchange_of(event_type)
-        publisher = PUBLISHERS[event_type]
+        exchange, publisher = EVENT_TYPES[event_type].exchange, EVENT_TYPES[event_type].publisher
         channels[event_type] = {
             "address": event_type,
             "title": f"{exchange} / {event_type}",
@@ -318,7 +251,7 @@ def asyncapi_document() -> dict[str, Any]:
     receive_binding = {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING_VERSION}}
     operations: dict[str, Any] = {}
     for event_type in event_types:
-        publisher = PUBLISHERS[event_type]
+        publisher = EVENT_TYPES[event_type].publisher
         operations[f"{publisher}.send.{event_type}"] = {
             "action": "send",
             "title": f"{publisher} publishes {event_type}",
@@ -440,9 +373,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/gen-contracts", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare with the committed documents, write nothing")
     args = parser.parse_args(argv)
-    _, from_spec = consumers()
-    for service in from_spec:
-        print(f"warning: {service}: handlers not readable, consumers taken from SPEC §1", file=sys.stderr)
     problems: dict[str, str] = {}
     documents = generated(problems)
     for service, reason in problems.items():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from services.notifications.rendering import plan
 from services.notifications.samples import sample_event
-from shared.events import DATA_MODELS, CloudEvent
+from shared.events import EVENT_TYPES, CloudEvent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag in ("late", "returnless", "automatic", "direct"):
         parser.add_argument(f"--{flag}", action="store_true")
     args = parser.parse_args(argv)
-    if args.event in DATA_MODELS:
+    if args.event in EVENT_TYPES:
         event = sample_event(args.event, locale=args.locale, late=args.late, returnless=args.returnless,
                              automatic=args.automatic, direct=args.direct)
     else:

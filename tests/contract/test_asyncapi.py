@@ -14,7 +14,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from shared.bus import DELIVERY_LIMIT, QueueNames
-from shared.events import DATA_MODELS, CloudEvent
+from shared.events import EVENT_TYPES, ORDER_SYSTEM, CloudEvent
 from shared.settings import CommonSettings
 from tests.contract.support import (
     ROOT,
@@ -85,16 +85,18 @@ def test_every_event_type_has_a_channel_a_message_and_one_publisher():
     document = committed()
     routing_keys = {name for name, channel in document["channels"].items()
                     if channel["bindings"]["amqp"]["is"] == "routingKey"}
-    assert routing_keys == set(DATA_MODELS), "channels vs shared.events.DATA_MODELS"
-    assert set(document["components"]["messages"]) == set(DATA_MODELS)
-    assert set(contracts.PUBLISHERS) == set(DATA_MODELS), "tools/contracts.py PUBLISHERS must name every event type"
-    assert set(contracts.SUMMARIES) == set(DATA_MODELS), "tools/contracts.py SUMMARIES must describe every event type"
-    for event_type in DATA_MODELS:
+    assert routing_keys == set(EVENT_TYPES), "channels vs shared.events.EVENT_TYPES"
+    assert set(document["components"]["messages"]) == set(EVENT_TYPES)
+    for event_type, registered in EVENT_TYPES.items():
+        assert registered.name == event_type
+        assert registered.publisher in (*SERVICES, ORDER_SYSTEM), f"{event_type}: unknown publisher"
+        assert registered.title and registered.summary, f"{event_type}: describe it in the registry"
         senders = [op for op in document["operations"].values()
                    if op["action"] == "send" and op["channel"]["$ref"] == f"#/channels/{event_type}"]
         assert len(senders) == 1, f"{event_type}: {len(senders)} publishers"
+        assert senders[0]["tags"] == [{"name": registered.publisher}]
         exchange = document["channels"][event_type]["bindings"]["amqp"]["exchange"]
-        assert exchange == {"name": contracts.exchange_of(event_type), "type": "topic", "durable": True,
+        assert exchange == {"name": registered.exchange, "type": "topic", "durable": True,
                             "autoDelete": False, "vhost": "/"}
 
 
@@ -117,13 +119,13 @@ def _model_tree(model: type[BaseModel]) -> list[type[BaseModel]]:
     return seen
 
 
-@pytest.mark.parametrize("event_type", list(DATA_MODELS))
+@pytest.mark.parametrize("event_type", list(EVENT_TYPES))
 def test_data_schema_has_exactly_the_model_fields(event_type):
     """A field added to (or removed from) an event's data model in code, and not in the contract, fails."""
     document = committed()
     message = document["components"]["messages"][event_type]
     data_ref = message["payload"]["allOf"][1]["properties"]["data"]["$ref"]
-    model = DATA_MODELS[event_type]
+    model = EVENT_TYPES[event_type].data
     assert data_ref == f"#/components/schemas/{model.__name__}"
     problems = []
     for current in _model_tree(model):
@@ -155,7 +157,7 @@ def _payload_validator(event_type: str) -> jsonschema.Draft202012Validator:
                                            registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
-@pytest.mark.parametrize("event_type", list(DATA_MODELS))
+@pytest.mark.parametrize("event_type", list(EVENT_TYPES))
 def test_events_built_by_the_code_match_the_payload_schema(event_type):
     """The published example is what the code builds, it satisfies the contract's schema, and
     the models parse it back; an envelope with the wrong data is refused."""
@@ -167,7 +169,7 @@ def test_events_built_by_the_code_match_the_payload_schema(event_type):
     errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(built)]
     assert not errors, "\n".join(errors)
     event = CloudEvent.model_validate(built)
-    assert isinstance(event.typed(), DATA_MODELS[event_type])
+    assert isinstance(event.typed(), EVENT_TYPES[event_type].data)
     wrong = copy.deepcopy(built)
     wrong["data"] = {"unexpected": True}
     assert list(validator.iter_errors(wrong)), "a payload without the aggregate must not validate"
@@ -187,8 +189,8 @@ def test_consumers_in_the_contract_are_the_handlers_subscriptions(service):
     assert in_contract == set(in_code), f"{service}: contract {sorted(in_contract)} vs handlers {sorted(in_code)}"
     bound = {(b["exchange"], b["routingKey"]) for b in document["channels"][queue]["x-bindings"]}
     assert bound == {(exchange, event_type) for event_type, exchange in in_code.items()}
-    unknown = set(in_code) - set(DATA_MODELS)
-    assert not unknown, f"{service} subscribes to types with no data model: {unknown}"
+    unknown = set(in_code) - set(EVENT_TYPES)
+    assert not unknown, f"{service} subscribes to types not in shared.events.EVENT_TYPES: {unknown}"
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from shared.events import DATA_MODELS, EXCHANGE, ORDERS_EXCHANGE
+from shared.events import EVENT_TYPES, EXCHANGE, ORDERS_EXCHANGE
 from tests.contract.support import ROOT
 
 DOCS = ROOT / "docs"
@@ -23,7 +23,7 @@ def test_architecture_has_the_pictures():
 
 def test_subscriber_guide_lists_every_event_type():
     guide = text("subscribers.md")
-    missing = [event_type for event_type in DATA_MODELS if f"`{event_type}`" not in guide]
+    missing = [event_type for event_type in EVENT_TYPES if f"`{event_type}`" not in guide]
     assert not missing, f"docs/subscribers.md does not mention {missing}"
     for needle in (EXCHANGE, ORDERS_EXCHANGE, "sequence", "at least once", "Binding a queue"):
         assert needle.lower() in guide.lower(), needle

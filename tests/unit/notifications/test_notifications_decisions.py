@@ -7,7 +7,7 @@ from services.notifications.decisions import RULES, SUBSCRIBED_TYPES, TEMPLATES,
 from services.notifications.facts import TEMPLATE_LOCALES
 from services.notifications.rendering import TEMPLATES_DIR
 from services.notifications.samples import sample_data
-from shared.events import DATA_MODELS
+from shared.events import EVENT_TYPES
 
 
 @pytest.mark.parametrize(("event_type", "options", "expected"), [
@@ -40,10 +40,10 @@ def test_events_outside_the_table_send_nothing() -> None:
 
 
 def test_subscriptions_cover_every_return_and_refund_event_that_can_send() -> None:
-    sending = {t for t in DATA_MODELS
+    sending = {t for t in EVENT_TYPES
                if t.startswith(("return.", "refund.")) or t == "seller.response_due_soon"}
     assert set(SUBSCRIBED_TYPES) == sending - {"return.feedback_received"}
-    assert {rule.event_type for rule in RULES} <= set(DATA_MODELS)
+    assert {rule.event_type for rule in RULES} <= set(EVENT_TYPES)
 
 
 @pytest.mark.parametrize("locale", TEMPLATE_LOCALES)

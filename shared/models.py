@@ -172,14 +172,6 @@ class ReasonCode(StrEnum):
     NOT_AS_DESCRIBED = "NOT_AS_DESCRIBED"
     ARRIVED_LATE = "ARRIVED_LATE"
 
-    @property
-    def fault(self) -> Fault:
-        return Fault.BUYER if self in _BUYER_FAULT else Fault.SELLER
-
-
-_BUYER_FAULT = {ReasonCode.NO_LONGER_NEEDED, ReasonCode.ORDERED_BY_MISTAKE,
-                ReasonCode.BETTER_PRICE_FOUND, ReasonCode.DONT_KNOW_HOW_TO_USE}
-
 
 class ItemCondition(StrEnum):
     SELLABLE = "sellable"
@@ -265,6 +257,10 @@ class ReceivedLine(Contract):
     line_id: Id
     quantity: int = Field(ge=0)
     condition: ItemCondition
+    restocking_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100, description=(
+        "Percent of the unit price the seller keeps on each of these units, decided by the returns service "
+        "at receipt: the policy's restocking fee when the buyer is at fault and the item came back opened, "
+        "used or damaged by the buyer, otherwise 0. The refund applies it as it is."))
 
 
 class Receipt(Contract):

@@ -48,8 +48,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         payer = Payer(store, gateways, clock, lease=timedelta(seconds=settings.lease_s),
                       retry_delays_ms=settings.gateway_retry_delays_ms, timeout_s=settings.gateway_timeout_s,
                       committed=relay.wake)
-        refunds = app.state.refunds = Refunds(store, payer, clock,
-                                              max_restocking_percent=settings.max_restocking_fee_percent)
+        refunds = app.state.refunds = Refunds(store, payer, clock)
         job = app.state.deadline_job = RefundDeadlineJob(refunds, clock, interval_s=settings.job_interval_s,
                                                          batch_size=settings.job_batch_size)
         add_readiness_check(app, "mongodb", partial(ping, db))

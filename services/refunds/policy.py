@@ -1,17 +1,20 @@
-"""The refund amount (SPEC §6): pure functions of the return, the order and the seller's choices."""
+"""The refund amount (docs/product.md §6): pure functions of the return, the order and the seller's choices.
+
+The arithmetic only. The rules behind it are the returns service's (services/returns/policy.py),
+read from the return: each line's `fault`, the `restocking_fee_percent` of each received line,
+`authorization.return_shipping_paid_by`. Nothing here caps or second-guesses them.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from shared.models import (Breakdown, Fault, ItemCondition, LabelType, Order, RefundLine, Return,
+from shared.models import (Breakdown, Fault, ItemCondition, LabelType, Order, ReceivedLine, RefundLine, Return,
                            ReturnLine)
 from shared.money import AmountOutOfRange, Money
 
-# Only these conditions, caused by a buyer at fault, let the seller keep a restocking fee.
-RESTOCKING_CONDITIONS = frozenset({ItemCondition.OPENED, ItemCondition.USED, ItemCondition.DAMAGED_BY_BUYER})
-DEFAULT_MAX_RESTOCKING_PERCENT = Decimal(50)
+NO_FEE = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -38,35 +41,54 @@ class LineChoice:
 
 @dataclass(frozen=True)
 class Units:
-    """Units of a return line that may be refunded, and how many of them carry a restocking fee."""
+    """The units of a line that may be refunded, as (restocking fee percent, units), lowest percent first."""
 
-    refundable: int
-    fee_bearing: int
+    by_fee: tuple[tuple[Decimal, int], ...]
+
+    @classmethod
+    def without_fee(cls, quantity: int) -> Units:
+        return cls(((NO_FEE, quantity),))
+
+    @property
+    def refundable(self) -> int:
+        return sum(count for _, count in self.by_fee)
+
+    def take(self, quantity: int) -> Units:
+        """`quantity` of these units, those with the lowest fee first.
+
+        A partial refund is assumed to leave out the units that carry a fee first: the buyer's benefit.
+        """
+        taken, left = [], quantity
+        for percent, count in self.by_fee:
+            if left <= 0:
+                break
+            taken.append((percent, min(count, left)))
+            left -= count
+        return Units(tuple(taken))
 
 
 def refundable_units(ret: Return) -> dict[str, Units]:
-    """Per return line, the units that came back (all of them for a returnless refund).
-
-    A missing unit is not refunded; neither is a wrong item sent back by a buyer at fault (it is
-    not the seller's item). When the seller is at fault the "wrong item" is the one they shipped.
-    """
+    """Per return line, the units that came back (all of them, without a fee, for a returnless refund)."""
     units: dict[str, Units] = {}
     for line in ret.lines:
         if ret.receipt is None:
-            units[line.line_id] = Units(line.quantity, 0)
+            units[line.line_id] = Units.without_fee(line.quantity)
             continue
-        refundable = fee_bearing = 0
+        by_fee: dict[Decimal, int] = {}
         for received in ret.receipt.lines:
-            if received.line_id != line.line_id or received.condition == ItemCondition.MISSING:
-                continue
-            if received.condition == ItemCondition.WRONG_ITEM and line.fault == Fault.BUYER:
-                continue
-            refundable += received.quantity
-            if line.fault == Fault.BUYER and received.condition in RESTOCKING_CONDITIONS:
-                fee_bearing += received.quantity
-        refundable = min(refundable, line.quantity)
-        units[line.line_id] = Units(refundable, min(fee_bearing, refundable))
+            if received.line_id == line.line_id and _refundable(line, received):
+                percent = received.restocking_fee_percent
+                by_fee[percent] = by_fee.get(percent, 0) + received.quantity
+        units[line.line_id] = Units(tuple(sorted(by_fee.items()))).take(line.quantity)
     return units
+
+
+def _refundable(line: ReturnLine, received: ReceivedLine) -> bool:
+    """A missing unit is not refunded; neither is a wrong item sent back by a buyer at fault (it is
+    not the seller's item). When the seller is at fault the "wrong item" is the one they shipped."""
+    if received.condition == ItemCondition.MISSING:
+        return False
+    return not (received.condition == ItemCondition.WRONG_ITEM and line.fault == Fault.BUYER)
 
 
 def postage_paid_by_buyer(ret: Return) -> Money | None:
@@ -91,8 +113,7 @@ def return_shipping_owed(ret: Return) -> Money | None:
 
 def return_refund(ret: Return, shipping_paid: Money, *, lines: Sequence[LineChoice] | None = None,
                   return_shipping_concession: Money | None = None,
-                  other_concession: Money | None = None,
-                  max_restocking_percent: Decimal = DEFAULT_MAX_RESTOCKING_PERCENT) -> Breakdown:
+                  other_concession: Money | None = None) -> Breakdown:
     """The refund of a received (or returnless) return; `lines` and concessions are the seller's choices.
 
     Without choices this is the computed refund of auto mode and of the refund deadline.
@@ -104,12 +125,11 @@ def return_refund(ret: Return, shipping_paid: Money, *, lines: Sequence[LineChoi
               else _chosen_quantities(lines, units, problems))
     if problems:
         raise RefundRuleBroken(problems)
-    percent = min(Decimal(ret.policy.restocking_fee_percent), max_restocking_percent)
     refund_lines = []
     for line in ret.lines:
         quantity = chosen.get(line.line_id, 0)
         if quantity > 0:
-            refund_lines.append(_refund_line(line, quantity, units[line.line_id], percent))
+            refund_lines.append(_refund_line(line, units[line.line_id].take(quantity)))
     whole_refund = all(chosen.get(line.line_id, 0) == line.quantity for line in ret.lines)
     outbound = (shipping_paid if ret.fault == Fault.SELLER and ret.whole_order and whole_refund
                 else Money.zero(currency))
@@ -130,7 +150,7 @@ def direct_refund(order: Order, *, lines: Sequence[LineChoice] | None = None,
         chosen = {line.line_id: line.quantity for line in order.lines}
         refund_shipping = True
     else:
-        ordered = {line.line_id: Units(line.quantity, 0) for line in order.lines}
+        ordered = {line.line_id: Units.without_fee(line.quantity) for line in order.lines}
         chosen = _chosen_quantities(lines, ordered, problems, what="ordered")
     if problems:
         raise RefundRuleBroken(problems)
@@ -143,12 +163,13 @@ def direct_refund(order: Order, *, lines: Sequence[LineChoice] | None = None,
                       chosen={"other_concession": other_concession})
 
 
-def _refund_line(line: ReturnLine, quantity: int, units: Units, percent: Decimal) -> RefundLine:
-    # A partial refund is assumed to leave out the units that carry a fee first: the buyer's benefit.
-    fee_units = max(0, quantity - (units.refundable - units.fee_bearing))
+def _refund_line(line: ReturnLine, units: Units) -> RefundLine:
+    """The refund of these units of a line; each group's fee rounds half-up on its own."""
+    quantity = units.refundable
+    fee = sum((line.unit_price.times(count).percent(percent) for percent, count in units.by_fee if percent),
+              Money.zero(line.unit_price.currency))
     return RefundLine(line_id=line.line_id, quantity=quantity, unit_price=line.unit_price,
-                      subtotal=line.unit_price.times(quantity),
-                      restocking_fee=line.unit_price.times(fee_units).percent(percent))
+                      subtotal=line.unit_price.times(quantity), restocking_fee=fee)
 
 
 def _chosen_quantities(lines: Sequence[LineChoice], available: dict[str, Units],

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from decimal import Decimal
 
 from services.refunds import domain
 from services.refunds.errors import (InvalidRefund, OrderNotFound, RefundExceedsPaid, RefundNotAllowed,
@@ -26,10 +25,8 @@ class OrderNotKnownYet(Exception):
 
 
 class Refunds:
-    def __init__(self, store: RefundStore, payer: Payer, clock: Clock, *,
-                 max_restocking_percent: Decimal = Decimal(50)) -> None:
+    def __init__(self, store: RefundStore, payer: Payer, clock: Clock) -> None:
         self.store, self.payer, self.clock = store, payer, clock
-        self.max_restocking_percent = max_restocking_percent
 
     # ---- from events ------------------------------------------------------------------------
 
@@ -42,7 +39,7 @@ class Refunds:
         order = await self.store.order(ret.order_id)
         if order is None:
             raise OrderNotKnownYet(ret.order_id)
-        breakdown = return_refund(ret, order.shipping_paid, max_restocking_percent=self.max_restocking_percent)
+        breakdown = return_refund(ret, order.shipping_paid)
         await self._count_postage(ret)
         now = self.clock.now()
         returnless = ret.authorization is not None and ret.authorization.returnless
@@ -98,7 +95,7 @@ class Refunds:
             raise OrderNotFound(f"Order {ret.order_id} is unknown.")
         breakdown = _checked(lambda: return_refund(
             ret, order.shipping_paid, lines=_choices(body), return_shipping_concession=body.return_shipping_concession,
-            other_concession=body.other_concession, max_restocking_percent=self.max_restocking_percent))
+            other_concession=body.other_concession))
         try:
             await self._check_room(refund.order_id, breakdown)
         except RefundExceedsPaid:

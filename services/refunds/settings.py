@@ -1,11 +1,10 @@
 """Configuration of the refunds service: gateways, their retry budget, and the deadline job.
 
-The refund deadline itself is not set here: it is the `refund_due_at` the returns service puts on
-each received return (REFUND_BUSINESS_DAYS of the returns service).
+No marketplace rule is set here: the refund deadline is the `refund_due_at` the returns service
+puts on each received return, and the restocking fee the percent it puts on each received line
+(services/returns/policy.py).
 """
 from __future__ import annotations
-
-from decimal import Decimal
 
 from pydantic import Field
 
@@ -15,8 +14,6 @@ from shared.settings import CommonSettings
 class Settings(CommonSettings):
     service_name: str = "refunds"
     port: int = 8002
-
-    max_restocking_fee_percent: Decimal = Field(default=Decimal(50), ge=0, le=100)
 
     stripe_api_base: str = "http://127.0.0.1:12111"
     stripe_api_key: str = "sk_test_123"

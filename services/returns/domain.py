@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.calendar import add_business_days
-from shared.models import (Actor, Authorization, Closure, Fault, Feedback, LabelType, ReceivedLine,
-                           Receipt, Refund, RefundSummary, Rejection, Return, ReturnStatus, Shipment,
-                           TimelineEntry)
+from shared.models import (Actor, Authorization, Closure, Fault, Feedback, ItemCondition, LabelType,
+                           ReceivedLine, Receipt, Refund, RefundSummary, Rejection, Return, ReturnStatus,
+                           Shipment, TimelineEntry)
 from services.returns.policy import (FieldProblem, MarketplaceRules, PolicyViolation, invalid_rejection,
-                                     return_shipping_payer, seller_must_pay_shipping)
+                                     restocking_fee_percent, return_shipping_payer, seller_must_pay_shipping)
 from services.returns.schemas import AuthorizeBody, CloseBody, ReceiveBody, RejectBody, ShipBody
 
 S = ReturnStatus
@@ -85,7 +84,7 @@ def build_authorization(ret: Return, body: AuthorizeBody, now: datetime, rules: 
             problems.append(FieldProblem("return_postage.amount", "must not be negative"))
     if problems:
         raise PolicyViolation(problems)
-    ship_by = now + rules.authorization_validity
+    ship_by = rules.ship_by(now)
     instructions = body.instructions or (
         "Print the prepaid label, pack the item and hand it to the carrier."
         if label == LabelType.PREPAID else
@@ -165,14 +164,18 @@ def receive(ret: Return, body: ReceiveBody, actor: Actor, now: datetime, rules: 
             problems.append(FieldProblem(f"lines[{i}].quantity", "a missing item is received with quantity 0"))
     if problems:
         raise PolicyViolation(problems)
-    received = [ReceivedLine(line_id=line.line_id, quantity=line.quantity, condition=line.condition)
+    fault = {line.line_id: line.fault for line in ret.lines}
+    # Each line carries the restocking fee that applies to it (the refunds service applies it as is).
+    received = [ReceivedLine(line_id=line.line_id, quantity=line.quantity, condition=line.condition,
+                             restocking_fee_percent=restocking_fee_percent(fault[line.line_id], line.condition,
+                                                                           ret.policy, rules))
                 for line in body.lines]
     # Lines the seller does not list did not arrive: recorded so refunds reads one entry per line.
-    received += [ReceivedLine(line_id=line_id, quantity=0, condition="missing")
+    received += [ReceivedLine(line_id=line_id, quantity=0, condition=ItemCondition.MISSING)
                  for line_id in wanted if line_id not in seen]
-    due = add_business_days(now, rules.refund_business_days, ret.marketplace)
     return advance(ret, action="receive", actor=actor, now=now, status=S.RECEIVED, note=body.note,
-                   receipt=Receipt(lines=received), received_at=now, refund_due_at=due)
+                   receipt=Receipt(lines=received), received_at=now,
+                   refund_due_at=rules.refund_due(now, ret.marketplace))
 
 
 def expire(ret: Return, now: datetime) -> Return:

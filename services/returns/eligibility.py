@@ -7,7 +7,7 @@ from datetime import datetime
 from shared.models import Actor, Order, Return, ReturnLine, ReturnStatus, TimelineEntry
 from services.returns.domain import PLATFORM, authorize
 from services.returns.policy import (FieldProblem, MarketplaceRules, PolicyViolation, SellerPolicy,
-                                     days_since_delivery, in_window, is_whole_order, may_auto_authorize,
+                                     days_since_delivery, fault_of, in_window, is_whole_order, may_auto_authorize,
                                      overall_fault, qualifies_for_returnless, returnable_quantity, window_days)
 from services.returns.schemas import AuthorizeBody, ReturnRequest
 
@@ -63,7 +63,7 @@ def return_lines(order: Order, request: ReturnRequest) -> list[ReturnLine]:
         assert line is not None, "check_request first"
         lines.append(ReturnLine(line_id=line.line_id, sku=line.sku, title=line.title, category=line.category,
                                 unit_price=line.unit_price, quantity=wanted.quantity,
-                                reason_code=wanted.reason_code, fault=wanted.reason_code.fault,
+                                reason_code=wanted.reason_code, fault=fault_of(wanted.reason_code),
                                 comment=wanted.comment))
     return lines
 
@@ -88,7 +88,7 @@ def open_return(order: Order, request: ReturnRequest, *, return_id: str, policy:
         status=ReturnStatus.REQUESTED, version=1, buyer=order.buyer, seller=order.seller, lines=lines,
         fault=overall_fault(lines), in_policy=in_policy, policy=snapshot,
         whole_order=is_whole_order(order, lines, already_returned), created_at=now, updated_at=now,
-        response_due_at=now + rules.response_deadline,
+        response_due_at=rules.response_due(now),
         timeline=[TimelineEntry(status=ReturnStatus.REQUESTED, action="request", actor=actor, at=now)])
     changes = [("return.created", created)]
     if qualifies_for_returnless(lines, snapshot, in_policy=in_policy, buyer_flagged=buyer_flagged):

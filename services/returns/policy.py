@@ -1,4 +1,16 @@
-"""The marketplace's return rules and the seller's policy (SPEC §3–4): pure functions of data."""
+"""The marketplace's return rules and the seller's policy (docs/product.md §3–4): pure functions of data.
+
+The one home of every rule the marketplace sets. The refunds service keeps no copy: it reads what
+this module decided from the return (`lines[].fault`, `authorization.return_shipping_paid_by`,
+`refund_due_at`, `receipt.lines[].restocking_fee_percent`).
+
+- The numbers (window, deadlines, restocking-fee cap, high-value cap, default postage): `MarketplaceRules`;
+  the defaults are here, a deployment may change them (services/returns/settings.py).
+- Which reasons are the buyer's fault: `BUYER_FAULT_REASONS`, `fault_of`, `overall_fault`.
+- Who pays return shipping: `seller_must_pay_shipping`, `return_shipping_payer`.
+- When a restocking fee applies, and how much: `RESTOCKING_CONDITIONS`, `restocking_fee_percent`.
+- What a seller's policy may change: `SellerPolicy`, `check_policy`; eligibility and automatic decisions below.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -9,8 +21,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
-from shared.calendar import marketplace_country, marketplace_zone
-from shared.models import Fault, Order, OrderLine, PolicySnapshot, ReturnLine
+from shared.calendar import add_business_days, marketplace_country, marketplace_zone
+from shared.models import (Fault, ItemCondition, Order, OrderLine, PolicySnapshot, ReasonCode,
+                           ReturnLine)
 from shared.money import Money
 
 
@@ -28,17 +41,27 @@ class PolicyViolation(Exception):
         self.problems = problems
 
 
+# ---- the marketplace's numbers --------------------------------------------------------------
+
 @dataclass(frozen=True)
 class MarketplaceRules:
+    """What the marketplace sets; a seller's policy may be more generous, never weaker."""
+
     return_window_days: int = 30
     response_deadline: timedelta = timedelta(hours=48)
     reminder_lead: timedelta = timedelta(hours=12)
     authorization_validity: timedelta = timedelta(days=30)
     refund_business_days: int = 2
     max_restocking_fee_percent: Decimal = Decimal(50)
-    non_returnable_categories: frozenset[str] = frozenset()
-    high_value_cap: Mapping[str, int] = field(default_factory=dict)
-    default_return_postage: Mapping[str, int] = field(default_factory=dict)
+    non_returnable_categories: frozenset[str] = frozenset({
+        "digital_content", "gift_cards", "perishable_food", "personalized", "hazardous_materials"})
+    # Per currency, in minor units.
+    high_value_cap: Mapping[str, int] = field(default_factory=lambda: {
+        "USD": 75000, "EUR": 70000, "GBP": 60000, "CAD": 100000, "AUD": 110000,
+        "JPY": 110000, "CNY": 500000, "BHD": 280000})
+    default_return_postage: Mapping[str, int] = field(default_factory=lambda: {
+        "USD": 899, "EUR": 699, "GBP": 599, "CAD": 1199, "AUD": 1295,
+        "JPY": 1000, "CNY": 3000, "BHD": 3000})
 
     @classmethod
     def from_settings(cls, settings) -> MarketplaceRules:  # noqa: ANN001 - ReturnsSettings, kept import-free
@@ -53,9 +76,71 @@ class MarketplaceRules:
             high_value_cap=dict(settings.high_value_cap),
             default_return_postage=dict(settings.default_return_postage))
 
+    def response_due(self, requested_at: datetime) -> datetime:
+        """The seller answers by then, or the platform authorizes (`response_due_at`)."""
+        return requested_at + self.response_deadline
+
+    def ship_by(self, authorized_at: datetime) -> datetime:
+        """The buyer ships by then, or the authorization expires."""
+        return authorized_at + self.authorization_validity
+
+    def refund_due(self, received_at: datetime, marketplace: str) -> datetime:
+        """The refund deadline (`refund_due_at`): business days of the marketplace's calendar after receipt."""
+        return add_business_days(received_at, self.refund_business_days, marketplace)
+
     def postage(self, currency: str) -> Money | None:
         amount = self.default_return_postage.get(currency)
         return None if amount is None else Money(amount=amount, currency=currency)
+
+
+# The marketplace's rules as shipped: the defaults of the settings and of a seller's policy.
+DEFAULT_RULES = MarketplaceRules()
+
+
+# ---- fault, return shipping, restocking fee -------------------------------------------------
+
+BUYER_FAULT_REASONS = frozenset({ReasonCode.NO_LONGER_NEEDED, ReasonCode.ORDERED_BY_MISTAKE,
+                                 ReasonCode.BETTER_PRICE_FOUND, ReasonCode.DONT_KNOW_HOW_TO_USE})
+
+
+def fault_of(reason: ReasonCode) -> Fault:
+    """Whose fault a return reason is; every reason not the buyer's is the seller's."""
+    return Fault.BUYER if reason in BUYER_FAULT_REASONS else Fault.SELLER
+
+
+def overall_fault(lines: Iterable[ReturnLine]) -> Fault:
+    """The seller is at fault for the return as soon as one line's reason is theirs."""
+    return Fault.SELLER if any(line.fault == Fault.SELLER for line in lines) else Fault.BUYER
+
+
+def seller_must_pay_shipping(fault: Fault, return_country: str, marketplace: str) -> bool:
+    """The seller's fault, or a return address outside the marketplace's country."""
+    return fault == Fault.SELLER or return_country != marketplace_country(marketplace)
+
+
+def return_shipping_payer(fault: Fault, return_country: str, marketplace: str,
+                          seller_pays_by_choice: bool) -> Fault:
+    if seller_must_pay_shipping(fault, return_country, marketplace) or seller_pays_by_choice:
+        return Fault.SELLER
+    return Fault.BUYER
+
+
+# Only these conditions, when the buyer is at fault, let the seller keep a restocking fee.
+RESTOCKING_CONDITIONS = frozenset({ItemCondition.OPENED, ItemCondition.USED, ItemCondition.DAMAGED_BY_BUYER})
+
+
+def restocking_fee_percent(fault: Fault, condition: ItemCondition, policy: PolicySnapshot,
+                           rules: MarketplaceRules) -> Decimal:
+    """The percent of the unit price the seller keeps on each unit received in this condition.
+
+    The seller's percent (never above the marketplace's cap, even for a policy stored before the
+    cap was lowered) when the buyer is at fault and the item came back opened, used or damaged by
+    the buyer; otherwise none. Decided at receipt and carried on the return's receipt lines: the
+    refunds service applies it as it is.
+    """
+    if fault != Fault.BUYER or condition not in RESTOCKING_CONDITIONS:
+        return Decimal(0)
+    return min(Decimal(policy.restocking_fee_percent), rules.max_restocking_fee_percent)
 
 
 # Also a MongoDB key: no dots or dollars.
@@ -67,7 +152,7 @@ class SellerPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    return_window_days: StrictInt = Field(default=30, ge=1, le=3650)
+    return_window_days: StrictInt = Field(default=DEFAULT_RULES.return_window_days, ge=1, le=3650)
     category_window_days: dict[Category, StrictInt] = Field(default_factory=dict, description="Longer windows for some categories.")
     restocking_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100, max_digits=5, decimal_places=2)
     refund_mode: Literal["auto", "manual"] = "auto"
@@ -139,24 +224,7 @@ def is_whole_order(order: Order, lines: Iterable[ReturnLine], already_returned: 
     return all(now_returned.get(line.line_id, 0) >= line.quantity for line in order.lines)
 
 
-# ---- fault, shipping, automatic decisions ---------------------------------------------------
-
-def overall_fault(lines: Iterable[ReturnLine]) -> Fault:
-    """The seller is at fault for the return as soon as one line's reason is theirs."""
-    return Fault.SELLER if any(line.fault == Fault.SELLER for line in lines) else Fault.BUYER
-
-
-def seller_must_pay_shipping(fault: Fault, return_country: str, marketplace: str) -> bool:
-    """SPEC §4: the seller's fault, or a return address outside the marketplace's country."""
-    return fault == Fault.SELLER or return_country != marketplace_country(marketplace)
-
-
-def return_shipping_payer(fault: Fault, return_country: str, marketplace: str,
-                          seller_pays_by_choice: bool) -> Fault:
-    if seller_must_pay_shipping(fault, return_country, marketplace) or seller_pays_by_choice:
-        return Fault.SELLER
-    return Fault.BUYER
-
+# ---- automatic decisions --------------------------------------------------------------------
 
 def is_high_value(line: ReturnLine, rules: MarketplaceRules) -> bool:
     """An item (one unit) priced above the cap always needs the seller's own decision."""

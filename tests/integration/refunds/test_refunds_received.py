@@ -59,6 +59,19 @@ async def test_received_return_is_refunded_once_with_the_right_breakdown(service
     assert theirs.json()["items"] == []
 
 
+async def test_the_fee_percent_the_return_carries_is_applied_with_no_cap_of_its_own(service, published,
+                                                                                   stripe_stub, wait_until):
+    # The returns service decided 80 % for L1 and none for L2 (its rules, its cap): refunds applies them.
+    order = await service.delivered(lines=[("L1", 2, 1500), ("L2", 1, 4999)], shipping=599)
+    ret = make_return(order, ("L1", 1, "NO_LONGER_NEEDED"), ("L2", 1, "NO_LONGER_NEEDED"), restocking=20,
+                      received=[("L1", 1, "opened", 80), ("L2", 1, "opened", 0)])
+    await service.send("return.received", ret)
+    await wait_until(lambda: published.of_type("refund.issued"), message="no refund.issued")
+    refund = Refund.model_validate(published.of_type("refund.issued")[0].data)
+    assert [(line.line_id, line.restocking_fee.amount) for line in refund.breakdown.lines] == [("L1", 1200), ("L2", 0)]
+    assert refund.amount.amount == 1500 - 1200 + 4999
+
+
 async def test_the_same_return_received_twice_and_concurrently_pays_once(service, published, stripe_stub,
                                                                          wait_until):
     order = await service.delivered()

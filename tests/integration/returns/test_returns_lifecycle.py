@@ -78,6 +78,23 @@ async def test_return_authorized_shipped_received_refunded_with_feedback(api, ta
     assert [t.action for t in last.timeline] == ["request", "authorize", "ship", "receive", "refund", "feedback"]
 
 
+async def test_the_received_return_carries_the_restocking_fee_of_each_line(api, tap):
+    # The fee is decided here, at receipt; the refunds service applies these percents as they are.
+    who = parties()
+    await api.put_policy(who["seller_id"], restocking_fee_percent="15")
+    _, ret = await api.order_with_return(("L1", 2, "NO_LONGER_NEEDED"), ("L2", 1, "DEFECTIVE"), **who)
+    rid = ret["return_id"]
+    assert ret["policy"]["restocking_fee_percent"] == "15"
+    await api.authorize(rid, seller=who["seller_id"], return_shipping_paid_by="seller")
+    received = await api.receive(rid, [("L1", 2, "opened"), ("L2", 1, "used")], seller=who["seller_id"])
+    assert [(r["line_id"], r["restocking_fee_percent"]) for r in received["receipt"]["lines"]] == [
+        ("L1", "15"), ("L2", "0")]  # L2 is the seller's fault: no fee, whatever its condition
+    events = await tap.wait_types(rid, ["return.created", "return.authorized", "return.received"])
+    assert [(r.line_id, r.restocking_fee_percent) for r in Return.model_validate(events[-1].data).receipt.lines] == [
+        ("L1", 15), ("L2", 0)]
+    assert (await api.get_return(rid, api.as_seller(who["seller_id"])))["receipt"] == received["receipt"]
+
+
 async def _status(api, return_id: str, status: str):
     ret = await api.get_return(return_id)
     return ret if ret["status"] == status else None

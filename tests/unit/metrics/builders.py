@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
+from services.returns.policy import fault_of
 from shared.calendar import add_business_days
 from shared.events import CloudEvent, new_event
 from shared.models import (Actor, Address, Authorization, Breakdown, Fault, Feedback, Order,
@@ -46,7 +47,7 @@ def requested(return_id: str, *, order_id: str | None = None, buyer_id: str, sel
     lines = lines or [("SKU-A", 1, ReasonCode.DEFECTIVE)]
     return_lines = [ReturnLine(line_id=f"L{i}", sku=sku, title=sku, category="toys",
                                unit_price=Money(amount=1000, currency=currency), quantity=qty,
-                               reason_code=reason, fault=reason.fault)
+                               reason_code=reason, fault=fault_of(reason))
                     for i, (sku, qty, reason) in enumerate(lines, 1)]
     fault = Fault.SELLER if any(line.fault == Fault.SELLER for line in return_lines) else Fault.BUYER
     return Return(

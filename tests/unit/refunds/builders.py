@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from services.returns.policy import DEFAULT_RULES, fault_of, restocking_fee_percent
 from shared.calendar import add_business_days
-from shared.models import Order, Return
+from shared.models import ItemCondition, Order, PolicySnapshot, ReasonCode, Return
 
 # Received Friday 2025-07-03 at 15:00 New York time: Friday 4 July is a US holiday.
 RECEIVED = datetime(2025, 7, 3, 19, 0, tzinfo=UTC)
@@ -47,27 +48,37 @@ def make_order(**kwargs: Any) -> Order:
     return Order.model_validate(order_data(**kwargs))
 
 
-def return_data(order: Order, *lines: tuple[str, int, str], received: list[tuple[str, int, str]] | None = None,
+def return_data(order: Order, *lines: tuple[str, int, str], received: list[tuple] | None = None,
                 refund_mode: str = "auto", restocking: str | int = 0, whole_order: bool = False,
                 label: str | None = "prepaid", paid_by: str | None = None, postage: int | None = None,
                 returnless: bool = False, return_id: str | None = None, version: int = 5,
                 status: str = "received", received_at: datetime = RECEIVED,
                 refund_due_at: datetime | None = None) -> dict[str, Any]:
-    """`return.received` data. Lines as (line_id, quantity, reason); `received` as (line_id, quantity,
-    condition), by default everything came back sellable. `refund_due_at` is the returns service's
-    deadline: by default two business days of the marketplace after receipt."""
+    """`return.received` data, as the returns service makes it. Lines as (line_id, quantity, reason);
+    `received` as (line_id, quantity, condition) or (line_id, quantity, condition, restocking fee
+    percent), by default everything came back sellable. Without a percent, the one the returns
+    service would put there (its rule, with the policy's `restocking`). `refund_due_at` is the
+    returns service's deadline: by default two business days of the marketplace after receipt."""
     lines = lines or (("L1", 1, "NO_LONGER_NEEDED"),)
-    faults = {"NO_LONGER_NEEDED", "ORDERED_BY_MISTAKE", "BETTER_PRICE_FOUND", "DONT_KNOW_HOW_TO_USE"}
+    fault_by_line = {line_id: fault_of(ReasonCode(reason)) for line_id, _, reason in lines}
     return_lines = []
     for line_id, quantity, reason in lines:
         line = order.line(line_id)
         assert line is not None, line_id
         return_lines.append({"line_id": line_id, "sku": line.sku, "title": line.title, "category": line.category,
                              "unit_price": line.unit_price.model_dump(), "quantity": quantity,
-                             "reason_code": reason, "fault": "buyer" if reason in faults else "seller"})
+                             "reason_code": reason, "fault": fault_by_line[line_id].value})
     fault = "seller" if any(line["fault"] == "seller" for line in return_lines) else "buyer"
+    policy = PolicySnapshot(refund_mode=refund_mode, restocking_fee_percent=Decimal(str(restocking)))
     if received is None and not returnless:
         received = [(line_id, quantity, "sellable") for line_id, quantity, _ in lines]
+
+    def received_line(line_id: str, quantity: int, condition: str, percent: Any = None) -> dict[str, Any]:
+        if percent is None:
+            percent = restocking_fee_percent(fault_by_line[line_id], ItemCondition(condition), policy, DEFAULT_RULES)
+        return {"line_id": line_id, "quantity": quantity, "condition": condition,
+                "restocking_fee_percent": str(Decimal(str(percent)))}
+
     authorization = {"label_type": None if returnless else label, "return_shipping_paid_by": paid_by or fault,
                      "returnless": returnless,
                      "return_postage": None if postage is None else money(postage, order.currency)}
@@ -76,7 +87,7 @@ def return_data(order: Order, *lines: tuple[str, int, str], received: list[tuple
         "currency": order.currency, "status": status, "version": version,
         "buyer": order.buyer.model_dump(mode="json"), "seller": order.seller.model_dump(mode="json"),
         "lines": return_lines, "fault": fault, "in_policy": True,
-        "policy": {"refund_mode": refund_mode, "restocking_fee_percent": str(Decimal(str(restocking)))},
+        "policy": policy.model_dump(mode="json"),
         "whole_order": whole_order,
         "created_at": (received_at - timedelta(days=5)).isoformat(),
         "updated_at": received_at.isoformat(),
@@ -86,9 +97,7 @@ def return_data(order: Order, *lines: tuple[str, int, str], received: list[tuple
         "refund_due_at": None if returnless else (
             refund_due_at or add_business_days(received_at, 2, order.marketplace)).isoformat(),
         "authorization": authorization,
-        "receipt": None if returnless else {"lines": [
-            {"line_id": line_id, "quantity": quantity, "condition": condition}
-            for line_id, quantity, condition in received or []]},
+        "receipt": None if returnless else {"lines": [received_line(*entry) for entry in received or []]},
     }
 
 

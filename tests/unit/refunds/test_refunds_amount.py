@@ -1,4 +1,7 @@
-"""SPEC §6 arithmetic: every fault, condition, concession, partial quantity; USD, JPY (0), BHD (3)."""
+"""docs/product.md §6 arithmetic: every fault, condition, concession, partial quantity; USD, JPY (0), BHD (3).
+
+The restocking fee is not decided here: each received line carries the percent the returns service
+put there (tests/unit/returns covers that rule); these tests check that it is applied as it is."""
 from __future__ import annotations
 
 import pytest
@@ -23,7 +26,8 @@ def total_of(b) -> int:
 @pytest.mark.parametrize(("currency", "price", "fee_for_two"), CURRENCIES)
 @pytest.mark.parametrize("reason", [BUYER_REASON, SELLER_REASON])
 @pytest.mark.parametrize("condition", [c.value for c in ItemCondition])
-def test_fault_and_condition_decide_units_and_restocking_fee(currency, price, fee_for_two, reason, condition):
+def test_fault_and_condition_decide_units_and_the_returns_fee_is_applied(currency, price, fee_for_two, reason,
+                                                                         condition):
     order = make_order(currency=currency, lines=[("L1", 2, price), ("L2", 1, 500)], shipping=700)
     ret = make_return(order, ("L1", 2, reason), restocking=15, received=[("L1", 2, condition)])
 
@@ -58,10 +62,30 @@ def test_bhd_three_decimals_half_up():
     assert b.total == Money(amount=879, currency="BHD")
 
 
-def test_restocking_fee_is_capped_at_fifty_percent():
+@pytest.mark.parametrize(("policy_percent", "carried", "fee"), [
+    (20, 20, 200),
+    (0, 20, 200),     # the percent on the received line, not the policy's
+    (20, 0, 0),       # returns decided no fee applies: none is taken
+    (80, 80, 800),    # no cap of its own: the cap is the returns service's, applied before
+    (10, "12.5", 125),
+])
+def test_the_fee_percent_carried_by_the_received_line_is_applied_as_it_is(policy_percent, carried, fee):
     order = make_order(lines=[("L1", 1, 1000)])
-    ret = make_return(order, ("L1", 1, BUYER_REASON), restocking=80, received=[("L1", 1, "opened")])
-    assert return_refund(ret, order.shipping_paid).restocking_fee.amount == 500
+    ret = make_return(order, ("L1", 1, BUYER_REASON), restocking=policy_percent,
+                      received=[("L1", 1, "opened", carried)])
+    b = return_refund(ret, order.shipping_paid)
+    assert (b.restocking_fee.amount, b.total.amount) == (fee, 1000 - fee)
+    assert [line.restocking_fee.amount for line in b.lines] == [fee]
+
+
+def test_units_with_different_fees_each_round_on_their_own_and_a_partial_refund_takes_the_cheapest():
+    order = make_order(currency="JPY", lines=[("L1", 3, 5)], shipping=0)
+    ret = make_return(order, ("L1", 3, BUYER_REASON),
+                      received=[("L1", 1, "used", 30), ("L1", 1, "sellable", 0), ("L1", 1, "opened", 10)])
+    assert refundable_units(ret)["L1"].by_fee == ((0, 1), (10, 1), (30, 1))
+    # 0.5 yen rounds up to 1, 1.5 yen to 2: 3, where 40 % of 5 yen on one rounding would be 2.
+    assert return_refund(ret, order.shipping_paid).restocking_fee.amount == 3
+    assert return_refund(ret, order.shipping_paid, lines=[LineChoice("L1", 2)]).restocking_fee.amount == 1
 
 
 def test_fee_only_on_buyer_fault_lines_of_a_mixed_return():
@@ -161,7 +185,7 @@ def test_partial_quantity_leaves_out_fee_bearing_units_first(quantity, fee):
     order = make_order(lines=[("L1", 3, 1000)])
     ret = make_return(order, ("L1", 3, BUYER_REASON), restocking=10,
                       received=[("L1", 1, "sellable"), ("L1", 2, "opened")])
-    assert refundable_units(ret)["L1"].fee_bearing == 2
+    assert refundable_units(ret)["L1"].by_fee == ((0, 1), (10, 2))
     b = return_refund(ret, order.shipping_paid, lines=[LineChoice("L1", quantity)])
     assert b.items.amount == 1000 * quantity
     assert b.restocking_fee.amount == fee

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from zoneinfo import ZoneInfo
 
@@ -227,6 +228,30 @@ def test_the_refund_deadline_follows_the_marketplace_rules():
     longer = dataclasses.replace(RULES, refund_business_days=5)
     got = domain.receive(authorized(), body, SELLER, NOW, longer)  # Friday -> five days: Friday next week
     assert got.refund_due_at.astimezone(ZoneInfo("America/New_York")).date() == datetime(2025, 3, 14).date()
+
+
+@pytest.mark.parametrize(("l1", "l2", "percents"), [
+    ("opened", "used", ["15", "0"]),          # L2 is the seller's fault: never a fee
+    ("damaged_by_buyer", "opened", ["15", "0"]),
+    ("used", None, ["15", "0"]),              # L2 not listed: missing, no fee
+    ("sellable", "sellable", ["0", "0"]),
+    ("damaged_in_transit", "opened", ["0", "0"]),
+    ("wrong_item", "opened", ["0", "0"]),
+])
+def test_receive_puts_the_restocking_fee_that_applies_on_each_received_line(l1, l2, percents):
+    # The one place a fee is decided: the refunds service applies these percents as they are.
+    order = make_order()
+    request = make_request(order, ("L1", 2, "NO_LONGER_NEEDED"), ("L2", 1, "DEFECTIVE"))
+    ret = open_return(order, request, return_id="ret_1", policy=policy(restocking_fee_percent=15), rules=RULES,
+                      already_returned={}, buyer_flagged=False, actor=BUYER, now=NOW - timedelta(hours=1))[0][1]
+    ret = domain.authorize(ret, AuthorizeBody(), SELLER, NOW, RULES)
+    lines = [{"line_id": "L1", "quantity": 2, "condition": l1}]
+    if l2 is not None:
+        lines.append({"line_id": "L2", "quantity": 1, "condition": l2})
+    got = domain.receive(ret, ReceiveBody(lines=lines), SELLER, NOW, RULES)
+    assert ret.policy.restocking_fee_percent == 15
+    assert [(r.line_id, r.restocking_fee_percent) for r in got.receipt.lines] == [
+        ("L1", Decimal(percents[0])), ("L2", Decimal(percents[1]))]
 
 
 def test_receive_records_unlisted_lines_as_missing():

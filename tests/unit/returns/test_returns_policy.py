@@ -1,26 +1,27 @@
-"""The marketplace rules and seller policy (SPEC §3–4)."""
+"""The marketplace rules and seller policy (docs/product.md §3–4)."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
 
-from shared.models import Fault, ReasonCode, ReturnLine
+from shared.models import Fault, ItemCondition, PolicySnapshot, ReasonCode, ReturnLine
 from shared.money import Money
-from services.returns.policy import (check_policy, days_since_delivery, in_window, invalid_rejection,
-                                     is_high_value, is_whole_order, may_auto_authorize, overall_fault,
-                                     qualifies_for_returnless, return_shipping_payer, seller_must_pay_shipping)
+from services.returns.policy import (DEFAULT_RULES, MarketplaceRules, SellerPolicy, check_policy,
+                                     days_since_delivery, fault_of, in_window, invalid_rejection, is_high_value,
+                                     is_whole_order, may_auto_authorize, overall_fault, qualifies_for_returnless,
+                                     restocking_fee_percent, return_shipping_payer, seller_must_pay_shipping)
 from services.returns.settings import ReturnsSettings
-from services.returns.policy import MarketplaceRules, SellerPolicy
 from tests.unit.returns.builders import RULES, make_order, policy
 
 
 def line(amount: int = 1000, quantity: int = 1, reason: ReasonCode = ReasonCode.NO_LONGER_NEEDED,
          currency: str = "USD", line_id: str = "L1") -> ReturnLine:
     return ReturnLine(line_id=line_id, sku="S", title="T", category="kitchen", quantity=quantity,
-                      unit_price=Money(amount=amount, currency=currency), reason_code=reason, fault=reason.fault)
+                      unit_price=Money(amount=amount, currency=currency), reason_code=reason, fault=fault_of(reason))
 
 
 # ---- seller policy against the marketplace minimums ------------------------------------------
@@ -61,6 +62,23 @@ def test_durations_from_the_environment_in_seconds_or_iso(monkeypatch):
     settings = ReturnsSettings()
     assert settings.response_deadline == timedelta(hours=2) and settings.reminder_lead == timedelta(minutes=10)
     assert settings.job_interval == timedelta(milliseconds=500) and settings.port == 8001
+
+
+def test_the_marketplace_rules_as_shipped():
+    # docs/product.md §3; the settings' defaults and a seller's default window are these, not copies.
+    assert (DEFAULT_RULES.return_window_days, DEFAULT_RULES.response_deadline, DEFAULT_RULES.reminder_lead,
+            DEFAULT_RULES.authorization_validity, DEFAULT_RULES.refund_business_days,
+            DEFAULT_RULES.max_restocking_fee_percent) == (30, timedelta(hours=48), timedelta(hours=12),
+                                                          timedelta(days=30), 2, Decimal(50))
+    assert MarketplaceRules.from_settings(ReturnsSettings()) == DEFAULT_RULES
+    assert SellerPolicy().return_window_days == 30
+
+
+def test_the_restocking_fee_cap_comes_from_settings():
+    rules = MarketplaceRules.from_settings(ReturnsSettings(max_restocking_fee_percent=Decimal(20)))
+    assert [p.field for p in check_policy(policy(restocking_fee_percent=Decimal("20.5")), rules)] == [
+        "restocking_fee_percent"]
+    assert check_policy(policy(restocking_fee_percent=Decimal(20)), rules) == []
 
 
 def test_rules_come_from_settings():
@@ -121,7 +139,7 @@ def test_fault_is_the_sellers_as_soon_as_one_line_is():
 @pytest.mark.parametrize("reason", list(ReasonCode))
 def test_every_reason_has_its_fault(reason):
     buyer_reasons = {"NO_LONGER_NEEDED", "ORDERED_BY_MISTAKE", "BETTER_PRICE_FOUND", "DONT_KNOW_HOW_TO_USE"}
-    assert reason.fault == (Fault.BUYER if reason.value in buyer_reasons else Fault.SELLER)
+    assert fault_of(reason) == (Fault.BUYER if reason.value in buyer_reasons else Fault.SELLER)
 
 
 @pytest.mark.parametrize("fault, country, chooses, payer", [
@@ -137,6 +155,29 @@ def test_who_pays_return_shipping(fault, country, chooses, payer):
 
 def test_uk_marketplace_country_is_gb():
     assert not seller_must_pay_shipping(Fault.BUYER, "GB", "UK")
+
+
+# ---- the restocking fee ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("condition", list(ItemCondition))
+@pytest.mark.parametrize("fault", list(Fault))
+def test_a_restocking_fee_applies_only_when_the_buyer_is_at_fault_and_the_item_came_back_worn(fault, condition):
+    worn = {"opened", "used", "damaged_by_buyer"}
+    snapshot = PolicySnapshot(refund_mode="auto", restocking_fee_percent=Decimal("12.5"))
+    expected = Decimal("12.5") if fault == Fault.BUYER and condition.value in worn else Decimal(0)
+    assert restocking_fee_percent(fault, condition, snapshot, RULES) == expected
+
+
+@pytest.mark.parametrize(("snapshot", "cap", "applied"), [
+    ("50", "50", "50"),
+    ("80", "50", "50"),   # a return snapshot above the cap (a policy stored before the cap was lowered)
+    ("40", "30", "30"),   # the cap of this deployment, not a literal
+    ("0", "50", "0"),
+])
+def test_the_fee_applied_at_receipt_never_exceeds_the_marketplace_cap(snapshot, cap, applied):
+    rules = dataclasses.replace(RULES, max_restocking_fee_percent=Decimal(cap))
+    policy_snapshot = PolicySnapshot(refund_mode="auto", restocking_fee_percent=Decimal(snapshot))
+    assert restocking_fee_percent(Fault.BUYER, ItemCondition.USED, policy_snapshot, rules) == Decimal(applied)
 
 
 # ---- automatic decisions --------------------------------------------------------------------

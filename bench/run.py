@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import platform
@@ -104,18 +105,11 @@ async def wait_for_orders(config: StackConfig, timeout: float = 300) -> None:
 
 
 def subscriber_counts() -> Counter[str]:
-    """How many services consume each event type, read from their own subscription lists."""
-    from services.metrics.handlers import Handlers as MetricsHandlers
-    from services.notifications.decisions import SUBSCRIBED_TYPES
-    from services.refunds.handlers import subscriptions as refund_subscriptions
-    from services.returns.handlers import SUBSCRIPTIONS
-
+    """How many services consume each event type, read from their SUBSCRIPTIONS lists."""
     counts: Counter[str] = Counter()
-    for types in ([s.event_type for s in SUBSCRIPTIONS],
-                  [s.event_type for s in refund_subscriptions(None, None)],  # type: ignore[arg-type]
-                  list(SUBSCRIBED_TYPES),
-                  [t for t, _, exchange in MetricsHandlers(None, None).subscriptions("orders") if exchange is None]):  # type: ignore[arg-type]
-        counts.update(set(types))
+    for service in SERVICES:
+        handlers = importlib.import_module(f"services.{service}.handlers")
+        counts.update({subscription.event_type for subscription in handlers.SUBSCRIPTIONS})
     return counts
 
 

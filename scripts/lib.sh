@@ -13,8 +13,12 @@ LOGS="$LOCAL/logs"
 RUN="$LOCAL/run"
 BIN="$LOCAL/bin"
 
+# Every port and variable is described in docs/configuration.md ("Local infrastructure");
+# scripts/infra-up validates them before it starts anything.
 AMQP_PORT="${AMQP_PORT:-5672}"
 RABBITMQ_MGMT_PORT="${RABBITMQ_MGMT_PORT:-15672}"
+# The node's Erlang distribution port; empty = chosen by infra-up (AMQP_PORT + 20000 when usable).
+RABBITMQ_DIST_PORT="${RABBITMQ_DIST_PORT:-}"
 RABBITMQ_NODE="${RABBITMQ_NODE:-returns-$AMQP_PORT@localhost}"
 MONGO_PORT="${MONGO_PORT:-27017}"
 SMTP_PORT="${SMTP_PORT:-1025}"
@@ -48,6 +52,26 @@ port_in_use() {  # something accepts TCP connections on 127.0.0.1:PORT
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+is_port() {  # a whole number from 1 to 65535
+    [[ "$1" =~ ^[1-9][0-9]{0,4}$ ]] && (($1 <= 65535))
+}
+
+# The range rabbitmqctl and the other CLI tools take their own distribution port from
+# (RABBITMQ_CTL_DIST_PORT_MIN..MAX): a node must not listen there.
+RABBITMQ_CTL_DIST_PORTS=(35672 35682)
+
+# ephemeral_range: "LOW HIGH", the ports the kernel hands out to outgoing connections; a fixed
+# listening port inside it can be taken by any client at any time.
+ephemeral_range() {
+    local range
+    range="$(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)" || range="32768 60999"
+    echo $range  # one space between the two numbers
+}
+
+# crash_reason DUMP: the "Slogan" of an Erlang crash dump (why the VM stopped), shortened.
+crash_reason() {
+    sed -n 's/^Slogan: //p' "$1" 2>/dev/null | head -n 1 | cut -c1-500
+}
 # wait_for NAME LOGFILE COMMAND...: retry COMMAND until it succeeds; fail after $INFRA_TIMEOUT s,
 # showing the end of the server's log.
 wait_for() {

@@ -6,8 +6,9 @@ Topology of one service (`q` = queue_name, the service name unless told otherwis
   q.dead       classic queue of parked messages; see shared.deadletters to list and replay them
 
 A failing handler is retried once per delay, then parked. A failure retrying cannot cure (the
-event's data fails the handler's pydantic model, or the handler raises PermanentError) is parked
-at once. The `x-attempt` header is read as untrusted input: clamped to 0..len(retry delays).
+event's data fails its pydantic model, see shared.messaging.Subscription, or the handler raises
+PermanentError) is parked at once. The `x-attempt` header is read as untrusted input: clamped to
+0..len(retry delays).
 
 Handlers MUST be idempotent. The inbox records an event id only after its handler returned, so a
 crash between the handler's effect and the inbox insert delivers the event again; the inbox only
@@ -54,7 +55,7 @@ class PermanentError(Exception):
 
 def is_permanent(exc: BaseException) -> bool:
     """A failure that would fail the same way on every retry: the event's data failing a pydantic
-    model (handlers validate `event.data` first), or a PermanentError."""
+    model (shared.messaging validates `event.data` before the handler runs), or a PermanentError."""
     return isinstance(exc, PermanentError | ValidationError)
 
 

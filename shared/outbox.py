@@ -21,11 +21,11 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import ReturnDocument
 
-from shared.bus import EventBus, loggable
+from shared.bus import loggable
 from shared.clock import Clock, SystemClock
 from shared.events import CloudEvent
 from shared.periodic import Periodic, backoff_seconds
@@ -68,12 +68,20 @@ def with_outbox(update: dict[str, Any], events: Iterable[CloudEvent], exchange: 
     return merged
 
 
+class Publisher(Protocol):
+    """What the relay publishes through: an EventBus, or shared.messaging.Announcer around one."""
+
+    service: str
+
+    async def publish(self, event: CloudEvent, *, exchange: str | None = None) -> None: ...
+
+
 def _due(now: datetime) -> dict[str, Any]:
     return {"$or": [{LEASE: {"$exists": False}}, {LEASE: {"$lt": now}}]}
 
 
 class OutboxRelay:
-    def __init__(self, bus: EventBus, collections: Sequence[Any], *, poll_interval: float = 0.5,
+    def __init__(self, bus: Publisher, collections: Sequence[Any], *, poll_interval: float = 0.5,
                  lease_seconds: float = 30.0, clock: Clock | None = None, batch_size: int = 100,
                  concurrency: int = 16, max_backoff: float = 60.0) -> None:
         self.bus, self.collections = bus, list(collections)

@@ -57,7 +57,7 @@ FIELD_NOTES: dict[str, str] = {
     "service_name": "Service name: JWT audience, queue names, default database. Don't change it in production.",
     "host": "Interface to listen on (the container image sets `0.0.0.0`).",
     "port": "HTTP port.",
-    "mongodb_url": "MongoDB connection string; a replica set in production (`?replicaSet=rs0`).",
+    "mongodb_url": "MongoDB connection string; in production a replica set with an explicit write concern (`?replicaSet=rs0&w=majority&journal=true`, docs/operations.md).",
     "amqp_url": "RabbitMQ URL with this service's own user (`amqp://returns:...@rabbitmq:5672/`).",
     "exchange": "Topic exchange of the platform's events.",
     "orders_exchange": "Topic exchange on which the upstream order system publishes `order.delivered`.",
@@ -103,6 +103,37 @@ described in docs/operations.md.
 """
 
 
+# The local servers (scripts/infra-up, scripts/lib.sh); not settings of the services, so written here.
+LOCAL_INFRASTRUCTURE = """\
+## Local infrastructure (`scripts/infra-up`)
+
+Read by `scripts/infra-up` and `scripts/infra-down` (`scripts/lib.sh`), not by the services: the
+servers started on this machine for development and tests ([deploy/local/README.md](../deploy/local/README.md)).
+Every port is checked before anything starts: a whole number from 1 to 65535, no two the same, and
+RabbitMQ's distribution port usable. A bad one stops infra-up at once with the variable's name;
+`scripts/infra-up --check` only checks and prints them. All servers listen on 127.0.0.1. Setting the
+ports runs a second stack beside the first; `.local/env` describes the last one started.
+
+| variable | default | meaning |
+|---|---|---|
+| `AMQP_PORT` | `5672` | RabbitMQ's AMQP port; also names the node (`returns-<AMQP_PORT>@localhost`). |
+| `RABBITMQ_DIST_PORT` | `AMQP_PORT + 20000` when usable | The node's Erlang distribution port (`rabbitmqctl` reaches the node there). It must be at most 65535, outside 35672-35682 (the CLI tools' own range) and free. Unset, infra-up uses `AMQP_PORT + 20000` (25672 for 5672) when that is usable and outside the ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`, 32768-60999 here, where any outgoing connection may take a port), otherwise the first usable port from `20000 + AMQP_PORT % 10000` up, below that range if possible. |
+| `RABBITMQ_MGMT_PORT` | `15672` | Port of the management UI (guest/guest). The UI is started only when this port is free; the banner and `.local/env` (`RABBITMQ_MGMT_URL`) show it only when infra-up started it. |
+| `RABBITMQ_MANAGEMENT` | `1` | `0`: start RabbitMQ without the management plugin. |
+| `RABBITMQ_NODE` | `returns-<AMQP_PORT>@localhost` | Node name. The node runs as the `rabbitmq` user with its data in `.local/rabbitmq/` and its log in `.local/logs/rabbitmq.log`; if that user cannot reach the checkout (a folder above it is private, e.g. mode 0700), in `/var/lib/rabbitmq/<node>/` instead. |
+| `MONGO_PORT` | `27017` | MongoDB-wire server (mongo-java-server; H2 file `.local/mongo/<MONGO_PORT>.mv`). |
+| `LOCAL_MONGO` | `mongo-java-server` | `ferretdb`: start the FerretDB candidate instead (comparison only). |
+| `SMTP_PORT` | `1025` | SMTP sink. |
+| `MAIL_HTTP_PORT` | `1080` | The sink's JSON listing of received mail (`/messages`); skipped when taken. |
+| `STRIPE_HTTP_PORT` | `12111` | stripe-mock, HTTP. |
+| `STRIPE_HTTPS_PORT` | `12112` | stripe-mock, HTTPS. |
+| `INFRA_TIMEOUT` | `90` | Seconds to wait for each server to answer. A RabbitMQ node that dies at boot fails at once instead, with the reason from its crash dump. |
+
+The services' own ports are `PORT` above (8001-8004); `scripts/run-services` sets them from
+`RETURNS_PORT`, `REFUNDS_PORT`, `NOTIFICATIONS_PORT` and `METRICS_PORT`.
+"""
+
+
 def configuration_document(services: dict[str, type[CommonSettings]]) -> str:
     common = CommonSettings.model_fields
     parts = [CONFIGURATION_INTRO, "## Every service\n", "| variable | type | default | meaning |",
@@ -116,4 +147,5 @@ def configuration_document(services: dict[str, type[CommonSettings]]) -> str:
                 f"`{name.upper()}` = {_default(cls.model_fields[name])}" for name in sorted(changed)) + ".\n")
         if own:
             parts += ["| variable | type | default | meaning |", "|---|---|---|---|", *_rows(own), ""]
+    parts.append(LOCAL_INFRASTRUCTURE)
     return "\n".join(parts).rstrip() + "\n"

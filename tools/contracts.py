@@ -5,8 +5,8 @@
     uv run python -m tools.contracts --check   # exit 1 and name every stale document
 
 Every event type (its data model, publisher, exchange, title and summary) comes from the registry
-`shared.events.EVENT_TYPES`; who consumes what is read from each service's handlers. The documents
-follow the code.
+`shared.events.EVENT_TYPES`; who consumes what from the `SUBSCRIPTIONS` list in each
+services/<name>/handlers.py. The documents follow the code.
 """
 from __future__ import annotations
 
@@ -72,59 +72,15 @@ def contract_settings(service: str) -> CommonSettings:
     return cls(jwt_algorithm="HS256", jwt_secret="contract-generation-placeholder-key-0000000000")
 
 
-def _placeholder_args(function: Any) -> list[Any]:
-    """Arguments to call a subscriptions factory with: the orders exchange by name, None otherwise
-    (factories only close over their dependencies; nothing is called until an event arrives)."""
-    args = []
-    for name, parameter in inspect.signature(function).parameters.items():
-        if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        if name == "orders_exchange":
-            args.append(ORDERS_EXCHANGE)
-        elif parameter.default is inspect.Parameter.empty:
-            args.append(None)
-        else:
-            break
-    return args
-
-
-def _subscription(item: Any) -> tuple[str, str]:
-    if isinstance(item, tuple):
-        return item[0], (item[2] if len(item) > 2 and item[2] else EXCHANGE)
-    exchange = ORDERS_EXCHANGE if getattr(item, "from_orders", False) else getattr(item, "exchange", None)
-    return item.event_type, exchange or EXCHANGE
-
-
 def code_subscriptions(service: str) -> dict[str, str]:
-    """event type -> exchange, as the service's handlers subscribe at start-up.
-
-    services/<name>/handlers.py exposes its subscriptions as a module-level SUBSCRIPTIONS list, a
-    `subscriptions(...)` factory function, or a handlers class with a `subscriptions(...)` method;
-    items are objects with `event_type` (and `exchange` or `from_orders`) or (type, handler[,
-    exchange]) tuples. Factories are called with placeholders, classes read without construction.
-    """
+    """event type -> exchange, from the `SUBSCRIPTIONS` list in services/<service>/handlers.py."""
     module = importlib.import_module(f"services.{service}.handlers")
-    listed = getattr(module, "SUBSCRIPTIONS", None)
-    factory = getattr(module, "subscriptions", None)
-    if listed is None and inspect.isfunction(factory):
-        listed = factory(*_placeholder_args(factory))
-    if listed is None:
-        for obj in vars(module).values():
-            if inspect.isclass(obj) and obj.__module__ == module.__name__ and callable(getattr(obj, "subscriptions", None)):
-                instance = obj.__new__(obj)  # subscriptions() only names bound methods; no state needed
-                listed = instance.subscriptions(*_placeholder_args(obj.subscriptions))
-                break
-    if listed is None:
-        raise LookupError(f"services.{service}.handlers exposes no subscriptions")
-    return dict(_subscription(item) for item in listed)
+    return {subscription.event_type: subscription.exchange for subscription in module.SUBSCRIPTIONS}
 
 
 def consumers() -> dict[str, dict[str, str]]:
-    """service -> {event type -> exchange}."""
-    out: dict[str, dict[str, str]] = {}
-    for service in SERVICES:
-        out[service] = code_subscriptions(service)
-    return out
+    """service -> {event type -> exchange} of every platform service."""
+    return {service: code_subscriptions(service) for service in SERVICES}
 
 
 def example_event(event_type: str) -> dict[str, Any]:

@@ -3,22 +3,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
 from services.metrics import api
 from services.metrics.abuse import Thresholds
 from services.metrics.flags import BuyerFlags
-from services.metrics.handlers import Handlers
+from services.metrics.handlers import SUBSCRIPTIONS
 from services.metrics.jobs import flag_review
 from services.metrics.reports import Reports
 from services.metrics.settings import Settings
 from services.metrics.store import MetricsStore
-from shared.bus import EventBus
 from shared.clock import Clock, clock_from_env
+from shared.messaging import Messaging
 from shared.mongo import connect, ping
 from shared.observability import add_readiness_check
-from shared.outbox import OutboxRelay
 from shared.service import create_service_app
 
 
@@ -34,34 +34,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     @asynccontextmanager
     async def wiring(app: FastAPI) -> AsyncIterator[None]:
         client, db = connect(settings.mongodb_url, settings.database_name)
-        bus = relay = review = None
         try:
             store = MetricsStore(db)
             await store.create_indexes()
-            bus = EventBus.from_settings(settings, inbox=store.inbox)
-            await bus.connect()
-            # The relay's leases are operational time, not the (possibly moved) business clock.
-            relay = OutboxRelay(bus, [store.buyers], poll_interval=settings.outbox_poll_ms / 1000)
-            flags = BuyerFlags(store, thresholds(settings), clock, on_change=relay.wake)
-            handlers = Handlers(store, flags)
-            for event_type, handler, exchange in handlers.subscriptions(settings.orders_exchange):
-                bus.subscribe(event_type, handler, exchange=exchange)
-            await relay.start()
-            await bus.start()
-            review = flag_review(flags, settings.flag_sweep_interval_s)
-            review.start()
+            messaging = Messaging.from_settings(settings, inbox=store.inbox, outboxes=[store.buyers])
+            app.state.bus = messaging.bus
+            flags = BuyerFlags(store, thresholds(settings), clock, on_change=messaging.relay.wake)
             app.state.reports = Reports(store, flags, settings, clock)
-            app.state.bus = bus
-            add_readiness_check(app, "mongodb", lambda: ping(db))
-            add_readiness_check(app, "amqp", lambda: not bus.connection.is_closed)
-            yield
+            add_readiness_check(app, "mongodb", partial(ping, db))
+            review = flag_review(flags, settings.flag_sweep_interval_s)
+            async with messaging.running(SUBSCRIPTIONS, flags, jobs=[review]):
+                yield
         finally:
-            if review is not None:
-                await review.stop()
-            if relay is not None:
-                await relay.stop()
-            if bus is not None:
-                await bus.close()
             client.close()
 
     return create_service_app(settings, title="Metrics", version="1.0.0",

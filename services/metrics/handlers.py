@@ -2,59 +2,70 @@
 
 Re-assessing on every event (not only when a fact changed) is what makes a crash between the fact
 write and the flag write harmless: the redelivered event settles the flag.
+
+Metrics counts every registered event type by the model of its data (COUNTED), except those named
+in IGNORED with the reason. So a new `return.*` type is counted with no edit here, and a type with
+a new kind of data stops the service from starting until it is counted or ignored.
 """
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel
 
 from services.metrics import telemetry
 from services.metrics.facts import delivery_fact, refund_fact, return_fact
 from services.metrics.flags import BuyerFlags
-from services.metrics.store import MetricsStore
-from shared.events import CloudEvent
+from shared.events import EVENT_TYPES, CloudEvent, EventType
+from shared.messaging import Subscription
 from shared.models import Notification, Order, Refund, Return
-
-RETURN_EVENTS = ("return.created", "return.authorized", "return.rejected", "return.closed",
-                 "return.shipped", "return.received", "return.expired", "return.feedback_received")
-REFUND_EVENTS = ("return.refunded", "refund.issued", "refund.failed")
-ORDER_EVENTS = ("order.delivered",)  # on the orders exchange
-NOTIFICATION_EVENTS = ("notification.sent", "notification.failed")
 
 
 def _count(event: CloudEvent, applied: bool) -> None:
     telemetry.events_applied.labels(event.type, "applied" if applied else "stale").inc()
 
 
-class Handlers:
-    def __init__(self, store: MetricsStore, flags: BuyerFlags) -> None:
-        self.store, self.flags = store, flags
+async def return_changed(flags: BuyerFlags, event: CloudEvent, ret: Return) -> None:
+    _count(event, await flags.store.record_return(return_fact(ret)))
+    # The standing counts returns by creation time and order only: later transitions of a
+    # return cannot change it, and return.created always comes (perhaps late) to settle it.
+    if event.type == "return.created":
+        await flags.settle(ret.buyer.id)
 
-    async def on_return(self, event: CloudEvent) -> None:
-        ret = event.typed()
-        assert isinstance(ret, Return)
-        _count(event, await self.store.record_return(return_fact(ret)))
-        # The standing counts returns by creation time and order only: later transitions of a
-        # return cannot change it, and return.created always comes (perhaps late) to settle it.
-        if event.type == "return.created":
-            await self.flags.settle(ret.buyer.id)
 
-    async def on_refund(self, event: CloudEvent) -> None:
-        refund = event.typed()
-        assert isinstance(refund, Refund)
-        _count(event, await self.store.record_refund(refund_fact(refund)))
+async def refund_changed(flags: BuyerFlags, event: CloudEvent, refund: Refund) -> None:
+    _count(event, await flags.store.record_refund(refund_fact(refund)))
 
-    async def on_order_delivered(self, event: CloudEvent) -> None:
-        order = event.typed()
-        assert isinstance(order, Order)
-        _count(event, await self.store.record_delivery(delivery_fact(order, event.sequence)))
-        await self.flags.settle(order.buyer.id)
 
-    async def on_notification(self, event: CloudEvent) -> None:
-        note = event.typed()
-        assert isinstance(note, Notification)
-        _count(event, await self.store.record_notification(note))
+async def order_delivered(flags: BuyerFlags, event: CloudEvent, order: Order) -> None:
+    _count(event, await flags.store.record_delivery(delivery_fact(order, event.sequence)))
+    await flags.settle(order.buyer.id)
 
-    def subscriptions(self, orders_exchange: str) -> list[tuple[str, object, str | None]]:
-        """(event type, handler, exchange or None for the returns exchange), read at start-up."""
-        return ([(t, self.on_return, None) for t in RETURN_EVENTS]
-                + [(t, self.on_refund, None) for t in REFUND_EVENTS]
-                + [(t, self.on_notification, None) for t in NOTIFICATION_EVENTS]
-                + [(t, self.on_order_delivered, orders_exchange) for t in ORDER_EVENTS])
+
+async def notification_settled(flags: BuyerFlags, event: CloudEvent, note: Notification) -> None:
+    _count(event, await flags.store.record_notification(note))
+
+
+# data model -> the handler that counts events carrying it
+COUNTED: Mapping[type[BaseModel], Callable[..., Any]] = {
+    Return: return_changed, Refund: refund_changed, Order: order_delivered, Notification: notification_settled}
+
+# event type -> why metrics does not count it
+IGNORED: Mapping[str, str] = {
+    "seller.response_due_soon": "a reminder: the return itself did not change",
+    "buyer.flagged": "metrics' own announcement",
+    "buyer.unflagged": "metrics' own announcement",
+}
+
+
+def _subscription(registered: EventType) -> Subscription[BuyerFlags, Any]:
+    handler = COUNTED.get(registered.data)
+    if handler is None:
+        raise LookupError(f"metrics neither counts nor ignores {registered.name!r} "
+                          f"({registered.data.__name__}): add it to COUNTED or IGNORED")
+    return Subscription(registered.name, handler)
+
+
+SUBSCRIPTIONS: list[Subscription[BuyerFlags, Any]] = [
+    _subscription(registered) for registered in EVENT_TYPES.values() if registered.name not in IGNORED]

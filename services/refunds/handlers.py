@@ -1,18 +1,17 @@
-"""Event type -> one small idempotent function each, and the subscriptions read at start-up."""
+"""Events the refunds service consumes: event type -> one small idempotent function each.
+
+Each handler gets the Refunds use cases, the envelope and the event's validated data
+(shared.messaging).
+"""
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from services.refunds.refunding import Refunds
-from services.refunds.store import RefundStore
-from shared.events import ORDERS_EXCHANGE, CloudEvent
+from shared.events import CloudEvent
+from shared.messaging import Subscription
 from shared.models import Order, Receipt, Return
-
-log = logging.getLogger(__name__)
-Handler = Callable[[CloudEvent], Awaitable[None]]
 
 
 class ReceivedReturn(Return):
@@ -25,35 +24,29 @@ class ReceivedReturn(Return):
     receipt: Receipt
 
 
-@dataclass(frozen=True)
-class Subscription:
-    event_type: str
-    handler: Handler
-    exchange: str | None = None  # None: the platform's returns.events
+async def order_delivered(refunds: Refunds, event: CloudEvent, order: Order) -> None:
+    await refunds.store.save_order(order)
 
 
-def subscriptions(store: RefundStore, refunds: Refunds, orders_exchange: str = ORDERS_EXCHANGE) -> list[Subscription]:
-    async def order_delivered(event: CloudEvent) -> None:
-        order = Order.model_validate(event.data)
-        await store.save_order(order)
+async def return_received(refunds: Refunds, event: CloudEvent, ret: ReceivedReturn) -> None:
+    await refunds.open_for_return(ret)
 
-    async def return_received(event: CloudEvent) -> None:
-        await refunds.open_for_return(ReceivedReturn.model_validate(event.data))
 
-    async def return_authorized(event: CloudEvent) -> None:
-        ret = Return.model_validate(event.data)
-        if ret.authorization is not None and ret.authorization.returnless:
-            await refunds.open_for_return(ret)
-        else:
-            await store.note_return(ret)
+async def return_authorized(refunds: Refunds, event: CloudEvent, ret: Return) -> None:
+    if ret.authorization is not None and ret.authorization.returnless:
+        await refunds.open_for_return(ret)
+    else:
+        await refunds.store.note_return(ret)
 
-    async def return_closed(event: CloudEvent) -> None:
-        # Remembered so that a returnless authorization arriving late is not refunded.
-        await store.note_return(Return.model_validate(event.data))
 
-    return [
-        Subscription("order.delivered", order_delivered, orders_exchange),
-        Subscription("return.received", return_received),
-        Subscription("return.authorized", return_authorized),
-        Subscription("return.closed", return_closed),
-    ]
+async def return_closed(refunds: Refunds, event: CloudEvent, ret: Return) -> None:
+    # Remembered so that a returnless authorization arriving late is not refunded.
+    await refunds.store.note_return(ret)
+
+
+SUBSCRIPTIONS: list[Subscription[Refunds, Any]] = [
+    Subscription("order.delivered", order_delivered),  # on the upstream orders exchange
+    Subscription("return.received", return_received, model=ReceivedReturn),
+    Subscription("return.authorized", return_authorized),
+    Subscription("return.closed", return_closed),
+]

@@ -1,4 +1,4 @@
-"""The returns service app: its lifespan wires store, bus, handlers, outbox relay and deadline job."""
+"""The returns service app: its lifespan wires store, lifecycle, messaging and the deadline job."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -8,12 +8,11 @@ from functools import partial
 from fastapi import FastAPI
 
 from shared import calendar
-from shared.bus import EventBus
 from shared.clock import Clock, clock_from_env
 from shared.idempotency import IdempotencyStore
+from shared.messaging import Messaging
 from shared.mongo import connect, ping
 from shared.observability import add_readiness_check
-from shared.outbox import OutboxRelay
 from shared.service import create_service_app
 from services.returns import api
 from services.returns.commands import Lifecycle
@@ -31,34 +30,23 @@ def create_app(settings: ReturnsSettings | None = None, clock: Clock | None = No
     @asynccontextmanager
     async def wiring(app: FastAPI) -> AsyncIterator[None]:
         client, db = connect(settings.mongodb_url, settings.database_name)
-        store = ReturnsStore(db, orders_exchange=settings.orders_exchange)
-        await store.ensure_indexes()
-        app.state.idempotency = IdempotencyStore(db, clock=clock)
-        await app.state.idempotency.ensure_indexes()
-        bus = app.state.bus = EventBus.from_settings(settings, inbox=db["inbox"], clock=clock)
-        # The relay's leases are operational time, not the (possibly moved) business clock.
-        relay = OutboxRelay(bus, [store.returns, store.orders], poll_interval=settings.outbox_poll_ms / 1000)
-        lifecycle = Lifecycle(store, MarketplaceRules.from_settings(settings), clock, on_commit=relay.wake)
-        app.state.lifecycle = lifecycle
-        job = DeadlineJob(lifecycle, interval=settings.job_interval, batch_size=settings.job_batch_size)
-        app.state.deadlines = job
-        add_readiness_check(app, "mongodb", partial(ping, db))
-        add_readiness_check(app, "amqp", lambda: bus.connection is not None and not bus.connection.is_closed)
-        calendar.preload()  # not inside the first receipt: see shared.calendar.preload
         try:
-            await bus.connect()
-            for sub in SUBSCRIPTIONS:
-                bus.subscribe(sub.event_type, partial(sub.handler, lifecycle),
-                              exchange=settings.orders_exchange if sub.from_orders else None)
-            await bus.start()
-            await relay.start()
-            if settings.jobs_enabled:
-                await job.start()
-            yield
+            store = ReturnsStore(db, orders_exchange=settings.orders_exchange)
+            await store.ensure_indexes()
+            app.state.idempotency = IdempotencyStore(db, clock=clock)
+            await app.state.idempotency.ensure_indexes()
+            messaging = Messaging.from_settings(settings, inbox=db["inbox"], outboxes=[store.returns, store.orders],
+                                                clock=clock)
+            app.state.bus = messaging.bus
+            lifecycle = app.state.lifecycle = Lifecycle(store, MarketplaceRules.from_settings(settings), clock,
+                                                        on_commit=messaging.relay.wake)
+            job = app.state.deadlines = DeadlineJob(lifecycle, interval=settings.job_interval,
+                                                    batch_size=settings.job_batch_size)
+            add_readiness_check(app, "mongodb", partial(ping, db))
+            calendar.preload()  # not inside the first receipt: see shared.calendar.preload
+            async with messaging.running(SUBSCRIPTIONS, lifecycle, jobs=[job] if settings.jobs_enabled else []):
+                yield
         finally:
-            await job.stop()
-            await relay.stop()
-            await bus.close()
             client.close()
 
     return create_service_app(settings, title="Returns", version="1.0.0",

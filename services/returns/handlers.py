@@ -1,51 +1,43 @@
-"""Events the returns service consumes: event type -> one small idempotent function each."""
+"""Events the returns service consumes: event type -> one small idempotent function each.
+
+Each handler gets the Lifecycle, the envelope and the event's validated data (shared.messaging).
+"""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import Any
 
 from shared.events import CloudEvent
+from shared.messaging import Subscription
 from shared.models import BuyerFlag, Order, Refund
 from services.returns.commands import Lifecycle
 
 log = logging.getLogger(__name__)
 
 
-async def order_delivered(lifecycle: Lifecycle, event: CloudEvent) -> None:
-    order = Order.model_validate(event.data)
+async def order_delivered(lifecycle: Lifecycle, event: CloudEvent, order: Order) -> None:
     created = await lifecycle.store.save_order(order)
     log.info("order snapshot stored", extra={"order_id": order.order_id, "new": created, "event_id": event.id})
 
 
-async def return_refunded(lifecycle: Lifecycle, event: CloudEvent) -> None:
-    refund = Refund.model_validate(event.data)
+async def return_refunded(lifecycle: Lifecycle, event: CloudEvent, refund: Refund) -> None:
     if refund.return_id is None:
         refund = refund.model_copy(update={"return_id": event.subject})
     await lifecycle.refunded(refund)
 
 
-async def refund_failed(lifecycle: Lifecycle, event: CloudEvent) -> None:
-    refund = Refund.model_validate(event.data)
+async def refund_failed(lifecycle: Lifecycle, event: CloudEvent, refund: Refund) -> None:
     if refund.return_id is not None:  # a direct refund of an order: no return to note it on
         await lifecycle.refund_failed(refund)
 
 
-async def buyer_flag_changed(lifecycle: Lifecycle, event: CloudEvent) -> None:
-    flag = BuyerFlag.model_validate(event.data)
+async def buyer_flag_changed(lifecycle: Lifecycle, event: CloudEvent, flag: BuyerFlag) -> None:
     if await lifecycle.store.save_buyer_flag(flag, event.sequence):
         log.info("buyer flag stored", extra={"buyer_id": flag.buyer_id, "flagged": flag.flagged})
 
 
-@dataclass(frozen=True)
-class Subscription:
-    event_type: str
-    handler: Callable[[Lifecycle, CloudEvent], Awaitable[None]]
-    from_orders: bool = False  # on the upstream orders exchange instead of the platform's
-
-
-SUBSCRIPTIONS = [
-    Subscription("order.delivered", order_delivered, from_orders=True),
+SUBSCRIPTIONS: list[Subscription[Lifecycle, Any]] = [
+    Subscription("order.delivered", order_delivered),  # on the upstream orders exchange
     Subscription("return.refunded", return_refunded),
     Subscription("refund.failed", refund_failed),
     Subscription("buyer.flagged", buyer_flag_changed),

@@ -21,6 +21,13 @@ def test_architecture_has_the_pictures():
     assert {"flowchart", "stateDiagram-v2"} <= kinds
 
 
+def test_architecture_names_files_that_exist():
+    """The files "adding an event type" sends a reader to are really there."""
+    named = set(re.findall(r"`((?:shared|services|tools|tests)/[\w/]+\.py)`", text("architecture.md")))
+    assert "shared/events.py" in named and "services/metrics/handlers.py" in named
+    assert not [path for path in named if not (ROOT / path).is_file()]
+
+
 def test_subscriber_guide_lists_every_event_type():
     guide = text("subscribers.md")
     missing = [event_type for event_type in EVENT_TYPES if f"`{event_type}`" not in guide]

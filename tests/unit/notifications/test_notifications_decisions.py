@@ -5,9 +5,11 @@ import pytest
 
 from services.notifications.decisions import RULES, SUBSCRIBED_TYPES, TEMPLATES, decide
 from services.notifications.facts import TEMPLATE_LOCALES
+from services.notifications.handlers import IGNORED, SUBSCRIPTIONS
 from services.notifications.rendering import TEMPLATES_DIR
 from services.notifications.samples import sample_data
 from shared.events import EVENT_TYPES
+from shared.models import Refund, Return
 
 
 @pytest.mark.parametrize(("event_type", "options", "expected"), [
@@ -40,9 +42,11 @@ def test_events_outside_the_table_send_nothing() -> None:
 
 
 def test_subscriptions_cover_every_return_and_refund_event_that_can_send() -> None:
-    sending = {t for t in EVENT_TYPES
-               if t.startswith(("return.", "refund.")) or t == "seller.response_due_soon"}
-    assert set(SUBSCRIBED_TYPES) == sending - {"return.feedback_received"}
+    """Every registered type carrying a Return or Refund is in the table or explicitly ignored."""
+    about_returns = {name for name, registered in EVENT_TYPES.items() if registered.data in (Return, Refund)}
+    assert set(SUBSCRIBED_TYPES) == about_returns - set(IGNORED)
+    assert set(IGNORED) <= about_returns and not set(IGNORED) & set(SUBSCRIBED_TYPES)
+    assert {s.event_type for s in SUBSCRIPTIONS} == set(SUBSCRIBED_TYPES)
     assert {rule.event_type for rule in RULES} <= set(EVENT_TYPES)
 
 

@@ -3,6 +3,7 @@ package local.mongowire;
 import java.util.List;
 
 import de.bwaldvogel.mongo.MongoDatabase;
+import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.Index;
 import de.bwaldvogel.mongo.backend.IndexKey;
@@ -10,14 +11,38 @@ import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 import de.bwaldvogel.mongo.backend.memory.MemoryDatabase;
+import io.netty.channel.Channel;
 import org.h2.mvstore.MVStore;
 
-/** The two backends, with their _id indexes wrapped in {@link IdLookupIndex}. */
+/**
+ * The two backends, with their _id indexes wrapped in {@link IdLookupIndex}; the H2 one commits
+ * every write before replying ({@link DurableCommits}).
+ */
 final class IdLookupBackends {
     private IdLookupBackends() {}
 
     static final class H2 extends H2Backend {
-        H2(MVStore store) { super(store); }
+        private final DurableCommits commits;
+
+        /** STORE opened by {@link DurableCommits#open}; FSYNC: fsync each commit (else every 0.5 s). */
+        H2(MVStore store, boolean fsync) {
+            super(store);
+            this.commits = new DurableCommits(store, fsync);
+        }
+
+        // Every command arrives here: OP_MSG through handleMessage, legacy OP_QUERY on $cmd directly.
+        // The wire handler sends the reply only after this returns.
+        @Override public Document handleCommand(Channel channel, String database, String command, Document query) {
+            if (!DurableCommits.isWrite(command, query)) {
+                return super.handleCommand(channel, database, command, query);
+            }
+            return commits.write(() -> super.handleCommand(channel, database, command, query));
+        }
+
+        @Override public void close() {
+            commits.close();
+            super.close();  // closes the MVStore
+        }
 
         @Override protected MongoDatabase openOrCreateDatabase(String name) {
             return new H2Db(name, getMvStore(), getCursorRegistry());

@@ -1,4 +1,4 @@
-"""Who is calling (SPEC §10): bearer-JWT verification, roles, acting-for, and the agent audit."""
+"""Who is calling (docs/product.md §10): bearer-JWT verification, roles, acting-for, and the agent audit."""
 from __future__ import annotations
 
 import logging

@@ -127,7 +127,7 @@ class OutboxRelay:
             doc = await collection.find_one_and_update(
                 {"_id": doc_id, PENDING: True, **_due(now)},
                 {"$set": {LEASE: now + self.lease, OWNER: self.owner}},
-                return_document=ReturnDocument.AFTER)  # no projection: FerretDB lacks it here
+                return_document=ReturnDocument.AFTER)
             if doc is None:
                 return 0  # another relay holds it, or it was drained meanwhile
             entries = doc.get(OUTBOX) or []

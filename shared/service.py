@@ -97,7 +97,7 @@ def create_service_app(settings: CommonSettings, *, title: str, version: str = "
     app.add_api_route("/metrics", metrics_endpoint(), methods=["GET"], include_in_schema=False)
     for router in routers:
         app.include_router(router)
-    # Every service consumes events: operators list and replay what it parked (SPEC §7). The
+    # Every service consumes events: operators list and replay what it parked (docs/product.md §7). The
     # service's lifespan puts its EventBus on app.state.bus.
     app.include_router(dead_letter_router(lambda: app.state.bus, require_roles(Role.AGENT)))
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]

@@ -122,7 +122,6 @@ ports runs a second stack beside the first; `.local/env` describes the last one 
 | `RABBITMQ_MANAGEMENT` | `1` | `0`: start RabbitMQ without the management plugin. |
 | `RABBITMQ_NODE` | `returns-<AMQP_PORT>@localhost` | Node name. The node runs as the `rabbitmq` user with its data in `.local/rabbitmq/` and its log in `.local/logs/rabbitmq.log`; if that user cannot reach the checkout (a folder above it is private, e.g. mode 0700), in `/var/lib/rabbitmq/<node>/` instead. |
 | `MONGO_PORT` | `27017` | MongoDB-wire server (mongo-java-server; H2 file `.local/mongo/<MONGO_PORT>.mv`). |
-| `LOCAL_MONGO` | `mongo-java-server` | `ferretdb`: start the FerretDB candidate instead (comparison only). |
 | `SMTP_PORT` | `1025` | SMTP sink. |
 | `MAIL_HTTP_PORT` | `1080` | The sink's JSON listing of received mail (`/messages`); skipped when taken. |
 | `STRIPE_HTTP_PORT` | `12111` | stripe-mock, HTTP. |

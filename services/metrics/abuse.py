@@ -1,4 +1,4 @@
-"""Buyer abuse rules (SPEC §9): a buyer's standing over the last N days, and when it flips. Pure."""
+"""Buyer abuse rules (docs/product.md §9): a buyer's standing over the last N days, and when it flips. Pure."""
 from __future__ import annotations
 
 from collections.abc import Iterable

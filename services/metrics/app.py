@@ -49,5 +49,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             client.close()
 
     return create_service_app(settings, title="Metrics", version="1.0.0",
-                              description="Seller performance, return rates and buyer abuse flags (SPEC §9).",
+                              description="Seller performance, return rates and buyer abuse flags (docs/product.md §9).",
                               routers=[api.router], lifespan=wiring)

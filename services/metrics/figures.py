@@ -1,4 +1,4 @@
-"""The seller and marketplace figures of SPEC §9, computed from facts for a period. Pure.
+"""The seller and marketplace figures of docs/product.md §9, computed from facts for a period. Pure.
 
 A period is half-open, [start, end). Per-return figures (rates, reasons, percentiles) cover the
 returns requested in the period, so a return is judged once, in the period it was requested.

@@ -44,9 +44,8 @@ class FlagState:
 
 
 class KeyedLock:
-    """One writer per key inside this process. Conditional updates already make replicas safe on
-    MongoDB; this also keeps one process exact on wire servers whose conditional updates are not
-    atomic (FerretDB), and spares retries when several events of one aggregate arrive together."""
+    """One writer per key inside this process. Conditional updates already make replicas safe; this
+    spares the retries when several events of one aggregate arrive together."""
 
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}

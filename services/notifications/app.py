@@ -1,4 +1,4 @@
-"""The notifications service: consumes return and refund events, emails buyers and sellers (SPEC §8)."""
+"""The notifications service: consumes return and refund events, emails buyers and sellers (docs/product.md §8)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -46,5 +46,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     return create_service_app(
         settings, title="Notifications", version="1.0.0",
-        description="Emails buyers and sellers at every step of a return (SPEC §8).",
+        description="Emails buyers and sellers at every step of a return (docs/product.md §8).",
         routers=[api.router], lifespan=wiring)

@@ -1,4 +1,4 @@
-"""Who hears what: the decision table of SPEC §8, as data.
+"""Who hears what: the decision table of docs/product.md §8, as data.
 
 Each rule reads: on `event_type`, when `when(data)` holds, email the `recipient` with `template`.
 `data` is the event's typed data (`Return` or `Refund`). Templates live under

@@ -1,4 +1,4 @@
-"""The Return (RMA) aggregate's state machine (SPEC §5): pure functions, each one transition.
+"""The Return (RMA) aggregate's state machine (docs/product.md §5): pure functions, each one transition.
 
 Each function takes the current `Return` and answers the next one (version + 1, a timeline entry)
 or raises `IllegalTransition` (409) / `PolicyViolation` (422 naming the field). No I/O here.

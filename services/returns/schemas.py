@@ -57,7 +57,7 @@ class AuthorizeBody(Body):
     carrier: Short | None = None
     tracking_number: Short | None = None
     label_url: Url | None = None
-    return_shipping_paid_by: Fault | None = Field(default=None, description="Defaults per SPEC §4.")
+    return_shipping_paid_by: Fault | None = Field(default=None, description="Defaults to who owes the return postage: the seller when at fault or when its return address is abroad, else the buyer.")
     return_postage: Money | None = Field(default=None, description="Unpaid labels: postage the buyer pays.")
     instructions: Note | None = None
     note: Note | None = None

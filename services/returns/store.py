@@ -24,7 +24,7 @@ __all__ = ["ReturnsStore", "DuplicateKeyError", "StoredPolicy"]
 
 
 def to_document(value: Any) -> Any:
-    """BSON has no Decimal everywhere we run (FerretDB lacks Decimal128): keep it as text."""
+    """Decimals are stored as text: exact, readable, and the same on every MongoDB-wire server."""
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dict):

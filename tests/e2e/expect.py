@@ -111,7 +111,7 @@ def expect_one_payment(stack: Stack, refund: dict[str, Any], payment_reference: 
 
 
 def assert_no_personal_data_in_logs(stack: Stack, *parties: Party) -> None:
-    """SPEC §8: no buyer address or name in logs."""
+    """docs/product.md §8: no buyer address or name in logs."""
     text = stack.logs_text()
     for party in parties:
         assert party.email not in text, f"{party.email} appears in the service logs"

@@ -1,6 +1,6 @@
 """A return's whole life through the public interfaces: the money, the states, the events, the emails.
 
-Amounts are worked out by hand from the order each test creates (SPEC §6).
+Amounts are worked out by hand from the order each test creates (docs/product.md §6).
 """
 from __future__ import annotations
 

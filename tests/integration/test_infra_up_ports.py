@@ -63,7 +63,7 @@ class Checkout:
         (self.root / "deploy").mkdir(parents=True)
         shutil.copytree(ROOT / "scripts", self.root / "scripts")
         shutil.copytree(ROOT / "deploy" / "local", self.root / "deploy" / "local",
-                        ignore=shutil.ignore_patterns("target", "ferretdb-local", "__pycache__"))
+                        ignore=shutil.ignore_patterns("target", "__pycache__"))
         (self.root / ".venv").symlink_to(ROOT / ".venv")
         self.nodes: list[str] = []
 

@@ -1,4 +1,4 @@
-"""The decision table: who hears what for each event (SPEC §8)."""
+"""The decision table: who hears what for each event (docs/product.md §8)."""
 from __future__ import annotations
 
 import pytest

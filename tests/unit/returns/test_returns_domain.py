@@ -1,4 +1,4 @@
-"""The Return state machine (SPEC §5): every transition from every status, and what each records."""
+"""The Return state machine (docs/product.md §5): every transition from every status, and what each records."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,4 @@
-"""Bearer-JWT verification, roles and acting-for (SPEC §10)."""
+"""Bearer-JWT verification, roles and acting-for (docs/product.md §10)."""
 from __future__ import annotations
 
 import base64

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.refunds.errors import RefundNotFound
 from services.refunds.refunding import Refunds
-from services.refunds.schemas import RefundRequest
+from services.refunds.schemas import RefundFilter, RefundRequest
 from services.refunds.store import RefundStore
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.http import Unprocessable
@@ -70,17 +70,15 @@ async def list_refunds(principal: CurrentPrincipal, store: StoreDep,
                        seller_id: Annotated[Id | None, Query()] = None,
                        status: Annotated[RefundStatus | None, Query()] = None,
                        cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT) -> Page[Refund]:
-    filters: dict[str, str] = {}
-    for name, value in (("return_id", return_id), ("order_id", order_id), ("seller.id", seller_id),
-                        ("status", status.value if status else None)):
-        if value is not None:
-            filters[name] = value
     actor = principal.actor
+    buyer_id: str | None = None
     # Buyers and sellers list only their own; asking for someone else's finds nothing.
     if principal.is_seller:
         if seller_id not in (None, actor.id):
             return Page[Refund](items=[])
-        filters["seller.id"] = actor.id
+        seller_id = actor.id
     elif principal.is_buyer:
-        filters["buyer.id"] = actor.id
-    return await store.page(filters, cursor, limit)
+        buyer_id = actor.id
+    wanted = RefundFilter(return_id=return_id, order_id=order_id, buyer_id=buyer_id, seller_id=seller_id,
+                          status=status)
+    return await store.page(wanted, cursor, limit)

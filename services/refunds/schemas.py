@@ -1,10 +1,26 @@
-"""Bodies of the refunds API."""
+"""Bodies of the refunds API and its list's filter."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from shared.models import Id
+from shared.models import Id, RefundStatus
 from shared.money import Money
+
+
+@dataclass(frozen=True)
+class RefundFilter:
+    """Which refunds a list shows: the caller's query narrowed to what they may see (None: any).
+
+    The store turns it into its own criteria.
+    """
+
+    return_id: str | None = None
+    order_id: str | None = None
+    buyer_id: str | None = None
+    seller_id: str | None = None
+    status: RefundStatus | None = None
 
 
 class RefundLineRequest(BaseModel):

@@ -13,6 +13,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.refunds.order_ledger import OrderLedgers
+from services.refunds.schemas import RefundFilter
 from shared.events import CloudEvent
 from shared.models import Order, Payment, Refund, RefundStatus, Return
 from shared.outbox import outbox_fields, with_outbox
@@ -42,6 +43,13 @@ def refund_fields(refund: Refund) -> dict[str, Any]:
     for name in _DATES:  # real dates, so deadlines can be range-queried
         fields[name] = getattr(refund, name)
     return fields
+
+
+def refund_criteria(wanted: RefundFilter) -> dict[str, Any]:
+    """The MongoDB filter of a list of refunds: each field that is set, all of them at once."""
+    fields = (("return_id", wanted.return_id), ("order_id", wanted.order_id), ("buyer.id", wanted.buyer_id),
+              ("seller.id", wanted.seller_id), ("status", wanted.status.value if wanted.status else None))
+    return {name: value for name, value in fields if value is not None}
 
 
 def _record(doc: dict[str, Any]) -> RefundRecord:
@@ -150,8 +158,8 @@ class RefundStore:
                                    {"_id": 1}).limit(limit)
         return [doc["_id"] async for doc in cursor]
 
-    async def page(self, filters: dict[str, Any], cursor: str | None, limit: int) -> Page[Refund]:
-        query = {**filters, **page_filter(cursor)}
+    async def page(self, wanted: RefundFilter, cursor: str | None, limit: int) -> Page[Refund]:
+        query = {**refund_criteria(wanted), **page_filter(cursor)}
         docs = [doc async for doc in self.refunds.find(query).sort(page_sort()).limit(limit + 1)]
         return make_page(docs, limit, Refund.model_validate)
 

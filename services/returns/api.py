@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,7 +17,7 @@ from services.returns.commands import Lifecycle
 from services.returns.errors import OrderNotFound, rule_violation
 from services.returns.policy import SellerPolicy, check_policy, default_policy
 from services.returns.schemas import (AuthorizeBody, CloseBody, FeedbackBody, ReceiveBody, RejectBody,
-                                      ReturnRequest, ShipBody)
+                                      ReturnFilter, ReturnRequest, ShipBody)
 from services.returns.store import StoredPolicy
 
 router = APIRouter(prefix="/v1")
@@ -118,20 +118,9 @@ async def list_returns(desk: Desk, principal: CurrentPrincipal,
         if seller_id not in (None, actor.id):
             return Page[Return](items=[])
         seller_id = actor.id
-    criteria: dict[str, Any] = {}
-    for field, value in (("order_id", order_id), ("buyer.id", buyer_id), ("seller.id", seller_id)):
-        if value is not None:
-            criteria[field] = value
-    if status is not None:
-        criteria["status"] = status.value
-    created: dict[str, datetime] = {}
-    if created_from is not None:
-        created["$gte"] = _utc(created_from)
-    if created_to is not None:
-        created["$lt"] = _utc(created_to)
-    if created:
-        criteria["created_at"] = created
-    return await desk.store.list_returns(criteria, cursor, limit)
+    wanted = ReturnFilter(order_id=order_id, buyer_id=buyer_id, seller_id=seller_id, status=status,
+                          created_from=_utc(created_from), created_to=_utc(created_to))
+    return await desk.store.list_returns(wanted, cursor, limit)
 
 
 # ---- transitions ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Bodies the returns API accepts (strict: unknown fields and wrong types are refused)."""
+"""Bodies the returns API accepts (strict: unknown fields and wrong types are refused) and its list's filter."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -95,7 +96,13 @@ class FeedbackBody(Body):
     note: Note | None = None
 
 
-class ReturnFilter(BaseModel):
+@dataclass(frozen=True)
+class ReturnFilter:
+    """Which returns a list shows: the caller's query narrowed to what they may see (None: any).
+
+    `created_from` is inclusive, `created_to` exclusive. The store turns it into its own criteria.
+    """
+
     order_id: str | None = None
     buyer_id: str | None = None
     seller_id: str | None = None

@@ -14,6 +14,7 @@ from shared.mongo import DuplicateKeyError
 from shared.outbox import outbox_fields, with_outbox
 from shared.pagination import Page, make_page, page_filter, page_sort
 from services.returns.policy import SellerPolicy
+from services.returns.schemas import ReturnFilter
 
 SERVICE = "returns"
 
@@ -41,6 +42,25 @@ def return_fields(ret: Return) -> dict[str, Any]:
 def events_of(changes: list[tuple[str, Return]], now: datetime) -> list[CloudEvent]:
     return [new_event(event_type, service=SERVICE, subject=ret.return_id, data=ret, sequence=ret.version, time=now)
             for event_type, ret in changes]
+
+
+def return_criteria(wanted: ReturnFilter) -> dict[str, Any]:
+    """The MongoDB filter of a list of returns: each field that is set, all of them at once."""
+    criteria: dict[str, Any] = {}
+    for field, value in (("order_id", wanted.order_id), ("buyer.id", wanted.buyer_id),
+                         ("seller.id", wanted.seller_id)):
+        if value is not None:
+            criteria[field] = value
+    if wanted.status is not None:
+        criteria["status"] = wanted.status.value
+    created: dict[str, datetime] = {}
+    if wanted.created_from is not None:
+        created["$gte"] = wanted.created_from
+    if wanted.created_to is not None:
+        created["$lt"] = wanted.created_to
+    if created:
+        criteria["created_at"] = created
+    return criteria
 
 
 class StoredPolicy(SellerPolicy):
@@ -164,8 +184,8 @@ class ReturnsStore:
         result = await self.returns.update_one({"_id": before.return_id, "version": before.version}, update)
         return result.matched_count == 1
 
-    async def list_returns(self, criteria: dict[str, Any], cursor: str | None, limit: int) -> Page[Return]:
-        after = page_filter(cursor)
+    async def list_returns(self, wanted: ReturnFilter, cursor: str | None, limit: int) -> Page[Return]:
+        criteria, after = return_criteria(wanted), page_filter(cursor)
         query = {"$and": [criteria, after]} if after and criteria else (after or criteria)
         docs = [doc async for doc in self.returns.find(query, {"outbox": 0}).sort(page_sort()).limit(limit + 1)]
         return make_page(docs, limit, Return.model_validate)

@@ -64,7 +64,7 @@ class _Formatter(JsonFormatter):
     def formatException(self, ei: Any) -> Any:  # noqa: N802 - logging's name
         return redact(super().formatException(ei))
 
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
         return redact(super().formatStack(stack_info))
 
 
@@ -198,7 +198,7 @@ async def _run_check(check: Check) -> bool:
         if inspect.isawaitable(result):
             result = await asyncio.wait_for(result, CHECK_TIMEOUT_S)
         return bool(result)
-    except Exception:  # noqa: BLE001 - a failing check means "not ready", whatever the cause
+    except Exception:  # a failing check means "not ready", whatever the cause (logged)
         logging.getLogger("shared.health").warning("readiness check failed", exc_info=True)
         return False
 

@@ -50,7 +50,7 @@ class Periodic:
             try:
                 await self.step()
                 failures = 0
-            except Exception:  # noqa: BLE001 - see the module docstring
+            except Exception:  # logged and tried again: see the module docstring
                 failures += 1
                 log.exception("periodic step failed", extra={"job": self.name, "failures": failures})
             self.runs += 1

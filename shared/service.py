@@ -48,6 +48,13 @@ LifespanFactory = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
 log = logging.getLogger("shared.service")
 
 
+class ServiceApp(FastAPI):
+    """A service's app: its OpenAPI document describes errors as problem+json."""
+
+    def openapi(self) -> dict[str, Any]:
+        return _openapi_with_problems(self)
+
+
 def create_service_app(settings: CommonSettings, *, title: str, version: str = "0.1.0",
                        description: str = "", routers: Sequence[APIRouter] = (),
                        lifespan: LifespanFactory | Sequence[LifespanFactory] | None = None,
@@ -77,7 +84,7 @@ def create_service_app(settings: CommonSettings, *, title: str, version: str = "
                 app.state.started = False
                 log.info("service stopping")
 
-    app = FastAPI(title=title, version=version, description=description, lifespan=service_lifespan)
+    app = ServiceApp(title=title, version=version, description=description, lifespan=service_lifespan)
     app.state.settings = settings
     app.state.started = False
     # Fails at start-up, not on the first request, when the key or algorithm is misconfigured.
@@ -100,7 +107,6 @@ def create_service_app(settings: CommonSettings, *, title: str, version: str = "
     # Every service consumes events: operators list and replay what it parked (docs/product.md §7). The
     # service's lifespan puts its EventBus on app.state.bus.
     app.include_router(dead_letter_router(lambda: app.state.bus, require_roles(Role.AGENT)))
-    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
 
 

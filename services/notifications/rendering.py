@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound, select_autoescape
 
 from services.notifications.decisions import decide
 from services.notifications.facts import DEFAULT_LOCALE, Reader, facts_for
@@ -48,7 +48,7 @@ def environment() -> Environment:
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
-def _template(locale: str, template: str, part: str):  # noqa: ANN202 - jinja2.Template
+def _template(locale: str, template: str, part: str) -> Template:
     env = environment()
     try:
         return env.get_template(f"{locale}/{template}.{part}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from services.refunds import domain
@@ -202,7 +203,7 @@ def _choices(body: RefundRequest) -> list[LineChoice] | None:
     return None if body.lines is None else [LineChoice(line.line_id, line.quantity) for line in body.lines]
 
 
-def _checked(compute) -> Breakdown:  # noqa: ANN001 - a zero-argument function computing a breakdown
+def _checked(compute: Callable[[], Breakdown]) -> Breakdown:
     try:
         breakdown = compute()
     except RefundRuleBroken as exc:

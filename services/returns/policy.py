@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
@@ -25,6 +25,9 @@ from shared.calendar import add_business_days, marketplace_country, marketplace_
 from shared.models import (Fault, ItemCondition, Order, OrderLine, PolicySnapshot, ReasonCode,
                            ReturnLine)
 from shared.money import Money
+
+if TYPE_CHECKING:  # settings.py imports this module for its defaults
+    from services.returns.settings import ReturnsSettings
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class MarketplaceRules:
         "JPY": 1000, "CNY": 3000, "BHD": 3000})
 
     @classmethod
-    def from_settings(cls, settings) -> MarketplaceRules:  # noqa: ANN001 - ReturnsSettings, kept import-free
+    def from_settings(cls, settings: ReturnsSettings) -> MarketplaceRules:
         return cls(
             return_window_days=settings.return_window_days,
             response_deadline=settings.response_deadline,

@@ -108,7 +108,7 @@ class ServiceUnavailable(ProblemError):
 
 
 def problem_response(status: int, title: str, *, detail: str | None = None,
-                     type: str = "about:blank", instance: str | None = None,  # noqa: A002
+                     type: str = "about:blank", instance: str | None = None,  # noqa: A002 - RFC 9457 name
                      headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"type": type, "title": title, "status": status}
     if detail is not None:

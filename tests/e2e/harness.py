@@ -151,7 +151,7 @@ class Stack:
         try:
             self._amqp = await aio_pika.connect_robust(self.amqp_url, timeout=10,
                                                        client_properties={"connection_name": "e2e-orders"})
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise RuntimeError(f"no RabbitMQ at {self.amqp_url} (run scripts/infra-up): {exc}") from exc
         channel = await self._amqp.channel(publisher_confirms=True, on_return_raises=True)
         self._orders_exchange = await channel.declare_exchange(self.orders_exchange, aio_pika.ExchangeType.TOPIC,
@@ -208,13 +208,13 @@ class Stack:
             async with self._amqp.channel() as channel:  # a failed delete closes the channel
                 try:
                     await channel.queue_delete(name)
-                except Exception:  # noqa: BLE001 - absent already: fine
+                except Exception:  # noqa: BLE001, S110 - best-effort cleanup: absent already is fine
                     pass
         for name in (self.exchange, self.orders_exchange):
             async with self._amqp.channel() as channel:
                 try:
                     await channel.exchange_delete(name)
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001, S110 - best-effort cleanup: absent already is fine
                     pass
 
     async def _drop_databases(self) -> None:

@@ -55,8 +55,8 @@ async def test_buyer_flagged_after_repeated_returns(stack: Stack, world: World):
     assert ret["rejection"]["invalid"] is False  # the buyer's own reason: not held against the seller
 
     for earlier in returned:
-        async def issued() -> dict | None:
-            refunds = await seller.refunds_of_return(earlier["return_id"])  # noqa: B023
+        async def issued(return_id: str = earlier["return_id"]) -> dict | None:
+            refunds = await seller.refunds_of_return(return_id)
             return refunds[0] if refunds and refunds[0]["status"] == "issued" else None
 
         refund = await eventually(issued, what=f"the refund of {earlier['return_id']}")

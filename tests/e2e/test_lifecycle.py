@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from tests.e2e.expect import assert_no_personal_data_in_logs, expect_emails, expect_events, expect_one_payment
 from tests.e2e.harness import Stack, eventually
-from tests.e2e.world import World, dollars, long_day, ok, total_paid, usd
+from tests.e2e.world import Party, World, dollars, long_day, ok, total_paid, usd
 
 
-async def refunded(party, return_id: str) -> dict:  # noqa: ANN001 - a Party
+async def refunded(party: Party, return_id: str) -> dict:
     async def done() -> dict | None:
         ret = await party.get_return(return_id)
         return ret if ret["status"] == "refunded" else None

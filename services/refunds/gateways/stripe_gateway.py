@@ -1,11 +1,15 @@
 """Refunds through Stripe with the official SDK (stripe-mock in tests)."""
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 import stripe
 
 from services.refunds.gateways.base import GatewayDeclined, GatewayRefund, GatewayUnavailable
 
 _RETRYABLE_STATUS = frozenset({409, 429})  # 409: the same key is still being processed
+T = TypeVar("T")
 
 
 class StripeGateway:
@@ -35,7 +39,7 @@ class StripeGateway:
                 return refund["id"]
         return None
 
-    async def _call(self, call):  # noqa: ANN001, ANN202 - an SDK coroutine and its result
+    async def _call(self, call: Awaitable[T]) -> T:
         try:
             return await call
         except stripe.APIConnectionError as exc:

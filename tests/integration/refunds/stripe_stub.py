@@ -80,7 +80,7 @@ class StripeStub:
                 self.end_headers()
                 self.wfile.write(raw)
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 params = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 key = self.headers.get("Idempotency-Key")
@@ -92,7 +92,7 @@ class StripeStub:
                     stub.release.wait(30)
                 self._answer(200, refund)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 url = urlparse(self.path)
                 params = {k: v[0] for k, v in parse_qs(url.query).items()}
                 stub.calls.append(Call("GET", url.path, None, params))

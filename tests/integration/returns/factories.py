@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from shared.tokens import mint
-from tests.unit.returns.builders import DELIVERED, order_data, request_data, unique  # noqa: F401 - re-exported
+from tests.unit.returns.builders import order_data, request_data, unique
 
 AUDIENCE = "returns"
 

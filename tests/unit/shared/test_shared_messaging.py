@@ -114,7 +114,7 @@ class FakeLoop:
 
 
 def messaging(log: Log, **bus: Any) -> Messaging:
-    return Messaging(FakeBus(log, **bus), FakeLoop(log, "relay"),  # type: ignore[arg-type]
+    return Messaging(FakeBus(log, **bus), FakeLoop(log, "relay"),  # type: ignore[arg-type]  # duck-typed fakes
                      {EXCHANGE: "t.events", ORDERS_EXCHANGE: "t.orders"})
 
 

@@ -1,4 +1,5 @@
 """Who is calling (docs/product.md §10): bearer-JWT verification, roles, acting-for, and the agent audit."""
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,7 @@ from shared.settings import CommonSettings
 audit_log = logging.getLogger("audit")
 
 SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
-ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                        "ES256", "ES384", "ES512", "EdDSA"})
+ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 
 
@@ -96,8 +96,7 @@ def _pem(value: str) -> str:
 class TokenVerifier:
     """Verifies tokens for one audience with one pinned algorithm and key."""
 
-    def __init__(self, *, algorithm: str, key: Any, issuer: str, audience: str,
-                 leeway: float = 10.0) -> None:
+    def __init__(self, *, algorithm: str, key: Any, issuer: str, audience: str, leeway: float = 10.0) -> None:
         if algorithm not in SYMMETRIC | ASYMMETRIC:
             raise ValueError(f"unsupported JWT algorithm {algorithm!r}")
         if not key:
@@ -119,8 +118,7 @@ class TokenVerifier:
         if not key:
             needed = "JWT_SECRET" if algorithm in SYMMETRIC else "JWT_PUBLIC_KEY"
             raise ValueError(f"{needed} must be set for JWT_ALGORITHM={algorithm}")
-        return cls(algorithm=algorithm, key=key, issuer=settings.jwt_issuer,
-                   audience=audience or settings.service_name)
+        return cls(algorithm=algorithm, key=key, issuer=settings.jwt_issuer, audience=audience or settings.service_name)
 
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims, or Unauthorized saying (without internals) what is wrong."""
@@ -128,9 +126,15 @@ class TokenVerifier:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != self.algorithm:
                 raise Unauthorized("The token is not signed with the expected algorithm.")
-            claims = jwt.decode(token, self._key, algorithms=[self.algorithm],
-                                audience=self.audience, issuer=self.issuer, leeway=self.leeway,
-                                options={"require": list(REQUIRED_CLAIMS)})
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("The token has expired.") from None
         except jwt.InvalidAudienceError:
@@ -161,17 +165,24 @@ class TokenVerifier:
         return Principal(subject=claims["sub"], role=role, acting_for=actor, claims=claims)
 
 
-_bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
-                     description="JWT signed by the platform: `aud` is the service name, `role` one of "
-                                 "buyer, seller, agent, service.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="JWT signed by the platform: `aud` is the service name, `role` one of buyer, seller, agent, service.",
+)
 
 
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    x_acting_for: Annotated[str | None, Header(
-        alias="X-Acting-For", max_length=200,
-        description="Service tokens only: the actor the call is made for, e.g. `seller:s-1`.")] = None,
+    x_acting_for: Annotated[
+        str | None,
+        Header(
+            alias="X-Acting-For",
+            max_length=200,
+            description="Service tokens only: the actor the call is made for, e.g. `seller:s-1`.",
+        ),
+    ] = None,
 ) -> Principal:
     if credentials is None:
         raise Unauthorized("A bearer token is required.", error=None)
@@ -181,9 +192,16 @@ async def current_principal(
     principal = verifier.principal(credentials.credentials, x_acting_for)
     if principal.is_agent:
         # Agents see everything, so what they look at is recorded. Ids only, no personal data.
-        audit_log.info("agent access", extra={
-            "audit": True, "principal": principal.ref, "method": request.method,
-            "path": request.url.path, "request_id": current_request_id()})
+        audit_log.info(
+            "agent access",
+            extra={
+                "audit": True,
+                "principal": principal.ref,
+                "method": request.method,
+                "path": request.url.path,
+                "request_id": current_request_id(),
+            },
+        )
     return principal
 
 

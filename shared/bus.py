@@ -14,26 +14,33 @@ Handlers MUST be idempotent. The inbox records an event id only after its handle
 crash between the handler's effect and the inbox insert delivers the event again; the inbox only
 spares handlers the common duplicates (publisher retries, redelivery after an ack was lost).
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import (AbstractExchange, AbstractIncomingMessage, AbstractRobustChannel,
-                          AbstractRobustConnection, AbstractRobustQueue)
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    AbstractRobustQueue,
+)
 from aio_pika.exceptions import PublishError
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
 from shared.clock import Clock, SystemClock
 from shared.events import EXCHANGE, CloudEvent
+from shared.mongo import Collection
 from shared.periodic import Periodic
 from shared.settings import CommonSettings
 
@@ -129,8 +136,9 @@ def forwarded_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (headers or {}).items() if not k.startswith(_BROKER_HEADERS)}
 
 
-def failure_headers(headers: Mapping[str, Any] | None, *, routing_key: str | None,
-                    exchange: str | None) -> dict[str, Any]:
+def failure_headers(
+    headers: Mapping[str, Any] | None, *, routing_key: str | None, exchange: str | None
+) -> dict[str, Any]:
     """Headers for forwarding a failed message; remembers where it came from the first time."""
     out = forwarded_headers(headers)
     out.setdefault("x-original-routing-key", routing_key or "")
@@ -144,10 +152,19 @@ def dead_headers(headers: dict[str, Any], *, error: str, attempts: int, at: date
 
 
 class EventBus:
-    def __init__(self, amqp_url: str, service: str, *, exchange: str = EXCHANGE,
-                 queue_name: str | None = None, retry_delays_ms: Iterable[int] = (1000, 5000, 30000),
-                 prefetch: int = 32, inbox: Any = None, clock: Clock | None = None,
-                 inbox_retention: timedelta = timedelta(days=14)) -> None:
+    def __init__(
+        self,
+        amqp_url: str,
+        service: str,
+        *,
+        exchange: str = EXCHANGE,
+        queue_name: str | None = None,
+        retry_delays_ms: Iterable[int] = (1000, 5000, 30000),
+        prefetch: int = 32,
+        inbox: Collection | None = None,
+        clock: Clock | None = None,
+        inbox_retention: timedelta = timedelta(days=14),
+    ) -> None:
         self.amqp_url, self.service, self.exchange_name = amqp_url, service, exchange
         self.names = QueueNames(queue_name or service, tuple(retry_delays_ms))
         self.prefetch = prefetch
@@ -178,13 +195,29 @@ class EventBus:
             raise RuntimeError("EventBus.connect() first")
         return self._connection
 
+    @property
+    def channel(self) -> AbstractRobustChannel:
+        """The publishing channel (publisher confirms on)."""
+        if self._channel is None:
+            raise RuntimeError("EventBus.connect() first")
+        return self._channel
+
     @classmethod
-    def from_settings(cls, settings: CommonSettings, *, inbox: Any = None, clock: Clock | None = None) -> EventBus:
+    def from_settings(
+        cls, settings: CommonSettings, *, inbox: Collection | None = None, clock: Clock | None = None
+    ) -> EventBus:
         """The bus of a service as its settings describe it (exchange, queue names, retries)."""
-        return cls(settings.amqp_url, settings.service_name, exchange=settings.exchange,
-                   queue_name=settings.queue_name, retry_delays_ms=settings.retry_delays_ms,
-                   prefetch=settings.prefetch, inbox=inbox, clock=clock,
-                   inbox_retention=timedelta(days=settings.inbox_retention_days))
+        return cls(
+            settings.amqp_url,
+            settings.service_name,
+            exchange=settings.exchange,
+            queue_name=settings.queue_name,
+            retry_delays_ms=settings.retry_delays_ms,
+            prefetch=settings.prefetch,
+            inbox=inbox,
+            clock=clock,
+            inbox_retention=timedelta(days=settings.inbox_retention_days),
+        )
 
     def is_connected(self) -> bool:
         """Connected to the broker at this instant (readiness). A robust connection is not
@@ -199,7 +232,7 @@ class EventBus:
         return bool(channels) and not any(c.is_closed for c in channels)
 
     @asynccontextmanager
-    async def in_flight(self):
+    async def in_flight(self) -> AsyncIterator[None]:
         """Mark the current task as work close() waits for (up to its drain timeout)."""
         task = asyncio.current_task()
         if task is not None:
@@ -212,7 +245,8 @@ class EventBus:
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(
-            self.amqp_url, client_properties={"connection_name": f"{self.service}:{self.names.base}"})
+            self.amqp_url, client_properties={"connection_name": f"{self.service}:{self.names.base}"}
+        )
         # Confirms make publish() return only once the broker has the message; returns make an
         # unroutable message raise instead of vanishing.
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
@@ -220,9 +254,7 @@ class EventBus:
 
     async def _exchange(self, name: str) -> AbstractExchange:
         if name not in self._exchanges:
-            assert self._channel is not None, "EventBus.connect() first"
-            self._exchanges[name] = await self._channel.declare_exchange(
-                name, aio_pika.ExchangeType.TOPIC, durable=True)
+            self._exchanges[name] = await self.channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
         return self._exchanges[name]
 
     async def publish(self, event: CloudEvent, *, exchange: str | None = None) -> None:
@@ -230,24 +262,35 @@ class EventBus:
         is bound to the type. Concurrent calls share the channel and overlap their confirms."""
         target = await self._exchange(exchange or self.exchange_name)
         message = aio_pika.Message(
-            event.to_json(), content_type=CONTENT_TYPE, message_id=event.id, type=event.type,
-            timestamp=event.time, app_id=self.service, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            event.to_json(),
+            content_type=CONTENT_TYPE,
+            message_id=event.id,
+            type=event.type,
+            timestamp=event.time,
+            app_id=self.service,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
         try:
             await target.publish(message, routing_key=event.type, mandatory=True)
         except PublishError as exc:
             raise Unroutable(event.id, event.type, target.name) from exc
 
-    async def send_to_queue(self, message: AbstractIncomingMessage, queue: str,
-                            headers: dict[str, Any], *, message_id: str | None = None) -> None:
+    async def send_to_queue(
+        self, message: AbstractIncomingMessage, queue: str, headers: dict[str, Any], *, message_id: str | None = None
+    ) -> None:
         """Copy a received message (same body and properties, new headers) into a named queue."""
-        assert self._channel is not None, "EventBus.connect() first"
         copy = aio_pika.Message(
-            message.body, headers=headers, content_type=message.content_type,
-            message_id=message_id or message.message_id, type=message.type,
-            timestamp=message.timestamp, app_id=message.app_id,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            message_id=message_id or message.message_id,
+            type=message.type,
+            timestamp=message.timestamp,
+            app_id=message.app_id,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
         try:
-            await self._channel.default_exchange.publish(copy, routing_key=queue, mandatory=True)
+            await self.channel.default_exchange.publish(copy, routing_key=queue, mandatory=True)
         except PublishError as exc:
             raise Unroutable(copy.message_id or "", message.type or "", f"queue {queue}") from exc
 
@@ -267,12 +310,26 @@ class EventBus:
         names = self.names
         await channel.declare_queue(names.dead, durable=True, arguments={"x-queue-type": "classic"})
         for attempt, delay in enumerate(names.retry_delays_ms, start=1):
-            await channel.declare_queue(names.retry(attempt), durable=True, arguments={
-                "x-queue-type": "classic", "x-message-ttl": delay,
-                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.main})
-        self._queue = queue = await channel.declare_queue(names.main, durable=True, arguments={
-            "x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT,
-            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.dead})
+            await channel.declare_queue(
+                names.retry(attempt),
+                durable=True,
+                arguments={
+                    "x-queue-type": "classic",
+                    "x-message-ttl": delay,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": names.main,
+                },
+            )
+        self._queue = queue = await channel.declare_queue(
+            names.main,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": names.dead,
+            },
+        )
         for exchange_name, routing_key in self._bindings:
             exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
             await queue.bind(exchange, routing_key=routing_key)
@@ -284,6 +341,8 @@ class EventBus:
 
     async def purge_inbox(self) -> int:
         """Forget processed event ids older than the retention; returns how many went."""
+        if self.inbox is None:
+            return 0
         cutoff = self.clock.now() - self.inbox_retention
         result = await self.inbox.delete_many({"processed_at": {"$lt": cutoff}})
         if result.deleted_count:
@@ -310,8 +369,9 @@ class EventBus:
             except Exception:
                 # Forwarding to a retry/dead queue or acking failed (broker trouble): leave it to the
                 # broker to deliver again, after a pause so a persistent fault doesn't spin.
-                log.exception("message left unacked", extra={"event_id": message.message_id,
-                                                             "event_type": message.type})
+                log.exception(
+                    "message left unacked", extra={"event_id": message.message_id, "event_type": message.type}
+                )
                 with suppress(Exception):
                     await asyncio.sleep(1)
                     await message.nack(requeue=True)
@@ -340,7 +400,7 @@ class EventBus:
         await message.ack()
 
     @asynccontextmanager
-    async def _one_at_a_time(self, event_id: str):
+    async def _one_at_a_time(self, event_id: str) -> AsyncIterator[None]:
         # Two copies of one event in the same prefetch window would both miss the inbox; the
         # second waits for the first and then finds it there.
         while (busy := self._processing.get(event_id)) is not None:
@@ -359,8 +419,9 @@ class EventBus:
         if self.inbox is None:
             return
         with suppress(DuplicateKeyError):  # a concurrent replica handled the same event
-            await self.inbox.insert_one({"_id": event.id, "type": event.type, "time": event.time,
-                                         "processed_at": self.clock.now()})
+            await self.inbox.insert_one(
+                {"_id": event.id, "type": event.type, "time": event.time, "processed_at": self.clock.now()}
+            )
 
     async def _fail(self, message: AbstractIncomingMessage, exc: Exception, fields: dict[str, Any]) -> None:
         # handler runs so far, this one included; at most len(delays) + 1, so this always ends
@@ -373,15 +434,24 @@ class EventBus:
         log.warning("handler failed, will retry", extra=fields | {"attempt": attempt, "error": loggable(exc)})
         await message.ack()
 
-    async def _park(self, message: AbstractIncomingMessage, reason: str, exc: Exception | None, *,
-                    attempts: int) -> None:
+    async def _park(
+        self, message: AbstractIncomingMessage, reason: str, exc: Exception | None, *, attempts: int
+    ) -> None:
         headers = failure_headers(message.headers, routing_key=message.routing_key, exchange=message.exchange)
         error = f"{reason}: {error_text(exc)}" if exc is not None else reason
         headers = dead_headers(headers, error=error[:ERROR_TEXT_LIMIT], attempts=attempts, at=datetime.now(UTC))
         # An unparseable message may lack an id; give it one so it can be replayed by id.
-        await self.send_to_queue(message, self.names.dead, headers,
-                                 message_id=message.message_id or f"dead-{uuid.uuid4()}")
-        log.error("message parked in dead-letter queue", extra={
-            "event_id": message.message_id, "event_type": message.type, "attempts": attempts,
-            "error": f"{reason}: {loggable(exc)}" if exc is not None else reason, "queue": self.names.dead})
+        await self.send_to_queue(
+            message, self.names.dead, headers, message_id=message.message_id or f"dead-{uuid.uuid4()}"
+        )
+        log.error(
+            "message parked in dead-letter queue",
+            extra={
+                "event_id": message.message_id,
+                "event_type": message.type,
+                "attempts": attempts,
+                "error": f"{reason}: {loggable(exc)}" if exc is not None else reason,
+                "queue": self.names.dead,
+            },
+        )
         await message.ack()

@@ -1,8 +1,9 @@
 """Business days per marketplace country: weekends and public holidays excluded (`holidays` lib)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -48,7 +49,7 @@ def preload(marketplaces: Iterable[str] = tuple(MARKETPLACES), years: Iterable[i
     """Build the holiday tables now, at start-up. The first one imports every country module of
     `holidays` (about 300 modules; seconds when no bytecode cache is writable), which would
     otherwise stall the event loop inside the first request or event that counts business days."""
-    this_year = date.today().year
+    this_year = datetime.now(UTC).year
     for marketplace in marketplaces:
         for year in years or (this_year, this_year + 1):
             _holidays(MARKETPLACES.get(marketplace, (marketplace, "UTC"))[0], year)

@@ -1,4 +1,5 @@
 """Time sources. Logic that depends on "now" takes a Clock, so tests and e2e runs can move time."""
+
 from __future__ import annotations
 
 import os

@@ -14,6 +14,7 @@ bus closes, on SIGTERM/SIGINT (CLI) or when its time budget (HTTP) runs out, ans
     python -m shared.deadletters replay --service returns [--id EVENT_ID ...]
 AMQP_URL and QUEUE_PREFIX come from the environment.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,9 @@ class DeadLetterList(BaseModel):
 
 
 class ReplayRequest(BaseModel):
-    ids: list[str] | None = Field(default=None, max_length=REPLAY_LIMIT,
-                                  description="Replay only these message ids; omit (or `{}`) for all.")
+    ids: list[str] | None = Field(
+        default=None, max_length=REPLAY_LIMIT, description="Replay only these message ids; omit (or `{}`) for all."
+    )
 
 
 Outcome = Literal["replayed", "duplicate", "not_found", "skipped", "failed"]
@@ -68,17 +70,24 @@ Outcome = Literal["replayed", "duplicate", "not_found", "skipped", "failed"]
 class ReplayOutcome(BaseModel):
     id: str
     type: str | None = None
-    outcome: Outcome = Field(description=(
-        "`replayed`: back in the service's inbox. `duplicate`: a second copy of a message this call "
-        "replayed, removed. `not_found`: an asked-for id not in the queue. `skipped`: an asked-for id "
-        "the call did not reach because it stopped early. `failed`: could not be sent back; still parked."))
+    outcome: Outcome = Field(
+        description=(
+            "`replayed`: back in the service's inbox. `duplicate`: a second copy of a message this call "
+            "replayed, removed. `not_found`: an asked-for id not in the queue. `skipped`: an asked-for id "
+            "the call did not reach because it stopped early. `failed`: could not be sent back; still parked."
+        )
+    )
 
 
 class ReplayResult(BaseModel):
     replayed: int = Field(description="How many messages went back to the inbox.")
-    complete: bool = Field(default=True, description=(
-        "False when the call stopped before the end of its snapshot (shutdown, time budget): "
-        "call again for the rest."))
+    complete: bool = Field(
+        default=True,
+        description=(
+            "False when the call stopped before the end of its snapshot (shutdown, time budget): "
+            "call again for the rest."
+        ),
+    )
     items: list[ReplayOutcome] = Field(default_factory=list, description="One entry per message acted on.")
 
 
@@ -92,22 +101,26 @@ def dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
     headers = message.headers or {}
     error = _text(headers.get("x-error"))
     if error is None:  # dead-lettered by the broker itself (delivery limit), not by the bus
-        deaths = headers.get("x-death") or [{}]
-        error = f"dead-lettered by broker: {_text(deaths[0].get('reason')) or 'unknown'}"
+        deaths = headers.get("x-death")
+        death = deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
+        error = f"dead-lettered by broker: {_text(death.get('reason')) or 'unknown'}"
     failed_at = _text(headers.get("x-failed-at"))
     return DeadLetter(
-        id=message.message_id or "", type=message.type, error=error,
+        id=message.message_id or "",
+        type=message.type,
+        error=error,
         attempts=header_int(headers, "x-attempts"),
         failed_at=datetime.fromisoformat(failed_at) if failed_at else None,
         original_routing_key=_text(headers.get("x-original-routing-key")),
-        body=message.body.decode(errors="replace"))
+        body=message.body.decode(errors="replace"),
+    )
 
 
 async def list_dead(bus: EventBus, limit: int = 100) -> list[DeadLetter]:
     """Up to `limit` parked messages, oldest first; they stay in the dead queue."""
     async with bus.connection.channel(publisher_confirms=False) as channel:
         queue = await channel.declare_queue(bus.names.dead, passive=True, robust=False)
-        held = []
+        held: list[AbstractIncomingMessage] = []
         while len(held) < limit and (message := await queue.get(no_ack=False, fail=False)):
             held.append(message)
         for message in held:
@@ -119,8 +132,15 @@ def _digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def replay_decision(message_id: str, digest: str, headers: dict[str, Any] | None, *, replay_id: str,
-                    wanted: set[str] | None, replayed: dict[str, str]) -> Literal["replay", "duplicate", "keep"]:
+def replay_decision(
+    message_id: str,
+    digest: str,
+    headers: dict[str, Any] | None,
+    *,
+    replay_id: str,
+    wanted: set[str] | None,
+    replayed: dict[str, str],
+) -> Literal["replay", "duplicate", "keep"]:
     """What one replay call does with a message it took from the dead queue. `replayed` maps the
     ids this call already sent back to their body digests."""
     if _text((headers or {}).get(REPLAY_ID_HEADER)) == replay_id:
@@ -141,12 +161,21 @@ class _Stop:
         self.deadline = None if budget_s is None else loop.time() + budget_s
 
     def __call__(self) -> bool:
-        return (self.bus.closing.is_set() or (self.event is not None and self.event.is_set())
-                or (self.deadline is not None and self.loop.time() >= self.deadline))
+        return (
+            self.bus.closing.is_set()
+            or (self.event is not None and self.event.is_set())
+            or (self.deadline is not None and self.loop.time() >= self.deadline)
+        )
 
 
-async def replay_dead(bus: EventBus, ids: list[str] | None = None, *, stop: asyncio.Event | None = None,
-                      budget_s: float | None = None, limit: int = REPLAY_LIMIT) -> ReplayResult:
+async def replay_dead(
+    bus: EventBus,
+    ids: list[str] | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    budget_s: float | None = None,
+    limit: int = REPLAY_LIMIT,
+) -> ReplayResult:
     """Move the parked messages with these ids (all when None) that are in the dead queue now back
     to the service's main queue, with their attempts reset; each at most once per call."""
     ids = None if ids is None else list(dict.fromkeys(ids))
@@ -170,8 +199,9 @@ async def replay_dead(bus: EventBus, ids: list[str] | None = None, *, stop: asyn
                 if message is None:
                     break
                 message_id, digest = message.message_id or "", _digest(message.body)
-                decision = replay_decision(message_id, digest, message.headers, replay_id=replay_id,
-                                           wanted=wanted, replayed=replayed)
+                decision = replay_decision(
+                    message_id, digest, message.headers, replay_id=replay_id, wanted=wanted, replayed=replayed
+                )
                 if wanted is not None and message_id in wanted:
                     found.add(message_id)
                 if decision == "keep":
@@ -198,18 +228,31 @@ async def _send_back(channel: Any, bus: EventBus, message: AbstractIncomingMessa
     headers = {k: v for k, v in forwarded_headers(message.headers).items() if k not in _RESET}
     headers |= {"x-replayed-at": bus.clock.now().isoformat(), REPLAY_ID_HEADER: replay_id}
     try:
-        await channel.default_exchange.publish(aio_pika.Message(
-            message.body, headers=headers, content_type=message.content_type,
-            message_id=message.message_id, type=message.type, timestamp=message.timestamp,
-            app_id=message.app_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ), routing_key=bus.names.main, mandatory=True)
+        await channel.default_exchange.publish(
+            aio_pika.Message(
+                message.body,
+                headers=headers,
+                content_type=message.content_type,
+                message_id=message.message_id,
+                type=message.type,
+                timestamp=message.timestamp,
+                app_id=message.app_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=bus.names.main,
+            mandatory=True,
+        )
     except (DeliveryError, PublishError):
-        log.warning("dead letter not replayed: the broker refused the copy",
-                    extra={"event_id": message.message_id, "queue": bus.names.main})
+        log.warning(
+            "dead letter not replayed: the broker refused the copy",
+            extra={"event_id": message.message_id, "queue": bus.names.main},
+        )
         return False
     await message.ack()  # only after the broker confirmed the copy
-    log.info("dead letter replayed", extra={"event_id": message.message_id, "event_type": message.type,
-                                            "queue": bus.names.main})
+    log.info(
+        "dead letter replayed",
+        extra={"event_id": message.message_id, "event_type": message.type, "queue": bus.names.main},
+    )
     return True
 
 
@@ -225,15 +268,18 @@ def dead_letter_router(bus_getter: Callable[[], EventBus], require_agent: Callab
     router = APIRouter(prefix="/v1/admin/dead-letters", tags=["admin"])
 
     @router.get("", response_model=DeadLetterList)
-    async def list_dead_letters(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                                _: Any = Depends(require_agent)) -> DeadLetterList:
+    async def list_dead_letters(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100, _: Any = Depends(require_agent)
+    ) -> DeadLetterList:
         return DeadLetterList(items=await list_dead(bus_getter(), limit))
 
     @router.post("/replay", response_model=ReplayResult)
     async def replay_dead_letters(request: ReplayRequest, agent: Any = Depends(require_agent)) -> ReplayResult:
         result = await replay_dead(bus_getter(), request.ids, budget_s=HTTP_REPLAY_BUDGET_S)
-        log.info("dead letters replayed by agent", extra=who(agent) | {
-            "ids": request.ids, "replayed": result.replayed, "complete": result.complete})
+        log.info(
+            "dead letters replayed by agent",
+            extra=who(agent) | {"ids": request.ids, "replayed": result.replayed, "complete": result.complete},
+        )
         return result
 
     return router

@@ -1,4 +1,5 @@
 """The CloudEvents 1.0 envelope and the registry of every event type: the one contract."""
+
 from __future__ import annotations
 
 import uuid
@@ -34,49 +35,136 @@ class EventType:
 
 # Every event type there is: AsyncAPI (tools/contracts.py), subscriptions (shared.messaging) and
 # the contract tests derive from this table. Adding a type: docs/architecture.md says what else.
-EVENT_TYPES: Mapping[str, EventType] = MappingProxyType({t.name: t for t in (
-    EventType("order.delivered", Order, ORDER_SYSTEM, "Order delivered",
-              "The upstream order system delivered an order: the snapshot returns are validated against. "
-              "Subject: the order id.", exchange=ORDERS_EXCHANGE),
-    EventType("return.created", Return, "returns", "Return requested",
-              "A buyer (or an agent for them) requested a return."),
-    EventType("return.authorized", Return, "returns", "Return authorized",
-              "The seller, the seller's policy (`authorization.automatic`) or the platform at the response "
-              "deadline (`automatic` and `late`) authorized the return; `authorization.returnless` means the "
-              "buyer keeps the item and is refunded at once."),
-    EventType("return.rejected", Return, "returns", "Return rejected",
-              "The seller rejected the request; `rejection.invalid` marks an in-policy, seller-fault request "
-              "rejected anyway."),
-    EventType("return.closed", Return, "returns", "Return closed",
-              "The buyer withdrew or the matter was settled without a return (`closure.code`)."),
-    EventType("return.shipped", Return, "returns", "Return shipped",
-              "The buyer shipped the item back (`shipment`)."),
-    EventType("return.received", Return, "returns", "Return received",
-              "The seller received the item; `receipt` has the quantity and condition per line and "
-              "`refund_due_at` the refund deadline."),
-    EventType("return.expired", Return, "returns", "Return expired",
-              "Nothing was shipped within the authorization's validity."),
-    EventType("return.feedback_received", Return, "returns", "Return feedback received",
-              "The buyer answered \"was your return resolved?\" (`feedback.resolved`)."),
-    EventType("return.refunded", Refund, "refunds", "Return refunded",
-              "The buyer was refunded for a return; data is the refund. Subject: the return id. "
-              "Published once per return."),
-    EventType("seller.response_due_soon", Return, "returns", "Seller response due soon",
-              "Reminder: the seller has not answered and `response_due_at` is near."),
-    EventType("refund.issued", Refund, "refunds", "Refund issued",
-              "A refund (of a return, returnless, or a direct order refund) was paid. Subject: the refund id."),
-    EventType("refund.failed", Refund, "refunds", "Refund failed",
-              "The payment gateway refused the refund or kept failing. Subject: the refund id."),
-    EventType("buyer.flagged", BuyerFlag, "metrics", "Buyer flagged",
-              "A buyer crossed the abuse thresholds: auto-authorization and returnless refunds are off for "
-              "them. Subject: the buyer id."),
-    EventType("buyer.unflagged", BuyerFlag, "metrics", "Buyer unflagged",
-              "A flagged buyer is back under the thresholds. Subject: the buyer id."),
-    EventType("notification.sent", Notification, "notifications", "Notification sent",
-              "An email was accepted by the SMTP server. Ids only, no address. Subject: the notification id."),
-    EventType("notification.failed", Notification, "notifications", "Notification failed",
-              "An email could not be delivered after every retry. Subject: the notification id."),
-)})
+EVENT_TYPES: Mapping[str, EventType] = MappingProxyType(
+    {
+        t.name: t
+        for t in (
+            EventType(
+                "order.delivered",
+                Order,
+                ORDER_SYSTEM,
+                "Order delivered",
+                "The upstream order system delivered an order: the snapshot returns are validated against. "
+                "Subject: the order id.",
+                exchange=ORDERS_EXCHANGE,
+            ),
+            EventType(
+                "return.created",
+                Return,
+                "returns",
+                "Return requested",
+                "A buyer (or an agent for them) requested a return.",
+            ),
+            EventType(
+                "return.authorized",
+                Return,
+                "returns",
+                "Return authorized",
+                "The seller, the seller's policy (`authorization.automatic`) or the platform at the response "
+                "deadline (`automatic` and `late`) authorized the return; `authorization.returnless` means the "
+                "buyer keeps the item and is refunded at once.",
+            ),
+            EventType(
+                "return.rejected",
+                Return,
+                "returns",
+                "Return rejected",
+                "The seller rejected the request; `rejection.invalid` marks an in-policy, seller-fault request "
+                "rejected anyway.",
+            ),
+            EventType(
+                "return.closed",
+                Return,
+                "returns",
+                "Return closed",
+                "The buyer withdrew or the matter was settled without a return (`closure.code`).",
+            ),
+            EventType(
+                "return.shipped", Return, "returns", "Return shipped", "The buyer shipped the item back (`shipment`)."
+            ),
+            EventType(
+                "return.received",
+                Return,
+                "returns",
+                "Return received",
+                "The seller received the item; `receipt` has the quantity and condition per line and "
+                "`refund_due_at` the refund deadline.",
+            ),
+            EventType(
+                "return.expired",
+                Return,
+                "returns",
+                "Return expired",
+                "Nothing was shipped within the authorization's validity.",
+            ),
+            EventType(
+                "return.feedback_received",
+                Return,
+                "returns",
+                "Return feedback received",
+                'The buyer answered "was your return resolved?" (`feedback.resolved`).',
+            ),
+            EventType(
+                "return.refunded",
+                Refund,
+                "refunds",
+                "Return refunded",
+                "The buyer was refunded for a return; data is the refund. Subject: the return id. "
+                "Published once per return.",
+            ),
+            EventType(
+                "seller.response_due_soon",
+                Return,
+                "returns",
+                "Seller response due soon",
+                "Reminder: the seller has not answered and `response_due_at` is near.",
+            ),
+            EventType(
+                "refund.issued",
+                Refund,
+                "refunds",
+                "Refund issued",
+                "A refund (of a return, returnless, or a direct order refund) was paid. Subject: the refund id.",
+            ),
+            EventType(
+                "refund.failed",
+                Refund,
+                "refunds",
+                "Refund failed",
+                "The payment gateway refused the refund or kept failing. Subject: the refund id.",
+            ),
+            EventType(
+                "buyer.flagged",
+                BuyerFlag,
+                "metrics",
+                "Buyer flagged",
+                "A buyer crossed the abuse thresholds: auto-authorization and returnless refunds are off for "
+                "them. Subject: the buyer id.",
+            ),
+            EventType(
+                "buyer.unflagged",
+                BuyerFlag,
+                "metrics",
+                "Buyer unflagged",
+                "A flagged buyer is back under the thresholds. Subject: the buyer id.",
+            ),
+            EventType(
+                "notification.sent",
+                Notification,
+                "notifications",
+                "Notification sent",
+                "An email was accepted by the SMTP server. Ids only, no address. Subject: the notification id.",
+            ),
+            EventType(
+                "notification.failed",
+                Notification,
+                "notifications",
+                "Notification failed",
+                "An email could not be delivered after every retry. Subject: the notification id.",
+            ),
+        )
+    }
+)
 
 
 class UnknownEventType(ValueError):
@@ -130,8 +218,16 @@ class CloudEvent(BaseModel):
         return cls.model_validate_json(body)
 
 
-def new_event(event_type: str, *, service: str, subject: str, data: BaseModel, sequence: int,
-              time: datetime, event_id: str | None = None) -> CloudEvent:
+def new_event(
+    event_type: str,
+    *,
+    service: str,
+    subject: str,
+    data: BaseModel,
+    sequence: int,
+    time: datetime,
+    event_id: str | None = None,
+) -> CloudEvent:
     """Build the envelope for `data` (the aggregate's full current state)."""
     registered(event_type)
     return CloudEvent(

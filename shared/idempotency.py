@@ -9,6 +9,7 @@ Only successful (2xx) responses are kept. On an error the record is released so 
 retry, with the same key, the same or a corrected body (as Stripe does for failed validation).
 Completed records expire after `retention`; a job calls `purge_expired()` (no TTL indexes).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,6 +31,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.auth import CurrentPrincipal, Principal
 from shared.clock import Clock, SystemClock
 from shared.http import Conflict, Unprocessable
+from shared.mongo import Database
 
 COLLECTION = "idempotency_keys"
 HEADER = "Idempotency-Key"
@@ -73,8 +75,9 @@ class Claim:
     token: str
 
 
-def fingerprint(body: bytes | str | BaseModel | Mapping[str, Any] | list[Any] | None, *,
-                method: str = "", path: str = "") -> str:
+def fingerprint(
+    body: bytes | str | BaseModel | Mapping[str, Any] | list[Any] | None, *, method: str = "", path: str = ""
+) -> str:
     """SHA-256 of method, path and the body as canonical JSON (key order and spacing don't count)."""
     if isinstance(body, BaseModel):
         data: Any = body.model_dump(mode="json")
@@ -86,8 +89,7 @@ def fingerprint(body: bytes | str | BaseModel | Mapping[str, Any] | list[Any] | 
             return _sha256(method, path, raw)
     else:
         data = jsonable_encoder(body)
-    return _sha256(method, path, json.dumps(data, sort_keys=True, separators=(",", ":"),
-                                            ensure_ascii=False).encode())
+    return _sha256(method, path, json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _sha256(method: str, path: str, canonical: bytes) -> str:
@@ -99,8 +101,15 @@ def _utc(at: datetime) -> datetime:
 
 
 class IdempotencyStore:
-    def __init__(self, db: Any, *, clock: Clock | None = None, lease: timedelta = timedelta(seconds=30),
-                 retention: timedelta = timedelta(hours=24), collection: str = COLLECTION) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock | None = None,
+        lease: timedelta = timedelta(seconds=30),
+        retention: timedelta = timedelta(hours=24),
+        collection: str = COLLECTION,
+    ) -> None:
         self.collection = db[collection]
         self.clock = clock or SystemClock()
         self.lease = lease
@@ -121,9 +130,17 @@ class IdempotencyStore:
             now = self.clock.now()
             token = uuid.uuid4().hex
             try:
-                await self.collection.insert_one({
-                    "_id": doc_id, "state": "in_progress", "fingerprint": fingerprint, "token": token,
-                    "lease_until": now + self.lease, "created_at": now, "expires_at": now + self.retention})
+                await self.collection.insert_one(
+                    {
+                        "_id": doc_id,
+                        "state": "in_progress",
+                        "fingerprint": fingerprint,
+                        "token": token,
+                        "lease_until": now + self.lease,
+                        "created_at": now,
+                        "expires_at": now + self.retention,
+                    }
+                )
                 return Claim(doc_id, token)
             except DuplicateKeyError:
                 existing = await self.collection.find_one({"_id": doc_id})
@@ -134,30 +151,40 @@ class IdempotencyStore:
                 continue
             if existing["fingerprint"] != fingerprint:
                 raise IdempotencyKeyReused(
-                    f"This {HEADER} was used with a different request; use a new key.", field=HEADER)
+                    f"This {HEADER} was used with a different request; use a new key.", field=HEADER
+                )
             if existing["state"] == "completed":
                 stored = existing["response"]
-                return StoredResponse(stored["status"], bytes(stored["body"]),
-                                      [(name, value) for name, value in stored["headers"]])
+                return StoredResponse(
+                    stored["status"], bytes(stored["body"]), [(name, value) for name, value in stored["headers"]]
+                )
             lease_until = _utc(existing["lease_until"])
             if lease_until > now:
                 wait = max(1, math.ceil((lease_until - now).total_seconds()))
                 raise IdempotencyKeyInProgress(
                     f"A request with this {HEADER} is still being processed; retry later.",
-                    headers={"Retry-After": str(wait)})
+                    headers={"Retry-After": str(wait)},
+                )
             # The previous holder crashed or stalled: take over its exact record, then race to insert.
             await self.collection.delete_one({"_id": doc_id, "token": existing["token"], "state": "in_progress"})
-        raise IdempotencyKeyInProgress(f"A request with this {HEADER} is being processed; retry later.",
-                                       headers={"Retry-After": "1"})
+        raise IdempotencyKeyInProgress(
+            f"A request with this {HEADER} is being processed; retry later.", headers={"Retry-After": "1"}
+        )
 
     async def complete(self, claim: Claim, status: int, body: bytes, headers: list[tuple[str, str]]) -> bool:
         """Store the response; False if the lease was lost meanwhile (took longer than `lease`)."""
         now = self.clock.now()
         result = await self.collection.update_one(
             {"_id": claim.id, "token": claim.token, "state": "in_progress"},
-            {"$set": {"state": "completed", "completed_at": now, "expires_at": now + self.retention,
-                      "response": {"status": status, "body": body,
-                                   "headers": [[name, value] for name, value in headers]}}})
+            {
+                "$set": {
+                    "state": "completed",
+                    "completed_at": now,
+                    "expires_at": now + self.retention,
+                    "response": {"status": status, "body": body, "headers": [[name, value] for name, value in headers]},
+                }
+            },
+        )
         return result.matched_count == 1
 
     async def release(self, claim: Claim) -> None:
@@ -183,15 +210,23 @@ def _route_template(request: Request) -> str:
 
 def check_key(key: str) -> str:
     if not 1 <= len(key) <= 255 or not all("!" <= char <= "~" for char in key):
-        raise InvalidIdempotencyKey(f"{HEADER} must be 1-255 visible ASCII characters.",
-                                    errors=[{"field": HEADER, "location": "header",
-                                             "reason": "1-255 visible ASCII characters"}])
+        raise InvalidIdempotencyKey(
+            f"{HEADER} must be 1-255 visible ASCII characters.",
+            errors=[{"field": HEADER, "location": "header", "reason": "1-255 visible ASCII characters"}],
+        )
     return key
 
 
-async def run_idempotent(store: IdempotencyStore, request: Request, principal: Principal | str,
-                         key: str | None, handler: Callable[[], Awaitable[Any]], *,
-                         status_code: int = 200, scope: str | None = None) -> Response:
+async def run_idempotent(
+    store: IdempotencyStore,
+    request: Request,
+    principal: Principal | str,
+    key: str | None,
+    handler: Callable[[], Awaitable[Any]],
+    *,
+    status_code: int = 200,
+    scope: str | None = None,
+) -> Response:
     """Run `handler` once per (scope, principal, key); repeats get the stored response.
 
     `handler` returns a Response, a pydantic model or JSON-able data (sent with `status_code`).
@@ -210,8 +245,11 @@ async def run_idempotent(store: IdempotencyStore, request: Request, principal: P
         await store.release(outcome)
         raise
     if 200 <= response.status_code < 300:
-        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in response.raw_headers
-                   if name.decode("latin-1").lower() not in _NOT_STORED_HEADERS]
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in response.raw_headers
+            if name.decode("latin-1").lower() not in _NOT_STORED_HEADERS
+        ]
         try:
             if not await store.complete(outcome, response.status_code, bytes(response.body), headers):
                 log.warning("idempotency lease lost before completion", extra={"claim": outcome.id})
@@ -222,10 +260,16 @@ async def run_idempotent(store: IdempotencyStore, request: Request, principal: P
     return response
 
 
-IdempotencyKeyHeader = Annotated[str | None, Header(
-    alias=HEADER, min_length=1, max_length=255,
-    description="Makes the POST safe to retry: the same key with the same body returns the first "
-                "response; with a different body it is refused (422).")]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        min_length=1,
+        max_length=255,
+        description="Makes the POST safe to retry: the same key with the same body returns the first "
+        "response; with a different body it is refused (422).",
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,14 +279,17 @@ class IdempotentRequest:
     principal: Principal
     key: str | None
 
-    async def run(self, handler: Callable[[], Awaitable[Any]], *, status_code: int = 200,
-                  scope: str | None = None) -> Response:
-        return await run_idempotent(self.store, self.request, self.principal, self.key, handler,
-                                    status_code=status_code, scope=scope)
+    async def run(
+        self, handler: Callable[[], Awaitable[Any]], *, status_code: int = 200, scope: str | None = None
+    ) -> Response:
+        return await run_idempotent(
+            self.store, self.request, self.principal, self.key, handler, status_code=status_code, scope=scope
+        )
 
 
-async def idempotent_request(request: Request, principal: CurrentPrincipal,
-                             key: IdempotencyKeyHeader = None) -> IdempotentRequest:
+async def idempotent_request(
+    request: Request, principal: CurrentPrincipal, key: IdempotencyKeyHeader = None
+) -> IdempotentRequest:
     store = getattr(request.app.state, "idempotency", None)
     if store is None:
         raise RuntimeError("app.state.idempotency is not set: create an IdempotencyStore in the lifespan")

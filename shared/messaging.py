@@ -25,6 +25,7 @@ The exchange is the registry's; a type missing from the registry fails when the 
 It starts connect -> bind -> consume -> relay -> jobs and stops in reverse: the jobs, the relay,
 then the consumer (handlers in flight finish and ack) and the connection.
 """
+
 from __future__ import annotations
 
 import logging
@@ -112,14 +113,22 @@ class Messaging:
         self.exchanges = dict(exchanges or {})
 
     @classmethod
-    def from_settings(cls, settings: CommonSettings, *, inbox: Any, outboxes: Sequence[Any],
-                      clock: Clock | None = None, announcements: bool = False) -> Messaging:
+    def from_settings(
+        cls,
+        settings: CommonSettings,
+        *,
+        inbox: Any,
+        outboxes: Sequence[Any],
+        clock: Clock | None = None,
+        announcements: bool = False,
+    ) -> Messaging:
         """The bus the settings describe (deduplicating on the `inbox` collection) and a relay of
         the `outboxes` collections. `announcements`: events no one is bound to count as published."""
         bus = EventBus.from_settings(settings, inbox=inbox, clock=clock)
         # The relay's leases are operational time, not the (possibly moved) business clock.
-        relay = OutboxRelay(Announcer(bus) if announcements else bus, outboxes,
-                            poll_interval=settings.outbox_poll_ms / 1000)
+        relay = OutboxRelay(
+            Announcer(bus) if announcements else bus, outboxes, poll_interval=settings.outbox_poll_ms / 1000
+        )
         return cls(bus, relay, {EXCHANGE: settings.exchange, ORDERS_EXCHANGE: settings.orders_exchange})
 
     def subscribe(self, subscriptions: Iterable[Subscription[C, Any]], context: C) -> None:
@@ -128,8 +137,9 @@ class Messaging:
             self.bus.subscribe(subscription.event_type, subscription.bind(context), exchange=exchange)
 
     @asynccontextmanager
-    async def running(self, subscriptions: Iterable[Subscription[C, Any]], context: C, *,
-                      jobs: Sequence[Job] = ()) -> AsyncIterator[None]:
+    async def running(
+        self, subscriptions: Iterable[Subscription[C, Any]], context: C, *, jobs: Sequence[Job] = ()
+    ) -> AsyncIterator[None]:
         """Connect, bind and consume `subscriptions` (handlers get `context`), relay the outboxes,
         run `jobs`; on leaving (or a failed start) stop what was started, in reverse."""
         async with AsyncExitStack() as stack:

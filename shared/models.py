@@ -3,6 +3,7 @@
 Services keep these shapes in their own documents and publish them whole in `data`; consumers
 read them without calling back. Field meanings are a contract: add fields, never repurpose them.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -10,8 +11,17 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints,
-                      ValidationError, model_validator)
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.money import INT64_MAX, Currency, Money, int64
@@ -32,6 +42,7 @@ class Contract(BaseModel):
 
 # ---- orders ---------------------------------------------------------------------------------
 
+
 class Address(Contract):
     name: str | None = None
     line1: str
@@ -47,7 +58,9 @@ class Party(Contract):
     name: str
     email: EmailStr
     locale: str = "en"
-    timezone: str | None = Field(default=None, description="IANA zone for deadlines in emails; marketplace default when absent.")
+    timezone: str | None = Field(
+        default=None, description="IANA zone for deadlines in emails; marketplace default when absent."
+    )
 
 
 class Seller(Party):
@@ -86,9 +99,13 @@ class Order(Contract):
     def _plausible(self) -> Order:
         problems = order_problems(self)
         if problems:
-            raise ValidationError.from_exception_data(type(self).__name__, [
-                InitErrorDetails(type=PydanticCustomError("implausible_order", reason), loc=loc, input=value)
-                for loc, reason, value in problems])
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(type=PydanticCustomError("implausible_order", reason), loc=loc, input=value)
+                    for loc, reason, value in problems
+                ],
+            )
         return self
 
     def line(self, line_id: str) -> OrderLine | None:
@@ -113,20 +130,27 @@ def order_problems(order: Order) -> list[Problem]:
             problems.append((("lines", index, "line_id"), "listed twice", line.line_id))
         seen.add(line.line_id)
         if price.currency != order.currency:
-            problems.append((("lines", index, "unit_price", "currency"),
-                             f"must be the order's currency {order.currency}", price.currency))
+            problems.append(
+                (
+                    ("lines", index, "unit_price", "currency"),
+                    f"must be the order's currency {order.currency}",
+                    price.currency,
+                )
+            )
         if price.amount <= 0:
             problems.append((("lines", index, "unit_price", "amount"), "must be positive", price.amount))
         elif price.amount * line.quantity > INT64_MAX:
-            problems.append((("lines", index, "quantity"), "quantity × unit price exceeds a 64-bit amount",
-                             line.quantity))
+            problems.append(
+                (("lines", index, "quantity"), "quantity × unit price exceeds a 64-bit amount", line.quantity)
+            )
         total += max(price.amount, 0) * line.quantity
     if total > INT64_MAX and not any(loc[-1] == "quantity" for loc, _, _ in problems):
         problems.append((("lines",), "the lines together exceed a 64-bit amount", None))
     shipping = order.shipping_paid
     if shipping.currency != order.currency:
-        problems.append((("shipping_paid", "currency"), f"must be the order's currency {order.currency}",
-                         shipping.currency))
+        problems.append(
+            (("shipping_paid", "currency"), f"must be the order's currency {order.currency}", shipping.currency)
+        )
     if shipping.amount < 0:
         problems.append((("shipping_paid", "amount"), "must not be negative", shipping.amount))
     elif total <= INT64_MAX < total + shipping.amount:
@@ -134,14 +158,14 @@ def order_problems(order: Order) -> list[Problem]:
     for name in ("ordered_at", "delivered_at"):
         at = getattr(order, name)
         if not EARLIEST_ORDER <= at < LATEST_ORDER:
-            problems.append(((name,), f"must be between {EARLIEST_ORDER.year} and {LATEST_ORDER.year}",
-                             at.isoformat()))
+            problems.append(((name,), f"must be between {EARLIEST_ORDER.year} and {LATEST_ORDER.year}", at.isoformat()))
     if order.delivered_at < order.ordered_at:
         problems.append((("delivered_at",), "must not be before ordered_at", order.delivered_at.isoformat()))
     return problems
 
 
 # ---- returns --------------------------------------------------------------------------------
+
 
 class ReturnStatus(StrEnum):
     REQUESTED = "requested"
@@ -229,9 +253,14 @@ class Authorization(Contract):
     tracking_number: str | None = None
     label_url: str | None = None
     return_shipping_paid_by: Fault
-    return_postage: Money | None = Field(default=None, description="Postage the buyer pays on an unpaid label; refunded as a concession when the seller owes it.")
+    return_postage: Money | None = Field(
+        default=None,
+        description="Postage the buyer pays on an unpaid label; refunded as a concession when the seller owes it.",
+    )
     returnless: bool = False
-    automatic: bool = Field(default=False, description="Authorized by policy or by the platform, not by the seller's hand.")
+    automatic: bool = Field(
+        default=False, description="Authorized by policy or by the platform, not by the seller's hand."
+    )
     late: bool = Field(default=False, description="Authorized by the platform at the response deadline.")
     instructions: str | None = None
     ship_by: datetime | None = None
@@ -257,10 +286,16 @@ class ReceivedLine(Contract):
     line_id: Id
     quantity: int = Field(ge=0)
     condition: ItemCondition
-    restocking_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100, description=(
-        "Percent of the unit price the seller keeps on each of these units, decided by the returns service "
-        "at receipt: the policy's restocking fee when the buyer is at fault and the item came back opened, "
-        "used or damaged by the buyer, otherwise 0. The refund applies it as it is."))
+    restocking_fee_percent: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        le=100,
+        description=(
+            "Percent of the unit price the seller keeps on each of these units, decided by the returns service "
+            "at receipt: the policy's restocking fee when the buyer is at fault and the item came back opened, "
+            "used or damaged by the buyer, otherwise 0. The refund applies it as it is."
+        ),
+    )
 
 
 class Receipt(Contract):
@@ -320,9 +355,10 @@ class Return(Contract):
 
 # ---- refunds --------------------------------------------------------------------------------
 
+
 class RefundStatus(StrEnum):
-    DUE = "due"            # manual mode: waiting for the seller until the refund deadline
-    PENDING = "pending"    # being paid through the gateway
+    DUE = "due"  # manual mode: waiting for the seller until the refund deadline
+    PENDING = "pending"  # being paid through the gateway
     ISSUED = "issued"
     FAILED = "failed"
 
@@ -357,7 +393,9 @@ class Refund(Contract):
     refund_id: Id
     kind: RefundKind
     return_id: str | None = None
-    return_version: int | None = Field(default=None, description="Version of the return this refund answers (received, or authorized returnless).")
+    return_version: int | None = Field(
+        default=None, description="Version of the return this refund answers (received, or authorized returnless)."
+    )
     order_id: Id
     marketplace: str
     currency: Currency
@@ -381,6 +419,7 @@ class Refund(Contract):
 
 
 # ---- buyers and notifications ---------------------------------------------------------------
+
 
 class BuyerFlag(Contract):
     """Data of `buyer.flagged` / `buyer.unflagged`."""

@@ -3,6 +3,7 @@
 Every amount fits a signed 64-bit integer (what MongoDB stores); arithmetic that would leave that
 range raises AmountOutOfRange instead of producing a number no store or gateway can take.
 """
+
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
@@ -16,8 +17,12 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # ISO 4217 codes of the currencies that are legal tender somewhere today, from CLDR (babel): no
 # withdrawn currencies, funds codes, precious metals or the test codes XTS and XXX.
-CURRENCIES_IN_USE = frozenset(code for territory in Locale("en").territories
-                              for code in get_territory_currencies(territory, tender=True))
+CURRENCIES_IN_USE = frozenset(
+    code
+    for territory in Locale("en").territories
+    if isinstance(territory, str)  # territory codes; babel types the keys more loosely
+    for code in get_territory_currencies(territory, tender=True)
+)
 
 
 def _in_use(code: str) -> str:
@@ -49,8 +54,10 @@ class AmountOutOfRange(ValueError):
 class Money(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    amount: Amount = Field(description="Integer amount in the currency's minor unit (cents for USD, yen for "
-                                       "JPY, fils for BHD); a signed 64-bit integer.")
+    amount: Amount = Field(
+        description="Integer amount in the currency's minor unit (cents for USD, yen for "
+        "JPY, fils for BHD); a signed 64-bit integer."
+    )
     currency: Currency
 
     @classmethod

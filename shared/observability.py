@@ -1,4 +1,5 @@
 """Operating the services: JSON logs (with request ids, emails redacted), Prometheus, health."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,10 +26,15 @@ REDACTED = "[redacted-email]"
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+def redact_text(text: str) -> str:
+    """`text` with every email address replaced."""
+    return EMAIL.sub(REDACTED, text) if "@" in text else text
+
+
 def redact(value: Any) -> Any:
     """`value` with every email address replaced; walks dicts, lists and tuples."""
     if isinstance(value, str):
-        return EMAIL.sub(REDACTED, value) if "@" in value else value
+        return redact_text(value)
     if isinstance(value, Mapping):
         return {key: redact(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -61,11 +67,16 @@ class RedactingFilter(logging.Filter):
 
 
 class _Formatter(JsonFormatter):
-    def formatException(self, ei: Any) -> Any:  # noqa: N802 - logging's name
-        return redact(super().formatException(ei))
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return redact_text(_text(super().formatException(ei)))
 
     def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
-        return redact(super().formatStack(stack_info))
+        return redact_text(_text(super().formatStack(stack_info)))
+
+
+def _text(formatted: str | list[str]) -> str:
+    """python-json-logger answers a list of lines only when configured *_as_array, which we are not."""
+    return formatted if isinstance(formatted, str) else "\n".join(formatted)
 
 
 _HANDLER_NAME = "returns-platform-json"
@@ -75,9 +86,13 @@ def configure_logging(service: str, level: str | int = "INFO", *, stream: IO[str
     """JSON lines on stdout for the whole process; safe to call again (replaces its handler)."""
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(_Formatter(
-        "%(levelname)s %(name)s %(service)s %(request_id)s %(message)s",
-        rename_fields={"levelname": "level", "name": "logger"}, timestamp=True))
+    handler.setFormatter(
+        _Formatter(
+            "%(levelname)s %(name)s %(service)s %(request_id)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp=True,
+        )
+    )
     handler.addFilter(RedactingFilter(service))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
@@ -103,11 +118,16 @@ QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scra
 
 class HttpMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self.requests = Counter("http_requests_total", "HTTP requests served.",
-                                ["method", "route", "status"], registry=registry)
-        self.latency = Histogram("http_request_duration_seconds", "Time to serve an HTTP request.",
-                                 ["method", "route", "status"], registry=registry,
-                                 buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.requests = Counter(
+            "http_requests_total", "HTTP requests served.", ["method", "route", "status"], registry=registry
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time to serve an HTTP request.",
+            ["method", "route", "status"],
+            registry=registry,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -163,14 +183,22 @@ class MetricsMiddleware:
             template = getattr(route, "path_format", None) or getattr(route, "path", None) or UNMATCHED
             self.metrics.observe(method, template, status, elapsed)
             if self.access_log and template not in QUIET_ROUTES:
-                access_log.info("request", extra={
-                    "method": method, "route": template, "path": scope["path"], "status": status,
-                    "duration_ms": round(elapsed * 1000, 2)})
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "route": template,
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
 
 
 def metrics_endpoint(registry: CollectorRegistry = REGISTRY) -> Callable[[], Awaitable[Response]]:
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     return metrics
 
 
@@ -211,8 +239,11 @@ def health_router() -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: MongoDB and AMQP reachable",
-                responses={503: {"description": "Not ready (problem+json)"}})
+    @router.get(
+        "/readyz",
+        summary="Readiness: MongoDB and AMQP reachable",
+        responses={503: {"description": "Not ready (problem+json)"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         checks = readiness_checks(request.app)
         names = list(checks)

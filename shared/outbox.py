@@ -14,6 +14,7 @@ Fields on the document: outbox [{id, type, envelope}], outbox_pending (true whil
 indexed, so finding work is cheap), outbox_lease_until / outbox_lease_owner (one relay at a time
 per document), outbox_failures (publish attempts that failed in a row, for back-off).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,14 +34,20 @@ from shared.periodic import Periodic, backoff_seconds
 log = logging.getLogger(__name__)
 
 OUTBOX, PENDING, LEASE, OWNER, FAILURES = (
-    "outbox", "outbox_pending", "outbox_lease_until", "outbox_lease_owner", "outbox_failures")
+    "outbox",
+    "outbox_pending",
+    "outbox_lease_until",
+    "outbox_lease_owner",
+    "outbox_failures",
+)
 
 
 def outbox_entries(events: Iterable[CloudEvent], exchange: str | None = None) -> list[dict[str, Any]]:
     """Outbox items; `exchange` sends them somewhere other than the bus's own exchange."""
     target = {"exchange": exchange} if exchange else {}
-    return [{"id": e.id, "type": e.type, "envelope": e.model_dump(mode="json", exclude_none=True), **target}
-            for e in events]
+    return [
+        {"id": e.id, "type": e.type, "envelope": e.model_dump(mode="json", exclude_none=True), **target} for e in events
+    ]
 
 
 def outbox_fields(events: Iterable[CloudEvent]) -> dict[str, Any]:
@@ -81,9 +88,18 @@ def _due(now: datetime) -> dict[str, Any]:
 
 
 class OutboxRelay:
-    def __init__(self, bus: Publisher, collections: Sequence[Any], *, poll_interval: float = 0.5,
-                 lease_seconds: float = 30.0, clock: Clock | None = None, batch_size: int = 100,
-                 concurrency: int = 16, max_backoff: float = 60.0) -> None:
+    def __init__(
+        self,
+        bus: Publisher,
+        collections: Sequence[Any],
+        *,
+        poll_interval: float = 0.5,
+        lease_seconds: float = 30.0,
+        clock: Clock | None = None,
+        batch_size: int = 100,
+        concurrency: int = 16,
+        max_backoff: float = 60.0,
+    ) -> None:
         self.bus, self.collections = bus, list(collections)
         self.poll_interval, self.lease = poll_interval, timedelta(seconds=lease_seconds)
         self.clock = clock or SystemClock()
@@ -111,8 +127,7 @@ class OutboxRelay:
             while True:
                 query = {PENDING: True, **_due(self.clock.now())}
                 ids = [doc["_id"] async for doc in collection.find(query, {"_id": 1}).limit(self.batch_size)]
-                results = await asyncio.gather(*(self._relay(collection, i) for i in ids),
-                                               return_exceptions=True)
+                results = await asyncio.gather(*(self._relay(collection, i) for i in ids), return_exceptions=True)
                 for result in results:
                     if isinstance(result, BaseException):
                         raise result
@@ -127,15 +142,15 @@ class OutboxRelay:
             doc = await collection.find_one_and_update(
                 {"_id": doc_id, PENDING: True, **_due(now)},
                 {"$set": {LEASE: now + self.lease, OWNER: self.owner}},
-                return_document=ReturnDocument.AFTER)
+                return_document=ReturnDocument.AFTER,
+            )
             if doc is None:
                 return 0  # another relay holds it, or it was drained meanwhile
             entries = doc.get(OUTBOX) or []
             done: list[str] = []
             try:
                 for entry in entries:  # in order, each confirmed before the next
-                    await self.bus.publish(CloudEvent.model_validate(entry["envelope"]),
-                                           exchange=entry.get("exchange"))
+                    await self.bus.publish(CloudEvent.model_validate(entry["envelope"]), exchange=entry.get("exchange"))
                     done.append(entry["id"])
             except Exception as exc:  # noqa: BLE001 - kept for a later attempt, never dropped
                 await self._failed(collection, doc_id, done, doc.get(FAILURES, 0) + 1, entries[len(done)], exc)
@@ -148,25 +163,35 @@ class OutboxRelay:
         # so the outbox holds exactly what was published and can be emptied in one write.
         result = await collection.update_one(
             {"_id": doc_id, OWNER: self.owner, OUTBOX: {"$size": size}},
-            {"$set": {OUTBOX: []}, "$unset": {PENDING: "", LEASE: "", OWNER: "", FAILURES: ""}})
+            {"$set": {OUTBOX: []}, "$unset": {PENDING: "", LEASE: "", OWNER: "", FAILURES: ""}},
+        )
         if result.matched_count:
             return
         # New events arrived (or the lease was lost): remove only what was published. `pending`
         # stays set, so a later run drains the rest and clears it.
         await collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": done}}}})
-        await collection.update_one({"_id": doc_id, OWNER: self.owner},
-                                    {"$unset": {LEASE: "", OWNER: "", FAILURES: ""}})
+        await collection.update_one(
+            {"_id": doc_id, OWNER: self.owner}, {"$unset": {LEASE: "", OWNER: "", FAILURES: ""}}
+        )
 
-    async def _failed(self, collection: Any, doc_id: Any, done: list[str], failures: int,
-                      entry: dict[str, Any], exc: Exception) -> None:
+    async def _failed(
+        self, collection: Any, doc_id: Any, done: list[str], failures: int, entry: dict[str, Any], exc: Exception
+    ) -> None:
         delay = backoff_seconds(failures, base=max(self.poll_interval, 0.1), cap=self.max_backoff)
         if done:
             await collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": done}}}})
         # Holding the lease until the back-off ends keeps every replica away from this document.
         await collection.update_one(
             {"_id": doc_id, OWNER: self.owner},
-            {"$set": {LEASE: self.clock.now() + timedelta(seconds=delay), FAILURES: failures},
-             "$unset": {OWNER: ""}})
-        log.warning("outbox publish failed, will retry", extra={
-            "event_id": entry.get("id"), "event_type": entry.get("type"), "failures": failures,
-            "retry_in_s": delay, "error": loggable(exc)})
+            {"$set": {LEASE: self.clock.now() + timedelta(seconds=delay), FAILURES: failures}, "$unset": {OWNER: ""}},
+        )
+        log.warning(
+            "outbox publish failed, will retry",
+            extra={
+                "event_id": entry.get("id"),
+                "event_type": entry.get("type"),
+                "failures": failures,
+                "retry_in_s": delay,
+                "error": loggable(exc),
+            },
+        )

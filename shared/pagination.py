@@ -6,6 +6,7 @@ Datetimes travel as `{"$dt": iso}` and ObjectIds as `{"$oid": hex}` so they comp
 Only values the store can hold come back out: 64-bit integers, finite floats, datetimes that
 convert to UTC.
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,8 +32,7 @@ MAX_CURSOR_CHARS = 1024
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what BSON can hold; a bigger int is no sort value of ours
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1-200).")]
-Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS,
-                                     description="`next_cursor` of the previous page.")]
+Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS, description="`next_cursor` of the previous page.")]
 
 
 class Page(BaseModel, Generic[T]):
@@ -44,8 +44,10 @@ class InvalidCursor(BadRequest):
     title, slug = "Invalid cursor", "invalid-cursor"
 
     def __init__(self) -> None:
-        super().__init__("The cursor is malformed; pass back `next_cursor` unchanged.",
-                         errors=[{"field": "cursor", "location": "query", "reason": "malformed cursor"}])
+        super().__init__(
+            "The cursor is malformed; pass back `next_cursor` unchanged.",
+            errors=[{"field": "cursor", "location": "query", "reason": "malformed cursor"}],
+        )
 
 
 def _encode_value(value: Any) -> Any:
@@ -117,8 +119,13 @@ def _field(doc: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def make_page(docs: Iterable[Mapping[str, Any]], limit: int, convert: Callable[[Mapping[str, Any]], T], *,
-              sort_field: str = "created_at") -> Page[T]:
+def make_page(
+    docs: Iterable[Mapping[str, Any]],
+    limit: int,
+    convert: Callable[[Mapping[str, Any]], T],
+    *,
+    sort_field: str = "created_at",
+) -> Page[T]:
     """A page from up to `limit + 1` docs fetched with `page_filter`/`page_sort` (one extra shows more exist)."""
     docs = list(docs)
     more = len(docs) > limit

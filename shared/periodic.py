@@ -4,6 +4,7 @@ A failing step is logged and tried again, after a growing delay when `max_backof
 store or broker may be away for a moment, and a job that dies silently is worse than one that
 keeps trying.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,12 +18,13 @@ log = logging.getLogger(__name__)
 
 def backoff_seconds(failures: int, *, base: float = 1.0, cap: float = 60.0) -> float:
     """Delay after `failures` failed attempts in a row: base, 2×base, 4×base, … up to cap."""
-    return min(cap, base * 2 ** max(0, failures - 1))
+    return min(cap, base * 2.0 ** max(0, failures - 1))
 
 
 class Periodic:
-    def __init__(self, name: str, step: Callable[[], Awaitable[Any]], interval_s: float, *,
-                 max_backoff_s: float | None = None) -> None:
+    def __init__(
+        self, name: str, step: Callable[[], Awaitable[Any]], interval_s: float, *, max_backoff_s: float | None = None
+    ) -> None:
         self.name, self.step, self.interval_s, self.max_backoff_s = name, step, interval_s, max_backoff_s
         self.runs = 0
         self._task: asyncio.Task[None] | None = None

@@ -11,6 +11,7 @@ with `add_readiness_check(app, "mongodb", lambda: ping(db))`. The `amqp` check i
 once the factories are in, an EventBus on `app.state.bus` is checked with `bus.is_connected`
 (connected at this instant, not merely "not closed" while it reconnects).
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,12 +56,20 @@ class ServiceApp(FastAPI):
         return _openapi_with_problems(self)
 
 
-def create_service_app(settings: CommonSettings, *, title: str, version: str = "0.1.0",
-                       description: str = "", routers: Sequence[APIRouter] = (),
-                       lifespan: LifespanFactory | Sequence[LifespanFactory] | None = None,
-                       readiness_checks: Mapping[str, Check] | None = None,
-                       verifier: TokenVerifier | None = None, metrics: HttpMetrics | None = None,
-                       configure_logs: bool = True, access_log: bool = True) -> FastAPI:
+def create_service_app(
+    settings: CommonSettings,
+    *,
+    title: str,
+    version: str = "0.1.0",
+    description: str = "",
+    routers: Sequence[APIRouter] = (),
+    lifespan: LifespanFactory | Sequence[LifespanFactory] | None = None,
+    readiness_checks: Mapping[str, Check] | None = None,
+    verifier: TokenVerifier | None = None,
+    metrics: HttpMetrics | None = None,
+    configure_logs: bool = True,
+    access_log: bool = True,
+) -> FastAPI:
     if configure_logs:
         configure_logging(settings.service_name, settings.log_level)
     factories = [] if lifespan is None else [lifespan] if callable(lifespan) else list(lifespan)
@@ -84,7 +93,9 @@ def create_service_app(settings: CommonSettings, *, title: str, version: str = "
                 app.state.started = False
                 log.info("service stopping")
 
-    app = ServiceApp(title=title, version=version, description=description, lifespan=service_lifespan)
+    # Starlette takes a lifespan that yields state or None (None when there is none: not every server
+    # supports lifespan state); FastAPI's type admits one or the other.
+    app = ServiceApp(title=title, version=version, description=description, lifespan=service_lifespan)  # type: ignore[arg-type]
     app.state.settings = settings
     app.state.started = False
     # Fails at start-up, not on the first request, when the key or algorithm is misconfigured.
@@ -111,16 +122,17 @@ def create_service_app(settings: CommonSettings, *, title: str, version: str = "
 
 
 def _problem_response(description: str, schema: str = "Problem") -> dict[str, Any]:
-    return {"description": description,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
 
 
 def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema, with errors documented as problem+json instead of its own 422 shape."""
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                         routes=app.routes)
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.pop("HTTPValidationError", None)

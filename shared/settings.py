@@ -1,4 +1,5 @@
 """Settings every service shares, read from the environment (pydantic-settings)."""
+
 from __future__ import annotations
 
 from pydantic import Field
@@ -19,13 +20,17 @@ class CommonSettings(BaseSettings):
     exchange: str = "returns.events"
     orders_exchange: str = "orders.events"
     queue_prefix: str = Field(default="", description="Prefix for this service's queue names (test isolation).")
-    retry_delays_ms: list[int] = Field(default=[1000, 5000, 30000], description="Delay before each redelivery of a failed message.")
+    retry_delays_ms: list[int] = Field(
+        default=[1000, 5000, 30000], description="Delay before each redelivery of a failed message."
+    )
     prefetch: int = 32
     outbox_poll_ms: int = 500
     inbox_retention_days: int = Field(default=14, description="How long processed event ids are kept for dedupe.")
     jwt_algorithm: str = "HS256"
     jwt_secret: str | None = None
-    jwt_public_key: str | None = Field(default=None, description="PEM public key when jwt_algorithm is RS256/ES256/EdDSA.")
+    jwt_public_key: str | None = Field(
+        default=None, description="PEM public key when jwt_algorithm is RS256/ES256/EdDSA."
+    )
     jwt_issuer: str = "returns-platform"
     clock_file: str | None = Field(default=None, description="Test only: file holding a time offset in seconds.")
     log_level: str = "INFO"

@@ -5,6 +5,7 @@
 Reads JWT_ALGORITHM, JWT_SECRET and JWT_ISSUER like the services do. Asymmetric algorithms need the
 private key: `--private-key PATH` or JWT_PRIVATE_KEY (services only ever hold the public key).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,10 +23,19 @@ from shared.settings import CommonSettings
 DEFAULT_ISSUER = CommonSettings.model_fields["jwt_issuer"].default
 
 
-def mint(settings_or_key: CommonSettings | str | bytes | Any, role: Role | str, sub: str | None,
-         aud: str | None, ttl: int | None = 3600, *, algorithm: str | None = None,
-         issuer: str | None = None, now: datetime | None = None,
-         claims: Mapping[str, Any] | None = None, headers: Mapping[str, Any] | None = None) -> str:
+def mint(
+    settings_or_key: CommonSettings | str | bytes | Any,
+    role: Role | str,
+    sub: str | None,
+    aud: str | None,
+    ttl: int | None = 3600,
+    *,
+    algorithm: str | None = None,
+    issuer: str | None = None,
+    now: datetime | None = None,
+    claims: Mapping[str, Any] | None = None,
+    headers: Mapping[str, Any] | None = None,
+) -> str:
     """A signed token. `settings_or_key` is CommonSettings (HS* secret) or a secret/private key.
 
     `ttl=None` leaves out `exp`; a claim set to None in `claims` is left out (tests of bad tokens).
@@ -45,8 +55,7 @@ def mint(settings_or_key: CommonSettings | str | bytes | Any, role: Role | str, 
                 raise ValueError("pass algorithm= with an asymmetric private key")
             algorithm = "HS256"
     at = now or datetime.now(UTC)
-    payload: dict[str, Any] = {"iss": issuer or DEFAULT_ISSUER, "aud": aud, "sub": sub,
-                               "role": str(role), "iat": at}
+    payload: dict[str, Any] = {"iss": issuer or DEFAULT_ISSUER, "aud": aud, "sub": sub, "role": str(role), "iat": at}
     if ttl is not None:
         payload["exp"] = at + timedelta(seconds=ttl)
     payload.update(claims or {})
@@ -62,8 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
     parser.add_argument("--issuer", help="default: JWT_ISSUER")
     parser.add_argument("--private-key", help="PEM file for RS/ES/EdDSA (default: $JWT_PRIVATE_KEY)")
-    parser.add_argument("--claim", action="append", default=[], metavar="NAME=VALUE",
-                        help="an extra string claim (repeatable)")
+    parser.add_argument(
+        "--claim", action="append", default=[], metavar="NAME=VALUE", help="an extra string claim (repeatable)"
+    )
     args = parser.parse_args(argv)
 
     settings = CommonSettings()
@@ -76,8 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"JWT_ALGORITHM={settings.jwt_algorithm} needs --private-key or JWT_PRIVATE_KEY")
         key = source.replace("\\n", "\n") if "-----BEGIN" in source else open(source).read()
     try:
-        token = mint(key, args.role, args.sub, args.aud, args.ttl, algorithm=settings.jwt_algorithm,
-                     issuer=args.issuer or settings.jwt_issuer, claims=extra)
+        token = mint(
+            key,
+            args.role,
+            args.sub,
+            args.aud,
+            args.ttl,
+            algorithm=settings.jwt_algorithm,
+            issuer=args.issuer or settings.jwt_issuer,
+            claims=extra,
+        )
     except ValueError as exc:
         parser.error(str(exc))
     print(token)

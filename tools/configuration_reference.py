@@ -1,9 +1,11 @@
 """docs/configuration.md, generated from the Settings classes: every environment variable."""
+
 from __future__ import annotations
 
 import json
 import types
 import typing
+from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
@@ -42,7 +44,7 @@ def _default(info: FieldInfo) -> str:
     return f"`{value}`"
 
 
-def _rows(fields: dict[str, FieldInfo], overridden: set[str] = frozenset()) -> list[str]:
+def _rows(fields: dict[str, FieldInfo], overridden: Collection[str] = frozenset()) -> list[str]:
     rows = []
     for name, info in fields.items():
         if name in overridden:
@@ -57,7 +59,10 @@ FIELD_NOTES: dict[str, str] = {
     "service_name": "Service name: JWT audience, queue names, default database. Don't change it in production.",
     "host": "Interface to listen on (the container image sets `0.0.0.0`).",
     "port": "HTTP port.",
-    "mongodb_url": "MongoDB connection string; in production a replica set with an explicit write concern (`?replicaSet=rs0&w=majority&journal=true`, docs/operations.md).",
+    "mongodb_url": (
+        "MongoDB connection string; in production a replica set with an explicit write concern "
+        "(`?replicaSet=rs0&w=majority&journal=true`, docs/operations.md)."
+    ),
     "amqp_url": "RabbitMQ URL with this service's own user (`amqp://returns:...@rabbitmq:5672/`).",
     "exchange": "Topic exchange of the platform's events.",
     "orders_exchange": "Topic exchange on which the upstream order system publishes `order.delivered`.",
@@ -135,15 +140,24 @@ The services' own ports are `PORT` above (8001-8004); `scripts/run-services` set
 
 def configuration_document(services: dict[str, type[CommonSettings]]) -> str:
     common = CommonSettings.model_fields
-    parts = [CONFIGURATION_INTRO, "## Every service\n", "| variable | type | default | meaning |",
-             "|---|---|---|---|", *_rows(common), ""]
+    parts = [
+        CONFIGURATION_INTRO,
+        "## Every service\n",
+        "| variable | type | default | meaning |",
+        "|---|---|---|---|",
+        *_rows(common),
+        "",
+    ]
     for service, cls in services.items():
         own = {name: info for name, info in cls.model_fields.items() if name not in common}
         changed = {name for name in common if cls.model_fields[name].default != common[name].default}
         parts += [f"## {service} (`{cls.__module__}.{cls.__name__}`)\n"]
         if changed:
-            parts.append("Defaults that differ from the common ones: " + ", ".join(
-                f"`{name.upper()}` = {_default(cls.model_fields[name])}" for name in sorted(changed)) + ".\n")
+            parts.append(
+                "Defaults that differ from the common ones: "
+                + ", ".join(f"`{name.upper()}` = {_default(cls.model_fields[name])}" for name in sorted(changed))
+                + ".\n"
+            )
         if own:
             parts += ["| variable | type | default | meaning |", "|---|---|---|---|", *_rows(own), ""]
     parts.append(LOCAL_INFRASTRUCTURE)

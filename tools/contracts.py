@@ -8,6 +8,7 @@ Every event type (its data model, publisher, exchange, title and summary) comes 
 `shared.events.EVENT_TYPES`; who consumes what from the `SUBSCRIPTIONS` list in each
 services/<name>/handlers.py. The documents follow the code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,12 +45,18 @@ AMQP_BINDING_VERSION = "0.3.0"
 
 # ---- reading the services -------------------------------------------------------------------
 
+
 def settings_class(service: str) -> type[CommonSettings]:
     """The CommonSettings subclass defined in services/<service>/settings.py."""
     module = importlib.import_module(f"services.{service}.settings")
-    found = [obj for obj in vars(module).values()
-             if inspect.isclass(obj) and issubclass(obj, CommonSettings) and obj is not CommonSettings
-             and obj.__module__ == module.__name__]
+    found = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, CommonSettings)
+        and obj is not CommonSettings
+        and obj.__module__ == module.__name__
+    ]
     if len(found) != 1:
         raise LookupError(f"services.{service}.settings defines {len(found)} settings classes, expected 1")
     return found[0]
@@ -58,7 +65,8 @@ def settings_class(service: str) -> type[CommonSettings]:
 @contextmanager
 def clean_environment(*settings_classes: type[CommonSettings]) -> Iterator[None]:
     """Hide environment variables that would change settings, so output depends on code only."""
-    names = {name.upper() for cls in (CommonSettings, *settings_classes) for name in cls.model_fields}
+    classes: tuple[type[CommonSettings], ...] = (CommonSettings, *settings_classes)
+    names = {name.upper() for cls in classes for name in cls.model_fields}
     hidden = {key: os.environ.pop(key) for key in list(os.environ) if key.upper() in names}
     try:
         yield
@@ -69,7 +77,7 @@ def clean_environment(*settings_classes: type[CommonSettings]) -> Iterator[None]
 def contract_settings(service: str) -> CommonSettings:
     cls = settings_class(service)
     # A placeholder key: the app refuses to build without one; it never signs anything here.
-    return cls(jwt_algorithm="HS256", jwt_secret="contract-generation-placeholder-key-0000000000")
+    return cls(jwt_algorithm="HS256", jwt_secret="contract-generation-placeholder-key-0000000000")  # noqa: S106 - a placeholder, see above
 
 
 def code_subscriptions(service: str) -> dict[str, str]:
@@ -94,29 +102,37 @@ def configuration_document() -> str:
 
 # ---- AsyncAPI -------------------------------------------------------------------------------
 
+
 def _title(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
 def _schemas() -> dict[str, Any]:
     models = sorted({t.data for t in EVENT_TYPES.values()}, key=lambda m: m.__name__)
-    _, top = models_json_schema([(model, "serialization") for model in models],
-                                ref_template="#/components/schemas/{model}")
+    _, top = models_json_schema(
+        [(model, "serialization") for model in models], ref_template="#/components/schemas/{model}"
+    )
     schemas = dict(sorted(top.get("$defs", {}).items()))
     envelope = CloudEvent.model_json_schema(mode="serialization", ref_template="#/components/schemas/{model}")
     envelope["description"] = (
         "CloudEvents 1.0 structured JSON (the AMQP body). `id` is also the AMQP message_id and the "
         "key consumers dedupe on; `sequence` is the aggregate's version after the change, for "
         "ordering; `data` is the aggregate's full current state. Unknown extension attributes may "
-        "appear and must be ignored.")
+        "appear and must be ignored."
+    )
     schemas["CloudEvent"] = envelope
     return schemas
 
 
 def _queue_binding(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {"amqp": {"is": "queue",
-                     "queue": {"name": name, "durable": True, "exclusive": False, "autoDelete": False, "vhost": "/"},
-                     "x-arguments": arguments, "bindingVersion": AMQP_BINDING_VERSION}}
+    return {
+        "amqp": {
+            "is": "queue",
+            "queue": {"name": name, "durable": True, "exclusive": False, "autoDelete": False, "vhost": "/"},
+            "x-arguments": arguments,
+            "bindingVersion": AMQP_BINDING_VERSION,
+        }
+    }
 
 
 def asyncapi_document() -> dict[str, Any]:
@@ -128,9 +144,11 @@ def asyncapi_document() -> dict[str, Any]:
     messages: dict[str, Any] = {}
     for event_type in event_types:
         registered = EVENT_TYPES[event_type]
-        constants: dict[str, Any] = {"type": {"const": event_type},
-                                     "dataschema": {"const": dataschema(event_type)},
-                                     "data": {"$ref": f"#/components/schemas/{registered.data.__name__}"}}
+        constants: dict[str, Any] = {
+            "type": {"const": event_type},
+            "dataschema": {"const": dataschema(event_type)},
+            "data": {"$ref": f"#/components/schemas/{registered.data.__name__}"},
+        }
         if registered.publisher != ORDER_SYSTEM:
             constants["source"] = {"const": f"/services/{registered.publisher}"}
         messages[event_type] = {
@@ -138,13 +156,20 @@ def asyncapi_document() -> dict[str, Any]:
             "title": registered.title,
             "summary": registered.summary,
             "contentType": CONTENT_TYPE,
-            "correlationId": {"description": "The aggregate the event is about (return, refund, buyer, notification or order id).",
-                              "location": "$message.payload#/subject"},
-            "payload": {"allOf": [{"$ref": "#/components/schemas/CloudEvent"},
-                                  {"type": "object", "required": ["type", "data"], "properties": constants}]},
+            "correlationId": {
+                "description": "The aggregate the event is about (return, refund, buyer, notification or order id).",
+                "location": "$message.payload#/subject",
+            },
+            "payload": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/CloudEvent"},
+                    {"type": "object", "required": ["type", "data"], "properties": constants},
+                ]
+            },
             "bindings": {"amqp": {"messageType": event_type, "bindingVersion": AMQP_BINDING_VERSION}},
-            "examples": [{"name": event_type, "summary": f"A {event_type} event",
-                          "payload": example_event(event_type)}],
+            "examples": [
+                {"name": event_type, "summary": f"A {event_type} event", "payload": example_event(event_type)}
+            ],
         }
 
     channels: dict[str, Any] = {}
@@ -153,14 +178,19 @@ def asyncapi_document() -> dict[str, Any]:
         channels[event_type] = {
             "address": event_type,
             "title": f"{exchange} / {event_type}",
-            "description": (f"Routing key `{event_type}` on the `{exchange}` topic exchange. "
-                            f"Published by {publisher if publisher != ORDER_SYSTEM else 'the upstream order system'}; "
-                            f"consumed by {', '.join(subscribers[event_type]) or 'no platform service'}."),
+            "description": (
+                f"Routing key `{event_type}` on the `{exchange}` topic exchange. "
+                f"Published by {publisher if publisher != ORDER_SYSTEM else 'the upstream order system'}; "
+                f"consumed by {', '.join(subscribers[event_type]) or 'no platform service'}."
+            ),
             "messages": {event_type: {"$ref": f"#/components/messages/{event_type}"}},
-            "bindings": {"amqp": {"is": "routingKey",
-                                  "exchange": {"name": exchange, "type": "topic", "durable": True,
-                                               "autoDelete": False, "vhost": "/"},
-                                  "bindingVersion": AMQP_BINDING_VERSION}},
+            "bindings": {
+                "amqp": {
+                    "is": "routingKey",
+                    "exchange": {"name": exchange, "type": "topic", "durable": True, "autoDelete": False, "vhost": "/"},
+                    "bindingVersion": AMQP_BINDING_VERSION,
+                }
+            },
         }
     for service in SERVICES:
         names = bus_module.QueueNames(service, tuple(retry_delays))
@@ -169,41 +199,60 @@ def asyncapi_document() -> dict[str, Any]:
         channels[names.main] = {
             "address": names.main,
             "title": f"{service} service queue",
-            "description": (f"Quorum queue the {service} service consumes, bound to each routing key it "
-                            "handles. Replicas of the service compete on it. A failed message goes to "
-                            f"`{names.retry(1)}`..`{names.retry(len(retry_delays))}` and, when retries "
-                            f"are exhausted or it cannot be parsed, to `{names.dead}`."),
+            "description": (
+                f"Quorum queue the {service} service consumes, bound to each routing key it "
+                "handles. Replicas of the service compete on it. A failed message goes to "
+                f"`{names.retry(1)}`..`{names.retry(len(retry_delays))}` and, when retries "
+                f"are exhausted or it cannot be parsed, to `{names.dead}`."
+            ),
             "messages": refs,
-            "bindings": _queue_binding(names.main, {
-                "x-queue-type": "quorum", "x-delivery-limit": bus_module.DELIVERY_LIMIT,
-                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.dead}),
+            "bindings": _queue_binding(
+                names.main,
+                {
+                    "x-queue-type": "quorum",
+                    "x-delivery-limit": bus_module.DELIVERY_LIMIT,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": names.dead,
+                },
+            ),
             "x-bindings": bound,
         }
         for attempt, delay in enumerate(retry_delays, start=1):
             channels[names.retry(attempt)] = {
                 "address": names.retry(attempt),
                 "title": f"{service} retry {attempt}",
-                "description": (f"Holds a message {delay} ms before retry {attempt} (default RETRY_DELAYS_MS); "
-                                f"on expiry it flows back to `{names.main}`. Headers: `x-attempt`, `x-last-error`, "
-                                "`x-original-routing-key`, `x-original-exchange`."),
+                "description": (
+                    f"Holds a message {delay} ms before retry {attempt} (default RETRY_DELAYS_MS); "
+                    f"on expiry it flows back to `{names.main}`. Headers: `x-attempt`, `x-last-error`, "
+                    "`x-original-routing-key`, `x-original-exchange`."
+                ),
                 "messages": refs,
-                "bindings": _queue_binding(names.retry(attempt), {
-                    "x-queue-type": "classic", "x-message-ttl": delay,
-                    "x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.main}),
+                "bindings": _queue_binding(
+                    names.retry(attempt),
+                    {
+                        "x-queue-type": "classic",
+                        "x-message-ttl": delay,
+                        "x-dead-letter-exchange": "",
+                        "x-dead-letter-routing-key": names.main,
+                    },
+                ),
             }
         channels[names.dead] = {
             "address": names.dead,
             "title": f"{service} dead-letter queue",
-            "description": ("Parked messages, kept until an operator replays them "
-                            f"(`python -m shared.deadletters replay --service {service}`). Headers: `x-error`, "
-                            "`x-attempts`, `x-failed-at`, `x-original-routing-key`, `x-original-exchange`. "
-                            "May also hold unparseable bodies."),
+            "description": (
+                "Parked messages, kept until an operator replays them "
+                f"(`python -m shared.deadletters replay --service {service}`). Headers: `x-error`, "
+                "`x-attempts`, `x-failed-at`, `x-original-routing-key`, `x-original-exchange`. "
+                "May also hold unparseable bodies."
+            ),
             "messages": refs,
             "bindings": _queue_binding(names.dead, {"x-queue-type": "classic"}),
         }
 
-    send_binding = {"amqp": {"deliveryMode": 2, "mandatory": True, "timestamp": True,
-                             "bindingVersion": AMQP_BINDING_VERSION}}
+    send_binding = {
+        "amqp": {"deliveryMode": 2, "mandatory": True, "timestamp": True, "bindingVersion": AMQP_BINDING_VERSION}
+    }
     receive_binding = {"amqp": {"ack": True, "bindingVersion": AMQP_BINDING_VERSION}}
     operations: dict[str, Any] = {}
     for event_type in event_types:
@@ -211,8 +260,11 @@ def asyncapi_document() -> dict[str, Any]:
         operations[f"{publisher}.send.{event_type}"] = {
             "action": "send",
             "title": f"{publisher} publishes {event_type}",
-            "summary": ("Published from the service's outbox with publisher confirms, persistent, mandatory."
-                        if publisher != ORDER_SYSTEM else "Published by the upstream order system."),
+            "summary": (
+                "Published from the service's outbox with publisher confirms, persistent, mandatory."
+                if publisher != ORDER_SYSTEM
+                else "Published by the upstream order system."
+            ),
             "channel": {"$ref": f"#/channels/{event_type}"},
             "messages": [{"$ref": f"#/channels/{event_type}/messages/{event_type}"}],
             "tags": [{"name": publisher}],
@@ -245,17 +297,28 @@ def asyncapi_document() -> dict[str, Any]:
                 "JSON document whose `data` is the aggregate's full current state. Upstream orders arrive "
                 f"on `{ORDERS_EXCHANGE}`. Delivery is at least once: dedupe on `id`, order by `sequence`. "
                 "Generated by `scripts/gen-contracts` from shared/events.py and the services' handlers; "
-                "see docs/subscribers.md."),
+                "see docs/subscribers.md."
+            ),
             "license": {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"},
             "tags": [{"name": s} for s in (*SERVICES, ORDER_SYSTEM)],
         },
         "servers": {
-            "compose": {"host": "localhost:5672", "protocol": "amqp", "protocolVersion": "0.9.1",
-                        "description": "RabbitMQ of deploy/compose.yaml (per-service users, see deploy/rabbitmq/definitions.json).",
-                        "security": [{"$ref": "#/components/securitySchemes/userPassword"}]},
-            "kubernetes": {"host": "rabbitmq.returns-platform.svc:5672", "protocol": "amqp", "protocolVersion": "0.9.1",
-                           "description": "The RabbitMQ cluster of deploy/kubernetes/overlays/production.",
-                           "security": [{"$ref": "#/components/securitySchemes/userPassword"}]},
+            "compose": {
+                "host": "localhost:5672",
+                "protocol": "amqp",
+                "protocolVersion": "0.9.1",
+                "description": (
+                    "RabbitMQ of deploy/compose.yaml (per-service users, see deploy/rabbitmq/definitions.json)."
+                ),
+                "security": [{"$ref": "#/components/securitySchemes/userPassword"}],
+            },
+            "kubernetes": {
+                "host": "rabbitmq.returns-platform.svc:5672",
+                "protocol": "amqp",
+                "protocolVersion": "0.9.1",
+                "description": "The RabbitMQ cluster of deploy/kubernetes/overlays/production.",
+                "security": [{"$ref": "#/components/securitySchemes/userPassword"}],
+            },
         },
         "defaultContentType": CONTENT_TYPE,
         "channels": channels,
@@ -263,8 +326,12 @@ def asyncapi_document() -> dict[str, Any]:
         "components": {
             "schemas": _schemas(),
             "messages": messages,
-            "securitySchemes": {"userPassword": {"type": "userPassword",
-                                                 "description": "One RabbitMQ user per service, limited to its own queues and the exchanges."}},
+            "securitySchemes": {
+                "userPassword": {
+                    "type": "userPassword",
+                    "description": "One RabbitMQ user per service, limited to its own queues and the exchanges.",
+                }
+            },
         },
     }
 
@@ -282,6 +349,7 @@ def render_yaml(document: dict[str, Any]) -> str:
 
 
 # ---- OpenAPI --------------------------------------------------------------------------------
+
 
 def openapi_document(service: str) -> dict[str, Any]:
     app_module = importlib.import_module(f"services.{service}.app")
@@ -308,6 +376,7 @@ def openapi_services() -> tuple[list[str], dict[str, str]]:
 
 
 # ---- command line ---------------------------------------------------------------------------
+
 
 def generated(problems: dict[str, str] | None = None) -> dict[Path, str]:
     """Every contract document: path -> text. A service whose OpenAPI can't be built is left out
@@ -340,15 +409,18 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.check:
             stale.append(path)
-            diff = difflib.unified_diff(current.splitlines(), text.splitlines(), str(path.relative_to(ROOT)),
-                                        "generated", lineterm="", n=1)
+            diff = difflib.unified_diff(
+                current.splitlines(), text.splitlines(), str(path.relative_to(ROOT)), "generated", lineterm="", n=1
+            )
             print("\n".join(list(diff)[:40]), file=sys.stderr)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             print(f"wrote {path.relative_to(ROOT)}")
     if stale:
-        print(f"stale: {', '.join(str(p.relative_to(ROOT)) for p in stale)}; run scripts/gen-contracts", file=sys.stderr)
+        print(
+            f"stale: {', '.join(str(p.relative_to(ROOT)) for p in stale)}; run scripts/gen-contracts", file=sys.stderr
+        )
         return 1
     return 0
 

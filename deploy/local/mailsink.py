@@ -11,6 +11,7 @@ With --http-port, a small JSON API (stdlib http.server) lists what arrived:
     GET    /messages/<id>   the raw message (message/rfc822)
     DELETE /messages        empties the Maildir
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ import mailbox
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,18 +41,20 @@ def summaries(maildir: Path) -> list[dict[str, Any]]:
                     headers = BytesHeaderParser(policy=default_policy).parse(f)
             except FileNotFoundError:  # removed meanwhile
                 continue
-            found.append({
-                "id": path.name.split(":")[0],
-                "mail_from": headers.get("X-MailFrom"),
-                "rcpt_tos": [r.strip() for r in str(headers.get("X-RcptTo", "")).split(",") if r.strip()],
-                "from": str(headers.get("From", "")),
-                "to": str(headers.get("To", "")),
-                "subject": str(headers.get("Subject", "")),
-                "date": str(headers.get("Date", "")),
-                "received_at": datetime.fromtimestamp(stat.st_mtime, timezone.utc).isoformat(),
-                "size": stat.st_size,
-                "_mtime": stat.st_mtime_ns,
-            })
+            found.append(
+                {
+                    "id": path.name.split(":")[0],
+                    "mail_from": headers.get("X-MailFrom"),
+                    "rcpt_tos": [r.strip() for r in str(headers.get("X-RcptTo", "")).split(",") if r.strip()],
+                    "from": str(headers.get("From", "")),
+                    "to": str(headers.get("To", "")),
+                    "subject": str(headers.get("Subject", "")),
+                    "date": str(headers.get("Date", "")),
+                    "received_at": datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(),
+                    "size": stat.st_size,
+                    "_mtime": stat.st_mtime_ns,
+                }
+            )
     found.sort(key=lambda m: (m.pop("_mtime"), m["id"]))
     return found
 
@@ -68,7 +71,7 @@ def http_handler(maildir: Path) -> type[BaseHTTPRequestHandler]:
         def _json(self, status: int, value: Any) -> None:
             self._send(status, json.dumps(value, indent=1).encode())
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             path = self.path.split("?")[0].rstrip("/")
             if path in ("", "/messages"):
                 self._json(200, {"maildir": str(maildir), "messages": summaries(maildir)})
@@ -82,7 +85,7 @@ def http_handler(maildir: Path) -> type[BaseHTTPRequestHandler]:
                             return
             self._json(404, {"error": "not found"})
 
-        def do_DELETE(self) -> None:  # noqa: N802
+        def do_DELETE(self) -> None:
             if self.path.rstrip("/") != "/messages":
                 self._json(404, {"error": "not found"})
                 return

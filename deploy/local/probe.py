@@ -5,6 +5,7 @@
 amqp logs in as guest/guest; mongo also checks the wire version PyMongo needs (>= 9); http accepts
 any HTTP response.
 """
+
 from __future__ import annotations
 
 import socket

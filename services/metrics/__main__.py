@@ -1,4 +1,5 @@
 """`python -m services.metrics`: serve the metrics service on settings.host:settings.port (8004)."""
+
 from __future__ import annotations
 
 import uvicorn

@@ -1,4 +1,5 @@
 """Buyer abuse rules (docs/product.md §9): a buyer's standing over the last N days, and when it flips. Pure."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -38,8 +39,13 @@ class Standing:
         return self.returned_orders / self.orders if self.orders else None
 
 
-def assess(buyer_id: str, returns: Iterable[ReturnFact], deliveries: Iterable[DeliveryFact],
-           now: datetime, thresholds: Thresholds) -> Standing:
+def assess(
+    buyer_id: str,
+    returns: Iterable[ReturnFact],
+    deliveries: Iterable[DeliveryFact],
+    now: datetime,
+    thresholds: Thresholds,
+) -> Standing:
     """Returns requested and orders delivered in [now - window, now] decide the standing.
 
     Return rate = orders with at least one return ÷ orders. An order returned in the window counts
@@ -55,12 +61,27 @@ def assess(buyer_id: str, returns: Iterable[ReturnFact], deliveries: Iterable[De
 
     rate = len(returned_orders) / len(orders) if orders else 0.0
     if len(recent_returns) >= thresholds.max_returns:
-        flagged, reason = True, f"{len(recent_returns)} returns in {thresholds.window_days} days (limit {thresholds.max_returns})"
+        flagged, reason = (
+            True,
+            f"{len(recent_returns)} returns in {thresholds.window_days} days (limit {thresholds.max_returns})",
+        )
     elif len(orders) >= thresholds.min_orders and rate >= thresholds.max_return_rate:
-        flagged, reason = True, (f"return rate {rate:.0%} over {len(orders)} orders in {thresholds.window_days} days "
-                                 f"(limit {thresholds.max_return_rate:.0%} over {thresholds.min_orders})")
+        flagged, reason = (
+            True,
+            (
+                f"return rate {rate:.0%} over {len(orders)} orders in {thresholds.window_days} days "
+                f"(limit {thresholds.max_return_rate:.0%} over {thresholds.min_orders})"
+            ),
+        )
     else:
         flagged, reason = False, "under the abuse thresholds"
-    return Standing(buyer_id=buyer_id, returns=len(recent_returns), orders=len(orders),
-                    returned_orders=len(returned_orders), flagged=flagged, reason=reason,
-                    assessed_at=now, review_at=min(moments) + thresholds.window if moments else None)
+    return Standing(
+        buyer_id=buyer_id,
+        returns=len(recent_returns),
+        orders=len(orders),
+        returned_orders=len(returned_orders),
+        flagged=flagged,
+        reason=reason,
+        assessed_at=now,
+        review_at=min(moments) + thresholds.window if moments else None,
+    )

@@ -1,4 +1,5 @@
 """HTTP surface: seller metrics, buyer standing, marketplace overview, rebuild of buyer flags."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -15,8 +16,13 @@ from shared.http import NotFound, Unprocessable
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 
 PartyId = Annotated[str, Path(min_length=1, max_length=128)]
-From = Annotated[datetime | None, Query(alias="from", description="Inclusive start, ISO 8601 with offset. "
-                                        "Default: `to` minus the default period (30 days).")]
+From = Annotated[
+    datetime | None,
+    Query(
+        alias="from",
+        description="Inclusive start, ISO 8601 with offset. Default: `to` minus the default period (30 days).",
+    ),
+]
 To = Annotated[datetime | None, Query(alias="to", description="Exclusive end, ISO 8601 with offset. Default: now.")]
 
 
@@ -60,31 +66,47 @@ def period_of(start: datetime | None, end: datetime | None, reports_: Reports) -
 
 
 @router.get("/sellers/{seller_id}", response_model=SellerMetrics, summary="A seller's performance for a period")
-async def seller_metrics(seller_id: PartyId, reports_: ReportsDep,
-                         principal: Annotated[Principal, Depends(require_roles("seller", "agent", "service"))],
-                         start: From = None, end: To = None) -> SellerMetrics:
+async def seller_metrics(
+    seller_id: PartyId,
+    reports_: ReportsDep,
+    principal: Annotated[Principal, Depends(require_roles("seller", "agent", "service"))],
+    start: From = None,
+    end: To = None,
+) -> SellerMetrics:
     if not principal.may_access(seller_id=seller_id):
         raise NotFound("No such seller.")  # someone else's figures: as if they did not exist
     return await reports_.seller(seller_id, period_of(start, end, reports_))
 
 
-@router.get("/buyers/{buyer_id}", response_model=BuyerMetrics,
-            summary="A buyer's returns and return rate over the abuse window, and their flag")
-async def buyer_metrics(buyer_id: PartyId, reports_: ReportsDep,
-                        principal: Annotated[Principal, Depends(require_roles("buyer", "agent", "service"))]
-                        ) -> BuyerMetrics:
+@router.get(
+    "/buyers/{buyer_id}",
+    response_model=BuyerMetrics,
+    summary="A buyer's returns and return rate over the abuse window, and their flag",
+)
+async def buyer_metrics(
+    buyer_id: PartyId,
+    reports_: ReportsDep,
+    principal: Annotated[Principal, Depends(require_roles("buyer", "agent", "service"))],
+) -> BuyerMetrics:
     if not principal.may_access(buyer_id=buyer_id):
         raise NotFound("No such buyer.")
     return await reports_.buyer(buyer_id)
 
 
 @router.get("/overview", response_model=Overview, summary="Marketplace-wide totals for a period")
-async def overview(reports_: ReportsDep, _: Annotated[Principal, Depends(require_roles("agent", "service"))],
-                   start: From = None, end: To = None) -> Overview:
+async def overview(
+    reports_: ReportsDep,
+    _: Annotated[Principal, Depends(require_roles("agent", "service"))],
+    start: From = None,
+    end: To = None,
+) -> Overview:
     return await reports_.overview(period_of(start, end, reports_))
 
 
-@router.post("/rebuild", response_model=RebuildResult,
-             summary="Re-assess every buyer's flag from stored facts (events for changed flags only)")
+@router.post(
+    "/rebuild",
+    response_model=RebuildResult,
+    summary="Re-assess every buyer's flag from stored facts (events for changed flags only)",
+)
 async def rebuild(reports_: ReportsDep, _: Annotated[Principal, Depends(require_roles("agent"))]) -> RebuildResult:
     return await reports_.flags.rebuild()

@@ -1,4 +1,5 @@
 """The metrics service: consumes return, refund and delivery events into facts; serves figures."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -23,8 +24,12 @@ from shared.service import create_service_app
 
 
 def thresholds(settings: Settings) -> Thresholds:
-    return Thresholds(window_days=settings.abuse_window_days, max_returns=settings.abuse_max_returns,
-                      max_return_rate=settings.abuse_max_return_rate, min_orders=settings.abuse_min_orders)
+    return Thresholds(
+        window_days=settings.abuse_window_days,
+        max_returns=settings.abuse_max_returns,
+        max_return_rate=settings.abuse_max_return_rate,
+        min_orders=settings.abuse_min_orders,
+    )
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -48,6 +53,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         finally:
             client.close()
 
-    return create_service_app(settings, title="Metrics", version="1.0.0",
-                              description="Seller performance, return rates and buyer abuse flags (docs/product.md §9).",
-                              routers=[api.router], lifespan=wiring)
+    return create_service_app(
+        settings,
+        title="Metrics",
+        version="1.0.0",
+        description="Seller performance, return rates and buyer abuse flags (docs/product.md §9).",
+        routers=[api.router],
+        lifespan=wiring,
+    )

@@ -4,6 +4,7 @@ One fact per aggregate, derived from the latest event's full state (event-carrie
 figure is computed from facts at query time, so a duplicate or late event can never be counted
 twice, and the projections can be rebuilt from facts alone. Pure: no I/O.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
@@ -112,42 +113,73 @@ def return_fact(ret: Return) -> ReturnFact:
     responded_at = ret.responded_at or (ret.authorized_at if platform_authorized else None)
     late = platform_authorized or (responded_at is not None and responded_at > ret.response_due_at)
     return ReturnFact(
-        return_id=ret.return_id, version=ret.version, order_id=ret.order_id,
-        seller_id=ret.seller.id, buyer_id=ret.buyer.id, marketplace=ret.marketplace,
-        status=str(ret.status), in_policy=ret.in_policy,
-        created_at=ret.created_at, updated_at=ret.updated_at, response_due_at=ret.response_due_at,
-        responded_at=responded_at, authorized_at=ret.authorized_at, rejected_at=ret.rejected_at,
-        closed_at=ret.closed_at, shipped_at=ret.shipped_at, received_at=ret.received_at,
-        expired_at=ret.expired_at, refunded_at=ret.refunded_at,
-        platform_authorized=platform_authorized, late_response=late,
+        return_id=ret.return_id,
+        version=ret.version,
+        order_id=ret.order_id,
+        seller_id=ret.seller.id,
+        buyer_id=ret.buyer.id,
+        marketplace=ret.marketplace,
+        status=str(ret.status),
+        in_policy=ret.in_policy,
+        created_at=ret.created_at,
+        updated_at=ret.updated_at,
+        response_due_at=ret.response_due_at,
+        responded_at=responded_at,
+        authorized_at=ret.authorized_at,
+        rejected_at=ret.rejected_at,
+        closed_at=ret.closed_at,
+        shipped_at=ret.shipped_at,
+        received_at=ret.received_at,
+        expired_at=ret.expired_at,
+        refunded_at=ret.refunded_at,
+        platform_authorized=platform_authorized,
+        late_response=late,
         invalid_rejection=bool(ret.rejection and ret.rejection.invalid),
         negative_feedback=bool(ret.feedback and not ret.feedback.resolved),
-        lines=tuple(ReturnedUnits(sku=line.sku, quantity=line.quantity,
-                                  reason_code=str(line.reason_code), fault=str(line.fault))
-                    for line in ret.lines),
+        lines=tuple(
+            ReturnedUnits(
+                sku=line.sku, quantity=line.quantity, reason_code=str(line.reason_code), fault=str(line.fault)
+            )
+            for line in ret.lines
+        ),
     )
 
 
 def refund_fact(refund: Refund) -> RefundFact:
     return RefundFact(
-        refund_id=refund.refund_id, version=refund.version, kind=str(refund.kind),
-        return_id=refund.return_id, order_id=refund.order_id, seller_id=refund.seller.id,
-        buyer_id=refund.buyer.id, marketplace=refund.marketplace, status=str(refund.status),
-        amount=refund.amount.amount, currency=refund.amount.currency, automatic=refund.automatic,
-        created_at=refund.created_at, due_at=refund.due_at, issued_at=refund.issued_at,
+        refund_id=refund.refund_id,
+        version=refund.version,
+        kind=str(refund.kind),
+        return_id=refund.return_id,
+        order_id=refund.order_id,
+        seller_id=refund.seller.id,
+        buyer_id=refund.buyer.id,
+        marketplace=refund.marketplace,
+        status=str(refund.status),
+        amount=refund.amount.amount,
+        currency=refund.amount.currency,
+        automatic=refund.automatic,
+        created_at=refund.created_at,
+        due_at=refund.due_at,
+        issued_at=refund.issued_at,
     )
 
 
 def delivery_fact(order: Order, sequence: int = 0) -> DeliveryFact:
     return DeliveryFact(
-        order_id=order.order_id, sequence=sequence, seller_id=order.seller.id, buyer_id=order.buyer.id,
-        marketplace=order.marketplace, delivered_at=order.delivered_at,
+        order_id=order.order_id,
+        sequence=sequence,
+        seller_id=order.seller.id,
+        buyer_id=order.buyer.id,
+        marketplace=order.marketplace,
+        delivered_at=order.delivered_at,
         lines=tuple(DeliveredUnits(sku=line.sku, quantity=line.quantity) for line in order.lines),
     )
 
 
 # ---- documents ------------------------------------------------------------------------------
 # Facts are stored as plain documents keyed by the aggregate id; `lines` are sub-documents.
+
 
 def to_document(fact: ReturnFact | RefundFact | DeliveryFact) -> dict[str, Any]:
     doc = asdict(fact)

@@ -3,6 +3,7 @@
 A period is half-open, [start, end). Per-return figures (rates, reasons, percentiles) cover the
 returns requested in the period, so a return is judged once, in the period it was requested.
 """
+
 from __future__ import annotations
 
 import math
@@ -84,8 +85,9 @@ def returns_by_status(requested: Sequence[ReturnFact], refunds: Sequence[RefundF
 
 def response_time(requested: Sequence[ReturnFact]) -> schemas.ResponseTime:
     seconds = [(r.responded_at - r.created_at).total_seconds() for r in requested if r.responded_at]
-    return schemas.ResponseTime(responded=len(seconds), p50_seconds=percentile(seconds, 50),
-                                p90_seconds=percentile(seconds, 90))
+    return schemas.ResponseTime(
+        responded=len(seconds), p50_seconds=percentile(seconds, 50), p90_seconds=percentile(seconds, 90)
+    )
 
 
 def rate(count: int, of: int) -> schemas.Rate:
@@ -95,8 +97,9 @@ def rate(count: int, of: int) -> schemas.Rate:
 def dissatisfaction(valid: Sequence[ReturnFact], target: float) -> schemas.Dissatisfaction:
     count = sum(1 for r in valid if r.dissatisfied)
     value = ratio(count, len(valid))
-    return schemas.Dissatisfaction(count=count, of=len(valid), rate=value, target=target,
-                                   meets_target=None if value is None else value < target)
+    return schemas.Dissatisfaction(
+        count=count, of=len(valid), rate=value, target=target, meets_target=None if value is None else value < target
+    )
 
 
 def refund_timeliness(issued: Sequence[RefundFact]) -> schemas.Timeliness:
@@ -114,12 +117,15 @@ def top_reasons(requested: Sequence[ReturnFact], limit: int) -> list[schemas.Rea
         for line in ret.lines:
             units[(line.reason_code, line.fault)] += line.quantity
     ranked = sorted(returns, key=lambda key: (-returns[key], -units[key], key[0]))
-    return [schemas.ReasonCount(reason_code=code, fault=fault, returns=returns[(code, fault)],
-                                units=units[(code, fault)]) for code, fault in ranked[:limit]]
+    return [
+        schemas.ReasonCount(reason_code=code, fault=fault, returns=returns[(code, fault)], units=units[(code, fault)])
+        for code, fault in ranked[:limit]
+    ]
 
 
-def sku_return_rates(requested: Sequence[ReturnFact], deliveries: Iterable[DeliveryFact],
-                     period: Period) -> list[schemas.SkuReturnRate]:
+def sku_return_rates(
+    requested: Sequence[ReturnFact], deliveries: Iterable[DeliveryFact], period: Period
+) -> list[schemas.SkuReturnRate]:
     """Units on the period's return requests ÷ units delivered in the period, per SKU."""
     delivered: Counter[str] = Counter()
     for order in deliveries:
@@ -128,15 +134,20 @@ def sku_return_rates(requested: Sequence[ReturnFact], deliveries: Iterable[Deliv
                 delivered[line.sku] += line.quantity
     returned: Counter[str] = Counter()
     for ret in requested:
-        for line in ret.lines:
-            returned[line.sku] += line.quantity
-    return [schemas.SkuReturnRate(sku=sku, units_delivered=delivered[sku], units_returned=returned[sku],
-                                  rate=ratio(returned[sku], delivered[sku]))
-            for sku in sorted(set(delivered) | set(returned))]
+        for returned_line in ret.lines:
+            returned[returned_line.sku] += returned_line.quantity
+    return [
+        schemas.SkuReturnRate(
+            sku=sku,
+            units_delivered=delivered[sku],
+            units_returned=returned[sku],
+            rate=ratio(returned[sku], delivered[sku]),
+        )
+        for sku in sorted(set(delivered) | set(returned))
+    ]
 
 
-def figures(returns: Sequence[ReturnFact], refunds: Sequence[RefundFact], period: Period,
-            *, target: float) -> dict:
+def figures(returns: Sequence[ReturnFact], refunds: Sequence[RefundFact], period: Period, *, target: float) -> dict:
     """The figures shared by a seller's report and the marketplace overview, as schema fields."""
     requested = requested_in(returns, period)
     valid = [r for r in requested if r.in_policy]
@@ -158,9 +169,16 @@ def figures(returns: Sequence[ReturnFact], refunds: Sequence[RefundFact], period
     )
 
 
-def seller_metrics(seller_id: str, returns: Sequence[ReturnFact], refunds: Sequence[RefundFact],
-                   deliveries: Iterable[DeliveryFact], period: Period, *, target: float,
-                   reasons: int) -> schemas.SellerMetrics:
+def seller_metrics(
+    seller_id: str,
+    returns: Sequence[ReturnFact],
+    refunds: Sequence[RefundFact],
+    deliveries: Iterable[DeliveryFact],
+    period: Period,
+    *,
+    target: float,
+    reasons: int,
+) -> schemas.SellerMetrics:
     mine = [r for r in returns if r.seller_id == seller_id]
     requested = requested_in(mine, period)
     return schemas.SellerMetrics(
@@ -171,8 +189,15 @@ def seller_metrics(seller_id: str, returns: Sequence[ReturnFact], refunds: Seque
     )
 
 
-def overview(returns: Sequence[ReturnFact], refunds: Sequence[RefundFact], period: Period, *,
-             target: float, reasons: int, flagged_buyers: int) -> schemas.Overview:
+def overview(
+    returns: Sequence[ReturnFact],
+    refunds: Sequence[RefundFact],
+    period: Period,
+    *,
+    target: float,
+    reasons: int,
+    flagged_buyers: int,
+) -> schemas.Overview:
     requested = requested_in(returns, period)
     by_seller: dict[str, list[ReturnFact]] = defaultdict(list)
     for ret in requested:

@@ -1,5 +1,6 @@
 """Buyer abuse flags: assess a buyer from facts, store the state, emit `buyer.flagged`/`unflagged`
 exactly once per crossing (the event rides in the buyer document's outbox)."""
+
 from __future__ import annotations
 
 import logging
@@ -19,17 +20,25 @@ SERVICE = "metrics"
 
 
 def flag_event(standing: Standing, version: int) -> CloudEvent:
-    data = BuyerFlag(buyer_id=standing.buyer_id, flagged=standing.flagged, returns_90d=standing.returns,
-                     orders_90d=standing.orders, return_rate_90d=standing.return_rate or 0.0,
-                     reason=standing.reason, at=standing.assessed_at)
+    data = BuyerFlag(
+        buyer_id=standing.buyer_id,
+        flagged=standing.flagged,
+        returns_90d=standing.returns,
+        orders_90d=standing.orders,
+        return_rate_90d=standing.return_rate or 0.0,
+        reason=standing.reason,
+        at=standing.assessed_at,
+    )
     event_type = "buyer.flagged" if standing.flagged else "buyer.unflagged"
-    return new_event(event_type, service=SERVICE, subject=standing.buyer_id, data=data,
-                     sequence=version, time=standing.assessed_at)
+    return new_event(
+        event_type, service=SERVICE, subject=standing.buyer_id, data=data, sequence=version, time=standing.assessed_at
+    )
 
 
 class BuyerFlags:
-    def __init__(self, store: MetricsStore, thresholds: Thresholds, clock: Clock,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, store: MetricsStore, thresholds: Thresholds, clock: Clock, on_change: Callable[[], None] = lambda: None
+    ) -> None:
         self.store, self.thresholds, self.clock = store, thresholds, clock
         self.on_change = on_change  # wakes the outbox relay
 
@@ -40,12 +49,20 @@ class BuyerFlags:
         """Re-assess the buyer now; store the outcome, and queue an event when the flag flips."""
         now = self.clock.now()
         standing, changed = await self.store.settle_flag(
-            buyer_id, self.standing(buyer_id, now), now - self.thresholds.window, flag_event)
+            buyer_id, self.standing(buyer_id, now), now - self.thresholds.window, flag_event
+        )
         telemetry.assessments.labels(trigger).inc()
         if changed:
             telemetry.flag_changes.labels(str(standing.flagged).lower()).inc()
-            log.info("buyer flag changed", extra={"buyer_id": buyer_id, "flagged": standing.flagged,
-                                                  "returns": standing.returns, "orders": standing.orders})
+            log.info(
+                "buyer flag changed",
+                extra={
+                    "buyer_id": buyer_id,
+                    "flagged": standing.flagged,
+                    "returns": standing.returns,
+                    "orders": standing.orders,
+                },
+            )
             self.on_change()
         return standing
 

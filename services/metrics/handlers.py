@@ -7,6 +7,7 @@ Metrics counts every registered event type by the model of its data (COUNTED), e
 in IGNORED with the reason. So a new `return.*` type is counted with no edit here, and a type with
 a new kind of data stops the service from starting until it is counted or ignored.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -49,7 +50,11 @@ async def notification_settled(flags: BuyerFlags, event: CloudEvent, note: Notif
 
 # data model -> the handler that counts events carrying it
 COUNTED: Mapping[type[BaseModel], Callable[..., Any]] = {
-    Return: return_changed, Refund: refund_changed, Order: order_delivered, Notification: notification_settled}
+    Return: return_changed,
+    Refund: refund_changed,
+    Order: order_delivered,
+    Notification: notification_settled,
+}
 
 # event type -> why metrics does not count it
 IGNORED: Mapping[str, str] = {
@@ -62,10 +67,13 @@ IGNORED: Mapping[str, str] = {
 def _subscription(registered: EventType) -> Subscription[BuyerFlags, Any]:
     handler = COUNTED.get(registered.data)
     if handler is None:
-        raise LookupError(f"metrics neither counts nor ignores {registered.name!r} "
-                          f"({registered.data.__name__}): add it to COUNTED or IGNORED")
+        raise LookupError(
+            f"metrics neither counts nor ignores {registered.name!r} "
+            f"({registered.data.__name__}): add it to COUNTED or IGNORED"
+        )
     return Subscription(registered.name, handler)
 
 
 SUBSCRIPTIONS: list[Subscription[BuyerFlags, Any]] = [
-    _subscription(registered) for registered in EVENT_TYPES.values() if registered.name not in IGNORED]
+    _subscription(registered) for registered in EVENT_TYPES.values() if registered.name not in IGNORED
+]

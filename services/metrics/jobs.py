@@ -1,4 +1,5 @@
 """Periodic review of buyer flags: returns age out of the 90-day window without any new event."""
+
 from __future__ import annotations
 
 import logging

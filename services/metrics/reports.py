@@ -1,4 +1,5 @@
 """Reports: load the facts a question needs and compute the answer (figures.py, abuse.py)."""
+
 from __future__ import annotations
 
 from services.metrics import figures, telemetry
@@ -21,18 +22,29 @@ class Reports:
             requested = [r.return_id for r in figures.requested_in(returns, period)]
             refunds = await self.store.refunds_for(period, requested, seller_id)
             deliveries = await self.store.deliveries_in(period, seller_id)
-            return figures.seller_metrics(seller_id, returns, refunds, deliveries, period,
-                                          target=self.settings.dissatisfaction_target,
-                                          reasons=self.settings.top_reasons)
+            return figures.seller_metrics(
+                seller_id,
+                returns,
+                refunds,
+                deliveries,
+                period,
+                target=self.settings.dissatisfaction_target,
+                reasons=self.settings.top_reasons,
+            )
 
     async def overview(self, period: Period) -> Overview:
         with telemetry.report_seconds.labels("overview").time():
             returns = await self.store.returns_touching(period)
             requested = [r.return_id for r in figures.requested_in(returns, period)]
             refunds = await self.store.refunds_for(period, requested)
-            report = figures.overview(returns, refunds, period, target=self.settings.dissatisfaction_target,
-                                      reasons=self.settings.top_reasons,
-                                      flagged_buyers=await self.store.flagged_buyers())
+            report = figures.overview(
+                returns,
+                refunds,
+                period,
+                target=self.settings.dissatisfaction_target,
+                reasons=self.settings.top_reasons,
+                flagged_buyers=await self.store.flagged_buyers(),
+            )
             emails = await self.store.email_outcomes(period)
             return report.model_copy(update={"emails_sent": emails["sent"], "emails_failed": emails["failed"]})
 
@@ -43,8 +55,18 @@ class Reports:
             returns, deliveries = await self.store.buyer_facts(buyer_id, now - thresholds.window)
             standing = assess(buyer_id, returns, deliveries, now, thresholds)
             state = await self.store.flag_state(buyer_id)
-            flag = (BuyerFlagState(flagged=state.flagged, reason=state.reason, since=state.since, version=state.version)
-                    if state else BuyerFlagState(flagged=False, reason=standing.reason, since=None, version=0))
-            return BuyerMetrics(buyer_id=buyer_id, window_days=thresholds.window_days, returns=standing.returns,
-                                orders=standing.orders, returned_orders=standing.returned_orders,
-                                return_rate=standing.return_rate, flag=flag, assessed_at=now)
+            flag = (
+                BuyerFlagState(flagged=state.flagged, reason=state.reason, since=state.since, version=state.version)
+                if state
+                else BuyerFlagState(flagged=False, reason=standing.reason, since=None, version=0)
+            )
+            return BuyerMetrics(
+                buyer_id=buyer_id,
+                window_days=thresholds.window_days,
+                returns=standing.returns,
+                orders=standing.orders,
+                returned_orders=standing.returned_orders,
+                return_rate=standing.return_rate,
+                flag=flag,
+                assessed_at=now,
+            )

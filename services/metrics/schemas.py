@@ -1,4 +1,5 @@
 """HTTP shapes of the metrics API. Rates are fractions (0.1 = 10 %), None when nothing to divide by."""
+
 from __future__ import annotations
 
 from datetime import datetime

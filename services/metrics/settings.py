@@ -1,4 +1,5 @@
 """Settings of the metrics service: where it listens, abuse thresholds, targets and job periods."""
+
 from __future__ import annotations
 
 from pydantic import Field
@@ -12,10 +13,18 @@ class Settings(CommonSettings):
 
     abuse_window_days: int = Field(default=90, gt=0, description="Look-back window of the buyer abuse rules.")
     abuse_max_returns: int = Field(default=5, gt=0, description="Returns in the window at which a buyer is flagged.")
-    abuse_max_return_rate: float = Field(default=0.5, gt=0, le=1, description="Return rate at which a buyer is flagged...")
-    abuse_min_orders: int = Field(default=4, gt=0, description="...once they have at least this many orders in the window.")
-    dissatisfaction_target: float = Field(default=0.10, gt=0, le=1, description="Marketplace target: return dissatisfaction rate below this.")
+    abuse_max_return_rate: float = Field(
+        default=0.5, gt=0, le=1, description="Return rate at which a buyer is flagged..."
+    )
+    abuse_min_orders: int = Field(
+        default=4, gt=0, description="...once they have at least this many orders in the window."
+    )
+    dissatisfaction_target: float = Field(
+        default=0.10, gt=0, le=1, description="Marketplace target: return dissatisfaction rate below this."
+    )
     top_reasons: int = Field(default=5, gt=0, description="How many reasons `top_reasons` lists.")
     default_period_days: int = Field(default=30, gt=0, description="Period of a metrics query without `from`.")
     max_period_days: int = Field(default=366, gt=0, description="Longest period one query may cover.")
-    flag_sweep_interval_s: float = Field(default=3600.0, gt=0, description="How often buyer flags are re-assessed as returns age out of the window.")
+    flag_sweep_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often buyer flags are re-assessed as returns age out of the window."
+    )

@@ -4,6 +4,7 @@ A fact is replaced only by a strictly newer version of its aggregate, so duplica
 arrivals change nothing. Buyer documents hold the flag state and its version; a state change and
 its `buyer.*` event are one conditional write (outbox).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,15 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from services.metrics.abuse import Standing
-from services.metrics.facts import (DeliveryFact, RefundFact, ReturnFact, delivery_from_document,
-                                    refund_from_document, return_from_document, to_document)
+from services.metrics.facts import (
+    DeliveryFact,
+    RefundFact,
+    ReturnFact,
+    delivery_from_document,
+    refund_from_document,
+    return_from_document,
+    to_document,
+)
 from services.metrics.figures import Period
 from shared.events import CloudEvent
 from shared.models import Notification
@@ -96,7 +104,9 @@ class MetricsStore:
         async with self._writing.hold(f"{collection.name}:{doc['_id']}"):
             return await self._record_unlocked(collection, doc, version_field)
 
-    async def _record_unlocked(self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str) -> bool:
+    async def _record_unlocked(
+        self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str
+    ) -> bool:
         try:
             await collection.insert_one(doc)
             return True
@@ -104,7 +114,8 @@ class MetricsStore:
             pass
         fields = {k: v for k, v in doc.items() if k != "_id"}
         result = await collection.update_one(
-            {"_id": doc["_id"], version_field: {"$lt": doc[version_field]}}, {"$set": fields})
+            {"_id": doc["_id"], version_field: {"$lt": doc[version_field]}}, {"$set": fields}
+        )
         return result.matched_count == 1
 
     async def record_return(self, fact: ReturnFact) -> bool:
@@ -118,8 +129,13 @@ class MetricsStore:
 
     async def record_notification(self, note: Notification) -> bool:
         """One fact per email; a later outcome (a resend that succeeded) replaces an earlier one."""
-        doc = {"_id": note.notification_id, "status": note.status, "template": note.template,
-               "recipient_role": note.recipient_role, "at": note.at}
+        doc = {
+            "_id": note.notification_id,
+            "status": note.status,
+            "template": note.template,
+            "recipient_role": note.recipient_role,
+            "at": note.at,
+        }
         return await self._record(self.notifications, doc, "at")
 
     async def email_outcomes(self, period: Period) -> dict[str, int]:
@@ -135,7 +151,9 @@ class MetricsStore:
             query["seller_id"] = seller_id
         return [return_from_document(doc) async for doc in self.returns.find(query)]
 
-    async def refunds_for(self, period: Period, return_ids: list[str], seller_id: str | None = None) -> list[RefundFact]:
+    async def refunds_for(
+        self, period: Period, return_ids: list[str], seller_id: str | None = None
+    ) -> list[RefundFact]:
         """Refunds issued in the period, plus any refund of the given returns."""
         query: dict[str, Any] = {"issued_at": {"$gte": period.start, "$lt": period.end}}
         if seller_id is not None:
@@ -150,10 +168,14 @@ class MetricsStore:
         return [delivery_from_document(doc) async for doc in self.deliveries.find(query)]
 
     async def buyer_facts(self, buyer_id: str, since: datetime) -> tuple[list[ReturnFact], list[DeliveryFact]]:
-        returns = [return_from_document(doc) async for doc in
-                   self.returns.find({"buyer_id": buyer_id, "created_at": {"$gte": since}})]
-        deliveries = [delivery_from_document(doc) async for doc in
-                      self.deliveries.find({"buyer_id": buyer_id, "delivered_at": {"$gte": since}})]
+        returns = [
+            return_from_document(doc)
+            async for doc in self.returns.find({"buyer_id": buyer_id, "created_at": {"$gte": since}})
+        ]
+        deliveries = [
+            delivery_from_document(doc)
+            async for doc in self.deliveries.find({"buyer_id": buyer_id, "delivered_at": {"$gte": since}})
+        ]
         return returns, deliveries
 
     async def buyers_with_facts(self) -> set[str]:
@@ -174,8 +196,13 @@ class MetricsStore:
     async def buyers_due_for_review(self, now: datetime) -> list[str]:
         return [doc["_id"] async for doc in self.buyers.find({"review_at": {"$lt": now}}, {"_id": 1})]
 
-    async def settle_flag(self, buyer_id: str, assess: Callable[[list[ReturnFact], list[DeliveryFact]], Standing],
-                          since: datetime, event: Callable[[Standing, int], CloudEvent]) -> tuple[Standing, bool]:
+    async def settle_flag(
+        self,
+        buyer_id: str,
+        assess: Callable[[list[ReturnFact], list[DeliveryFact]], Standing],
+        since: datetime,
+        event: Callable[[Standing, int], CloudEvent],
+    ) -> tuple[Standing, bool]:
         """Assess the buyer and store the outcome; a changed flag also queues its event.
 
         The facts are read AFTER the buyer document and the write is conditional on that
@@ -185,19 +212,32 @@ class MetricsStore:
         async with self._writing.hold(f"buyers:{buyer_id}"):
             return await self._settle_flag(buyer_id, assess, since, event)
 
-    async def _settle_flag(self, buyer_id: str, assess: Callable[[list[ReturnFact], list[DeliveryFact]], Standing],
-                           since: datetime, event: Callable[[Standing, int], CloudEvent]) -> tuple[Standing, bool]:
+    async def _settle_flag(
+        self,
+        buyer_id: str,
+        assess: Callable[[list[ReturnFact], list[DeliveryFact]], Standing],
+        since: datetime,
+        event: Callable[[Standing, int], CloudEvent],
+    ) -> tuple[Standing, bool]:
         for _ in range(FLAG_WRITE_ATTEMPTS):
             doc = await self.buyers.find_one({"_id": buyer_id}, {"flagged": 1, "version": 1})
             standing = assess(*await self.buyer_facts(buyer_id, since))
-            figures = {"returns": standing.returns, "orders": standing.orders,
-                       "returned_orders": standing.returned_orders, "reason": standing.reason,
-                       "assessed_at": standing.assessed_at}
+            figures = {
+                "returns": standing.returns,
+                "orders": standing.orders,
+                "returned_orders": standing.returned_orders,
+                "reason": standing.reason,
+                "assessed_at": standing.assessed_at,
+            }
             if doc is None:
                 changed = standing.flagged
                 version = 1 if changed else 0
-                fields = {"flagged": changed, "version": version,
-                          "since": standing.assessed_at if changed else None, **figures}
+                fields = {
+                    "flagged": changed,
+                    "version": version,
+                    "since": standing.assessed_at if changed else None,
+                    **figures,
+                }
                 if standing.review_at is not None:
                     fields["review_at"] = standing.review_at
                 events = [event(standing, version)] if changed else []
@@ -227,5 +267,10 @@ def _assessment(fields: dict[str, Any], review_at: datetime | None) -> dict[str,
 
 
 def _flag_state(doc: dict[str, Any]) -> FlagState:
-    return FlagState(buyer_id=doc["_id"], flagged=doc["flagged"], version=doc["version"],
-                     reason=doc.get("reason", ""), since=doc.get("since"))
+    return FlagState(
+        buyer_id=doc["_id"],
+        flagged=doc["flagged"],
+        version=doc["version"],
+        reason=doc.get("reason", ""),
+        since=doc.get("since"),
+    )

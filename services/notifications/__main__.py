@@ -1,4 +1,5 @@
 """`python -m services.notifications`: serve the notifications service on settings.host:port (8003)."""
+
 from __future__ import annotations
 
 import uvicorn

@@ -1,4 +1,5 @@
 """HTTP API: the notification log (agents see all, buyers and sellers their own), resend, preview."""
+
 from __future__ import annotations
 
 import logging
@@ -8,8 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ValidationError
 
 from services.notifications.rendering import plan
-from services.notifications.schemas import (NotificationStatus, NotificationView, Preview, PreviewEmail,
-                                            RecipientRole)
+from services.notifications.schemas import NotificationStatus, NotificationView, Preview, PreviewEmail, RecipientRole
 from shared.auth import CurrentPrincipal, Principal, Role, require_roles
 from shared.events import CloudEvent, UnknownEventType
 from shared.http import Conflict, NotFound, Unprocessable, validation_errors
@@ -38,33 +38,49 @@ def _may_see(principal: Principal, doc: dict[str, Any]) -> bool:
 
 @router.get("", response_model=Page[NotificationView], summary="List notifications, newest first")
 async def list_notifications(
-    request: Request, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = 50,
+    request: Request,
+    principal: CurrentPrincipal,
+    cursor: Cursor = None,
+    limit: Limit = 50,
     return_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     recipient_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     recipient_role: RecipientRole | None = None,
     status: NotificationStatus | None = None,
 ) -> Page[NotificationView]:
-    wanted = {name: str(value) for name, value in (
-        ("return_id", return_id), ("recipient_id", recipient_id), ("recipient_role", recipient_role),
-        ("status", status)) if value is not None}
+    wanted = {
+        name: str(value)
+        for name, value in (
+            ("return_id", return_id),
+            ("recipient_id", recipient_id),
+            ("recipient_role", recipient_role),
+            ("status", status),
+        )
+        if value is not None
+    }
     docs = await request.app.state.notifications.page([wanted, visible_to(principal)], cursor, limit)
     return make_page(docs, limit, NotificationView.of)
 
 
 @router.get("/{notification_id}", response_model=NotificationView, summary="One notification")
-async def get_notification(request: Request, principal: CurrentPrincipal,
-                           notification_id: NotificationId) -> NotificationView:
+async def get_notification(
+    request: Request, principal: CurrentPrincipal, notification_id: NotificationId
+) -> NotificationView:
     doc = await request.app.state.notifications.get(notification_id)
     if doc is None or not _may_see(principal, doc):
         raise NotFound(f"Notification {notification_id} does not exist.")
     return NotificationView.of(doc)
 
 
-@router.post("/{notification_id}/resend", response_model=NotificationView, status_code=202,
-             summary="Send a sent or failed email again (agents)",
-             responses={409: {"description": "The email is still pending"}})
-async def resend_notification(request: Request, agent: Agent, idempotent: Idempotent,
-                              notification_id: NotificationId) -> Any:
+@router.post(
+    "/{notification_id}/resend",
+    response_model=NotificationView,
+    status_code=202,
+    summary="Send a sent or failed email again (agents)",
+    responses={409: {"description": "The email is still pending"}},
+)
+async def resend_notification(
+    request: Request, agent: Agent, idempotent: Idempotent, notification_id: NotificationId
+) -> Any:
     state = request.app.state
 
     async def resend() -> NotificationView:
@@ -74,26 +90,44 @@ async def resend_notification(request: Request, agent: Agent, idempotent: Idempo
                 raise NotFound(f"Notification {notification_id} does not exist.")
             raise Conflict("This email is still pending; it will be sent without a resend.")
         state.dispatcher.wake()
-        audit_log.info("notification resend", extra={
-            "audit": True, "principal": agent.ref, "notification_id": notification_id,
-            "generation": doc["generation"]})
+        audit_log.info(
+            "notification resend",
+            extra={
+                "audit": True,
+                "principal": agent.ref,
+                "notification_id": notification_id,
+                "generation": doc["generation"],
+            },
+        )
         return NotificationView.of(doc)
 
     return await idempotent.run(resend, status_code=202)
 
 
-@router.post("/preview", response_model=Preview,
-             summary="Render the emails an event would send (nothing is sent)")
+@router.post("/preview", response_model=Preview, summary="Render the emails an event would send (nothing is sent)")
 async def preview(_: Operator, event: CloudEvent) -> Preview:
     try:
         planned = plan(event)
     except UnknownEventType:
-        raise Unprocessable(f"Unknown event type {event.type!r}.", errors=[
-            {"field": "type", "location": "body", "reason": "unknown event type"}]) from None
+        raise Unprocessable(
+            f"Unknown event type {event.type!r}.",
+            errors=[{"field": "type", "location": "body", "reason": "unknown event type"}],
+        ) from None
     except ValidationError as exc:
         errors = validation_errors([{**e, "loc": ("body", "data", *e["loc"])} for e in exc.errors()])
         raise Unprocessable("The event's `data` does not match its type.", errors=errors) from None
-    return Preview(event_type=event.type, emails=[PreviewEmail(
-        recipient_role=p.recipient_role, recipient_id=p.recipient.id, template=p.template,
-        locale=p.email.locale, subject=p.email.subject, text=p.email.text, html=p.email.html)
-        for p in planned])
+    return Preview(
+        event_type=event.type,
+        emails=[
+            PreviewEmail(
+                recipient_role=p.recipient_role,
+                recipient_id=p.recipient.id,
+                template=p.template,
+                locale=p.email.locale,
+                subject=p.email.subject,
+                text=p.email.text,
+                html=p.email.html,
+            )
+            for p in planned
+        ],
+    )

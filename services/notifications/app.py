@@ -1,4 +1,5 @@
 """The notifications service: consumes return and refund events, emails buyers and sellers (docs/product.md §8)."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -34,8 +35,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             app.state.idempotency = IdempotencyStore(db, clock=clock)
             await app.state.idempotency.ensure_indexes()
             # notification.* are announcements: with no one subscribed they count as published.
-            messaging = Messaging.from_settings(settings, inbox=db["inbox"], outboxes=[store.collection],
-                                                announcements=True)
+            messaging = Messaging.from_settings(
+                settings, inbox=db["inbox"], outboxes=[store.collection], announcements=True
+            )
             app.state.bus, app.state.clock = messaging.bus, clock
             dispatcher = app.state.dispatcher = Dispatcher(store, Mailer(settings), settings, clock, messaging.relay)
             add_readiness_check(app, "mongodb", partial(ping, db))
@@ -45,6 +47,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             client.close()
 
     return create_service_app(
-        settings, title="Notifications", version="1.0.0",
+        settings,
+        title="Notifications",
+        version="1.0.0",
         description="Emails buyers and sellers at every step of a return (docs/product.md §8).",
-        routers=[api.router], lifespan=wiring)
+        routers=[api.router],
+        lifespan=wiring,
+    )

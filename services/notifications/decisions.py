@@ -7,6 +7,7 @@ Each rule reads: on `event_type`, when `when(data)` holds, email the `recipient`
 `return.shipped` tells the seller the parcel is on its way (carrier and tracking), so they can
 expect it; the buyer already knows. `return.feedback_received` and `notification.*` send nothing.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -75,5 +76,4 @@ TEMPLATES: tuple[str, ...] = tuple(dict.fromkeys(rule.template for rule in RULES
 
 def decide(event_type: str, data: Any) -> list[tuple[Recipient, str]]:
     """(recipient, template) for every email this event calls for, in table order."""
-    return [(rule.recipient, rule.template) for rule in RULES
-            if rule.event_type == event_type and rule.when(data)]
+    return [(rule.recipient, rule.template) for rule in RULES if rule.event_type == event_type and rule.when(data)]

@@ -2,6 +2,7 @@
 
 Templates only place these strings; every decision about formatting is made here, in Python.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,8 +81,10 @@ class Reader:
             return ""
         local = at.astimezone(self.zone)
         babel_locale = Locale.parse(self.number_locale)
-        time_text = f"{format_time(local, 'short', locale=babel_locale)} " \
-                    f"{get_timezone_name(local, 'long', locale=babel_locale)}"
+        time_text = (
+            f"{format_time(local, 'short', locale=babel_locale)} "
+            f"{get_timezone_name(local, 'long', locale=babel_locale)}"
+        )
         date_text = format_date(local, "full", locale=babel_locale)
         return babel_locale.datetime_formats["full"].format(time_text, date_text)
 
@@ -96,68 +99,109 @@ class Reader:
 
 
 def return_facts(ret: Return, reader: Reader) -> dict[str, Any]:
-    items = [{
-        "title": line.title, "sku": line.sku, "quantity": line.quantity,
-        "unit_price": reader.money(line.unit_price),
-        "subtotal": reader.money(line.unit_price.times(line.quantity)),
-        "reason": reader.label("reason", line.reason_code), "comment": line.comment or "",
-    } for line in ret.lines]
+    items = [
+        {
+            "title": line.title,
+            "sku": line.sku,
+            "quantity": line.quantity,
+            "unit_price": reader.money(line.unit_price),
+            "subtotal": reader.money(line.unit_price.times(line.quantity)),
+            "reason": reader.label("reason", line.reason_code),
+            "comment": line.comment or "",
+        }
+        for line in ret.lines
+    ]
     value = sum((line.unit_price.times(line.quantity) for line in ret.lines), Money.zero(ret.currency))
     ship_by = ret.ship_by or (ret.authorization.ship_by if ret.authorization else None)
     titles = {line.line_id: line.title for line in ret.lines}
     facts: dict[str, Any] = {
-        "name": reader.party.name, "return_id": ret.return_id, "order_id": ret.order_id,
-        "items": items, "items_value": reader.money(value), "status": str(ret.status),
-        "requested_at": reader.when(ret.created_at), "response_due": reader.when(ret.response_due_at),
+        "name": reader.party.name,
+        "return_id": ret.return_id,
+        "order_id": ret.order_id,
+        "items": items,
+        "items_value": reader.money(value),
+        "status": str(ret.status),
+        "requested_at": reader.when(ret.created_at),
+        "response_due": reader.when(ret.response_due_at),
         "ship_by": reader.when(ship_by),
-        "received_at": reader.when(ret.received_at), "refund_due": reader.when(ret.refund_due_at),
-        "response_due_day": reader.day(ret.response_due_at), "ship_by_day": reader.day(ship_by),
+        "received_at": reader.when(ret.received_at),
+        "refund_due": reader.when(ret.refund_due_at),
+        "response_due_day": reader.day(ret.response_due_at),
+        "ship_by_day": reader.day(ship_by),
         "refund_due_day": reader.day(ret.refund_due_at),
-        "refund_mode": ret.policy.refund_mode, "in_policy": ret.in_policy,
-        "authorization": None, "rejection": None, "closure": None, "shipment": None, "received_items": [],
+        "refund_mode": ret.policy.refund_mode,
+        "in_policy": ret.in_policy,
+        "authorization": None,
+        "rejection": None,
+        "closure": None,
+        "shipment": None,
+        "received_items": [],
     }
     if (auth := ret.authorization) is not None:
         paid_by_kind = "paid_by" if reader.role == "buyer" else "paid_by_seller_view"
         facts["authorization"] = {
-            "returnless": auth.returnless, "automatic": auth.automatic, "late": auth.late,
+            "returnless": auth.returnless,
+            "automatic": auth.automatic,
+            "late": auth.late,
             "label_type": str(auth.label_type) if auth.label_type else "",
             "label_type_text": reader.label("label_type", auth.label_type),
             "paid_by": str(auth.return_shipping_paid_by),
             "paid_by_text": reader.label(paid_by_kind, auth.return_shipping_paid_by),
-            "carrier": auth.carrier or "", "tracking_number": auth.tracking_number or "",
-            "label_url": auth.label_url or "", "instructions": auth.instructions or "",
+            "carrier": auth.carrier or "",
+            "tracking_number": auth.tracking_number or "",
+            "label_url": auth.label_url or "",
+            "instructions": auth.instructions or "",
             "return_postage": reader.money(auth.return_postage),
         }
     if (rejection := ret.rejection) is not None:
-        facts["rejection"] = {"reason": reader.label("reason", rejection.reason_code),
-                              "note": rejection.note or ""}
+        facts["rejection"] = {"reason": reader.label("reason", rejection.reason_code), "note": rejection.note or ""}
     if (closure := ret.closure) is not None:
         facts["closure"] = {"code": closure.code, "note": closure.note or ""}
     if (shipment := ret.shipment) is not None:
         facts["shipment"] = {"carrier": shipment.carrier, "tracking_number": shipment.tracking_number}
     if ret.receipt is not None:
-        facts["received_items"] = [{
-            "title": titles.get(line.line_id, line.line_id), "quantity": line.quantity,
-            "condition": reader.label("condition", line.condition),
-        } for line in ret.receipt.lines]
+        facts["received_items"] = [
+            {
+                "title": titles.get(line.line_id, line.line_id),
+                "quantity": line.quantity,
+                "condition": reader.label("condition", line.condition),
+            }
+            for line in ret.receipt.lines
+        ]
     return facts
 
 
 def refund_facts(refund: Refund, reader: Reader) -> dict[str, Any]:
     b = refund.breakdown
     # Zero components are left out so a plain refund reads as "items ... total".
-    adjustments = [(key, sign, reader.money(money)) for key, sign, money in (
-        ("restocking_fee", "-", b.restocking_fee), ("outbound_shipping", "+", b.outbound_shipping),
-        ("return_shipping_concession", "+", b.return_shipping_concession),
-        ("other_concession", "+", b.other_concession)) if money.amount]
+    adjustments = [
+        (key, sign, reader.money(money))
+        for key, sign, money in (
+            ("restocking_fee", "-", b.restocking_fee),
+            ("outbound_shipping", "+", b.outbound_shipping),
+            ("return_shipping_concession", "+", b.return_shipping_concession),
+            ("other_concession", "+", b.other_concession),
+        )
+        if money.amount
+    ]
     return {
-        "name": reader.party.name, "refund_id": refund.refund_id, "return_id": refund.return_id or "",
-        "order_id": refund.order_id, "kind": str(refund.kind), "automatic": refund.automatic,
+        "name": reader.party.name,
+        "refund_id": refund.refund_id,
+        "return_id": refund.return_id or "",
+        "order_id": refund.order_id,
+        "kind": str(refund.kind),
+        "automatic": refund.automatic,
         "amount": reader.money(refund.amount),
-        "breakdown": {"items_amount": reader.money(b.items), "total": reader.money(b.total),
-                      "adjustments": [{"key": key, "label": reader.label("breakdown", key), "sign": sign,
-                                       "amount": amount} for key, sign, amount in adjustments]},
-        "received_at": reader.when(refund.received_at), "due_at": reader.when(refund.due_at),
+        "breakdown": {
+            "items_amount": reader.money(b.items),
+            "total": reader.money(b.total),
+            "adjustments": [
+                {"key": key, "label": reader.label("breakdown", key), "sign": sign, "amount": amount}
+                for key, sign, amount in adjustments
+            ],
+        },
+        "received_at": reader.when(refund.received_at),
+        "due_at": reader.when(refund.due_at),
         "issued_at": reader.when(refund.issued_at),
     }
 

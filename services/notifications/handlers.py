@@ -5,6 +5,7 @@ the event's validated data (shared.messaging). Idempotent: each email is a uniqu
 recipient, template) record, so a redelivered event finds its records already there and adds
 nothing.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,10 +27,15 @@ async def record_emails(dispatcher: Dispatcher, event: CloudEvent, data: Return 
     planned = plan(event)
     if not planned:
         return
-    if event.type in STALE_WHEN_SUPERSEDED and isinstance(data, Return) \
-            and await dispatcher.store.superseded(data.return_id, data.version):
-        log.info("stale reminder dropped", extra={"event_id": event.id, "event_type": event.type,
-                                                  "return_id": data.return_id})
+    if (
+        event.type in STALE_WHEN_SUPERSEDED
+        and isinstance(data, Return)
+        and await dispatcher.store.superseded(data.return_id, data.version)
+    ):
+        log.info(
+            "stale reminder dropped",
+            extra={"event_id": event.id, "event_type": event.type, "return_id": data.return_id},
+        )
         return
     now = dispatcher.clock.now()
     fresh = []
@@ -40,15 +46,22 @@ async def record_emails(dispatcher: Dispatcher, event: CloudEvent, data: Return 
     recorded = len(fresh)
     if recorded:
         dispatcher.wake(fresh)
-    log.info("notifications recorded", extra={
-        "event_id": event.id, "event_type": event.type, "recorded": recorded,
-        "already_recorded": len(planned) - recorded,
-        "templates": [email.template for email in planned]})
+    log.info(
+        "notifications recorded",
+        extra={
+            "event_id": event.id,
+            "event_type": event.type,
+            "recorded": recorded,
+            "already_recorded": len(planned) - recorded,
+            "templates": [email.template for email in planned],
+        },
+    )
 
 
 # Every type the decision table can send for.
 SUBSCRIPTIONS: list[Subscription[Dispatcher, Any]] = [
-    Subscription(event_type, record_emails) for event_type in SUBSCRIBED_TYPES]
+    Subscription(event_type, record_emails) for event_type in SUBSCRIBED_TYPES
+]
 
 # Return and refund event types the table sends nothing for, and why: they are not consumed at all.
 # A registered type carrying a Return or Refund is either in the table or here (tests check).

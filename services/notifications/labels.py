@@ -2,6 +2,7 @@
 
 An unknown code (a closure code added later, say) is shown as the code itself rather than failing.
 """
+
 from __future__ import annotations
 
 LABELS: dict[str, dict[str, dict[str, str]]] = {
@@ -20,9 +21,13 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
             "ARRIVED_LATE": "Arrived late",
         },
         "condition": {
-            "sellable": "as new", "opened": "opened", "used": "used",
-            "damaged_by_buyer": "damaged after delivery", "damaged_in_transit": "damaged in transit",
-            "wrong_item": "not the item sold", "missing": "missing",
+            "sellable": "as new",
+            "opened": "opened",
+            "used": "used",
+            "damaged_by_buyer": "damaged after delivery",
+            "damaged_in_transit": "damaged in transit",
+            "wrong_item": "not the item sold",
+            "missing": "missing",
         },
         "label_type": {
             "prepaid": "Prepaid return label (postage already paid)",
@@ -31,7 +36,8 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
         "paid_by": {"buyer": "you", "seller": "the seller"},
         "paid_by_seller_view": {"buyer": "the buyer", "seller": "you"},
         "breakdown": {
-            "restocking_fee": "Restocking fee", "outbound_shipping": "Original shipping",
+            "restocking_fee": "Restocking fee",
+            "outbound_shipping": "Original shipping",
             "return_shipping_concession": "Return postage refund",
             "other_concession": "Goodwill credit from the seller",
         },
@@ -51,9 +57,13 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
             "ARRIVED_LATE": "送达过晚",
         },
         "condition": {
-            "sellable": "完好可售", "opened": "已拆封", "used": "已使用",
-            "damaged_by_buyer": "签收后损坏", "damaged_in_transit": "运输中损坏",
-            "wrong_item": "非所售商品", "missing": "缺失",
+            "sellable": "完好可售",
+            "opened": "已拆封",
+            "used": "已使用",
+            "damaged_by_buyer": "签收后损坏",
+            "damaged_in_transit": "运输中损坏",
+            "wrong_item": "非所售商品",
+            "missing": "缺失",
         },
         "label_type": {
             "prepaid": "预付费退货面单（运费已付）",
@@ -62,8 +72,10 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
         "paid_by": {"buyer": "您", "seller": "卖家"},
         "paid_by_seller_view": {"buyer": "买家", "seller": "您"},
         "breakdown": {
-            "restocking_fee": "重新入库费", "outbound_shipping": "原订单运费",
-            "return_shipping_concession": "退货运费补偿", "other_concession": "卖家额外补偿",
+            "restocking_fee": "重新入库费",
+            "outbound_shipping": "原订单运费",
+            "return_shipping_concession": "退货运费补偿",
+            "other_concession": "卖家额外补偿",
         },
     },
 }

@@ -5,6 +5,7 @@
 A name of an event type renders its sample data (`--late`, `--returnless`, `--automatic`,
 `--direct` vary it); a file is a CloudEvent as published on the bus.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,9 @@ from shared.events import EVENT_TYPES, CloudEvent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.notifications.preview",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m services.notifications.preview", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("event", help="an event type (sample data) or a CloudEvent JSON file")
     parser.add_argument("--locale", default="en")
     parser.add_argument("--html", action="store_true", help="print the HTML part too")
@@ -27,8 +29,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument(f"--{flag}", action="store_true")
     args = parser.parse_args(argv)
     if args.event in EVENT_TYPES:
-        event = sample_event(args.event, locale=args.locale, late=args.late, returnless=args.returnless,
-                             automatic=args.automatic, direct=args.direct)
+        event = sample_event(
+            args.event,
+            locale=args.locale,
+            late=args.late,
+            returnless=args.returnless,
+            automatic=args.automatic,
+            direct=args.direct,
+        )
     else:
         event = CloudEvent.from_json(Path(args.event).read_bytes())
     emails = plan(event)

@@ -3,6 +3,7 @@
 Pure: no I/O besides reading templates. HTML parts are autoescaped; text parts and subjects are
 not (they are not HTML), and subjects are folded onto one line.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,7 +46,11 @@ def environment() -> Environment:
     return Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
 def _template(locale: str, template: str, part: str) -> Template:

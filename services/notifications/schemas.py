@@ -1,6 +1,8 @@
 """HTTP shapes of the notifications API. No email address leaves through them: ids only."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -18,7 +20,10 @@ class RecipientRole(StrEnum):
 class Attempt(BaseModel):
     at: datetime
     generation: int
-    outcome: str = Field(description="sent, transient or permanent")
+    outcome: str = Field(
+        description="sent, transient or permanent; interrupted: the sender stopped before "
+        "recording an outcome (the server may have accepted the email)"
+    )
     code: int | None = Field(default=None, description="SMTP reply code, when the server gave one")
     detail: str
 
@@ -48,7 +53,7 @@ class NotificationView(BaseModel):
     failed_at: datetime | None
 
     @classmethod
-    def of(cls, doc: dict[str, Any]) -> NotificationView:
+    def of(cls, doc: Mapping[str, Any]) -> NotificationView:
         fields = {name: doc.get(name) for name in cls.model_fields if name != "notification_id"}
         if doc.get("status") != NotificationStatus.PENDING:
             fields["next_attempt_at"] = None

@@ -1,4 +1,5 @@
 """`python -m services.refunds`: serve the refunds API (default 127.0.0.1:8002)."""
+
 from __future__ import annotations
 
 import uvicorn

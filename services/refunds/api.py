@@ -1,4 +1,5 @@
 """HTTP surface of the refunds service: create or pay refunds, retry failed ones, read them."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -33,43 +34,59 @@ RefundsDep = Annotated[Refunds, Depends(_refunds)]
 StoreDep = Annotated[RefundStore, Depends(_store)]
 
 
-@router.post("", status_code=201, response_model=Refund, summary="Refund a received return, or an order directly",
-             responses={201: {"description": "The refund, issued (or failed: see `failure_reason`)."},
-                        404: {"description": "No such received return or order (or not the caller's)."},
-                        409: {"description": "The return is already refunded or being refunded."},
-                        422: {"description": "Invalid lines or concessions, or more than the buyer paid."}})
-async def create_refund(body: RefundRequest, principal: SellerOrAgent, refunds: RefundsDep,
-                        idempotent: Idempotent) -> Response:
+@router.post(
+    "",
+    status_code=201,
+    response_model=Refund,
+    summary="Refund a received return, or an order directly",
+    responses={
+        201: {"description": "The refund, issued (or failed: see `failure_reason`)."},
+        404: {"description": "No such received return or order (or not the caller's)."},
+        409: {"description": "The return is already refunded or being refunded."},
+        422: {"description": "Invalid lines or concessions, or more than the buyer paid."},
+    },
+)
+async def create_refund(
+    body: RefundRequest, principal: SellerOrAgent, refunds: RefundsDep, idempotent: Idempotent
+) -> Response:
     if idempotent.key is None:
-        raise Unprocessable(f"{HEADER} is required: a refund pays money and must be safe to retry.",
-                            errors=[{"field": HEADER, "location": "header", "reason": "required"}])
+        raise Unprocessable(
+            f"{HEADER} is required: a refund pays money and must be safe to retry.",
+            errors=[{"field": HEADER, "location": "header", "reason": "required"}],
+        )
     key = idempotent.key
     return await idempotent.run(lambda: refunds.request(principal, key, body), status_code=201)
 
 
-@router.post("/{refund_id}/retry", response_model=Refund, summary="Pay a failed refund again (agents)",
-             responses={409: {"description": "The refund is not failed."}})
-async def retry_refund(refund_id: RefundId, principal: Agent, refunds: RefundsDep,
-                       idempotent: Idempotent) -> Response:
+@router.post(
+    "/{refund_id}/retry",
+    response_model=Refund,
+    summary="Pay a failed refund again (agents)",
+    responses={409: {"description": "The refund is not failed."}},
+)
+async def retry_refund(refund_id: RefundId, principal: Agent, refunds: RefundsDep, idempotent: Idempotent) -> Response:
     return await idempotent.run(lambda: refunds.retry(principal, refund_id))
 
 
 @router.get("/{refund_id}", response_model=Refund, summary="One refund")
 async def get_refund(refund_id: RefundId, principal: CurrentPrincipal, store: StoreDep) -> Refund:
     record = await store.get(refund_id)
-    if record is None or not principal.may_access(buyer_id=record.refund.buyer.id,
-                                                  seller_id=record.refund.seller.id):
+    if record is None or not principal.may_access(buyer_id=record.refund.buyer.id, seller_id=record.refund.seller.id):
         raise RefundNotFound(f"Refund {refund_id} does not exist.")
     return record.refund
 
 
 @router.get("", response_model=Page[Refund], summary="Refunds by return, order, seller and status")
-async def list_refunds(principal: CurrentPrincipal, store: StoreDep,
-                       return_id: Annotated[Id | None, Query()] = None,
-                       order_id: Annotated[Id | None, Query()] = None,
-                       seller_id: Annotated[Id | None, Query()] = None,
-                       status: Annotated[RefundStatus | None, Query()] = None,
-                       cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT) -> Page[Refund]:
+async def list_refunds(
+    principal: CurrentPrincipal,
+    store: StoreDep,
+    return_id: Annotated[Id | None, Query()] = None,
+    order_id: Annotated[Id | None, Query()] = None,
+    seller_id: Annotated[Id | None, Query()] = None,
+    status: Annotated[RefundStatus | None, Query()] = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[Refund]:
     actor = principal.actor
     buyer_id: str | None = None
     # Buyers and sellers list only their own; asking for someone else's finds nothing.
@@ -79,6 +96,5 @@ async def list_refunds(principal: CurrentPrincipal, store: StoreDep,
         seller_id = actor.id
     elif principal.is_buyer:
         buyer_id = actor.id
-    wanted = RefundFilter(return_id=return_id, order_id=order_id, buyer_id=buyer_id, seller_id=seller_id,
-                          status=status)
+    wanted = RefundFilter(return_id=return_id, order_id=order_id, buyer_id=buyer_id, seller_id=seller_id, status=status)
     return await store.page(wanted, cursor, limit)

@@ -1,4 +1,5 @@
 """The refunds service app: its lifespan wires store, gateways, refund use cases, messaging and the job."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -43,13 +44,21 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             app.state.bus = messaging.bus
             gateways.update(
                 stripe=StripeGateway(settings.stripe_api_key, settings.stripe_api_base, settings.gateway_timeout_s),
-                ledger=LedgerGateway(db["ledger_entries"], clock))
-            payer = Payer(store, gateways, clock, lease=timedelta(seconds=settings.lease_s),
-                          retry_delays_ms=settings.gateway_retry_delays_ms, timeout_s=settings.gateway_timeout_s,
-                          committed=messaging.relay.wake)
+                ledger=LedgerGateway(db["ledger_entries"], clock),
+            )
+            payer = Payer(
+                store,
+                gateways,
+                clock,
+                lease=timedelta(seconds=settings.lease_s),
+                retry_delays_ms=settings.gateway_retry_delays_ms,
+                timeout_s=settings.gateway_timeout_s,
+                committed=messaging.relay.wake,
+            )
             refunds = app.state.refunds = Refunds(store, payer, clock)
-            job = app.state.deadline_job = RefundDeadlineJob(refunds, clock, interval_s=settings.job_interval_s,
-                                                             batch_size=settings.job_batch_size)
+            job = app.state.deadline_job = RefundDeadlineJob(
+                refunds, clock, interval_s=settings.job_interval_s, batch_size=settings.job_batch_size
+            )
             add_readiness_check(app, "mongodb", partial(ping, db))
             async with messaging.running(SUBSCRIPTIONS, refunds, jobs=[job] if settings.jobs_enabled else []):
                 yield
@@ -58,6 +67,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 await gateway.close()
             client.close()
 
-    return create_service_app(settings, title="Refunds", version="1.0.0",
-                              description="Refund amounts, payment-gateway calls, refund deadlines.",
-                              routers=[api.router], lifespan=wiring)
+    return create_service_app(
+        settings,
+        title="Refunds",
+        version="1.0.0",
+        description="Refund amounts, payment-gateway calls, refund deadlines.",
+        routers=[api.router],
+        lifespan=wiring,
+    )

@@ -1,12 +1,12 @@
 """The refund aggregate: ids, idempotency keys, state transitions and the events they emit. Pure."""
+
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
 from shared.events import CloudEvent, new_event
-from shared.models import (Actor, Breakdown, Order, Party, Refund, RefundKind, RefundStatus, Return,
-                           Seller)
+from shared.models import Actor, Breakdown, Order, Party, Refund, RefundKind, RefundStatus, Return, Seller
 
 SERVICE = "refunds"
 PLATFORM = Actor(role="platform", id=SERVICE)
@@ -40,33 +40,98 @@ def unpayable(refund: Refund) -> str | None:
     """Why a refund can never be paid, whatever the gateway: it comes to zero or less."""
     if refund.amount.amount > 0:
         return None
-    return (f"nothing to refund: the refund comes to {refund.amount.amount} {refund.currency} "
-            "(minor units), and only a positive amount is ever paid")
+    return (
+        f"nothing to refund: the refund comes to {refund.amount.amount} {refund.currency} "
+        "(minor units), and only a positive amount is ever paid"
+    )
 
 
-def for_return(ret: Return, breakdown: Breakdown, *, status: RefundStatus, actor: Actor, now: datetime,
-               due_at: datetime | None = None, automatic: bool = False) -> Refund:
+def for_return(
+    ret: Return,
+    breakdown: Breakdown,
+    *,
+    status: RefundStatus,
+    actor: Actor,
+    now: datetime,
+    due_at: datetime | None = None,
+    automatic: bool = False,
+) -> Refund:
     kind = RefundKind.RETURNLESS if ret.authorization and ret.authorization.returnless else RefundKind.RETURN
-    refund = _new(return_refund_id(ret.return_id), kind, ret.return_id, ret.order_id, ret.marketplace,
-                  ret.currency, ret.buyer, ret.seller, breakdown, status=status, actor=actor, now=now,
-                  received_at=ret.received_at, due_at=due_at, automatic=automatic)
+    refund = _new(
+        return_refund_id(ret.return_id),
+        kind,
+        ret.return_id,
+        ret.order_id,
+        ret.marketplace,
+        ret.currency,
+        ret.buyer,
+        ret.seller,
+        breakdown,
+        status=status,
+        actor=actor,
+        now=now,
+        received_at=ret.received_at,
+        due_at=due_at,
+        automatic=automatic,
+    )
     return refund.model_copy(update={"return_version": ret.version})
 
 
 def for_order(refund_id: str, order: Order, breakdown: Breakdown, *, actor: Actor, now: datetime) -> Refund:
-    return _new(refund_id, RefundKind.DIRECT, None, order.order_id, order.marketplace, order.currency,
-                order.buyer, order.seller, breakdown, status=RefundStatus.PENDING, actor=actor, now=now)
+    return _new(
+        refund_id,
+        RefundKind.DIRECT,
+        None,
+        order.order_id,
+        order.marketplace,
+        order.currency,
+        order.buyer,
+        order.seller,
+        breakdown,
+        status=RefundStatus.PENDING,
+        actor=actor,
+        now=now,
+    )
 
 
-def _new(refund_id: str, kind: RefundKind, return_id: str | None, order_id: str, marketplace: str,
-         currency: str, buyer: Party, seller: Seller, breakdown: Breakdown, *, status: RefundStatus,
-         actor: Actor, now: datetime, received_at: datetime | None = None,
-         due_at: datetime | None = None, automatic: bool = False) -> Refund:
-    return Refund(refund_id=refund_id, kind=kind, return_id=return_id, order_id=order_id,
-                  marketplace=marketplace, currency=currency, buyer=buyer, seller=seller,
-                  status=status, version=1, amount=breakdown.total, breakdown=breakdown,
-                  automatic=automatic, actor=actor, received_at=received_at, due_at=due_at,
-                  created_at=now, updated_at=now)
+def _new(
+    refund_id: str,
+    kind: RefundKind,
+    return_id: str | None,
+    order_id: str,
+    marketplace: str,
+    currency: str,
+    buyer: Party,
+    seller: Seller,
+    breakdown: Breakdown,
+    *,
+    status: RefundStatus,
+    actor: Actor,
+    now: datetime,
+    received_at: datetime | None = None,
+    due_at: datetime | None = None,
+    automatic: bool = False,
+) -> Refund:
+    return Refund(
+        refund_id=refund_id,
+        kind=kind,
+        return_id=return_id,
+        order_id=order_id,
+        marketplace=marketplace,
+        currency=currency,
+        buyer=buyer,
+        seller=seller,
+        status=status,
+        version=1,
+        amount=breakdown.total,
+        breakdown=breakdown,
+        automatic=automatic,
+        actor=actor,
+        received_at=received_at,
+        due_at=due_at,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _change(refund: Refund, now: datetime, **fields: object) -> Refund:
@@ -77,8 +142,16 @@ def replace(refund: Refund, breakdown: Breakdown, actor: Actor, now: datetime) -
     """The seller's (or an agent's) refund of a return takes the place of the due or failed one."""
     if refund.status not in (RefundStatus.DUE, RefundStatus.FAILED):
         raise IllegalTransition(refund, "refund again")
-    return _change(refund, now, status=RefundStatus.PENDING, breakdown=breakdown, amount=breakdown.total,
-                   actor=actor, automatic=False, failure_reason=None)
+    return _change(
+        refund,
+        now,
+        status=RefundStatus.PENDING,
+        breakdown=breakdown,
+        amount=breakdown.total,
+        actor=actor,
+        automatic=False,
+        failure_reason=None,
+    )
 
 
 def take_over(refund: Refund, now: datetime) -> Refund:
@@ -97,8 +170,7 @@ def retry(refund: Refund, now: datetime) -> Refund:
 def issue(refund: Refund, now: datetime, *, gateway: str | None, reference: str | None) -> Refund:
     if refund.status != RefundStatus.PENDING:
         raise IllegalTransition(refund, "issue")
-    return _change(refund, now, status=RefundStatus.ISSUED, issued_at=now, gateway=gateway,
-                   gateway_reference=reference)
+    return _change(refund, now, status=RefundStatus.ISSUED, issued_at=now, gateway=gateway, gateway_reference=reference)
 
 
 def fail(refund: Refund, now: datetime, *, gateway: str | None, reason: str) -> Refund:
@@ -117,10 +189,18 @@ def events(refund: Refund) -> list[CloudEvent]:
         types = [("refund.failed", refund.refund_id)]
     else:
         return []
-    return [new_event(event_type, service=SERVICE, subject=subject, data=refund, sequence=_sequence(refund, event_type),
-                      time=refund.updated_at, event_id=str(uuid.uuid5(
-                          _IDS, f"{refund.refund_id}:{event_type}:{refund.version}")))
-            for event_type, subject in types]
+    return [
+        new_event(
+            event_type,
+            service=SERVICE,
+            subject=subject,
+            data=refund,
+            sequence=_sequence(refund, event_type),
+            time=refund.updated_at,
+            event_id=str(uuid.uuid5(_IDS, f"{refund.refund_id}:{event_type}:{refund.version}")),
+        )
+        for event_type, subject in types
+    ]
 
 
 def _sequence(refund: Refund, event_type: str) -> int:

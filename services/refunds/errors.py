@@ -1,4 +1,5 @@
 """Refund errors as the API answers them (problem+json); raised by the service layer."""
+
 from __future__ import annotations
 
 from shared.http import Conflict, NotFound, Unprocessable
@@ -21,9 +22,10 @@ class InvalidRefund(Unprocessable):
     title, slug = "Invalid refund", "validation-error"
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{field}: {reason}" for field, reason in problems),
-                         errors=[{"field": field, "location": "body", "reason": reason}
-                                 for field, reason in problems])
+        super().__init__(
+            "; ".join(f"{field}: {reason}" for field, reason in problems),
+            errors=[{"field": field, "location": "body", "reason": reason} for field, reason in problems],
+        )
 
 
 class RefundExceedsPaid(Unprocessable):
@@ -31,11 +33,19 @@ class RefundExceedsPaid(Unprocessable):
 
     def __init__(self, requested: Money, available: int) -> None:
         left = Money(amount=max(available, 0), currency=requested.currency)
-        super().__init__(f"The refund of {requested.amount} exceeds the {left.amount} {left.currency} "
-                         "left to refund on this order; nothing was paid.",
-                         requested=requested.model_dump(), available=left.model_dump(),
-                         errors=[{"field": "lines", "location": "body",
-                                  "reason": f"at most {left.amount} {left.currency} can still be refunded"}])
+        super().__init__(
+            f"The refund of {requested.amount} exceeds the {left.amount} {left.currency} "
+            "left to refund on this order; nothing was paid.",
+            requested=requested.model_dump(),
+            available=left.model_dump(),
+            errors=[
+                {
+                    "field": "lines",
+                    "location": "body",
+                    "reason": f"at most {left.amount} {left.currency} can still be refunded",
+                }
+            ],
+        )
 
 
 class RefundNotAllowed(Conflict):

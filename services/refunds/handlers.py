@@ -3,6 +3,7 @@
 Each handler gets the Refunds use cases, the envelope and the event's validated data
 (shared.messaging).
 """
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -3,6 +3,7 @@
 Safe with several replicas: a refund is taken over by a conditional update on its version, and
 paid only by whoever holds its lease.
 """
+
 from __future__ import annotations
 
 import logging

@@ -7,6 +7,7 @@ condition on one document: two concurrent refunds of one order cannot both take 
 Each refund reserves, settles or releases under its own key, so every step is idempotent and can be
 repeated after a crash.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,9 +38,20 @@ class OrderLedgers:
 
     async def open(self, order_id: str, currency: str, paid: int) -> None:
         try:
-            await self.collection.insert_one({"_id": order_id, "currency": currency, "paid": paid,
-                                              "postage_paid": 0, "available": paid, "reserved": 0, "refunded": 0,
-                                              "postage": {}, "reservations": {}, "settled": {}})
+            await self.collection.insert_one(
+                {
+                    "_id": order_id,
+                    "currency": currency,
+                    "paid": paid,
+                    "postage_paid": 0,
+                    "available": paid,
+                    "reserved": 0,
+                    "refunded": 0,
+                    "postage": {},
+                    "reservations": {},
+                    "settled": {},
+                }
+            )
         except DuplicateKeyError:
             pass
 
@@ -51,7 +63,8 @@ class OrderLedgers:
         """
         result = await self.collection.update_one(
             {"_id": order_id, f"postage.{return_id}": {"$exists": False}, "available": {"$lte": INT64_MAX - amount}},
-            {"$set": {f"postage.{return_id}": amount}, "$inc": {"postage_paid": amount, "available": amount}})
+            {"$set": {f"postage.{return_id}": amount}, "$inc": {"postage_paid": amount, "available": amount}},
+        )
         if result.matched_count:
             return True
         ledger = await self.get(order_id)
@@ -64,9 +77,14 @@ class OrderLedgers:
 
     async def reserve(self, order_id: str, refund_id: str, amount: int) -> None:
         result = await self.collection.update_one(
-            {"_id": order_id, "available": {"$gte": amount},
-             f"reservations.{refund_id}": {"$exists": False}, f"settled.{refund_id}": {"$exists": False}},
-            {"$inc": {"available": -amount, "reserved": amount}, "$set": {f"reservations.{refund_id}": amount}})
+            {
+                "_id": order_id,
+                "available": {"$gte": amount},
+                f"reservations.{refund_id}": {"$exists": False},
+                f"settled.{refund_id}": {"$exists": False},
+            },
+            {"$inc": {"available": -amount, "reserved": amount}, "$set": {f"reservations.{refund_id}": amount}},
+        )
         if result.matched_count:
             return
         ledger = await self.get(order_id)
@@ -84,7 +102,8 @@ class OrderLedgers:
                 return
             result = await self.collection.update_one(
                 {"_id": order_id, f"reservations.{refund_id}": amount},
-                {"$unset": {f"reservations.{refund_id}": ""}, "$inc": {"available": amount, "reserved": -amount}})
+                {"$unset": {f"reservations.{refund_id}": ""}, "$inc": {"available": amount, "reserved": -amount}},
+            )
             if result.matched_count:
                 return
         raise RuntimeError(f"ledger {order_id}: could not release {refund_id}")
@@ -100,13 +119,15 @@ class OrderLedgers:
             reserved = ledger["reservations"].get(refund_id)
             if reserved is not None:
                 query = {"_id": order_id, f"reservations.{refund_id}": reserved}
-                update = {"$unset": {f"reservations.{refund_id}": ""}, "$set": {f"settled.{refund_id}": amount},
-                          "$inc": {"reserved": -reserved, "refunded": amount, "available": reserved - amount}}
+                update = {
+                    "$unset": {f"reservations.{refund_id}": ""},
+                    "$set": {f"settled.{refund_id}": amount},
+                    "$inc": {"reserved": -reserved, "refunded": amount, "available": reserved - amount},
+                }
             else:
                 # Paid although its reservation was released (an outcome learnt late): count it anyway.
                 query = {"_id": order_id, f"settled.{refund_id}": {"$exists": False}}
-                update = {"$set": {f"settled.{refund_id}": amount},
-                          "$inc": {"refunded": amount, "available": -amount}}
+                update = {"$set": {f"settled.{refund_id}": amount}, "$inc": {"refunded": amount, "available": -amount}}
             if (await self.collection.update_one(query, update)).matched_count:
                 return
         raise RuntimeError(f"ledger {order_id}: could not settle {refund_id}")

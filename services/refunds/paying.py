@@ -4,6 +4,7 @@ The refund document, with its gateway idempotency key, exists before any gateway
 that dies anywhere leaves the refund `pending`; once its lease runs out, anyone may resume it, and
 the gateway sees the same key again, so the buyer is paid once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,9 +37,17 @@ class _Outcome:
 
 
 class Payer:
-    def __init__(self, store: RefundStore, gateways: Mapping[str, PaymentGateway], clock: Clock, *,
-                 lease: timedelta, retry_delays_ms: list[int], timeout_s: float,
-                 committed: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        store: RefundStore,
+        gateways: Mapping[str, PaymentGateway],
+        clock: Clock,
+        *,
+        lease: timedelta,
+        retry_delays_ms: list[int],
+        timeout_s: float,
+        committed: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store, self.gateways, self.clock = store, gateways, clock
         self.lease, self.retry_delays_ms, self.timeout_s = lease, retry_delays_ms, timeout_s
         self.committed = committed  # wakes the outbox relay
@@ -61,8 +70,9 @@ class Payer:
             return await self._fail(refund, None, unpayable, release=False)
         gateway = self.gateways.get(record.payment.provider)
         if gateway is None:
-            return await self._fail(refund, None, f"no payment gateway for provider {record.payment.provider!r}",
-                                    release=False)
+            return await self._fail(
+                refund, None, f"no payment gateway for provider {record.payment.provider!r}", release=False
+            )
         try:
             await self.store.ledgers.reserve(refund.order_id, refund.refund_id, refund.amount.amount)
         except CapExceeded:
@@ -79,9 +89,14 @@ class Payer:
 
     async def _call(self, record: RefundRecord, gateway: PaymentGateway) -> _Outcome:
         refund = record.refund
-        request = GatewayRefund(refund_id=refund.refund_id, idempotency_key=record.idempotency_key,
-                                payment_reference=record.payment.reference, amount=refund.amount,
-                                order_id=refund.order_id, return_id=refund.return_id)
+        request = GatewayRefund(
+            refund_id=refund.refund_id,
+            idempotency_key=record.idempotency_key,
+            payment_reference=record.payment.reference,
+            amount=refund.amount,
+            order_id=refund.order_id,
+            return_id=refund.return_id,
+        )
         # A new round of keys (an agent's retry) must first make sure no earlier round paid.
         checked = record.key_round == 0
         error = "no attempt made"
@@ -124,16 +139,26 @@ class Payer:
         return await self._record(refund, failed)
 
     async def _record(self, before: Refund, after: Refund) -> Refund:
-        if not await self.store.save(before.version, after, events=domain.events(after),
-                                     extra={LEASE: UNLEASED, "previous": None}):
+        if not await self.store.save(
+            before.version, after, events=domain.events(after), extra={LEASE: UNLEASED, "previous": None}
+        ):
             current = await self.store.get(before.refund_id)  # another payer recorded it first
             return after if current is None else current.refund
         self.committed()
         REFUNDS_DONE.labels(after.status.value, str(after.automatic).lower()).inc()
-        log.info(f"refund {after.status.value}", extra={
-            "refund_id": after.refund_id, "return_id": after.return_id, "order_id": after.order_id,
-            "amount": after.amount.amount, "currency": after.currency, "gateway": after.gateway,
-            "attempts": after.attempts, "failure": after.failure_reason})
+        log.info(
+            f"refund {after.status.value}",
+            extra={
+                "refund_id": after.refund_id,
+                "return_id": after.return_id,
+                "order_id": after.order_id,
+                "amount": after.amount.amount,
+                "currency": after.currency,
+                "gateway": after.gateway,
+                "attempts": after.attempts,
+                "failure": after.failure_reason,
+            },
+        )
         return after
 
     async def _undo(self, record: RefundRecord) -> bool:
@@ -143,7 +168,12 @@ class Payer:
             return await self.store.delete_unpaid(refund)
         if record.previous is None:
             return False
-        restored = Refund.model_validate({**refund.model_dump(mode="json"), **record.previous,
-                                          "version": refund.version + 1,
-                                          "updated_at": self.clock.now().isoformat()})
+        restored = Refund.model_validate(
+            {
+                **refund.model_dump(mode="json"),
+                **record.previous,
+                "version": refund.version + 1,
+                "updated_at": self.clock.now().isoformat(),
+            }
+        )
         return await self.store.save(refund.version, restored, extra={"previous": None})

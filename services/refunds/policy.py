@@ -4,14 +4,24 @@ The arithmetic only. The rules behind it are the returns service's (services/ret
 read from the return: each line's `fault`, the `restocking_fee_percent` of each received line,
 `authorization.return_shipping_paid_by`. Nothing here caps or second-guesses them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from shared.models import (Breakdown, Fault, ItemCondition, LabelType, Order, ReceivedLine, RefundLine, Return,
-                           ReturnLine)
+from shared.models import (
+    Breakdown,
+    Fault,
+    ItemCondition,
+    LabelType,
+    Order,
+    ReceivedLine,
+    RefundLine,
+    Return,
+    ReturnLine,
+)
 from shared.money import AmountOutOfRange, Money
 
 NO_FEE = Decimal(0)
@@ -111,9 +121,14 @@ def return_shipping_owed(ret: Return) -> Money | None:
     return postage_paid_by_buyer(ret)
 
 
-def return_refund(ret: Return, shipping_paid: Money, *, lines: Sequence[LineChoice] | None = None,
-                  return_shipping_concession: Money | None = None,
-                  other_concession: Money | None = None) -> Breakdown:
+def return_refund(
+    ret: Return,
+    shipping_paid: Money,
+    *,
+    lines: Sequence[LineChoice] | None = None,
+    return_shipping_concession: Money | None = None,
+    other_concession: Money | None = None,
+) -> Breakdown:
     """The refund of a received (or returnless) return; `lines` and concessions are the seller's choices.
 
     Without choices this is the computed refund of auto mode and of the refund deadline.
@@ -121,8 +136,11 @@ def return_refund(ret: Return, shipping_paid: Money, *, lines: Sequence[LineChoi
     currency = ret.currency
     units = refundable_units(ret)
     problems = _concession_problems(currency, return_shipping_concession, other_concession)
-    chosen = ({line_id: u.refundable for line_id, u in units.items()} if lines is None
-              else _chosen_quantities(lines, units, problems))
+    chosen = (
+        {line_id: u.refundable for line_id, u in units.items()}
+        if lines is None
+        else _chosen_quantities(lines, units, problems)
+    )
     if problems:
         raise RefundRuleBroken(problems)
     refund_lines = []
@@ -131,18 +149,27 @@ def return_refund(ret: Return, shipping_paid: Money, *, lines: Sequence[LineChoi
         if quantity > 0:
             refund_lines.append(_refund_line(line, units[line.line_id].take(quantity)))
     whole_refund = all(chosen.get(line.line_id, 0) == line.quantity for line in ret.lines)
-    outbound = (shipping_paid if ret.fault == Fault.SELLER and ret.whole_order and whole_refund
-                else Money.zero(currency))
+    outbound = shipping_paid if ret.fault == Fault.SELLER and ret.whole_order and whole_refund else Money.zero(currency)
     concession = return_shipping_concession
     if concession is None:
         concession = return_shipping_owed(ret) or Money.zero(currency)
-    return _breakdown(currency, refund_lines, outbound, concession, other_concession,
-                      chosen={"return_shipping_concession": return_shipping_concession,
-                              "other_concession": other_concession})
+    return _breakdown(
+        currency,
+        refund_lines,
+        outbound,
+        concession,
+        other_concession,
+        chosen={"return_shipping_concession": return_shipping_concession, "other_concession": other_concession},
+    )
 
 
-def direct_refund(order: Order, *, lines: Sequence[LineChoice] | None = None,
-                  refund_shipping: bool = False, other_concession: Money | None = None) -> Breakdown:
+def direct_refund(
+    order: Order,
+    *,
+    lines: Sequence[LineChoice] | None = None,
+    refund_shipping: bool = False,
+    other_concession: Money | None = None,
+) -> Breakdown:
     """A seller's refund of an order without a return: every line and the shipping when `lines` is None."""
     currency = order.currency
     problems = _concession_problems(currency, None, other_concession)
@@ -154,26 +181,47 @@ def direct_refund(order: Order, *, lines: Sequence[LineChoice] | None = None,
         chosen = _chosen_quantities(lines, ordered, problems, what="ordered")
     if problems:
         raise RefundRuleBroken(problems)
-    refund_lines = [RefundLine(line_id=line.line_id, quantity=chosen[line.line_id], unit_price=line.unit_price,
-                               subtotal=line.unit_price.times(chosen[line.line_id]),
-                               restocking_fee=Money.zero(currency))
-                    for line in order.lines if chosen.get(line.line_id, 0) > 0]
+    refund_lines = [
+        RefundLine(
+            line_id=line.line_id,
+            quantity=chosen[line.line_id],
+            unit_price=line.unit_price,
+            subtotal=line.unit_price.times(chosen[line.line_id]),
+            restocking_fee=Money.zero(currency),
+        )
+        for line in order.lines
+        if chosen.get(line.line_id, 0) > 0
+    ]
     outbound = order.shipping_paid if refund_shipping else Money.zero(currency)
-    return _breakdown(currency, refund_lines, outbound, Money.zero(currency), other_concession,
-                      chosen={"other_concession": other_concession})
+    return _breakdown(
+        currency,
+        refund_lines,
+        outbound,
+        Money.zero(currency),
+        other_concession,
+        chosen={"other_concession": other_concession},
+    )
 
 
 def _refund_line(line: ReturnLine, units: Units) -> RefundLine:
     """The refund of these units of a line; each group's fee rounds half-up on its own."""
     quantity = units.refundable
-    fee = sum((line.unit_price.times(count).percent(percent) for percent, count in units.by_fee if percent),
-              Money.zero(line.unit_price.currency))
-    return RefundLine(line_id=line.line_id, quantity=quantity, unit_price=line.unit_price,
-                      subtotal=line.unit_price.times(quantity), restocking_fee=fee)
+    fee = sum(
+        (line.unit_price.times(count).percent(percent) for percent, count in units.by_fee if percent),
+        Money.zero(line.unit_price.currency),
+    )
+    return RefundLine(
+        line_id=line.line_id,
+        quantity=quantity,
+        unit_price=line.unit_price,
+        subtotal=line.unit_price.times(quantity),
+        restocking_fee=fee,
+    )
 
 
-def _chosen_quantities(lines: Sequence[LineChoice], available: dict[str, Units],
-                       problems: list[FieldProblem], what: str = "received") -> dict[str, int]:
+def _chosen_quantities(
+    lines: Sequence[LineChoice], available: dict[str, Units], problems: list[FieldProblem], what: str = "received"
+) -> dict[str, int]:
     chosen: dict[str, int] = {}
     for index, choice in enumerate(lines):
         if choice.line_id not in available:
@@ -190,8 +238,7 @@ def _chosen_quantities(lines: Sequence[LineChoice], available: dict[str, Units],
     return chosen
 
 
-def _concession_problems(currency: str, return_shipping: Money | None,
-                         other: Money | None) -> list[FieldProblem]:
+def _concession_problems(currency: str, return_shipping: Money | None, other: Money | None) -> list[FieldProblem]:
     problems = []
     for name, money in (("return_shipping_concession", return_shipping), ("other_concession", other)):
         if money is None:
@@ -203,8 +250,15 @@ def _concession_problems(currency: str, return_shipping: Money | None,
     return problems
 
 
-def _breakdown(currency: str, lines: list[RefundLine], outbound: Money, return_shipping: Money,
-               other: Money | None, *, chosen: dict[str, Money | None]) -> Breakdown:
+def _breakdown(
+    currency: str,
+    lines: list[RefundLine],
+    outbound: Money,
+    return_shipping: Money,
+    other: Money | None,
+    *,
+    chosen: dict[str, Money | None],
+) -> Breakdown:
     """The sum of the parts; `chosen` names the caller's amounts, to blame when the sum overflows."""
     items = sum((line.subtotal for line in lines), Money.zero(currency))
     fee = sum((line.restocking_fee for line in lines), Money.zero(currency))
@@ -213,7 +267,15 @@ def _breakdown(currency: str, lines: list[RefundLine], outbound: Money, return_s
         total = items - fee + outbound + return_shipping + other
     except AmountOutOfRange:
         blamed = [f"{name}.amount" for name, money in chosen.items() if money is not None] or ["lines"]
-        raise RefundRuleBroken([FieldProblem(name, "the refund would not fit a 64-bit amount")
-                                for name in blamed]) from None
-    return Breakdown(lines=lines, items=items, restocking_fee=fee, outbound_shipping=outbound,
-                     return_shipping_concession=return_shipping, other_concession=other, total=total)
+        raise RefundRuleBroken(
+            [FieldProblem(name, "the refund would not fit a 64-bit amount") for name in blamed]
+        ) from None
+    return Breakdown(
+        lines=lines,
+        items=items,
+        restocking_fee=fee,
+        outbound_shipping=outbound,
+        return_shipping_concession=return_shipping,
+        other_concession=other,
+        total=total,
+    )

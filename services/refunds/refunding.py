@@ -1,4 +1,5 @@
 """Use cases: open a return's refund on receipt, sellers' and agents' refunds, retries, the deadline."""
+
 from __future__ import annotations
 
 import logging
@@ -6,12 +7,17 @@ from collections.abc import Callable
 from datetime import datetime
 
 from services.refunds import domain
-from services.refunds.errors import (InvalidRefund, OrderNotFound, RefundExceedsPaid, RefundNotAllowed,
-                                     RefundNotFound, ReturnNotRefundable)
+from services.refunds.errors import (
+    InvalidRefund,
+    OrderNotFound,
+    RefundExceedsPaid,
+    RefundNotAllowed,
+    RefundNotFound,
+    ReturnNotRefundable,
+)
 from services.refunds.order_ledger import CapExceeded, NoLedger
 from services.refunds.paying import Payer
-from services.refunds.policy import (LineChoice, RefundRuleBroken, direct_refund, postage_paid_by_buyer,
-                                     return_refund)
+from services.refunds.policy import LineChoice, RefundRuleBroken, direct_refund, postage_paid_by_buyer, return_refund
 from services.refunds.schemas import RefundRequest
 from services.refunds.store import LEASE, REVERTIBLE, UNLEASED, RefundRecord, RefundStore
 from shared.auth import Principal
@@ -48,12 +54,25 @@ class Refunds:
         # it is kept in every mode, so refund timeliness can be measured against it.
         due_at = ret.refund_due_at if ret.received_at is not None else None
         pay_now = returnless or ret.policy.refund_mode != "manual"
-        refund = domain.for_return(ret, breakdown, status=RefundStatus.PENDING if pay_now else RefundStatus.DUE,
-                                   actor=domain.PLATFORM, now=now, due_at=due_at or now)
-        created = await self.store.insert(refund, payment=order.payment, idempotency_key=domain.gateway_key(
-            refund.refund_id, 0), now=now, source_return=ret)
-        log.info("return refund opened" if created else "return refund exists", extra={
-            "refund_id": refund.refund_id, "return_id": ret.return_id, "status": refund.status.value})
+        refund = domain.for_return(
+            ret,
+            breakdown,
+            status=RefundStatus.PENDING if pay_now else RefundStatus.DUE,
+            actor=domain.PLATFORM,
+            now=now,
+            due_at=due_at or now,
+        )
+        created = await self.store.insert(
+            refund,
+            payment=order.payment,
+            idempotency_key=domain.gateway_key(refund.refund_id, 0),
+            now=now,
+            source_return=ret,
+        )
+        log.info(
+            "return refund opened" if created else "return refund exists",
+            extra={"refund_id": refund.refund_id, "return_id": ret.return_id, "status": refund.status.value},
+        )
         return await self.payer.pay(refund.refund_id)  # a no-op unless pending and unclaimed
 
     async def _count_postage(self, ret: Return) -> None:
@@ -66,37 +85,48 @@ class Refunds:
         except NoLedger:  # the order's copy is stored before its ledger: a crash between them
             raise OrderNotKnownYet(ret.order_id) from None
         if not counted:
-            log.warning("return postage too large to count toward the cap", extra={
-                "return_id": ret.return_id, "order_id": ret.order_id, "postage": postage.amount})
+            log.warning(
+                "return postage too large to count toward the cap",
+                extra={"return_id": ret.return_id, "order_id": ret.order_id, "postage": postage.amount},
+            )
 
     # ---- requests ---------------------------------------------------------------------------
 
     async def request(self, principal: Principal, idempotency_key: str, body: RefundRequest) -> Refund:
         if body.return_id is not None:
-            return await self._refund_return(principal, body)
+            return await self._refund_return(principal, body.return_id, body)
         if body.order_id is not None:
-            return await self._refund_order(principal, idempotency_key, body)
+            return await self._refund_order(principal, idempotency_key, body.order_id, body)
         raise InvalidRefund([("return_id", "give the return to refund, or order_id for a refund without a return")])
 
-    async def _refund_return(self, principal: Principal, body: RefundRequest) -> Refund:
+    async def _refund_return(self, principal: Principal, return_id: str, body: RefundRequest) -> Refund:
         if body.refund_shipping:
             raise InvalidRefund([("refund_shipping", "only for a refund without a return")])
-        record = await self.store.get(domain.return_refund_id(body.return_id))
-        ret = await self.store.received_return(body.return_id)
+        record = await self.store.get(domain.return_refund_id(return_id))
+        ret = await self.store.received_return(return_id)
         if record is None or ret is None or not principal.may_access(seller_id=record.refund.seller.id):
-            raise ReturnNotRefundable(f"Return {body.return_id} has not been received, or is not yours.")
+            raise ReturnNotRefundable(f"Return {return_id} has not been received, or is not yours.")
         if body.order_id is not None and body.order_id != ret.order_id:
             raise InvalidRefund([("order_id", f"return {ret.return_id} belongs to another order")])
         refund = record.refund
         if refund.status not in (RefundStatus.DUE, RefundStatus.FAILED):
-            raise RefundNotAllowed(f"The return's refund is already {refund.status.value}.",
-                                   refund_id=refund.refund_id, refund_status=refund.status.value)
+            raise RefundNotAllowed(
+                f"The return's refund is already {refund.status.value}.",
+                refund_id=refund.refund_id,
+                refund_status=refund.status.value,
+            )
         order = await self.store.order(ret.order_id)
         if order is None:
             raise OrderNotFound(f"Order {ret.order_id} is unknown.")
-        breakdown = _checked(lambda: return_refund(
-            ret, order.shipping_paid, lines=_choices(body), return_shipping_concession=body.return_shipping_concession,
-            other_concession=body.other_concession))
+        breakdown = _checked(
+            lambda: return_refund(
+                ret,
+                order.shipping_paid,
+                lines=_choices(body),
+                return_shipping_concession=body.return_shipping_concession,
+                other_concession=body.other_concession,
+            )
+        )
         try:
             await self._check_room(refund.order_id, breakdown)
         except RefundExceedsPaid:
@@ -111,25 +141,40 @@ class Refunds:
         log.info("return refund replaced", extra={"refund_id": refund.refund_id, "actor": principal.ref})
         return await self._pay_or_refuse(replaced.refund_id, breakdown)
 
-    async def _refund_order(self, principal: Principal, idempotency_key: str, body: RefundRequest) -> Refund:
+    async def _refund_order(
+        self, principal: Principal, idempotency_key: str, order_id: str, body: RefundRequest
+    ) -> Refund:
         if body.return_shipping_concession is not None:
             raise InvalidRefund([("return_shipping_concession", "only for the refund of a return")])
-        order = await self.store.order(body.order_id)
+        order = await self.store.order(order_id)
         if order is None or not principal.may_access(seller_id=order.seller.id):
-            raise OrderNotFound(f"Order {body.order_id} is unknown, or not yours.")
+            raise OrderNotFound(f"Order {order_id} is unknown, or not yours.")
         refund_id = domain.direct_refund_id(principal.ref, idempotency_key)
         existing = await self.store.get(refund_id)
         if existing is not None:  # the same request again, after a crash: finish what it started
             return await self.payer.pay(refund_id) or existing.refund
-        breakdown = _checked(lambda: direct_refund(order, lines=_choices(body), refund_shipping=body.refund_shipping,
-                                                   other_concession=body.other_concession))
+        breakdown = _checked(
+            lambda: direct_refund(
+                order,
+                lines=_choices(body),
+                refund_shipping=body.refund_shipping,
+                other_concession=body.other_concession,
+            )
+        )
         await self._check_room(order.order_id, breakdown)
         now = self.clock.now()
         refund = domain.for_order(refund_id, order, breakdown, actor=principal.actor, now=now)
-        if await self.store.insert(refund, payment=order.payment, idempotency_key=domain.gateway_key(refund_id, 0),
-                                   now=now, requested_by=principal.ref):
-            log.info("direct refund opened", extra={"refund_id": refund_id, "order_id": order.order_id,
-                                                    "actor": principal.ref})
+        if await self.store.insert(
+            refund,
+            payment=order.payment,
+            idempotency_key=domain.gateway_key(refund_id, 0),
+            now=now,
+            requested_by=principal.ref,
+        ):
+            log.info(
+                "direct refund opened",
+                extra={"refund_id": refund_id, "order_id": order.order_id, "actor": principal.ref},
+            )
         return await self._pay_or_refuse(refund_id, breakdown)
 
     async def retry(self, principal: Principal, refund_id: str) -> Refund:
@@ -140,8 +185,11 @@ class Refunds:
         try:
             again = domain.retry(record.refund, self.clock.now())
         except domain.IllegalTransition as exc:
-            raise RefundNotAllowed(f"Only a failed refund can be retried; this one is {exc.status.value}.",
-                                   refund_id=refund_id, refund_status=exc.status.value) from None
+            raise RefundNotAllowed(
+                f"Only a failed refund can be retried; this one is {exc.status.value}.",
+                refund_id=refund_id,
+                refund_status=exc.status.value,
+            ) from None
         extra = {LEASE: UNLEASED} | _new_round(record, True)
         if not await self.store.save(record.refund.version, again, extra=extra):
             raise RefundNotAllowed("The refund changed meanwhile; read it again.", refund_id=refund_id)
@@ -158,8 +206,11 @@ class Refunds:
     async def _unchanged(self, record: RefundRecord) -> None:
         current = await self.store.get(record.refund.refund_id)
         if current is not None and current.refund.version != record.refund.version:
-            raise RefundNotAllowed(f"The return's refund is now {current.refund.status.value}.",
-                                   refund_id=record.refund.refund_id, refund_status=current.refund.status.value)
+            raise RefundNotAllowed(
+                f"The return's refund is now {current.refund.status.value}.",
+                refund_id=record.refund.refund_id,
+                refund_status=current.refund.status.value,
+            )
 
     async def _pay_or_refuse(self, refund_id: str, breakdown: Breakdown) -> Refund:
         try:
@@ -180,8 +231,10 @@ class Refunds:
             if not await self.store.save(record.refund.version, pending, extra={LEASE: UNLEASED}):
                 continue  # another replica (or the seller) got there first
             taken += 1
-            log.info("refund deadline passed: platform refunds", extra={
-                "refund_id": pending.refund_id, "return_id": pending.return_id})
+            log.info(
+                "refund deadline passed: platform refunds",
+                extra={"refund_id": pending.refund_id, "return_id": pending.return_id},
+            )
             await self.payer.pay(pending.refund_id)
         return taken
 
@@ -211,4 +264,3 @@ def _checked(compute: Callable[[], Breakdown]) -> Breakdown:
     if breakdown.total.amount <= 0:
         raise InvalidRefund([("lines", "nothing to refund: the total must be positive")])
     return breakdown
-

@@ -1,4 +1,5 @@
 """Bodies of the refunds API and its list's filter."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,9 +41,11 @@ class RefundRequest(BaseModel):
 
     return_id: Id | None = None
     order_id: Id | None = None
-    lines: list[RefundLineRequest] | None = Field(default=None, max_length=500,
-                                                  description="A partial refund: these lines and units only.")
+    lines: list[RefundLineRequest] | None = Field(
+        default=None, max_length=500, description="A partial refund: these lines and units only."
+    )
     return_shipping_concession: Money | None = Field(
-        default=None, description="Return only: replaces the computed return-shipping concession.")
+        default=None, description="Return only: replaces the computed return-shipping concession."
+    )
     other_concession: Money | None = Field(default=None, description="Goodwill on top of the items.")
     refund_shipping: StrictBool = Field(default=False, description="Order only: also refund the outbound shipping.")

@@ -4,6 +4,7 @@ No marketplace rule is set here: the refund deadline is the `refund_due_at` the 
 puts on each received return, and the restocking fee the percent it puts on each received line
 (services/returns/policy.py).
 """
+
 from __future__ import annotations
 
 from pydantic import Field
@@ -20,10 +21,16 @@ class Settings(CommonSettings):
     gateway_timeout_s: float = Field(default=10.0, gt=0, description="One gateway call; a timeout is retried.")
     gateway_retry_delays_ms: list[int] = Field(
         default=[500, 2000, 8000],
-        description="Wait before each new gateway call after a timeout or 5xx; exhausted -> refund.failed.")
+        description="Wait before each new gateway call after a timeout or 5xx; exhausted -> refund.failed.",
+    )
 
-    lease_s: float = Field(default=120.0, gt=0, description=(
-        "How long one replica owns a refund it is paying; a crashed replica's refunds are resumed after it."))
+    lease_s: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "How long one replica owns a refund it is paying; a crashed replica's refunds are resumed after it."
+        ),
+    )
     job_interval_s: float = Field(default=30.0, gt=0, description="Pause between runs of the deadline job.")
     job_batch_size: int = Field(default=100, ge=1)
     jobs_enabled: bool = True

@@ -2,8 +2,10 @@
 
 Every write is one conditional single-document update: no transactions are needed or used.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,15 +49,24 @@ def refund_fields(refund: Refund) -> dict[str, Any]:
 
 def refund_criteria(wanted: RefundFilter) -> dict[str, Any]:
     """The MongoDB filter of a list of refunds: each field that is set, all of them at once."""
-    fields = (("return_id", wanted.return_id), ("order_id", wanted.order_id), ("buyer.id", wanted.buyer_id),
-              ("seller.id", wanted.seller_id), ("status", wanted.status.value if wanted.status else None))
+    fields = (
+        ("return_id", wanted.return_id),
+        ("order_id", wanted.order_id),
+        ("buyer.id", wanted.buyer_id),
+        ("seller.id", wanted.seller_id),
+        ("status", wanted.status.value if wanted.status else None),
+    )
     return {name: value for name, value in fields if value is not None}
 
 
 def _record(doc: dict[str, Any]) -> RefundRecord:
-    return RefundRecord(refund=Refund.model_validate(doc), payment=Payment.model_validate(doc["payment"]),
-                        idempotency_key=doc["idempotency_key"], key_round=doc.get("key_round", 0),
-                        previous=doc.get("previous"))
+    return RefundRecord(
+        refund=Refund.model_validate(doc),
+        payment=Payment.model_validate(doc["payment"]),
+        idempotency_key=doc["idempotency_key"],
+        key_round=doc.get("key_round", 0),
+        previous=doc.get("previous"),
+    )
 
 
 class RefundStore:
@@ -67,8 +78,14 @@ class RefundStore:
         self.ledgers = OrderLedgers(db["order_ledgers"])
 
     async def ensure_indexes(self) -> None:
-        for keys in (["status", "due_at"], ["status", LEASE], ["return_id", "created_at"],
-                     ["order_id", "created_at"], ["seller.id", "created_at"], ["created_at"]):
+        for keys in (
+            ["status", "due_at"],
+            ["status", LEASE],
+            ["return_id", "created_at"],
+            ["order_id", "created_at"],
+            ["seller.id", "created_at"],
+            ["created_at"],
+        ):
             await self.refunds.create_index([(key, 1) for key in keys])
 
     # ---- orders and returns seen ------------------------------------------------------------
@@ -87,7 +104,7 @@ class RefundStore:
 
     async def note_return(self, ret: Return) -> tuple[str, int]:
         """Remember the newest status of a return seen in events; returns (status, version) of it."""
-        state = {"version": ret.version, "status": ret.status.value}
+        state: dict[str, Any] = {"version": ret.version, "status": ret.status.value}
         await self.returns.update_one({"_id": ret.return_id, "version": {"$lt": ret.version}}, {"$set": state})
         try:
             await self.returns.insert_one({"_id": ret.return_id, **state})
@@ -103,14 +120,29 @@ class RefundStore:
 
     # ---- refunds ----------------------------------------------------------------------------
 
-    async def insert(self, refund: Refund, *, payment: Payment, idempotency_key: str, now: datetime,
-                     source_return: Return | None = None, requested_by: str | None = None,
-                     events: list[CloudEvent] = ()) -> bool:
+    async def insert(
+        self,
+        refund: Refund,
+        *,
+        payment: Payment,
+        idempotency_key: str,
+        now: datetime,
+        source_return: Return | None = None,
+        requested_by: str | None = None,
+        events: Sequence[CloudEvent] = (),
+    ) -> bool:
         """False when the refund already exists (a duplicate event or a retried request)."""
-        doc = {"_id": refund.refund_id, **refund_fields(refund), "payment": payment.model_dump(mode="json"),
-               "idempotency_key": idempotency_key, "key_round": 0, LEASE: UNLEASED, "requested_by": requested_by,
-               "source_return": None if source_return is None else source_return.model_dump(mode="json"),
-               **outbox_fields(events)}
+        doc = {
+            "_id": refund.refund_id,
+            **refund_fields(refund),
+            "payment": payment.model_dump(mode="json"),
+            "idempotency_key": idempotency_key,
+            "key_round": 0,
+            LEASE: UNLEASED,
+            "requested_by": requested_by,
+            "source_return": None if source_return is None else source_return.model_dump(mode="json"),
+            **outbox_fields(events),
+        }
         try:
             await self.refunds.insert_one(doc)
         except DuplicateKeyError:
@@ -125,18 +157,22 @@ class RefundStore:
         """Take the right to pay a pending refund; None while another replica holds it."""
         doc = await self.refunds.find_one_and_update(
             {"_id": refund_id, "status": RefundStatus.PENDING.value, LEASE: {"$lte": now}},
-            {"$set": {LEASE: until}}, return_document=ReturnDocument.AFTER)
+            {"$set": {LEASE: until}},
+            return_document=ReturnDocument.AFTER,
+        )
         return None if doc is None else _record(doc)
 
     async def extend_lease(self, refund: Refund, until: datetime) -> bool:
         """Record a gateway attempt (and keep the lease); False when the refund changed meanwhile."""
         result = await self.refunds.update_one(
             {"_id": refund.refund_id, "version": refund.version, "status": RefundStatus.PENDING.value},
-            {"$set": {LEASE: until, "attempts": refund.attempts}})
+            {"$set": {LEASE: until, "attempts": refund.attempts}},
+        )
         return result.matched_count == 1
 
-    async def save(self, version: int, refund: Refund, *, events: list[CloudEvent] = (),
-                   extra: dict[str, Any] | None = None) -> bool:
+    async def save(
+        self, version: int, refund: Refund, *, events: Sequence[CloudEvent] = (), extra: dict[str, Any] | None = None
+    ) -> bool:
         """Write the refund's new state and its events in one update, if it is still at `version`."""
         update = with_outbox({"$set": {**refund_fields(refund), **(extra or {})}}, events)
         result = await self.refunds.update_one({"_id": refund.refund_id, "version": version}, update)
@@ -144,8 +180,9 @@ class RefundStore:
 
     async def delete_unpaid(self, refund: Refund) -> bool:
         """Drop a direct refund created by a request that was then refused (nothing was paid)."""
-        result = await self.refunds.delete_one({"_id": refund.refund_id, "version": refund.version,
-                                                "status": RefundStatus.PENDING.value})
+        result = await self.refunds.delete_one(
+            {"_id": refund.refund_id, "version": refund.version, "status": RefundStatus.PENDING.value}
+        )
         return result.deleted_count == 1
 
     async def overdue(self, now: datetime, limit: int) -> list[RefundRecord]:
@@ -154,12 +191,12 @@ class RefundStore:
 
     async def stalled(self, now: datetime, limit: int) -> list[str]:
         """Pending refunds nobody is paying (their payer crashed): ids to resume."""
-        cursor = self.refunds.find({"status": RefundStatus.PENDING.value, LEASE: {"$lte": now}},
-                                   {"_id": 1}).limit(limit)
+        cursor = self.refunds.find({"status": RefundStatus.PENDING.value, LEASE: {"$lte": now}}, {"_id": 1}).limit(
+            limit
+        )
         return [doc["_id"] async for doc in cursor]
 
     async def page(self, wanted: RefundFilter, cursor: str | None, limit: int) -> Page[Refund]:
         query = {**refund_criteria(wanted), **page_filter(cursor)}
         docs = [doc async for doc in self.refunds.find(query).sort(page_sort()).limit(limit + 1)]
         return make_page(docs, limit, Refund.model_validate)
-

@@ -1,4 +1,5 @@
 """`python -m services.returns`: serve the returns API (default 127.0.0.1:8001)."""
+
 from __future__ import annotations
 
 import uvicorn

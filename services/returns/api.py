@@ -1,4 +1,5 @@
 """HTTP surface of the returns service: orders read-model, seller policies, returns and their transitions."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -7,18 +8,26 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from services.returns import domain
+from services.returns.commands import Lifecycle
+from services.returns.errors import OrderNotFound, rule_violation
+from services.returns.policy import SellerPolicy, check_policy, default_policy
+from services.returns.schemas import (
+    AuthorizeBody,
+    CloseBody,
+    FeedbackBody,
+    ReceiveBody,
+    RejectBody,
+    ReturnFilter,
+    ReturnRequest,
+    ShipBody,
+)
+from services.returns.store import StoredPolicy
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.http import Forbidden, Unprocessable
 from shared.idempotency import Idempotent
 from shared.models import Order, Return, ReturnStatus
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
-from services.returns import domain
-from services.returns.commands import Lifecycle
-from services.returns.errors import OrderNotFound, rule_violation
-from services.returns.policy import SellerPolicy, check_policy, default_policy
-from services.returns.schemas import (AuthorizeBody, CloseBody, FeedbackBody, ReceiveBody, RejectBody,
-                                      ReturnFilter, ReturnRequest, ShipBody)
-from services.returns.store import StoredPolicy
 
 router = APIRouter(prefix="/v1")
 
@@ -34,11 +43,14 @@ PolicyEditor = Annotated[Principal, Depends(require_roles("seller", "agent", "se
 
 # ---- orders read-model ----------------------------------------------------------------------
 
+
 @router.put("/orders/{order_id}", response_model=Order, tags=["orders"], summary="Store a delivered order's snapshot")
 async def put_order(order_id: str, order: Order, desk: Desk, principal: OrderFeeder, response: Response) -> Order:
     if order.order_id != order_id:
-        raise Unprocessable("The body's order_id differs from the path.",
-                            errors=[{"field": "order_id", "location": "body", "reason": "must equal the path's order id"}])
+        raise Unprocessable(
+            "The body's order_id differs from the path.",
+            errors=[{"field": "order_id", "location": "body", "reason": "must equal the path's order id"}],
+        )
     created = await desk.store.save_order(order, announce_at=desk.now())
     desk.on_commit()
     response.status_code = 201 if created else 200
@@ -55,12 +67,17 @@ async def get_order(order_id: str, desk: Desk, principal: CurrentPrincipal) -> O
 
 # ---- seller return policy -------------------------------------------------------------------
 
+
 class PolicyView(StoredPolicy):
     is_default: bool = False
 
 
-@router.get("/sellers/{seller_id}/return-policy", response_model=PolicyView, tags=["policies"],
-            summary="The seller's policy, or the marketplace default when they set none")
+@router.get(
+    "/sellers/{seller_id}/return-policy",
+    response_model=PolicyView,
+    tags=["policies"],
+    summary="The seller's policy, or the marketplace default when they set none",
+)
 async def get_policy(seller_id: str, desk: Desk, principal: CurrentPrincipal) -> PolicyView:
     stored = await desk.store.get_policy(seller_id)
     if stored is not None:
@@ -81,13 +98,21 @@ async def put_policy(seller_id: str, policy: SellerPolicy, desk: Desk, principal
 
 # ---- returns --------------------------------------------------------------------------------
 
-@router.post("/returns", status_code=201, response_model=Return, tags=["returns"],
-             responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}})
+
+@router.post(
+    "/returns",
+    status_code=201,
+    response_model=Return,
+    tags=["returns"],
+    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+)
 async def create_return(body: ReturnRequest, desk: Desk, idempotent: Idempotent) -> Response:
     async def run() -> Response:
         ret = await desk.open(body, idempotent.principal, idempotent.key)
-        return JSONResponse(ret.model_dump(mode="json"), status_code=201,
-                            headers={"Location": f"/v1/returns/{ret.return_id}"})
+        return JSONResponse(
+            ret.model_dump(mode="json"), status_code=201, headers={"Location": f"/v1/returns/{ret.return_id}"}
+        )
+
     return await idempotent.run(run, status_code=201)
 
 
@@ -101,13 +126,18 @@ def _utc(at: datetime | None) -> datetime | None:
 
 
 @router.get("/returns", response_model=Page[Return], tags=["returns"], summary="Returns, newest first")
-async def list_returns(desk: Desk, principal: CurrentPrincipal,
-                       order_id: Annotated[str | None, Query(max_length=128)] = None,
-                       buyer_id: Annotated[str | None, Query(max_length=128)] = None,
-                       seller_id: Annotated[str | None, Query(max_length=128)] = None,
-                       status: ReturnStatus | None = None,
-                       created_from: datetime | None = None, created_to: datetime | None = None,
-                       cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT) -> Page[Return]:
+async def list_returns(
+    desk: Desk,
+    principal: CurrentPrincipal,
+    order_id: Annotated[str | None, Query(max_length=128)] = None,
+    buyer_id: Annotated[str | None, Query(max_length=128)] = None,
+    seller_id: Annotated[str | None, Query(max_length=128)] = None,
+    status: ReturnStatus | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[Return]:
     actor = principal.actor
     # Buyers and sellers only ever see their own, whatever they ask for.
     if actor.role == "buyer":
@@ -118,23 +148,38 @@ async def list_returns(desk: Desk, principal: CurrentPrincipal,
         if seller_id not in (None, actor.id):
             return Page[Return](items=[])
         seller_id = actor.id
-    wanted = ReturnFilter(order_id=order_id, buyer_id=buyer_id, seller_id=seller_id, status=status,
-                          created_from=_utc(created_from), created_to=_utc(created_to))
+    wanted = ReturnFilter(
+        order_id=order_id,
+        buyer_id=buyer_id,
+        seller_id=seller_id,
+        status=status,
+        created_from=_utc(created_from),
+        created_to=_utc(created_to),
+    )
     return await desk.store.list_returns(wanted, cursor, limit)
 
 
 # ---- transitions ----------------------------------------------------------------------------
 
-def expected_version(if_match: Annotated[str | None, Header(
-        alias="If-Match", max_length=64,
-        description="The return's ETag (its version) this change is based on; a stale one answers 409.")] = None,
+
+def expected_version(
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=64,
+            description="The return's ETag (its version) this change is based on; a stale one answers 409.",
+        ),
+    ] = None,
 ) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     text = if_match.strip().removeprefix("W/").strip('"')
     if not text.isdigit():
-        raise Unprocessable("If-Match must be the return's ETag, e.g. \"3\".",
-                            errors=[{"field": "If-Match", "location": "header", "reason": "not a return version"}])
+        raise Unprocessable(
+            'If-Match must be the return\'s ETag, e.g. "3".',
+            errors=[{"field": "If-Match", "location": "header", "reason": "not a return version"}],
+        )
     return int(text)
 
 
@@ -145,47 +190,102 @@ def etagged(ret: Return, response: Response) -> Return:
     response.headers["ETag"] = f'"{ret.version}"'
     return ret
 
-@router.post("/returns/{return_id}/authorize", response_model=Return, tags=["transitions"],
-             summary="Seller authorizes: a label, who pays return shipping, or a refund without return")
-async def authorize(return_id: str, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response,
-                    body: AuthorizeBody | None = None) -> Return:
+
+@router.post(
+    "/returns/{return_id}/authorize",
+    response_model=Return,
+    tags=["transitions"],
+    summary="Seller authorizes: a label, who pays return shipping, or a refund without return",
+)
+async def authorize(
+    return_id: str,
+    desk: Desk,
+    principal: CurrentPrincipal,
+    version: IfMatch,
+    response: Response,
+    body: AuthorizeBody | None = None,
+) -> Return:
     body = body or AuthorizeBody()
-    return etagged(await desk.act(return_id, principal, "authorize", version,
-                                  lambda ret, now: domain.authorize(ret, body, principal.actor, now, desk.rules)), response)
+    return etagged(
+        await desk.act(
+            return_id,
+            principal,
+            "authorize",
+            version,
+            lambda ret, now: domain.authorize(ret, body, principal.actor, now, desk.rules),
+        ),
+        response,
+    )
 
 
 @router.post("/returns/{return_id}/reject", response_model=Return, tags=["transitions"])
-async def reject(return_id: str, body: RejectBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch,
-                 response: Response) -> Return:
-    return etagged(await desk.act(return_id, principal, "reject", version,
-                                  lambda ret, now: domain.reject(ret, body, principal.actor, now)), response)
+async def reject(
+    return_id: str, body: RejectBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
+) -> Return:
+    return etagged(
+        await desk.act(
+            return_id, principal, "reject", version, lambda ret, now: domain.reject(ret, body, principal.actor, now)
+        ),
+        response,
+    )
 
 
 @router.post("/returns/{return_id}/close", response_model=Return, tags=["transitions"])
-async def close(return_id: str, body: CloseBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch,
-                response: Response) -> Return:
-    return etagged(await desk.act(return_id, principal, "close", version,
-                                  lambda ret, now: domain.close(ret, body, principal.actor, now)), response)
+async def close(
+    return_id: str, body: CloseBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
+) -> Return:
+    return etagged(
+        await desk.act(
+            return_id, principal, "close", version, lambda ret, now: domain.close(ret, body, principal.actor, now)
+        ),
+        response,
+    )
 
 
 @router.post("/returns/{return_id}/ship", response_model=Return, tags=["transitions"])
-async def ship(return_id: str, body: ShipBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch,
-               response: Response) -> Return:
-    return etagged(await desk.act(return_id, principal, "ship", version,
-                                  lambda ret, now: domain.ship(ret, body, principal.actor, now)), response)
+async def ship(
+    return_id: str, body: ShipBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
+) -> Return:
+    return etagged(
+        await desk.act(
+            return_id, principal, "ship", version, lambda ret, now: domain.ship(ret, body, principal.actor, now)
+        ),
+        response,
+    )
 
 
 @router.post("/returns/{return_id}/receive", response_model=Return, tags=["transitions"])
-async def receive(return_id: str, body: ReceiveBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch,
-                  response: Response) -> Return:
-    return etagged(await desk.act(return_id, principal, "receive", version,
-                                  lambda ret, now: domain.receive(ret, body, principal.actor, now, desk.rules)), response)
+async def receive(
+    return_id: str, body: ReceiveBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
+) -> Return:
+    return etagged(
+        await desk.act(
+            return_id,
+            principal,
+            "receive",
+            version,
+            lambda ret, now: domain.receive(ret, body, principal.actor, now, desk.rules),
+        ),
+        response,
+    )
 
 
-@router.post("/returns/{return_id}/feedback", response_model=Return, tags=["transitions"],
-             summary="Buyer answers: was your return resolved?")
-async def feedback(return_id: str, body: FeedbackBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch,
-                   response: Response) -> Return:
-    return etagged(await desk.act(return_id, principal, "feedback", version,
-                                  lambda ret, now: domain.record_feedback(ret, body.resolved, principal.actor, now,
-                                                                          body.note)), response)
+@router.post(
+    "/returns/{return_id}/feedback",
+    response_model=Return,
+    tags=["transitions"],
+    summary="Buyer answers: was your return resolved?",
+)
+async def feedback(
+    return_id: str, body: FeedbackBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
+) -> Return:
+    return etagged(
+        await desk.act(
+            return_id,
+            principal,
+            "feedback",
+            version,
+            lambda ret, now: domain.record_feedback(ret, body.resolved, principal.actor, now, body.note),
+        ),
+        response,
+    )

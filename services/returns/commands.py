@@ -1,4 +1,5 @@
 """What callers ask of the returns service: load, decide with the pure domain, write once, wake the relay."""
+
 from __future__ import annotations
 
 import logging
@@ -6,18 +7,17 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from services.returns import domain
+from services.returns.domain import IllegalTransition
+from services.returns.eligibility import open_return, returned_so_far
+from services.returns.errors import ConcurrentChange, NotYourAction, ReturnNotFound, from_domain, rule_violation
+from services.returns.policy import FieldProblem, MarketplaceRules, PolicyViolation, SellerPolicy, default_policy
+from services.returns.schemas import ReturnRequest
+from services.returns.store import DuplicateKeyError, ReturnsStore
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.http import Forbidden
 from shared.models import Refund, Return
-from services.returns import domain
-from services.returns.domain import IllegalTransition
-from services.returns.eligibility import open_return, returned_so_far
-from services.returns.errors import (ConcurrentChange, NotYourAction, ReturnNotFound, from_domain,
-                                     rule_violation)
-from services.returns.policy import FieldProblem, MarketplaceRules, PolicyViolation, SellerPolicy, default_policy
-from services.returns.schemas import ReturnRequest
-from services.returns.store import DuplicateKeyError, ReturnsStore
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,14 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "receive": frozenset({"seller", "agent"}),
     "feedback": frozenset({"buyer", "agent"}),
 }
-EVENT_OF = {"authorize": "return.authorized", "reject": "return.rejected", "close": "return.closed",
-            "ship": "return.shipped", "receive": "return.received", "feedback": "return.feedback_received"}
+EVENT_OF = {
+    "authorize": "return.authorized",
+    "reject": "return.rejected",
+    "close": "return.closed",
+    "ship": "return.shipped",
+    "receive": "return.received",
+    "feedback": "return.feedback_received",
+}
 ID_NAMESPACE = uuid.UUID("6f1d8c1e-6a43-4b8e-9a51-2f0d7c3b9e10")
 CREATE_ATTEMPTS = 8
 
@@ -60,8 +66,9 @@ def millis(at: datetime) -> datetime:
 
 
 class Lifecycle:
-    def __init__(self, store: ReturnsStore, rules: MarketplaceRules, clock: Clock,
-                 on_commit: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, store: ReturnsStore, rules: MarketplaceRules, clock: Clock, on_commit: Callable[[], None] = lambda: None
+    ) -> None:
         self.store, self.rules, self.clock, self.on_commit = store, rules, clock, on_commit
 
     def now(self) -> datetime:
@@ -86,9 +93,17 @@ class Lifecycle:
             existing, order_seq = await self.store.returns_of_order(order.order_id)
             now = self.now()
             try:
-                changes = open_return(order, request, return_id=return_id, policy=policy, rules=self.rules,
-                                      already_returned=returned_so_far(existing), buyer_flagged=flagged,
-                                      actor=principal.actor, now=now)
+                changes = open_return(
+                    order,
+                    request,
+                    return_id=return_id,
+                    policy=policy,
+                    rules=self.rules,
+                    already_returned=returned_so_far(existing),
+                    buyer_flagged=flagged,
+                    actor=principal.actor,
+                    now=now,
+                )
             except PolicyViolation as exc:
                 raise rule_violation(exc.problems) from None
             try:
@@ -97,8 +112,15 @@ class Lifecycle:
                 continue  # a concurrent request took this slot (or this id): check again against it
             self.on_commit()
             created = changes[-1][1]
-            log.info("return opened", extra={"return_id": return_id, "order_id": order.order_id,
-                                             "status": created.status.value, "actor": principal.ref})
+            log.info(
+                "return opened",
+                extra={
+                    "return_id": return_id,
+                    "order_id": order.order_id,
+                    "status": created.status.value,
+                    "actor": principal.ref,
+                },
+            )
             return created
         raise ConcurrentChange()
 
@@ -109,8 +131,9 @@ class Lifecycle:
             raise ReturnNotFound(f"No return {return_id}.")
         return ret
 
-    async def act(self, return_id: str, principal: Principal, action: str, expected_version: int | None,
-                  step: Step) -> Return:
+    async def act(
+        self, return_id: str, principal: Principal, action: str, expected_version: int | None, step: Step
+    ) -> Return:
         """One transition asked over HTTP: 409 when illegal now, when another one got in first, or
         when the caller based it on a version (If-Match) that is no longer current."""
         check_role(principal, action)
@@ -125,8 +148,16 @@ class Lifecycle:
         if not await self.store.apply(ret, [(EVENT_OF[action], after)], now):
             raise ConcurrentChange()
         self.on_commit()
-        log.info("return %s", action, extra={"return_id": return_id, "version": after.version,
-                                             "status": after.status.value, "actor": principal.ref})
+        log.info(
+            "return %s",
+            action,
+            extra={
+                "return_id": return_id,
+                "version": after.version,
+                "status": after.status.value,
+                "actor": principal.ref,
+            },
+        )
         return after
 
     # ---- what other services tell us ----------------------------------------------------------
@@ -135,11 +166,13 @@ class Lifecycle:
         await self._follow(refund.return_id, "refund", lambda ret, now: domain.mark_refunded(ret, refund, now))
 
     async def refund_failed(self, refund: Refund) -> None:
-        await self._follow(refund.return_id, "refund_failed",
-                           lambda ret, now: domain.record_refund_failure(ret, refund, now))
+        await self._follow(
+            refund.return_id, "refund_failed", lambda ret, now: domain.record_refund_failure(ret, refund, now)
+        )
 
-    async def _follow(self, return_id: str | None, action: str,
-                      step: Callable[[Return, datetime], Return | None]) -> None:
+    async def _follow(
+        self, return_id: str | None, action: str, step: Callable[[Return, datetime], Return | None]
+    ) -> None:
         """Apply an event's effect, retrying on a concurrent change; nothing to do is fine."""
         fields = {"return_id": return_id, "action": action}
         for _ in range(CREATE_ATTEMPTS):

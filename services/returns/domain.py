@@ -3,16 +3,39 @@
 Each function takes the current `Return` and answers the next one (version + 1, a timeline entry)
 or raises `IllegalTransition` (409) / `PolicyViolation` (422 naming the field). No I/O here.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
 
-from shared.models import (Actor, Authorization, Closure, Fault, Feedback, ItemCondition, LabelType,
-                           ReceivedLine, Receipt, Refund, RefundSummary, Rejection, Return, ReturnStatus,
-                           Shipment, TimelineEntry)
-from services.returns.policy import (FieldProblem, MarketplaceRules, PolicyViolation, invalid_rejection,
-                                     restocking_fee_percent, return_shipping_payer, seller_must_pay_shipping)
+from services.returns.policy import (
+    FieldProblem,
+    MarketplaceRules,
+    PolicyViolation,
+    invalid_rejection,
+    restocking_fee_percent,
+    return_shipping_payer,
+    seller_must_pay_shipping,
+)
 from services.returns.schemas import AuthorizeBody, CloseBody, ReceiveBody, RejectBody, ShipBody
+from shared.models import (
+    Actor,
+    Authorization,
+    Closure,
+    Fault,
+    Feedback,
+    ItemCondition,
+    LabelType,
+    Receipt,
+    ReceivedLine,
+    Refund,
+    RefundSummary,
+    Rejection,
+    Return,
+    ReturnStatus,
+    Shipment,
+    TimelineEntry,
+)
 
 S = ReturnStatus
 PLATFORM = Actor(role="platform", id="returns")
@@ -42,19 +65,42 @@ def _require(ret: Return, action: str) -> None:
         raise IllegalTransition(action, ret.status)
 
 
-def advance(ret: Return, *, action: str, actor: Actor, now: datetime, status: ReturnStatus | None = None,
-            note: str | None = None, **changes: object) -> Return:
+def advance(
+    ret: Return,
+    *,
+    action: str,
+    actor: Actor,
+    now: datetime,
+    status: ReturnStatus | None = None,
+    note: str | None = None,
+    **changes: object,
+) -> Return:
     """The next version: new status and fields, one more timeline entry."""
     status = status or ret.status
     entry = TimelineEntry(status=status, action=action, actor=actor, at=now, note=note)
-    return ret.model_copy(update={**changes, "status": status, "version": ret.version + 1,
-                                  "updated_at": now, "timeline": [*ret.timeline, entry]})
+    return ret.model_copy(
+        update={
+            **changes,
+            "status": status,
+            "version": ret.version + 1,
+            "updated_at": now,
+            "timeline": [*ret.timeline, entry],
+        }
+    )
 
 
 # ---- seller's answer ------------------------------------------------------------------------
 
-def build_authorization(ret: Return, body: AuthorizeBody, now: datetime, rules: MarketplaceRules, *,
-                        automatic: bool = False, late: bool = False) -> Authorization:
+
+def build_authorization(
+    ret: Return,
+    body: AuthorizeBody,
+    now: datetime,
+    rules: MarketplaceRules,
+    *,
+    automatic: bool = False,
+    late: bool = False,
+) -> Authorization:
     must_pay = seller_must_pay_shipping(ret.fault, ret.seller.return_address.country, ret.marketplace)
     payer = body.return_shipping_paid_by
     if payer is None:
@@ -62,16 +108,24 @@ def build_authorization(ret: Return, body: AuthorizeBody, now: datetime, rules: 
         payer = return_shipping_payer(ret.fault, ret.seller.return_address.country, ret.marketplace, chosen)
     problems = []
     if payer == Fault.BUYER and must_pay:
-        problems.append(FieldProblem("return_shipping_paid_by",
-                                     "the seller pays return shipping when at fault or shipping from abroad"))
+        problems.append(
+            FieldProblem(
+                "return_shipping_paid_by", "the seller pays return shipping when at fault or shipping from abroad"
+            )
+        )
     if body.returnless:
         if body.label_type is not None:
             problems.append(FieldProblem("label_type", "a refund without return has no label"))
         if problems:
             raise PolicyViolation(problems)
-        return Authorization(label_type=None, return_shipping_paid_by=payer, returnless=True,
-                             automatic=automatic, late=late, instructions=body.instructions
-                             or "Keep the item: you are refunded without sending it back.")
+        return Authorization(
+            label_type=None,
+            return_shipping_paid_by=payer,
+            returnless=True,
+            automatic=automatic,
+            late=late,
+            instructions=body.instructions or "Keep the item: you are refunded without sending it back.",
+        )
     label = body.label_type or (LabelType.PREPAID if payer == Fault.SELLER else LabelType.UNPAID)
     if label == LabelType.PREPAID and payer == Fault.BUYER:
         problems.append(FieldProblem("label_type", "a prepaid label means the seller pays return shipping"))
@@ -87,47 +141,96 @@ def build_authorization(ret: Return, body: AuthorizeBody, now: datetime, rules: 
     ship_by = rules.ship_by(now)
     instructions = body.instructions or (
         "Print the prepaid label, pack the item and hand it to the carrier."
-        if label == LabelType.PREPAID else
-        "Ship the item to the seller's return address with a carrier of your choice and keep the tracking number.")
-    return Authorization(label_type=label, carrier=body.carrier, tracking_number=body.tracking_number,
-                         label_url=body.label_url, return_shipping_paid_by=payer, return_postage=postage,
-                         returnless=False, automatic=automatic, late=late, instructions=instructions,
-                         ship_by=ship_by)
+        if label == LabelType.PREPAID
+        else "Ship the item to the seller's return address with a carrier of your choice and keep the tracking number."
+    )
+    return Authorization(
+        label_type=label,
+        carrier=body.carrier,
+        tracking_number=body.tracking_number,
+        label_url=body.label_url,
+        return_shipping_paid_by=payer,
+        return_postage=postage,
+        returnless=False,
+        automatic=automatic,
+        late=late,
+        instructions=instructions,
+        ship_by=ship_by,
+    )
 
 
-def authorize(ret: Return, body: AuthorizeBody, actor: Actor, now: datetime, rules: MarketplaceRules, *,
-              automatic: bool = False, late: bool = False) -> Return:
+def authorize(
+    ret: Return,
+    body: AuthorizeBody,
+    actor: Actor,
+    now: datetime,
+    rules: MarketplaceRules,
+    *,
+    automatic: bool = False,
+    late: bool = False,
+) -> Return:
     _require(ret, "authorize")
     auth = build_authorization(ret, body, now, rules, automatic=automatic, late=late)
-    return advance(ret, action="authorize", actor=actor, now=now, status=S.AUTHORIZED, note=body.note,
-                   authorization=auth, authorized_at=now, ship_by=auth.ship_by,
-                   responded_at=ret.responded_at or now)
+    return advance(
+        ret,
+        action="authorize",
+        actor=actor,
+        now=now,
+        status=S.AUTHORIZED,
+        note=body.note,
+        authorization=auth,
+        authorized_at=now,
+        ship_by=auth.ship_by,
+        responded_at=ret.responded_at or now,
+    )
 
 
 def platform_authorize(ret: Return, now: datetime, rules: MarketplaceRules) -> Return:
     """The seller let the 48 h deadline pass: prepaid label at the seller's expense, counted late."""
-    body = AuthorizeBody(label_type=LabelType.PREPAID, return_shipping_paid_by=Fault.SELLER,
-                         note="Authorized by the platform: the seller did not answer in time.")
+    body = AuthorizeBody(
+        label_type=LabelType.PREPAID,
+        return_shipping_paid_by=Fault.SELLER,
+        note="Authorized by the platform: the seller did not answer in time.",
+    )
     return authorize(ret, body, PLATFORM, now, rules, automatic=True, late=True)
 
 
 def reject(ret: Return, body: RejectBody, actor: Actor, now: datetime) -> Return:
     _require(ret, "reject")
-    rejection = Rejection(reason_code=body.reason_code.value, note=body.note,
-                          invalid=invalid_rejection(ret.in_policy, ret.fault))
-    return advance(ret, action="reject", actor=actor, now=now, status=S.REJECTED, note=body.note,
-                   rejection=rejection, rejected_at=now, responded_at=ret.responded_at or now)
+    rejection = Rejection(
+        reason_code=body.reason_code.value, note=body.note, invalid=invalid_rejection(ret.in_policy, ret.fault)
+    )
+    return advance(
+        ret,
+        action="reject",
+        actor=actor,
+        now=now,
+        status=S.REJECTED,
+        note=body.note,
+        rejection=rejection,
+        rejected_at=now,
+        responded_at=ret.responded_at or now,
+    )
 
 
 def close(ret: Return, body: CloseBody, actor: Actor, now: datetime) -> Return:
     _require(ret, "close")
     if ret.authorization is not None and ret.authorization.returnless:
         raise IllegalTransition("close", ret.status, "a refund without return is already under way")
-    return advance(ret, action="close", actor=actor, now=now, status=S.CLOSED, note=body.note,
-                   closure=Closure(code=body.code.value, note=body.note), closed_at=now)
+    return advance(
+        ret,
+        action="close",
+        actor=actor,
+        now=now,
+        status=S.CLOSED,
+        note=body.note,
+        closure=Closure(code=body.code.value, note=body.note),
+        closed_at=now,
+    )
 
 
 # ---- the item's journey ---------------------------------------------------------------------
+
 
 def _expects_item(ret: Return, action: str) -> None:
     if ret.authorization is not None and ret.authorization.returnless:
@@ -138,11 +241,19 @@ def ship(ret: Return, body: ShipBody, actor: Actor, now: datetime) -> Return:
     _require(ret, "ship")
     _expects_item(ret, "ship")
     if ret.ship_by is not None and now > ret.ship_by:
-        raise IllegalTransition("ship", ret.status, "the authorization has expired: it was valid until "
-                                f"{ret.ship_by.isoformat()}")
-    return advance(ret, action="ship", actor=actor, now=now, status=S.SHIPPED, note=body.note,
-                   shipment=Shipment(carrier=body.carrier, tracking_number=body.tracking_number),
-                   shipped_at=now)
+        raise IllegalTransition(
+            "ship", ret.status, f"the authorization has expired: it was valid until {ret.ship_by.isoformat()}"
+        )
+    return advance(
+        ret,
+        action="ship",
+        actor=actor,
+        now=now,
+        status=S.SHIPPED,
+        note=body.note,
+        shipment=Shipment(carrier=body.carrier, tracking_number=body.tracking_number),
+        shipped_at=now,
+    )
 
 
 def receive(ret: Return, body: ReceiveBody, actor: Actor, now: datetime, rules: MarketplaceRules) -> Return:
@@ -158,47 +269,78 @@ def receive(ret: Return, body: ReceiveBody, actor: Actor, now: datetime, rules: 
             problems.append(FieldProblem(f"lines[{i}].line_id", "listed twice"))
         seen.add(line.line_id)
         if line.quantity > wanted[line.line_id]:
-            problems.append(FieldProblem(f"lines[{i}].quantity",
-                                         f"at most {wanted[line.line_id]} units were returned on this line"))
+            problems.append(
+                FieldProblem(f"lines[{i}].quantity", f"at most {wanted[line.line_id]} units were returned on this line")
+            )
         if line.condition == "missing" and line.quantity != 0:
             problems.append(FieldProblem(f"lines[{i}].quantity", "a missing item is received with quantity 0"))
     if problems:
         raise PolicyViolation(problems)
     fault = {line.line_id: line.fault for line in ret.lines}
     # Each line carries the restocking fee that applies to it (the refunds service applies it as is).
-    received = [ReceivedLine(line_id=line.line_id, quantity=line.quantity, condition=line.condition,
-                             restocking_fee_percent=restocking_fee_percent(fault[line.line_id], line.condition,
-                                                                           ret.policy, rules))
-                for line in body.lines]
+    received = [
+        ReceivedLine(
+            line_id=line.line_id,
+            quantity=line.quantity,
+            condition=line.condition,
+            restocking_fee_percent=restocking_fee_percent(fault[line.line_id], line.condition, ret.policy, rules),
+        )
+        for line in body.lines
+    ]
     # Lines the seller does not list did not arrive: recorded so refunds reads one entry per line.
-    received += [ReceivedLine(line_id=line_id, quantity=0, condition=ItemCondition.MISSING)
-                 for line_id in wanted if line_id not in seen]
-    return advance(ret, action="receive", actor=actor, now=now, status=S.RECEIVED, note=body.note,
-                   receipt=Receipt(lines=received), received_at=now,
-                   refund_due_at=rules.refund_due(now, ret.marketplace))
+    received += [
+        ReceivedLine(line_id=line_id, quantity=0, condition=ItemCondition.MISSING)
+        for line_id in wanted
+        if line_id not in seen
+    ]
+    return advance(
+        ret,
+        action="receive",
+        actor=actor,
+        now=now,
+        status=S.RECEIVED,
+        note=body.note,
+        receipt=Receipt(lines=received),
+        received_at=now,
+        refund_due_at=rules.refund_due(now, ret.marketplace),
+    )
 
 
 def expire(ret: Return, now: datetime) -> Return:
     _require(ret, "expire")
     _expects_item(ret, "expire")
-    return advance(ret, action="expire", actor=PLATFORM, now=now, status=S.EXPIRED, expired_at=now,
-                   note="Nothing was shipped while the authorization was valid.")
+    return advance(
+        ret,
+        action="expire",
+        actor=PLATFORM,
+        now=now,
+        status=S.EXPIRED,
+        expired_at=now,
+        note="Nothing was shipped while the authorization was valid.",
+    )
 
 
 def remind(ret: Return, now: datetime) -> Return:
     _require(ret, "remind")
-    return advance(ret, action="remind", actor=PLATFORM, now=now,
-                   note=f"Seller reminded: answer due by {ret.response_due_at.isoformat()}.")
+    return advance(
+        ret,
+        action="remind",
+        actor=PLATFORM,
+        now=now,
+        note=f"Seller reminded: answer due by {ret.response_due_at.isoformat()}.",
+    )
 
 
 # ---- after the fact -------------------------------------------------------------------------
+
 
 def record_feedback(ret: Return, resolved: bool, actor: Actor, now: datetime, note: str | None = None) -> Return:
     _require(ret, "feedback")
     if ret.feedback is not None:
         raise IllegalTransition("feedback", ret.status, "feedback was already given for this return")
-    return advance(ret, action="feedback", actor=actor, now=now, note=note,
-                   feedback=Feedback(resolved=resolved, at=now))
+    return advance(
+        ret, action="feedback", actor=actor, now=now, note=note, feedback=Feedback(resolved=resolved, at=now)
+    )
 
 
 def mark_refunded(ret: Return, refund: Refund, now: datetime) -> Return | None:
@@ -207,8 +349,15 @@ def mark_refunded(ret: Return, refund: Refund, now: datetime) -> Return | None:
         return None
     _require(ret, "refund")
     summary = RefundSummary(refund_id=refund.refund_id, amount=refund.amount, automatic=refund.automatic)
-    return advance(ret, action="refund", actor=refund.actor, now=now, status=S.REFUNDED,
-                   refund=summary, refunded_at=refund.issued_at or now)
+    return advance(
+        ret,
+        action="refund",
+        actor=refund.actor,
+        now=now,
+        status=S.REFUNDED,
+        refund=summary,
+        refunded_at=refund.issued_at or now,
+    )
 
 
 def refund_failure_note(refund: Refund) -> str:
@@ -219,5 +368,11 @@ def record_refund_failure(ret: Return, refund: Refund, now: datetime) -> Return 
     note = refund_failure_note(refund)
     if note in ret.refund_failures:
         return None
-    return advance(ret, action="refund_failed", actor=refund.actor, now=now, note=note,
-                   refund_failures=[*ret.refund_failures, note])
+    return advance(
+        ret,
+        action="refund_failed",
+        actor=refund.actor,
+        now=now,
+        note=note,
+        refund_failures=[*ret.refund_failures, note],
+    )

@@ -1,15 +1,28 @@
 """A buyer's request checked against the order snapshot and the rules, and the return it opens."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
 
-from shared.models import Actor, Order, Return, ReturnLine, ReturnStatus, TimelineEntry
 from services.returns.domain import PLATFORM, authorize
-from services.returns.policy import (FieldProblem, MarketplaceRules, PolicyViolation, SellerPolicy,
-                                     days_since_delivery, fault_of, in_window, is_whole_order, may_auto_authorize,
-                                     overall_fault, qualifies_for_returnless, returnable_quantity, window_days)
+from services.returns.policy import (
+    FieldProblem,
+    MarketplaceRules,
+    PolicyViolation,
+    SellerPolicy,
+    days_since_delivery,
+    fault_of,
+    in_window,
+    is_whole_order,
+    may_auto_authorize,
+    overall_fault,
+    qualifies_for_returnless,
+    returnable_quantity,
+    window_days,
+)
 from services.returns.schemas import AuthorizeBody, ReturnRequest
+from shared.models import Actor, Order, Return, ReturnLine, ReturnStatus, TimelineEntry
 
 # Statuses whose units never came back (or never will): they don't count against the order's quantity.
 RELEASED = frozenset({ReturnStatus.REJECTED, ReturnStatus.CLOSED, ReturnStatus.EXPIRED})
@@ -26,8 +39,14 @@ def returned_so_far(returns: list[Return]) -> dict[str, int]:
     return totals
 
 
-def check_request(order: Order, request: ReturnRequest, policy: SellerPolicy, rules: MarketplaceRules,
-                  already_returned: Mapping[str, int], now: datetime) -> list[FieldProblem]:
+def check_request(
+    order: Order,
+    request: ReturnRequest,
+    policy: SellerPolicy,
+    rules: MarketplaceRules,
+    already_returned: Mapping[str, int],
+    now: datetime,
+) -> list[FieldProblem]:
     """Every rule the request breaks, by field. `policy_exception` lifts the window and category."""
     problems = []
     days = days_since_delivery(order.delivered_at, now, order.marketplace)
@@ -44,15 +63,25 @@ def check_request(order: Order, request: ReturnRequest, policy: SellerPolicy, ru
         seen.add(wanted.line_id)
         left = returnable_quantity(line, already_returned)
         if wanted.quantity > left:
-            problems.append(FieldProblem(f"lines[{i}].quantity",
-                                         f"only {max(left, 0)} of {line.quantity} units can still be returned"))
+            problems.append(
+                FieldProblem(
+                    f"lines[{i}].quantity", f"only {max(left, 0)} of {line.quantity} units can still be returned"
+                )
+            )
         if request.policy_exception:
             continue
         if line.category in rules.non_returnable_categories:
-            problems.append(FieldProblem(f"lines[{i}].line_id", f"items in category {line.category!r} are not returnable"))
+            problems.append(
+                FieldProblem(f"lines[{i}].line_id", f"items in category {line.category!r} are not returnable")
+            )
         elif days >= 0 and not in_window(order, line, policy, rules, now):
-            problems.append(FieldProblem(f"lines[{i}].line_id", f"the {window_days(policy, line.category, rules)}-day "
-                                         f"return window closed ({days} days since delivery)"))
+            problems.append(
+                FieldProblem(
+                    f"lines[{i}].line_id",
+                    f"the {window_days(policy, line.category, rules)}-day "
+                    f"return window closed ({days} days since delivery)",
+                )
+            )
     return problems
 
 
@@ -60,17 +89,36 @@ def return_lines(order: Order, request: ReturnRequest) -> list[ReturnLine]:
     lines = []
     for wanted in request.lines:
         line = order.line(wanted.line_id)
-        assert line is not None, "check_request first"
-        lines.append(ReturnLine(line_id=line.line_id, sku=line.sku, title=line.title, category=line.category,
-                                unit_price=line.unit_price, quantity=wanted.quantity,
-                                reason_code=wanted.reason_code, fault=fault_of(wanted.reason_code),
-                                comment=wanted.comment))
+        if line is None:
+            raise ValueError(f"line {wanted.line_id!r} is not on order {order.order_id}: check_request first")
+        lines.append(
+            ReturnLine(
+                line_id=line.line_id,
+                sku=line.sku,
+                title=line.title,
+                category=line.category,
+                unit_price=line.unit_price,
+                quantity=wanted.quantity,
+                reason_code=wanted.reason_code,
+                fault=fault_of(wanted.reason_code),
+                comment=wanted.comment,
+            )
+        )
     return lines
 
 
-def open_return(order: Order, request: ReturnRequest, *, return_id: str, policy: SellerPolicy,
-                rules: MarketplaceRules, already_returned: Mapping[str, int], buyer_flagged: bool,
-                actor: Actor, now: datetime) -> list[tuple[str, Return]]:
+def open_return(
+    order: Order,
+    request: ReturnRequest,
+    *,
+    return_id: str,
+    policy: SellerPolicy,
+    rules: MarketplaceRules,
+    already_returned: Mapping[str, int],
+    buyer_flagged: bool,
+    actor: Actor,
+    now: datetime,
+) -> list[tuple[str, Return]]:
     """The events of a new return, each with the return as it stands after it.
 
     `return.created` always; then `return.authorized` at once when the seller's policy says so
@@ -81,15 +129,28 @@ def open_return(order: Order, request: ReturnRequest, *, return_id: str, policy:
         raise PolicyViolation(problems)
     lines = return_lines(order, request)
     in_policy = not request.policy_exception or not check_request(
-        order, request.model_copy(update={"policy_exception": False}), policy, rules, already_returned, now)
+        order, request.model_copy(update={"policy_exception": False}), policy, rules, already_returned, now
+    )
     snapshot = policy.snapshot()
     created = Return(
-        return_id=return_id, order_id=order.order_id, marketplace=order.marketplace, currency=order.currency,
-        status=ReturnStatus.REQUESTED, version=1, buyer=order.buyer, seller=order.seller, lines=lines,
-        fault=overall_fault(lines), in_policy=in_policy, policy=snapshot,
-        whole_order=is_whole_order(order, lines, already_returned), created_at=now, updated_at=now,
+        return_id=return_id,
+        order_id=order.order_id,
+        marketplace=order.marketplace,
+        currency=order.currency,
+        status=ReturnStatus.REQUESTED,
+        version=1,
+        buyer=order.buyer,
+        seller=order.seller,
+        lines=lines,
+        fault=overall_fault(lines),
+        in_policy=in_policy,
+        policy=snapshot,
+        whole_order=is_whole_order(order, lines, already_returned),
+        created_at=now,
+        updated_at=now,
         response_due_at=rules.response_due(now),
-        timeline=[TimelineEntry(status=ReturnStatus.REQUESTED, action="request", actor=actor, at=now)])
+        timeline=[TimelineEntry(status=ReturnStatus.REQUESTED, action="request", actor=actor, at=now)],
+    )
     changes = [("return.created", created)]
     if qualifies_for_returnless(lines, snapshot, in_policy=in_policy, buyer_flagged=buyer_flagged):
         body = AuthorizeBody(returnless=True, note="Refund without return: every line is under the seller's threshold.")

@@ -1,9 +1,10 @@
 """Domain errors of the returns service as problem+json (the one place they get an HTTP status)."""
+
 from __future__ import annotations
 
-from shared.http import Conflict, Forbidden, NotFound, Unprocessable
 from services.returns.domain import IllegalTransition
 from services.returns.policy import FieldProblem, PolicyViolation
+from shared.http import Conflict, Forbidden, NotFound, Unprocessable
 
 
 class ReturnNotFound(NotFound):
@@ -21,7 +22,9 @@ class TransitionNotAllowed(Conflict):
 class ConcurrentChange(Conflict):
     title, slug = "Changed concurrently", "concurrent-change"
 
-    def __init__(self, detail: str = "The return changed while this request was processed; reload it and retry.") -> None:
+    def __init__(
+        self, detail: str = "The return changed while this request was processed; reload it and retry."
+    ) -> None:
         super().__init__(detail)
 
 
@@ -34,8 +37,10 @@ class NotYourAction(Forbidden):
 
 
 def rule_violation(problems: list[FieldProblem]) -> RuleViolation:
-    return RuleViolation("; ".join(f"{p.field}: {p.reason}" for p in problems),
-                         errors=[{"field": p.field, "location": "body", "reason": p.reason} for p in problems])
+    return RuleViolation(
+        "; ".join(f"{p.field}: {p.reason}" for p in problems),
+        errors=[{"field": p.field, "location": "body", "reason": p.reason} for p in problems],
+    )
 
 
 def from_domain(exc: Exception) -> Exception:

@@ -2,15 +2,16 @@
 
 Each handler gets the Lifecycle, the envelope and the event's validated data (shared.messaging).
 """
+
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from services.returns.commands import Lifecycle
 from shared.events import CloudEvent
 from shared.messaging import Subscription
 from shared.models import BuyerFlag, Order, Refund
-from services.returns.commands import Lifecycle
 
 log = logging.getLogger(__name__)
 

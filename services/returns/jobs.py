@@ -3,6 +3,7 @@
 Safe with any number of replicas: every action is a write conditional on the version read, so
 when two runners pick the same return only the first write lands and only its event is emitted.
 """
+
 from __future__ import annotations
 
 import logging
@@ -10,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.models import Return
 from services.returns import domain
 from services.returns.commands import Lifecycle
 from services.returns.domain import IllegalTransition
+from shared.models import Return
 from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -43,19 +44,22 @@ class DeadlineJob:
         run = DeadlineRun()
         # Deadline first: a request past it is authorized, not reminded.
         for ret in await self.store.past_response_deadline(now, self.batch_size):
-            run.authorized += await self._apply(ret, "return.authorized",
-                                                lambda r: domain.platform_authorize(r, now, self.rules), now)
+            run.authorized += await self._apply(
+                ret, "return.authorized", lambda r: domain.platform_authorize(r, now, self.rules), now
+            )
         for ret in await self.store.due_for_reminder(now, now + self.rules.reminder_lead, self.batch_size):
-            run.reminded += await self._apply(ret, "seller.response_due_soon",
-                                              lambda r: domain.remind(r, now), now, {"reminded_at": now})
+            run.reminded += await self._apply(
+                ret, "seller.response_due_soon", lambda r: domain.remind(r, now), now, {"reminded_at": now}
+            )
         for ret in await self.store.past_ship_by(now, self.batch_size):
             run.expired += await self._apply(ret, "return.expired", lambda r: domain.expire(r, now), now)
         if run.reminded or run.authorized or run.expired:
             log.info("deadline run", extra=vars(run))
         return run
 
-    async def _apply(self, ret: Return, event_type: str, step: Callable[[Return], Return], now: datetime,
-                     extra: dict | None = None) -> int:
+    async def _apply(
+        self, ret: Return, event_type: str, step: Callable[[Return], Return], now: datetime, extra: dict | None = None
+    ) -> int:
         try:
             after = step(ret)
         except IllegalTransition:

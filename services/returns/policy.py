@@ -11,6 +11,7 @@ this module decided from the return (`lines[].fault`, `authorization.return_ship
 - When a restocking fee applies, and how much: `RESTOCKING_CONDITIONS`, `restocking_fee_percent`.
 - What a seller's policy may change: `SellerPolicy`, `check_policy`; eligibility and automatic decisions below.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -22,8 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from shared.calendar import add_business_days, marketplace_country, marketplace_zone
-from shared.models import (Fault, ItemCondition, Order, OrderLine, PolicySnapshot, ReasonCode,
-                           ReturnLine)
+from shared.models import Fault, ItemCondition, Order, OrderLine, PolicySnapshot, ReasonCode, ReturnLine
 from shared.money import Money
 
 if TYPE_CHECKING:  # settings.py imports this module for its defaults
@@ -46,6 +46,7 @@ class PolicyViolation(Exception):
 
 # ---- the marketplace's numbers --------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class MarketplaceRules:
     """What the marketplace sets; a seller's policy may be more generous, never weaker."""
@@ -56,15 +57,34 @@ class MarketplaceRules:
     authorization_validity: timedelta = timedelta(days=30)
     refund_business_days: int = 2
     max_restocking_fee_percent: Decimal = Decimal(50)
-    non_returnable_categories: frozenset[str] = frozenset({
-        "digital_content", "gift_cards", "perishable_food", "personalized", "hazardous_materials"})
+    non_returnable_categories: frozenset[str] = frozenset(
+        {"digital_content", "gift_cards", "perishable_food", "personalized", "hazardous_materials"}
+    )
     # Per currency, in minor units.
-    high_value_cap: Mapping[str, int] = field(default_factory=lambda: {
-        "USD": 75000, "EUR": 70000, "GBP": 60000, "CAD": 100000, "AUD": 110000,
-        "JPY": 110000, "CNY": 500000, "BHD": 280000})
-    default_return_postage: Mapping[str, int] = field(default_factory=lambda: {
-        "USD": 899, "EUR": 699, "GBP": 599, "CAD": 1199, "AUD": 1295,
-        "JPY": 1000, "CNY": 3000, "BHD": 3000})
+    high_value_cap: Mapping[str, int] = field(
+        default_factory=lambda: {
+            "USD": 75000,
+            "EUR": 70000,
+            "GBP": 60000,
+            "CAD": 100000,
+            "AUD": 110000,
+            "JPY": 110000,
+            "CNY": 500000,
+            "BHD": 280000,
+        }
+    )
+    default_return_postage: Mapping[str, int] = field(
+        default_factory=lambda: {
+            "USD": 899,
+            "EUR": 699,
+            "GBP": 599,
+            "CAD": 1199,
+            "AUD": 1295,
+            "JPY": 1000,
+            "CNY": 3000,
+            "BHD": 3000,
+        }
+    )
 
     @classmethod
     def from_settings(cls, settings: ReturnsSettings) -> MarketplaceRules:
@@ -77,7 +97,8 @@ class MarketplaceRules:
             max_restocking_fee_percent=settings.max_restocking_fee_percent,
             non_returnable_categories=frozenset(settings.non_returnable_categories),
             high_value_cap=dict(settings.high_value_cap),
-            default_return_postage=dict(settings.default_return_postage))
+            default_return_postage=dict(settings.default_return_postage),
+        )
 
     def response_due(self, requested_at: datetime) -> datetime:
         """The seller answers by then, or the platform authorizes (`response_due_at`)."""
@@ -102,8 +123,14 @@ DEFAULT_RULES = MarketplaceRules()
 
 # ---- fault, return shipping, restocking fee -------------------------------------------------
 
-BUYER_FAULT_REASONS = frozenset({ReasonCode.NO_LONGER_NEEDED, ReasonCode.ORDERED_BY_MISTAKE,
-                                 ReasonCode.BETTER_PRICE_FOUND, ReasonCode.DONT_KNOW_HOW_TO_USE})
+BUYER_FAULT_REASONS = frozenset(
+    {
+        ReasonCode.NO_LONGER_NEEDED,
+        ReasonCode.ORDERED_BY_MISTAKE,
+        ReasonCode.BETTER_PRICE_FOUND,
+        ReasonCode.DONT_KNOW_HOW_TO_USE,
+    }
+)
 
 
 def fault_of(reason: ReasonCode) -> Fault:
@@ -121,8 +148,7 @@ def seller_must_pay_shipping(fault: Fault, return_country: str, marketplace: str
     return fault == Fault.SELLER or return_country != marketplace_country(marketplace)
 
 
-def return_shipping_payer(fault: Fault, return_country: str, marketplace: str,
-                          seller_pays_by_choice: bool) -> Fault:
+def return_shipping_payer(fault: Fault, return_country: str, marketplace: str, seller_pays_by_choice: bool) -> Fault:
     if seller_must_pay_shipping(fault, return_country, marketplace) or seller_pays_by_choice:
         return Fault.SELLER
     return Fault.BUYER
@@ -132,8 +158,9 @@ def return_shipping_payer(fault: Fault, return_country: str, marketplace: str,
 RESTOCKING_CONDITIONS = frozenset({ItemCondition.OPENED, ItemCondition.USED, ItemCondition.DAMAGED_BY_BUYER})
 
 
-def restocking_fee_percent(fault: Fault, condition: ItemCondition, policy: PolicySnapshot,
-                           rules: MarketplaceRules) -> Decimal:
+def restocking_fee_percent(
+    fault: Fault, condition: ItemCondition, policy: PolicySnapshot, rules: MarketplaceRules
+) -> Decimal:
     """The percent of the unit price the seller keeps on each unit received in this condition.
 
     The seller's percent (never above the marketplace's cap, even for a policy stored before the
@@ -156,7 +183,9 @@ class SellerPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     return_window_days: StrictInt = Field(default=DEFAULT_RULES.return_window_days, ge=1, le=3650)
-    category_window_days: dict[Category, StrictInt] = Field(default_factory=dict, description="Longer windows for some categories.")
+    category_window_days: dict[Category, StrictInt] = Field(
+        default_factory=dict, description="Longer windows for some categories."
+    )
     restocking_fee_percent: Decimal = Field(default=Decimal(0), ge=0, le=100, max_digits=5, decimal_places=2)
     refund_mode: Literal["auto", "manual"] = "auto"
     auto_authorize: StrictBool = False
@@ -164,11 +193,13 @@ class SellerPolicy(BaseModel):
     seller_pays_return_shipping: StrictBool = False
 
     def snapshot(self) -> PolicySnapshot:
-        return PolicySnapshot(refund_mode=self.refund_mode,
-                              restocking_fee_percent=self.restocking_fee_percent,
-                              seller_pays_return_shipping=self.seller_pays_return_shipping,
-                              returnless_threshold=self.returnless_threshold,
-                              auto_authorize=self.auto_authorize)
+        return PolicySnapshot(
+            refund_mode=self.refund_mode,
+            restocking_fee_percent=self.restocking_fee_percent,
+            seller_pays_return_shipping=self.seller_pays_return_shipping,
+            returnless_threshold=self.returnless_threshold,
+            auto_authorize=self.auto_authorize,
+        )
 
 
 def default_policy(rules: MarketplaceRules) -> SellerPolicy:
@@ -184,13 +215,13 @@ def check_policy(policy: SellerPolicy, rules: MarketplaceRules) -> list[FieldPro
         problems.append(FieldProblem("return_window_days", f"must be at least the marketplace's {minimum} days"))
     for category, days in policy.category_window_days.items():
         if days < minimum:
-            problems.append(FieldProblem(f"category_window_days.{category}",
-                                         f"must be at least the marketplace's {minimum} days"))
+            problems.append(
+                FieldProblem(f"category_window_days.{category}", f"must be at least the marketplace's {minimum} days")
+            )
         if category in rules.non_returnable_categories:
             problems.append(FieldProblem(f"category_window_days.{category}", "this category is not returnable"))
     if policy.restocking_fee_percent > rules.max_restocking_fee_percent:
-        problems.append(FieldProblem("restocking_fee_percent",
-                                     f"must be at most {rules.max_restocking_fee_percent} %"))
+        problems.append(FieldProblem("restocking_fee_percent", f"must be at most {rules.max_restocking_fee_percent} %"))
     if policy.returnless_threshold is not None and policy.returnless_threshold.amount < 0:
         problems.append(FieldProblem("returnless_threshold.amount", "must not be negative"))
     return problems
@@ -198,9 +229,9 @@ def check_policy(policy: SellerPolicy, rules: MarketplaceRules) -> list[FieldPro
 
 # ---- eligibility ----------------------------------------------------------------------------
 
+
 def window_days(policy: SellerPolicy, category: str, rules: MarketplaceRules) -> int:
-    return max(rules.return_window_days, policy.return_window_days,
-               policy.category_window_days.get(category, 0))
+    return max(rules.return_window_days, policy.return_window_days, policy.category_window_days.get(category, 0))
 
 
 def days_since_delivery(delivered_at: datetime, now: datetime, marketplace: str) -> int:
@@ -209,8 +240,7 @@ def days_since_delivery(delivered_at: datetime, now: datetime, marketplace: str)
     return (now.astimezone(zone).date() - delivered_at.astimezone(zone).date()).days
 
 
-def in_window(order: Order, line: OrderLine, policy: SellerPolicy, rules: MarketplaceRules,
-              now: datetime) -> bool:
+def in_window(order: Order, line: OrderLine, policy: SellerPolicy, rules: MarketplaceRules, now: datetime) -> bool:
     days = days_since_delivery(order.delivered_at, now, order.marketplace)
     return 0 <= days <= window_days(policy, line.category, rules)
 
@@ -229,26 +259,35 @@ def is_whole_order(order: Order, lines: Iterable[ReturnLine], already_returned: 
 
 # ---- automatic decisions --------------------------------------------------------------------
 
+
 def is_high_value(line: ReturnLine, rules: MarketplaceRules) -> bool:
     """An item (one unit) priced above the cap always needs the seller's own decision."""
     cap = rules.high_value_cap.get(line.unit_price.currency)
     return cap is not None and line.unit_price.amount > cap
 
 
-def may_auto_authorize(lines: list[ReturnLine], policy: PolicySnapshot, *, in_policy: bool,
-                       buyer_flagged: bool, rules: MarketplaceRules) -> bool:
-    return (policy.auto_authorize and in_policy and not buyer_flagged
-            and not any(is_high_value(line, rules) for line in lines))
+def may_auto_authorize(
+    lines: list[ReturnLine], policy: PolicySnapshot, *, in_policy: bool, buyer_flagged: bool, rules: MarketplaceRules
+) -> bool:
+    return (
+        policy.auto_authorize
+        and in_policy
+        and not buyer_flagged
+        and not any(is_high_value(line, rules) for line in lines)
+    )
 
 
-def qualifies_for_returnless(lines: list[ReturnLine], policy: PolicySnapshot, *, in_policy: bool,
-                             buyer_flagged: bool) -> bool:
+def qualifies_for_returnless(
+    lines: list[ReturnLine], policy: PolicySnapshot, *, in_policy: bool, buyer_flagged: bool
+) -> bool:
     """Every returned line's value (unit price × quantity) at or under the seller's threshold."""
     threshold = policy.returnless_threshold
     if threshold is None or not in_policy or buyer_flagged or not lines:
         return False
-    return all(line.unit_price.currency == threshold.currency
-               and line.unit_price.amount * line.quantity <= threshold.amount for line in lines)
+    return all(
+        line.unit_price.currency == threshold.currency and line.unit_price.amount * line.quantity <= threshold.amount
+        for line in lines
+    )
 
 
 def invalid_rejection(in_policy: bool, fault: Fault) -> bool:

@@ -1,4 +1,5 @@
 """Bodies the returns API accepts (strict: unknown fields and wrong types are refused) and its list's filter."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,16 +50,25 @@ class ReturnRequest(Body):
     order_id: Id
     lines: list[RequestedLine] = Field(min_length=1, max_length=200)
     policy_exception: StrictBool = Field(
-        default=False, description="Agents only: accept a request outside the window or for a non-returnable category.")
+        default=False, description="Agents only: accept a request outside the window or for a non-returnable category."
+    )
 
 
 class AuthorizeBody(Body):
     returnless: StrictBool = Field(default=False, description="Refund without the item coming back.")
-    label_type: LabelType | None = Field(default=None, description="Defaults to prepaid when the seller pays, else unpaid.")
+    label_type: LabelType | None = Field(
+        default=None, description="Defaults to prepaid when the seller pays, else unpaid."
+    )
     carrier: Short | None = None
     tracking_number: Short | None = None
     label_url: Url | None = None
-    return_shipping_paid_by: Fault | None = Field(default=None, description="Defaults to who owes the return postage: the seller when at fault or when its return address is abroad, else the buyer.")
+    return_shipping_paid_by: Fault | None = Field(
+        default=None,
+        description=(
+            "Defaults to who owes the return postage: the seller when at fault or when its return address "
+            "is abroad, else the buyer."
+        ),
+    )
     return_postage: Money | None = Field(default=None, description="Unpaid labels: postage the buyer pays.")
     instructions: Note | None = None
     note: Note | None = None

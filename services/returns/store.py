@@ -1,4 +1,5 @@
 """The only module that knows MongoDB: orders, seller policies, buyer flags and returns."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,20 +9,22 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
+from services.returns.policy import SellerPolicy
+from services.returns.schemas import ReturnFilter
 from shared.events import ORDERS_EXCHANGE, CloudEvent, new_event
 from shared.models import BuyerFlag, Order, Return, ReturnStatus
 from shared.mongo import DuplicateKeyError
 from shared.outbox import outbox_fields, with_outbox
 from shared.pagination import Page, make_page, page_filter, page_sort
-from services.returns.policy import SellerPolicy
-from services.returns.schemas import ReturnFilter
 
 SERVICE = "returns"
 
 
 class ConcurrentOrderWrite(RuntimeError):
     """The same order was rewritten concurrently three times in a row."""
-__all__ = ["ReturnsStore", "DuplicateKeyError", "StoredPolicy"]
+
+
+__all__ = ["DuplicateKeyError", "ReturnsStore", "StoredPolicy"]
 
 
 def to_document(value: Any) -> Any:
@@ -40,15 +43,16 @@ def return_fields(ret: Return) -> dict[str, Any]:
 
 
 def events_of(changes: list[tuple[str, Return]], now: datetime) -> list[CloudEvent]:
-    return [new_event(event_type, service=SERVICE, subject=ret.return_id, data=ret, sequence=ret.version, time=now)
-            for event_type, ret in changes]
+    return [
+        new_event(event_type, service=SERVICE, subject=ret.return_id, data=ret, sequence=ret.version, time=now)
+        for event_type, ret in changes
+    ]
 
 
 def return_criteria(wanted: ReturnFilter) -> dict[str, Any]:
     """The MongoDB filter of a list of returns: each field that is set, all of them at once."""
     criteria: dict[str, Any] = {}
-    for field, value in (("order_id", wanted.order_id), ("buyer.id", wanted.buyer_id),
-                         ("seller.id", wanted.seller_id)):
+    for field, value in (("order_id", wanted.order_id), ("buyer.id", wanted.buyer_id), ("seller.id", wanted.seller_id)):
         if value is not None:
             criteria[field] = value
     if wanted.status is not None:
@@ -102,11 +106,18 @@ class ReturnsStore:
             if stored is not None and stored.get("snapshot_digest") == digest:
                 return False
             version = (stored or {}).get("snapshot_version", 0) + 1
-            update: dict[str, Any] = {"$set": order.model_dump(mode="python")
-                                      | {"snapshot_digest": digest, "snapshot_version": version}}
+            update: dict[str, Any] = {
+                "$set": order.model_dump(mode="python") | {"snapshot_digest": digest, "snapshot_version": version}
+            }
             if announce_at is not None:
-                event = new_event("order.delivered", service=SERVICE, subject=order.order_id, data=order,
-                                  sequence=version, time=announce_at)
+                event = new_event(
+                    "order.delivered",
+                    service=SERVICE,
+                    subject=order.order_id,
+                    data=order,
+                    sequence=version,
+                    time=announce_at,
+                )
                 update = with_outbox(update, [event], exchange=self.orders_exchange)
             condition = {"snapshot_version": stored.get("snapshot_version")} if stored else {}
             try:
@@ -130,8 +141,11 @@ class ReturnsStore:
     async def put_policy(self, seller_id: str, policy: SellerPolicy, now: datetime) -> StoredPolicy:
         fields = to_document(policy.model_dump(mode="python")) | {"seller_id": seller_id, "updated_at": now}
         doc = await self.policies.find_one_and_update(
-            {"_id": seller_id}, {"$set": fields, "$inc": {"version": 1}}, upsert=True,
-            return_document=ReturnDocument.AFTER)
+            {"_id": seller_id},
+            {"$set": fields, "$inc": {"version": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
         return StoredPolicy.model_validate({k: v for k, v in doc.items() if k != "_id"})
 
     # ---- buyer flags --------------------------------------------------------------------------
@@ -149,7 +163,8 @@ class ReturnsStore:
         fields = {"flagged": flag.flagged, "at": flag.at, "reason": flag.reason, "sequence": sequence}
         try:
             result = await self.buyers.update_one(
-                {"_id": flag.buyer_id, "sequence": {"$lt": sequence}}, {"$set": fields}, upsert=True)
+                {"_id": flag.buyer_id, "sequence": {"$lt": sequence}}, {"$set": fields}, upsert=True
+            )
         except DuplicateKeyError:  # the stored decision is as new or newer
             return False
         return bool(result.modified_count or result.upserted_id is not None)
@@ -170,12 +185,21 @@ class ReturnsStore:
         """The new return as it stands after `changes`, with their events. DuplicateKeyError when the
         id (a retried request) or the order's sequence slot (a concurrent request) is taken."""
         final = changes[-1][1]
-        doc = {"_id": final.return_id, **return_fields(final), "order_seq": order_seq,
-               **outbox_fields(events_of(changes, now))}
+        doc = {
+            "_id": final.return_id,
+            **return_fields(final),
+            "order_seq": order_seq,
+            **outbox_fields(events_of(changes, now)),
+        }
         await self.returns.insert_one(doc)
 
-    async def apply(self, before: Return, changes: list[tuple[str | None, Return]], now: datetime,
-                    extra: dict[str, Any] | None = None) -> bool:
+    async def apply(
+        self,
+        before: Return,
+        changes: list[tuple[str | None, Return]],
+        now: datetime,
+        extra: dict[str, Any] | None = None,
+    ) -> bool:
         """Write the return's next state and its events in one update, if nobody changed it since
         `before` was read (optimistic concurrency on `version`). False when someone did."""
         final = changes[-1][1]
@@ -194,17 +218,30 @@ class ReturnsStore:
 
     async def due_for_reminder(self, now: datetime, until: datetime, limit: int) -> list[Return]:
         # Only in-policy requests: the reminder promises a platform authorization at the deadline.
-        return await self._find({"status": ReturnStatus.REQUESTED.value, "in_policy": True,
-                                 "response_due_at": {"$gt": now, "$lte": until},
-                                 "reminded_at": {"$exists": False}}, "response_due_at", limit)
+        return await self._find(
+            {
+                "status": ReturnStatus.REQUESTED.value,
+                "in_policy": True,
+                "response_due_at": {"$gt": now, "$lte": until},
+                "reminded_at": {"$exists": False},
+            },
+            "response_due_at",
+            limit,
+        )
 
     async def past_response_deadline(self, now: datetime, limit: int) -> list[Return]:
-        return await self._find({"status": ReturnStatus.REQUESTED.value, "in_policy": True,
-                                 "response_due_at": {"$lte": now}}, "response_due_at", limit)
+        return await self._find(
+            {"status": ReturnStatus.REQUESTED.value, "in_policy": True, "response_due_at": {"$lte": now}},
+            "response_due_at",
+            limit,
+        )
 
     async def past_ship_by(self, now: datetime, limit: int) -> list[Return]:
-        return await self._find({"status": ReturnStatus.AUTHORIZED.value, "authorization.returnless": False,
-                                 "ship_by": {"$lte": now}}, "ship_by", limit)
+        return await self._find(
+            {"status": ReturnStatus.AUTHORIZED.value, "authorization.returnless": False, "ship_by": {"$lte": now}},
+            "ship_by",
+            limit,
+        )
 
     async def _find(self, query: dict[str, Any], field: str, limit: int) -> list[Return]:
         cursor = self.returns.find(query, {"outbox": 0}).sort(field, ASCENDING).limit(limit)

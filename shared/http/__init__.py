@@ -5,6 +5,7 @@ handlers turns every error into `application/problem+json`. The middlewares are 
 sit on the hot path of every request. Idempotency-Key and cursors live in `shared.idempotency`
 and `shared.pagination`.
 """
+
 from shared.http.limits import BodyLimitMiddleware
 from shared.http.problems import (
     PROBLEM_BASE,
@@ -31,9 +32,27 @@ from shared.http.problems import (
 from shared.http.request_id import RequestIdMiddleware, current_request_id
 
 __all__ = [
-    "PROBLEM_BASE", "PROBLEM_JSON", "BadRequest", "BodyLimitMiddleware", "Conflict", "FieldError",
-    "Forbidden", "NotFound", "PayloadTooLarge", "Problem", "ProblemError", "RequestIdMiddleware",
-    "ServiceUnavailable", "Unauthorized", "UnhandledErrorMiddleware", "Unprocessable",
-    "current_request_id", "error_response", "field_path", "install_problem_handlers",
-    "problem_response", "problem_type", "validation_errors",
+    "PROBLEM_BASE",
+    "PROBLEM_JSON",
+    "BadRequest",
+    "BodyLimitMiddleware",
+    "Conflict",
+    "FieldError",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "Problem",
+    "ProblemError",
+    "RequestIdMiddleware",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "UnhandledErrorMiddleware",
+    "Unprocessable",
+    "current_request_id",
+    "error_response",
+    "field_path",
+    "install_problem_handlers",
+    "problem_response",
+    "problem_type",
+    "validation_errors",
 ]

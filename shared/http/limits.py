@@ -1,4 +1,5 @@
 """The request-body size limit: 413 problem+json before the handler runs (pure ASGI)."""
+
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse
@@ -8,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.http.problems import PayloadTooLarge, StartTracker, error_response
 
 
-class _BodyTooLarge(PayloadTooLarge, HTTPException):
+class _BodyTooLarge(PayloadTooLarge, HTTPException):  # type: ignore[misc]  # both on purpose; they type detail, headers apart
     """Raised from `receive`. Also an HTTPException so FastAPI's body parsing lets it through;
     the ProblemError handler (first in its MRO) answers it like the up-front check."""
 

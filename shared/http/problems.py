@@ -1,5 +1,6 @@
 """RFC 9457 problem details: the error classes domain code raises and the handlers that map
 every error (domain, validation, routing, unexpected) to `application/problem+json`."""
+
 from __future__ import annotations
 
 import logging
@@ -57,9 +58,16 @@ class ProblemError(Exception):
     title: str = "Internal Server Error"
     slug: ClassVar[str | None] = "internal-error"
 
-    def __init__(self, detail: str | None = None, *, title: str | None = None,
-                 type: str | None = None, status: int | None = None,  # noqa: A002 - RFC 9457 name
-                 headers: Mapping[str, str] | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        title: str | None = None,
+        type: str | None = None,  # noqa: A002 - RFC 9457 name
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail or title or self.title)
         self.detail = detail
         self.status = status or self.__class__.status
@@ -76,8 +84,7 @@ class BadRequest(ProblemError):
 class Unauthorized(ProblemError):
     status, title, slug = 401, "Unauthorized", "unauthorized"
 
-    def __init__(self, detail: str | None = None, *, error: str | None = "invalid_token",
-                 **kwargs: Any) -> None:
+    def __init__(self, detail: str | None = None, *, error: str | None = "invalid_token", **kwargs: Any) -> None:
         challenge = f'Bearer error="{error}"' if error else "Bearer"
         headers = {"WWW-Authenticate": challenge, **kwargs.pop("headers", {})}
         super().__init__(detail, headers=headers, **kwargs)
@@ -107,9 +114,16 @@ class ServiceUnavailable(ProblemError):
     status, title, slug = 503, "Service Unavailable", "service-unavailable"
 
 
-def problem_response(status: int, title: str, *, detail: str | None = None,
-                     type: str = "about:blank", instance: str | None = None,  # noqa: A002 - RFC 9457 name
-                     headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
+def problem_response(
+    status: int,
+    title: str,
+    *,
+    detail: str | None = None,
+    type: str = "about:blank",  # noqa: A002 - RFC 9457 name
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {"type": type, "title": title, "status": status}
     if detail is not None:
         body["detail"] = detail
@@ -122,8 +136,9 @@ def problem_response(status: int, title: str, *, detail: str | None = None,
 
 
 def error_response(exc: ProblemError, instance: str | None = None) -> JSONResponse:
-    return problem_response(exc.status, exc.title, detail=exc.detail, type=exc.type,
-                            instance=instance, headers=exc.headers, **exc.extra)
+    return problem_response(
+        exc.status, exc.title, detail=exc.detail, type=exc.type, instance=instance, headers=exc.headers, **exc.extra
+    )
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> tuple[str | None, str]:
@@ -148,27 +163,45 @@ def validation_errors(errors: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-_STATUS_SLUGS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-                 405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
-                 415: "unsupported-media-type", 422: "unprocessable", 429: "too-many-requests"}
+_STATUS_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "unprocessable",
+    429: "too-many-requests",
+}
 
 
 async def _problem_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ProblemError)
+    if not isinstance(exc, ProblemError):  # registered for ProblemError only
+        raise exc
     return error_response(exc, instance=request.url.path)
 
 
 async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        raise exc
     status = exc.status_code
     phrase = _phrase(status)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
-    return problem_response(status, phrase, detail=detail, type=problem_type(_STATUS_SLUGS.get(status)),
-                            instance=request.url.path, headers=exc.headers)
+    return problem_response(
+        status,
+        phrase,
+        detail=detail,
+        type=problem_type(_STATUS_SLUGS.get(status)),
+        instance=request.url.path,
+        headers=exc.headers,
+    )
 
 
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        raise exc
     errors = list(exc.errors())
     malformed = next((e for e in errors if e.get("type") == "json_invalid"), None)
     if malformed is not None:
@@ -176,14 +209,21 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
         loc = malformed.get("loc", ())
         where = f" at position {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
         return problem_response(
-            400, "Malformed JSON body", type=problem_type("malformed-json"),
+            400,
+            "Malformed JSON body",
+            type=problem_type("malformed-json"),
             detail=f"The request body is not valid JSON: {reason}{where}.",
             instance=request.url.path,
-            errors=[{"field": "body", "location": "body", "reason": f"{reason}{where}"}])
+            errors=[{"field": "body", "location": "body", "reason": f"{reason}{where}"}],
+        )
     return problem_response(
-        422, "Validation failed", type=problem_type("validation-error"),
+        422,
+        "Validation failed",
+        type=problem_type("validation-error"),
         detail="The request has invalid or missing fields; see `errors`.",
-        instance=request.url.path, errors=validation_errors(errors))
+        instance=request.url.path,
+        errors=validation_errors(errors),
+    )
 
 
 def _phrase(status: int) -> str:
@@ -235,7 +275,10 @@ class UnhandledErrorMiddleware:
             if tracked.started:
                 raise
             response = problem_response(
-                500, "Internal Server Error", type=problem_type("internal-error"),
+                500,
+                "Internal Server Error",
+                type=problem_type("internal-error"),
                 detail="An unexpected error occurred. Quote the request_id when reporting it.",
-                instance=scope.get("path"))
+                instance=scope.get("path"),
+            )
             await response(scope, receive, send)

@@ -1,4 +1,5 @@
 """Request ids: accept a sane `X-Request-ID` or make one, echo it, and expose it to logs."""
+
 from __future__ import annotations
 
 import re

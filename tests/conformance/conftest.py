@@ -3,6 +3,7 @@
 The suite never skips: without a server every test fails with a message saying how to start one
 (`scripts/infra-up`). Each test gets its own freshly named database, dropped afterwards.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,11 @@ async def mongo_client() -> AsyncIterator[AsyncIOMotorClient]:
         problem = str(exc).split(", Timeout:")[0]
     if problem is not None:
         client.close()
-        pytest.fail(f"No MongoDB-wire server answers at MONGODB_URL={MONGODB_URL} ({problem}). "
-                    "Start the local servers first: scripts/infra-up (then `. .local/env`).", pytrace=False)
+        pytest.fail(
+            f"No MongoDB-wire server answers at MONGODB_URL={MONGODB_URL} ({problem}). "
+            "Start the local servers first: scripts/infra-up (then `. .local/env`).",
+            pytrace=False,
+        )
     yield client
     client.close()
 

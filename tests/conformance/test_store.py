@@ -5,10 +5,11 @@ what passes on both is what service code may use. Design for MongoDB's guarantee
 single-document atomicity and unique indexes; no multi-document transactions, change streams or
 TTL indexes; money as integers.
 """
+
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from bson import Binary, Int64, ObjectId
@@ -17,7 +18,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 pytestmark = pytest.mark.integration
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 RACE_ROUNDS = 10
 RACERS = 20
@@ -29,6 +30,7 @@ def ms(value: datetime) -> datetime:
 
 
 # ---- basics -------------------------------------------------------------------------------------
+
 
 async def test_ping_and_server_version(db):
     assert (await db.command("ping"))["ok"] == 1
@@ -57,19 +59,35 @@ async def test_insert_many(db):
 
 async def test_projection_include_and_exclude(db):
     coll = db.things
-    await coll.insert_one({"_id": "r1", "status": "open", "outbox": [{"id": "e1"}], "html": "<p>",
-                           "buyer": {"id": "b1", "email": "b@example.com"}})
+    await coll.insert_one(
+        {
+            "_id": "r1",
+            "status": "open",
+            "outbox": [{"id": "e1"}],
+            "html": "<p>",
+            "buyer": {"id": "b1", "email": "b@example.com"},
+        }
+    )
     assert await coll.find_one({"_id": "r1"}, {"_id": 1}) == {"_id": "r1"}
     assert await coll.find_one({"_id": "r1"}, {"outbox": 0, "html": 0}) == {
-        "_id": "r1", "status": "open", "buyer": {"id": "b1", "email": "b@example.com"}}
+        "_id": "r1",
+        "status": "open",
+        "buyer": {"id": "b1", "email": "b@example.com"},
+    }
     docs = [d async for d in coll.find({}, {"outbox": 0})]
     assert "outbox" not in docs[0] and docs[0]["status"] == "open"
 
 
 async def test_binary_and_nested_values_round_trip(db):
     coll = db.things
-    doc = {"_id": "k", "body": b"\x00\x01binary\xff", "headers": [["content-type", "application/json"]],
-           "map": {"r-1": 100, "r-2": {"deep": [1, 2, {"x": None}]}}, "flag": True, "ratio": 0.25}
+    doc = {
+        "_id": "k",
+        "body": b"\x00\x01binary\xff",
+        "headers": [["content-type", "application/json"]],
+        "map": {"r-1": 100, "r-2": {"deep": [1, 2, {"x": None}]}},
+        "flag": True,
+        "ratio": 0.25,
+    }
     await coll.insert_one(doc)
     got = await coll.find_one({"_id": "k"})
     assert got["body"] == b"\x00\x01binary\xff"
@@ -79,19 +97,52 @@ async def test_binary_and_nested_values_round_trip(db):
 
 # ---- queries ------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 async def returns(db):
     coll = db.returns
-    await coll.insert_many([
-        {"_id": "r1", "status": "requested", "amount": 1000, "buyer": {"id": "b1"}, "tags": ["damaged", "late"],
-         "items": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}], "lease": T0, "created_at": T0},
-        {"_id": "r2", "status": "approved", "amount": 2500, "buyer": {"id": "b2"}, "tags": ["late"],
-         "items": [{"sku": "B", "qty": 5}], "created_at": T0 + timedelta(hours=1)},
-        {"_id": "r3", "status": "refunded", "amount": 500, "buyer": {"id": "b1"}, "tags": [],
-         "items": [{"sku": "C", "qty": 1}], "lease": T0 + timedelta(days=1), "created_at": T0 + timedelta(hours=2)},
-        {"_id": "r4", "status": "requested", "amount": 0, "buyer": {"id": "b3"}, "tags": ["damaged"],
-         "items": [], "created_at": T0 + timedelta(hours=3)},
-    ])
+    await coll.insert_many(
+        [
+            {
+                "_id": "r1",
+                "status": "requested",
+                "amount": 1000,
+                "buyer": {"id": "b1"},
+                "tags": ["damaged", "late"],
+                "items": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}],
+                "lease": T0,
+                "created_at": T0,
+            },
+            {
+                "_id": "r2",
+                "status": "approved",
+                "amount": 2500,
+                "buyer": {"id": "b2"},
+                "tags": ["late"],
+                "items": [{"sku": "B", "qty": 5}],
+                "created_at": T0 + timedelta(hours=1),
+            },
+            {
+                "_id": "r3",
+                "status": "refunded",
+                "amount": 500,
+                "buyer": {"id": "b1"},
+                "tags": [],
+                "items": [{"sku": "C", "qty": 1}],
+                "lease": T0 + timedelta(days=1),
+                "created_at": T0 + timedelta(hours=2),
+            },
+            {
+                "_id": "r4",
+                "status": "requested",
+                "amount": 0,
+                "buyer": {"id": "b3"},
+                "tags": ["damaged"],
+                "items": [],
+                "created_at": T0 + timedelta(hours=3),
+            },
+        ]
+    )
     return coll
 
 
@@ -167,22 +218,32 @@ async def test_cursor_pagination_with_tie_break(db, descending):
     await coll.create_index([("buyer.id", ASCENDING), ("created_at", DESCENDING)])
     docs = []
     for i in range(23):  # many equal created_at values: the _id tie-break matters
-        docs.append({"_id": f"id{i:03d}", "buyer": {"id": "b1" if i % 4 else "b2"},
-                     "created_at": T0 + timedelta(minutes=i // 3)})
+        docs.append(
+            {
+                "_id": f"id{i:03d}",
+                "buyer": {"id": "b1" if i % 4 else "b2"},
+                "created_at": T0 + timedelta(minutes=i // 3),
+            }
+        )
     await coll.insert_many(docs)
     direction = DESCENDING if descending else ASCENDING
     op = "$lt" if descending else "$gt"
     criteria = {"buyer.id": "b1"}
-    expected = sorted((d for d in docs if d["buyer"]["id"] == "b1"),
-                      key=lambda d: (d["created_at"], d["_id"]), reverse=descending)
+    expected = sorted(
+        (d for d in docs if d["buyer"]["id"] == "b1"), key=lambda d: (d["created_at"], d["_id"]), reverse=descending
+    )
 
     seen, after, limit = [], None, 4
     while True:
-        page_filter = {} if after is None else {
-            "$or": [{"created_at": {op: after[0]}}, {"created_at": after[0], "_id": {op: after[1]}}]}
+        page_filter = (
+            {}
+            if after is None
+            else {"$or": [{"created_at": {op: after[0]}}, {"created_at": after[0], "_id": {op: after[1]}}]}
+        )
         query = {"$and": [criteria, page_filter]} if page_filter else criteria
-        found = [d async for d in coll.find(query).sort([("created_at", direction), ("_id", direction)])
-                 .limit(limit + 1)]
+        found = [
+            d async for d in coll.find(query).sort([("created_at", direction), ("_id", direction)]).limit(limit + 1)
+        ]
         seen.extend(found[:limit])
         if len(found) <= limit:
             break
@@ -193,34 +254,51 @@ async def test_cursor_pagination_with_tie_break(db, descending):
 
 # ---- updates ------------------------------------------------------------------------------------
 
+
 async def test_update_one_set_inc_unset(db):
     coll = db.ledgers
-    await coll.insert_one({"_id": "o1", "available": 5000, "reserved": 0, "reservations": {}, "settled": {},
-                           "note": "x"})
+    await coll.insert_one(
+        {"_id": "o1", "available": 5000, "reserved": 0, "reservations": {}, "settled": {}, "note": "x"}
+    )
     # order_ledger.reserve: guarded $inc plus a dotted $set into a map, conditions on map keys.
-    guard = {"_id": "o1", "available": {"$gte": 1500}, "reservations.rf1": {"$exists": False},
-             "settled.rf1": {"$exists": False}}
-    result = await coll.update_one(guard, {"$inc": {"available": -1500, "reserved": 1500},
-                                           "$set": {"reservations.rf1": 1500}})
+    guard = {
+        "_id": "o1",
+        "available": {"$gte": 1500},
+        "reservations.rf1": {"$exists": False},
+        "settled.rf1": {"$exists": False},
+    }
+    result = await coll.update_one(
+        guard, {"$inc": {"available": -1500, "reserved": 1500}, "$set": {"reservations.rf1": 1500}}
+    )
     assert (result.matched_count, result.modified_count) == (1, 1)
     assert (await coll.update_one(guard, {"$inc": {"available": -1500}})).matched_count == 0
 
     # order_ledger.settle: equality on a dotted key, $unset of it, $set of another, several $inc.
     result = await coll.update_one(
         {"_id": "o1", "reservations.rf1": 1500},
-        {"$unset": {"reservations.rf1": "", "note": ""}, "$set": {"settled.rf1": 1200},
-         "$inc": {"reserved": -1500, "refunded": 1200, "available": 300}})
+        {
+            "$unset": {"reservations.rf1": "", "note": ""},
+            "$set": {"settled.rf1": 1200},
+            "$inc": {"reserved": -1500, "refunded": 1200, "available": 300},
+        },
+    )
     assert result.matched_count == 1
     assert await coll.find_one({"_id": "o1"}) == {
-        "_id": "o1", "available": 3800, "reserved": 0, "refunded": 1200, "reservations": {},
-        "settled": {"rf1": 1200}}
+        "_id": "o1",
+        "available": 3800,
+        "reserved": 0,
+        "refunded": 1200,
+        "reservations": {},
+        "settled": {"rf1": 1200},
+    }
 
 
 async def test_update_one_push_each_size_and_pull_by_subdocument_field(db):
     coll = db.outboxes
     await coll.insert_one({"_id": "d1", "outbox": []})
-    await coll.update_one({"_id": "d1"}, {"$push": {"outbox": {"$each": [{"id": "e1"}, {"id": "e2"}]}},
-                                          "$set": {"pending": True}})
+    await coll.update_one(
+        {"_id": "d1"}, {"$push": {"outbox": {"$each": [{"id": "e1"}, {"id": "e2"}]}}, "$set": {"pending": True}}
+    )
     await coll.update_one({"_id": "d1"}, {"$push": {"outbox": {"id": "e3", "n": 3}}})
     doc = await coll.find_one({"_id": "d1"})
     assert [e["id"] for e in doc["outbox"]] == ["e1", "e2", "e3"] and doc["pending"] is True
@@ -236,8 +314,9 @@ async def test_update_one_push_each_size_and_pull_by_subdocument_field(db):
 
     # Emptying in one write, guarded by $size.
     await coll.update_one({"_id": "d1"}, {"$push": {"outbox": {"$each": [{"id": "e4"}]}}})
-    result = await coll.update_one({"_id": "d1", "outbox": {"$size": 1}},
-                                   {"$set": {"outbox": []}, "$unset": {"pending": ""}})
+    result = await coll.update_one(
+        {"_id": "d1", "outbox": {"$size": 1}}, {"$set": {"outbox": []}, "$unset": {"pending": ""}}
+    )
     assert result.matched_count == 1
     assert await coll.find_one({"_id": "d1"}) == {"_id": "d1", "outbox": []}
 
@@ -252,47 +331,61 @@ async def test_update_many(db):
 
 async def test_upsert_with_set_on_insert(db):
     coll = db.counters
-    first = await coll.update_one({"_id": "k"}, {"$set": {"seen_at": T0}, "$setOnInsert": {"created_at": T0},
-                                                 "$inc": {"hits": 1}}, upsert=True)
+    first = await coll.update_one(
+        {"_id": "k"}, {"$set": {"seen_at": T0}, "$setOnInsert": {"created_at": T0}, "$inc": {"hits": 1}}, upsert=True
+    )
     assert first.upserted_id == "k" and first.matched_count == 0
     later = T0 + timedelta(hours=1)
-    second = await coll.update_one({"_id": "k"}, {"$set": {"seen_at": later}, "$setOnInsert": {"created_at": later},
-                                                  "$inc": {"hits": 1}}, upsert=True)
+    second = await coll.update_one(
+        {"_id": "k"},
+        {"$set": {"seen_at": later}, "$setOnInsert": {"created_at": later}, "$inc": {"hits": 1}},
+        upsert=True,
+    )
     assert second.upserted_id is None and second.matched_count == 1
     assert await coll.find_one({"_id": "k"}) == {"_id": "k", "seen_at": later, "created_at": T0, "hits": 2}
 
     # Upsert by a non-_id filter: the filter's equality fields land in the new document.
     made = await coll.update_one({"kind": "daily", "day": "2025-03-01"}, {"$setOnInsert": {"total": 0}}, upsert=True)
     assert isinstance(made.upserted_id, ObjectId)
-    assert await coll.find_one({"_id": made.upserted_id}, {"_id": 0}) == {"kind": "daily", "day": "2025-03-01",
-                                                                         "total": 0}
+    assert await coll.find_one({"_id": made.upserted_id}, {"_id": 0}) == {
+        "kind": "daily",
+        "day": "2025-03-01",
+        "total": 0,
+    }
 
 
 async def test_find_one_and_update_upsert_with_version_inc(db):
     """returns.store.put_policy: upsert that $sets fields and $incs a version."""
     coll = db.policies
-    doc = await coll.find_one_and_update({"_id": "s1"}, {"$set": {"days": 30}, "$inc": {"version": 1}},
-                                         upsert=True, return_document=ReturnDocument.AFTER)
+    doc = await coll.find_one_and_update(
+        {"_id": "s1"}, {"$set": {"days": 30}, "$inc": {"version": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
     assert doc == {"_id": "s1", "days": 30, "version": 1}
-    doc = await coll.find_one_and_update({"_id": "s1"}, {"$set": {"days": 14}, "$inc": {"version": 1}},
-                                         upsert=True, return_document=ReturnDocument.AFTER)
+    doc = await coll.find_one_and_update(
+        {"_id": "s1"}, {"$set": {"days": 14}, "$inc": {"version": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
     assert doc == {"_id": "s1", "days": 14, "version": 2}
 
 
 async def test_find_one_and_update_optimistic_version(db):
     coll = db.refunds
     await coll.insert_one({"_id": "rf1", "status": "pending", "version": 3, "outbox": [1]})
-    doc = await coll.find_one_and_update({"_id": "rf1", "version": 3}, {"$set": {"status": "paid", "version": 4}},
-                                         return_document=ReturnDocument.AFTER)
+    doc = await coll.find_one_and_update(
+        {"_id": "rf1", "version": 3}, {"$set": {"status": "paid", "version": 4}}, return_document=ReturnDocument.AFTER
+    )
     assert doc == {"_id": "rf1", "status": "paid", "version": 4, "outbox": [1]}
-    stale = await coll.find_one_and_update({"_id": "rf1", "version": 3}, {"$set": {"status": "x", "version": 4}},
-                                           return_document=ReturnDocument.AFTER)
+    stale = await coll.find_one_and_update(
+        {"_id": "rf1", "version": 3}, {"$set": {"status": "x", "version": 4}}, return_document=ReturnDocument.AFTER
+    )
     assert stale is None
     before = await coll.find_one_and_update({"_id": "rf1"}, {"$inc": {"version": 1}})
     assert before["version"] == 4  # default: the document BEFORE the update
-    projected = await coll.find_one_and_update({"_id": "rf1", "status": {"$in": ["paid", "failed"]}},
-                                               {"$set": {"status": "pending"}}, projection={"outbox": 0},
-                                               return_document=ReturnDocument.AFTER)
+    projected = await coll.find_one_and_update(
+        {"_id": "rf1", "status": {"$in": ["paid", "failed"]}},
+        {"$set": {"status": "pending"}},
+        projection={"outbox": 0},
+        return_document=ReturnDocument.AFTER,
+    )
     assert projected == {"_id": "rf1", "status": "pending", "version": 5}
 
 
@@ -300,18 +393,24 @@ async def test_find_one_and_update_with_sort_claims_oldest_due(db):
     """notifications.store.claim_due: take the oldest due, unclaimed item."""
     coll = db.emails
     now = T0 + timedelta(hours=5)
-    await coll.insert_many([
-        {"_id": "late", "status": "pending", "next_attempt_at": T0 + timedelta(hours=3), "claimed_until": T0},
-        {"_id": "oldest", "status": "pending", "next_attempt_at": T0 + timedelta(hours=1), "claimed_until": T0},
-        {"_id": "claimed", "status": "pending", "next_attempt_at": T0, "claimed_until": now + timedelta(minutes=1)},
-        {"_id": "future", "status": "pending", "next_attempt_at": now + timedelta(hours=1), "claimed_until": T0},
-        {"_id": "sent", "status": "sent", "next_attempt_at": T0, "claimed_until": T0},
-    ])
+    await coll.insert_many(
+        [
+            {"_id": "late", "status": "pending", "next_attempt_at": T0 + timedelta(hours=3), "claimed_until": T0},
+            {"_id": "oldest", "status": "pending", "next_attempt_at": T0 + timedelta(hours=1), "claimed_until": T0},
+            {"_id": "claimed", "status": "pending", "next_attempt_at": T0, "claimed_until": now + timedelta(minutes=1)},
+            {"_id": "future", "status": "pending", "next_attempt_at": now + timedelta(hours=1), "claimed_until": T0},
+            {"_id": "sent", "status": "sent", "next_attempt_at": T0, "claimed_until": T0},
+        ]
+    )
     await coll.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
     query = {"status": "pending", "next_attempt_at": {"$lte": now}, "claimed_until": {"$lt": now}}
     update = {"$set": {"claimed_until": now + timedelta(minutes=5)}}
-    got = [await coll.find_one_and_update(query, update, sort=[("next_attempt_at", ASCENDING)],
-                                          return_document=ReturnDocument.AFTER) for _ in range(3)]
+    got = [
+        await coll.find_one_and_update(
+            query, update, sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER
+        )
+        for _ in range(3)
+    ]
     assert [d and d["_id"] for d in got] == ["oldest", "late", None]
     assert got[0]["claimed_until"] == now + timedelta(minutes=5)
 
@@ -321,15 +420,17 @@ async def test_conditional_upsert_on_newer_document_raises_duplicate_key(db):
     cannot match, tries to insert the same _id, and must raise DuplicateKeyError."""
     coll = db.buyers
     newer = T0 + timedelta(hours=1)
-    result = await coll.update_one({"_id": "b1", "at": {"$lt": newer}}, {"$set": {"flagged": True, "at": newer}},
-                                   upsert=True)
+    result = await coll.update_one(
+        {"_id": "b1", "at": {"$lt": newer}}, {"$set": {"flagged": True, "at": newer}}, upsert=True
+    )
     assert result.upserted_id == "b1"
     with pytest.raises(DuplicateKeyError):
         await coll.update_one({"_id": "b1", "at": {"$lt": T0}}, {"$set": {"flagged": False, "at": T0}}, upsert=True)
     assert (await coll.find_one({"_id": "b1"}))["flagged"] is True
     even_newer = newer + timedelta(hours=1)
-    result = await coll.update_one({"_id": "b1", "at": {"$lt": even_newer}},
-                                   {"$set": {"flagged": False, "at": even_newer}}, upsert=True)
+    result = await coll.update_one(
+        {"_id": "b1", "at": {"$lt": even_newer}}, {"$set": {"flagged": False, "at": even_newer}}, upsert=True
+    )
     assert (result.matched_count, result.modified_count, result.upserted_id) == (1, 1, None)
 
 
@@ -347,8 +448,9 @@ async def test_replace_one(db):
 
 async def test_delete_one_and_delete_many(db):
     coll = db.keys
-    await coll.insert_many([{"_id": i, "token": f"t{i}", "state": "in_progress", "expires_at": T0 + timedelta(hours=i)}
-                            for i in range(6)])
+    await coll.insert_many(
+        [{"_id": i, "token": f"t{i}", "state": "in_progress", "expires_at": T0 + timedelta(hours=i)} for i in range(6)]
+    )
     assert (await coll.delete_one({"_id": 0, "token": "wrong", "state": "in_progress"})).deleted_count == 0
     assert (await coll.delete_one({"_id": 0, "token": "t0", "state": "in_progress"})).deleted_count == 1
     result = await coll.delete_many({"expires_at": {"$lte": T0 + timedelta(hours=3)}})
@@ -359,17 +461,26 @@ async def test_delete_one_and_delete_many(db):
 
 # ---- indexes ------------------------------------------------------------------------------------
 
+
 async def test_create_indexes_single_compound_named_and_idempotent(db):
     coll = db.notifications
-    name = await coll.create_index([("event_id", ASCENDING), ("recipient_role", ASCENDING), ("template", ASCENDING)],
-                                   unique=True, name="one_email_per_event_recipient_template")
+    name = await coll.create_index(
+        [("event_id", ASCENDING), ("recipient_role", ASCENDING), ("template", ASCENDING)],
+        unique=True,
+        name="one_email_per_event_recipient_template",
+    )
     assert name == "one_email_per_event_recipient_template"
     assert await coll.create_index("expires_at") == "expires_at_1"
-    assert await coll.create_index([("return_id", ASCENDING), ("created_at", DESCENDING)]) == "return_id_1_created_at_-1"
+    assert (
+        await coll.create_index([("return_id", ASCENDING), ("created_at", DESCENDING)]) == "return_id_1_created_at_-1"
+    )
     # Creating the same index again is a no-op, as services do at every start.
     assert await coll.create_index("expires_at") == "expires_at_1"
-    await coll.create_index([("event_id", ASCENDING), ("recipient_role", ASCENDING), ("template", ASCENDING)],
-                            unique=True, name="one_email_per_event_recipient_template")
+    await coll.create_index(
+        [("event_id", ASCENDING), ("recipient_role", ASCENDING), ("template", ASCENDING)],
+        unique=True,
+        name="one_email_per_event_recipient_template",
+    )
     info = await coll.index_information()
     assert {"_id_", "expires_at_1", "return_id_1_created_at_-1", "one_email_per_event_recipient_template"} <= set(info)
     assert info["one_email_per_event_recipient_template"].get("unique") is True
@@ -418,56 +529,73 @@ async def test_insert_many_duplicate_reports_bulk_write_error(db):
 
 # ---- bulk_write and aggregate -------------------------------------------------------------------
 
+
 async def test_bulk_write(db):
     coll = db.things
     await coll.insert_many([{"_id": i, "n": i} for i in range(4)])
-    result = await coll.bulk_write([
-        InsertOne({"_id": 10, "n": 10}),
-        UpdateOne({"_id": 0}, {"$inc": {"n": 100}}),
-        UpdateMany({"n": {"$in": [1, 2]}}, {"$set": {"small": True}}),
-        ReplaceOne({"_id": 3}, {"n": 33}),
-        DeleteOne({"_id": 10}),
-        UpdateOne({"_id": 20}, {"$set": {"n": 20}}, upsert=True),
-    ])
+    result = await coll.bulk_write(
+        [
+            InsertOne({"_id": 10, "n": 10}),
+            UpdateOne({"_id": 0}, {"$inc": {"n": 100}}),
+            UpdateMany({"n": {"$in": [1, 2]}}, {"$set": {"small": True}}),
+            ReplaceOne({"_id": 3}, {"n": 33}),
+            DeleteOne({"_id": 10}),
+            UpdateOne({"_id": 20}, {"$set": {"n": 20}}, upsert=True),
+        ]
+    )
     assert result.inserted_count == 1
     assert result.matched_count == 4
     assert result.modified_count == 4
     assert result.deleted_count == 1
     assert result.upserted_ids == {5: 20}
     docs = {d["_id"]: d async for d in coll.find({})}
-    assert docs == {0: {"_id": 0, "n": 100}, 1: {"_id": 1, "n": 1, "small": True}, 2: {"_id": 2, "n": 2, "small": True},
-                    3: {"_id": 3, "n": 33}, 20: {"_id": 20, "n": 20}}
+    assert docs == {
+        0: {"_id": 0, "n": 100},
+        1: {"_id": 1, "n": 1, "small": True},
+        2: {"_id": 2, "n": 2, "small": True},
+        3: {"_id": 3, "n": 33},
+        20: {"_id": 20, "n": 20},
+    }
 
 
 async def test_bulk_write_unordered_with_duplicate(db):
     coll = db.things
     await coll.create_index("key", unique=True)
     with pytest.raises(BulkWriteError) as caught:
-        await coll.bulk_write([InsertOne({"key": "a"}), InsertOne({"key": "a"}), InsertOne({"key": "b"})],
-                              ordered=False)
+        await coll.bulk_write(
+            [InsertOne({"key": "a"}), InsertOne({"key": "a"}), InsertOne({"key": "b"})], ordered=False
+        )
     assert [e["code"] for e in caught.value.details["writeErrors"]] == [11000]
     assert await coll.count_documents({}) == 2
 
 
 async def test_aggregate_match_group_sum_sort(db):
     coll = db.refunds
-    await coll.insert_many([
-        {"seller_id": "s1", "amount": 1999, "status": "paid"},
-        {"seller_id": "s1", "amount": 501, "status": "paid"},
-        {"seller_id": "s2", "amount": 10_000, "status": "paid"},
-        {"seller_id": "s2", "amount": 7, "status": "failed"},
-        {"seller_id": "s3", "amount": 2**53 + 1, "status": "paid"},
-        {"seller_id": "s3", "amount": 2, "status": "paid"},
-    ])
-    pipeline = [{"$match": {"status": "paid"}},
-                {"$group": {"_id": "$seller_id", "total": {"$sum": "$amount"}, "count": {"$sum": 1}}},
-                {"$sort": {"total": -1}}]
+    await coll.insert_many(
+        [
+            {"seller_id": "s1", "amount": 1999, "status": "paid"},
+            {"seller_id": "s1", "amount": 501, "status": "paid"},
+            {"seller_id": "s2", "amount": 10_000, "status": "paid"},
+            {"seller_id": "s2", "amount": 7, "status": "failed"},
+            {"seller_id": "s3", "amount": 2**53 + 1, "status": "paid"},
+            {"seller_id": "s3", "amount": 2, "status": "paid"},
+        ]
+    )
+    pipeline = [
+        {"$match": {"status": "paid"}},
+        {"$group": {"_id": "$seller_id", "total": {"$sum": "$amount"}, "count": {"$sum": 1}}},
+        {"$sort": {"total": -1}},
+    ]
     got = [doc async for doc in coll.aggregate(pipeline)]
-    assert got == [{"_id": "s3", "total": 2**53 + 3, "count": 2}, {"_id": "s2", "total": 10_000, "count": 1},
-                   {"_id": "s1", "total": 2500, "count": 2}]
+    assert got == [
+        {"_id": "s3", "total": 2**53 + 3, "count": 2},
+        {"_id": "s2", "total": 10_000, "count": 1},
+        {"_id": "s1", "total": 2500, "count": 2},
+    ]
 
 
 # ---- types --------------------------------------------------------------------------------------
+
 
 async def test_datetimes_round_trip_as_utc(db):
     coll = db.times
@@ -494,9 +622,17 @@ async def test_datetimes_round_trip_as_utc(db):
 
 async def test_int64_round_trip_exactly(db):
     coll = db.money
-    values = {"small": 1999, "int32_max": 2**31 - 1, "beyond_int32": 2**31, "beyond_double": 2**53 + 1,
-              "large": 9_007_199_254_740_993_1, "max": 2**63 - 1, "min": -(2**63), "negative": -(2**53 + 3),
-              "explicit": Int64(5)}
+    values = {
+        "small": 1999,
+        "int32_max": 2**31 - 1,
+        "beyond_int32": 2**31,
+        "beyond_double": 2**53 + 1,
+        "large": 9_007_199_254_740_993_1,
+        "max": 2**63 - 1,
+        "min": -(2**63),
+        "negative": -(2**53 + 3),
+        "explicit": Int64(5),
+    }
     await coll.insert_one({"_id": "m", **values})
     got = await coll.find_one({"_id": "m"})
     for key, value in values.items():
@@ -515,6 +651,7 @@ async def test_int64_round_trip_exactly(db):
 
 # ---- concurrency: single-document atomicity -----------------------------------------------------
 
+
 async def test_concurrent_conditional_updates_exactly_one_wins(db, separate_clients):
     """Optimistic concurrency on `version`: of N simultaneous find_one_and_update({_id, version: n})
     on separate connections, exactly one gets the document back, every round."""
@@ -522,11 +659,16 @@ async def test_concurrent_conditional_updates_exactly_one_wins(db, separate_clie
     colls = [c[db.name].races for c in clients]
     await db.races.insert_one({"_id": "doc", "version": 0, "winner": None})
     for version in range(RACE_ROUNDS):
-        results = await asyncio.gather(*(
-            coll.find_one_and_update({"_id": "doc", "version": version},
-                                     {"$set": {"version": version + 1, "winner": racer}},
-                                     return_document=ReturnDocument.AFTER)
-            for racer, coll in enumerate(colls)))
+        results = await asyncio.gather(
+            *(
+                coll.find_one_and_update(
+                    {"_id": "doc", "version": version},
+                    {"$set": {"version": version + 1, "winner": racer}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                for racer, coll in enumerate(colls)
+            )
+        )
         winners = [r for r in results if r is not None]
         assert len(winners) == 1, f"round {version}: {len(winners)} of {RACERS} conditional updates won"
         stored = await db.races.find_one({"_id": "doc"})
@@ -538,9 +680,12 @@ async def test_concurrent_conditional_update_one_exactly_one_matches(db, separat
     colls = [c[db.name].races for c in clients]
     await db.races.insert_one({"_id": "doc", "version": 0})
     for version in range(RACE_ROUNDS):
-        results = await asyncio.gather(*(
-            coll.update_one({"_id": "doc", "version": version}, {"$set": {"version": version + 1, "by": racer}})
-            for racer, coll in enumerate(colls)))
+        results = await asyncio.gather(
+            *(
+                coll.update_one({"_id": "doc", "version": version}, {"$set": {"version": version + 1, "by": racer}})
+                for racer, coll in enumerate(colls)
+            )
+        )
         assert sum(r.matched_count for r in results) == 1, f"round {version}"
         assert sum(r.modified_count for r in results) == 1, f"round {version}"
 
@@ -550,8 +695,9 @@ async def test_concurrent_inc_loses_no_update(db, separate_clients):
     colls = [c[db.name].counters for c in clients]
     await db.counters.insert_one({"_id": "c", "n": 0, "cents": 0})
     per_racer = 25
-    await asyncio.gather(*(coll.update_one({"_id": "c"}, {"$inc": {"n": 1, "cents": 199}})
-                           for coll in colls for _ in range(per_racer)))
+    await asyncio.gather(
+        *(coll.update_one({"_id": "c"}, {"$inc": {"n": 1, "cents": 199}}) for coll in colls for _ in range(per_racer))
+    )
     doc = await db.counters.find_one({"_id": "c"})
     assert doc["n"] == RACERS * per_racer and doc["cents"] == 199 * RACERS * per_racer
 
@@ -562,10 +708,15 @@ async def test_concurrent_guarded_reservations_never_overspend(db, separate_clie
     colls = [c[db.name].ledgers for c in clients]
     for round_ in range(RACE_ROUNDS):
         await db.ledgers.insert_one({"_id": round_, "available": 1000, "reserved": 0, "reservations": {}})
-        results = await asyncio.gather(*(
-            coll.update_one({"_id": round_, "available": {"$gte": 100}, f"reservations.rf{racer}": {"$exists": False}},
-                            {"$inc": {"available": -100, "reserved": 100}, "$set": {f"reservations.rf{racer}": 100}})
-            for racer, coll in enumerate(colls)))
+        results = await asyncio.gather(
+            *(
+                coll.update_one(
+                    {"_id": round_, "available": {"$gte": 100}, f"reservations.rf{racer}": {"$exists": False}},
+                    {"$inc": {"available": -100, "reserved": 100}, "$set": {f"reservations.rf{racer}": 100}},
+                )
+                for racer, coll in enumerate(colls)
+            )
+        )
         assert sum(r.matched_count for r in results) == 10, f"round {round_}"
         doc = await db.ledgers.find_one({"_id": round_})
         assert (doc["available"], doc["reserved"], len(doc["reservations"])) == (0, 1000, 10)
@@ -578,10 +729,17 @@ async def test_concurrent_claims_take_each_item_once(db, separate_clients):
     for round_ in range(RACE_ROUNDS):
         await db.jobs.delete_many({})
         await db.jobs.insert_many([{"_id": i, "status": "pending", "due": T0 + timedelta(seconds=i)} for i in range(8)])
-        results = await asyncio.gather(*(
-            coll.find_one_and_update({"status": "pending"}, {"$set": {"status": "claimed", "by": racer}},
-                                     sort=[("due", ASCENDING)], return_document=ReturnDocument.AFTER)
-            for racer, coll in enumerate(colls)))
+        results = await asyncio.gather(
+            *(
+                coll.find_one_and_update(
+                    {"status": "pending"},
+                    {"$set": {"status": "claimed", "by": racer}},
+                    sort=[("due", ASCENDING)],
+                    return_document=ReturnDocument.AFTER,
+                )
+                for racer, coll in enumerate(colls)
+            )
+        )
         claimed = [r for r in results if r is not None]
         assert sorted(r["_id"] for r in claimed) == list(range(8)), f"round {round_}: {[r['_id'] for r in claimed]}"
         stored = {d["_id"]: d["by"] async for d in db.jobs.find({})}
@@ -593,8 +751,10 @@ async def test_concurrent_inserts_of_one_unique_key(db, separate_clients):
     colls = [c[db.name].inbox for c in clients]
     await db.inbox.create_index("event_id", unique=True)
     for round_ in range(RACE_ROUNDS):
-        results = await asyncio.gather(*(coll.insert_one({"event_id": f"e{round_}", "by": racer})
-                                         for racer, coll in enumerate(colls)), return_exceptions=True)
+        results = await asyncio.gather(
+            *(coll.insert_one({"event_id": f"e{round_}", "by": racer}) for racer, coll in enumerate(colls)),
+            return_exceptions=True,
+        )
         ok = [r for r in results if not isinstance(r, BaseException)]
         dup = [r for r in results if isinstance(r, DuplicateKeyError)]
         assert len(ok) == 1 and len(dup) == RACERS - 1, f"round {round_}: {results}"
@@ -606,9 +766,13 @@ async def test_concurrent_upserts_of_one_key_make_one_document(db, separate_clie
     colls = [c[db.name].daily for c in clients]
     await db.daily.create_index([("seller_id", ASCENDING), ("day", ASCENDING)], unique=True)
     for round_ in range(RACE_ROUNDS):
-        results = await asyncio.gather(*(
-            coll.update_one({"seller_id": "s1", "day": round_}, {"$inc": {"count": 1}}, upsert=True)
-            for coll in colls), return_exceptions=True)
+        results = await asyncio.gather(
+            *(
+                coll.update_one({"seller_id": "s1", "day": round_}, {"$inc": {"count": 1}}, upsert=True)
+                for coll in colls
+            ),
+            return_exceptions=True,
+        )
         # Real MongoDB may answer a racing upsert with DuplicateKeyError; nothing else is acceptable.
         assert all(not isinstance(r, BaseException) or isinstance(r, DuplicateKeyError) for r in results), results
         applied = sum(1 for r in results if not isinstance(r, BaseException))

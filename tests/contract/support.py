@@ -1,4 +1,5 @@
 """What the contract tests share: paths, vendored schemas, optional offline tools, JSON helpers."""
+
 from __future__ import annotations
 
 import functools
@@ -33,7 +34,9 @@ def tool(*names: str) -> str | None:
     return None
 
 
-def run(args: list[str], *, stdin: str | None = None, cwd: Path = ROOT, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], *, stdin: str | None = None, cwd: Path = ROOT, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, input=stdin, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -42,8 +45,9 @@ def vendored_schema(name: str) -> dict[str, Any]:
     return json.loads((SCHEMAS / name).read_text())
 
 
-def schema_errors(validator_class: type[jsonschema.protocols.Validator], schema: dict[str, Any],
-                  instance: Any) -> list[str]:
+def schema_errors(
+    validator_class: type[jsonschema.protocols.Validator], schema: dict[str, Any], instance: Any
+) -> list[str]:
     validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors]

@@ -1,4 +1,5 @@
 """docs/asyncapi.yaml against the code (events, models, handlers, bus topology) and the AsyncAPI 3.0 schema."""
+
 from __future__ import annotations
 
 import copy
@@ -78,26 +79,36 @@ def test_every_reference_resolves_and_operations_use_their_own_channel():
         channel_ref = operation["channel"]["$ref"]
         for message in operation["messages"]:
             assert message["$ref"].startswith(channel_ref + "/messages/"), (
-                f"operation {name}: message {message['$ref']} is not a message of {channel_ref}")
+                f"operation {name}: message {message['$ref']} is not a message of {channel_ref}"
+            )
 
 
 def test_every_event_type_has_a_channel_a_message_and_one_publisher():
     document = committed()
-    routing_keys = {name for name, channel in document["channels"].items()
-                    if channel["bindings"]["amqp"]["is"] == "routingKey"}
+    routing_keys = {
+        name for name, channel in document["channels"].items() if channel["bindings"]["amqp"]["is"] == "routingKey"
+    }
     assert routing_keys == set(EVENT_TYPES), "channels vs shared.events.EVENT_TYPES"
     assert set(document["components"]["messages"]) == set(EVENT_TYPES)
     for event_type, registered in EVENT_TYPES.items():
         assert registered.name == event_type
         assert registered.publisher in (*SERVICES, ORDER_SYSTEM), f"{event_type}: unknown publisher"
         assert registered.title and registered.summary, f"{event_type}: describe it in the registry"
-        senders = [op for op in document["operations"].values()
-                   if op["action"] == "send" and op["channel"]["$ref"] == f"#/channels/{event_type}"]
+        senders = [
+            op
+            for op in document["operations"].values()
+            if op["action"] == "send" and op["channel"]["$ref"] == f"#/channels/{event_type}"
+        ]
         assert len(senders) == 1, f"{event_type}: {len(senders)} publishers"
         assert senders[0]["tags"] == [{"name": registered.publisher}]
         exchange = document["channels"][event_type]["bindings"]["amqp"]["exchange"]
-        assert exchange == {"name": registered.exchange, "type": "topic", "durable": True,
-                            "autoDelete": False, "vhost": "/"}
+        assert exchange == {
+            "name": registered.exchange,
+            "type": "topic",
+            "durable": True,
+            "autoDelete": False,
+            "vhost": "/",
+        }
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -141,10 +152,15 @@ def test_data_schema_has_exactly_the_model_fields(event_type):
             problems.append(f"{current.__name__}.{name}: in docs/asyncapi.yaml, not in the code")
         required = {name for name, info in current.model_fields.items() if info.is_required()}
         if set(schema.get("required", [])) != required:
-            problems.append(f"{current.__name__}: required {sorted(schema.get('required', []))} vs code {sorted(required)}")
+            problems.append(
+                f"{current.__name__}: required {sorted(schema.get('required', []))} vs code {sorted(required)}"
+            )
     envelope = document["components"]["schemas"]["CloudEvent"]["properties"]
-    problems += [f"CloudEvent.{name}: in the code, not in the contract"
-                 for name in CloudEvent.model_fields if name not in envelope]
+    problems += [
+        f"CloudEvent.{name}: in the code, not in the contract"
+        for name in CloudEvent.model_fields
+        if name not in envelope
+    ]
     assert not problems, "run scripts/gen-contracts:\n" + "\n".join(problems)
 
 
@@ -153,8 +169,11 @@ def _payload_validator(event_type: str) -> jsonschema.Draft202012Validator:
     document = committed()
     uri = "urn:returns-platform:asyncapi"
     registry = Registry().with_resource(uri, DRAFT202012.create_resource(document))
-    return jsonschema.Draft202012Validator({"$ref": f"{uri}#/components/messages/{event_type}/payload"},
-                                           registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return jsonschema.Draft202012Validator(
+        {"$ref": f"{uri}#/components/messages/{event_type}/payload"},
+        registry=registry,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    )
 
 
 @pytest.mark.parametrize("event_type", list(EVENT_TYPES))
@@ -183,9 +202,11 @@ def test_consumers_in_the_contract_are_the_handlers_subscriptions(service):
         pytest.fail(f"services/{service}/handlers.py not readable yet: {exc}")
     document = committed()
     queue = f"{service}.inbox"
-    in_contract = {op["messages"][0]["$ref"].rsplit("/", 1)[1]
-                   for op in document["operations"].values()
-                   if op["action"] == "receive" and op["channel"]["$ref"] == f"#/channels/{queue}"}
+    in_contract = {
+        op["messages"][0]["$ref"].rsplit("/", 1)[1]
+        for op in document["operations"].values()
+        if op["action"] == "receive" and op["channel"]["$ref"] == f"#/channels/{queue}"
+    }
     assert in_contract == set(in_code), f"{service}: contract {sorted(in_contract)} vs handlers {sorted(in_code)}"
     bound = {(b["exchange"], b["routingKey"]) for b in document["channels"][queue]["x-bindings"]}
     assert bound == {(exchange, event_type) for event_type, exchange in in_code.items()}
@@ -201,5 +222,9 @@ def test_queue_channels_are_the_bus_topology(service):
         binding = document["channels"][queue]["bindings"]["amqp"]
         assert binding["is"] == "queue" and binding["queue"]["name"] == queue and binding["queue"]["durable"]
     main = document["channels"][names.main]["bindings"]["amqp"]["x-arguments"]
-    assert main == {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT,
-                    "x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.dead}
+    assert main == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": names.dead,
+    }

@@ -1,4 +1,5 @@
 """deploy/compose.yaml: the Compose schema, the reference loader when installed, and what it must run."""
+
 from __future__ import annotations
 
 import base64
@@ -38,6 +39,7 @@ def compose() -> dict[str, Any]:
 
 def interpolate(value: str, environ: dict[str, str]) -> str:
     """Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?error}` (enough for this file)."""
+
     def replace(match: re.Match[str]) -> str:
         name, op, arg = match["name"], match["op"], match["arg"]
         if environ.get(name):
@@ -47,6 +49,7 @@ def interpolate(value: str, environ: dict[str, str]) -> str:
         if op == "?":
             raise KeyError(f"{name} is required: {arg}")
         return ""
+
     return INTERPOLATION.sub(replace, value)
 
 
@@ -87,7 +90,9 @@ def test_runs_the_whole_platform_with_health_gated_start():
         for dependency, rule in (service.get("depends_on") or {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
             if rule.get("condition") == "service_healthy":
-                assert "healthcheck" in services[dependency], f"{name} waits for {dependency}, which has no health check"
+                assert "healthcheck" in services[dependency], (
+                    f"{name} waits for {dependency}, which has no health check"
+                )
     for name in SERVICES:
         service = services[name]
         conditions = {dep: rule["condition"] for dep, rule in service["depends_on"].items()}
@@ -138,7 +143,8 @@ def test_service_environment_is_its_settings(name):
     assert amqp.hostname == "rabbitmq" and amqp.username == name, "each service has its own RabbitMQ user"
     users = {user["name"]: user for user in json.loads(DEFINITIONS.read_text())["users"]}
     assert _password_matches(users[name]["password_hash"], amqp.password or ""), (
-        f"AMQP_URL password of {name} does not match its hash in deploy/rabbitmq/definitions.json")
+        f"AMQP_URL password of {name} does not match its hash in deploy/rabbitmq/definitions.json"
+    )
     with pytest.raises(KeyError):
         environment(service, {})  # JWT_SECRET has no default: compose refuses to start without one
     if name == "notifications":

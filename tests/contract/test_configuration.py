@@ -1,4 +1,5 @@
 """docs/configuration.md documents every setting, as the code has it."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,6 +26,9 @@ def test_every_environment_variable_is_documented(service):
 
 
 def test_every_common_setting_has_a_description():
-    undocumented = [name for name, info in CommonSettings.model_fields.items()
-                    if not (info.description or FIELD_NOTES.get(name))]
-    assert not undocumented, f"describe these in shared/settings.py or tools/configuration_reference.py FIELD_NOTES: {undocumented}"
+    undocumented = [
+        name for name, info in CommonSettings.model_fields.items() if not (info.description or FIELD_NOTES.get(name))
+    ]
+    assert not undocumented, (
+        f"describe these in shared/settings.py or tools/configuration_reference.py FIELD_NOTES: {undocumented}"
+    )

@@ -1,4 +1,5 @@
 """deploy/docker/Dockerfile: hadolint, the shape the issue asks for, and its health probe."""
+
 from __future__ import annotations
 
 import http.server
@@ -58,10 +59,12 @@ def test_multi_stage_locked_non_root_with_health_check():
     copies = [rest for keyword, rest in runtime if keyword == "COPY"]
     assert any("--from=builder" in c and "/app/.venv" in c for c in copies), "runtime gets only the built venv"
     assert not any(keyword == "RUN" and ("uv " in rest or "pip install" in rest) for keyword, rest in runtime), (
-        "nothing is installed in the runtime stage")
+        "nothing is installed in the runtime stage"
+    )
     users = [rest for keyword, rest in runtime if keyword == "USER"]
     assert users and users[-1].split(":")[0].isdigit() and int(users[-1].split(":")[0]) >= 1000, (
-        "a numeric non-root USER, so Kubernetes' runAsNonRoot can verify it")
+        "a numeric non-root USER, so Kubernetes' runAsNonRoot can verify it"
+    )
     assert any(keyword == "HEALTHCHECK" and "healthcheck.py" in rest for keyword, rest in runtime)
     cmd = [rest for keyword, rest in runtime if keyword == "CMD"][-1]
     assert "services.${SERVICE}" in cmd and "exec python -m" in cmd
@@ -77,7 +80,9 @@ def test_base_image_python_matches_the_project():
 
 
 def test_every_copied_path_exists_and_is_in_the_build_context():
-    ignore = [line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    ignore = [
+        line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
     included = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
     for keyword, rest in instructions():
         if keyword != "COPY" or "--from=" in rest:
@@ -104,8 +109,9 @@ class _Health(http.server.BaseHTTPRequestHandler):
 
 
 def _probe(path: str, env: dict[str, str]) -> int:
-    return subprocess.run([sys.executable, str(HEALTHCHECK), path], env=env, capture_output=True,
-                          timeout=10, check=False).returncode
+    return subprocess.run(
+        [sys.executable, str(HEALTHCHECK), path], env=env, capture_output=True, timeout=10, check=False
+    ).returncode
 
 
 def test_health_probe_exit_codes():

@@ -1,4 +1,5 @@
 """The guides exist and cover what subscribers, API callers and operators look for."""
+
 from __future__ import annotations
 
 import re
@@ -36,10 +37,13 @@ def test_subscriber_guide_lists_every_event_type():
         assert needle.lower() in guide.lower(), needle
 
 
-@pytest.mark.parametrize(("guide", "needles"), [
-    ("api.md", ["Authorization: Bearer", "application/problem+json", "Idempotency-Key", "next_cursor", "If-Match"]),
-    ("operations.md", ["shared.deadletters replay", "/v1/metrics/rebuild", "Rotating the JWT key"]),
-])
+@pytest.mark.parametrize(
+    ("guide", "needles"),
+    [
+        ("api.md", ["Authorization: Bearer", "application/problem+json", "Idempotency-Key", "next_cursor", "If-Match"]),
+        ("operations.md", ["shared.deadletters replay", "/v1/metrics/rebuild", "Rotating the JWT key"]),
+    ],
+)
 def test_guides_cover_their_topics(guide, needles):
     body = text(guide)
     assert all(needle in body for needle in needles), [n for n in needles if n not in body]

@@ -1,4 +1,5 @@
 """deploy/kubernetes: the rendered kustomize output of base and production, decoded and checked."""
+
 from __future__ import annotations
 
 import copy
@@ -96,8 +97,11 @@ def test_deployment_is_safe_to_run_and_replicate(overlay, service):
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(main["resources"][kind]), f"{service}: resource {kind}"
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 1000
-    assert main["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                       "capabilities": {"drop": ["ALL"]}}
+    assert main["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     assert pod["automountServiceAccountToken"] is False
     image = main["image"]
     assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), "a pinned image tag"
@@ -152,7 +156,8 @@ def test_production_overlay_namespaces_everything_and_wires_the_clusters():
     for service in SERVICES:
         settings = contracts.contract_settings(service)
         assert [role["db"] for role in users[service]["roles"]] == [settings.database_name], (
-            "each service's user may use its own database only")
+            "each service's user may use its own database only"
+        )
         env = {v["name"]: v for v in container(by_kind("production", "Deployment")[service]).get("env", [])}
         reference = env["MONGODB_URL"]["valueFrom"]["secretKeyRef"]
         assert reference["name"] == users[service]["connectionStringSecretName"]
@@ -169,7 +174,11 @@ def _strict(schema: Any) -> Any:
     validation does), except where it preserves unknown fields on purpose."""
     if isinstance(schema, dict):
         out = {key: _strict(value) for key, value in schema.items()}
-        if "properties" in out and "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+        if (
+            "properties" in out
+            and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+        ):
             out["additionalProperties"] = False
         return out
     if isinstance(schema, list):
@@ -186,8 +195,10 @@ def test_mongodb_resource_matches_the_operators_crd():
     version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
     schema = _strict(version["schema"]["openAPIV3Schema"])
     resource = by_kind("production", "MongoDBCommunity")["mongodb"]
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in jsonschema.Draft7Validator(schema).iter_errors(resource)]
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in jsonschema.Draft7Validator(schema).iter_errors(resource)
+    ]
     assert not errors, "\n".join(errors)
     misspelt = copy.deepcopy(resource)
     misspelt["spec"]["member"] = misspelt["spec"].pop("members")

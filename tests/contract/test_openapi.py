@@ -1,4 +1,5 @@
 """docs/openapi/<service>.json against each service's app and the OpenAPI 3.1 schema."""
+
 from __future__ import annotations
 
 import functools
@@ -63,6 +64,7 @@ def test_valid_openapi_3_1_document(service):
 @pytest.mark.parametrize("service", SERVICES)
 def test_openapi_spec_validator_accepts_it(service):
     import openapi_spec_validator as validator
+
     validator.validate(built(service))
 
 

@@ -1,4 +1,5 @@
 """deploy/rabbitmq: per-service users whose permissions fit the bus's topology, and nothing more."""
+
 from __future__ import annotations
 
 import json
@@ -87,20 +88,29 @@ def test_the_order_system_may_only_publish_orders():
 
 
 def test_config_loads_the_definitions():
-    settings = dict(line.split(" = ", 1) for line in CONF.read_text().splitlines()
-                    if line.strip() and not line.startswith("#"))
+    settings = dict(
+        line.split(" = ", 1) for line in CONF.read_text().splitlines() if line.strip() and not line.startswith("#")
+    )
     assert settings["definitions.local.path"] == "/etc/rabbitmq/definitions.json"
     assert settings["definitions.import_backend"] == "local_filesystem"
 
 
 def test_kubernetes_topology_is_the_same_as_the_definitions():
     resources = load_yaml_all(TOPOLOGY.read_text())
-    granted = {r["spec"]["user"]: r["spec"]["permissions"] | {"vhost": r["spec"]["vhost"]}
-               for r in resources if r["kind"] == "Permission"}
-    expected = {user: {k: p[k] for k in ("configure", "write", "read", "vhost")}
-                for user, p in permissions().items() if user != "admin"}
+    granted = {
+        r["spec"]["user"]: r["spec"]["permissions"] | {"vhost": r["spec"]["vhost"]}
+        for r in resources
+        if r["kind"] == "Permission"
+    }
+    expected = {
+        user: {k: p[k] for k in ("configure", "write", "read", "vhost")}
+        for user, p in permissions().items()
+        if user != "admin"
+    }
     assert granted == expected
     users = {r["metadata"]["name"].removesuffix("-user") for r in resources if r["kind"] == "User"}
     assert users == set(expected)
-    exchanges = {(r["spec"]["name"], r["spec"]["type"], r["spec"]["durable"]) for r in resources if r["kind"] == "Exchange"}
+    exchanges = {
+        (r["spec"]["name"], r["spec"]["type"], r["spec"]["durable"]) for r in resources if r["kind"] == "Exchange"
+    }
     assert exchanges == {(x["name"], x["type"], x["durable"]) for x in definitions()["exchanges"]}

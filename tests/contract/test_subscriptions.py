@@ -1,4 +1,5 @@
 """Each service's SUBSCRIPTIONS list against the event registry (shared.events.EVENT_TYPES)."""
+
 from __future__ import annotations
 
 import importlib

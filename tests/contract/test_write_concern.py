@@ -4,6 +4,7 @@ The services' client (shared/mongo.py) sets no write concern of its own, so it c
 MONGODB_URL: in compose the URL itself, in the production overlay the options the MongoDB operator
 appends to each user's connection string.
 """
+
 from __future__ import annotations
 
 from pymongo import MongoClient
@@ -27,7 +28,8 @@ def test_the_services_client_takes_no_write_concern_of_its_own():
     """If shared/mongo.py ever sets one, it must say the same as the URLs below."""
     source = (ROOT / "shared" / "mongo.py").read_text()
     assert "WriteConcern" not in source and "journal" not in source and "w=" not in source, (
-        "shared/mongo.py sets a write concern: keep it majority + journal, like deploy/ and docs/")
+        "shared/mongo.py sets a write concern: keep it majority + journal, like deploy/ and docs/"
+    )
 
 
 def test_compose_urls_ask_for_majority_journaled_writes():
@@ -40,7 +42,9 @@ def test_production_connection_strings_ask_for_majority_journaled_writes():
     mongo = by_kind("production", "MongoDBCommunity")["mongodb"]
     options = {key: str(value).lower() for key, value in mongo["spec"]["additionalConnectionStringConfig"].items()}
     # What the operator appends to connectionString.standard, as a driver reads it.
-    url = "mongodb://mongodb-0.mongodb-svc:27017/?replicaSet=mongodb&" + "&".join(f"{k}={v}" for k, v in options.items())
+    url = "mongodb://mongodb-0.mongodb-svc:27017/?replicaSet=mongodb&" + "&".join(
+        f"{k}={v}" for k, v in options.items()
+    )
     assert _write_concern(url) == EXPECTED, url
     for user in mongo["spec"]["users"]:
         assert not user.get("additionalConnectionStringConfig"), f"{user['name']} overrides the write concern"

@@ -4,6 +4,7 @@ Needs the infrastructure (scripts/infra-up: RabbitMQ, a MongoDB-wire server, str
 AMQP_URL / MONGODB_URL / STRIPE_API_BASE (defaults: the local ports). The SMTP server is the
 harness's own. Scenarios stay independent by using their own buyers, sellers and orders.
 """
+
 from __future__ import annotations
 
 import os

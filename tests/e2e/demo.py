@@ -7,6 +7,7 @@ system's `order.delivered` on the orders exchange, the four HTTP APIs with token
 .local/jwt-secret, a temporary queue bound to the events exchange, the SMTP sink's Maildir
 (MAILDIR in .local/env) and the metrics API. Every run uses a new buyer, seller and order.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,16 +61,34 @@ class Demo:
         self.secret = env.get("JWT_SECRET") or (secret_file.read_text().strip() if secret_file.exists() else "")
         if not self.secret:
             sys.exit("demo: no JWT secret (.local/jwt-secret); is the stack up? Run scripts/up first.")
-        self.urls = {"returns": args.returns_url, "refunds": args.refunds_url,
-                     "notifications": args.notifications_url, "metrics": args.metrics_url}
+        self.urls = {
+            "returns": args.returns_url,
+            "refunds": args.refunds_url,
+            "notifications": args.notifications_url,
+            "metrics": args.metrics_url,
+        }
         self.timeout = args.timeout
         tag = uuid.uuid4().hex[:6]
-        self.buyer = {"id": f"demo-buyer-{tag}", "name": "Dana Demo", "email": f"dana.{tag}@buyers.example",
-                      "locale": "en"}
-        self.seller = {"id": f"demo-seller-{tag}", "name": "Pottery Co", "email": f"orders.{tag}@pottery.example",
-                       "locale": "en",
-                       "return_address": {"name": "Pottery Co returns", "line1": "12 Kiln Road", "city": "Newark",
-                                          "region": "NJ", "postal_code": "07102", "country": "US"}}
+        self.buyer = {
+            "id": f"demo-buyer-{tag}",
+            "name": "Dana Demo",
+            "email": f"dana.{tag}@buyers.example",
+            "locale": "en",
+        }
+        self.seller = {
+            "id": f"demo-seller-{tag}",
+            "name": "Pottery Co",
+            "email": f"orders.{tag}@pottery.example",
+            "locale": "en",
+            "return_address": {
+                "name": "Pottery Co returns",
+                "line1": "12 Kiln Road",
+                "city": "Newark",
+                "region": "NJ",
+                "postal_code": "07102",
+                "country": "US",
+            },
+        }
         self.order_id = f"demo-order-{tag}"
         self.events: list[dict[str, Any]] = []
         self.http = httpx.AsyncClient(timeout=15)
@@ -78,8 +97,9 @@ class Demo:
         return {"Authorization": f"Bearer {mint(self.secret, role, sub, service)}"}
 
     async def call(self, role: str, sub: str, service: str, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self.http.request(method, self.urls[service] + path,
-                                           headers=self.headers(role, sub, service), **kwargs)
+        response = await self.http.request(
+            method, self.urls[service] + path, headers=self.headers(role, sub, service), **kwargs
+        )
         if response.status_code >= 400:
             sys.exit(f"demo: {method} {service}{path} -> {response.status_code}: {response.text[:500]}")
         return response.json()
@@ -100,8 +120,10 @@ class Demo:
             if result:
                 return result
             if time.monotonic() > deadline:
-                sys.exit(f"demo: gave up waiting for {what} after {self.timeout:.0f}s "
-                         "(are all four services up? logs: .local/logs/)")
+                sys.exit(
+                    f"demo: gave up waiting for {what} after {self.timeout:.0f}s "
+                    "(are all four services up? logs: .local/logs/)"
+                )
             await asyncio.sleep(0.2)
 
     # ---- the story --------------------------------------------------------------------------
@@ -136,50 +158,119 @@ class Demo:
 
     async def story(self, connection: aio_pika.abc.AbstractRobustConnection) -> None:
         delivered = datetime.combine(datetime.now(NEW_YORK).date() - timedelta(days=3), day_time(14), tzinfo=NEW_YORK)
-        order = {"order_id": self.order_id, "marketplace": "US", "currency": "USD", "buyer": self.buyer,
-                 "seller": self.seller,
-                 "lines": [{"line_id": "L1", "sku": "VASE-BLUE", "title": "Blue ceramic vase", "category": "home_decor",
-                            "quantity": 1, "unit_price": {"amount": 4999, "currency": "USD"}},
-                           {"line_id": "L2", "sku": "CANDLE-3", "title": "Candles, set of 3", "category": "home_decor",
-                            "quantity": 1, "unit_price": {"amount": 1500, "currency": "USD"}}],
-                 "shipping_paid": {"amount": 699, "currency": "USD"},
-                 "ordered_at": (delivered - timedelta(days=4)).isoformat(), "delivered_at": delivered.isoformat(),
-                 "payment": {"provider": "stripe", "reference": f"pi_demo{uuid.uuid4().hex[:12]}"}}
-        self.paid = sum(line["unit_price"]["amount"] * line["quantity"] for line in order["lines"]) \
+        order = {
+            "order_id": self.order_id,
+            "marketplace": "US",
+            "currency": "USD",
+            "buyer": self.buyer,
+            "seller": self.seller,
+            "lines": [
+                {
+                    "line_id": "L1",
+                    "sku": "VASE-BLUE",
+                    "title": "Blue ceramic vase",
+                    "category": "home_decor",
+                    "quantity": 1,
+                    "unit_price": {"amount": 4999, "currency": "USD"},
+                },
+                {
+                    "line_id": "L2",
+                    "sku": "CANDLE-3",
+                    "title": "Candles, set of 3",
+                    "category": "home_decor",
+                    "quantity": 1,
+                    "unit_price": {"amount": 1500, "currency": "USD"},
+                },
+            ],
+            "shipping_paid": {"amount": 699, "currency": "USD"},
+            "ordered_at": (delivered - timedelta(days=4)).isoformat(),
+            "delivered_at": delivered.isoformat(),
+            "payment": {"provider": "stripe", "reference": f"pi_demo{uuid.uuid4().hex[:12]}"},
+        }
+        self.paid = (
+            sum(line["unit_price"]["amount"] * line["quantity"] for line in order["lines"])
             + order["shipping_paid"]["amount"]
-        step("upstream order system", f"order {self.order_id} delivered to {self.buyer['name']}: vase 49.99 + "
-                                      f"candles 15.00 + shipping 6.99 = {self.paid / 100:.2f} USD")
+        )
+        step(
+            "upstream order system",
+            f"order {self.order_id} delivered to {self.buyer['name']}: vase 49.99 + "
+            f"candles 15.00 + shipping 6.99 = {self.paid / 100:.2f} USD",
+        )
         channel = await connection.channel(publisher_confirms=True)
         orders = await channel.declare_exchange(self.orders_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
         event_id = str(uuid.uuid4())
-        await orders.publish(aio_pika.Message(json.dumps({
-            "specversion": "1.0", "id": event_id, "source": "/demo/orders", "type": "order.delivered",
-            "time": datetime.now(UTC).isoformat(), "subject": self.order_id, "datacontenttype": "application/json",
-            "sequence": 1, "data": order}).encode(), message_id=event_id, type="order.delivered",
-            content_type="application/cloudevents+json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-            routing_key="order.delivered")
+        await orders.publish(
+            aio_pika.Message(
+                json.dumps(
+                    {
+                        "specversion": "1.0",
+                        "id": event_id,
+                        "source": "/demo/orders",
+                        "type": "order.delivered",
+                        "time": datetime.now(UTC).isoformat(),
+                        "subject": self.order_id,
+                        "datacontenttype": "application/json",
+                        "sequence": 1,
+                        "data": order,
+                    }
+                ).encode(),
+                message_id=event_id,
+                type="order.delivered",
+                content_type="application/cloudevents+json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key="order.delivered",
+        )
 
         async def order_known() -> bool:
-            response = await self.http.get(self.urls["returns"] + f"/v1/orders/{self.order_id}",
-                                           headers=self.headers("agent", "demo-agent", "returns"))
+            response = await self.http.get(
+                self.urls["returns"] + f"/v1/orders/{self.order_id}",
+                headers=self.headers("agent", "demo-agent", "returns"),
+            )
             return response.status_code == 200
 
         await self.until("the order to reach the returns service", order_known)
 
-        ret = await self.as_buyer("returns", "POST", "/v1/returns", json={
-            "order_id": self.order_id, "lines": [{"line_id": "L1", "quantity": 1, "reason_code": "DAMAGED_ON_ARRIVAL",
-                                                  "comment": "Cracked along the rim"}]})
+        ret = await self.as_buyer(
+            "returns",
+            "POST",
+            "/v1/returns",
+            json={
+                "order_id": self.order_id,
+                "lines": [
+                    {
+                        "line_id": "L1",
+                        "quantity": 1,
+                        "reason_code": "DAMAGED_ON_ARRIVAL",
+                        "comment": "Cracked along the rim",
+                    }
+                ],
+            },
+        )
         rid = ret["return_id"]
         step("buyer", f"asks to return the vase (DAMAGED_ON_ARRIVAL): {rid} is {ret['status']}")
-        ret = await self.as_seller("returns", "POST", f"/v1/returns/{rid}/authorize", json={
-            "label_type": "prepaid", "carrier": "UPS", "tracking_number": "1ZDEMO0000000001",
-            "label_url": "https://labels.example/1ZDEMO0000000001.pdf"})
+        ret = await self.as_seller(
+            "returns",
+            "POST",
+            f"/v1/returns/{rid}/authorize",
+            json={
+                "label_type": "prepaid",
+                "carrier": "UPS",
+                "tracking_number": "1ZDEMO0000000001",
+                "label_url": "https://labels.example/1ZDEMO0000000001.pdf",
+            },
+        )
         step("seller", f"authorizes with a prepaid UPS label: {ret['status']}")
-        ret = await self.as_buyer("returns", "POST", f"/v1/returns/{rid}/ship",
-                                  json={"carrier": "UPS", "tracking_number": "1ZDEMO0000000001"})
+        ret = await self.as_buyer(
+            "returns", "POST", f"/v1/returns/{rid}/ship", json={"carrier": "UPS", "tracking_number": "1ZDEMO0000000001"}
+        )
         step("buyer", f"ships it: {ret['status']}")
-        ret = await self.as_seller("returns", "POST", f"/v1/returns/{rid}/receive", json={
-            "lines": [{"line_id": "L1", "quantity": 1, "condition": "damaged_in_transit"}]})
+        ret = await self.as_seller(
+            "returns",
+            "POST",
+            f"/v1/returns/{rid}/receive",
+            json={"lines": [{"line_id": "L1", "quantity": 1, "condition": "damaged_in_transit"}]},
+        )
         step("seller", f"receives it: {ret['status']}; the refunds service refunds automatically")
 
         async def refunded() -> dict | None:
@@ -203,32 +294,48 @@ class Demo:
         section("BUYER: API view (GET /v1/returns/{id}, GET /v1/refunds?return_id=)")
         print(f"  return {rid}: {buyer_view['status']}")
         for entry in buyer_view["timeline"]:
-            print(f"    {entry['at'][:19]}  {entry['action']:<10} -> {entry['status']:<10} by "
-                  f"{entry['actor']['role']}:{entry['actor']['id']}")
+            print(
+                f"    {entry['at'][:19]}  {entry['action']:<10} -> {entry['status']:<10} by "
+                f"{entry['actor']['role']}:{entry['actor']['id']}"
+            )
         for refund in buyer_refunds:
             b = refund["breakdown"]
-            print(f"  refund {refund['refund_id']}: {refund['status']}, {money(refund['amount'])} via "
-                  f"{refund['gateway']} ({refund['gateway_reference']})")
-            print(f"    items {money(b['items'])} - restocking {money(b['restocking_fee'])} + outbound shipping "
-                  f"{money(b['outbound_shipping'])} + return shipping {money(b['return_shipping_concession'])} "
-                  f"= {money(b['total'])}")
-            print(f"  the buyer paid {self.paid / 100:.2f} USD for the order and got {money(refund['amount'])} back "
-                  "(the candles were kept, so the outbound shipping is not refunded)")
+            print(
+                f"  refund {refund['refund_id']}: {refund['status']}, {money(refund['amount'])} via "
+                f"{refund['gateway']} ({refund['gateway_reference']})"
+            )
+            print(
+                f"    items {money(b['items'])} - restocking {money(b['restocking_fee'])} + outbound shipping "
+                f"{money(b['outbound_shipping'])} + return shipping {money(b['return_shipping_concession'])} "
+                f"= {money(b['total'])}"
+            )
+            print(
+                f"  the buyer paid {self.paid / 100:.2f} USD for the order and got {money(refund['amount'])} back "
+                "(the candles were kept, so the outbound shipping is not refunded)"
+            )
 
         seller_view = await self.as_seller("returns", "GET", f"/v1/returns/{rid}")
         auth = seller_view["authorization"]
         section("SELLER: API view (GET /v1/returns/{id})")
-        print(f"  return {rid}: {seller_view['status']}, fault {seller_view['fault']}, "
-              f"whole order {seller_view['whole_order']}, in policy {seller_view['in_policy']}")
-        print(f"  authorization: {auth['label_type']} label, return shipping paid by "
-              f"{auth['return_shipping_paid_by']}, ship by {auth['ship_by'][:10]}")
+        print(
+            f"  return {rid}: {seller_view['status']}, fault {seller_view['fault']}, "
+            f"whole order {seller_view['whole_order']}, in policy {seller_view['in_policy']}"
+        )
+        print(
+            f"  authorization: {auth['label_type']} label, return shipping paid by "
+            f"{auth['return_shipping_paid_by']}, ship by {auth['ship_by'][:10]}"
+        )
         receipt = [(line["line_id"], line["quantity"], line["condition"]) for line in seller_view["receipt"]["lines"]]
         print(f"  receipt: {receipt}, refund due by {seller_view['refund_due_at'][:19]} UTC")
         print(f"  refund: {money(seller_view['refund']['amount'])} (automatic: {seller_view['refund']['automatic']})")
 
         section(f"EVENTS on {self.exchange} (temporary queue; type, sequence, subject)")
-        mine = [e for e in self.events if e.get("subject") in (rid, self.order_id)
-                or (isinstance(e.get("data"), dict) and e["data"].get("return_id") == rid)]
+        mine = [
+            e
+            for e in self.events
+            if e.get("subject") in (rid, self.order_id)
+            or (isinstance(e.get("data"), dict) and e["data"].get("return_id") == rid)
+        ]
         for event in mine:
             extra = ""
             if event["type"].startswith("notification."):
@@ -245,15 +352,23 @@ class Demo:
         section("SELLER: metrics (GET /v1/metrics/sellers/{id}, last 30 days)")
         print("  counts: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
         print(f"  refunded: {', '.join(money(m) for m in metrics['refunded'])}")
-        print(f"  response time p50: {metrics['response_time']['p50_seconds']} s; "
-              f"late responses {metrics['late_response']['count']}/{metrics['late_response']['of']}; "
-              f"refunds on time {metrics['refund_timeliness']['count']}/{metrics['refund_timeliness']['of']}")
-        print(f"  dissatisfaction: {metrics['dissatisfaction']['count']}/{metrics['dissatisfaction']['of']} "
-              f"(target < {metrics['dissatisfaction']['target']:.0%})")
-        print("  top reasons: " + ", ".join(f"{r['reason_code']} ({r['fault']}) x{r['returns']}"
-                                           for r in metrics["top_reasons"]))
-        print("  SKU return rates: " + ", ".join(f"{r['sku']} {r['units_returned']}/{r['units_delivered']}"
-                                                for r in metrics["sku_return_rates"]))
+        print(
+            f"  response time p50: {metrics['response_time']['p50_seconds']} s; "
+            f"late responses {metrics['late_response']['count']}/{metrics['late_response']['of']}; "
+            f"refunds on time {metrics['refund_timeliness']['count']}/{metrics['refund_timeliness']['of']}"
+        )
+        print(
+            f"  dissatisfaction: {metrics['dissatisfaction']['count']}/{metrics['dissatisfaction']['of']} "
+            f"(target < {metrics['dissatisfaction']['target']:.0%})"
+        )
+        print(
+            "  top reasons: "
+            + ", ".join(f"{r['reason_code']} ({r['fault']}) x{r['returns']}" for r in metrics["top_reasons"])
+        )
+        print(
+            "  SKU return rates: "
+            + ", ".join(f"{r['sku']} {r['units_returned']}/{r['units_delivered']}" for r in metrics["sku_return_rates"])
+        )
 
     def mails(self, roles: dict[str, str]) -> list[tuple[str, str, str]]:
         """(received at, recipient, subject) of the sink's messages to these addresses, in arrival order."""
@@ -266,8 +381,10 @@ class Demo:
                 for recipient in rcpts:
                     if recipient in roles:
                         found.append((path.stat().st_mtime_ns, recipient, " ".join(str(message["Subject"]).split())))
-        return [(datetime.fromtimestamp(ns / 1e9, UTC).strftime("%H:%M:%S.%f")[:12], recipient, subject)
-                for ns, recipient, subject in sorted(found)]
+        return [
+            (datetime.fromtimestamp(ns / 1e9, UTC).strftime("%H:%M:%S.%f")[:12], recipient, subject)
+            for ns, recipient, subject in sorted(found)
+        ]
 
 
 def section(title: str) -> None:
@@ -282,8 +399,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="scripts/demo", description=__doc__.splitlines()[0])
     parser.add_argument("--returns-url", default=f"http://127.0.0.1:{os.environ.get('RETURNS_PORT', '8001')}")
     parser.add_argument("--refunds-url", default=f"http://127.0.0.1:{os.environ.get('REFUNDS_PORT', '8002')}")
-    parser.add_argument("--notifications-url",
-                        default=f"http://127.0.0.1:{os.environ.get('NOTIFICATIONS_PORT', '8003')}")
+    parser.add_argument(
+        "--notifications-url", default=f"http://127.0.0.1:{os.environ.get('NOTIFICATIONS_PORT', '8003')}"
+    )
     parser.add_argument("--metrics-url", default=f"http://127.0.0.1:{os.environ.get('METRICS_PORT', '8004')}")
     parser.add_argument("--amqp-url", help="default: AMQP_URL from .local/env")
     parser.add_argument("--exchange", default=os.environ.get("EXCHANGE", "returns.events"))

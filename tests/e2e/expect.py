@@ -1,4 +1,5 @@
 """What a scenario asserts about a return, as the outside world saw it: events, emails, gateway calls."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -7,8 +8,13 @@ from typing import Any
 from tests.e2e.harness import Email, Seen, Stack, eventually
 from tests.e2e.world import Party
 
-SOURCES = {"return": "/services/returns", "seller": "/services/returns", "refund": "/services/refunds",
-           "notification": "/services/notifications", "buyer": "/services/metrics"}
+SOURCES = {
+    "return": "/services/returns",
+    "seller": "/services/returns",
+    "refund": "/services/refunds",
+    "notification": "/services/notifications",
+    "buyer": "/services/metrics",
+}
 
 
 def check_envelope(event: Seen) -> None:
@@ -25,6 +31,7 @@ def check_envelope(event: Seen) -> None:
 
 async def expect_events(stack: Stack, return_id: str, expected: list[tuple[str, int]]) -> list[Seen]:
     """The return's events (not notifications), in arrival order, as (type, sequence): exactly these."""
+
     def current() -> list[tuple[str, int]]:
         return [(e.type, e.sequence) for e in stack.tap.of_return(return_id)]
 
@@ -88,10 +95,12 @@ async def emails_settled(agent: Party, return_id: str, count: int) -> None:
     Moving the clock while an email is being sent makes its claim look expired, and the dispatcher
     sends it a second time (its lease runs on the business clock; see the e2e report).
     """
+
     async def sent() -> bool:
         records = await agent.notifications(return_id=return_id)
-        assert len(records) == count and all(r["status"] == "sent" for r in records), \
+        assert len(records) == count and all(r["status"] == "sent" for r in records), (
             f"{return_id}: {[(r['template'], r['status']) for r in records]}"
+        )
         return True
 
     await eventually(sent, what=f"{count} emails of {return_id} sent")

@@ -10,6 +10,7 @@ subscriber, a recording proxy in front of stripe-mock) and plays the upstream or
 Time: `Stack.move_clock_to()` writes an offset into the CLOCK_FILE every service reads
 (shared.clock.FileOffsetClock), moving "now" of all processes at once. It only ever moves forward.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,8 +46,9 @@ class WaitTimeout(AssertionError):
     pass
 
 
-async def eventually(condition: Callable[[], Any], *, timeout: float = WAIT_TIMEOUT, interval: float = 0.1,
-                     what: str = "condition") -> Any:
+async def eventually(
+    condition: Callable[[], Any], *, timeout: float = WAIT_TIMEOUT, interval: float = 0.1, what: str = "condition"
+) -> Any:
     """Poll a sync or async condition until it returns something truthy (returned); fail after `timeout`."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -65,8 +67,9 @@ async def eventually(condition: Callable[[], Any], *, timeout: float = WAIT_TIME
         await asyncio.sleep(interval)
 
 
-async def holds(condition: Callable[[], Any], *, duration: float, interval: float = 0.1,
-                what: str = "condition") -> None:
+async def holds(
+    condition: Callable[[], Any], *, duration: float, interval: float = 0.1, what: str = "condition"
+) -> None:
     """Assert that a condition stays true for `duration` seconds (a deadline job must NOT act yet)."""
     deadline = time.monotonic() + duration
     while time.monotonic() < deadline:
@@ -78,6 +81,7 @@ async def holds(condition: Callable[[], Any], *, duration: float, interval: floa
 
 
 # ---- the stack ------------------------------------------------------------------------------
+
 
 @dataclass
 class Replica:
@@ -92,8 +96,15 @@ class Replica:
 class Stack:
     """One isolated platform: four service processes (more with `add_replicas`) and their world."""
 
-    def __init__(self, *, run_id: str | None = None, amqp_url: str | None = None, mongodb_url: str | None = None,
-                 stripe_upstream: str | None = None, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        run_id: str | None = None,
+        amqp_url: str | None = None,
+        mongodb_url: str | None = None,
+        stripe_upstream: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.run_id = run_id or f"{datetime.now(UTC):%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.name = f"e2e-{self.run_id}"
         self.amqp_url = amqp_url or os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -121,23 +132,38 @@ class Stack:
     def env(self) -> dict[str, str]:
         """What every service process gets: isolated names, short operational delays, the world's ports."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "MONGODB_DB"))}
-        env.update({
-            "MONGODB_URL": self.mongodb_url, "AMQP_URL": self.amqp_url,
-            "MONGODB_DB_PREFIX": self.db_prefix,
-            "EXCHANGE": self.exchange, "ORDERS_EXCHANGE": self.orders_exchange, "QUEUE_PREFIX": self.queue_prefix,
-            "JWT_ALGORITHM": "HS256", "JWT_SECRET": self.jwt_secret, "CLOCK_FILE": str(self.clock_file),
-            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.mailbox.port), "SMTP_TLS": "none",
-            "STRIPE_API_BASE": self.stripe.url,
-            "LOG_LEVEL": "INFO",
-            # Operational delays, short so a scenario takes seconds; the business rules (48 h,
-            # 2 business days, 30 days) keep their real values and are reached by moving the clock.
-            "RETRY_DELAYS_MS": "[200, 1000, 3000]", "OUTBOX_POLL_MS": "200",
-            "JOB_INTERVAL": "0.5", "JOB_INTERVAL_S": "0.5",
-            "GATEWAY_RETRY_DELAYS_MS": "[200, 500]", "GATEWAY_TIMEOUT_S": "5",
-            "SEND_RETRY_DELAYS_MS": "[300, 1000, 3000]", "DISPATCH_POLL_MS": "200",
-            "SERVICES_LOG_DIR": str(self.dir), "SERVICES_RUN_DIR": str(self.dir), "SERVICES_REUSE": "0",
-            "READY_TIMEOUT": "90",
-        })
+        env.update(
+            {
+                "MONGODB_URL": self.mongodb_url,
+                "AMQP_URL": self.amqp_url,
+                "MONGODB_DB_PREFIX": self.db_prefix,
+                "EXCHANGE": self.exchange,
+                "ORDERS_EXCHANGE": self.orders_exchange,
+                "QUEUE_PREFIX": self.queue_prefix,
+                "JWT_ALGORITHM": "HS256",
+                "JWT_SECRET": self.jwt_secret,
+                "CLOCK_FILE": str(self.clock_file),
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(self.mailbox.port),
+                "SMTP_TLS": "none",
+                "STRIPE_API_BASE": self.stripe.url,
+                "LOG_LEVEL": "INFO",
+                # Operational delays, short so a scenario takes seconds; the business rules (48 h,
+                # 2 business days, 30 days) keep their real values and are reached by moving the clock.
+                "RETRY_DELAYS_MS": "[200, 1000, 3000]",
+                "OUTBOX_POLL_MS": "200",
+                "JOB_INTERVAL": "0.5",
+                "JOB_INTERVAL_S": "0.5",
+                "GATEWAY_RETRY_DELAYS_MS": "[200, 500]",
+                "GATEWAY_TIMEOUT_S": "5",
+                "SEND_RETRY_DELAYS_MS": "[300, 1000, 3000]",
+                "DISPATCH_POLL_MS": "200",
+                "SERVICES_LOG_DIR": str(self.dir),
+                "SERVICES_RUN_DIR": str(self.dir),
+                "SERVICES_REUSE": "0",
+                "READY_TIMEOUT": "90",
+            }
+        )
         env.update(self.extra_env)
         return env
 
@@ -149,27 +175,35 @@ class Stack:
         self.mailbox.start()
         self.stripe.start()
         try:
-            self._amqp = await aio_pika.connect_robust(self.amqp_url, timeout=10,
-                                                       client_properties={"connection_name": "e2e-orders"})
+            self._amqp = await aio_pika.connect_robust(
+                self.amqp_url, timeout=10, client_properties={"connection_name": "e2e-orders"}
+            )
         except Exception as exc:
             raise RuntimeError(f"no RabbitMQ at {self.amqp_url} (run scripts/infra-up): {exc}") from exc
         channel = await self._amqp.channel(publisher_confirms=True, on_return_raises=True)
-        self._orders_exchange = await channel.declare_exchange(self.orders_exchange, aio_pika.ExchangeType.TOPIC,
-                                                               durable=True)
+        self._orders_exchange = await channel.declare_exchange(
+            self.orders_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
         await self.tap.start()  # before any service can publish
         await self.add_replicas()
         return self
 
     async def add_replicas(self) -> Replica:
         """Start one more instance of each service (same databases, queues and exchanges)."""
-        replica = Replica(suffix="" if not self.replicas else f".{len(self.replicas) + 1}",
-                          ports={service: free_port() for service in SERVICES})
+        replica = Replica(
+            suffix="" if not self.replicas else f".{len(self.replicas) + 1}",
+            ports={service: free_port() for service in SERVICES},
+        )
         env = self.env() | {f"{service.upper()}_PORT": str(port) for service, port in replica.ports.items()}
         env["SERVICES_SUFFIX"] = replica.suffix
         self.replicas.append(replica)
         process = await asyncio.create_subprocess_exec(
-            str(REPO / "scripts" / "run-services"), cwd=REPO, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            str(REPO / "scripts" / "run-services"),
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         output, _ = await process.communicate()
         for service in SERVICES:
             pid_file = self.dir / f"{service}{replica.suffix}.pid"
@@ -202,8 +236,9 @@ class Stack:
     async def _delete_broker_objects(self) -> None:
         assert self._amqp is not None
         delays = json.loads(self.env()["RETRY_DELAYS_MS"])
-        names = [name for service in SERVICES
-                 for name in QueueNames(f"{self.queue_prefix}{service}", tuple(delays)).all]
+        names = [
+            name for service in SERVICES for name in QueueNames(f"{self.queue_prefix}{service}", tuple(delays)).all
+        ]
         for name in names:
             async with self._amqp.channel() as channel:  # a failed delete closes the channel
                 try:
@@ -273,14 +308,28 @@ class Stack:
         """The upstream order system: `order.delivered` (CloudEvents JSON) on the orders exchange."""
         assert self._orders_exchange is not None
         event_id = str(uuid.uuid4())
-        body = {"specversion": "1.0", "id": event_id, "source": "/e2e/orders", "type": "order.delivered",
-                "time": self.now().isoformat(), "subject": order["order_id"], "datacontenttype": "application/json",
-                "sequence": 1, "data": order}
+        body = {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": "/e2e/orders",
+            "type": "order.delivered",
+            "time": self.now().isoformat(),
+            "subject": order["order_id"],
+            "datacontenttype": "application/json",
+            "sequence": 1,
+            "data": order,
+        }
         await self._orders_exchange.publish(
-            aio_pika.Message(json.dumps(body).encode(), message_id=event_id, type="order.delivered",
-                             content_type="application/cloudevents+json",
-                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-            routing_key="order.delivered", mandatory=True)
+            aio_pika.Message(
+                json.dumps(body).encode(),
+                message_id=event_id,
+                type="order.delivered",
+                content_type="application/cloudevents+json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key="order.delivered",
+            mandatory=True,
+        )
         return event_id
 
 

@@ -1,9 +1,10 @@
 """What the outside world sees of the platform in an e2e run: real servers and clients of the harness.
 
-  Mailbox        an SMTP server (aiosmtpd) the notifications service sends to, keeping messages in memory
-  EventTap       an independent AMQP subscriber bound with `#` to the stack's events exchange
-  StripeRecorder an HTTP proxy in front of stripe-mock that records every gateway call
+Mailbox        an SMTP server (aiosmtpd) the notifications service sends to, keeping messages in memory
+EventTap       an independent AMQP subscriber bound with `#` to the stack's events exchange
+StripeRecorder an HTTP proxy in front of stripe-mock that records every gateway call
 """
+
 from __future__ import annotations
 
 import email
@@ -30,6 +31,7 @@ def free_port() -> int:
 
 # ---- SMTP ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Email:
     """One message as the SMTP server received it."""
@@ -55,7 +57,7 @@ class _Collector:
     def __init__(self, mailbox: Mailbox) -> None:
         self.mailbox = mailbox
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802 - aiosmtpd API
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
         self.mailbox._add(envelope.mail_from, tuple(envelope.rcpt_tos), envelope.original_content or envelope.content)
         return "250 Message accepted for delivery"
 
@@ -90,12 +92,22 @@ class Mailbox:
             elif part.get_content_type() == "text/html":
                 html = part.get_content()
         with self._lock:
-            self._emails.append(Email(
-                index=len(self._emails), mail_from=mail_from, rcpt_tos=rcpt_tos, to=str(message["To"]),
-                # Unfolded as a mail client shows it (a long Subject is folded onto its own line).
-                subject=" ".join(str(message["Subject"]).split()), message_id=str(message["Message-ID"]),
-                notification_id=str(message["X-Notification-Id"]), language=str(message["Content-Language"]),
-                content_types=tuple(types), text=text, html=html))
+            self._emails.append(
+                Email(
+                    index=len(self._emails),
+                    mail_from=mail_from,
+                    rcpt_tos=rcpt_tos,
+                    to=str(message["To"]),
+                    # Unfolded as a mail client shows it (a long Subject is folded onto its own line).
+                    subject=" ".join(str(message["Subject"]).split()),
+                    message_id=str(message["Message-ID"]),
+                    notification_id=str(message["X-Notification-Id"]),
+                    language=str(message["Content-Language"]),
+                    content_types=tuple(types),
+                    text=text,
+                    html=html,
+                )
+            )
 
     def all(self) -> list[Email]:
         with self._lock:
@@ -107,6 +119,7 @@ class Mailbox:
 
 
 # ---- AMQP -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -151,8 +164,9 @@ class EventTap:
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
 
     async def start(self) -> EventTap:
-        self._connection = await aio_pika.connect_robust(self.amqp_url, timeout=10,
-                                                         client_properties={"connection_name": "e2e-tap"})
+        self._connection = await aio_pika.connect_robust(
+            self.amqp_url, timeout=10, client_properties={"connection_name": "e2e-tap"}
+        )
         channel = await self._connection.channel()
         exchange = await channel.declare_exchange(self.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
@@ -161,18 +175,26 @@ class EventTap:
         return self
 
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        self.events.append(Seen(index=len(self.events), routing_key=message.routing_key or "",
-                                message_id=message.message_id,
-                                persistent=message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT,
-                                body=json.loads(message.body)))
+        self.events.append(
+            Seen(
+                index=len(self.events),
+                routing_key=message.routing_key or "",
+                message_id=message.message_id,
+                persistent=message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT,
+                body=json.loads(message.body),
+            )
+        )
 
     async def stop(self) -> None:
         if self._connection is not None:
             await self._connection.close()
 
     def of_return(self, return_id: str, *, include_notifications: bool = False) -> list[Seen]:
-        return [e for e in self.events if e.concerns_return(return_id)
-                and (include_notifications or not e.type.startswith("notification."))]
+        return [
+            e
+            for e in self.events
+            if e.concerns_return(return_id) and (include_notifications or not e.type.startswith("notification."))
+        ]
 
     def of_type(self, event_type: str) -> list[Seen]:
         return [e for e in self.events if e.type == event_type]
@@ -182,6 +204,7 @@ class EventTap:
 
 
 # ---- payment gateway --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GatewayCall:
@@ -224,8 +247,13 @@ class StripeRecorder:
         """POST /v1/refunds calls (optionally of one refund, by its metadata)."""
         with self._lock:
             calls = list(self.calls)
-        return [c for c in calls if c.method == "POST" and c.path == "/v1/refunds"
-                and (refund_id is None or c.params.get("metadata[refund_id]") == refund_id)]
+        return [
+            c
+            for c in calls
+            if c.method == "POST"
+            and c.path == "/v1/refunds"
+            and (refund_id is None or c.params.get("metadata[refund_id]") == refund_id)
+        ]
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         recorder = self
@@ -239,10 +267,14 @@ class StripeRecorder:
             def _proxy(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("host", "content-length", "connection", "accept-encoding")}
-                request = urllib.request.Request(recorder.upstream + self.path, data=body or None,
-                                                 headers=headers, method=self.command)
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length", "connection", "accept-encoding")
+                }
+                request = urllib.request.Request(
+                    recorder.upstream + self.path, data=body or None, headers=headers, method=self.command
+                )
                 try:
                     with urllib.request.urlopen(request, timeout=10) as answer:
                         status, payload, answer_headers = answer.status, answer.read(), answer.headers
@@ -251,8 +283,9 @@ class StripeRecorder:
                 path = self.path.split("?")[0]
                 params = dict(parse_qsl(body.decode())) if body else {}
                 with recorder._lock:
-                    recorder.calls.append(GatewayCall(self.command, path, self.headers.get("Idempotency-Key"),
-                                                      params, status))
+                    recorder.calls.append(
+                        GatewayCall(self.command, path, self.headers.get("Idempotency-Key"), params, status)
+                    )
                 self.send_response(status)
                 for name in ("Content-Type", "Request-Id", "Stripe-Version"):
                     if answer_headers.get(name):

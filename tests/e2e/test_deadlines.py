@@ -1,6 +1,7 @@
 """Deadlines with the real durations (48 h to answer, 2 business days to refund), reached by moving the
 clock of every service process forward (CLOCK_FILE); the deadline jobs then act on their own.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
@@ -16,8 +17,9 @@ async def test_seller_silent_for_48_hours_is_reminded_then_the_platform_authoriz
     buyer, seller = world.buyer(), world.seller()
     order = await world.deliver(world.order(buyer, seller, [("L1", "Desk lamp", "home", 1, 3499)], shipping=599))
     oid = order["order_id"]
-    ret = ok(await buyer.request_return(oid, [{"line_id": "L1", "quantity": 1,
-                                               "reason_code": "NOT_AS_DESCRIBED"}]), 201)
+    ret = ok(
+        await buyer.request_return(oid, [{"line_id": "L1", "quantity": 1, "reason_code": "NOT_AS_DESCRIBED"}]), 201
+    )
     rid = ret["return_id"]
     created = datetime.fromisoformat(ret["created_at"])
     due = datetime.fromisoformat(ret["response_due_at"])
@@ -26,8 +28,10 @@ async def test_seller_silent_for_48_hours_is_reminded_then_the_platform_authoriz
     # 36 h later (12 h before the deadline) the seller is reminded, once.
     await emails_settled(world.agent, rid, 2)
     stack.move_clock_to(created + timedelta(hours=36, minutes=1))
-    await eventually(lambda: stack.tap.of_return(rid)[-1:] and stack.tap.of_return(rid)[-1].type
-                     == "seller.response_due_soon", what="the reminder")
+    await eventually(
+        lambda: stack.tap.of_return(rid)[-1:] and stack.tap.of_return(rid)[-1].type == "seller.response_due_soon",
+        what="the reminder",
+    )
     # 48 h: the seller never answered, so the platform authorizes (prepaid label at the seller's expense).
     await emails_settled(world.agent, rid, 3)
     stack.move_clock_to(created + timedelta(hours=48, minutes=1))
@@ -39,7 +43,11 @@ async def test_seller_silent_for_48_hours_is_reminded_then_the_platform_authoriz
     ret = await eventually(authorized, what=f"{rid} authorized by the platform")
     auth = ret["authorization"]
     assert (auth["automatic"], auth["late"], auth["label_type"], auth["return_shipping_paid_by"]) == (
-        True, True, "prepaid", "seller")
+        True,
+        True,
+        "prepaid",
+        "seller",
+    )
     assert ret["timeline"][-1]["actor"] == {"role": "platform", "id": "returns"}
     assert [t["action"] for t in ret["timeline"]] == ["request", "remind", "authorize"]
     authorized_at = datetime.fromisoformat(ret["authorized_at"])
@@ -61,31 +69,54 @@ async def test_seller_silent_for_48_hours_is_reminded_then_the_platform_authoriz
     ret = await eventually(refunded, what=f"{rid} refunded")
     [refund] = await seller.refunds_of_return(rid)
     assert (refund["amount"], refund["breakdown"]["outbound_shipping"], refund["automatic"]) == (
-        usd(4098), usd(599), False)
+        usd(4098),
+        usd(599),
+        False,
+    )
     expect_one_payment(stack, refund, order["payment"]["reference"])
 
-    events = await expect_events(stack, rid, [
-        ("return.created", 1), ("seller.response_due_soon", 2), ("return.authorized", 3), ("return.shipped", 4),
-        ("return.received", 5), ("refund.issued", refund["version"]), ("return.refunded", refund["return_version"] + 1)])
+    events = await expect_events(
+        stack,
+        rid,
+        [
+            ("return.created", 1),
+            ("seller.response_due_soon", 2),
+            ("return.authorized", 3),
+            ("return.shipped", 4),
+            ("return.received", 5),
+            ("refund.issued", refund["version"]),
+            ("return.refunded", refund["return_version"] + 1),
+        ],
+    )
     assert events[2].data["authorization"]["late"] is True
     assert events[2].body["source"] == "/services/returns"
-    await expect_emails(stack, world.agent, rid, [
-        (buyer.email, f"We received your return request for order {oid}"),
-        (seller.email, f"New return request {rid}: respond by {long_day(due)}"),
-        (seller.email, f"Reminder: return {rid} needs your answer by {long_day(due)}"),
-        (buyer.email, f"Your return {rid} is authorized: ship by {long_day(ret['ship_by'])}"),
-        (seller.email, f"We authorized return {rid} on your behalf"),
-        (seller.email, f"Return {rid} is on its way to you"),
-        (buyer.email, f"The seller received your return {rid}"),
-        (seller.email, f"Return {rid} received: refund due by {long_day(ret['refund_due_at'])}"),
-        (buyer.email, f"You have been refunded {dollars(4098)} for order {oid}"),
-    ])
+    await expect_emails(
+        stack,
+        world.agent,
+        rid,
+        [
+            (buyer.email, f"We received your return request for order {oid}"),
+            (seller.email, f"New return request {rid}: respond by {long_day(due)}"),
+            (seller.email, f"Reminder: return {rid} needs your answer by {long_day(due)}"),
+            (buyer.email, f"Your return {rid} is authorized: ship by {long_day(ret['ship_by'])}"),
+            (seller.email, f"We authorized return {rid} on your behalf"),
+            (seller.email, f"Return {rid} is on its way to you"),
+            (buyer.email, f"The seller received your return {rid}"),
+            (seller.email, f"Return {rid} received: refund due by {long_day(ret['refund_due_at'])}"),
+            (buyer.email, f"You have been refunded {dollars(4098)} for order {oid}"),
+        ],
+    )
 
     # The late response is in the seller's metrics: one valid request, answered late, dissatisfied.
     metrics = await seller.seller_metrics()
     counts = metrics["counts"]
-    assert (counts["requests"], counts["authorizations"], counts["platform_authorizations"], counts["receipts"],
-            counts["refunds"]) == (1, 1, 1, 1, 1)
+    assert (
+        counts["requests"],
+        counts["authorizations"],
+        counts["platform_authorizations"],
+        counts["receipts"],
+        counts["refunds"],
+    ) == (1, 1, 1, 1, 1)
     assert metrics["valid_requests"] == 1
     assert metrics["late_response"] == {"count": 1, "of": 1, "rate": 1.0}
     assert metrics["dissatisfaction"]["count"] == 1 and metrics["dissatisfaction"]["meets_target"] is False
@@ -113,8 +144,9 @@ async def test_manual_seller_who_never_refunds_is_auto_refunded_after_two_busine
     thursday = thursday_with_plain_week(stack.now())
     monday = thursday + timedelta(days=4)
     stack.move_clock_to(datetime.combine(thursday, time(9, 30), tzinfo=NEW_YORK))
-    order = await world.deliver(world.order(buyer, seller, [("L1", "Wool scarf", "apparel", 1, 3900)], shipping=500,
-                                            days_ago=3))
+    order = await world.deliver(
+        world.order(buyer, seller, [("L1", "Wool scarf", "apparel", 1, 3900)], shipping=500, days_ago=3)
+    )
     oid = order["order_id"]
     ret = ok(await buyer.request_return(oid, [{"line_id": "L1", "quantity": 1, "reason_code": "DEFECTIVE"}]), 201)
     rid = ret["return_id"]
@@ -155,7 +187,11 @@ async def test_manual_seller_who_never_refunds_is_auto_refunded_after_two_busine
     assert refund["amount"] == usd(4400)
     b = refund["breakdown"]
     assert (b["items"], b["restocking_fee"], b["outbound_shipping"], b["total"]) == (
-        usd(3900), usd(0), usd(500), usd(4400))
+        usd(3900),
+        usd(0),
+        usd(500),
+        usd(4400),
+    )
     expect_one_payment(stack, refund, order["payment"]["reference"])
 
     async def refunded() -> dict | None:
@@ -165,19 +201,33 @@ async def test_manual_seller_who_never_refunds_is_auto_refunded_after_two_busine
     ret = await eventually(refunded, what=f"{rid} refunded")
     assert ret["refund"] == {"refund_id": refund["refund_id"], "amount": usd(4400), "automatic": True}
 
-    await expect_events(stack, rid, [
-        ("return.created", 1), ("return.authorized", 2), ("return.shipped", 3), ("return.received", 4),
-        ("refund.issued", refund["version"]), ("return.refunded", refund["return_version"] + 1)])
-    await expect_emails(stack, world.agent, rid, [
-        (buyer.email, f"We received your return request for order {oid}"),
-        (seller.email, f"New return request {rid}: respond by {long_day(ret['response_due_at'])}"),
-        (buyer.email, f"Your return {rid} is authorized: ship by {long_day(ret['ship_by'])}"),
-        (seller.email, f"Return {rid} is on its way to you"),
-        (buyer.email, f"The seller received your return {rid}"),
-        (seller.email, f"Return {rid} received: refund due by {long_day(monday.isoformat() + 'T12:00:00-05:00')}"),
-        (buyer.email, f"You have been refunded {dollars(4400)} for order {oid}"),
-        (seller.email, f"We refunded the buyer {dollars(4400)} on your behalf (order {oid})"),
-    ])
+    await expect_events(
+        stack,
+        rid,
+        [
+            ("return.created", 1),
+            ("return.authorized", 2),
+            ("return.shipped", 3),
+            ("return.received", 4),
+            ("refund.issued", refund["version"]),
+            ("return.refunded", refund["return_version"] + 1),
+        ],
+    )
+    await expect_emails(
+        stack,
+        world.agent,
+        rid,
+        [
+            (buyer.email, f"We received your return request for order {oid}"),
+            (seller.email, f"New return request {rid}: respond by {long_day(ret['response_due_at'])}"),
+            (buyer.email, f"Your return {rid} is authorized: ship by {long_day(ret['ship_by'])}"),
+            (seller.email, f"Return {rid} is on its way to you"),
+            (buyer.email, f"The seller received your return {rid}"),
+            (seller.email, f"Return {rid} received: refund due by {long_day(monday.isoformat() + 'T12:00:00-05:00')}"),
+            (buyer.email, f"You have been refunded {dollars(4400)} for order {oid}"),
+            (seller.email, f"We refunded the buyer {dollars(4400)} on your behalf (order {oid})"),
+        ],
+    )
 
     metrics = await seller.seller_metrics()
     assert metrics["auto_refunds"] == {"count": 1, "amounts": [usd(4400)]}

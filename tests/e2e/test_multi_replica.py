@@ -9,6 +9,7 @@ at once, and the deadline jobs of both instances racing for the overdue ones. Th
   * each event once per type per return on the independent subscriber (by id, by (type, subject, sequence))
   * the sellers' metrics count exactly what happened
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,12 +26,27 @@ from tests.e2e.world import Party, World, ok, usd
 BURST = 40
 WAIT = 90.0  # the burst shares two cores with eight service processes
 
-NORMAL_EMAILS = Counter({("buyer/return_requested", "buyer"): 1, ("seller/new_request", "seller"): 1,
-                         ("buyer/return_authorized", "buyer"): 1, ("seller/return_shipped", "seller"): 1,
-                         ("buyer/item_received", "buyer"): 1, ("seller/item_received", "seller"): 1,
-                         ("buyer/refunded", "buyer"): 1})
-EVENTS = Counter({"return.created": 1, "return.authorized": 1, "return.shipped": 1, "return.received": 1,
-                  "refund.issued": 1, "return.refunded": 1})
+NORMAL_EMAILS = Counter(
+    {
+        ("buyer/return_requested", "buyer"): 1,
+        ("seller/new_request", "seller"): 1,
+        ("buyer/return_authorized", "buyer"): 1,
+        ("seller/return_shipped", "seller"): 1,
+        ("buyer/item_received", "buyer"): 1,
+        ("seller/item_received", "seller"): 1,
+        ("buyer/refunded", "buyer"): 1,
+    }
+)
+EVENTS = Counter(
+    {
+        "return.created": 1,
+        "return.authorized": 1,
+        "return.shipped": 1,
+        "return.received": 1,
+        "refund.issued": 1,
+        "return.refunded": 1,
+    }
+)
 
 
 @dataclass
@@ -49,8 +65,10 @@ class Case:
 
     @property
     def emails(self) -> Counter:
-        extra = {"manual": {("seller/auto_refunded", "seller"): 1},
-                 "silent": {("seller/auto_authorized", "seller"): 1}}.get(self.kind, {})
+        extra = {
+            "manual": {("seller/auto_refunded", "seller"): 1},
+            "silent": {("seller/auto_authorized", "seller"): 1},
+        }.get(self.kind, {})
         return NORMAL_EMAILS + Counter(extra)
 
 
@@ -101,8 +119,10 @@ async def create_once(case: Case) -> dict[str, Any]:
     lines = [{"line_id": "L1", "quantity": 1, "reason_code": case.reason}]
     key = f"burst-{case.index}"
     while True:
-        answers = await asyncio.gather(on(case.buyer, 0).request_return(case.order["order_id"], lines, key=key),
-                                       on(case.buyer, 1).request_return(case.order["order_id"], lines, key=key))
+        answers = await asyncio.gather(
+            on(case.buyer, 0).request_return(case.order["order_id"], lines, key=key),
+            on(case.buyer, 1).request_return(case.order["order_id"], lines, key=key),
+        )
         codes = {a.status_code for a in answers}
         assert codes <= {201, 409}, [a.text for a in answers]
         created = {a.json()["return_id"] for a in answers if a.status_code == 201}
@@ -126,15 +146,23 @@ async def live(case: Case, gate: asyncio.Semaphore) -> None:
             return
         await both(case.seller, case.return_id, "authorize", {})
         ok(await case.buyer.act(case.return_id, "ship", {"carrier": "UPS", "tracking_number": f"1Z{case.index:08d}"}))
-        await both(case.seller, case.return_id, "receive",
-                   {"lines": [{"line_id": "L1", "quantity": 1, "condition": case.condition}]})
+        await both(
+            case.seller,
+            case.return_id,
+            "receive",
+            {"lines": [{"line_id": "L1", "quantity": 1, "condition": case.condition}]},
+        )
 
 
 async def finish_silent(case: Case, gate: asyncio.Semaphore) -> None:
     async with gate:
         ok(await case.buyer.act(case.return_id, "ship", {"carrier": "UPS", "tracking_number": f"1Z{case.index:08d}"}))
-        await both(case.seller, case.return_id, "receive",
-                   {"lines": [{"line_id": "L1", "quantity": 1, "condition": case.condition}]})
+        await both(
+            case.seller,
+            case.return_id,
+            "receive",
+            {"lines": [{"line_id": "L1", "quantity": 1, "condition": case.condition}]},
+        )
 
 
 @pytest.fixture
@@ -152,6 +180,7 @@ async def test_burst_on_two_instances_has_every_effect_exactly_once(two_instance
     await sellers["manual"].put_policy({"refund_mode": "manual"})
     cases = plan(world, sellers)
     await asyncio.gather(*(stack.publish_order(case.order) for case in cases))
+
     async def known(case: Case) -> bool:
         return (await world.agent.call("returns", "GET", f"/v1/orders/{case.order['order_id']}")).status_code == 200
 
@@ -161,10 +190,18 @@ async def test_burst_on_two_instances_has_every_effect_exactly_once(two_instance
     gate = asyncio.Semaphore(12)
     await asyncio.gather(*(live(case, gate) for case in cases))
     by_kind = {kind: [c for c in cases if c.kind == kind] for kind in ("auto", "manual", "silent")}
-    await asyncio.gather(*(eventually(lambda c=case: status_of(c, "refunded"), timeout=WAIT, what="auto refunds")
-                           for case in by_kind["auto"]))
-    await asyncio.gather(*(eventually(lambda c=case: status_of(c, "received"), timeout=WAIT, what="receipts")
-                           for case in by_kind["manual"]))
+    await asyncio.gather(
+        *(
+            eventually(lambda c=case: status_of(c, "refunded"), timeout=WAIT, what="auto refunds")
+            for case in by_kind["auto"]
+        )
+    )
+    await asyncio.gather(
+        *(
+            eventually(lambda c=case: status_of(c, "received"), timeout=WAIT, what="receipts")
+            for case in by_kind["manual"]
+        )
+    )
 
     # Quiet before time moves: every email owed so far is sent. (Moving the clock while sends are in
     # flight makes their claims look expired to the other instance, which sends them again: the
@@ -174,8 +211,9 @@ async def test_burst_on_two_instances_has_every_effect_exactly_once(two_instance
     async def quiet() -> bool:
         for case in cases:
             records = await world.agent.notifications(return_id=case.return_id)
-            assert len(records) == owed_before[case.kind] and all(r["status"] == "sent" for r in records), \
+            assert len(records) == owed_before[case.kind] and all(r["status"] == "sent" for r in records), (
                 f"{case.return_id}: {[(r['template'], r['status']) for r in records]}"
+            )
         return True
 
     await eventually(quiet, timeout=WAIT, what="the burst's emails so far sent")
@@ -183,21 +221,34 @@ async def test_burst_on_two_instances_has_every_effect_exactly_once(two_instance
     # Phase 2: eight days later the deadline jobs of both instances race for the overdue returns
     # (48 h without an answer; 2 business days without a refund).
     stack.advance_clock(timedelta(days=8))
-    await asyncio.gather(*(eventually(lambda c=case: status_of(c, "refunded"), timeout=WAIT, what="auto-refunds")
-                           for case in by_kind["manual"]))
-    silent = await asyncio.gather(*(eventually(lambda c=case: status_of(c, "authorized"), timeout=WAIT,
-                                               what="platform authorizations") for case in by_kind["silent"]))
+    await asyncio.gather(
+        *(
+            eventually(lambda c=case: status_of(c, "refunded"), timeout=WAIT, what="auto-refunds")
+            for case in by_kind["manual"]
+        )
+    )
+    silent = await asyncio.gather(
+        *(
+            eventually(lambda c=case: status_of(c, "authorized"), timeout=WAIT, what="platform authorizations")
+            for case in by_kind["silent"]
+        )
+    )
     assert all(ret["authorization"]["late"] and ret["authorization"]["automatic"] for ret in silent)
     await asyncio.gather(*(finish_silent(case, gate) for case in by_kind["silent"]))
-    await asyncio.gather(*(eventually(lambda c=case: status_of(c, "refunded"), timeout=WAIT, what="last refunds")
-                           for case in by_kind["silent"]))
+    await asyncio.gather(
+        *(
+            eventually(lambda c=case: status_of(c, "refunded"), timeout=WAIT, what="last refunds")
+            for case in by_kind["silent"]
+        )
+    )
 
     # ---- money: one refund per return, paid once at the gateway, for the amount worked out by hand
     agent = world.agent
     refunds = {}
     for case in cases:
-        found = ok(await agent.call("refunds", "GET", "/v1/refunds",
-                                    params={"return_id": case.return_id}), 200)["items"]
+        found = ok(await agent.call("refunds", "GET", "/v1/refunds", params={"return_id": case.return_id}), 200)[
+            "items"
+        ]
         assert len(found) == 1, f"{len(found)} refunds for {case.return_id}"
         refund = refunds[case.return_id] = found[0]
         assert (refund["status"], refund["amount"]) == ("issued", usd(case.expected_refund)), (case, refund)
@@ -207,8 +258,11 @@ async def test_burst_on_two_instances_has_every_effect_exactly_once(two_instance
         assert int(calls[0].params["amount"]) == case.expected_refund
         assert calls[0].idempotency_key == refund["refund_id"]
         ret = await case.buyer.get_return(case.return_id)
-        assert ret["refund"] == {"refund_id": refund["refund_id"], "amount": usd(case.expected_refund),
-                                 "automatic": case.kind == "manual"}
+        assert ret["refund"] == {
+            "refund_id": refund["refund_id"],
+            "amount": usd(case.expected_refund),
+            "automatic": case.kind == "manual",
+        }
     burst_refund_ids = {r["refund_id"] for r in refunds.values()}
     orders = {case.order["order_id"] for case in cases}
     paid_for_burst = [c for c in stack.stripe.refunds() if c.params.get("metadata[order_id]") in orders]
@@ -231,17 +285,21 @@ async def test_burst_on_two_instances_has_every_effect_exactly_once(two_instance
     assert [k for k, n in keys.items() if n > 1] == [], "an event (type, subject, sequence) arrived twice"
     for case in cases:
         assert [e.type for e in stack.tap.of_return(case.return_id)][:2] == ["return.created", "return.authorized"]
-        assert [(e.type, e.sequence) for e in stack.tap.of_return(case.return_id)
-                if e.type.startswith("return.")] == [
-            ("return.created", 1), ("return.authorized", 2), ("return.shipped", 3), ("return.received", 4),
-            ("return.refunded", 5)]
+        assert [(e.type, e.sequence) for e in stack.tap.of_return(case.return_id) if e.type.startswith("return.")] == [
+            ("return.created", 1),
+            ("return.authorized", 2),
+            ("return.shipped", 3),
+            ("return.received", 4),
+            ("return.refunded", 5),
+        ]
 
     # ---- emails: each (return, template, recipient) exactly once in the SMTP inbox
     async def all_emails_in() -> bool:
         for case in cases:
             records = await agent.notifications(return_id=case.return_id)
-            assert len(records) == sum(case.emails.values()) and all(r["status"] == "sent" for r in records), \
+            assert len(records) == sum(case.emails.values()) and all(r["status"] == "sent" for r in records), (
                 f"{case.return_id}: {[(r['template'], r['status']) for r in records]}"
+            )
         return True
 
     await eventually(all_emails_in, timeout=WAIT, what="every email of the burst sent")
@@ -268,8 +326,14 @@ async def test_burst_on_two_instances_has_every_effect_exactly_once(two_instance
         metrics = await seller.seller_metrics()
         counts = metrics["counts"]
         n = len(mine_cases)
-        assert (counts["requests"], counts["authorizations"], counts["shipments"], counts["receipts"],
-                counts["refunds"], counts["rejections"]) == (n, n, n, n, n, 0), (name, counts)
+        assert (
+            counts["requests"],
+            counts["authorizations"],
+            counts["shipments"],
+            counts["receipts"],
+            counts["refunds"],
+            counts["rejections"],
+        ) == (n, n, n, n, n, 0), (name, counts)
         assert counts["platform_authorizations"] == (n if name == "silent" else 0)
         assert metrics["refunded"] == [usd(sum(c.expected_refund for c in mine_cases))], name
         assert metrics["auto_refunds"]["count"] == (n if name == "manual" else 0)

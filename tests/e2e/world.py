@@ -3,6 +3,7 @@
 `World(stack)` makes fresh parties (unique ids and email addresses, so each scenario's effects are
 its own) and delivered orders; `Party` calls the APIs with a token of its role.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -40,8 +41,10 @@ class ApiError(AssertionError):
 def ok(response: httpx.Response, *expected: int) -> Any:
     statuses = expected or (200, 201)
     if response.status_code not in statuses:
-        raise ApiError(f"{response.request.method} {response.request.url.path} -> {response.status_code} "
-                       f"(wanted {statuses}): {response.text[:800]}")
+        raise ApiError(
+            f"{response.request.method} {response.request.url.path} -> {response.status_code} "
+            f"(wanted {statuses}): {response.text[:800]}"
+        )
     return response.json() if response.content else None
 
 
@@ -59,20 +62,31 @@ class Party:
     def headers(self, aud: str, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.stack.token(self.role, self.id, aud)}", **extra}
 
-    async def call(self, service: str, method: str, path: str, *, json: Any = None, params: Any = None,
-                   headers: dict[str, str] | None = None) -> httpx.Response:
+    async def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         return await self.stack.http(service, self.replica).request(
-            method, path, json=json, params=params, headers=self.headers(service, **(headers or {})))
+            method, path, json=json, params=params, headers=self.headers(service, **(headers or {}))
+        )
 
     # returns
     async def get_return(self, return_id: str) -> dict[str, Any]:
         return ok(await self.call("returns", "GET", f"/v1/returns/{return_id}"), 200)
 
-    async def request_return(self, order_id: str, lines: list[dict[str, Any]], *, key: str | None = None,
-                             **extra: Any) -> httpx.Response:
+    async def request_return(
+        self, order_id: str, lines: list[dict[str, Any]], *, key: str | None = None, **extra: Any
+    ) -> httpx.Response:
         headers = {"Idempotency-Key": key} if key else None
-        return await self.call("returns", "POST", "/v1/returns", json={"order_id": order_id, "lines": lines, **extra},
-                               headers=headers)
+        return await self.call(
+            "returns", "POST", "/v1/returns", json={"order_id": order_id, "lines": lines, **extra}, headers=headers
+        )
 
     async def act(self, return_id: str, action: str, body: dict[str, Any] | None = None) -> httpx.Response:
         return await self.call("returns", "POST", f"/v1/returns/{return_id}/{action}", json=body)
@@ -93,8 +107,9 @@ class Party:
 
     # notifications
     async def notifications(self, **params: str) -> list[dict[str, Any]]:
-        return ok(await self.call("notifications", "GET", "/v1/notifications",
-                                  params={"limit": 200, **params}), 200)["items"]
+        return ok(await self.call("notifications", "GET", "/v1/notifications", params={"limit": 200, **params}), 200)[
+            "items"
+        ]
 
 
 class World:
@@ -107,16 +122,34 @@ class World:
 
     def buyer(self, name: str = "Ada Buyer") -> Party:
         uid = uuid.uuid4().hex[:6]
-        return Party(self.stack, "buyer", f"b-{self.tag}-{uid}", name=f"{name} {uid}",
-                     email=f"buyer.{self.tag}.{uid}@buyers.example")
+        return Party(
+            self.stack,
+            "buyer",
+            f"b-{self.tag}-{uid}",
+            name=f"{name} {uid}",
+            email=f"buyer.{self.tag}.{uid}@buyers.example",
+        )
 
     def seller(self, name: str = "Bright Goods") -> Party:
         uid = uuid.uuid4().hex[:6]
-        return Party(self.stack, "seller", f"s-{self.tag}-{uid}", name=f"{name} {uid}",
-                     email=f"seller.{self.tag}.{uid}@sellers.example")
+        return Party(
+            self.stack,
+            "seller",
+            f"s-{self.tag}-{uid}",
+            name=f"{name} {uid}",
+            email=f"seller.{self.tag}.{uid}@sellers.example",
+        )
 
-    def order(self, buyer: Party, seller: Party, lines: list[tuple[str, str, str, int, int]], *,
-              shipping: int, delivered_at: datetime | None = None, days_ago: int = 2) -> dict[str, Any]:
+    def order(
+        self,
+        buyer: Party,
+        seller: Party,
+        lines: list[tuple[str, str, str, int, int]],
+        *,
+        shipping: int,
+        delivered_at: datetime | None = None,
+        days_ago: int = 2,
+    ) -> dict[str, Any]:
         """A delivered US order; lines are (line_id, title, category, quantity, unit price in cents)."""
         self._orders += 1
         order_id = f"o-{self.tag}-{self._orders}"
@@ -126,14 +159,35 @@ class World:
             day = now.astimezone(NEW_YORK).date() - timedelta(days=days_ago)
             delivered_at = datetime.combine(day, time(12), tzinfo=NEW_YORK)
         return {
-            "order_id": order_id, "marketplace": "US", "currency": "USD",
+            "order_id": order_id,
+            "marketplace": "US",
+            "currency": "USD",
             "buyer": {"id": buyer.id, "name": buyer.name, "email": buyer.email, "locale": "en"},
-            "seller": {"id": seller.id, "name": seller.name, "email": seller.email, "locale": "en",
-                       "return_address": {"name": seller.name, "line1": "1 Dock Street", "city": "Newark",
-                                          "region": "NJ", "postal_code": "07102", "country": "US"}},
-            "lines": [{"line_id": line_id, "sku": f"SKU-{self.tag}-{line_id}", "title": title, "category": category,
-                       "quantity": quantity, "unit_price": usd(price)}
-                      for line_id, title, category, quantity, price in lines],
+            "seller": {
+                "id": seller.id,
+                "name": seller.name,
+                "email": seller.email,
+                "locale": "en",
+                "return_address": {
+                    "name": seller.name,
+                    "line1": "1 Dock Street",
+                    "city": "Newark",
+                    "region": "NJ",
+                    "postal_code": "07102",
+                    "country": "US",
+                },
+            },
+            "lines": [
+                {
+                    "line_id": line_id,
+                    "sku": f"SKU-{self.tag}-{line_id}",
+                    "title": title,
+                    "category": category,
+                    "quantity": quantity,
+                    "unit_price": usd(price),
+                }
+                for line_id, title, category, quantity, price in lines
+            ],
             "shipping_paid": usd(shipping),
             "ordered_at": (delivered_at - timedelta(days=3)).isoformat(),
             "delivered_at": delivered_at.isoformat(),
@@ -153,5 +207,7 @@ class World:
 
 
 def total_paid(order: dict[str, Any]) -> int:
-    return sum(line["unit_price"]["amount"] * line["quantity"] for line in order["lines"]) \
+    return (
+        sum(line["unit_price"]["amount"] * line["quantity"] for line in order["lines"])
         + order["shipping_paid"]["amount"]
+    )

@@ -4,6 +4,7 @@ MONGODB_URL. A missing server fails the tests (never skips them): start them wit
 Every test gets its own names, so tests (and engineers) running at the same time don't meet:
 `queue_prefix` for queues, `exchange` for the topic exchange, `db` for the database.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -39,7 +40,7 @@ async def mongo_client(mongodb_url: str) -> AsyncIterator[AsyncIOMotorClient]:
     client: AsyncIOMotorClient = AsyncIOMotorClient(mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
     try:
         await client.admin.command("ping")
-    except Exception as exc:  # fail loudly: these tests are worthless without the server
+    except Exception as exc:  # noqa: BLE001 - any failure means no server: fail loudly, these tests need it
         pytest.fail(f"no MongoDB-wire server at {mongodb_url} (run scripts/infra-up): {exc}")
     yield client
     client.close()
@@ -70,7 +71,7 @@ async def amqp(amqp_url: str, exchange: str) -> AsyncIterator[aio_pika.abc.Abstr
     exclusive queues it declares die with it."""
     try:
         connection = await aio_pika.connect_robust(amqp_url, timeout=5)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means no broker: fail loudly, these tests need it
         pytest.fail(f"no RabbitMQ at {amqp_url} (run scripts/infra-up): {exc}")
     async with connection.channel() as channel:
         await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
@@ -81,8 +82,9 @@ async def amqp(amqp_url: str, exchange: str) -> AsyncIterator[aio_pika.abc.Abstr
 
 
 @pytest.fixture
-async def bus_factory(amqp_url: str, amqp: Any, exchange: str, queue_prefix: str
-                      ) -> AsyncIterator[Callable[..., Awaitable[EventBus]]]:
+async def bus_factory(
+    amqp_url: str, amqp: Any, exchange: str, queue_prefix: str
+) -> AsyncIterator[Callable[..., Awaitable[EventBus]]]:
     """`await bus_factory("returns", inbox=db.inbox, ...)`: a connected EventBus on the test's
     exchange with queues `<queue_prefix><service>.*` and short retry delays (any EventBus argument
     overrides these); closed and its queues deleted after the test."""
@@ -110,8 +112,13 @@ def wait_until() -> Callable[..., Awaitable[Any]]:
     """`await wait_until(condition, timeout=5)`: poll a sync or async condition until it returns
     something truthy (which is returned); fail with `message` on timeout."""
 
-    async def wait(condition: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.02,
-                   message: str = "condition not met") -> Any:
+    async def wait(
+        condition: Callable[[], Any],
+        *,
+        timeout: float = 5.0,
+        interval: float = 0.02,
+        message: str = "condition not met",
+    ) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             result = condition()
@@ -126,11 +133,24 @@ def wait_until() -> Callable[..., Awaitable[Any]]:
     return wait
 
 
-def make_event(event_type: str = "return.created", *, data: dict[str, Any] | None = None,
-               event_id: str | None = None, sequence: int = 1, subject: str = "r-1") -> CloudEvent:
+def make_event(
+    event_type: str = "return.created",
+    *,
+    data: dict[str, Any] | None = None,
+    event_id: str | None = None,
+    sequence: int = 1,
+    subject: str = "r-1",
+) -> CloudEvent:
     """A CloudEvent with small stand-in data (the bus never looks inside `data`)."""
-    return CloudEvent(id=event_id or str(uuid.uuid4()), source="/services/test", type=event_type,
-                      time=datetime.now(UTC), subject=subject, sequence=sequence, data=data or {"n": 1})
+    return CloudEvent(
+        id=event_id or str(uuid.uuid4()),
+        source="/services/test",
+        type=event_type,
+        time=datetime.now(UTC),
+        subject=subject,
+        sequence=sequence,
+        data=data or {"n": 1},
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """A TCP proxy in front of RabbitMQ that a test can cut (a network blip) or refuse (broker down)."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """EventBus against a real RabbitMQ (and a real MongoDB-wire server for the inbox)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -116,8 +117,11 @@ async def test_failing_handler_is_retried_parked_listed_and_replayed(bus_factory
         assert [item["id"] for item in listed["items"]] == [event.id]
         handler.failing = False
         replayed = await client.post("/v1/admin/dead-letters/replay", json={"ids": [event.id]})
-    assert replayed.json() == {"replayed": 1, "complete": True,
-                               "items": [{"id": event.id, "type": event.type, "outcome": "replayed"}]}
+    assert replayed.json() == {
+        "replayed": 1,
+        "complete": True,
+        "items": [{"id": event.id, "type": event.type, "outcome": "replayed"}],
+    }
 
     await wait_until(lambda: handler.events, message="the replayed event is handled")
     assert handler.events == [event] and handler.calls == 4
@@ -125,8 +129,9 @@ async def test_failing_handler_is_retried_parked_listed_and_replayed(bus_factory
     assert (await replay_dead(bus)).model_dump() == {"replayed": 0, "complete": True, "items": []}
 
 
-async def test_unparseable_and_unhandled_messages_are_parked_at_once(bus_factory, db, amqp, exchange,
-                                                                     event_factory, wait_until):
+async def test_unparseable_and_unhandled_messages_are_parked_at_once(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
     handler = Recorder()
     bus = await bus_factory("metrics", inbox=db.inbox)
     bus.subscribe("return.closed", handler)
@@ -147,13 +152,32 @@ async def test_unparseable_and_unhandled_messages_are_parked_at_once(bus_factory
     # The CLI lists and replays the same queue; the garbage comes straight back.
     env = {**os.environ, "AMQP_URL": bus.amqp_url, "QUEUE_PREFIX": bus.names.base.removesuffix("metrics")}
     cli = [sys.executable, "-m", "shared.deadletters"]
-    listed = subprocess.run([*cli, "list", "--service", "metrics"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, check=True, timeout=30)
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        [*cli, "list", "--service", "metrics"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
     assert {json.loads(line)["id"] for line in listed.stdout.splitlines()} == {"garbage-1", stray.id}
-    replayed = subprocess.run([*cli, "replay", "--service", "metrics", "--id", "garbage-1"], env=env,
-                              cwd=ROOT, capture_output=True, text=True, check=True, timeout=30)
-    assert json.loads(replayed.stdout) == {"replayed": 1, "complete": True, "items": [
-        {"id": "garbage-1", "type": None, "outcome": "replayed"}]}
+    replayed = await asyncio.to_thread(
+        subprocess.run,
+        [*cli, "replay", "--service", "metrics", "--id", "garbage-1"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert json.loads(replayed.stdout) == {
+        "replayed": 1,
+        "complete": True,
+        "items": [{"id": "garbage-1", "type": None, "outcome": "replayed"}],
+    }
     await wait_until(lambda: _when_len(list_dead(bus), 2), message="garbage parked again")
 
 
@@ -176,15 +200,20 @@ async def test_duplicate_delivery_has_one_effect(bus_factory, db, event_factory,
     await bus.publish(event)  # and once more later
 
     def skipped() -> int:
-        return sum(1 for r in caplog.records
-                   if r.getMessage() == "duplicate skipped" and getattr(r, "event_id", None) == event.id)
+        return sum(
+            1
+            for r in caplog.records
+            if r.getMessage() == "duplicate skipped" and getattr(r, "event_id", None) == event.id
+        )
+
     await wait_until(lambda: skipped() == 2, message="two copies skipped")
     assert await db.ledger.find_one({"_id": "r-dup"}) == {"_id": "r-dup", "credits": 1}
     assert await db.inbox.count_documents({"_id": event.id}) == 1
 
 
-async def test_publish_and_consume_resume_after_a_connection_drop(amqp_url, bus_factory, db, amqp, exchange,
-                                                                  event_factory, wait_until):
+async def test_publish_and_consume_resume_after_a_connection_drop(
+    amqp_url, bus_factory, db, amqp, exchange, event_factory, wait_until
+):
     proxy = FlakyProxy.for_url(amqp_url)
     proxied = await proxy.url(amqp_url)
     try:
@@ -231,10 +260,12 @@ async def test_concurrent_confirmed_publishing_is_fast(bus_factory, amqp, exchan
 async def test_the_inbox_forgets_event_ids_older_than_its_retention(bus_factory, db):
     clock = FixedClock(datetime(2026, 3, 2, tzinfo=UTC))
     bus = await bus_factory("refunds", inbox=db["inbox"], clock=clock, inbox_retention=timedelta(days=14))
-    await db["inbox"].insert_many([
-        {"_id": "old", "processed_at": clock.now() - timedelta(days=15)},
-        {"_id": "recent", "processed_at": clock.now() - timedelta(days=13)},
-    ])
+    await db["inbox"].insert_many(
+        [
+            {"_id": "old", "processed_at": clock.now() - timedelta(days=15)},
+            {"_id": "recent", "processed_at": clock.now() - timedelta(days=13)},
+        ]
+    )
     assert await bus.purge_inbox() == 1
     assert [doc["_id"] async for doc in db["inbox"].find({})] == ["recent"]
 
@@ -262,17 +293,19 @@ async def test_data_that_fails_the_handlers_model_is_parked_at_once(bus_factory,
 
 
 @pytest.mark.parametrize("forged, runs", [(-5, 3), ("two", 3), (10**9, 1)])
-async def test_a_forged_attempt_header_neither_loops_nor_hides_the_error(bus_factory, db, amqp, exchange, event_factory,
-                                                                        wait_until, forged, runs):
+async def test_a_forged_attempt_header_neither_loops_nor_hides_the_error(
+    bus_factory, db, amqp, exchange, event_factory, wait_until, forged, runs
+):
     handler = Recorder(failing=True)
     bus = await bus_factory("refunds", inbox=db.inbox, retry_delays_ms=[50, 100])
     bus.subscribe("return.received", handler)
     await bus.start()
     event = event_factory("return.received")
     channel = await amqp.channel()
-    await (await channel.get_exchange(exchange)).publish(aio_pika.Message(
-        event.to_json(), message_id=event.id, type=event.type, headers={"x-attempt": forged}),
-        routing_key=event.type)
+    await (await channel.get_exchange(exchange)).publish(
+        aio_pika.Message(event.to_json(), message_id=event.id, type=event.type, headers={"x-attempt": forged}),
+        routing_key=event.type,
+    )
 
     [dead] = await wait_until(lambda: list_dead(bus), timeout=10, message="parked by the bus, not the broker")
     assert dead.id == event.id and dead.attempts == 3 and handler.calls == runs
@@ -296,8 +329,11 @@ async def test_readiness_means_connected_now(amqp_url, bus_factory, db, wait_unt
 
         settings = CommonSettings(service_name="returns", jwt_secret="readiness-" + "r" * 54)
         app = create_service_app(settings, title="t", lifespan=wiring, configure_logs=False)
-        async with LifespanManager(app) as manager, httpx.AsyncClient(
-                transport=httpx.ASGITransport(manager.app), base_url="http://t") as client:
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url="http://t") as client,
+        ):
+
             async def amqp_check() -> str:
                 return (await client.get("/readyz")).json()["checks"]["amqp"]
 

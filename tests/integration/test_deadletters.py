@@ -1,5 +1,6 @@
 """Dead-letter replay against a real RabbitMQ: a snapshot, once per message per call, bounded,
 per-message outcomes, and a clean stop on shutdown (bus closing, SIGTERM for the CLI)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -49,13 +50,22 @@ async def bare_queues(amqp: Any, bus: EventBus) -> None:
 
 async def park(amqp: Any, bus: EventBus, events: list[CloudEvent]) -> None:
     async with amqp.channel() as channel:
-        await asyncio.gather(*(channel.default_exchange.publish(aio_pika.Message(
-            e.to_json(), message_id=e.id, type=e.type, headers={"x-error": "boom", "x-attempts": 3}),
-            routing_key=bus.names.dead) for e in events))
+        await asyncio.gather(
+            *(
+                channel.default_exchange.publish(
+                    aio_pika.Message(
+                        e.to_json(), message_id=e.id, type=e.type, headers={"x-error": "boom", "x-attempts": 3}
+                    ),
+                    routing_key=bus.names.dead,
+                )
+                for e in events
+            )
+        )
 
 
 async def test_a_replayed_message_that_fails_again_is_replayed_once_and_the_call_answers(
-        bus_factory, db, event_factory, wait_until, caplog):
+    bus_factory, db, event_factory, wait_until, caplog
+):
     caplog.set_level(logging.INFO, logger="shared.deadletters")
     handler = AlwaysFails()
     bus = await bus_factory("refunds", inbox=db.inbox, retry_delays_ms=[])  # parked on the first failure
@@ -71,8 +81,11 @@ async def test_a_replayed_message_that_fails_again_is_replayed_once_and_the_call
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         response = await asyncio.wait_for(client.post("/v1/admin/dead-letters/replay", json={}), 15)
     assert response.status_code == 200
-    assert response.json() == {"replayed": 1, "complete": True,
-                               "items": [{"id": event.id, "type": event.type, "outcome": "replayed"}]}
+    assert response.json() == {
+        "replayed": 1,
+        "complete": True,
+        "items": [{"id": event.id, "type": event.type, "outcome": "replayed"}],
+    }
 
     # It failed again and is parked once more: one copy, not one per lap.
     await wait_until(lambda: handler.calls == 2, message="the replayed copy ran")
@@ -91,10 +104,15 @@ async def test_replay_reports_each_message_and_removes_second_copies(bus_factory
     await park(amqp, bus, [wanted, other, wanted])
 
     result = await replay_dead(bus, [wanted.id, "no-such-id"])
-    assert result.model_dump() == {"replayed": 1, "complete": True, "items": [
-        {"id": wanted.id, "type": wanted.type, "outcome": "replayed"},
-        {"id": wanted.id, "type": wanted.type, "outcome": "duplicate"},
-        {"id": "no-such-id", "type": None, "outcome": "not_found"}]}
+    assert result.model_dump() == {
+        "replayed": 1,
+        "complete": True,
+        "items": [
+            {"id": wanted.id, "type": wanted.type, "outcome": "replayed"},
+            {"id": wanted.id, "type": wanted.type, "outcome": "duplicate"},
+            {"id": "no-such-id", "type": None, "outcome": "not_found"},
+        ],
+    }
     assert await wait_until(lambda: count(amqp, bus.names.main)) == 1
     assert [d.id for d in await list_dead(bus)] == [other.id]  # not asked for: left in place
 
@@ -107,8 +125,11 @@ async def test_a_copy_the_broker_refuses_is_reported_and_stays_parked(bus_factor
     await park(amqp, bus, [event])
 
     result = await replay_dead(bus, [event.id])
-    assert result.model_dump() == {"replayed": 0, "complete": True, "items": [
-        {"id": event.id, "type": event.type, "outcome": "failed"}]}
+    assert result.model_dump() == {
+        "replayed": 0,
+        "complete": True,
+        "items": [{"id": event.id, "type": event.type, "outcome": "failed"}],
+    }
     assert [d.id for d in await list_dead(bus)] == [event.id]
 
 
@@ -142,8 +163,17 @@ async def test_the_cli_replay_stops_cleanly_on_sigterm(bus_factory, amqp, event_
 
     env = {**os.environ, "AMQP_URL": bus.amqp_url, "QUEUE_PREFIX": bus.names.base.removesuffix("metrics")}
     cli = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "shared.deadletters", "replay", "--service", "metrics", env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "shared.deadletters",
+        "replay",
+        "--service",
+        "metrics",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         await wait_until(lambda: count(amqp, bus.names.main), timeout=30, message="the CLI is replaying")
         cli.send_signal(signal.SIGTERM)

@@ -1,5 +1,6 @@
 """The HTTP platform against the real MongoDB-wire server at MONGODB_URL: a tiny app built by
 create_service_app, exercising Idempotency-Key, limits, errors, request ids, metrics and health."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from shared.clock import FixedClock
 from shared.http import Conflict
-from shared.idempotency import COLLECTION, Idempotent, IdempotencyStore, fingerprint
+from shared.idempotency import COLLECTION, IdempotencyStore, Idempotent, fingerprint
 from shared.mongo import connect, ping
 from shared.observability import add_readiness_check
 from shared.pagination import Cursor, page_filter, page_sort
@@ -30,8 +31,13 @@ from shared.tokens import mint
 pytestmark = pytest.mark.integration
 
 MONGODB_URL = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
-SETTINGS = CommonSettings(service_name="refunds", jwt_secret="integration-" + "k" * 52, mongodb_url=MONGODB_URL,
-                          mongodb_db=f"test_http_platform_{uuid.uuid4().hex[:8]}", max_body_bytes=2048)
+SETTINGS = CommonSettings(
+    service_name="refunds",
+    jwt_secret="integration-" + "k" * 52,
+    mongodb_url=MONGODB_URL,
+    mongodb_db=f"test_http_platform_{uuid.uuid4().hex[:8]}",
+    max_body_bytes=2048,
+)
 CLOCK = FixedClock(datetime(2025, 6, 2, 9, 0, tzinfo=UTC))
 
 
@@ -59,9 +65,12 @@ async def create_refund(order_id: str, body: RefundRequest, idem: Idempotent) ->
         if calls.gate is not None:
             await calls.gate.wait()
         refund_id = f"rf-{uuid.uuid4().hex[:8]}"
-        return JSONResponse({"refund_id": refund_id, "order_id": order_id, "amount": body.amount,
-                             "by": idem.principal.ref}, status_code=201,
-                            headers={"Location": f"/v1/refunds/{refund_id}"})
+        return JSONResponse(
+            {"refund_id": refund_id, "order_id": order_id, "amount": body.amount, "by": idem.principal.ref},
+            status_code=201,
+            headers={"Location": f"/v1/refunds/{refund_id}"},
+        )
+
     return await idem.run(issue)
 
 
@@ -70,6 +79,7 @@ async def cancel(order_id: str, idem: Idempotent) -> JSONResponse:
     async def refuse() -> None:
         calls.count += 1
         raise Conflict("The order is already being refunded.")
+
     return await idem.run(refuse)
 
 
@@ -99,8 +109,9 @@ async def mongo_lifespan(app):
 
 @pytest.fixture(scope="module")
 async def running():
-    app = create_service_app(SETTINGS, title="refunds (test)", routers=[router], lifespan=mongo_lifespan,
-                             configure_logs=False)
+    app = create_service_app(
+        SETTINGS, title="refunds (test)", routers=[router], lifespan=mongo_lifespan, configure_logs=False
+    )
     async with LifespanManager(app) as manager:
         yield app, manager.app
 
@@ -132,13 +143,17 @@ def new_key() -> str:
 
 # ---- Idempotency-Key ------------------------------------------------------------------------
 
+
 async def test_same_key_and_body_replays_the_first_response_and_runs_once(client):
     key = new_key()
     first = await client.post("/v1/orders/o-1/refunds", json={"amount": 500, "note": "dent"}, headers=seller(key=key))
     assert first.status_code == 201 and "idempotent-replayed" not in first.headers
     # same body, other key order and spacing
-    again = await client.post("/v1/orders/o-1/refunds", content=b'{"note":"dent",  "amount":500}',
-                              headers=seller(key=key) | {"content-type": "application/json"})
+    again = await client.post(
+        "/v1/orders/o-1/refunds",
+        content=b'{"note":"dent",  "amount":500}',
+        headers=seller(key=key) | {"content-type": "application/json"},
+    )
     assert again.status_code == 201
     assert again.content == first.content
     assert again.headers["location"] == first.headers["location"]
@@ -149,7 +164,9 @@ async def test_same_key_and_body_replays_the_first_response_and_runs_once(client
 
 async def test_same_key_with_another_body_is_422(client):
     key = new_key()
-    assert (await client.post("/v1/orders/o-1/refunds", json={"amount": 500}, headers=seller(key=key))).status_code == 201
+    assert (
+        await client.post("/v1/orders/o-1/refunds", json={"amount": 500}, headers=seller(key=key))
+    ).status_code == 201
     for other in ({"amount": 501}, {"amount": 500, "note": "x"}):
         response = await client.post("/v1/orders/o-1/refunds", json=other, headers=seller(key=key))
         assert response.status_code == 422
@@ -174,8 +191,9 @@ async def test_concurrent_requests_with_one_key_run_once(client):
     first = asyncio.create_task(client.post("/v1/orders/o-1/refunds", json={"amount": 9}, headers=seller(key=key)))
     while calls.count == 0:
         await asyncio.sleep(0.01)
-    racers = await asyncio.gather(*(client.post("/v1/orders/o-1/refunds", json={"amount": 9}, headers=seller(key=key))
-                                    for _ in range(5)))
+    racers = await asyncio.gather(
+        *(client.post("/v1/orders/o-1/refunds", json={"amount": 9}, headers=seller(key=key)) for _ in range(5))
+    )
     for response in racers:
         assert response.status_code == 409
         assert response.json()["type"].endswith("/idempotency-key-in-progress")
@@ -190,8 +208,10 @@ async def test_concurrent_requests_with_one_key_run_once(client):
 async def test_simultaneous_first_requests_run_once(client):
     key = new_key()
     calls.gate = asyncio.Event()
-    tasks = [asyncio.create_task(client.post("/v1/orders/o-3/refunds", json={"amount": 3}, headers=seller(key=key)))
-             for _ in range(6)]
+    tasks = [
+        asyncio.create_task(client.post("/v1/orders/o-3/refunds", json={"amount": 3}, headers=seller(key=key)))
+        for _ in range(6)
+    ]
     await asyncio.sleep(0.3)
     calls.gate.set()
     statuses = sorted(response.status_code for response in await asyncio.gather(*tasks))
@@ -203,8 +223,12 @@ async def test_a_crashed_requests_lease_expires(app, client):
     store: IdempotencyStore = app.state.idempotency
     key = new_key()
     body = b'{"amount": 7}'
-    stale = await store.begin("POST /v1/orders/{order_id}/refunds", "seller:s-1", key,
-                              fingerprint(body, method="POST", path="/v1/orders/o-1/refunds"))
+    stale = await store.begin(
+        "POST /v1/orders/{order_id}/refunds",
+        "seller:s-1",
+        key,
+        fingerprint(body, method="POST", path="/v1/orders/o-1/refunds"),
+    )
     headers = seller(key=key) | {"content-type": "application/json"}
     blocked = await client.post("/v1/orders/o-1/refunds", content=body, headers=headers)
     assert blocked.status_code == 409 and calls.count == 0
@@ -247,6 +271,7 @@ async def test_expired_records_are_purged(app):
 
 # ---- the rest of the platform ---------------------------------------------------------------
 
+
 async def test_oversized_bodies_are_413_before_the_handler(client):
     big = {"amount": 1, "note": "x" * 4000}
     response = await client.post("/v1/orders/o-1/refunds", json=big, headers=seller(key=new_key()))
@@ -256,21 +281,26 @@ async def test_oversized_bodies_are_413_before_the_handler(client):
         for _ in range(5):
             yield b" " * 1000
 
-    response = await client.post("/v1/orders/o-1/refunds", content=chunks(),
-                                 headers=seller(key=new_key()) | {"content-type": "application/json"})
+    response = await client.post(
+        "/v1/orders/o-1/refunds", content=chunks(), headers=seller(key=new_key()) | {"content-type": "application/json"}
+    )
     assert response.status_code == 413 and calls.count == 0
 
 
 async def test_malformed_json_is_a_400_problem(client):
-    response = await client.post("/v1/orders/o-1/refunds", content=b'{"amount": ',
-                                 headers=seller(key=new_key()) | {"content-type": "application/json"})
+    response = await client.post(
+        "/v1/orders/o-1/refunds",
+        content=b'{"amount": ',
+        headers=seller(key=new_key()) | {"content-type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.json()["type"].endswith("/malformed-json") and calls.count == 0
 
 
 async def test_request_id_is_echoed(client):
-    response = await client.post("/v1/orders/o-1/refunds", json={"amount": 0},
-                                 headers=seller() | {"X-Request-ID": "trace-77"})
+    response = await client.post(
+        "/v1/orders/o-1/refunds", json={"amount": 0}, headers=seller() | {"X-Request-ID": "trace-77"}
+    )
     assert response.status_code == 422
     assert response.headers["x-request-id"] == "trace-77" and response.json()["request_id"] == "trace-77"
     assert response.json()["errors"][0]["field"] == "amount"
@@ -296,12 +326,15 @@ def raw_cursor(k: object) -> str:
     return base64.urlsafe_b64encode(json.dumps({"k": k, "id": "t-1"}).encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("cursor", [
-    raw_cursor(2**70),                                   # no BSON integer holds it
-    raw_cursor(-(2**63) - 1),
-    raw_cursor({"$dt": "0001-01-01T00:00:00+14:00"}),    # before year 1 in UTC
-    raw_cursor({"$dt": "9999-12-31T23:59:59-14:00"}),    # after year 9999 in UTC
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        raw_cursor(2**70),  # no BSON integer holds it
+        raw_cursor(-(2**63) - 1),
+        raw_cursor({"$dt": "0001-01-01T00:00:00+14:00"}),  # before year 1 in UTC
+        raw_cursor({"$dt": "9999-12-31T23:59:59-14:00"}),  # after year 9999 in UTC
+    ],
+)
 async def test_a_cursor_the_store_cannot_hold_is_a_400_naming_it(client, cursor):
     response = await client.get("/v1/things", params={"cursor": cursor})
     assert response.status_code == 400, response.text

@@ -8,6 +8,7 @@ checkout's. Anything it starts uses spare ports; on the default ports it only fi
 servers and reuses them, which leaves them as they are. pytest's temporary folder is private
 (mode 0700), which is exactly the "checkout the rabbitmq user cannot reach" case.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,21 +63,33 @@ class Checkout:
         self.root = folder / "checkout"
         (self.root / "deploy").mkdir(parents=True)
         shutil.copytree(ROOT / "scripts", self.root / "scripts")
-        shutil.copytree(ROOT / "deploy" / "local", self.root / "deploy" / "local",
-                        ignore=shutil.ignore_patterns("target", "__pycache__"))
+        shutil.copytree(
+            ROOT / "deploy" / "local",
+            self.root / "deploy" / "local",
+            ignore=shutil.ignore_patterns("target", "__pycache__"),
+        )
         (self.root / ".venv").symlink_to(ROOT / ".venv")
         self.nodes: list[str] = []
 
     def run(self, *args: str, timeout: float = 60, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
         """scripts/infra-up ARGS with ENV; (result, seconds). A run over TIMEOUT is killed and fails."""
-        variables = {k: v for k, v in os.environ.items()
-                     if not k.startswith(("AMQP_", "RABBITMQ_", "MONGO_", "SMTP_", "MAIL_", "STRIPE_"))}
+        variables = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AMQP_", "RABBITMQ_", "MONGO_", "SMTP_", "MAIL_", "STRIPE_"))
+        }
         variables.update(env)
         if "AMQP_PORT" in env:
             self.nodes.append(f"returns-{env['AMQP_PORT']}@localhost")
         began = time.monotonic()
-        process = subprocess.Popen([str(self.root / "scripts" / "infra-up"), *args], env=variables, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        process = subprocess.Popen(
+            [str(self.root / "scripts" / "infra-up"), *args],
+            env=variables,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -112,8 +125,9 @@ def test_an_invalid_amqp_port_is_refused_before_anything_starts(checkout: Checko
     assert not (checkout.root / ".local" / "env").exists()
 
 
-@pytest.mark.parametrize("name", ["MONGO_PORT", "SMTP_PORT", "MAIL_HTTP_PORT", "STRIPE_HTTP_PORT",
-                                  "STRIPE_HTTPS_PORT", "RABBITMQ_MGMT_PORT"])
+@pytest.mark.parametrize(
+    "name", ["MONGO_PORT", "SMTP_PORT", "MAIL_HTTP_PORT", "STRIPE_HTTP_PORT", "STRIPE_HTTPS_PORT", "RABBITMQ_MGMT_PORT"]
+)
 def test_every_port_variable_is_validated(checkout: Checkout, name: str):
     result, seconds = checkout.run(**{name: "65536"})
     _fails_fast(result, seconds, f"{name}=65536", "1 to 65535")
@@ -162,15 +176,17 @@ def test_a_node_that_dies_at_boot_is_reported_at_once_with_the_reason(checkout: 
     with socket.socket() as holder:
         dist = _low_port()
         holder.bind(("127.0.0.1", dist))
-        result, seconds = checkout.run(AMQP_PORT=str(_high_amqp_port()), RABBITMQ_DIST_PORT=str(dist),
-                                       RABBITMQ_MANAGEMENT="0", timeout=60)
+        result, seconds = checkout.run(
+            AMQP_PORT=str(_high_amqp_port()), RABBITMQ_DIST_PORT=str(dist), RABBITMQ_MANAGEMENT="0", timeout=60
+        )
     assert result.returncode != 0, result.stdout + result.stderr
     assert seconds < 30, f"took {seconds:.1f} s\n{result.stderr}"
     assert "died at boot" in result.stderr and "dist_port_already_used" in result.stderr, result.stderr
 
 
 def test_a_private_checkout_gets_a_node_and_only_its_own_management_port_is_advertised(
-        checkout: Checkout, tmp_path: Path):
+    checkout: Checkout, tmp_path: Path
+):
     """pytest's tmp_path is under a 0700 folder: the rabbitmq user cannot reach the copy's .local.
     The management port is held by someone else, so the plugin is skipped and must not be
     advertised, neither on the first run nor when the node is reused."""

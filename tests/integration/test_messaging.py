@@ -1,5 +1,6 @@
 """shared.messaging against a real RabbitMQ and MongoDB-wire server: subscriptions get validated
 data on the deployment's exchanges, invalid data is parked at once, the relay publishes."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -21,10 +22,23 @@ pytestmark = pytest.mark.integration
 
 
 def flag(buyer_id: str, flagged: bool = True) -> CloudEvent:
-    data = BuyerFlag(buyer_id=buyer_id, flagged=flagged, returns_90d=5, orders_90d=6, return_rate_90d=0.8,
-                     reason="returns_90d >= 5", at=datetime(2026, 3, 2, tzinfo=UTC))
-    return new_event("buyer.flagged" if flagged else "buyer.unflagged", service="metrics", subject=buyer_id,
-                     data=data, sequence=1, time=data.at)
+    data = BuyerFlag(
+        buyer_id=buyer_id,
+        flagged=flagged,
+        returns_90d=5,
+        orders_90d=6,
+        return_rate_90d=0.8,
+        reason="returns_90d >= 5",
+        at=datetime(2026, 3, 2, tzinfo=UTC),
+    )
+    return new_event(
+        "buyer.flagged" if flagged else "buyer.unflagged",
+        service="metrics",
+        subject=buyer_id,
+        data=data,
+        sequence=1,
+        time=data.at,
+    )
 
 
 class Heard:
@@ -36,9 +50,15 @@ class Heard:
 
 
 async def test_subscriptions_relay_and_parking(amqp_url, amqp, exchange, queue_prefix, db, wait_until):
-    settings = CommonSettings(service_name="returns", amqp_url=amqp_url, exchange=exchange,
-                              orders_exchange=f"{queue_prefix}orders", queue_prefix=queue_prefix,
-                              retry_delays_ms=[60_000], outbox_poll_ms=50)  # a retry would take a minute
+    settings = CommonSettings(
+        service_name="returns",
+        amqp_url=amqp_url,
+        exchange=exchange,
+        orders_exchange=f"{queue_prefix}orders",
+        queue_prefix=queue_prefix,
+        retry_delays_ms=[60_000],
+        outbox_poll_ms=50,
+    )  # a retry would take a minute
     messaging = Messaging.from_settings(settings, inbox=db.inbox, outboxes=[db.buyers])
     heard = Heard()
     subscriptions = [Subscription("buyer.flagged", heard), Subscription("order.delivered", heard)]
@@ -50,8 +70,14 @@ async def test_subscriptions_relay_and_parking(amqp_url, amqp, exchange, queue_p
             flagged = flag("b-1")
             await bus.publish(flagged)
             order, _ = example_data("order.delivered")
-            delivered = new_event("order.delivered", service="orders", subject="ord-1001", data=order,
-                                  sequence=1, time=datetime(2026, 3, 2, tzinfo=UTC))
+            delivered = new_event(
+                "order.delivered",
+                service="orders",
+                subject="ord-1001",
+                data=order,
+                sequence=1,
+                time=datetime(2026, 3, 2, tzinfo=UTC),
+            )
             await bus.publish(delivered, exchange=settings.orders_exchange)
             await wait_until(lambda: len(heard.got) == 2, message="both subscriptions heard")
             by_type = {event.type: (context, event, data) for context, event, data in heard.got}

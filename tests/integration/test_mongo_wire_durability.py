@@ -6,6 +6,7 @@ scripts/infra-up) on a free port with an H2 file in a temporary folder, writes, 
 SIGKILL straight after the last acknowledgement, starts it again on the same file and reads.
 The shared server on MONGODB_URL is never touched.
 """
+
 from __future__ import annotations
 
 import signal
@@ -28,8 +29,11 @@ def _jar() -> Path:
     sources = [MONGO_WIRE / "pom.xml", *(p for p in (MONGO_WIRE / "src").rglob("*") if p.is_file())]
     stale = [str(p.relative_to(ROOT)) for p in sources if p.stat().st_mtime > JAR.stat().st_mtime]
     if stale:
-        pytest.fail(f"{JAR} is older than {stale}: rebuild it (scripts/infra-up, or "
-                    f"mvn -q -B -f {MONGO_WIRE / 'pom.xml'} package)", pytrace=False)
+        pytest.fail(
+            f"{JAR} is older than {stale}: rebuild it (scripts/infra-up, or "
+            f"mvn -q -B -f {MONGO_WIRE / 'pom.xml'} package)",
+            pytrace=False,
+        )
     return JAR
 
 
@@ -46,11 +50,30 @@ class Server:
         self.port = _free_port()
         self.log = log.open("ab")
         self.process = subprocess.Popen(
-            ["java", "-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-jar", str(_jar()), "--host", "127.0.0.1",
-             "--port", str(self.port), "--backend", "h2", "--file", str(file), *options],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{self.port}/?directConnection=true",
-                                               serverSelectionTimeoutMS=30_000)
+            [
+                "java",
+                "-Xms64m",
+                "-Xmx512m",
+                "-XX:+UseSerialGC",
+                "-jar",
+                str(_jar()),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend",
+                "h2",
+                "--file",
+                str(file),
+                *options,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.client: MongoClient = MongoClient(
+            f"mongodb://127.0.0.1:{self.port}/?directConnection=true", serverSelectionTimeoutMS=30_000
+        )
         self.client.admin.command("ping")
 
     def kill9(self) -> None:
@@ -110,8 +133,9 @@ def test_every_kind_of_acknowledged_write_survives_kill_9(tmp_path: Path, server
     db["items"].update_one({"_id": 1}, {"$inc": {"n": 1}})
     db["items"].update_many({"_id": {"$gte": 10}}, {"$set": {"bulk": True}})
     db["items"].replace_one({"_id": 2}, {"n": 42, "tag": "t2"})
-    assert db["items"].find_one_and_update({"_id": 3}, {"$inc": {"n": 5}},
-                                           return_document=ReturnDocument.AFTER)["n"] == 5
+    assert (
+        db["items"].find_one_and_update({"_id": 3}, {"$inc": {"n": 5}}, return_document=ReturnDocument.AFTER)["n"] == 5
+    )
     db["items"].update_one({"_id": 99}, {"$set": {"n": 7, "tag": "t99"}}, upsert=True)
     db["items"].delete_one({"_id": 4})
     db["items"].find_one_and_delete({"_id": 5})

@@ -1,4 +1,5 @@
 """Outbox relay against a real MongoDB-wire server and RabbitMQ: nothing committed is lost."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,7 +42,8 @@ async def all_drained(collection: Any) -> bool:
 
 
 async def test_relay_publishes_committed_events_in_order_and_empties_the_outbox(
-        bus_factory, db, amqp, exchange, event_factory, wait_until):
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
     bus = await bus_factory("returns")
     queue = await probe(amqp, exchange, "return.#")
     first = [event_factory("return.created", sequence=1), event_factory("return.authorized", sequence=2)]
@@ -64,14 +66,24 @@ async def test_relay_publishes_committed_events_in_order_and_empties_the_outbox(
     assert not {PENDING, LEASE, FAILURES} & doc.keys()
 
 
-async def test_publisher_killed_after_commit_loses_nothing(
-        bus_factory, db, amqp, exchange, mongodb_url, event_factory):
+async def test_publisher_killed_after_commit_loses_nothing(bus_factory, db, amqp, exchange, mongodb_url, event_factory):
     queue = await probe(amqp, exchange, "return.received")
     event = event_factory("return.received")
-    proc = subprocess.Popen(
-        [sys.executable, str(PROCS / "commit_then_hang.py"), mongodb_url, db.name, "returns", "r-9",
-         event.to_json().decode()],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once; its output is read in a thread
+        [
+            sys.executable,
+            str(PROCS / "commit_then_hang.py"),
+            mongodb_url,
+            db.name,
+            "returns",
+            "r-9",
+            event.to_json().decode(),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
         assert line.strip() == "committed"
@@ -94,8 +106,10 @@ async def test_two_relays_publish_each_event_once(bus_factory, db, amqp, exchang
         events = [event_factory("refund.issued", sequence=1), event_factory("refund.failed", sequence=2)]
         expected += [e.id for e in events]
         await db.refunds.insert_one({"_id": f"f-{n}", **outbox_fields(events)})
-    relays = [OutboxRelay(await bus_factory(f"refunds-{i}"), [db.refunds], poll_interval=0.05, batch_size=10)
-              for i in range(2)]
+    relays = [
+        OutboxRelay(await bus_factory(f"refunds-{i}"), [db.refunds], poll_interval=0.05, batch_size=10)
+        for i in range(2)
+    ]
     for relay in relays:
         await relay.start()
     try:
@@ -108,8 +122,9 @@ async def test_two_relays_publish_each_event_once(bus_factory, db, amqp, exchang
     assert set(counts) == set(expected) and set(counts.values()) == {1}
 
 
-async def test_unroutable_events_stay_and_are_retried_with_backoff(bus_factory, db, amqp, exchange,
-                                                                   event_factory, wait_until):
+async def test_unroutable_events_stay_and_are_retried_with_backoff(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
     bus = await bus_factory("metrics")
     event = event_factory("buyer.flagged")
     await db.buyers.insert_one({"_id": "b-1", **outbox_fields([event])})

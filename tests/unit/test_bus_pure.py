@@ -1,16 +1,26 @@
 """The bus's pure parts: queue names, failure headers, log-safe error text, dead-letter views."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import pytest
 from pydantic import BaseModel, EmailStr, ValidationError
 
-import pytest
-
 from shared.auth import Principal, Role
-from shared.bus import (PermanentError, QueueNames, attempts_so_far, dead_headers, error_text, failure_headers,
-                        forwarded_headers, header_int, is_permanent, loggable)
+from shared.bus import (
+    PermanentError,
+    QueueNames,
+    attempts_so_far,
+    dead_headers,
+    error_text,
+    failure_headers,
+    forwarded_headers,
+    header_int,
+    is_permanent,
+    loggable,
+)
 from shared.deadletters import REPLAY_ID_HEADER, dead_letter, replay_decision, who
 
 
@@ -21,10 +31,14 @@ def test_queue_names():
 
 
 def test_failure_headers_remember_the_first_origin_and_drop_broker_headers():
-    first = failure_headers({"traceparent": "00-ab", "x-death": [{}]}, routing_key="return.received",
-                            exchange="returns.events")
-    assert first == {"traceparent": "00-ab", "x-original-routing-key": "return.received",
-                     "x-original-exchange": "returns.events"}
+    first = failure_headers(
+        {"traceparent": "00-ab", "x-death": [{}]}, routing_key="return.received", exchange="returns.events"
+    )
+    assert first == {
+        "traceparent": "00-ab",
+        "x-original-routing-key": "return.received",
+        "x-original-exchange": "returns.events",
+    }
     # Back from a retry queue the message comes via the default exchange; the origin stays.
     again = failure_headers({**first, "x-attempt": 1, "x-first-death-queue": "q"}, routing_key="q.events", exchange="")
     assert again["x-original-routing-key"] == "return.received" and again["x-original-exchange"] == "returns.events"
@@ -33,10 +47,15 @@ def test_failure_headers_remember_the_first_origin_and_drop_broker_headers():
 
 def test_dead_headers_record_error_attempts_and_time():
     at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-    headers = dead_headers({"x-attempt": 2, "x-last-error": "e", "x-original-routing-key": "k"},
-                           error="boom", attempts=3, at=at)
-    assert headers == {"x-original-routing-key": "k", "x-error": "boom", "x-attempts": 3,
-                       "x-failed-at": "2026-03-01T12:00:00+00:00"}
+    headers = dead_headers(
+        {"x-attempt": 2, "x-last-error": "e", "x-original-routing-key": "k"}, error="boom", attempts=3, at=at
+    )
+    assert headers == {
+        "x-original-routing-key": "k",
+        "x-error": "boom",
+        "x-attempts": 3,
+        "x-failed-at": "2026-03-01T12:00:00+00:00",
+    }
 
 
 def test_error_text_is_truncated():
@@ -63,24 +82,53 @@ def test_header_int_tolerates_missing_and_garbage():
 
 
 def test_dead_letter_view_of_a_parked_and_a_broker_dead_lettered_message():
-    parked = SimpleNamespace(message_id="e-1", type="return.received", body=b'{"a":1}', headers={
-        "x-error": "RuntimeError: boom", "x-attempts": 3, "x-failed-at": "2026-03-01T12:00:00+00:00",
-        "x-original-routing-key": b"return.received"})
+    parked = SimpleNamespace(
+        message_id="e-1",
+        type="return.received",
+        body=b'{"a":1}',
+        headers={
+            "x-error": "RuntimeError: boom",
+            "x-attempts": 3,
+            "x-failed-at": "2026-03-01T12:00:00+00:00",
+            "x-original-routing-key": b"return.received",
+        },
+    )
     view = dead_letter(parked)
-    assert (view.id, view.attempts, view.error, view.original_routing_key) == ("e-1", 3, "RuntimeError: boom", "return.received")
+    assert (view.id, view.attempts, view.error, view.original_routing_key) == (
+        "e-1",
+        3,
+        "RuntimeError: boom",
+        "return.received",
+    )
     assert view.failed_at == datetime(2026, 3, 1, 12, 0, tzinfo=UTC) and view.body == '{"a":1}'
 
-    by_broker = SimpleNamespace(message_id="e-2", type=None, body=b"\xff", headers={"x-death": [{"reason": "delivery_limit"}]})
+    by_broker = SimpleNamespace(
+        message_id="e-2", type=None, body=b"\xff", headers={"x-death": [{"reason": "delivery_limit"}]}
+    )
     view = dead_letter(by_broker)
     assert view.error == "dead-lettered by broker: delivery_limit" and view.attempts == 0 and view.failed_at is None
 
 
-@pytest.mark.parametrize("value, expected", [
-    (None, 0), (0, 0), (1, 1), (2, 2), ("2", 2), (b"1", 1),
-    (-5, 0), ("-5", 0),                  # forged: would name a retry queue that does not exist
-    (10**9, 3), ("99999999999999999999", 3),
-    ("two", 0), (2.5, 0), (True, 0), ([1], 0), ({"n": 1}, 0),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, 0),
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        ("2", 2),
+        (b"1", 1),
+        (-5, 0),
+        ("-5", 0),  # forged: would name a retry queue that does not exist
+        (10**9, 3),
+        ("99999999999999999999", 3),
+        ("two", 0),
+        (2.5, 0),
+        (True, 0),
+        ([1], 0),
+        ({"n": 1}, 0),
+    ],
+)
 def test_attempt_header_is_clamped_untrusted_input(value, expected):
     headers = {} if value is None else {"x-attempt": value}
     assert attempts_so_far(headers, retries=3) == expected

@@ -1,4 +1,5 @@
 """The outbox's pure parts: what a store writes, and the back-off."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -10,8 +11,15 @@ from shared.outbox import backoff_seconds, outbox_entries, outbox_fields, outbox
 
 
 def event(n: int) -> CloudEvent:
-    return CloudEvent(id=f"e-{n}", source="/services/returns", type="return.created",
-                      time=datetime(2026, 3, 1, tzinfo=UTC), subject="r-1", sequence=n, data={"n": n})
+    return CloudEvent(
+        id=f"e-{n}",
+        source="/services/returns",
+        type="return.created",
+        time=datetime(2026, 3, 1, tzinfo=UTC),
+        subject="r-1",
+        sequence=n,
+        data={"n": n},
+    )
 
 
 def test_entries_carry_id_type_and_the_json_envelope():

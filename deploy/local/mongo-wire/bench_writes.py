@@ -11,6 +11,7 @@ of the three as a warm-up. Prints operations per second and the server's CPU tim
 file. `--url` measures an already running server instead (it writes to a database of
 its own and drops it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,17 +40,34 @@ def free_port() -> int:
 
 def start_server(jar: Path, port: int, file: Path, *extra: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        ["java", "-Xms64m", "-Xmx1g", "-XX:+UseSerialGC", "-jar", str(jar), "--host", "127.0.0.1",
-         "--port", str(port), "--backend", "h2", "--file", str(file), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "java",
+            "-Xms64m",
+            "-Xmx1g",
+            "-XX:+UseSerialGC",
+            "-jar",
+            str(jar),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend",
+            "h2",
+            "--file",
+            str(file),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), 0.2):
                 return process
-        except OSError:
+        except OSError as exc:
             if process.poll() is not None:
-                raise SystemExit(f"mongo-wire exited with {process.returncode}")
+                raise SystemExit(f"mongo-wire exited with {process.returncode}") from exc
             time.sleep(0.1)
     process.kill()
     raise SystemExit("mongo-wire did not start within 60 s")
@@ -65,9 +83,11 @@ def server_cpu(pid: int | None) -> float:
 
 def timed(n: int, clients: int, op: Callable[[int], object], pid: int | None) -> str:
     """Run op(i) for i in range(n) over `clients` threads: "ops/s (server CPU µs per op)"."""
+
     def worker(start: int) -> None:
         for i in range(start, n, clients):
             op(i)
+
     threads = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
     cpu = server_cpu(pid)
     began = time.perf_counter()
@@ -93,10 +113,16 @@ def measure(url: str, n: int, client_counts: list[int], pid: int | None = None) 
         print(f"{'clients':>7} {'insert_one':>16} {'update_one':>16} {'find_one_and_update':>20}")
         for clients in client_counts:
             coll = db[f"c{clients}"]
-            inserts = timed(n, clients, lambda i: coll.insert_one({"_id": i, "n": 0, "pad": "x" * 200}), pid)
-            updates = timed(n, clients, lambda i: coll.update_one({"_id": i}, {"$inc": {"n": 1}}), pid)
-            fams = timed(n, clients, lambda i: coll.find_one_and_update(
-                {"_id": i}, {"$inc": {"n": 1}}, return_document=ReturnDocument.AFTER), pid)
+            inserts = timed(n, clients, lambda i, coll=coll: coll.insert_one({"_id": i, "n": 0, "pad": "x" * 200}), pid)
+            updates = timed(n, clients, lambda i, coll=coll: coll.update_one({"_id": i}, {"$inc": {"n": 1}}), pid)
+            fams = timed(
+                n,
+                clients,
+                lambda i, coll=coll: coll.find_one_and_update(
+                    {"_id": i}, {"$inc": {"n": 1}}, return_document=ReturnDocument.AFTER
+                ),
+                pid,
+            )
             print(f"{clients:>7} {inserts:>16} {updates:>16} {fams:>20}", flush=True)
     finally:
         client.drop_database(name)
@@ -121,8 +147,10 @@ def main() -> None:
     port = free_port()
     server = start_server(args.jar, port, folder / "bench.mv", *(["--no-fsync"] if args.no_fsync else []))
     try:
-        print(f"{args.jar}{' --no-fsync' if args.no_fsync else ''} on 127.0.0.1:{port}, H2 file in {folder}, "
-              f"{os.cpu_count()} cores")
+        print(
+            f"{args.jar}{' --no-fsync' if args.no_fsync else ''} on 127.0.0.1:{port}, H2 file in {folder}, "
+            f"{os.cpu_count()} cores"
+        )
         measure(f"mongodb://127.0.0.1:{port}/?directConnection=true", args.n, client_counts, server.pid)
         print(f"H2 file: {(folder / 'bench.mv').stat().st_size / 1e6:.1f} MB")
     finally:

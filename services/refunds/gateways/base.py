@@ -1,4 +1,5 @@
 """What every payment gateway offers the refunds service, and the two ways a call can fail."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 Paying means writing one ledger entry per idempotency key (a unique `_id`), which the marketplace
 settles from `refund.issued`; a second call with the same key finds the first entry.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -23,10 +24,17 @@ class LedgerGateway:
 
     async def refund(self, request: GatewayRefund) -> str:
         reference = "lg_" + uuid.uuid5(uuid.NAMESPACE_URL, request.idempotency_key).hex
-        entry = {"_id": request.idempotency_key, "reference": reference, "refund_id": request.refund_id,
-                 "order_id": request.order_id, "return_id": request.return_id,
-                 "payment_reference": request.payment_reference, "amount": request.amount.amount,
-                 "currency": request.amount.currency, "at": self._clock.now()}
+        entry = {
+            "_id": request.idempotency_key,
+            "reference": reference,
+            "refund_id": request.refund_id,
+            "order_id": request.order_id,
+            "return_id": request.return_id,
+            "payment_reference": request.payment_reference,
+            "amount": request.amount.amount,
+            "currency": request.amount.currency,
+            "at": self._clock.now(),
+        }
         try:
             await self._entries.insert_one(entry)
         except DuplicateKeyError:

@@ -1,12 +1,16 @@
 """Refunds through Stripe with the official SDK (stripe-mock in tests)."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import stripe
 
 from services.refunds.gateways.base import GatewayDeclined, GatewayRefund, GatewayUnavailable
+
+if TYPE_CHECKING:
+    from stripe.params import RefundCreateParams, RefundListParams
 
 _RETRYABLE_STATUS = frozenset({409, 429})  # 409: the same key is still being processed
 T = TypeVar("T")
@@ -18,20 +22,22 @@ class StripeGateway:
     def __init__(self, api_key: str, api_base: str, timeout_s: float) -> None:
         self._http = stripe.HTTPXClient(timeout=timeout_s)
         # The SDK's own retries are off: the refunds service owns the retry budget.
-        self._client = stripe.StripeClient(api_key, base_addresses={"api": api_base},
-                                           max_network_retries=0, http_client=self._http)
+        self._client = stripe.StripeClient(
+            api_key, base_addresses={"api": api_base}, max_network_retries=0, http_client=self._http
+        )
 
     async def refund(self, request: GatewayRefund) -> str:
-        params: dict = {"amount": request.amount.amount, "metadata": _metadata(request),
-                        **_payment(request.payment_reference)}
-        options: dict = {"idempotency_key": request.idempotency_key}
+        params: RefundCreateParams = {"amount": request.amount.amount, "metadata": _metadata(request)}
+        params[_payment_field(request.payment_reference)] = request.payment_reference
+        options: stripe.RequestOptions = {"idempotency_key": request.idempotency_key}
         created = await self._call(self._client.v1.refunds.create_async(params=params, options=options))
         if created.status in ("failed", "canceled"):
             raise GatewayDeclined(f"stripe refund {created.id} is {created.status}")
         return created.id
 
     async def find(self, request: GatewayRefund) -> str | None:
-        params: dict = {"limit": 100, **_payment(request.payment_reference)}
+        params: RefundListParams = {"limit": 100}
+        params[_payment_field(request.payment_reference)] = request.payment_reference
         page = await self._call(self._client.v1.refunds.list_async(params=params))
         for refund in (item.to_dict() for item in page.data):
             metadata = refund.get("metadata") or {}
@@ -54,8 +60,8 @@ class StripeGateway:
         await self._http.close_async()
 
 
-def _payment(reference: str) -> dict[str, str]:
-    return {"charge": reference} if reference.startswith(("ch_", "py_")) else {"payment_intent": reference}
+def _payment_field(reference: str) -> Literal["charge", "payment_intent"]:
+    return "charge" if reference.startswith(("ch_", "py_")) else "payment_intent"
 
 
 def _metadata(request: GatewayRefund) -> dict[str, str]:

@@ -3,6 +3,7 @@ outbox event, says "committed", then hangs until the test kills it (SIGKILL).
 
     python commit_then_hang.py MONGODB_URL DATABASE COLLECTION DOC_ID EVENT_JSON
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -3,6 +3,7 @@
 `start_metrics()` runs one metrics app with a database, queues and exchanges of its own (dropped
 and deleted afterwards), a publisher for its exchanges and a listener for what it publishes.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -66,41 +67,57 @@ class RunningMetrics:
 
 
 @pytest.fixture
-async def start_metrics(amqp_url: str, mongodb_url: str, mongo_client: Any, amqp: Any, queue_prefix: str
-                        ) -> AsyncIterator[Callable[..., Awaitable[RunningMetrics]]]:
+async def start_metrics(
+    amqp_url: str, mongodb_url: str, mongo_client: Any, amqp: Any, queue_prefix: str
+) -> AsyncIterator[Callable[..., Awaitable[RunningMetrics]]]:
     stack = AsyncExitStack()
     names: list[tuple[Settings, EventBus]] = []
 
-    async def start(clock: Clock, *, exchange: str | None = None, orders_exchange: str | None = None,
-                    **overrides: Any) -> RunningMetrics:
+    async def start(
+        clock: Clock, *, exchange: str | None = None, orders_exchange: str | None = None, **overrides: Any
+    ) -> RunningMetrics:
         tag = f"{queue_prefix}m{len(names)}."
-        settings = Settings(**{
-            "mongodb_url": mongodb_url, "mongodb_db": f"test_metrics_{uuid.uuid4().hex[:10]}",
-            "amqp_url": amqp_url, "exchange": exchange or f"{tag}events",
-            "orders_exchange": orders_exchange or f"{tag}orders", "queue_prefix": tag,
-            "retry_delays_ms": [50, 200], "outbox_poll_ms": 50, "jwt_secret": JWT_SECRET,
-            "log_level": "WARNING", **overrides})
+        settings = Settings(
+            **{
+                "mongodb_url": mongodb_url,
+                "mongodb_db": f"test_metrics_{uuid.uuid4().hex[:10]}",
+                "amqp_url": amqp_url,
+                "exchange": exchange or f"{tag}events",
+                "orders_exchange": orders_exchange or f"{tag}orders",
+                "queue_prefix": tag,
+                "retry_delays_ms": [50, 200],
+                "outbox_poll_ms": 50,
+                "jwt_secret": JWT_SECRET,
+                "log_level": "WARNING",
+                **overrides,
+            }
+        )
         app = create_app(settings, clock)
         lifetime = AsyncExitStack()
         stack.push_async_callback(lifetime.aclose)
         await lifetime.enter_async_context(LifespanManager(app, startup_timeout=30, shutdown_timeout=30))
         http = await lifetime.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://metrics"))
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://metrics")
+        )
         publisher = EventBus(amqp_url, "test-publisher", exchange=settings.exchange)
         await publisher.connect()
         lifetime.push_async_callback(publisher.close)
-        running = RunningMetrics(settings, app, http, mongo_client[settings.database_name], publisher,
-                                 lifetime=lifetime)
+        running = RunningMetrics(
+            settings, app, http, mongo_client[settings.database_name], publisher, lifetime=lifetime
+        )
         channel = await amqp.channel()
         lifetime.push_async_callback(channel.close)
         # Bound before anything is published: the outbox needs a queue to route buyer.* to.
         listener = await channel.declare_queue("", exclusive=True, auto_delete=True)
-        await listener.bind(await channel.declare_exchange(settings.exchange, aio_pika.ExchangeType.TOPIC,
-                                                           durable=True), routing_key="buyer.*")
+        await listener.bind(
+            await channel.declare_exchange(settings.exchange, aio_pika.ExchangeType.TOPIC, durable=True),
+            routing_key="buyer.*",
+        )
         await channel.declare_exchange(settings.orders_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
 
         async def heard(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             running.published.append(CloudEvent.from_json(message.body))
+
         await listener.consume(heard, no_ack=True)
         names.append((settings, app.state.bus))
         return running

@@ -1,5 +1,6 @@
 """Buyer flags over time and from stored facts: unflagged once the returns age out, rebuilt after
 a change of thresholds, each change published once."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,8 +14,10 @@ pytestmark = pytest.mark.integration
 
 
 def five_returns(buyer_id: str):
-    return [return_event(requested(f"{buyer_id}-r{i}", buyer_id=buyer_id, seller_id="s", created_at=at(i)))
-            for i in range(5)]
+    return [
+        return_event(requested(f"{buyer_id}-r{i}", buyer_id=buyer_id, seller_id="s", created_at=at(i)))
+        for i in range(5)
+    ]
 
 
 async def test_a_flag_is_lifted_once_the_returns_age_out_of_the_window(start_metrics, wait_until):
@@ -36,8 +39,10 @@ async def test_a_flag_is_lifted_once_the_returns_age_out_of_the_window(start_met
 
     # Nothing left to change: later reviews publish nothing more.
     clock.set(at(200))
-    await wait_until(lambda: metrics.db["buyers"].find_one({"_id": "bz", "review_at": {"$exists": False}}),
-                     message="no review due any more")
+    await wait_until(
+        lambda: metrics.db["buyers"].find_one({"_id": "bz", "review_at": {"$exists": False}}),
+        message="no review due any more",
+    )
     assert metrics.flags("bz") == ["buyer.flagged", "buyer.unflagged"]
 
 
@@ -72,7 +77,9 @@ async def test_period_boundaries_hold_in_the_store(start_metrics, wait_until):
     """Facts go through BSON dates: a request at the first instant is in, one at the end is out."""
     metrics = await start_metrics(FixedClock(at(30)))
     for i, when in enumerate((at(0), at(7) - timedelta(milliseconds=1), at(7), at(0) - timedelta(milliseconds=1))):
-        await metrics.publish(return_event(requested(f"edge-{i}", buyer_id=f"e{i}", seller_id="s-edge", created_at=when)))
+        await metrics.publish(
+            return_event(requested(f"edge-{i}", buyer_id=f"e{i}", seller_id="s-edge", created_at=when))
+        )
     await wait_until(lambda: _processed(metrics, 4), message="4 events processed")
     week = await metrics.get("/v1/metrics/sellers/s-edge", **{"from": at(0).isoformat(), "to": at(7).isoformat()})
     assert week["counts"]["requests"] == 2

@@ -1,5 +1,6 @@
 """A scripted fortnight through the real broker into the real store: exact figures, and exactly the
 same figures when every event arrives more than once (same id, and under a new id) and shuffled."""
+
 from __future__ import annotations
 
 import random
@@ -60,8 +61,17 @@ async def test_figures_are_exact_and_identical_under_duplicates_and_reordering(i
         assert first[report] == second[report], report
 
     sa = first["sA"]
-    assert sa["counts"] == {"requests": 9, "authorizations": 7, "platform_authorizations": 1, "rejections": 2,
-                            "closures": 0, "shipments": 1, "receipts": 2, "expirations": 0, "refunds": 2}
+    assert sa["counts"] == {
+        "requests": 9,
+        "authorizations": 7,
+        "platform_authorizations": 1,
+        "rejections": 2,
+        "closures": 0,
+        "shipments": 1,
+        "receipts": 2,
+        "expirations": 0,
+        "refunds": 2,
+    }
     assert sa["returns_by_status"] == {"authorized": 5, "refunded": 2, "rejected": 2}
     assert sa["refunded"] == [{"amount": 2500, "currency": "USD"}]
     assert sa["response_time"] == {"responded": 9, "p50_seconds": 0.5 * H, "p90_seconds": 48 * H}
@@ -72,9 +82,15 @@ async def test_figures_are_exact_and_identical_under_duplicates_and_reordering(i
     assert sa["refund_timeliness"] == {"count": 1, "of": 2, "rate": 0.5}
     assert sa["auto_refunds"] == {"count": 1, "amounts": [{"amount": 1500, "currency": "USD"}]}
     assert [(r["reason_code"], r["returns"], r["units"]) for r in sa["top_reasons"]] == [
-        ("NO_LONGER_NEEDED", 6, 7), ("DEFECTIVE", 2, 2), ("WRONG_ITEM_SENT", 1, 1)]
+        ("NO_LONGER_NEEDED", 6, 7),
+        ("DEFECTIVE", 2, 2),
+        ("WRONG_ITEM_SENT", 1, 1),
+    ]
     assert [(s["sku"], s["units_returned"], s["units_delivered"], s["rate"]) for s in sa["sku_return_rates"]] == [
-        ("SKU-1", 1, 3, 1 / 3), ("SKU-2", 4, 5, 0.8), ("SKU-3", 5, 0, None)]
+        ("SKU-1", 1, 3, 1 / 3),
+        ("SKU-2", 4, 5, 0.8),
+        ("SKU-3", 5, 0, None),
+    ]
 
     sb = first["sB"]
     assert (sb["counts"]["requests"], sb["counts"]["authorizations"], sb["counts"]["closures"]) == (4, 2, 1)
@@ -92,12 +108,17 @@ async def test_figures_are_exact_and_identical_under_duplicates_and_reordering(i
     b9 = first["b9"]
     assert (b9["returns"], b9["orders"], b9["return_rate"], b9["flag"]["flagged"]) == (5, 5, 1.0, True)
     assert (first["b1"]["returns"], first["b1"]["orders"], first["b1"]["flag"]["flagged"]) == (2, 2, False)
-    assert first["b4"]["flag"] == {"flagged": False, "reason": "under the abuse thresholds", "since": None, "version": 0}
+    assert first["b4"]["flag"] == {
+        "flagged": False,
+        "reason": "under the abuse thresholds",
+        "since": None,
+        "version": 0,
+    }
 
 
 async def test_a_buyer_crossing_the_threshold_is_flagged_once(in_order_and_shuffled, wait_until):
     for metrics in in_order_and_shuffled:
-        await wait_until(lambda: metrics.flags("b9"), timeout=5, message="buyer.flagged for b9")
+        await wait_until(lambda metrics=metrics: metrics.flags("b9"), timeout=5, message="buyer.flagged for b9")
         assert metrics.flags("b9") == ["buyer.flagged"]
         flagged = next(e for e in metrics.published if e.subject == "b9")
         # The standing seen at the crossing: the 4th return (100 % of 4 orders) or, when two returns

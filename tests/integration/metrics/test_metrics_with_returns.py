@@ -1,5 +1,6 @@
 """The metrics and returns services in-process on one real broker: once metrics flags a buyer,
 the returns service stops auto-authorizing them and stops refunding them without a return."""
+
 from __future__ import annotations
 
 import uuid
@@ -29,10 +30,18 @@ async def services(start_metrics, mongodb_url, amqp_url, mongo_client, amqp, que
     clock = FixedClock(DELIVERED + timedelta(days=5))
     metrics = await start_metrics(clock)
     settings = ReturnsSettings(
-        mongodb_url=mongodb_url, mongodb_db=f"test_returns_metrics_{uuid.uuid4().hex[:8]}", amqp_url=amqp_url,
-        exchange=metrics.settings.exchange, orders_exchange=metrics.settings.orders_exchange,
-        queue_prefix=f"{queue_prefix}r.", jwt_secret=RETURNS_SECRET, retry_delays_ms=[50, 200],
-        outbox_poll_ms=50, jobs_enabled=False, log_level="WARNING")
+        mongodb_url=mongodb_url,
+        mongodb_db=f"test_returns_metrics_{uuid.uuid4().hex[:8]}",
+        amqp_url=amqp_url,
+        exchange=metrics.settings.exchange,
+        orders_exchange=metrics.settings.orders_exchange,
+        queue_prefix=f"{queue_prefix}r.",
+        jwt_secret=RETURNS_SECRET,
+        retry_delays_ms=[50, 200],
+        outbox_poll_ms=50,
+        jobs_enabled=False,
+        log_level="WARNING",
+    )
     app = create_returns_app(settings, clock)
     try:
         async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
@@ -49,8 +58,16 @@ async def deliver(metrics, api: ReturnsApi, buyer_id: str, count: int, wait_unti
     """`order.delivered` on the orders exchange, as the upstream order system sends it."""
     orders = [Order.model_validate(order_data(buyer_id=buyer_id, seller_id=SELLER)) for _ in range(count)]
     for order in orders:
-        await metrics.publish(new_event("order.delivered", service="orders", subject=order.order_id, data=order,
-                                        sequence=0, time=order.delivered_at))
+        await metrics.publish(
+            new_event(
+                "order.delivered",
+                service="orders",
+                subject=order.order_id,
+                data=order,
+                sequence=0,
+                time=order.delivered_at,
+            )
+        )
     for order in orders:
         await wait_until(lambda o=order: _known(api, o.order_id), message=f"returns knows {order.order_id}")
     return [order.order_id for order in orders]

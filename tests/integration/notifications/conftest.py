@@ -4,6 +4,7 @@
 can refuse (451) the first N attempts or reject (550) some addresses. `service`: the notifications
 app, started on the test's own database, exchange and queues, with short delays, talking to it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,13 +42,19 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
-        self.refuse_next = 0           # attempts to answer with 451 before accepting
+        self.refuse_next = 0  # attempts to answer with 451 before accepting
         self.reject: set[str] = set()  # addresses answered with 550, always
         self.attempts = 0
         self._lock = threading.Lock()
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802 - aiosmtpd's name
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's name
+        self,
+        server: Any,
+        session: Any,
+        envelope: Any,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         with self._lock:
             self.attempts += 1
             if address in self.reject:
@@ -128,13 +135,22 @@ async def announcements(amqp: Any, exchange: str) -> AsyncIterator[Announcements
 
 
 @pytest.fixture
-def settings(mongodb_url: str, amqp_url: str, db: Any, exchange: str, queue_prefix: str,
-             smtp: SmtpServer) -> Settings:
+def settings(mongodb_url: str, amqp_url: str, db: Any, exchange: str, queue_prefix: str, smtp: SmtpServer) -> Settings:
     return Settings(
-        mongodb_url=mongodb_url, mongodb_db=db.name, amqp_url=amqp_url, exchange=exchange,
-        queue_prefix=queue_prefix, retry_delays_ms=[50, 100], outbox_poll_ms=50,
-        smtp_port=smtp.port, smtp_timeout_s=5, send_retry_delays_ms=[100, 200, 300, 400],
-        dispatch_poll_ms=30, jwt_secret="notifications-test-secret-of-32-bytes-or-more", log_level="WARNING")
+        mongodb_url=mongodb_url,
+        mongodb_db=db.name,
+        amqp_url=amqp_url,
+        exchange=exchange,
+        queue_prefix=queue_prefix,
+        retry_delays_ms=[50, 100],
+        outbox_poll_ms=50,
+        smtp_port=smtp.port,
+        smtp_timeout_s=5,
+        send_retry_delays_ms=[100, 200, 300, 400],
+        dispatch_poll_ms=30,
+        jwt_secret="notifications-test-secret-of-32-bytes-or-more",
+        log_level="WARNING",
+    )
 
 
 @dataclass
@@ -174,8 +190,9 @@ async def running(settings: Settings, db: Any, amqp: Any, bus_factory: Any) -> A
 
 
 @pytest.fixture
-async def service(settings: Settings, db: Any, amqp: Any, announcements: Announcements,
-                  bus_factory: Any) -> AsyncIterator[Service]:
+async def service(
+    settings: Settings, db: Any, amqp: Any, announcements: Announcements, bus_factory: Any
+) -> AsyncIterator[Service]:
     """The service, with `announcements` listening for what it publishes."""
     async with running(settings, db, amqp, bus_factory) as started:
         yield started

@@ -1,9 +1,11 @@
 """The right email to the right person, once: real broker, real MongoDB-wire server, real SMTP."""
+
 from __future__ import annotations
 
 import logging
 import uuid
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 from services.notifications.samples import AT, sample_data
@@ -17,30 +19,47 @@ def event(event_type: str, version: int | None = None, **options: Any) -> CloudE
     if version is not None:
         data = data.model_copy(update={"version": version})
     subject = getattr(data, "refund_id", None) if event_type.startswith("refund.") else data.return_id
-    return new_event(event_type, service="returns", subject=subject, data=data, sequence=data.version,
-                     time=AT, event_id=str(uuid.uuid4()))
+    return new_event(
+        event_type,
+        service="returns",
+        subject=subject,
+        data=data,
+        sequence=data.version,
+        time=AT,
+        event_id=str(uuid.uuid4()),
+    )
 
 
 def lifecycle() -> list[CloudEvent]:
     """A return the seller ignored: platform-authorized, shipped, received, auto-refunded."""
     return [
-        event("return.created", 1), event("seller.response_due_soon", 1),
-        event("return.authorized", 2, late=True), event("return.shipped", 3),
-        event("return.received", 4), event("refund.issued", automatic=True), event("return.refunded"),
+        event("return.created", 1),
+        event("seller.response_due_soon", 1),
+        event("return.authorized", 2, late=True),
+        event("return.shipped", 3),
+        event("return.received", 4),
+        event("refund.issued", automatic=True),
+        event("return.refunded"),
     ]
 
 
-EXPECTED = Counter({
-    (BUYER, "buyer/return_requested"): 1, (BUYER, "buyer/return_authorized"): 1,
-    (BUYER, "buyer/item_received"): 1, (BUYER, "buyer/refunded"): 1,
-    (SELLER, "seller/new_request"): 1, (SELLER, "seller/response_due_soon"): 1,
-    (SELLER, "seller/auto_authorized"): 1, (SELLER, "seller/return_shipped"): 1,
-    (SELLER, "seller/item_received"): 1, (SELLER, "seller/auto_refunded"): 1,
-})
+EXPECTED = Counter(
+    {
+        (BUYER, "buyer/return_requested"): 1,
+        (BUYER, "buyer/return_authorized"): 1,
+        (BUYER, "buyer/item_received"): 1,
+        (BUYER, "buyer/refunded"): 1,
+        (SELLER, "seller/new_request"): 1,
+        (SELLER, "seller/response_due_soon"): 1,
+        (SELLER, "seller/auto_authorized"): 1,
+        (SELLER, "seller/return_shipped"): 1,
+        (SELLER, "seller/item_received"): 1,
+        (SELLER, "seller/auto_refunded"): 1,
+    }
+)
 
 
-async def test_a_lifecycle_delivered_twice_sends_each_email_once(service, mailbox, announcements, wait_until,
-                                                                 caplog):
+async def test_a_lifecycle_delivered_twice_sends_each_email_once(service, mailbox, announcements, wait_until, caplog):
     caplog.set_level(logging.INFO)
     events = lifecycle()
     # Every event delivered twice, in lifecycle order: all at once, a reminder handled after the
@@ -48,8 +67,11 @@ async def test_a_lifecycle_delivered_twice_sends_each_email_once(service, mailbo
     for event in events:
         await service.publish(event, event)
         await wait_until(lambda event=event: service.processed(event.id))
-    await wait_until(lambda: len(announcements.of("notification.sent")) >= len(EXPECTED), timeout=15,
-                     message=f"{len(EXPECTED)} notification.sent")
+    await wait_until(
+        lambda: len(announcements.of("notification.sent")) >= len(EXPECTED),
+        timeout=15,
+        message=f"{len(EXPECTED)} notification.sent",
+    )
     await wait_until(lambda: service.processed(*(e.id for e in events)))
 
     # A crash after the emails were recorded but before the inbox noted the events: all again.
@@ -76,16 +98,16 @@ async def test_a_lifecycle_delivered_twice_sends_each_email_once(service, mailbo
     assert len(sent) == len(EXPECTED)
     assert {e.data["notification_id"] for e in sent} == set(docs)
     assert all(e.data["smtp_message_id"] == docs[e.subject]["smtp_message_id"] for e in sent)
-    assert not any("@example.com" in e.to_json().decode().replace(service.settings.message_id_domain, "")
-                   for e in sent)
+    assert not any("@example.com" in e.to_json().decode().replace(service.settings.message_id_domain, "") for e in sent)
     ours = [r for r in caplog.records if r.name.startswith(("services.", "shared.", "audit", "access"))]
     assert any(r.name == "services.notifications.jobs" for r in ours)
     logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in ours)
     assert "example.com" not in logged and "Ada Buyer" not in logged and "Acme Goods" not in logged
 
 
-async def test_a_server_refusing_for_a_while_gets_the_email_once_it_recovers(service, mailbox, announcements,
-                                                                            wait_until):
+async def test_a_server_refusing_for_a_while_gets_the_email_once_it_recovers(
+    service, mailbox, announcements, wait_until
+):
     mailbox.refuse_next = 3  # 451 three times; the fourth attempt goes through
     rejected = event("return.rejected", 5)
     await service.publish(rejected)
@@ -97,13 +119,12 @@ async def test_a_server_refusing_for_a_while_gets_the_email_once_it_recovers(ser
     assert doc["status"] == "sent" and doc["attempts"] == 4 and sent.data["attempts"] == 4
     assert [a["outcome"] for a in doc["attempt_log"]] == ["transient"] * 3 + ["sent"]
     assert [a["code"] for a in doc["attempt_log"]][:3] == [451] * 3
-    gaps = [(b["at"] - a["at"]).total_seconds() for a, b in zip(doc["attempt_log"], doc["attempt_log"][1:])]
+    gaps = [(b["at"] - a["at"]).total_seconds() for a, b in pairwise(doc["attempt_log"])]
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.3  # growing delays
     assert not announcements.of("notification.failed")
 
 
-async def test_a_server_that_is_down_gets_the_email_when_it_comes_up(service, smtp, mailbox, announcements,
-                                                                     wait_until):
+async def test_a_server_that_is_down_gets_the_email_when_it_comes_up(service, smtp, mailbox, announcements, wait_until):
     smtp.stop()
     closed = event("return.closed", 5)
     await service.publish(closed)
@@ -121,8 +142,7 @@ async def _attempted(service, event_id: str) -> bool:
     return bool(docs) and docs[0]["attempts"] >= 1
 
 
-async def test_a_permanently_rejected_address_ends_in_notification_failed(service, mailbox, announcements,
-                                                                          wait_until):
+async def test_a_permanently_rejected_address_ends_in_notification_failed(service, mailbox, announcements, wait_until):
     mailbox.reject.add(BUYER)
     expired = event("return.expired", 3)
     await service.publish(expired)

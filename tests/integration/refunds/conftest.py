@@ -1,5 +1,6 @@
 """The refunds service against the real servers: an app per test, a recording Stripe stub, and a
 queue that captures what the service publishes."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
@@ -41,13 +42,26 @@ def stripe_base(stripe_stub: StripeStub) -> str:
 
 
 @pytest.fixture
-def refunds_settings(mongodb_url: str, amqp_url: str, db: Any, exchange: str, queue_prefix: str,
-                     stripe_base: str) -> Settings:
-    return Settings(mongodb_url=mongodb_url, mongodb_db=db.name, amqp_url=amqp_url, exchange=exchange,
-                    orders_exchange=f"{queue_prefix}orders", queue_prefix=queue_prefix,
-                    retry_delays_ms=[100, 200], outbox_poll_ms=100, jwt_secret=JWT_SECRET,
-                    stripe_api_base=stripe_base, gateway_timeout_s=2.0, gateway_retry_delays_ms=[20, 40],
-                    lease_s=5.0, job_interval_s=3600.0, log_level="WARNING")
+def refunds_settings(
+    mongodb_url: str, amqp_url: str, db: Any, exchange: str, queue_prefix: str, stripe_base: str
+) -> Settings:
+    return Settings(
+        mongodb_url=mongodb_url,
+        mongodb_db=db.name,
+        amqp_url=amqp_url,
+        exchange=exchange,
+        orders_exchange=f"{queue_prefix}orders",
+        queue_prefix=queue_prefix,
+        retry_delays_ms=[100, 200],
+        outbox_poll_ms=100,
+        jwt_secret=JWT_SECRET,
+        stripe_api_base=stripe_base,
+        gateway_timeout_s=2.0,
+        gateway_retry_delays_ms=[20, 40],
+        lease_s=5.0,
+        job_interval_s=3600.0,
+        log_level="WARNING",
+    )
 
 
 @dataclass
@@ -92,8 +106,9 @@ class Harness:
         return {"Authorization": f"Bearer {mint(self.settings, role, sub, 'refunds')}"}
 
     async def deliver(self, order: Order) -> None:
-        event = new_event("order.delivered", service="orders", subject=order.order_id, data=order,
-                          sequence=1, time=self.clock.now())
+        event = new_event(
+            "order.delivered", service="orders", subject=order.order_id, data=order, sequence=1, time=self.clock.now()
+        )
         await self.publisher.publish(event, exchange=self.settings.orders_exchange)
 
     async def delivered(self, **order_fields: Any) -> Order:
@@ -104,8 +119,15 @@ class Harness:
         return order
 
     async def send(self, event_type: str, ret: Return, event_id: str | None = None) -> CloudEvent:
-        event = new_event(event_type, service="returns", subject=ret.return_id, data=ret, sequence=ret.version,
-                          time=self.clock.now(), event_id=event_id)
+        event = new_event(
+            event_type,
+            service="returns",
+            subject=ret.return_id,
+            data=ret,
+            sequence=ret.version,
+            time=self.clock.now(),
+            event_id=event_id,
+        )
         await self.publisher.publish(event)
         return event
 
@@ -128,8 +150,14 @@ class RefundsService(Harness):
 
 
 @pytest.fixture
-async def harness(refunds_settings: Settings, published: Captured, bus_factory: Any, db: Any,
-                  amqp: aio_pika.abc.AbstractRobustConnection, wait_until: Any) -> AsyncIterator[Harness]:
+async def harness(
+    refunds_settings: Settings,
+    published: Captured,
+    bus_factory: Any,
+    db: Any,
+    amqp: aio_pika.abc.AbstractRobustConnection,
+    wait_until: Any,
+) -> AsyncIterator[Harness]:
     publisher = await bus_factory("test-publisher")
     yield Harness(refunds_settings, FixedClock(NOW), publisher, db, wait_until)
     async with amqp.channel() as channel:  # the service's own queues and the test's orders exchange

@@ -4,6 +4,7 @@ stripe-mock answers every request alike and ignores `Idempotency-Key`, so it can
 retried payment is paid once. This stub pays once per key, as Stripe does, and can be told to be
 down (503) or to hold its answer after accepting a refund (to kill the caller in between).
 """
+
 from __future__ import annotations
 
 import json
@@ -57,10 +58,16 @@ class StripeStub:
         with self._lock:
             if key in self.refunds:
                 return self.refunds[key]
-            refund = {"id": f"re_stub_{len(self.refunds) + 1}", "object": "refund", "status": "succeeded",
-                      "amount": int(params["amount"]), "currency": "usd",
-                      "payment_intent": params.get("payment_intent"), "charge": params.get("charge"),
-                      "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")}}
+            refund = {
+                "id": f"re_stub_{len(self.refunds) + 1}",
+                "object": "refund",
+                "status": "succeeded",
+                "amount": int(params["amount"]),
+                "currency": "usd",
+                "payment_intent": params.get("payment_intent"),
+                "charge": params.get("charge"),
+                "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
+            }
             self.refunds[key or refund["id"]] = refund
             return refund
 

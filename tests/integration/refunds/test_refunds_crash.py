@@ -4,6 +4,7 @@ The service runs as a real process (`python -m services.refunds`) and gets SIGKI
 gateway holds its answer to an accepted refund. After a restart the payment is resumed under the
 same idempotency key, so the gateway pays once.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,11 +37,23 @@ def free_port() -> int:
 def process_env(refunds_settings) -> dict[str, str]:
     s = refunds_settings
     return os.environ | {
-        "MONGODB_URL": s.mongodb_url, "MONGODB_DB": s.database_name, "AMQP_URL": s.amqp_url,
-        "EXCHANGE": s.exchange, "ORDERS_EXCHANGE": s.orders_exchange, "QUEUE_PREFIX": s.queue_prefix,
-        "RETRY_DELAYS_MS": "[100,200]", "JWT_SECRET": s.jwt_secret, "STRIPE_API_BASE": s.stripe_api_base,
-        "GATEWAY_TIMEOUT_S": "30", "GATEWAY_RETRY_DELAYS_MS": "[50]", "LEASE_S": "1", "JOB_INTERVAL_S": "0.2",
-        "OUTBOX_POLL_MS": "100", "LOG_LEVEL": "WARNING", "PORT": str(free_port())}
+        "MONGODB_URL": s.mongodb_url,
+        "MONGODB_DB": s.database_name,
+        "AMQP_URL": s.amqp_url,
+        "EXCHANGE": s.exchange,
+        "ORDERS_EXCHANGE": s.orders_exchange,
+        "QUEUE_PREFIX": s.queue_prefix,
+        "RETRY_DELAYS_MS": "[100,200]",
+        "JWT_SECRET": s.jwt_secret,
+        "STRIPE_API_BASE": s.stripe_api_base,
+        "GATEWAY_TIMEOUT_S": "30",
+        "GATEWAY_RETRY_DELAYS_MS": "[50]",
+        "LEASE_S": "1",
+        "JOB_INTERVAL_S": "0.2",
+        "OUTBOX_POLL_MS": "100",
+        "LOG_LEVEL": "WARNING",
+        "PORT": str(free_port()),
+    }
 
 
 @pytest.fixture
@@ -48,8 +61,13 @@ def run_service(process_env) -> Iterator:
     processes: list[subprocess.Popen] = []
 
     def start() -> subprocess.Popen:
-        process = subprocess.Popen([sys.executable, "-m", "services.refunds"], cwd=ROOT, env=process_env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.refunds"],
+            cwd=ROOT,
+            env=process_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         processes.append(process)
         return process
 
@@ -73,7 +91,8 @@ async def ready(port: str) -> bool:
 
 
 async def test_killed_after_the_gateway_accepted_then_restarted_pays_once(
-        harness, published, stripe_stub, run_service, process_env, wait_until):
+    harness, published, stripe_stub, run_service, process_env, wait_until
+):
     service = harness
     port = process_env["PORT"]
     process = run_service()
@@ -93,8 +112,11 @@ async def test_killed_after_the_gateway_accepted_then_restarted_pays_once(
     stripe_stub.release.set()
 
     run_service()
-    await wait_until(lambda: published.of_type("return.refunded", ret.return_id), timeout=20,
-                     message="no return.refunded after the restart")
+    await wait_until(
+        lambda: published.of_type("return.refunded", ret.return_id),
+        timeout=20,
+        message="no return.refunded after the restart",
+    )
     doc = await service.refund_doc(refund_id)
     refund = Refund.model_validate(doc)
     keys = [call.idempotency_key for call in stripe_stub.posts()]

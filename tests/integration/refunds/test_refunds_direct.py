@@ -1,4 +1,5 @@
 """Direct refunds over HTTP: Idempotency-Key, the per-order cap (also under concurrency), bad input."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,9 @@ async def test_refund_beyond_what_was_paid_is_refused_and_nothing_paid(service, 
     assert [c.params["amount"] for c in stripe_stub.posts()] == ["2000"]
     ledger = await service.ledger(order.order_id)
     assert (ledger["refunded"], ledger["reserved"], ledger["available"]) == (2000, 0, 500)
-    listed = await service.http.get("/v1/refunds", params={"order_id": order.order_id},
-                                    headers=service.token("agent", "a-1"))
+    listed = await service.http.get(
+        "/v1/refunds", params={"order_id": order.order_id}, headers=service.token("agent", "a-1")
+    )
     assert len(listed.json()["items"]) == 1  # the refused one left nothing behind
 
     rest = await post(service, {"order_id": order.order_id, "lines": [], "refund_shipping": True}, key="k-3")
@@ -102,8 +104,9 @@ async def test_a_return_refund_is_paid_at_most_once_even_by_two_sellers_requests
     assert len(stripe_stub.posts()) == 1
 
 
-async def test_a_replacement_that_loses_the_race_for_the_order_puts_the_due_refund_back(service, stripe_stub,
-                                                                                      wait_until, monkeypatch):
+async def test_a_replacement_that_loses_the_race_for_the_order_puts_the_due_refund_back(
+    service, stripe_stub, wait_until, monkeypatch
+):
     order = await service.delivered(lines=[("L1", 2, 1000)], shipping=0)
     ret = make_return(order, ("L1", 2, "DEFECTIVE"), refund_mode="manual")
     event = await service.send("return.received", ret)

@@ -1,4 +1,5 @@
 """The per-order ledger on the real MongoDB-wire server: concurrent reservations never overdraw."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,14 +15,18 @@ async def test_concurrent_reservations_never_exceed_what_was_paid(db):
     ledgers = OrderLedgers(db["order_ledgers"])
     await ledgers.open("o-1", "USD", 4000)
 
-    results = await asyncio.gather(*(ledgers.reserve("o-1", f"rf_{n}", 1500) for n in range(10)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(ledgers.reserve("o-1", f"rf_{n}", 1500) for n in range(10)), return_exceptions=True
+    )
 
     won = [n for n, result in enumerate(results) if result is None]
     assert len(won) == 2 and all(isinstance(r, CapExceeded) for r in results if r is not None)
     ledger = await ledgers.get("o-1")
     assert (ledger["available"], ledger["reserved"], sorted(ledger["reservations"])) == (
-        1000, 3000, sorted(f"rf_{n}" for n in won))
+        1000,
+        3000,
+        sorted(f"rf_{n}" for n in won),
+    )
 
 
 async def test_every_step_is_idempotent_per_refund(db):

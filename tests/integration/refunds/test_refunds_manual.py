@@ -1,4 +1,5 @@
 """Manual refund mode: a due refund the seller replaces, or the platform pays at the deadline."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,13 @@ pytestmark = pytest.mark.integration
 
 async def test_seller_replaces_the_due_refund_with_a_partial_one(service, published, stripe_stub, wait_until):
     order = await service.delivered(lines=[("L1", 3, 1500), ("L2", 1, 4999)])
-    ret = make_return(order, ("L1", 3, "NO_LONGER_NEEDED"), refund_mode="manual", restocking=20,
-                      received=[("L1", 2, "sellable"), ("L1", 1, "used")])
+    ret = make_return(
+        order,
+        ("L1", 3, "NO_LONGER_NEEDED"),
+        refund_mode="manual",
+        restocking=20,
+        received=[("L1", 2, "sellable"), ("L1", 1, "used")],
+    )
     event = await service.send("return.received", ret)
     await wait_until(lambda: service.handled(event.id), message="return.received not handled")
     refund_id = return_refund_id(ret.return_id)
@@ -31,8 +37,7 @@ async def test_seller_replaces_the_due_refund_with_a_partial_one(service, publis
     assert (due_local.date().isoformat(), due_local.hour) == ("2025-07-08", 23)
     assert stripe_stub.calls == []
 
-    body = {"return_id": ret.return_id, "lines": [{"line_id": "L1", "quantity": 2}],
-            "other_concession": money(250)}
+    body = {"return_id": ret.return_id, "lines": [{"line_id": "L1", "quantity": 2}], "other_concession": money(250)}
     response = await service.http.post("/v1/refunds", json=body, headers=seller | {"Idempotency-Key": "k-1"})
     assert response.status_code == 201, response.text
     refund = Refund.model_validate(response.json())
@@ -48,8 +53,7 @@ async def test_seller_replaces_the_due_refund_with_a_partial_one(service, publis
     assert Refund.model_validate(published.of_type("return.refunded")[0].data).amount.amount == 3250
 
 
-async def test_at_the_deadline_the_platform_pays_the_computed_refund_once(service, published, stripe_stub,
-                                                                          wait_until):
+async def test_at_the_deadline_the_platform_pays_the_computed_refund_once(service, published, stripe_stub, wait_until):
     service.clock.set(datetime(2025, 7, 7, 12, tzinfo=UTC))
     order = await service.delivered(lines=[("L1", 2, 1500)])
     ret = make_return(order, ("L1", 2, "DEFECTIVE"), refund_mode="manual")
@@ -66,7 +70,11 @@ async def test_at_the_deadline_the_platform_pays_the_computed_refund_once(servic
 
     refund = Refund.model_validate(await service.refund_doc(return_refund_id(ret.return_id)))
     assert (refund.status, refund.automatic, refund.actor.role, refund.amount.amount) == (
-        "issued", True, "platform", 3000)
+        "issued",
+        True,
+        "platform",
+        3000,
+    )
     assert len(stripe_stub.posts()) == 1
     await wait_until(lambda: published.of_type("refund.issued"), message="no refund.issued")
     assert published.of_type("refund.issued")[0].data["automatic"] is True
@@ -79,13 +87,16 @@ async def test_seller_refund_needs_a_received_return_of_their_own(service, wait_
     await wait_until(lambda: service.handled(event.id), message="return.received not handled")
     body = {"return_id": ret.return_id}
 
-    other = await service.http.post("/v1/refunds", json=body,
-                                    headers=service.token("seller", "s-2") | {"Idempotency-Key": "k"})
-    unknown = await service.http.post("/v1/refunds", json={"return_id": "ret-nope"},
-                                      headers=service.token("seller", "s-1") | {"Idempotency-Key": "k"})
+    other = await service.http.post(
+        "/v1/refunds", json=body, headers=service.token("seller", "s-2") | {"Idempotency-Key": "k"}
+    )
+    unknown = await service.http.post(
+        "/v1/refunds", json={"return_id": "ret-nope"}, headers=service.token("seller", "s-1") | {"Idempotency-Key": "k"}
+    )
     assert (other.status_code, unknown.status_code) == (404, 404)
-    agent = await service.http.post("/v1/refunds", json=body,
-                                    headers=service.token("agent", "a-1") | {"Idempotency-Key": "k"})
+    agent = await service.http.post(
+        "/v1/refunds", json=body, headers=service.token("agent", "a-1") | {"Idempotency-Key": "k"}
+    )
     assert agent.status_code == 201 and agent.json()["actor"] == {"role": "agent", "id": "a-1"}
 
 

@@ -1,4 +1,5 @@
 """A gateway outage ends in `refund.failed` (money reserved is released); an agent's retry pays."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,8 +11,9 @@ from tests.unit.refunds.builders import make_return
 pytestmark = pytest.mark.integration
 
 
-async def test_gateway_outage_ends_in_refund_failed_and_a_later_retry_succeeds(service, published, stripe_stub,
-                                                                              wait_until):
+async def test_gateway_outage_ends_in_refund_failed_and_a_later_retry_succeeds(
+    service, published, stripe_stub, wait_until
+):
     order = await service.delivered(lines=[("L1", 1, 2500)])
     ret = make_return(order, ("L1", 1, "DEFECTIVE"))
     refund_id = return_refund_id(ret.return_id)

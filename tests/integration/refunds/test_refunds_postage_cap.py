@@ -1,5 +1,6 @@
 """The per-order cap counts the return postage the buyer paid: a seller-fault return of a whole order
 on an unpaid label is refunded items + outbound shipping + the postage, in every refund mode."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -18,8 +19,15 @@ POSTAGE = 750
 async def received_on_an_unpaid_label(service, wait_until, *, shipping: int, mode: str):
     """Issue 11's order: one line of 3000, the buyer's postage of 750, the wrong item sent."""
     order = await service.delivered(lines=[("L1", 1, 3000)], shipping=shipping)
-    ret = make_return(order, ("L1", 1, "WRONG_ITEM_SENT"), whole_order=True, label="unpaid", paid_by="seller",
-                      postage=POSTAGE, refund_mode=mode)
+    ret = make_return(
+        order,
+        ("L1", 1, "WRONG_ITEM_SENT"),
+        whole_order=True,
+        label="unpaid",
+        paid_by="seller",
+        postage=POSTAGE,
+        refund_mode=mode,
+    )
     event = await service.send("return.received", ret)
     await wait_until(lambda: service.handled(event.id), message="return.received not handled")
     return order, ret
@@ -30,12 +38,20 @@ async def assert_paid_in_full(service, published, stripe_stub, wait_until, order
     assert published.of_type("refund.failed") == []
     refund = Refund.model_validate(published.of_type("return.refunded", ret.return_id)[0].data)
     assert (refund.status, refund.amount.amount, refund.breakdown.return_shipping_concession.amount) == (
-        "issued", expected, POSTAGE)
+        "issued",
+        expected,
+        POSTAGE,
+    )
     assert [call.params["amount"] for call in stripe_stub.posts()] == [str(expected)]
     ledger = await service.ledger(order.order_id)
     # The buyer paid the order and the postage; all of it came back, nothing more can be refunded.
     assert (ledger["paid"], ledger["postage_paid"], ledger["refunded"], ledger["reserved"], ledger["available"]) == (
-        order.total_paid(), POSTAGE, expected, 0, 0)
+        order.total_paid(),
+        POSTAGE,
+        expected,
+        0,
+        0,
+    )
 
 
 @pytest.mark.parametrize("shipping", [0, 599])
@@ -45,12 +61,12 @@ async def test_auto_mode_refunds_items_shipping_and_postage(service, published, 
 
 
 @pytest.mark.parametrize("shipping", [0, 599])
-async def test_seller_refunds_with_a_return_shipping_concession(service, published, stripe_stub, wait_until,
-                                                                shipping):
+async def test_seller_refunds_with_a_return_shipping_concession(service, published, stripe_stub, wait_until, shipping):
     order, ret = await received_on_an_unpaid_label(service, wait_until, shipping=shipping, mode="manual")
     body = {"return_id": ret.return_id, "return_shipping_concession": money(POSTAGE)}
-    response = await service.http.post("/v1/refunds", json=body,
-                                       headers=service.token("seller", "s-1") | {"Idempotency-Key": "k-1"})
+    response = await service.http.post(
+        "/v1/refunds", json=body, headers=service.token("seller", "s-1") | {"Idempotency-Key": "k-1"}
+    )
     assert response.status_code == 201, response.text
     await assert_paid_in_full(service, published, stripe_stub, wait_until, order, ret, 3000 + shipping + POSTAGE)
 
@@ -63,8 +79,7 @@ async def test_the_platform_refunds_at_the_deadline(service, published, stripe_s
     await assert_paid_in_full(service, published, stripe_stub, wait_until, order, ret, 3000 + shipping + POSTAGE)
 
 
-async def test_postage_is_counted_once_per_return_and_never_beyond_it(service, published, stripe_stub,
-                                                                      wait_until):
+async def test_postage_is_counted_once_per_return_and_never_beyond_it(service, published, stripe_stub, wait_until):
     order, ret = await received_on_an_unpaid_label(service, wait_until, shipping=0, mode="manual")
     again = await service.send("return.received", ret)  # a redelivery with an id of its own
     await wait_until(lambda: service.handled(again.id), message="second return.received not handled")

@@ -1,4 +1,5 @@
 """A received return is refunded once, with the right breakdown, and both events are published."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,11 +13,17 @@ from tests.unit.refunds.builders import make_order, make_return
 pytestmark = pytest.mark.integration
 
 
-async def test_received_return_is_refunded_once_with_the_right_breakdown(service, published, stripe_stub,
-                                                                         wait_until):
+async def test_received_return_is_refunded_once_with_the_right_breakdown(service, published, stripe_stub, wait_until):
     order = await service.delivered(lines=[("L1", 2, 1500), ("L2", 1, 4999)], shipping=599)
-    ret = make_return(order, ("L1", 2, "NO_LONGER_NEEDED"), restocking=10, label="unpaid", paid_by="seller",
-                      postage=899, received=[("L1", 1, "sellable"), ("L1", 1, "opened")])
+    ret = make_return(
+        order,
+        ("L1", 2, "NO_LONGER_NEEDED"),
+        restocking=10,
+        label="unpaid",
+        paid_by="seller",
+        postage=899,
+        received=[("L1", 1, "sellable"), ("L1", 1, "opened")],
+    )
     await service.send("return.received", ret)
     refund_id = return_refund_id(ret.return_id)
 
@@ -25,11 +32,21 @@ async def test_received_return_is_refunded_once_with_the_right_breakdown(service
     [returned] = published.of_type("return.refunded", ret.return_id)
     refund = Refund.model_validate(issued.data)
     b = refund.breakdown
-    assert (b.items.amount, b.restocking_fee.amount, b.outbound_shipping.amount,
-            b.return_shipping_concession.amount, b.other_concession.amount) == (3000, 150, 0, 899, 0)
+    assert (
+        b.items.amount,
+        b.restocking_fee.amount,
+        b.outbound_shipping.amount,
+        b.return_shipping_concession.amount,
+        b.other_concession.amount,
+    ) == (3000, 150, 0, 899, 0)
     assert refund.amount.amount == b.total.amount == 3749
     assert (refund.status, refund.kind, refund.return_id, refund.automatic, refund.actor.role) == (
-        "issued", "return", ret.return_id, False, "platform")
+        "issued",
+        "return",
+        ret.return_id,
+        False,
+        "platform",
+    )
     assert issued.sequence == refund.version
     assert returned.sequence == ret.version + 1 == refund.return_version + 1  # the return's next version
     assert Refund.model_validate(returned.data) == refund
@@ -37,12 +54,20 @@ async def test_received_return_is_refunded_once_with_the_right_breakdown(service
     [call] = stripe_stub.posts()
     assert call.idempotency_key == refund_id
     assert (call.params["amount"], call.params["payment_intent"], call.params["metadata[return_id]"]) == (
-        "3749", "pi_test_123", ret.return_id)
+        "3749",
+        "pi_test_123",
+        ret.return_id,
+    )
     assert refund.gateway == "stripe" and refund.gateway_reference == "re_stub_1"
     ledger = await service.ledger(order.order_id)
     # The buyer paid the order and, on the unpaid label, 899 of postage: both count toward the cap.
     assert (ledger["paid"], ledger["postage_paid"], ledger["refunded"], ledger["reserved"], ledger["available"]) == (
-        order.total_paid(), 899, 3749, 0, order.total_paid() + 899 - 3749)
+        order.total_paid(),
+        899,
+        3749,
+        0,
+        order.total_paid() + 899 - 3749,
+    )
 
     seller = await service.http.get(f"/v1/refunds/{refund_id}", headers=service.token("seller", "s-1"))
     assert seller.status_code == 200 and seller.json()["amount"] == {"amount": 3749, "currency": "USD"}
@@ -51,20 +76,28 @@ async def test_received_return_is_refunded_once_with_the_right_breakdown(service
     stranger = await service.http.get(f"/v1/refunds/{refund_id}", headers=service.token("seller", "s-2"))
     assert stranger.status_code == 404
     assert stranger.headers["content-type"].startswith("application/problem+json")
-    listed = await service.http.get("/v1/refunds", params={"return_id": ret.return_id, "status": "issued"},
-                                    headers=service.token("agent", "a-1"))
+    listed = await service.http.get(
+        "/v1/refunds", params={"return_id": ret.return_id, "status": "issued"}, headers=service.token("agent", "a-1")
+    )
     assert [item["refund_id"] for item in listed.json()["items"]] == [refund_id]
-    theirs = await service.http.get("/v1/refunds", params={"order_id": order.order_id},
-                                    headers=service.token("seller", "s-2"))
+    theirs = await service.http.get(
+        "/v1/refunds", params={"order_id": order.order_id}, headers=service.token("seller", "s-2")
+    )
     assert theirs.json()["items"] == []
 
 
-async def test_the_fee_percent_the_return_carries_is_applied_with_no_cap_of_its_own(service, published,
-                                                                                   stripe_stub, wait_until):
+async def test_the_fee_percent_the_return_carries_is_applied_with_no_cap_of_its_own(
+    service, published, stripe_stub, wait_until
+):
     # The returns service decided 80 % for L1 and none for L2 (its rules, its cap): refunds applies them.
     order = await service.delivered(lines=[("L1", 2, 1500), ("L2", 1, 4999)], shipping=599)
-    ret = make_return(order, ("L1", 1, "NO_LONGER_NEEDED"), ("L2", 1, "NO_LONGER_NEEDED"), restocking=20,
-                      received=[("L1", 1, "opened", 80), ("L2", 1, "opened", 0)])
+    ret = make_return(
+        order,
+        ("L1", 1, "NO_LONGER_NEEDED"),
+        ("L2", 1, "NO_LONGER_NEEDED"),
+        restocking=20,
+        received=[("L1", 1, "opened", 80), ("L2", 1, "opened", 0)],
+    )
     await service.send("return.received", ret)
     await wait_until(lambda: published.of_type("refund.issued"), message="no refund.issued")
     refund = Refund.model_validate(published.of_type("refund.issued")[0].data)
@@ -72,15 +105,16 @@ async def test_the_fee_percent_the_return_carries_is_applied_with_no_cap_of_its_
     assert refund.amount.amount == 1500 - 1200 + 4999
 
 
-async def test_the_same_return_received_twice_and_concurrently_pays_once(service, published, stripe_stub,
-                                                                         wait_until):
+async def test_the_same_return_received_twice_and_concurrently_pays_once(service, published, stripe_stub, wait_until):
     order = await service.delivered()
     ret = make_return(order, ("L1", 1, "DEFECTIVE"))
     first = await service.send("return.received", ret)
     # The same event again (a redelivery) and two more copies with ids of their own, all at once.
-    _, second, third = await asyncio.gather(service.send("return.received", ret, event_id=first.id),
-                                            service.send("return.received", ret),
-                                            service.send("return.received", ret))
+    _, second, third = await asyncio.gather(
+        service.send("return.received", ret, event_id=first.id),
+        service.send("return.received", ret),
+        service.send("return.received", ret),
+    )
 
     await wait_until(lambda: service.handled(first.id, second.id, third.id), message="events not all handled")
     await wait_until(lambda: published.of_type("return.refunded"), message="no return.refunded")
@@ -120,8 +154,14 @@ async def test_returnless_authorization_is_refunded_at_once(service, published, 
 async def test_a_return_closed_before_its_returnless_authorization_arrives_is_not_refunded(service, wait_until):
     order = await service.delivered(lines=[("L1", 1, 900)])
     authorized = make_return(order, ("L1", 1, "NO_LONGER_NEEDED"), returnless=True, status="authorized", version=2)
-    closed = make_return(order, ("L1", 1, "NO_LONGER_NEEDED"), return_id=authorized.return_id, returnless=True,
-                         status="closed", version=3)
+    closed = make_return(
+        order,
+        ("L1", 1, "NO_LONGER_NEEDED"),
+        return_id=authorized.return_id,
+        returnless=True,
+        status="closed",
+        version=3,
+    )
     first = await service.send("return.closed", closed)
     await wait_until(lambda: service.handled(first.id), message="return.closed not handled")
     late = await service.send("return.authorized", authorized)
@@ -138,12 +178,12 @@ async def test_ledger_gateway_records_one_entry_per_key(service, published, stri
     refund = Refund.model_validate(published.of_type("refund.issued")[0].data)
     entries = [doc async for doc in service.db["ledger_entries"].find({})]
     assert [(e["_id"], e["amount"], e["reference"]) for e in entries] == [
-        (refund.refund_id, 4999, refund.gateway_reference)]
+        (refund.refund_id, 4999, refund.gateway_reference)
+    ]
     assert refund.gateway == "ledger" and stripe_stub.calls == []
 
 
-async def test_a_return_received_before_its_order_is_refunded_once_the_order_arrives(service, published,
-                                                                                     wait_until):
+async def test_a_return_received_before_its_order_is_refunded_once_the_order_arrives(service, published, wait_until):
     order = make_order()
     ret = make_return(order, ("L1", 1, "DEFECTIVE"))
     await service.send("return.received", ret)  # fails (no order yet) and is retried by the bus

@@ -1,5 +1,6 @@
 """Implausible order snapshots never reach the ledger (the event is parked), and a refund that would
 be zero or negative is never paid: it fails, saying why."""
+
 from __future__ import annotations
 
 import uuid
@@ -37,8 +38,15 @@ def beyond_64_bits(data: dict[str, Any]) -> None:
 async def test_an_implausible_order_delivered_is_parked_and_opens_no_ledger(service, wait_until, spoil):
     data = order_data()
     spoil(data)
-    event = CloudEvent(id=str(uuid.uuid4()), source="/services/orders", type="order.delivered",
-                       time=service.clock.now(), subject=data["order_id"], sequence=1, data=data)
+    event = CloudEvent(
+        id=str(uuid.uuid4()),
+        source="/services/orders",
+        type="order.delivered",
+        time=service.clock.now(),
+        subject=data["order_id"],
+        sequence=1,
+        data=data,
+    )
     await service.publisher.publish(event, exchange=service.settings.orders_exchange)
 
     parked = await wait_until(lambda: list_dead(service.app.state.bus), message="the event is not parked")
@@ -48,8 +56,9 @@ async def test_an_implausible_order_delivered_is_parked_and_opens_no_ledger(serv
     assert await service.db["orders"].find_one({"_id": data["order_id"]}) is None
 
 
-async def test_a_return_with_nothing_refundable_fails_instead_of_issuing_zero(service, published, stripe_stub,
-                                                                              wait_until):
+async def test_a_return_with_nothing_refundable_fails_instead_of_issuing_zero(
+    service, published, stripe_stub, wait_until
+):
     order = await service.delivered(lines=[("L1", 2, 1500)])
     ret = make_return(order, ("L1", 2, "NO_LONGER_NEEDED"), received=[("L1", 0, "missing")])
     await service.send("return.received", ret)

@@ -1,4 +1,5 @@
 """The Stripe adapter (official SDK) against stripe-mock, Stripe's own mock of its API."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,14 @@ def stripe_base() -> str:
 
 
 def request(reference: str = "pi_123", key: str = "rf_test") -> GatewayRefund:
-    return GatewayRefund(refund_id="rf_test", idempotency_key=key, payment_reference=reference,
-                         amount=Money(amount=1999, currency="USD"), order_id="o-1", return_id="ret-1")
+    return GatewayRefund(
+        refund_id="rf_test",
+        idempotency_key=key,
+        payment_reference=reference,
+        amount=Money(amount=1999, currency="USD"),
+        order_id="o-1",
+        return_id="ret-1",
+    )
 
 
 @pytest.mark.parametrize("reference", ["pi_123", "ch_123"])

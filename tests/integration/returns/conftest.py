@@ -3,6 +3,7 @@
 Each test module gets its own database and queue prefix (dropped and deleted afterwards). A module
 may set `SETTINGS = {...}` to override settings (short durations for the deadline tests).
 """
+
 from __future__ import annotations
 
 import uuid
@@ -14,10 +15,10 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from shared.bus import EventBus, QueueNames
-from shared.clock import FixedClock
 from services.returns.app import create_app
 from services.returns.settings import ReturnsSettings
+from shared.bus import EventBus, QueueNames
+from shared.clock import FixedClock
 from tests.integration.returns.factories import ReturnsApi
 from tests.integration.returns.tap import EventTap
 
@@ -31,10 +32,20 @@ def returns_settings(request: pytest.FixtureRequest, amqp_url: str, mongodb_url:
     tag = uuid.uuid4().hex[:8]
     name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
     prefix = f"t-{name}-{tag}."
-    values = dict(mongodb_url=mongodb_url, mongodb_db=f"test_{name}_{tag}", amqp_url=amqp_url,
-                  queue_prefix=prefix, exchange=f"{prefix}events", orders_exchange=f"{prefix}orders",
-                  jwt_secret=JWT_SECRET, retry_delays_ms=[100, 300], outbox_poll_ms=50, jobs_enabled=False,
-                  max_body_bytes=16 * 1024, log_level="WARNING")
+    values = dict(
+        mongodb_url=mongodb_url,
+        mongodb_db=f"test_{name}_{tag}",
+        amqp_url=amqp_url,
+        queue_prefix=prefix,
+        exchange=f"{prefix}events",
+        orders_exchange=f"{prefix}orders",
+        jwt_secret=JWT_SECRET,
+        retry_delays_ms=[100, 300],
+        outbox_poll_ms=50,
+        jobs_enabled=False,
+        max_body_bytes=16 * 1024,
+        log_level="WARNING",
+    )
     return ReturnsSettings(**(values | getattr(request.module, "SETTINGS", {})))
 
 
@@ -63,8 +74,9 @@ async def cleanup(settings: ReturnsSettings, mongo_client) -> None:
 
 
 @pytest.fixture(scope="module")
-async def returns_app(returns_settings: ReturnsSettings, clock: FixedClock, tap: EventTap,
-                      mongo_client) -> AsyncIterator:
+async def returns_app(
+    returns_settings: ReturnsSettings, clock: FixedClock, tap: EventTap, mongo_client
+) -> AsyncIterator:
     app = create_app(returns_settings, clock)
     try:
         async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as _:

@@ -1,4 +1,5 @@
 """A listener on the real broker: an exclusive queue bound to every event type, kept in memory."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,7 +43,10 @@ class EventTap:
 
     async def wait_types(self, subject: str, expected: list[str], timeout: float = 10.0) -> list[CloudEvent]:
         """Wait until `subject`'s events are exactly `expected` (in order) and answer them."""
-        await eventually(lambda: len(self.of(subject)) >= len(expected), timeout=timeout,
-                         what=f"{expected} for {subject} (have {self.types(subject)})")
+        await eventually(
+            lambda: len(self.of(subject)) >= len(expected),
+            timeout=timeout,
+            what=f"{expected} for {subject} (have {self.types(subject)})",
+        )
         assert self.types(subject) == expected, self.types(subject)
         return self.of(subject)

@@ -1,4 +1,5 @@
 """The deadline job with short durations and two replicas running it: each deadline acts exactly once."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -12,9 +13,13 @@ from tests.integration.returns.factories import eventually, order_data, request_
 
 pytestmark = pytest.mark.integration
 
-SETTINGS = {"jobs_enabled": True, "job_interval": timedelta(milliseconds=30),
-            "response_deadline": timedelta(seconds=60), "reminder_lead": timedelta(seconds=20),
-            "authorization_validity": timedelta(seconds=120)}
+SETTINGS = {
+    "jobs_enabled": True,
+    "job_interval": timedelta(milliseconds=30),
+    "response_deadline": timedelta(seconds=60),
+    "reminder_lead": timedelta(seconds=20),
+    "authorization_validity": timedelta(seconds=120),
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +34,10 @@ async def settle(*apps) -> None:
     """Wait until every replica's job has completed two whole runs since now."""
     jobs = [app.state.deadlines for app in apps]
     marks = [job.runs for job in jobs]
-    await eventually(lambda: all(job.runs >= mark + 2 for job, mark in zip(jobs, marks, strict=True)),
-                     what="two deadline runs per replica")
+    await eventually(
+        lambda: all(job.runs >= mark + 2 for job, mark in zip(jobs, marks, strict=True)),
+        what="two deadline runs per replica",
+    )
 
 
 async def test_remind_authorize_and_expire_exactly_once_with_two_runners(api, tap, clock, returns_app, replica):
@@ -42,8 +49,11 @@ async def test_remind_authorize_and_expire_exactly_once_with_two_runners(api, ta
     _, returnless = await api.order_with_return(("L1", 1, "DEFECTIVE"), **who)
     await api.authorize(returnless["return_id"], seller=seller, returnless=True)
     late = await api.put_order(order_data(delivered_at=clock.now() - timedelta(days=60), **who))
-    outside = await api.client.post("/v1/returns", headers=api.as_agent(),
-                                    json=request_data(late["order_id"], ("L1", 1, "DEFECTIVE")) | {"policy_exception": True})
+    outside = await api.client.post(
+        "/v1/returns",
+        headers=api.as_agent(),
+        json=request_data(late["order_id"], ("L1", 1, "DEFECTIVE")) | {"policy_exception": True},
+    )
     assert outside.status_code == 201 and outside.json()["in_policy"] is False
     outside = outside.json()
 
@@ -54,15 +64,20 @@ async def test_remind_authorize_and_expire_exactly_once_with_two_runners(api, ta
     clock.advance(timedelta(seconds=20))  # past the deadline: the platform answers in-policy requests
     await settle(returns_app, replica)
     platform = await api.get_return(unanswered["return_id"])
-    assert platform["status"] == "authorized" and platform["authorization"]["late"] and platform["authorization"]["automatic"]
+    assert (
+        platform["status"] == "authorized"
+        and platform["authorization"]["late"]
+        and platform["authorization"]["automatic"]
+    )
     assert platform["authorization"]["label_type"] == "prepaid"
     assert platform["authorization"]["return_shipping_paid_by"] == "seller"
     assert platform["timeline"][-1]["actor"] == {"role": "platform", "id": "returns"}
     clock.advance(timedelta(seconds=125))  # past every ship-by: unshipped authorizations expire
     await settle(returns_app, replica)
 
-    await tap.wait_types(unanswered["return_id"], ["return.created", "seller.response_due_soon",
-                                                   "return.authorized", "return.expired"])
+    await tap.wait_types(
+        unanswered["return_id"], ["return.created", "seller.response_due_soon", "return.authorized", "return.expired"]
+    )
     await tap.wait_types(answered["return_id"], ["return.created", "return.authorized", "return.expired"])
     # Out of policy: no reminder (it would promise a platform authorization that never comes).
     await tap.wait_types(outside["return_id"], ["return.created"])

@@ -1,4 +1,5 @@
 """What the returns API refuses, and what it does under races and retries: nothing stored, nothing emitted."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,15 +37,26 @@ async def test_bad_requests_answer_problems_and_store_and_emit_nothing(api, orde
     problem(await post(json=request_data(oid, ("L9", 1, "DEFECTIVE"))), 422, "lines[0].line_id")
     problem(await post(json=request_data(oid, ("L1", 4, "DEFECTIVE"))), 422, "lines[0].quantity")
     problem(await post(json=request_data(oid, ("L1", 1, "I_JUST_FEEL_LIKE_IT"))), 422, "lines[0].reason_code")
-    problem(await post(json=request_data(oid) | {"lines": [{"line_id": "L1", "quantity": "two",
-                                                            "reason_code": "DEFECTIVE"}]}), 422, "lines[0].quantity")
+    problem(
+        await post(
+            json=request_data(oid) | {"lines": [{"line_id": "L1", "quantity": "two", "reason_code": "DEFECTIVE"}]}
+        ),
+        422,
+        "lines[0].quantity",
+    )
     problem(await post(json={"order_id": oid, "lines": "L1"}), 422, "lines")
     problem(await post(json=request_data(oid) | {"price": 1}), 422, "price")
     problem(await post(json=request_data(oid) | {"policy_exception": True}), 403)
-    problem(await post(content=b'{"order_id": "x", "lines": [', headers={"content-type": "application/json"}), 400, "body")
-    problem(await post(content=b'{"order_id": "' + b"x" * 20_000 + b'"}', headers={"content-type": "application/json"}), 413)
+    problem(
+        await post(content=b'{"order_id": "x", "lines": [', headers={"content-type": "application/json"}), 400, "body"
+    )
+    problem(
+        await post(content=b'{"order_id": "' + b"x" * 20_000 + b'"}', headers={"content-type": "application/json"}), 413
+    )
     problem(await api.client.post("/v1/returns", json=request_data(oid)), 401)
-    problem(await api.client.post("/v1/returns", json=request_data(oid), headers=api.as_seller(order["seller"]["id"])), 403)
+    problem(
+        await api.client.post("/v1/returns", json=request_data(oid), headers=api.as_seller(order["seller"]["id"])), 403
+    )
     late = order_data(buyer_id=order["buyer"]["id"], delivered_at=clock.now().replace(year=2024))
     await api.put_order(late)
     problem(await post(json=request_data(late["order_id"], ("L1", 1, "DEFECTIVE"))), 422, "lines[0].line_id")
@@ -62,12 +74,23 @@ async def test_bad_transition_bodies_change_nothing(api, order):
     _, ret = order, await api.create_return(order["order_id"], ("L1", 2, "DEFECTIVE"), buyer=order["buyer"]["id"])
     seller = api.as_seller(order["seller"]["id"])
     path = f"/v1/returns/{ret['return_id']}"
-    problem(await api.client.post(f"{path}/reject", json={"reason_code": "BECAUSE"}, headers=seller), 422, "reason_code")
-    problem(await api.client.post(f"{path}/authorize", json={"return_shipping_paid_by": "buyer"}, headers=seller),
-            422, "return_shipping_paid_by")
+    problem(
+        await api.client.post(f"{path}/reject", json={"reason_code": "BECAUSE"}, headers=seller), 422, "reason_code"
+    )
+    problem(
+        await api.client.post(f"{path}/authorize", json={"return_shipping_paid_by": "buyer"}, headers=seller),
+        422,
+        "return_shipping_paid_by",
+    )
     problem(await api.client.post(f"{path}/receive", json={"lines": []}, headers=seller), 422, "lines")
-    problem(await api.client.post(f"{path}/receive", json={"lines": [{"line_id": "L1", "quantity": 1,
-                                                                      "condition": "sellable"}]}, headers=seller), 409)
+    problem(
+        await api.client.post(
+            f"{path}/receive",
+            json={"lines": [{"line_id": "L1", "quantity": 1, "condition": "sellable"}]},
+            headers=seller,
+        ),
+        409,
+    )
     after = await api.get_return(ret["return_id"])
     assert after["version"] == 1 and after["status"] == "requested" and len(after["timeline"]) == 1
 
@@ -81,7 +104,8 @@ async def test_racing_authorize_and_close_exactly_one_wins(api, order, tap):
         etag = {"If-Match": got.headers["ETag"]}  # both decided on what they saw: version 1
         authorize, close = await asyncio.gather(
             api.client.post(f"{path}/authorize", json={}, headers=api.as_seller(seller) | etag),
-            api.client.post(f"{path}/close", json={"code": "BUYER_WITHDREW"}, headers=api.as_buyer(buyer) | etag))
+            api.client.post(f"{path}/close", json={"code": "BUYER_WITHDREW"}, headers=api.as_buyer(buyer) | etag),
+        )
         assert sorted([authorize.status_code, close.status_code]) == [200, 409], (authorize.text, close.text)
         problem(close if close.status_code == 409 else authorize, 409)
         won = "authorized" if authorize.status_code == 200 else "closed"
@@ -100,7 +124,8 @@ async def test_racing_without_preconditions_never_loses_a_write(api, order):
     path = f"/v1/returns/{ret['return_id']}"
     answers = await asyncio.gather(
         api.client.post(f"{path}/authorize", json={}, headers=api.as_seller(seller)),
-        api.client.post(f"{path}/close", json={"code": "BUYER_WITHDREW"}, headers=api.as_buyer(buyer)))
+        api.client.post(f"{path}/close", json={"code": "BUYER_WITHDREW"}, headers=api.as_buyer(buyer)),
+    )
     assert all(a.status_code in (200, 409) for a in answers)
     final = await api.get_return(ret["return_id"])
     assert final["version"] == 1 + sum(a.status_code == 200 for a in answers) == len(final["timeline"])
@@ -121,16 +146,25 @@ async def test_someone_elses_return_does_not_exist(api, order):
     problem(await api.client.get(path, headers=api.as_buyer("b-intruder")), 404)
     problem(await api.client.get(path, headers=api.as_seller("s-intruder")), 404)
     problem(await api.client.post(f"{path}/authorize", json={}, headers=api.as_seller("s-intruder")), 404)
-    problem(await api.client.post(f"{path}/ship", json={"carrier": "UPS", "tracking_number": "1"},
-                                  headers=api.as_buyer("b-intruder")), 404)
-    listed = await api.client.get("/v1/returns", params={"order_id": order["order_id"]}, headers=api.as_buyer("b-intruder"))
+    problem(
+        await api.client.post(
+            f"{path}/ship", json={"carrier": "UPS", "tracking_number": "1"}, headers=api.as_buyer("b-intruder")
+        ),
+        404,
+    )
+    listed = await api.client.get(
+        "/v1/returns", params={"order_id": order["order_id"]}, headers=api.as_buyer("b-intruder")
+    )
     assert listed.status_code == 200 and listed.json()["items"] == []
     # Their own, but not their move: the role decides.
     problem(await api.client.post(f"{path}/authorize", json={}, headers=api.as_buyer(order["buyer"]["id"])), 403)
     problem(await api.client.post(f"{path}/authorize", json={}, headers=api.as_service("crm")), 403)
     acting = api.as_service("crm", acting_for=f"seller:{order['seller']['id']}")
     done = await api.client.post(f"{path}/authorize", json={}, headers=acting)
-    assert done.status_code == 200 and done.json()["timeline"][-1]["actor"] == {"role": "seller", "id": order["seller"]["id"]}
+    assert done.status_code == 200 and done.json()["timeline"][-1]["actor"] == {
+        "role": "seller",
+        "id": order["seller"]["id"],
+    }
     assert (await api.client.get(path, headers=api.as_agent())).status_code == 200
 
 
@@ -142,8 +176,11 @@ async def test_replayed_create_with_the_same_key_returns_the_same_return(api, or
     assert again["return_id"] == first["return_id"]
     store = returns_app.state.lifecycle.store
     assert await store.returns.count_documents({"order_id": order["order_id"]}) == 1
-    other_body = await api.client.post("/v1/returns", json=request_data(order["order_id"], ("L1", 2, "DEFECTIVE")),
-                                       headers=api.as_buyer(buyer) | {"Idempotency-Key": key})
+    other_body = await api.client.post(
+        "/v1/returns",
+        json=request_data(order["order_id"], ("L1", 2, "DEFECTIVE")),
+        headers=api.as_buyer(buyer) | {"Idempotency-Key": key},
+    )
     problem(other_body, 422)
 
 
@@ -159,8 +196,11 @@ async def test_list_filters_and_pages(api, order, clock):
         if not (cursor := page["next_cursor"]):
             break
     assert sorted(seen) == sorted(r["return_id"] for r in made)
-    closed = await api.client.get("/v1/returns", params={"status": "closed", "seller_id": order["seller"]["id"]},
-                                  headers=api.as_seller(order["seller"]["id"]))
+    closed = await api.client.get(
+        "/v1/returns",
+        params={"status": "closed", "seller_id": order["seller"]["id"]},
+        headers=api.as_seller(order["seller"]["id"]),
+    )
     assert [r["return_id"] for r in closed.json()["items"]] == [made[0]["return_id"]]
     window = {"created_from": clock.now().isoformat(), "order_id": order["order_id"]}
     assert len((await api.client.get("/v1/returns", params=window, headers=api.as_agent())).json()["items"]) == 3

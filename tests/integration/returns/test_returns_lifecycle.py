@@ -1,4 +1,5 @@
 """Each path of the lifecycle through HTTP and the broker: exactly the expected events, with the return."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -18,10 +19,13 @@ def parties() -> dict[str, str]:
     return {"buyer_id": unique("b"), "seller_id": unique("s")}
 
 
-async def announce(upstream, event_type: str, data, subject: str, *, exchange: str | None = None,
-                   sequence: int = 1) -> None:
-    await upstream.publish(new_event(event_type, service="test-upstream", subject=subject, data=data,
-                                     sequence=sequence, time=T0), exchange=exchange)
+async def announce(
+    upstream, event_type: str, data, subject: str, *, exchange: str | None = None, sequence: int = 1
+) -> None:
+    await upstream.publish(
+        new_event(event_type, service="test-upstream", subject=subject, data=data, sequence=sequence, time=T0),
+        exchange=exchange,
+    )
 
 
 def returns_of(events) -> list[Return]:
@@ -37,10 +41,12 @@ async def test_order_delivered_feeds_the_read_model_and_replays_change_nothing(a
     async def stored():
         response = await api.client.get(f"/v1/orders/{order.order_id}", headers=api.as_buyer(order.buyer.id))
         return response.status_code == 200 and response.json()
+
     assert (await eventually(stored, what="order snapshot"))["lines"][0]["unit_price"]["amount"] == 1500
     # The same snapshot over HTTP is an update, not a second order.
-    response = await api.client.put(f"/v1/orders/{order.order_id}", json=order.model_dump(mode="json"),
-                                    headers=api.as_service())
+    response = await api.client.put(
+        f"/v1/orders/{order.order_id}", json=order.model_dump(mode="json"), headers=api.as_service()
+    )
     assert response.status_code == 200
     other = await api.client.get(f"/v1/orders/{order.order_id}", headers=api.as_buyer("someone-else"))
     assert other.status_code == 404
@@ -48,10 +54,12 @@ async def test_order_delivered_feeds_the_read_model_and_replays_change_nothing(a
 
 async def test_return_authorized_shipped_received_refunded_with_feedback(api, tap, upstream):
     who = parties()
-    order, ret = await api.order_with_return(("L1", 2, "DEFECTIVE"), **who)
+    _order, ret = await api.order_with_return(("L1", 2, "DEFECTIVE"), **who)
     rid, seller, buyer = ret["return_id"], who["seller_id"], who["buyer_id"]
     assert ret["status"] == "requested" and ret["fault"] == "seller" and ret["lines"][0]["unit_price"]["amount"] == 1500
-    await api.authorize(rid, seller=seller, carrier="UPS", tracking_number="1ZRET", label_url="https://labels.example/1")
+    await api.authorize(
+        rid, seller=seller, carrier="UPS", tracking_number="1ZRET", label_url="https://labels.example/1"
+    )
     await api.ship(rid, buyer=buyer, carrier="UPS", tracking_number="1ZRET")
     received = await api.receive(rid, [("L1", 2, "sellable")], seller=seller)
     assert received["refund_due_at"] > received["received_at"]
@@ -60,7 +68,10 @@ async def test_return_authorized_shipped_received_refunded_with_feedback(api, ta
     assert [e.sequence for e in events] == [1, 2, 3, 4]
     created, authorized, shipped, got = returns_of(events)
     assert (created.status, created.version, created.buyer.id, created.seller.id) == ("requested", 1, buyer, seller)
-    assert authorized.authorization.label_type == "prepaid" and authorized.authorization.return_shipping_paid_by == "seller"
+    assert (
+        authorized.authorization.label_type == "prepaid"
+        and authorized.authorization.return_shipping_paid_by == "seller"
+    )
     assert authorized.ship_by == authorized.authorized_at + timedelta(days=30)
     assert shipped.shipment.tracking_number == "1ZRET"
     assert got.receipt.lines[0].condition == "sellable" and got.refund_due_at is not None
@@ -71,8 +82,9 @@ async def test_return_authorized_shipped_received_refunded_with_feedback(api, ta
     refunded = await eventually(lambda: _status(api, rid, "refunded"), what="refunded")
     assert refunded["refund"]["amount"]["amount"] == 3000 and refunded["refund"]["refund_id"] == refund.refund_id
     await api.feedback(rid, False, buyer=buyer)
-    events = await tap.wait_types(rid, ["return.created", "return.authorized", "return.shipped",
-                                        "return.received", "return.feedback_received"])
+    events = await tap.wait_types(
+        rid, ["return.created", "return.authorized", "return.shipped", "return.received", "return.feedback_received"]
+    )
     last = Return.model_validate(events[-1].data)
     assert last.status == "refunded" and last.feedback.resolved is False and events[-1].sequence == last.version == 6
     assert [t.action for t in last.timeline] == ["request", "authorize", "ship", "receive", "refund", "feedback"]
@@ -88,10 +100,14 @@ async def test_the_received_return_carries_the_restocking_fee_of_each_line(api, 
     await api.authorize(rid, seller=who["seller_id"], return_shipping_paid_by="seller")
     received = await api.receive(rid, [("L1", 2, "opened"), ("L2", 1, "used")], seller=who["seller_id"])
     assert [(r["line_id"], r["restocking_fee_percent"]) for r in received["receipt"]["lines"]] == [
-        ("L1", "15"), ("L2", "0")]  # L2 is the seller's fault: no fee, whatever its condition
+        ("L1", "15"),
+        ("L2", "0"),
+    ]  # L2 is the seller's fault: no fee, whatever its condition
     events = await tap.wait_types(rid, ["return.created", "return.authorized", "return.received"])
     assert [(r.line_id, r.restocking_fee_percent) for r in Return.model_validate(events[-1].data).receipt.lines] == [
-        ("L1", 15), ("L2", 0)]
+        ("L1", 15),
+        ("L2", 0),
+    ]
     assert (await api.get_return(rid, api.as_seller(who["seller_id"])))["receipt"] == received["receipt"]
 
 
@@ -130,8 +146,11 @@ async def test_returnless_refund_under_the_sellers_threshold(api, tap, upstream)
     assert [e.sequence for e in events] == [1, 2]
     await announce(upstream, "return.refunded", Refund.model_validate(refund_data(ret)), ret["return_id"])
     await eventually(lambda: _status(api, ret["return_id"], "refunded"), what="refunded")
-    response = await api.client.post(f"/v1/returns/{ret['return_id']}/ship", headers=api.as_buyer(who["buyer_id"]),
-                                     json={"carrier": "UPS", "tracking_number": "1"})
+    response = await api.client.post(
+        f"/v1/returns/{ret['return_id']}/ship",
+        headers=api.as_buyer(who["buyer_id"]),
+        json={"carrier": "UPS", "tracking_number": "1"},
+    )
     assert response.status_code == 409
 
 
@@ -143,8 +162,15 @@ async def test_auto_authorization_except_for_flagged_buyers(api, tap, upstream, 
     await tap.wait_types(auto["return_id"], ["return.created", "return.authorized"])
 
     store = returns_app.state.lifecycle.store
-    flag = BuyerFlag(buyer_id=who["buyer_id"], flagged=True, returns_90d=6, orders_90d=7, return_rate_90d=0.86,
-                     reason="returns_90d", at=T0)
+    flag = BuyerFlag(
+        buyer_id=who["buyer_id"],
+        flagged=True,
+        returns_90d=6,
+        orders_90d=7,
+        return_rate_90d=0.86,
+        reason="returns_90d",
+        at=T0,
+    )
     await announce(upstream, "buyer.flagged", flag, who["buyer_id"])
     await eventually(lambda: store.buyer_flagged(who["buyer_id"]), what="buyer flagged")
     _, held = await api.order_with_return(("L1", 1, "DEFECTIVE"), **who)
@@ -186,13 +212,17 @@ async def test_seller_policy_default_update_and_minimums(api):
     seller = unique("s")
     response = await api.client.get(f"/v1/sellers/{seller}/return-policy", headers=api.as_buyer("b-1"))
     assert response.status_code == 200
-    assert response.json().items() >= {"is_default": True, "return_window_days": 30, "refund_mode": "auto",
-                                       "auto_authorize": False}.items()
+    assert (
+        response.json().items()
+        >= {"is_default": True, "return_window_days": 30, "refund_mode": "auto", "auto_authorize": False}.items()
+    )
     updated = await api.put_policy(seller, return_window_days=45, restocking_fee_percent="15", refund_mode="manual")
     assert updated["version"] == 1 and updated["return_window_days"] == 45 and not updated["is_default"]
-    for body, field in (({"return_window_days": 14}, "return_window_days"),
-                        ({"restocking_fee_percent": 60}, "restocking_fee_percent"),
-                        ({"refund_mode": "sometimes"}, "refund_mode")):
+    for body, field in (
+        ({"return_window_days": 14}, "return_window_days"),
+        ({"restocking_fee_percent": 60}, "restocking_fee_percent"),
+        ({"refund_mode": "sometimes"}, "refund_mode"),
+    ):
         bad = await api.client.put(f"/v1/sellers/{seller}/return-policy", json=body, headers=api.as_seller(seller))
         assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
         assert [e["field"] for e in bad.json()["errors"]] == [field]

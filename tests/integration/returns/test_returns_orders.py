@@ -1,5 +1,6 @@
 """Order snapshots are validated at the door, over HTTP and from the orders exchange: an implausible
 one is refused (problem+json naming the field) or parked, and nothing is stored or announced."""
+
 from __future__ import annotations
 
 import uuid
@@ -17,12 +18,14 @@ pytestmark = pytest.mark.integration
 
 def at(path: str, value: Any):
     """A change to the snapshot: set `lines.0.unit_price.amount` (dotted, indexes as numbers)."""
+
     def change(data: dict[str, Any]) -> None:
         *parents, last = path.split(".")
         target: Any = data
         for part in parents:
             target = target[int(part)] if part.isdigit() else target[part]
         target[last] = value
+
     return change
 
 
@@ -64,12 +67,20 @@ async def test_a_stored_order_is_not_overwritten_by_an_implausible_one(api):
 async def test_an_implausible_order_delivered_is_parked_and_stores_nothing(returns_app, upstream, returns_settings):
     data = order_data(buyer_id=unique("b"))
     at("lines.0.unit_price.amount", -2599)(data)
-    event = CloudEvent(id=str(uuid.uuid4()), source="/services/orders", type="order.delivered", time=T0,
-                       subject=data["order_id"], sequence=1, data=data)
+    event = CloudEvent(
+        id=str(uuid.uuid4()),
+        source="/services/orders",
+        type="order.delivered",
+        time=T0,
+        subject=data["order_id"],
+        sequence=1,
+        data=data,
+    )
     await upstream.publish(event, exchange=returns_settings.orders_exchange)
 
     async def parked():
         return [letter for letter in await list_dead(returns_app.state.bus) if letter.id == event.id]
+
     [letter] = await eventually(parked, what="the event parked")
     assert "ValidationError" in letter.error
     assert await returns_app.state.lifecycle.store.orders.find_one({"_id": data["order_id"]}) is None

@@ -1,4 +1,5 @@
 """Hand-made returns, refunds and orders for the metrics tests (unit and integration)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -7,10 +8,33 @@ from itertools import count
 from services.returns.policy import fault_of
 from shared.calendar import add_business_days
 from shared.events import CloudEvent, new_event
-from shared.models import (Actor, Address, Authorization, Breakdown, Fault, Feedback, Order,
-                           OrderLine, Party, Payment, PolicySnapshot, ReasonCode, Receipt,
-                           ReceivedLine, Refund, RefundKind, RefundStatus, Rejection, Return,
-                           ReturnLine, ReturnStatus, Seller, Closure, Shipment, ItemCondition)
+from shared.models import (
+    Actor,
+    Address,
+    Authorization,
+    Breakdown,
+    Closure,
+    Fault,
+    Feedback,
+    ItemCondition,
+    Order,
+    OrderLine,
+    Party,
+    Payment,
+    PolicySnapshot,
+    ReasonCode,
+    Receipt,
+    ReceivedLine,
+    Refund,
+    RefundKind,
+    RefundStatus,
+    Rejection,
+    Return,
+    ReturnLine,
+    ReturnStatus,
+    Seller,
+    Shipment,
+)
 from shared.money import Money
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday
@@ -26,53 +50,123 @@ def buyer(buyer_id: str) -> Party:
 
 
 def seller(seller_id: str) -> Seller:
-    return Seller(id=seller_id, name=f"Seller {seller_id}", email=f"{seller_id}@sellers.example",
-                  return_address=Address(line1="1 Dock St", city="Springfield", postal_code="12345", country="US"))
+    return Seller(
+        id=seller_id,
+        name=f"Seller {seller_id}",
+        email=f"{seller_id}@sellers.example",
+        return_address=Address(line1="1 Dock St", city="Springfield", postal_code="12345", country="US"),
+    )
 
 
-def order(order_id: str, *, buyer_id: str, seller_id: str, delivered_at: datetime,
-          skus: dict[str, int], price: int = 1000, currency: str = "USD") -> Order:
+def order(
+    order_id: str,
+    *,
+    buyer_id: str,
+    seller_id: str,
+    delivered_at: datetime,
+    skus: dict[str, int],
+    price: int = 1000,
+    currency: str = "USD",
+) -> Order:
     return Order(
-        order_id=order_id, marketplace="US", currency=currency, buyer=buyer(buyer_id), seller=seller(seller_id),
-        lines=[OrderLine(line_id=f"L{i}", sku=sku, title=sku, category="toys", quantity=qty,
-                         unit_price=Money(amount=price, currency=currency))
-               for i, (sku, qty) in enumerate(skus.items(), 1)],
-        shipping_paid=Money(amount=500, currency=currency), ordered_at=delivered_at - timedelta(days=3),
-        delivered_at=delivered_at, payment=Payment(provider="stripe", reference="pi_test"))
+        order_id=order_id,
+        marketplace="US",
+        currency=currency,
+        buyer=buyer(buyer_id),
+        seller=seller(seller_id),
+        lines=[
+            OrderLine(
+                line_id=f"L{i}",
+                sku=sku,
+                title=sku,
+                category="toys",
+                quantity=qty,
+                unit_price=Money(amount=price, currency=currency),
+            )
+            for i, (sku, qty) in enumerate(skus.items(), 1)
+        ],
+        shipping_paid=Money(amount=500, currency=currency),
+        ordered_at=delivered_at - timedelta(days=3),
+        delivered_at=delivered_at,
+        payment=Payment(provider="stripe", reference="pi_test"),
+    )
 
 
-def requested(return_id: str, *, order_id: str | None = None, buyer_id: str, seller_id: str,
-              created_at: datetime, lines: list[tuple[str, int, ReasonCode]] | None = None,
-              in_policy: bool = True, currency: str = "USD") -> Return:
+def requested(
+    return_id: str,
+    *,
+    order_id: str | None = None,
+    buyer_id: str,
+    seller_id: str,
+    created_at: datetime,
+    lines: list[tuple[str, int, ReasonCode]] | None = None,
+    in_policy: bool = True,
+    currency: str = "USD",
+) -> Return:
     lines = lines or [("SKU-A", 1, ReasonCode.DEFECTIVE)]
-    return_lines = [ReturnLine(line_id=f"L{i}", sku=sku, title=sku, category="toys",
-                               unit_price=Money(amount=1000, currency=currency), quantity=qty,
-                               reason_code=reason, fault=fault_of(reason))
-                    for i, (sku, qty, reason) in enumerate(lines, 1)]
+    return_lines = [
+        ReturnLine(
+            line_id=f"L{i}",
+            sku=sku,
+            title=sku,
+            category="toys",
+            unit_price=Money(amount=1000, currency=currency),
+            quantity=qty,
+            reason_code=reason,
+            fault=fault_of(reason),
+        )
+        for i, (sku, qty, reason) in enumerate(lines, 1)
+    ]
     fault = Fault.SELLER if any(line.fault == Fault.SELLER for line in return_lines) else Fault.BUYER
     return Return(
-        return_id=return_id, order_id=order_id or f"o-{return_id}", marketplace="US", currency=currency,
-        status=ReturnStatus.REQUESTED, version=1, buyer=buyer(buyer_id), seller=seller(seller_id),
-        lines=return_lines, fault=fault, in_policy=in_policy,
-        policy=PolicySnapshot(refund_mode="auto"), whole_order=False, created_at=created_at,
-        updated_at=created_at, response_due_at=created_at + timedelta(hours=48))
+        return_id=return_id,
+        order_id=order_id or f"o-{return_id}",
+        marketplace="US",
+        currency=currency,
+        status=ReturnStatus.REQUESTED,
+        version=1,
+        buyer=buyer(buyer_id),
+        seller=seller(seller_id),
+        lines=return_lines,
+        fault=fault,
+        in_policy=in_policy,
+        policy=PolicySnapshot(refund_mode="auto"),
+        whole_order=False,
+        created_at=created_at,
+        updated_at=created_at,
+        response_due_at=created_at + timedelta(hours=48),
+    )
 
 
 def _next(ret: Return, when: datetime, status: ReturnStatus, **changes) -> Return:
     return ret.model_copy(update={"status": status, "version": ret.version + 1, "updated_at": when, **changes})
 
 
-def authorized(ret: Return, when: datetime, *, platform: bool = False, automatic: bool = False,
-               returnless: bool = False) -> Return:
-    authorization = Authorization(return_shipping_paid_by=Fault.SELLER, returnless=returnless,
-                                  automatic=automatic or platform, late=platform)
-    return _next(ret, when, ReturnStatus.AUTHORIZED, authorized_at=when, authorization=authorization,
-                 responded_at=None if platform else when)
+def authorized(
+    ret: Return, when: datetime, *, platform: bool = False, automatic: bool = False, returnless: bool = False
+) -> Return:
+    authorization = Authorization(
+        return_shipping_paid_by=Fault.SELLER, returnless=returnless, automatic=automatic or platform, late=platform
+    )
+    return _next(
+        ret,
+        when,
+        ReturnStatus.AUTHORIZED,
+        authorized_at=when,
+        authorization=authorization,
+        responded_at=None if platform else when,
+    )
 
 
 def rejected(ret: Return, when: datetime, *, invalid: bool) -> Return:
-    return _next(ret, when, ReturnStatus.REJECTED, rejected_at=when, responded_at=when,
-                 rejection=Rejection(reason_code="OUTSIDE_POLICY", invalid=invalid))
+    return _next(
+        ret,
+        when,
+        ReturnStatus.REJECTED,
+        rejected_at=when,
+        responded_at=when,
+        rejection=Rejection(reason_code="OUTSIDE_POLICY", invalid=invalid),
+    )
 
 
 def closed(ret: Return, when: datetime) -> Return:
@@ -80,15 +174,26 @@ def closed(ret: Return, when: datetime) -> Return:
 
 
 def shipped(ret: Return, when: datetime) -> Return:
-    return _next(ret, when, ReturnStatus.SHIPPED, shipped_at=when,
-                 shipment=Shipment(carrier="UPS", tracking_number="1Z"))
+    return _next(
+        ret, when, ReturnStatus.SHIPPED, shipped_at=when, shipment=Shipment(carrier="UPS", tracking_number="1Z")
+    )
 
 
 def received(ret: Return, when: datetime) -> Return:
-    receipt = Receipt(lines=[ReceivedLine(line_id=line.line_id, quantity=line.quantity,
-                                          condition=ItemCondition.SELLABLE) for line in ret.lines])
-    return _next(ret, when, ReturnStatus.RECEIVED, received_at=when, receipt=receipt,
-                 refund_due_at=add_business_days(when, 2, ret.marketplace))
+    receipt = Receipt(
+        lines=[
+            ReceivedLine(line_id=line.line_id, quantity=line.quantity, condition=ItemCondition.SELLABLE)
+            for line in ret.lines
+        ]
+    )
+    return _next(
+        ret,
+        when,
+        ReturnStatus.RECEIVED,
+        received_at=when,
+        receipt=receipt,
+        refund_due_at=add_business_days(when, 2, ret.marketplace),
+    )
 
 
 def expired(ret: Return, when: datetime) -> Return:
@@ -99,42 +204,75 @@ def feedback(ret: Return, when: datetime, *, resolved: bool) -> Return:
     return _next(ret, when, ret.status, feedback=Feedback(resolved=resolved, at=when))
 
 
-def refund(ret: Return, *, issued_at: datetime, amount: int, automatic: bool = False,
-           refund_id: str | None = None, status: RefundStatus = RefundStatus.ISSUED,
-           version: int = 3) -> Refund:
+def refund(
+    ret: Return,
+    *,
+    issued_at: datetime,
+    amount: int,
+    automatic: bool = False,
+    refund_id: str | None = None,
+    status: RefundStatus = RefundStatus.ISSUED,
+    version: int = 3,
+) -> Refund:
     money = Money(amount=amount, currency=ret.currency)
     zero = Money.zero(ret.currency)
     returnless = bool(ret.authorization and ret.authorization.returnless)
     return Refund(
-        refund_id=refund_id or f"rf-{ret.return_id}", kind=RefundKind.RETURNLESS if returnless else RefundKind.RETURN,
-        return_id=ret.return_id, order_id=ret.order_id, marketplace=ret.marketplace, currency=ret.currency,
-        buyer=ret.buyer, seller=ret.seller, status=status, version=version, amount=money,
-        breakdown=Breakdown(items=money, restocking_fee=zero, outbound_shipping=zero,
-                            return_shipping_concession=zero, other_concession=zero, total=money),
-        automatic=automatic, actor=Actor(role="platform" if automatic else "seller", id=ret.seller.id),
-        received_at=ret.received_at, due_at=ret.refund_due_at,
+        refund_id=refund_id or f"rf-{ret.return_id}",
+        kind=RefundKind.RETURNLESS if returnless else RefundKind.RETURN,
+        return_id=ret.return_id,
+        order_id=ret.order_id,
+        marketplace=ret.marketplace,
+        currency=ret.currency,
+        buyer=ret.buyer,
+        seller=ret.seller,
+        status=status,
+        version=version,
+        amount=money,
+        breakdown=Breakdown(
+            items=money,
+            restocking_fee=zero,
+            outbound_shipping=zero,
+            return_shipping_concession=zero,
+            other_concession=zero,
+            total=money,
+        ),
+        automatic=automatic,
+        actor=Actor(role="platform" if automatic else "seller", id=ret.seller.id),
+        received_at=ret.received_at,
+        due_at=ret.refund_due_at,
         issued_at=issued_at if status == RefundStatus.ISSUED else None,
-        created_at=ret.received_at or issued_at, updated_at=issued_at)
+        created_at=ret.received_at or issued_at,
+        updated_at=issued_at,
+    )
 
 
-RETURN_EVENTS = {ReturnStatus.REQUESTED: "return.created", ReturnStatus.AUTHORIZED: "return.authorized",
-                 ReturnStatus.REJECTED: "return.rejected", ReturnStatus.CLOSED: "return.closed",
-                 ReturnStatus.SHIPPED: "return.shipped", ReturnStatus.RECEIVED: "return.received",
-                 ReturnStatus.EXPIRED: "return.expired"}
+RETURN_EVENTS = {
+    ReturnStatus.REQUESTED: "return.created",
+    ReturnStatus.AUTHORIZED: "return.authorized",
+    ReturnStatus.REJECTED: "return.rejected",
+    ReturnStatus.CLOSED: "return.closed",
+    ReturnStatus.SHIPPED: "return.shipped",
+    ReturnStatus.RECEIVED: "return.received",
+    ReturnStatus.EXPIRED: "return.expired",
+}
 
 
 def return_event(ret: Return, event_type: str | None = None) -> CloudEvent:
     event_type = event_type or RETURN_EVENTS[ret.status]
-    return new_event(event_type, service="returns", subject=ret.return_id, data=ret,
-                     sequence=ret.version, time=ret.updated_at)
+    return new_event(
+        event_type, service="returns", subject=ret.return_id, data=ret, sequence=ret.version, time=ret.updated_at
+    )
 
 
 def refund_event(refund_: Refund, event_type: str = "refund.issued") -> CloudEvent:
     subject = refund_.return_id if event_type == "return.refunded" else refund_.refund_id
-    return new_event(event_type, service="refunds", subject=subject, data=refund_,
-                     sequence=refund_.version, time=refund_.updated_at)
+    return new_event(
+        event_type, service="refunds", subject=subject, data=refund_, sequence=refund_.version, time=refund_.updated_at
+    )
 
 
 def order_event(order_: Order) -> CloudEvent:
-    return new_event("order.delivered", service="orders", subject=order_.order_id, data=order_,
-                     sequence=0, time=order_.delivered_at)
+    return new_event(
+        "order.delivered", service="orders", subject=order_.order_id, data=order_, sequence=0, time=order_.delivered_at
+    )

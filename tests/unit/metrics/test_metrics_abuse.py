@@ -1,4 +1,5 @@
 """Buyer abuse rules: returns and return rate over the last 90 days."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,13 +14,19 @@ NOW = at(100)
 
 def returns_of(buyer_id: str, *created, orders: list[str] | None = None):
     orders = orders or [f"o-{buyer_id}-{i}" for i in range(len(created))]
-    return [return_fact(requested(f"r-{buyer_id}-{i}", order_id=o, buyer_id=buyer_id, seller_id="s",
-                                  created_at=when)) for i, (when, o) in enumerate(zip(created, orders))]
+    return [
+        return_fact(requested(f"r-{buyer_id}-{i}", order_id=o, buyer_id=buyer_id, seller_id="s", created_at=when))
+        for i, (when, o) in enumerate(zip(created, orders, strict=True))
+    ]
 
 
 def orders_of(buyer_id: str, *delivered):
-    return [delivery_fact(order(f"o-{buyer_id}-{i}", buyer_id=buyer_id, seller_id="s", delivered_at=when,
-                                skus={"SKU-A": 1})) for i, when in enumerate(delivered)]
+    return [
+        delivery_fact(
+            order(f"o-{buyer_id}-{i}", buyer_id=buyer_id, seller_id="s", delivered_at=when, skus={"SKU-A": 1})
+        )
+        for i, when in enumerate(delivered)
+    ]
 
 
 def test_five_returns_in_the_window_flag_the_buyer_four_do_not():
@@ -41,7 +48,9 @@ def test_the_window_includes_its_first_instant_and_nothing_older():
 
 
 def test_half_of_four_orders_returned_flags_but_not_below_four_orders_or_half():
-    half_of_four = assess("b", returns_of("b", at(50), at(51)), orders_of("b", at(40), at(41), at(42), at(43)), NOW, RULES)
+    half_of_four = assess(
+        "b", returns_of("b", at(50), at(51)), orders_of("b", at(40), at(41), at(42), at(43)), NOW, RULES
+    )
     assert (half_of_four.flagged, half_of_four.orders, half_of_four.returned_orders) == (True, 4, 2)
     assert half_of_four.return_rate == 0.5
     two_of_three = assess("b", returns_of("b", at(50), at(51)), orders_of("b", at(40), at(41), at(42)), NOW, RULES)
@@ -63,8 +72,13 @@ def test_an_order_known_only_from_its_return_still_counts_as_an_order():
 
 
 def test_other_buyers_facts_are_ignored_and_review_comes_when_the_oldest_fact_leaves_the_window():
-    standing = assess("b", returns_of("x", *[at(50)] * 9) + returns_of("b", at(30)),
-                      orders_of("b", at(60)) + orders_of("x", at(61)), NOW, RULES)
+    standing = assess(
+        "b",
+        returns_of("x", *[at(50)] * 9) + returns_of("b", at(30)),
+        orders_of("b", at(60)) + orders_of("x", at(61)),
+        NOW,
+        RULES,
+    )
     assert (standing.returns, standing.orders, standing.flagged) == (1, 1, False)  # same order o-b-0
     assert standing.review_at == at(30) + timedelta(days=90)
     assert assess("nobody", [], [], NOW, RULES).review_at is None

@@ -1,4 +1,5 @@
 """What a fact keeps of an event's full state, and how a period query is read."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -8,8 +9,15 @@ import pytest
 
 from services.metrics.abuse import Standing
 from services.metrics.api import period_of
-from services.metrics.facts import (delivery_fact, delivery_from_document, refund_fact, refund_from_document,
-                                    return_fact, return_from_document, to_document)
+from services.metrics.facts import (
+    delivery_fact,
+    delivery_from_document,
+    refund_fact,
+    refund_from_document,
+    return_fact,
+    return_from_document,
+    to_document,
+)
 from services.metrics.flags import flag_event
 from services.metrics.settings import Settings
 from shared.clock import FixedClock
@@ -51,8 +59,16 @@ def test_facts_survive_a_round_trip_through_their_documents():
 
 
 def test_flag_event_carries_the_standing_and_the_buyer_document_version():
-    standing = Standing(buyer_id="b", returns=5, orders=6, returned_orders=5, flagged=True, reason="5 returns",
-                        assessed_at=at(10), review_at=None)
+    standing = Standing(
+        buyer_id="b",
+        returns=5,
+        orders=6,
+        returned_orders=5,
+        flagged=True,
+        reason="5 returns",
+        assessed_at=at(10),
+        review_at=None,
+    )
     event = flag_event(standing, 3)
     assert (event.type, event.subject, event.sequence, event.source) == ("buyer.flagged", "b", 3, "/services/metrics")
     data = event.typed()
@@ -71,13 +87,16 @@ def test_period_defaults_to_the_last_30_days():
     assert period_of(None, NOW - timedelta(days=1), REPORTS).start == NOW - timedelta(days=31)
 
 
-@pytest.mark.parametrize("start, end, field", [
-    (NOW, NOW, "from"),
-    (NOW + timedelta(seconds=1), NOW, "from"),
-    (NOW - timedelta(days=367), NOW, "from"),
-    (datetime(2025, 5, 1), NOW, "from"),
-    (None, datetime(2025, 5, 1), "to"),
-])
+@pytest.mark.parametrize(
+    "start, end, field",
+    [
+        (NOW, NOW, "from"),
+        (NOW + timedelta(seconds=1), NOW, "from"),
+        (NOW - timedelta(days=367), NOW, "from"),
+        (datetime(2025, 5, 1), NOW, "from"),  # noqa: DTZ001 - a naive time is the bad input
+        (None, datetime(2025, 5, 1), "to"),  # noqa: DTZ001 - a naive time is the bad input
+    ],
+)
 def test_bad_periods_name_the_field(start, end, field):
     with pytest.raises(Unprocessable) as caught:
         period_of(start, end, REPORTS)

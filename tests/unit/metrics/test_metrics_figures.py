@@ -1,4 +1,5 @@
 """Seller and marketplace figures on a hand-made sequence of returns, refunds and deliveries."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,8 +11,7 @@ from services.metrics.figures import Period, overview, percentile, seller_metric
 from shared.models import ReasonCode as R
 from shared.models import RefundStatus
 from shared.money import Money
-from tests.unit.metrics.builders import (at, authorized, closed, feedback, order, received, refund,
-                                         rejected, requested)
+from tests.unit.metrics.builders import at, authorized, closed, feedback, order, received, refund, rejected, requested
 
 WEEK = Period(at(0), at(7))
 H = 3600.0
@@ -23,8 +23,10 @@ def scenario():
     # r1: answered in 4 h, received, refunded on time, buyer satisfied.
     r1 = requested("r1", buyer_id="b1", seller_id="s1", created_at=at(0, 1))
     r1 = received(authorized(r1, at(0, 5)), at(2))
-    refunds += [refund(r1, issued_at=at(3), amount=1000),
-                refund(r1, issued_at=at(2, 1), amount=1000, refund_id="rf-r1-failed", status=RefundStatus.FAILED)]
+    refunds += [
+        refund(r1, issued_at=at(3), amount=1000),
+        refund(r1, issued_at=at(2, 1), amount=1000, refund_id="rf-r1-failed", status=RefundStatus.FAILED),
+    ]
     returns.append(feedback(r1, at(4), resolved=True))
     # r2: unanswered for 48 h, authorized by the platform: a late response.
     r2 = requested("r2", buyer_id="b2", seller_id="s1", created_at=at(1), lines=[("SKU-B", 2, R.NO_LONGER_NEEDED)])
@@ -33,12 +35,18 @@ def scenario():
     r3 = requested("r3", buyer_id="b3", seller_id="s1", created_at=at(2))
     returns.append(rejected(r3, at(2, 10), invalid=True))
     # r4: all three problems at once (late, invalid, negative feedback): still ONE dissatisfied return.
-    r4 = requested("r4", buyer_id="b1", seller_id="s1", created_at=at(3),
-                   lines=[("SKU-A", 1, R.WRONG_ITEM_SENT), ("SKU-B", 1, R.DEFECTIVE)])
+    r4 = requested(
+        "r4",
+        buyer_id="b1",
+        seller_id="s1",
+        created_at=at(3),
+        lines=[("SKU-A", 1, R.WRONG_ITEM_SENT), ("SKU-B", 1, R.DEFECTIVE)],
+    )
     returns.append(feedback(rejected(r4, at(6), invalid=True), at(6, 5), resolved=False))
     # r5: out of policy, rightly rejected in 2 h: not a valid request.
-    r5 = requested("r5", buyer_id="b2", seller_id="s1", created_at=at(4), in_policy=False,
-                   lines=[("SKU-B", 1, R.NO_LONGER_NEEDED)])
+    r5 = requested(
+        "r5", buyer_id="b2", seller_id="s1", created_at=at(4), in_policy=False, lines=[("SKU-B", 1, R.NO_LONGER_NEEDED)]
+    )
     returns.append(rejected(r5, at(4, 2), invalid=False))
     # r6: requested before the week, answered and refunded (late, by the platform) within it.
     r6 = received(authorized(requested("r6", buyer_id="b4", seller_id="s1", created_at=at(-1)), at(0, 2)), at(1))
@@ -47,12 +55,18 @@ def scenario():
     # r7: requested exactly at the end of the week: outside it (the period is half-open).
     returns.append(requested("r7", buyer_id="b4", seller_id="s1", created_at=at(7)))
     # r8: withdrawn by the buyer before any answer; two lines for one reason.
-    r8 = requested("r8", buyer_id="b5", seller_id="s1", created_at=at(5),
-                   lines=[("SKU-A", 1, R.DEFECTIVE), ("SKU-C", 2, R.DEFECTIVE)])
+    r8 = requested(
+        "r8",
+        buyer_id="b5",
+        seller_id="s1",
+        created_at=at(5),
+        lines=[("SKU-A", 1, R.DEFECTIVE), ("SKU-C", 2, R.DEFECTIVE)],
+    )
     returns.append(closed(r8, at(5, 1)))
     # r10: an earlier EUR return refunded on time inside the week.
-    r10 = received(authorized(requested("r10", buyer_id="b6", seller_id="s1", created_at=at(-5), currency="EUR"),
-                              at(-4)), at(-1))
+    r10 = received(
+        authorized(requested("r10", buyer_id="b6", seller_id="s1", created_at=at(-5), currency="EUR"), at(-4)), at(-1)
+    )
     returns.append(r10)
     refunds.append(refund(r10, issued_at=at(1), amount=700))
     # Another seller's return never shows in s1's figures.
@@ -64,8 +78,11 @@ def scenario():
         order("oD", buyer_id="b3", seller_id="s1", delivered_at=at(-1), skus={"SKU-B": 100}),
         order("oX", buyer_id="b3", seller_id="s2", delivered_at=at(1), skus={"SKU-A": 50}),
     ]
-    return ([return_fact(r) for r in returns], [refund_fact(f) for f in refunds],
-            [delivery_fact(o) for o in deliveries])
+    return (
+        [return_fact(r) for r in returns],
+        [refund_fact(f) for f in refunds],
+        [delivery_fact(o) for o in deliveries],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +131,11 @@ def test_refund_timeliness_and_platform_auto_refunds(s1):
 
 def test_top_reasons_count_returns_once_and_units_in_full(s1):
     reasons = [(r.reason_code, r.fault, r.returns, r.units) for r in s1.top_reasons]
-    assert reasons == [("DEFECTIVE", "seller", 4, 6), ("NO_LONGER_NEEDED", "buyer", 2, 3),
-                       ("WRONG_ITEM_SENT", "seller", 1, 1)]
+    assert reasons == [
+        ("DEFECTIVE", "seller", 4, 6),
+        ("NO_LONGER_NEEDED", "buyer", 2, 3),
+        ("WRONG_ITEM_SENT", "seller", 1, 1),
+    ]
 
 
 def test_sku_return_rate_is_units_returned_over_units_delivered_in_the_period(s1):
@@ -128,8 +148,9 @@ def test_a_return_is_in_the_period_from_its_first_instant_to_just_before_the_end
     last = requested("b", buyer_id="b", seller_id="s", created_at=WEEK.end - timedelta(microseconds=1))
     before = requested("c", buyer_id="b", seller_id="s", created_at=WEEK.start - timedelta(microseconds=1))
     end = requested("d", buyer_id="b", seller_id="s", created_at=WEEK.end)
-    figures = seller_metrics("s", [return_fact(r) for r in (start, last, before, end)], [], [], WEEK,
-                             target=0.1, reasons=3)
+    figures = seller_metrics(
+        "s", [return_fact(r) for r in (start, last, before, end)], [], [], WEEK, target=0.1, reasons=3
+    )
     assert figures.counts.requests == 2 and figures.valid_requests == 2
 
 
@@ -143,10 +164,13 @@ def test_a_response_exactly_at_the_deadline_is_on_time_one_second_later_is_late(
 
 
 def test_below_target_meets_it_and_an_empty_period_has_no_rates():
-    fine = [return_fact(authorized(requested(f"r{i}", buyer_id="b", seller_id="s", created_at=at(1)), at(1, 1)))
-            for i in range(10)]
-    fine.append(return_fact(authorized(requested("late", buyer_id="b", seller_id="s", created_at=at(1)),
-                                       at(3), platform=True)))
+    fine = [
+        return_fact(authorized(requested(f"r{i}", buyer_id="b", seller_id="s", created_at=at(1)), at(1, 1)))
+        for i in range(10)
+    ]
+    fine.append(
+        return_fact(authorized(requested("late", buyer_id="b", seller_id="s", created_at=at(1)), at(3), platform=True))
+    )
     figures = seller_metrics("s", fine, [], [], WEEK, target=0.1, reasons=3)
     assert figures.dissatisfaction.rate == pytest.approx(1 / 11) and figures.dissatisfaction.meets_target
     ten_percent = seller_metrics("s", fine[1:], [], [], WEEK, target=0.1, reasons=3)

@@ -1,4 +1,5 @@
 """One writer per key inside a process; different keys never wait for each other."""
+
 from __future__ import annotations
 
 import asyncio

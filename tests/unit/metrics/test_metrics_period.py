@@ -1,4 +1,5 @@
 """The period of a metrics query: offsets required, bounds far from datetime's years 1 and 9999."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -18,15 +19,18 @@ def parse(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-@pytest.mark.parametrize("start, end, field", [
-    (None, "0001-01-02T00:00:00+00:00", "to"),
-    ("0001-01-01T00:00:00+01:00", None, "from"),
-    ("1969-12-31T23:59:59+00:00", "1970-01-02T00:00:00+00:00", "from"),
-    (None, "9999-12-31T23:59:59+00:00", "to"),
-    ("9999-12-31T00:00:00-14:00", None, "from"),
-    ("2025-03-01T00:00:00", None, "from"),
-    ("2025-03-02T00:00:00+00:00", "2025-03-01T00:00:00+00:00", "from"),
-])
+@pytest.mark.parametrize(
+    "start, end, field",
+    [
+        (None, "0001-01-02T00:00:00+00:00", "to"),
+        ("0001-01-01T00:00:00+01:00", None, "from"),
+        ("1969-12-31T23:59:59+00:00", "1970-01-02T00:00:00+00:00", "from"),
+        (None, "9999-12-31T23:59:59+00:00", "to"),
+        ("9999-12-31T00:00:00-14:00", None, "from"),
+        ("2025-03-01T00:00:00", None, "from"),
+        ("2025-03-02T00:00:00+00:00", "2025-03-01T00:00:00+00:00", "from"),
+    ],
+)
 def test_a_bad_period_is_a_422_naming_the_field(start, end, field):
     with pytest.raises(Unprocessable) as caught:
         period_of(parse(start), parse(end), REPORTS)

@@ -1,4 +1,5 @@
 """The decision table: who hears what for each event (docs/product.md §8)."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,26 +13,32 @@ from shared.events import EVENT_TYPES
 from shared.models import Refund, Return
 
 
-@pytest.mark.parametrize(("event_type", "options", "expected"), [
-    ("return.created", {}, [("buyer", "buyer/return_requested"), ("seller", "seller/new_request")]),
-    ("seller.response_due_soon", {}, [("seller", "seller/response_due_soon")]),
-    ("return.authorized", {}, [("buyer", "buyer/return_authorized")]),
-    ("return.authorized", {"late": True},
-     [("buyer", "buyer/return_authorized"), ("seller", "seller/auto_authorized")]),
-    ("return.authorized", {"returnless": True}, [("buyer", "buyer/returnless_refund")]),
-    ("return.rejected", {}, [("buyer", "buyer/return_rejected")]),
-    ("return.closed", {}, [("buyer", "buyer/return_closed")]),
-    ("return.expired", {}, [("buyer", "buyer/return_expired")]),
-    ("return.shipped", {}, [("seller", "seller/return_shipped")]),
-    ("return.received", {}, [("buyer", "buyer/item_received"), ("seller", "seller/item_received")]),
-    ("return.refunded", {}, [("buyer", "buyer/refunded")]),
-    ("return.refunded", {"automatic": True}, [("buyer", "buyer/refunded")]),
-    ("refund.issued", {}, []),  # the buyer hears through return.refunded
-    ("refund.issued", {"automatic": True}, [("seller", "seller/auto_refunded")]),
-    ("refund.issued", {"direct": True}, [("buyer", "buyer/refunded")]),
-    ("refund.failed", {}, [("buyer", "buyer/refund_failed")]),
-    ("return.feedback_received", {}, []),
-])
+@pytest.mark.parametrize(
+    ("event_type", "options", "expected"),
+    [
+        ("return.created", {}, [("buyer", "buyer/return_requested"), ("seller", "seller/new_request")]),
+        ("seller.response_due_soon", {}, [("seller", "seller/response_due_soon")]),
+        ("return.authorized", {}, [("buyer", "buyer/return_authorized")]),
+        (
+            "return.authorized",
+            {"late": True},
+            [("buyer", "buyer/return_authorized"), ("seller", "seller/auto_authorized")],
+        ),
+        ("return.authorized", {"returnless": True}, [("buyer", "buyer/returnless_refund")]),
+        ("return.rejected", {}, [("buyer", "buyer/return_rejected")]),
+        ("return.closed", {}, [("buyer", "buyer/return_closed")]),
+        ("return.expired", {}, [("buyer", "buyer/return_expired")]),
+        ("return.shipped", {}, [("seller", "seller/return_shipped")]),
+        ("return.received", {}, [("buyer", "buyer/item_received"), ("seller", "seller/item_received")]),
+        ("return.refunded", {}, [("buyer", "buyer/refunded")]),
+        ("return.refunded", {"automatic": True}, [("buyer", "buyer/refunded")]),
+        ("refund.issued", {}, []),  # the buyer hears through return.refunded
+        ("refund.issued", {"automatic": True}, [("seller", "seller/auto_refunded")]),
+        ("refund.issued", {"direct": True}, [("buyer", "buyer/refunded")]),
+        ("refund.failed", {}, [("buyer", "buyer/refund_failed")]),
+        ("return.feedback_received", {}, []),
+    ],
+)
 def test_who_hears_what(event_type: str, options: dict, expected: list) -> None:
     assert decide(event_type, sample_data(event_type, **options)) == expected
 

@@ -1,4 +1,5 @@
 """Reading an email: the recipient's locale, currency formatting and time zone."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -10,10 +11,21 @@ from shared.models import Party
 from shared.money import Money
 
 
-@pytest.mark.parametrize(("requested", "expected"), [
-    ("en", "en"), ("en-US", "en"), ("en_GB", "en"), ("zh-CN", "zh-CN"), ("zh_cn", "zh-CN"),
-    ("zh", "zh-CN"), ("fr-FR", "en"), ("", "en"), (None, "en"), ("!!", "en"),
-])
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [
+        ("en", "en"),
+        ("en-US", "en"),
+        ("en_GB", "en"),
+        ("zh-CN", "zh-CN"),
+        ("zh_cn", "zh-CN"),
+        ("zh", "zh-CN"),
+        ("fr-FR", "en"),
+        ("", "en"),
+        (None, "en"),
+        ("!!", "en"),
+    ],
+)
 def test_template_locale_falls_back_to_english(requested: str | None, expected: str) -> None:
     assert template_locale(requested) == expected
 
@@ -50,11 +62,14 @@ def test_chinese_reader() -> None:
     assert reader.label("reason", "DEFECTIVE") == "商品有缺陷"
 
 
-@pytest.mark.parametrize(("money", "expected"), [
-    (Money(amount=1999, currency="USD"), "$19.99"),
-    (Money(amount=1500, currency="JPY"), "¥1,500"),
-    (Money(amount=1250, currency="BHD"), "BHD1.250"),
-])
+@pytest.mark.parametrize(
+    ("money", "expected"),
+    [
+        (Money(amount=1999, currency="USD"), "$19.99"),
+        (Money(amount=1500, currency="JPY"), "¥1,500"),
+        (Money(amount=1250, currency="BHD"), "BHD1.250"),
+    ],
+)
 def test_amounts_in_their_currency(money: Money, expected: str) -> None:
     assert Reader.of("buyer", party(), "US").money(money) == expected
 

@@ -1,4 +1,5 @@
 """Every email renders in both locales with the facts its reader needs; HTML input is escaped."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -14,20 +15,35 @@ from shared.money import Money
 
 # (event type, sample options) covering every rule of the decision table.
 VARIANTS: list[tuple[str, dict[str, Any]]] = [
-    ("return.created", {}), ("seller.response_due_soon", {}), ("return.authorized", {}),
-    ("return.authorized", {"late": True}), ("return.authorized", {"returnless": True}),
-    ("return.rejected", {}), ("return.closed", {}), ("return.expired", {}), ("return.shipped", {}),
-    ("return.received", {}), ("return.refunded", {}), ("refund.issued", {"automatic": True}),
-    ("refund.issued", {"direct": True}), ("refund.failed", {}),
+    ("return.created", {}),
+    ("seller.response_due_soon", {}),
+    ("return.authorized", {}),
+    ("return.authorized", {"late": True}),
+    ("return.authorized", {"returnless": True}),
+    ("return.rejected", {}),
+    ("return.closed", {}),
+    ("return.expired", {}),
+    ("return.shipped", {}),
+    ("return.received", {}),
+    ("return.refunded", {}),
+    ("refund.issued", {"automatic": True}),
+    ("refund.issued", {"direct": True}),
+    ("refund.failed", {}),
 ]
 
 # Facts each template must state, per locale: (text fragments expected in both parts).
-RESPONSE_DUE = {"en": "Wednesday, March 5, 2025, 10:00\u202fAM Eastern Standard Time",
-                "zh-CN": "2025年3月5日星期三 10:00 北美东部标准时间"}
-SHIP_BY = {"en": "Wednesday, April 2, 2025, 11:00\u202fAM Eastern Daylight Time",
-           "zh-CN": "2025年4月2日星期三 11:00 北美东部夏令时间"}
-REFUND_DUE = {"en": "Thursday, March 6, 2025, 6:59\u202fPM Eastern Standard Time",
-              "zh-CN": "2025年3月6日星期四 18:59 北美东部标准时间"}
+RESPONSE_DUE = {
+    "en": "Wednesday, March 5, 2025, 10:00\u202fAM Eastern Standard Time",
+    "zh-CN": "2025年3月5日星期三 10:00 北美东部标准时间",
+}
+SHIP_BY = {
+    "en": "Wednesday, April 2, 2025, 11:00\u202fAM Eastern Daylight Time",
+    "zh-CN": "2025年4月2日星期三 11:00 北美东部夏令时间",
+}
+REFUND_DUE = {
+    "en": "Thursday, March 6, 2025, 6:59\u202fPM Eastern Standard Time",
+    "zh-CN": "2025年3月6日星期四 18:59 北美东部标准时间",
+}
 MONEY = {"en": ("$55.49", "$49.99", "$5.50"), "zh-CN": ("US$55.49", "US$49.99", "US$5.50")}
 
 
@@ -35,26 +51,38 @@ def expected_facts(template: str, locale: str) -> list[str]:
     total, items, shipping = MONEY[locale]
     zh = locale == "zh-CN"
     facts: dict[str, list[str]] = {
-        "buyer/return_requested": ["ret_sample1", "Electric kettle", items, RESPONSE_DUE[locale],
-                                   "商品有缺陷" if zh else "Defective"],
+        "buyer/return_requested": [
+            "ret_sample1",
+            "Electric kettle",
+            items,
+            RESPONSE_DUE[locale],
+            "商品有缺陷" if zh else "Defective",
+        ],
         "seller/new_request": ["ret_sample1", "ord-1001", RESPONSE_DUE[locale], "Does not heat"],
         "seller/response_due_soon": ["ret_sample1", RESPONSE_DUE[locale]],
         "buyer/return_authorized": [
-            SHIP_BY[locale], "https://labels.example/ret_sample1.pdf", "UPS", "1Z999AA10123456784",
-            "Include the power cord", "预付费退货面单" if zh else "Prepaid return label",
-            "卖家" if zh else "the seller"],
+            SHIP_BY[locale],
+            "https://labels.example/ret_sample1.pdf",
+            "UPS",
+            "1Z999AA10123456784",
+            "Include the power cord",
+            "预付费退货面单" if zh else "Prepaid return label",
+            "卖家" if zh else "the seller",
+        ],
         "buyer/returnless_refund": [items, "无需寄回" if zh else "Keep the item"],
-        "seller/auto_authorized": ["ret_sample1", RESPONSE_DUE[locale], SHIP_BY[locale],
-                                   "延迟答复" if zh else "late response"],
-        "buyer/return_rejected": ["ret_sample1", "不再需要" if zh else "No longer needed",
-                                  "Item was used"],
+        "seller/auto_authorized": [
+            "ret_sample1",
+            RESPONSE_DUE[locale],
+            SHIP_BY[locale],
+            "延迟答复" if zh else "late response",
+        ],
+        "buyer/return_rejected": ["ret_sample1", "不再需要" if zh else "No longer needed", "Item was used"],
         "buyer/return_closed": ["ret_sample1", "BUYER_WITHDREW", "Buyer kept the item"],
         "buyer/return_expired": ["ret_sample1", SHIP_BY[locale]],
         "seller/return_shipped": ["ret_sample1", "UPS", "1Z999AA10123456784"],
         "buyer/item_received": ["ret_sample1", REFUND_DUE[locale], "已拆封" if zh else "opened"],
         "seller/item_received": ["ret_sample1", REFUND_DUE[locale], "已拆封" if zh else "opened"],
-        "buyer/refunded": [total, items, shipping, "原订单运费" if zh else "Original shipping",
-                           "rf_sample1"],
+        "buyer/refunded": [total, items, shipping, "原订单运费" if zh else "Original shipping", "rf_sample1"],
         "seller/auto_refunded": [total, items, shipping, "rf_sample1"],
         "buyer/refund_failed": [total, "rf_sample1"],
     }
@@ -92,11 +120,21 @@ def test_platform_authorization_tells_the_buyer_who_authorized() -> None:
 
 def test_unpaid_label_states_postage_and_who_pays() -> None:
     ret = sample_event("return.authorized").typed()
-    auth = ret.authorization.model_copy(update={
-        "label_type": LabelType.UNPAID, "return_shipping_paid_by": Fault.BUYER,
-        "return_postage": Money(amount=895, currency="USD")})
-    event = new_event("return.authorized", service="returns", subject=ret.return_id,
-                      data=ret.model_copy(update={"authorization": auth}), sequence=2, time=AT)
+    auth = ret.authorization.model_copy(
+        update={
+            "label_type": LabelType.UNPAID,
+            "return_shipping_paid_by": Fault.BUYER,
+            "return_postage": Money(amount=895, currency="USD"),
+        }
+    )
+    event = new_event(
+        "return.authorized",
+        service="returns",
+        subject=ret.return_id,
+        data=ret.model_copy(update={"authorization": auth}),
+        sequence=2,
+        time=AT,
+    )
     [email] = plan(event)
     assert "Unpaid return label (you pay the postage when you ship)" in email.email.text
     assert "Return shipping is paid by: you" in email.email.text
@@ -113,8 +151,14 @@ def test_breakdown_lists_only_what_applies() -> None:
 def test_amounts_in_the_currency_of_the_return() -> None:
     ret = sample_event("return.created").typed()
     line = ret.lines[0].model_copy(update={"unit_price": Money(amount=1500, currency="JPY")})
-    event = new_event("return.created", service="returns", subject=ret.return_id, sequence=1, time=AT,
-                      data=ret.model_copy(update={"currency": "JPY", "marketplace": "JP", "lines": [line]}))
+    event = new_event(
+        "return.created",
+        service="returns",
+        subject=ret.return_id,
+        sequence=1,
+        time=AT,
+        data=ret.model_copy(update={"currency": "JPY", "marketplace": "JP", "lines": [line]}),
+    )
     buyer, _ = plan(event)
     assert "¥1,500 each" in buyer.email.text
     assert "Japan Standard Time" in buyer.email.text
@@ -124,11 +168,16 @@ def test_html_in_values_is_escaped_in_html_and_kept_in_text() -> None:
     ret: Return = sample_event("return.rejected").typed()
     hostile = '<script>alert("x")</script>'
     line = ret.lines[0].model_copy(update={"title": f"Kettle {hostile}"})
-    data = ret.model_copy(update={
-        "lines": [line], "buyer": ret.buyer.model_copy(update={"name": "<b>Ada</b>"}),
-        "rejection": ret.rejection.model_copy(update={"note": f"<a href='http://evil'>{hostile}</a>"})})
-    event = new_event("return.rejected", service="returns", subject=ret.return_id, data=data,
-                      sequence=3, time=AT + timedelta(days=1))
+    data = ret.model_copy(
+        update={
+            "lines": [line],
+            "buyer": ret.buyer.model_copy(update={"name": "<b>Ada</b>"}),
+            "rejection": ret.rejection.model_copy(update={"note": f"<a href='http://evil'>{hostile}</a>"}),
+        }
+    )
+    event = new_event(
+        "return.rejected", service="returns", subject=ret.return_id, data=data, sequence=3, time=AT + timedelta(days=1)
+    )
     [email] = plan(event)
     assert "<script>" not in email.email.html and "<b>Ada</b>" not in email.email.html
     assert "&lt;script&gt;" in email.email.html and "&lt;b&gt;Ada&lt;/b&gt;" in email.email.html

@@ -2,12 +2,19 @@
 
 The restocking fee is not decided here: each received line carries the percent the returns service
 put there (tests/unit/returns covers that rule); these tests check that it is applied as it is."""
+
 from __future__ import annotations
 
 import pytest
 
-from services.refunds.policy import (LineChoice, RefundRuleBroken, direct_refund, postage_paid_by_buyer,
-                                     refundable_units, return_refund)
+from services.refunds.policy import (
+    LineChoice,
+    RefundRuleBroken,
+    direct_refund,
+    postage_paid_by_buyer,
+    refundable_units,
+    return_refund,
+)
 from shared.models import ItemCondition
 from shared.money import INT64_MAX, Money
 from tests.unit.refunds.builders import make_order, make_return
@@ -19,15 +26,21 @@ FEE_CONDITIONS = {"opened", "used", "damaged_by_buyer"}
 
 
 def total_of(b) -> int:
-    return (b.items.amount - b.restocking_fee.amount + b.outbound_shipping.amount
-            + b.return_shipping_concession.amount + b.other_concession.amount)
+    return (
+        b.items.amount
+        - b.restocking_fee.amount
+        + b.outbound_shipping.amount
+        + b.return_shipping_concession.amount
+        + b.other_concession.amount
+    )
 
 
 @pytest.mark.parametrize(("currency", "price", "fee_for_two"), CURRENCIES)
 @pytest.mark.parametrize("reason", [BUYER_REASON, SELLER_REASON])
 @pytest.mark.parametrize("condition", [c.value for c in ItemCondition])
-def test_fault_and_condition_decide_units_and_the_returns_fee_is_applied(currency, price, fee_for_two, reason,
-                                                                         condition):
+def test_fault_and_condition_decide_units_and_the_returns_fee_is_applied(
+    currency, price, fee_for_two, reason, condition
+):
     order = make_order(currency=currency, lines=[("L1", 2, price), ("L2", 1, 500)], shipping=700)
     ret = make_return(order, ("L1", 2, reason), restocking=15, received=[("L1", 2, condition)])
 
@@ -46,8 +59,13 @@ def test_fault_and_condition_decide_units_and_the_returns_fee_is_applied(currenc
 
 def test_percentages_round_half_up_per_line_not_on_the_sum():
     order = make_order(currency="JPY", lines=[("L1", 1, 5), ("L2", 1, 5)], shipping=0)
-    ret = make_return(order, ("L1", 1, BUYER_REASON), ("L2", 1, BUYER_REASON), restocking=10,
-                      received=[("L1", 1, "opened"), ("L2", 1, "used")])
+    ret = make_return(
+        order,
+        ("L1", 1, BUYER_REASON),
+        ("L2", 1, BUYER_REASON),
+        restocking=10,
+        received=[("L1", 1, "opened"), ("L2", 1, "used")],
+    )
     b = return_refund(ret, order.shipping_paid)
     # 0.5 yen per line rounds up to 1 each: 2, where 10 % of the 10 yen sum would be 1.
     assert [line.restocking_fee.amount for line in b.lines] == [1, 1]
@@ -62,17 +80,21 @@ def test_bhd_three_decimals_half_up():
     assert b.total == Money(amount=879, currency="BHD")
 
 
-@pytest.mark.parametrize(("policy_percent", "carried", "fee"), [
-    (20, 20, 200),
-    (0, 20, 200),     # the percent on the received line, not the policy's
-    (20, 0, 0),       # returns decided no fee applies: none is taken
-    (80, 80, 800),    # no cap of its own: the cap is the returns service's, applied before
-    (10, "12.5", 125),
-])
+@pytest.mark.parametrize(
+    ("policy_percent", "carried", "fee"),
+    [
+        (20, 20, 200),
+        (0, 20, 200),  # the percent on the received line, not the policy's
+        (20, 0, 0),  # returns decided no fee applies: none is taken
+        (80, 80, 800),  # no cap of its own: the cap is the returns service's, applied before
+        (10, "12.5", 125),
+    ],
+)
 def test_the_fee_percent_carried_by_the_received_line_is_applied_as_it_is(policy_percent, carried, fee):
     order = make_order(lines=[("L1", 1, 1000)])
-    ret = make_return(order, ("L1", 1, BUYER_REASON), restocking=policy_percent,
-                      received=[("L1", 1, "opened", carried)])
+    ret = make_return(
+        order, ("L1", 1, BUYER_REASON), restocking=policy_percent, received=[("L1", 1, "opened", carried)]
+    )
     b = return_refund(ret, order.shipping_paid)
     assert (b.restocking_fee.amount, b.total.amount) == (fee, 1000 - fee)
     assert [line.restocking_fee.amount for line in b.lines] == [fee]
@@ -80,8 +102,11 @@ def test_the_fee_percent_carried_by_the_received_line_is_applied_as_it_is(policy
 
 def test_units_with_different_fees_each_round_on_their_own_and_a_partial_refund_takes_the_cheapest():
     order = make_order(currency="JPY", lines=[("L1", 3, 5)], shipping=0)
-    ret = make_return(order, ("L1", 3, BUYER_REASON),
-                      received=[("L1", 1, "used", 30), ("L1", 1, "sellable", 0), ("L1", 1, "opened", 10)])
+    ret = make_return(
+        order,
+        ("L1", 3, BUYER_REASON),
+        received=[("L1", 1, "used", 30), ("L1", 1, "sellable", 0), ("L1", 1, "opened", 10)],
+    )
     assert refundable_units(ret)["L1"].by_fee == ((0, 1), (10, 1), (30, 1))
     # 0.5 yen rounds up to 1, 1.5 yen to 2: 3, where 40 % of 5 yen on one rounding would be 2.
     assert return_refund(ret, order.shipping_paid).restocking_fee.amount == 3
@@ -90,8 +115,14 @@ def test_units_with_different_fees_each_round_on_their_own_and_a_partial_refund_
 
 def test_fee_only_on_buyer_fault_lines_of_a_mixed_return():
     order = make_order(lines=[("L1", 1, 1000), ("L2", 1, 2000)], shipping=599)
-    ret = make_return(order, ("L1", 1, BUYER_REASON), ("L2", 1, SELLER_REASON), restocking=20,
-                      whole_order=True, received=[("L1", 1, "opened"), ("L2", 1, "opened")])
+    ret = make_return(
+        order,
+        ("L1", 1, BUYER_REASON),
+        ("L2", 1, SELLER_REASON),
+        restocking=20,
+        whole_order=True,
+        received=[("L1", 1, "opened"), ("L2", 1, "opened")],
+    )
     b = return_refund(ret, order.shipping_paid)
     assert [(line.line_id, line.restocking_fee.amount) for line in b.lines] == [("L1", 200), ("L2", 0)]
     # seller at fault (one line is enough) and every unit back: outbound shipping is refunded
@@ -99,26 +130,33 @@ def test_fee_only_on_buyer_fault_lines_of_a_mixed_return():
     assert b.total.amount == 1000 - 200 + 2000 + 599
 
 
-@pytest.mark.parametrize(("reason", "whole_order", "received", "choice", "outbound"), [
-    (SELLER_REASON, True, None, None, 599),
-    (SELLER_REASON, False, None, None, 0),
-    (BUYER_REASON, True, None, None, 0),
-    (SELLER_REASON, True, [("L1", 1, "sellable"), ("L1", 1, "missing")], None, 0),
-    (SELLER_REASON, True, None, [LineChoice("L1", 1)], 0),
-])
-def test_outbound_shipping_only_when_seller_at_fault_and_whole_order_back(reason, whole_order, received,
-                                                                           choice, outbound):
+@pytest.mark.parametrize(
+    ("reason", "whole_order", "received", "choice", "outbound"),
+    [
+        (SELLER_REASON, True, None, None, 599),
+        (SELLER_REASON, False, None, None, 0),
+        (BUYER_REASON, True, None, None, 0),
+        (SELLER_REASON, True, [("L1", 1, "sellable"), ("L1", 1, "missing")], None, 0),
+        (SELLER_REASON, True, None, [LineChoice("L1", 1)], 0),
+    ],
+)
+def test_outbound_shipping_only_when_seller_at_fault_and_whole_order_back(
+    reason, whole_order, received, choice, outbound
+):
     order = make_order(lines=[("L1", 2, 1000)], shipping=599)
     ret = make_return(order, ("L1", 2, reason), whole_order=whole_order, received=received)
     assert return_refund(ret, order.shipping_paid, lines=choice).outbound_shipping.amount == outbound
 
 
-@pytest.mark.parametrize(("label", "paid_by", "postage", "concession"), [
-    ("unpaid", "seller", 899, 899),   # the seller owes postage the buyer paid
-    ("unpaid", "buyer", 899, 0),
-    ("prepaid", "seller", None, 0),   # the seller bought the label: nothing to give back
-    ("unpaid", "seller", None, 0),
-])
+@pytest.mark.parametrize(
+    ("label", "paid_by", "postage", "concession"),
+    [
+        ("unpaid", "seller", 899, 899),  # the seller owes postage the buyer paid
+        ("unpaid", "buyer", 899, 0),
+        ("prepaid", "seller", None, 0),  # the seller bought the label: nothing to give back
+        ("unpaid", "seller", None, 0),
+    ],
+)
 def test_return_shipping_concession(label, paid_by, postage, concession):
     order = make_order(lines=[("L1", 1, 1000)])
     ret = make_return(order, ("L1", 1, BUYER_REASON), label=label, paid_by=paid_by, postage=postage)
@@ -127,18 +165,28 @@ def test_return_shipping_concession(label, paid_by, postage, concession):
     assert b.total.amount == 1000 + concession
 
 
-@pytest.mark.parametrize(("label", "paid_by", "postage", "returnless", "paid"), [
-    ("unpaid", "seller", 750, False, 750),   # the buyer paid it; the seller owes it back
-    ("unpaid", "buyer", 750, False, 750),    # the buyer paid it and owes it: still paid on this order
-    ("unpaid", "seller", 0, False, None),
-    ("unpaid", "seller", None, False, None),
-    ("prepaid", "seller", None, False, None),  # the seller bought the label
-    (None, "seller", None, True, None),       # nothing is sent back
-])
+@pytest.mark.parametrize(
+    ("label", "paid_by", "postage", "returnless", "paid"),
+    [
+        ("unpaid", "seller", 750, False, 750),  # the buyer paid it; the seller owes it back
+        ("unpaid", "buyer", 750, False, 750),  # the buyer paid it and owes it: still paid on this order
+        ("unpaid", "seller", 0, False, None),
+        ("unpaid", "seller", None, False, None),
+        ("prepaid", "seller", None, False, None),  # the seller bought the label
+        (None, "seller", None, True, None),  # nothing is sent back
+    ],
+)
 def test_the_postage_the_buyer_paid_counts_toward_what_they_paid(label, paid_by, postage, returnless, paid):
     order = make_order(lines=[("L1", 1, 3000)])
-    ret = make_return(order, ("L1", 1, "WRONG_ITEM_SENT"), label=label, paid_by=paid_by, postage=postage,
-                      returnless=returnless, status="authorized" if returnless else "received")
+    ret = make_return(
+        order,
+        ("L1", 1, "WRONG_ITEM_SENT"),
+        label=label,
+        paid_by=paid_by,
+        postage=postage,
+        returnless=returnless,
+        status="authorized" if returnless else "received",
+    )
     got = postage_paid_by_buyer(ret)
     assert (None if got is None else got.amount) == paid
 
@@ -147,25 +195,34 @@ def test_the_postage_the_buyer_paid_counts_toward_what_they_paid(label, paid_by,
 def test_a_seller_fault_whole_order_on_an_unpaid_label_comes_to_items_shipping_and_postage(shipping):
     # Issue 11's order: the cap must hold the 750 of postage too, or this can never be paid.
     order = make_order(lines=[("L1", 1, 3000)], shipping=shipping)
-    ret = make_return(order, ("L1", 1, "WRONG_ITEM_SENT"), whole_order=True, label="unpaid", paid_by="seller",
-                      postage=750)
+    ret = make_return(
+        order, ("L1", 1, "WRONG_ITEM_SENT"), whole_order=True, label="unpaid", paid_by="seller", postage=750
+    )
     computed = return_refund(ret, order.shipping_paid)
     chosen = return_refund(ret, order.shipping_paid, return_shipping_concession=Money(amount=750, currency="USD"))
     assert computed.total.amount == chosen.total.amount == 3000 + shipping + 750
     assert computed.total.amount == order.total_paid() + postage_paid_by_buyer(ret).amount
 
 
-@pytest.mark.parametrize(("concessions", "fields"), [
-    ({"other_concession": INT64_MAX}, ["other_concession.amount"]),
-    ({"return_shipping_concession": INT64_MAX, "other_concession": 1},
-     ["return_shipping_concession.amount", "other_concession.amount"]),
-])
+@pytest.mark.parametrize(
+    ("concessions", "fields"),
+    [
+        ({"other_concession": INT64_MAX}, ["other_concession.amount"]),
+        (
+            {"return_shipping_concession": INT64_MAX, "other_concession": 1},
+            ["return_shipping_concession.amount", "other_concession.amount"],
+        ),
+    ],
+)
 def test_concessions_that_would_overflow_64_bits_are_refused_by_name(concessions, fields):
     order = make_order(lines=[("L1", 1, 1000)])
     ret = make_return(order, ("L1", 1, SELLER_REASON))
     with pytest.raises(RefundRuleBroken) as caught:
-        return_refund(ret, order.shipping_paid, **{name: Money(amount=amount, currency="USD")
-                                                   for name, amount in concessions.items()})
+        return_refund(
+            ret,
+            order.shipping_paid,
+            **{name: Money(amount=amount, currency="USD") for name, amount in concessions.items()},
+        )
     assert [p.field for p in caught.value.problems] == fields
     with pytest.raises(RefundRuleBroken) as caught:
         direct_refund(order, other_concession=Money(amount=INT64_MAX, currency="USD"))
@@ -175,16 +232,21 @@ def test_concessions_that_would_overflow_64_bits_are_refused_by_name(concessions
 def test_seller_concessions_replace_the_computed_ones():
     order = make_order(currency="JPY", lines=[("L1", 1, 3000)])
     ret = make_return(order, ("L1", 1, BUYER_REASON), label="unpaid", paid_by="seller", postage=800)
-    b = return_refund(ret, order.shipping_paid, return_shipping_concession=Money(amount=500, currency="JPY"),
-                      other_concession=Money(amount=250, currency="JPY"))
+    b = return_refund(
+        ret,
+        order.shipping_paid,
+        return_shipping_concession=Money(amount=500, currency="JPY"),
+        other_concession=Money(amount=250, currency="JPY"),
+    )
     assert (b.return_shipping_concession.amount, b.other_concession.amount, b.total.amount) == (500, 250, 3750)
 
 
 @pytest.mark.parametrize(("quantity", "fee"), [(1, 0), (2, 100), (3, 200), (0, 0)])
 def test_partial_quantity_leaves_out_fee_bearing_units_first(quantity, fee):
     order = make_order(lines=[("L1", 3, 1000)])
-    ret = make_return(order, ("L1", 3, BUYER_REASON), restocking=10,
-                      received=[("L1", 1, "sellable"), ("L1", 2, "opened")])
+    ret = make_return(
+        order, ("L1", 3, BUYER_REASON), restocking=10, received=[("L1", 1, "sellable"), ("L1", 2, "opened")]
+    )
     assert refundable_units(ret)["L1"].by_fee == ((0, 1), (10, 2))
     b = return_refund(ret, order.shipping_paid, lines=[LineChoice("L1", quantity)])
     assert b.items.amount == 1000 * quantity
@@ -194,21 +256,37 @@ def test_partial_quantity_leaves_out_fee_bearing_units_first(quantity, fee):
 
 def test_returnless_refund_has_no_fee_and_no_return_shipping():
     order = make_order(lines=[("L1", 1, 800)], shipping=300)
-    ret = make_return(order, ("L1", 1, SELLER_REASON), returnless=True, restocking=20, whole_order=True,
-                      label="unpaid", postage=899, status="authorized")
+    ret = make_return(
+        order,
+        ("L1", 1, SELLER_REASON),
+        returnless=True,
+        restocking=20,
+        whole_order=True,
+        label="unpaid",
+        postage=899,
+        status="authorized",
+    )
     b = return_refund(ret, order.shipping_paid)
-    assert (b.items.amount, b.restocking_fee.amount, b.outbound_shipping.amount,
-            b.return_shipping_concession.amount, b.total.amount) == (800, 0, 300, 0, 1100)
+    assert (
+        b.items.amount,
+        b.restocking_fee.amount,
+        b.outbound_shipping.amount,
+        b.return_shipping_concession.amount,
+        b.total.amount,
+    ) == (800, 0, 300, 0, 1100)
 
 
-@pytest.mark.parametrize(("choices", "concessions", "fields"), [
-    ([LineChoice("L9", 1)], {}, ["lines[0].line_id"]),
-    ([LineChoice("L1", 3)], {}, ["lines[0].quantity"]),
-    ([LineChoice("L1", -1)], {}, ["lines[0].quantity"]),
-    ([LineChoice("L1", 1), LineChoice("L1", 1)], {}, ["lines[1].line_id"]),
-    (None, {"other_concession": Money(amount=5, currency="EUR")}, ["other_concession.currency"]),
-    (None, {"return_shipping_concession": Money(amount=-5, currency="USD")}, ["return_shipping_concession.amount"]),
-])
+@pytest.mark.parametrize(
+    ("choices", "concessions", "fields"),
+    [
+        ([LineChoice("L9", 1)], {}, ["lines[0].line_id"]),
+        ([LineChoice("L1", 3)], {}, ["lines[0].quantity"]),
+        ([LineChoice("L1", -1)], {}, ["lines[0].quantity"]),
+        ([LineChoice("L1", 1), LineChoice("L1", 1)], {}, ["lines[1].line_id"]),
+        (None, {"other_concession": Money(amount=5, currency="EUR")}, ["other_concession.currency"]),
+        (None, {"return_shipping_concession": Money(amount=-5, currency="USD")}, ["return_shipping_concession.amount"]),
+    ],
+)
 def test_bad_choices_name_the_field(choices, concessions, fields):
     order = make_order(lines=[("L1", 2, 1000)])
     ret = make_return(order, ("L1", 2, BUYER_REASON))
@@ -217,8 +295,9 @@ def test_bad_choices_name_the_field(choices, concessions, fields):
     assert [p.field for p in caught.value.problems] == fields
 
 
-@pytest.mark.parametrize(("currency", "price", "shipping"),
-                         [("USD", 1999, 599), ("JPY", 1500, 500), ("BHD", 12345, 1250)])
+@pytest.mark.parametrize(
+    ("currency", "price", "shipping"), [("USD", 1999, 599), ("JPY", 1500, 500), ("BHD", 12345, 1250)]
+)
 def test_full_direct_refund_is_everything_paid(currency, price, shipping):
     order = make_order(currency=currency, lines=[("L1", 2, price), ("L2", 1, 100)], shipping=shipping)
     b = direct_refund(order)

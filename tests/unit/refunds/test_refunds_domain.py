@@ -2,6 +2,7 @@
 
 The refund deadline is not the refunds service's rule: it is the return's `refund_due_at`
 (tests/unit/returns/test_returns_domain.py covers the business-day arithmetic)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -30,8 +31,9 @@ def due_refund(**kwargs):
     order = make_order()
     ret = make_return(order, ("L1", 2, "DEFECTIVE"), refund_mode="manual", **kwargs)
     breakdown = return_refund(ret, order.shipping_paid)
-    return ret, domain.for_return(ret, breakdown, status=RefundStatus.DUE, actor=domain.PLATFORM, now=NOW,
-                                  due_at=ret.refund_due_at)
+    return ret, domain.for_return(
+        ret, breakdown, status=RefundStatus.DUE, actor=domain.PLATFORM, now=NOW, due_at=ret.refund_due_at
+    )
 
 
 def test_a_due_refund_taken_over_by_the_platform_is_automatic_and_issues_both_events():
@@ -40,33 +42,46 @@ def test_a_due_refund_taken_over_by_the_platform_is_automatic_and_issues_both_ev
     assert domain.events(refund) == []  # a due refund announces nothing yet
     pending = domain.take_over(refund, NOW)
     assert (pending.status, pending.automatic, pending.actor, pending.version) == (
-        RefundStatus.PENDING, True, domain.PLATFORM, 2)
+        RefundStatus.PENDING,
+        True,
+        domain.PLATFORM,
+        2,
+    )
     issued = domain.issue(pending, NOW, gateway="stripe", reference="re_1")
     events = domain.events(issued)
     # return.refunded is the return's next version: it follows the received return's own events.
     assert [(e.type, e.subject, e.sequence) for e in events] == [
-        ("refund.issued", refund.refund_id, 3), ("return.refunded", ret.return_id, ret.version + 1)]
+        ("refund.issued", refund.refund_id, 3),
+        ("return.refunded", ret.return_id, ret.version + 1),
+    ]
     assert events[0].data["amount"] == {"amount": 3000, "currency": "USD"}
     assert events[0].data["breakdown"]["items"]["amount"] == 3000
     assert domain.events(issued)[0].id == events[0].id  # the same state announces the same event id
 
 
 def test_sellers_refund_replaces_a_due_or_failed_one_never_an_issued_one():
-    ret, refund = due_refund()
+    _ret, refund = due_refund()
     order = make_order()
     seller = Actor(role="seller", id="s-1")
     partial = return_refund(make_return(order, ("L1", 1, "DEFECTIVE")), order.shipping_paid)
     replaced = domain.replace(refund, partial, seller, NOW)
     assert (replaced.status, replaced.amount.amount, replaced.actor, replaced.automatic) == (
-        RefundStatus.PENDING, 1500, seller, False)
+        RefundStatus.PENDING,
+        1500,
+        seller,
+        False,
+    )
     failed = domain.fail(replaced, NOW, gateway="stripe", reason="gateway unavailable")
     assert [e.type for e in domain.events(failed)] == ["refund.failed"]
     again = domain.replace(failed, partial, seller, NOW)
     assert again.failure_reason is None and again.status == RefundStatus.PENDING
     issued = domain.issue(again, NOW, gateway="stripe", reference="re_2")
-    for action in (lambda: domain.replace(issued, partial, seller, NOW), lambda: domain.retry(issued, NOW),
-                   lambda: domain.take_over(issued, NOW),
-                   lambda: domain.issue(issued, NOW, gateway="x", reference=None)):
+    for action in (
+        lambda: domain.replace(issued, partial, seller, NOW),
+        lambda: domain.retry(issued, NOW),
+        lambda: domain.take_over(issued, NOW),
+        lambda: domain.issue(issued, NOW, gateway="x", reference=None),
+    ):
         with pytest.raises(domain.IllegalTransition):
             action()
 

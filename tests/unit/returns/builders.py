@@ -1,13 +1,14 @@
 """Orders, requests and returns built by hand for the returns tests (unit, integration, e2e)."""
+
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.models import Actor, Order
 from services.returns.policy import MarketplaceRules, SellerPolicy, default_policy
 from services.returns.schemas import ReturnRequest
+from shared.models import Actor, Order
 
 # Delivered Monday 2025-03-03 at 15:00 New York time (20:00 UTC): day D of the US window.
 DELIVERED = datetime(2025, 3, 3, 20, 0, tzinfo=UTC)
@@ -16,23 +17,44 @@ SELLER = Actor(role="seller", id="s-1")
 RULES = MarketplaceRules(
     non_returnable_categories=frozenset({"gift_cards", "digital_content"}),
     high_value_cap={"USD": 50000, "JPY": 60000},
-    default_return_postage={"USD": 899, "JPY": 1000})
+    default_return_postage={"USD": 899, "JPY": 1000},
+)
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def order_data(*, order_id: str | None = None, buyer_id: str = "b-1", seller_id: str = "s-1",
-               marketplace: str = "US", currency: str = "USD", return_country: str | None = None,
-               delivered_at: datetime = DELIVERED, lines: list[dict[str, Any]] | None = None,
-               shipping: int = 599) -> dict[str, Any]:
+def order_data(
+    *,
+    order_id: str | None = None,
+    buyer_id: str = "b-1",
+    seller_id: str = "s-1",
+    marketplace: str = "US",
+    currency: str = "USD",
+    return_country: str | None = None,
+    delivered_at: datetime = DELIVERED,
+    lines: list[dict[str, Any]] | None = None,
+    shipping: int = 599,
+) -> dict[str, Any]:
     """The JSON of an `order.delivered` snapshot (also the body of `PUT /v1/orders/{id}`)."""
     lines = lines or [
-        {"line_id": "L1", "sku": "SKU-MUG", "title": "Mug", "category": "kitchen", "quantity": 3,
-         "unit_price": {"amount": 1500, "currency": currency}},
-        {"line_id": "L2", "sku": "SKU-LAMP", "title": "Lamp", "category": "home", "quantity": 1,
-         "unit_price": {"amount": 4999, "currency": currency}},
+        {
+            "line_id": "L1",
+            "sku": "SKU-MUG",
+            "title": "Mug",
+            "category": "kitchen",
+            "quantity": 3,
+            "unit_price": {"amount": 1500, "currency": currency},
+        },
+        {
+            "line_id": "L2",
+            "sku": "SKU-LAMP",
+            "title": "Lamp",
+            "category": "home",
+            "quantity": 1,
+            "unit_price": {"amount": 4999, "currency": currency},
+        },
     ]
     for line in lines:
         line.setdefault("unit_price", {"amount": 1000, "currency": currency})
@@ -45,9 +67,18 @@ def order_data(*, order_id: str | None = None, buyer_id: str = "b-1", seller_id:
         "marketplace": marketplace,
         "currency": currency,
         "buyer": {"id": buyer_id, "name": "Ada Buyer", "email": f"{buyer_id}@buyers.example", "locale": "en"},
-        "seller": {"id": seller_id, "name": "Sam Seller", "email": f"{seller_id}@sellers.example", "locale": "en",
-                   "return_address": {"line1": "1 Dock St", "city": "Newark", "postal_code": "07102",
-                                      "country": return_country or _country(marketplace)}},
+        "seller": {
+            "id": seller_id,
+            "name": "Sam Seller",
+            "email": f"{seller_id}@sellers.example",
+            "locale": "en",
+            "return_address": {
+                "line1": "1 Dock St",
+                "city": "Newark",
+                "postal_code": "07102",
+                "country": return_country or _country(marketplace),
+            },
+        },
         "lines": lines,
         "shipping_paid": {"amount": shipping, "currency": currency},
         "ordered_at": (delivered_at - timedelta(days=3)).isoformat(),
@@ -67,8 +98,12 @@ def make_order(**kwargs: Any) -> Order:
 def request_data(order_id: str, *lines: tuple[str, int, str]) -> dict[str, Any]:
     """`POST /v1/returns` body: lines as (line_id, quantity, reason_code)."""
     lines = lines or (("L1", 1, "NO_LONGER_NEEDED"),)
-    return {"order_id": order_id, "lines": [
-        {"line_id": line_id, "quantity": quantity, "reason_code": reason} for line_id, quantity, reason in lines]}
+    return {
+        "order_id": order_id,
+        "lines": [
+            {"line_id": line_id, "quantity": quantity, "reason_code": reason} for line_id, quantity, reason in lines
+        ],
+    }
 
 
 def make_request(order: Order, *lines: tuple[str, int, str], policy_exception: bool = False) -> ReturnRequest:

@@ -1,26 +1,34 @@
 """Who may do what to a return, ids derived from Idempotency-Keys, and the If-Match header."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
 
+from services.returns.api import expected_version
+from services.returns.commands import ACTION_ROLES, check_role, millis, return_id_for
 from shared.auth import Principal, Role
 from shared.http import Forbidden, Unprocessable
 from shared.models import Actor
-from services.returns.api import expected_version
-from services.returns.commands import ACTION_ROLES, check_role, millis, return_id_for
 
 
 def principal(role: str, sub: str = "x", acting_for: Actor | None = None) -> Principal:
     return Principal(subject=sub, role=Role(role), acting_for=acting_for)
 
 
-@pytest.mark.parametrize("action, allowed", [
-    ("create", {"buyer", "agent"}), ("ship", {"buyer", "agent"}), ("feedback", {"buyer", "agent"}),
-    ("authorize", {"seller", "agent"}), ("reject", {"seller", "agent"}), ("receive", {"seller", "agent"}),
-    ("close", {"buyer", "seller", "agent"}),
-])
+@pytest.mark.parametrize(
+    "action, allowed",
+    [
+        ("create", {"buyer", "agent"}),
+        ("ship", {"buyer", "agent"}),
+        ("feedback", {"buyer", "agent"}),
+        ("authorize", {"seller", "agent"}),
+        ("reject", {"seller", "agent"}),
+        ("receive", {"seller", "agent"}),
+        ("close", {"buyer", "seller", "agent"}),
+    ],
+)
 def test_role_rules(action, allowed):
     assert ACTION_ROLES[action] == allowed
     for role in ("buyer", "seller", "agent", "service"):

@@ -1,22 +1,32 @@
 """Opening a return: the request against the order snapshot, the window, quantities, automatic answers."""
+
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
 
-from shared.models import Fault, LabelType, ReturnStatus
-from shared.money import Money
 from services.returns.eligibility import check_request, open_return, returned_so_far
 from services.returns.policy import PolicyViolation
+from shared.models import Fault, LabelType, ReturnStatus
+from shared.money import Money
 from tests.unit.returns.builders import BUYER, RULES, make_order, make_request, policy
 
 NOW = make_order().delivered_at + timedelta(days=5)
 
 
 def open_(order, request, *, pol=None, already=None, flagged=False, now=NOW):
-    return open_return(order, request, return_id="ret_1", policy=pol or policy(), rules=RULES,
-                       already_returned=already or {}, buyer_flagged=flagged, actor=BUYER, now=now)
+    return open_return(
+        order,
+        request,
+        return_id="ret_1",
+        policy=pol or policy(),
+        rules=RULES,
+        already_returned=already or {},
+        buyer_flagged=flagged,
+        actor=BUYER,
+        now=now,
+    )
 
 
 def fields(order, request, *, already=None, now=NOW, pol=None):
@@ -36,11 +46,14 @@ def test_a_valid_request_opens_a_requested_return_from_the_snapshot():
     assert [(e.action, e.actor) for e in ret.timeline] == [("request", BUYER)]
 
 
-@pytest.mark.parametrize("lines, field", [
-    ((("L9", 1, "DEFECTIVE"),), "lines[0].line_id"),
-    ((("L1", 4, "DEFECTIVE"),), "lines[0].quantity"),
-    ((("L1", 1, "DEFECTIVE"), ("L1", 1, "DEFECTIVE")), "lines[1].line_id"),
-])
+@pytest.mark.parametrize(
+    "lines, field",
+    [
+        ((("L9", 1, "DEFECTIVE"),), "lines[0].line_id"),
+        ((("L1", 4, "DEFECTIVE"),), "lines[0].quantity"),
+        ((("L1", 1, "DEFECTIVE"), ("L1", 1, "DEFECTIVE")), "lines[1].line_id"),
+    ],
+)
 def test_wrong_lines_and_quantities_are_named(lines, field):
     order = make_order()
     assert fields(order, make_request(order, *lines)) == [field]
@@ -72,7 +85,9 @@ def test_non_returnable_category_and_window():
     assert fields(order, make_request(order, ("G", 1, "DEFECTIVE"))) == ["lines[0].line_id"]
     day_31 = order.delivered_at + timedelta(days=31)
     assert fields(order, make_request(order, ("K", 1, "DEFECTIVE")), now=day_31) == ["lines[0].line_id"]
-    assert fields(order, make_request(order, ("K", 1, "DEFECTIVE")), now=day_31, pol=policy(return_window_days=31)) == []
+    assert (
+        fields(order, make_request(order, ("K", 1, "DEFECTIVE")), now=day_31, pol=policy(return_window_days=31)) == []
+    )
 
 
 def test_a_request_before_delivery_is_refused():
@@ -83,8 +98,12 @@ def test_a_request_before_delivery_is_refused():
 def test_an_agent_exception_opens_an_out_of_policy_return():
     order = make_order()
     late = order.delivered_at + timedelta(days=40)
-    [(_, ret)] = open_(order, make_request(order, ("L1", 1, "DEFECTIVE"), policy_exception=True),
-                       pol=policy(auto_authorize=True), now=late)
+    [(_, ret)] = open_(
+        order,
+        make_request(order, ("L1", 1, "DEFECTIVE"), policy_exception=True),
+        pol=policy(auto_authorize=True),
+        now=late,
+    )
     assert not ret.in_policy  # and so never authorized automatically
     [(_, ok)] = open_(order, make_request(order, ("L1", 1, "DEFECTIVE"), policy_exception=True))
     assert ok.in_policy
@@ -99,7 +118,9 @@ def test_auto_authorization_emits_created_then_authorized():
     order = make_order()
     changes = open_(order, make_request(order, ("L1", 1, "DEFECTIVE")), pol=policy(auto_authorize=True))
     assert [(event, ret.version, ret.status) for event, ret in changes] == [
-        ("return.created", 1, ReturnStatus.REQUESTED), ("return.authorized", 2, ReturnStatus.AUTHORIZED)]
+        ("return.created", 1, ReturnStatus.REQUESTED),
+        ("return.authorized", 2, ReturnStatus.AUTHORIZED),
+    ]
     auth = changes[1][1].authorization
     assert auth.automatic and not auth.late and not auth.returnless
     assert auth.return_shipping_paid_by == Fault.SELLER and auth.label_type == LabelType.PREPAID

@@ -1,4 +1,5 @@
 """The marketplace rules and seller policy (docs/product.md §3–4)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,49 +9,89 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
+from services.returns.policy import (
+    DEFAULT_RULES,
+    MarketplaceRules,
+    SellerPolicy,
+    check_policy,
+    days_since_delivery,
+    fault_of,
+    in_window,
+    invalid_rejection,
+    is_high_value,
+    is_whole_order,
+    may_auto_authorize,
+    overall_fault,
+    qualifies_for_returnless,
+    restocking_fee_percent,
+    return_shipping_payer,
+    seller_must_pay_shipping,
+)
+from services.returns.settings import ReturnsSettings
 from shared.models import Fault, ItemCondition, PolicySnapshot, ReasonCode, ReturnLine
 from shared.money import Money
-from services.returns.policy import (DEFAULT_RULES, MarketplaceRules, SellerPolicy, check_policy,
-                                     days_since_delivery, fault_of, in_window, invalid_rejection, is_high_value,
-                                     is_whole_order, may_auto_authorize, overall_fault, qualifies_for_returnless,
-                                     restocking_fee_percent, return_shipping_payer, seller_must_pay_shipping)
-from services.returns.settings import ReturnsSettings
 from tests.unit.returns.builders import RULES, make_order, policy
 
 
-def line(amount: int = 1000, quantity: int = 1, reason: ReasonCode = ReasonCode.NO_LONGER_NEEDED,
-         currency: str = "USD", line_id: str = "L1") -> ReturnLine:
-    return ReturnLine(line_id=line_id, sku="S", title="T", category="kitchen", quantity=quantity,
-                      unit_price=Money(amount=amount, currency=currency), reason_code=reason, fault=fault_of(reason))
+def line(
+    amount: int = 1000,
+    quantity: int = 1,
+    reason: ReasonCode = ReasonCode.NO_LONGER_NEEDED,
+    currency: str = "USD",
+    line_id: str = "L1",
+) -> ReturnLine:
+    return ReturnLine(
+        line_id=line_id,
+        sku="S",
+        title="T",
+        category="kitchen",
+        quantity=quantity,
+        unit_price=Money(amount=amount, currency=currency),
+        reason_code=reason,
+        fault=fault_of(reason),
+    )
 
 
 # ---- seller policy against the marketplace minimums ------------------------------------------
+
 
 def test_default_policy_meets_the_minimums():
     assert check_policy(policy(), RULES) == []
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"return_window_days": 29}, "return_window_days"),
-    ({"category_window_days": {"shoes": 20}}, "category_window_days.shoes"),
-    ({"category_window_days": {"gift_cards": 60}}, "category_window_days.gift_cards"),
-    ({"restocking_fee_percent": Decimal("50.01")}, "restocking_fee_percent"),
-    ({"returnless_threshold": Money(amount=-1, currency="USD")}, "returnless_threshold.amount"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"return_window_days": 29}, "return_window_days"),
+        ({"category_window_days": {"shoes": 20}}, "category_window_days.shoes"),
+        ({"category_window_days": {"gift_cards": 60}}, "category_window_days.gift_cards"),
+        ({"restocking_fee_percent": Decimal("50.01")}, "restocking_fee_percent"),
+        ({"returnless_threshold": Money(amount=-1, currency="USD")}, "returnless_threshold.amount"),
+    ],
+)
 def test_a_policy_weaker_than_the_marketplace_is_refused_naming_the_field(changes, field):
     assert [p.field for p in check_policy(policy(**changes), RULES)] == [field]
 
 
 def test_a_policy_may_be_more_generous():
-    generous = policy(return_window_days=60, category_window_days={"shoes": 90},
-                      restocking_fee_percent=Decimal(50), auto_authorize=True,
-                      returnless_threshold=Money(amount=1000, currency="USD"))
+    generous = policy(
+        return_window_days=60,
+        category_window_days={"shoes": 90},
+        restocking_fee_percent=Decimal(50),
+        auto_authorize=True,
+        returnless_threshold=Money(amount=1000, currency="USD"),
+    )
     assert check_policy(generous, RULES) == []
 
 
 def test_policy_input_is_strict():
-    for bad in ({"return_window_days": "45"}, {"auto_authorize": "yes"}, {"category_window_days": {"a.b": 40}},
-                {"refund_mode": "sometimes"}, {"surprise": 1}):
+    for bad in (
+        {"return_window_days": "45"},
+        {"auto_authorize": "yes"},
+        {"category_window_days": {"a.b": 40}},
+        {"refund_mode": "sometimes"},
+        {"surprise": 1},
+    ):
         with pytest.raises(ValidationError):
             SellerPolicy.model_validate(bad)
 
@@ -66,10 +107,14 @@ def test_durations_from_the_environment_in_seconds_or_iso(monkeypatch):
 
 def test_the_marketplace_rules_as_shipped():
     # docs/product.md §3; the settings' defaults and a seller's default window are these, not copies.
-    assert (DEFAULT_RULES.return_window_days, DEFAULT_RULES.response_deadline, DEFAULT_RULES.reminder_lead,
-            DEFAULT_RULES.authorization_validity, DEFAULT_RULES.refund_business_days,
-            DEFAULT_RULES.max_restocking_fee_percent) == (30, timedelta(hours=48), timedelta(hours=12),
-                                                          timedelta(days=30), 2, Decimal(50))
+    assert (
+        DEFAULT_RULES.return_window_days,
+        DEFAULT_RULES.response_deadline,
+        DEFAULT_RULES.reminder_lead,
+        DEFAULT_RULES.authorization_validity,
+        DEFAULT_RULES.refund_business_days,
+        DEFAULT_RULES.max_restocking_fee_percent,
+    ) == (30, timedelta(hours=48), timedelta(hours=12), timedelta(days=30), 2, Decimal(50))
     assert MarketplaceRules.from_settings(ReturnsSettings()) == DEFAULT_RULES
     assert SellerPolicy().return_window_days == 30
 
@@ -77,17 +122,21 @@ def test_the_marketplace_rules_as_shipped():
 def test_the_restocking_fee_cap_comes_from_settings():
     rules = MarketplaceRules.from_settings(ReturnsSettings(max_restocking_fee_percent=Decimal(20)))
     assert [p.field for p in check_policy(policy(restocking_fee_percent=Decimal("20.5")), rules)] == [
-        "restocking_fee_percent"]
+        "restocking_fee_percent"
+    ]
     assert check_policy(policy(restocking_fee_percent=Decimal(20)), rules) == []
 
 
 def test_rules_come_from_settings():
-    rules = MarketplaceRules.from_settings(ReturnsSettings(return_window_days=45, response_deadline=timedelta(seconds=5)))
+    rules = MarketplaceRules.from_settings(
+        ReturnsSettings(return_window_days=45, response_deadline=timedelta(seconds=5))
+    )
     assert rules.return_window_days == 45 and rules.response_deadline == timedelta(seconds=5)
     assert "gift_cards" in rules.non_returnable_categories and rules.high_value_cap["USD"] > 0
 
 
 # ---- the window, in the marketplace's local days -----------------------------------------------
+
 
 def test_window_counts_local_days_day_30_is_the_last():
     order = make_order()  # delivered Mon 2025-03-03 15:00 New York
@@ -102,12 +151,14 @@ def test_a_late_evening_delivery_counts_from_the_local_day_not_the_utc_day():
     # 23:30 New York on Mar 3 is already Mar 4 in UTC; the window still ends on Apr 2 local.
     order = make_order(delivered_at=datetime(2025, 3, 4, 4, 30, tzinfo=UTC))
     item = order.lines[0]
-    assert in_window(order, item, policy(), RULES, datetime(2025, 4, 3, 2, 0, tzinfo=UTC))      # Apr 2 22:00 EDT
+    assert in_window(order, item, policy(), RULES, datetime(2025, 4, 3, 2, 0, tzinfo=UTC))  # Apr 2 22:00 EDT
     assert not in_window(order, item, policy(), RULES, datetime(2025, 4, 3, 4, 30, tzinfo=UTC))  # Apr 3 00:30 EDT
 
 
 def test_window_in_tokyo_days():
-    order = make_order(marketplace="JP", currency="JPY", delivered_at=datetime(2025, 3, 3, 14, 0, tzinfo=UTC))  # 23:00 JST
+    order = make_order(
+        marketplace="JP", currency="JPY", delivered_at=datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
+    )  # 23:00 JST
     item = order.lines[0]
     assert in_window(order, item, policy(), RULES, datetime(2025, 4, 2, 14, 59, tzinfo=UTC))  # Apr 2 23:59 JST
     assert not in_window(order, item, policy(), RULES, datetime(2025, 4, 2, 15, 0, tzinfo=UTC))
@@ -131,6 +182,7 @@ def test_nothing_is_in_window_before_delivery():
 
 # ---- fault and who pays return shipping ---------------------------------------------------------
 
+
 def test_fault_is_the_sellers_as_soon_as_one_line_is():
     assert overall_fault([line()]) == Fault.BUYER
     assert overall_fault([line(), line(reason=ReasonCode.DEFECTIVE)]) == Fault.SELLER
@@ -142,12 +194,15 @@ def test_every_reason_has_its_fault(reason):
     assert fault_of(reason) == (Fault.BUYER if reason.value in buyer_reasons else Fault.SELLER)
 
 
-@pytest.mark.parametrize("fault, country, chooses, payer", [
-    (Fault.BUYER, "US", False, Fault.BUYER),
-    (Fault.SELLER, "US", False, Fault.SELLER),
-    (Fault.BUYER, "CN", False, Fault.SELLER),   # return address outside the marketplace's country
-    (Fault.BUYER, "US", True, Fault.SELLER),    # the seller chooses to pay
-])
+@pytest.mark.parametrize(
+    "fault, country, chooses, payer",
+    [
+        (Fault.BUYER, "US", False, Fault.BUYER),
+        (Fault.SELLER, "US", False, Fault.SELLER),
+        (Fault.BUYER, "CN", False, Fault.SELLER),  # return address outside the marketplace's country
+        (Fault.BUYER, "US", True, Fault.SELLER),  # the seller chooses to pay
+    ],
+)
 def test_who_pays_return_shipping(fault, country, chooses, payer):
     assert return_shipping_payer(fault, country, "US", chooses) == payer
     assert seller_must_pay_shipping(fault, country, "US") == (fault == Fault.SELLER or country != "US")
@@ -159,6 +214,7 @@ def test_uk_marketplace_country_is_gb():
 
 # ---- the restocking fee ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("condition", list(ItemCondition))
 @pytest.mark.parametrize("fault", list(Fault))
 def test_a_restocking_fee_applies_only_when_the_buyer_is_at_fault_and_the_item_came_back_worn(fault, condition):
@@ -168,12 +224,15 @@ def test_a_restocking_fee_applies_only_when_the_buyer_is_at_fault_and_the_item_c
     assert restocking_fee_percent(fault, condition, snapshot, RULES) == expected
 
 
-@pytest.mark.parametrize(("snapshot", "cap", "applied"), [
-    ("50", "50", "50"),
-    ("80", "50", "50"),   # a return snapshot above the cap (a policy stored before the cap was lowered)
-    ("40", "30", "30"),   # the cap of this deployment, not a literal
-    ("0", "50", "0"),
-])
+@pytest.mark.parametrize(
+    ("snapshot", "cap", "applied"),
+    [
+        ("50", "50", "50"),
+        ("80", "50", "50"),  # a return snapshot above the cap (a policy stored before the cap was lowered)
+        ("40", "30", "30"),  # the cap of this deployment, not a literal
+        ("0", "50", "0"),
+    ],
+)
 def test_the_fee_applied_at_receipt_never_exceeds_the_marketplace_cap(snapshot, cap, applied):
     rules = dataclasses.replace(RULES, max_restocking_fee_percent=Decimal(cap))
     policy_snapshot = PolicySnapshot(refund_mode="auto", restocking_fee_percent=Decimal(snapshot))
@@ -181,6 +240,7 @@ def test_the_fee_applied_at_receipt_never_exceeds_the_marketplace_cap(snapshot, 
 
 
 # ---- automatic decisions --------------------------------------------------------------------
+
 
 def test_high_value_items_are_those_priced_above_the_cap():
     assert not is_high_value(line(amount=50000), RULES)

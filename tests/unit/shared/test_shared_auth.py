@@ -1,4 +1,5 @@
 """Bearer-JWT verification, roles and acting-for (docs/product.md §10)."""
+
 from __future__ import annotations
 
 import base64
@@ -47,10 +48,12 @@ def claims(**overrides) -> dict:
 
 
 def pem_pair(private_key) -> tuple[bytes, bytes]:
-    private = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption())
-    public = private_key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return private, public
 
 
@@ -58,6 +61,7 @@ RSA_PRIVATE, RSA_PUBLIC = pem_pair(rsa.generate_private_key(public_exponent=6553
 
 
 # ---- good tokens ----------------------------------------------------------------------------
+
 
 def test_good_hs256_token_gives_the_principal():
     principal = verifier().principal(mint(SETTINGS, "buyer", "b-1", "returns"))
@@ -67,21 +71,26 @@ def test_good_hs256_token_gives_the_principal():
     assert principal.claims["iss"] == "returns-platform"
 
 
-@pytest.mark.parametrize(("algorithm", "private_key"), [
-    ("RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
-    ("ES256", ec.generate_private_key(ec.SECP256R1())),
-    ("EdDSA", ed25519.Ed25519PrivateKey.generate()),
-])
+@pytest.mark.parametrize(
+    ("algorithm", "private_key"),
+    [
+        ("RS256", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        ("ES256", ec.generate_private_key(ec.SECP256R1())),
+        ("EdDSA", ed25519.Ed25519PrivateKey.generate()),
+    ],
+)
 def test_asymmetric_algorithms_verify_with_the_public_key(algorithm, private_key):
     private, public = pem_pair(private_key)
-    settings = CommonSettings(service_name="refunds", jwt_algorithm=algorithm,
-                              jwt_public_key=public.decode().replace("\n", "\\n"))  # escaped, as in env files
+    settings = CommonSettings(
+        service_name="refunds", jwt_algorithm=algorithm, jwt_public_key=public.decode().replace("\n", "\\n")
+    )  # escaped, as in env files
     token = mint(private, "seller", "s-1", "refunds", algorithm=algorithm)
     principal = TokenVerifier.from_settings(settings).principal(token)
     assert principal.actor == Actor(role="seller", id="s-1")
 
 
 # ---- bad tokens -----------------------------------------------------------------------------
+
 
 def expect_401(token: str, v: TokenVerifier | None = None) -> Unauthorized:
     with pytest.raises(Unauthorized) as caught:
@@ -121,8 +130,9 @@ def test_other_hmac_algorithm_than_the_pinned_one_is_refused():
 
 
 def test_hs256_signed_with_the_rsa_public_key_is_refused_when_rs256_is_pinned():
-    forged = handmade({"alg": "HS256", "typ": "JWT"}, claims(),
-                      lambda data: hmac.new(RSA_PUBLIC, data, hashlib.sha256).digest())
+    forged = handmade(
+        {"alg": "HS256", "typ": "JWT"}, claims(), lambda data: hmac.new(RSA_PUBLIC, data, hashlib.sha256).digest()
+    )
     expect_401(forged, verifier(algorithm="RS256", key=RSA_PUBLIC.decode()))
 
 
@@ -144,8 +154,9 @@ def test_missing_key_or_unknown_algorithm_fail_at_start_up():
         verifier(algorithm="none")
 
 
-@pytest.mark.parametrize("overrides", [{"sub": None}, {"sub": ""}, {"role": None}, {"role": "admin"},
-                                       {"role": ["agent"]}])
+@pytest.mark.parametrize(
+    "overrides", [{"sub": None}, {"sub": ""}, {"role": None}, {"role": "admin"}, {"role": ["agent"]}]
+)
 def test_token_without_a_valid_sub_or_role_is_refused(overrides):
     expect_401(mint(SETTINGS, "buyer", "b-1", "returns", claims=overrides))  # None leaves the claim out
 
@@ -155,6 +166,7 @@ def test_garbage_is_refused():
 
 
 # ---- acting for -----------------------------------------------------------------------------
+
 
 def test_service_token_may_act_for_a_seller():
     token = mint(SETTINGS, "service", "orders-system", "returns")
@@ -246,11 +258,17 @@ async def test_wrong_role_is_403(client):
 
 async def test_agent_requests_are_audited_without_personal_data(client, caplog):
     caplog.set_level(logging.INFO, logger="audit")
-    response = await client.get("/support?email=jane@example.com",
-                                headers=bearer("agent", "a-7") | {"X-Request-ID": "req-42"})
+    response = await client.get(
+        "/support?email=jane@example.com", headers=bearer("agent", "a-7") | {"X-Request-ID": "req-42"}
+    )
     assert response.status_code == 200
     [record] = [r for r in caplog.records if r.name == "audit"]
-    assert (record.principal, record.method, record.path, record.request_id) == ("agent:a-7", "GET", "/support", "req-42")
+    assert (record.principal, record.method, record.path, record.request_id) == (
+        "agent:a-7",
+        "GET",
+        "/support",
+        "req-42",
+    )
     assert "jane" not in json.dumps({k: str(v) for k, v in vars(record).items()})
 
 

@@ -1,4 +1,5 @@
 """Problem+json mapping, request ids and the body-size limit (no server needed)."""
+
 from __future__ import annotations
 
 import httpx
@@ -85,8 +86,9 @@ def test_validation_errors_never_echo_the_input():
 async def test_validation_error_names_the_field(client):
     response = await client.post("/v1/returns", json={"order_id": "o-1", "lines": [{"line_id": "l", "quantity": 0}]})
     body = assert_problem(response, 422, "validation-error")
-    assert body["errors"] == [{"field": "lines[0].quantity", "location": "body",
-                               "reason": "Input should be greater than 0"}]
+    assert body["errors"] == [
+        {"field": "lines[0].quantity", "location": "body", "reason": "Input should be greater than 0"}
+    ]
 
 
 async def test_missing_fields_and_wrong_types_are_listed(client):
@@ -102,8 +104,9 @@ async def test_query_parameter_errors_name_the_parameter(client):
 
 
 async def test_malformed_json_is_400_with_a_reason(client):
-    response = await client.post("/v1/returns", content=b'{"order_id": "o-1",',
-                                 headers={"content-type": "application/json"})
+    response = await client.post(
+        "/v1/returns", content=b'{"order_id": "o-1",', headers={"content-type": "application/json"}
+    )
     body = assert_problem(response, 400, "malformed-json")
     assert "not valid JSON" in body["detail"]
 
@@ -139,8 +142,8 @@ async def test_request_id_is_echoed_or_generated(client):
     assert response.headers["x-request-id"] == "req-123"
     generated = (await client.get("/healthz")).headers["x-request-id"]
     assert len(generated) == 32
-    hostile = (await client.get("/healthz", headers={"X-Request-ID": "a\" injected=1"})).headers["x-request-id"]
-    assert hostile != "a\" injected=1" and len(hostile) == 32
+    hostile = (await client.get("/healthz", headers={"X-Request-ID": 'a" injected=1'})).headers["x-request-id"]
+    assert hostile != 'a" injected=1' and len(hostile) == 32
 
 
 async def test_body_over_the_limit_is_413_by_content_length(client):
@@ -178,7 +181,9 @@ async def test_both_413_paths_answer_the_same_problem(client):
             yield b" " * 200
 
     streamed = (await client.post("/v1/returns", content=chunks(), headers={"content-type": "application/json"})).json()
-    declared = (await client.post("/v1/returns", content=b" " * 2000, headers={"content-type": "application/json"})).json()
+    declared = (
+        await client.post("/v1/returns", content=b" " * 2000, headers={"content-type": "application/json"})
+    ).json()
     for body in (streamed, declared):
         del body["request_id"]
     assert streamed == declared

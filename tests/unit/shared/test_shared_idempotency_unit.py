@@ -1,4 +1,5 @@
 """Idempotency pieces that need no database: body fingerprints and key validation."""
+
 from __future__ import annotations
 
 import pytest
@@ -41,6 +42,8 @@ def test_good_keys_pass():
 
 
 def test_replay_marks_the_response():
-    response = StoredResponse(201, b'{"id":"r-1"}', [("content-type", "application/json"), ("location", "/v1/r/r-1")]).to_response()
+    response = StoredResponse(
+        201, b'{"id":"r-1"}', [("content-type", "application/json"), ("location", "/v1/r/r-1")]
+    ).to_response()
     assert response.status_code == 201 and response.body == b'{"id":"r-1"}'
     assert response.headers["location"] == "/v1/r/r-1" and response.headers["idempotent-replayed"] == "true"

@@ -1,4 +1,5 @@
 """Subscriptions (registry types only, validated data) and the messaging start/stop order."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -12,13 +13,27 @@ from shared.events import EVENT_TYPES, EXCHANGE, ORDERS_EXCHANGE, CloudEvent, Un
 from shared.messaging import Messaging, Subscription
 from shared.models import BuyerFlag, Return
 
-FLAG = {"buyer_id": "b-1", "flagged": True, "returns_90d": 5, "orders_90d": 6, "return_rate_90d": 0.8,
-        "reason": "returns_90d >= 5", "at": "2026-03-02T10:00:00Z"}
+FLAG = {
+    "buyer_id": "b-1",
+    "flagged": True,
+    "returns_90d": 5,
+    "orders_90d": 6,
+    "return_rate_90d": 0.8,
+    "reason": "returns_90d >= 5",
+    "at": "2026-03-02T10:00:00Z",
+}
 
 
 def event(event_type: str, data: dict[str, Any]) -> CloudEvent:
-    return CloudEvent(id="e-1", source="/test", type=event_type, time=datetime(2026, 3, 2, tzinfo=UTC),
-                      subject="b-1", sequence=4, data=data)
+    return CloudEvent(
+        id="e-1",
+        source="/test",
+        type=event_type,
+        time=datetime(2026, 3, 2, tzinfo=UTC),
+        subject="b-1",
+        sequence=4,
+        data=data,
+    )
 
 
 async def ignore(context: Any, event: CloudEvent, data: Any) -> None:
@@ -107,6 +122,7 @@ class FakeLoop:
 
         async def started() -> None:
             pass
+
         return started()
 
     async def stop(self) -> None:
@@ -114,8 +130,11 @@ class FakeLoop:
 
 
 def messaging(log: Log, **bus: Any) -> Messaging:
-    return Messaging(FakeBus(log, **bus), FakeLoop(log, "relay"),  # type: ignore[arg-type]  # duck-typed fakes
-                     {EXCHANGE: "t.events", ORDERS_EXCHANGE: "t.orders"})
+    return Messaging(
+        FakeBus(log, **bus),  # type: ignore[arg-type]  # duck-typed fake
+        FakeLoop(log, "relay"),  # type: ignore[arg-type]  # duck-typed fake
+        {EXCHANGE: "t.events", ORDERS_EXCHANGE: "t.orders"},
+    )
 
 
 async def test_starts_connect_bind_consume_relay_jobs_and_stops_in_reverse():
@@ -123,8 +142,15 @@ async def test_starts_connect_bind_consume_relay_jobs_and_stops_in_reverse():
     subscriptions = [Subscription("order.delivered", ignore), Subscription("buyer.flagged", ignore)]
     jobs = [FakeLoop(log, "deadlines"), FakeLoop(log, "review", sync_start=True)]
     async with messaging(log).running(subscriptions, object(), jobs=jobs):
-        assert log.steps == ["connect", "bind order.delivered", "bind buyer.flagged", "consume",
-                             "start relay", "start deadlines", "start review"]
+        assert log.steps == [
+            "connect",
+            "bind order.delivered",
+            "bind buyer.flagged",
+            "consume",
+            "start relay",
+            "start deadlines",
+            "start review",
+        ]
         log.steps.clear()
     assert log.steps == ["stop review", "stop deadlines", "stop relay", "close bus"]
     # The contract's exchange names become the deployment's.
@@ -134,7 +160,8 @@ async def test_starts_connect_bind_consume_relay_jobs_and_stops_in_reverse():
 async def test_a_failed_start_stops_what_had_started():
     log = Log()
     with pytest.raises(ConnectionError):
-        async with messaging(log, fail_start=True).running([Subscription("buyer.flagged", ignore)], None,
-                                                           jobs=[FakeLoop(log, "deadlines")]):
+        async with messaging(log, fail_start=True).running(
+            [Subscription("buyer.flagged", ignore)], None, jobs=[FakeLoop(log, "deadlines")]
+        ):
             pytest.fail("must not run")
     assert log.steps == ["connect", "bind buyer.flagged", "close bus"]

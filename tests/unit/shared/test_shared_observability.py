@@ -1,4 +1,5 @@
 """JSON logs with redaction, HTTP metrics by route template, liveness and readiness."""
+
 from __future__ import annotations
 
 import io
@@ -86,8 +87,11 @@ async def test_metrics_count_by_route_template_not_raw_path():
         await client.get("/v1/refunds/rf-unique-2")
         text = (await client.get("/metrics")).text
     assert "rf-unique" not in text
-    line = next(l for l in text.splitlines()
-                if l.startswith("http_requests_total") and 'route="/v1/refunds/{refund_id}"' in l)
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith("http_requests_total") and 'route="/v1/refunds/{refund_id}"' in row
+    )
     assert 'method="GET"' in line and 'status="200"' in line and float(line.rsplit(" ", 1)[1]) >= 2
     assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/refunds/{refund_id}"' in text
 
@@ -106,8 +110,9 @@ async def test_readiness_follows_start_up_and_checks():
         add_readiness_check(app, "amqp", lambda: state["amqp"])
         yield
 
-    app = create_service_app(SETTINGS, title="t", lifespan=lifespan, readiness_checks={"mongodb": mongo_ok},
-                             configure_logs=False)
+    app = create_service_app(
+        SETTINGS, title="t", lifespan=lifespan, readiness_checks={"mongodb": mongo_ok}, configure_logs=False
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://refunds") as client:
         assert (await client.get("/readyz")).status_code == 503  # lifespan not run yet
         async with LifespanManager(app):

@@ -1,5 +1,6 @@
 """Order snapshots and money are checked at the door: ISO 4217 currencies, one currency per order,
 positive prices, plausible timezone-aware dates, and amounts that fit MongoDB's 64-bit integers."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,6 +28,7 @@ def fields_refused(data: dict[str, Any]) -> set[str]:
 def price(line: int, amount: int, currency: str = "USD") -> Change:
     def change(data: dict[str, Any]) -> None:
         data["lines"][line]["unit_price"] = {"amount": amount, "currency": currency}
+
     return change
 
 
@@ -47,27 +49,30 @@ def same_line_twice(data: dict[str, Any]) -> None:
     data["lines"][1]["line_id"] = data["lines"][0]["line_id"]
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    (price(0, -2599), "lines[0].unit_price.amount"),
-    (price(0, 0), "lines[0].unit_price.amount"),
-    (price(1, 4999, "EUR"), "lines[1].unit_price.currency"),
-    (setting("shipping_paid", {"amount": 599, "currency": "JPY"}), "shipping_paid.currency"),
-    (setting("shipping_paid", {"amount": -1, "currency": "USD"}), "shipping_paid.amount"),
-    (setting("currency", "ZZZ"), "currency"),
-    (setting("currency", "usd"), "currency"),
-    (setting("currency", "XTS"), "currency"),  # ISO's testing code: not money anyone pays with
-    (setting("delivered_at", "2025-02-27T10:00:00+00:00"), "delivered_at"),  # before ordered_at
-    (setting("ordered_at", "2025-02-28T20:00:00"), "ordered_at"),  # naive
-    (setting("delivered_at", "2025-03-03T20:00:00"), "delivered_at"),  # naive
-    (setting("ordered_at", "0001-01-01T00:00:00+00:00"), "ordered_at"),
-    (setting("delivered_at", "9999-12-31T23:59:59+00:00"), "delivered_at"),
-    (price(0, 2**63), "lines[0].unit_price.amount"),
-    (quantity(0, 2**63), "lines[0].quantity"),
-    (quantity(1, 2**62), "lines[1].quantity"),  # 2^62 lamps at 49.99: more than 2^63 cents
-    (huge_lines, "lines"),
-    (setting("shipping_paid", {"amount": 2**64, "currency": "USD"}), "shipping_paid.amount"),
-    (same_line_twice, "lines[1].line_id"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (price(0, -2599), "lines[0].unit_price.amount"),
+        (price(0, 0), "lines[0].unit_price.amount"),
+        (price(1, 4999, "EUR"), "lines[1].unit_price.currency"),
+        (setting("shipping_paid", {"amount": 599, "currency": "JPY"}), "shipping_paid.currency"),
+        (setting("shipping_paid", {"amount": -1, "currency": "USD"}), "shipping_paid.amount"),
+        (setting("currency", "ZZZ"), "currency"),
+        (setting("currency", "usd"), "currency"),
+        (setting("currency", "XTS"), "currency"),  # ISO's testing code: not money anyone pays with
+        (setting("delivered_at", "2025-02-27T10:00:00+00:00"), "delivered_at"),  # before ordered_at
+        (setting("ordered_at", "2025-02-28T20:00:00"), "ordered_at"),  # naive
+        (setting("delivered_at", "2025-03-03T20:00:00"), "delivered_at"),  # naive
+        (setting("ordered_at", "0001-01-01T00:00:00+00:00"), "ordered_at"),
+        (setting("delivered_at", "9999-12-31T23:59:59+00:00"), "delivered_at"),
+        (price(0, 2**63), "lines[0].unit_price.amount"),
+        (quantity(0, 2**63), "lines[0].quantity"),
+        (quantity(1, 2**62), "lines[1].quantity"),  # 2^62 lamps at 49.99: more than 2^63 cents
+        (huge_lines, "lines"),
+        (setting("shipping_paid", {"amount": 2**64, "currency": "USD"}), "shipping_paid.amount"),
+        (same_line_twice, "lines[1].line_id"),
+    ],
+)
 def test_an_implausible_snapshot_is_refused_naming_the_field(change: Change, field: str):
     data = order_data()
     change(data)

@@ -1,4 +1,5 @@
 """Opaque cursors, the "after this item" filter, and Page[T]."""
+
 from __future__ import annotations
 
 import base64
@@ -49,26 +50,29 @@ def b64(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-@pytest.mark.parametrize("cursor", [
-    "!!!not-base64!!!",
-    b64("not json"),
-    b64("[1, 2]"),
-    b64(json.dumps({"k": 1})),
-    b64(json.dumps({"k": 1, "id": "r", "extra": True})),
-    b64(json.dumps({"k": {"$dt": "yesterday"}, "id": "r"})),
-    b64(json.dumps({"k": {"$where": "sleep(1000)"}, "id": "r"})),
-    b64(json.dumps({"k": 1, "id": {"$oid": "nope"}})),
-    b64(json.dumps({"k": [1], "id": "r"})),
-    b64(json.dumps({"k": 1, "id": None})),
-    "A" * 5000,
-    b64(json.dumps({"k": 2**63, "id": "r"})),        # beyond what BSON holds: a 500 at the store otherwise
-    b64(json.dumps({"k": -(2**63) - 1, "id": "r"})),
-    b64(json.dumps({"k": 1, "id": 10**30})),
-    b64('{"k": NaN, "id": "r"}'),
-    b64('{"k": Infinity, "id": "r"}'),
-    b64(json.dumps({"k": {"$dt": "0001-01-01T00:00:00+14:00"}, "id": "r"})),
-    b64(json.dumps({"k": {"$dt": "9999-12-31T23:59:59-14:00"}, "id": "r"})),
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "!!!not-base64!!!",
+        b64("not json"),
+        b64("[1, 2]"),
+        b64(json.dumps({"k": 1})),
+        b64(json.dumps({"k": 1, "id": "r", "extra": True})),
+        b64(json.dumps({"k": {"$dt": "yesterday"}, "id": "r"})),
+        b64(json.dumps({"k": {"$where": "sleep(1000)"}, "id": "r"})),
+        b64(json.dumps({"k": 1, "id": {"$oid": "nope"}})),
+        b64(json.dumps({"k": [1], "id": "r"})),
+        b64(json.dumps({"k": 1, "id": None})),
+        "A" * 5000,
+        b64(json.dumps({"k": 2**63, "id": "r"})),  # beyond what BSON holds: a 500 at the store otherwise
+        b64(json.dumps({"k": -(2**63) - 1, "id": "r"})),
+        b64(json.dumps({"k": 1, "id": 10**30})),
+        b64('{"k": NaN, "id": "r"}'),
+        b64('{"k": Infinity, "id": "r"}'),
+        b64(json.dumps({"k": {"$dt": "0001-01-01T00:00:00+14:00"}, "id": "r"})),
+        b64(json.dumps({"k": {"$dt": "9999-12-31T23:59:59-14:00"}, "id": "r"})),
+    ],
+)
 def test_tampered_cursor_is_a_400_naming_the_cursor(cursor):
     with pytest.raises(InvalidCursor) as caught:
         decode_cursor(cursor)
@@ -80,7 +84,8 @@ def test_page_filter_descending_and_ascending():
     cursor = encode_cursor(AT, "r-9")
     assert page_filter(cursor) == {"$or": [{"created_at": {"$lt": AT}}, {"created_at": AT, "_id": {"$lt": "r-9"}}]}
     assert page_filter(cursor, "updated_at", descending=False) == {
-        "$or": [{"updated_at": {"$gt": AT}}, {"updated_at": AT, "_id": {"$gt": "r-9"}}]}
+        "$or": [{"updated_at": {"$gt": AT}}, {"updated_at": AT, "_id": {"$gt": "r-9"}}]
+    }
     assert page_filter(None) == {} and page_filter("") == {}
     assert page_sort() == [("created_at", -1), ("_id", -1)]
 
@@ -109,8 +114,9 @@ async def list_items(limit: Limit = 50, cursor: Cursor = None) -> Page[Item]:
 
 @pytest.fixture(scope="module")
 def client():
-    app = create_service_app(CommonSettings(service_name="returns", jwt_secret="s" * 64), title="t",
-                             routers=[router], configure_logs=False)
+    app = create_service_app(
+        CommonSettings(service_name="returns", jwt_secret="s" * 64), title="t", routers=[router], configure_logs=False
+    )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://returns")
 
 

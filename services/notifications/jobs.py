@@ -1,9 +1,21 @@
 """The dispatcher: sends due emails in the background, so consumers only record what is owed.
 
-Consumers and resends `wake()` it; it also polls, which is how delayed retries come due. Each email
-is claimed for a lease before sending; if the process dies mid-send the lease runs out and the
-email goes again with the same Message-ID.
+Consumers and resends `wake()` it; it also polls, which is how delayed retries come due.
+
+Crash safety (SMTP cannot be exactly once; this keeps duplicates rare, identical and bounded):
+- Each email is claimed for a short lease (DISPATCH_LEASE_S) before sending, and the claim records
+  that an attempt starts (`domain.claim_update`): the record exists before the server sees a byte.
+- While the process lives, a heartbeat renews the claims of every email in flight every third of
+  the lease, however slow the server, so no other replica takes them over; a dead process's claims
+  lapse within one lease and another sender (or the restarted one) picks them up.
+- The outcome is recorded the moment the server answers the data (before QUIT): the window in
+  which a crash leaves an accepted email unrecorded is one store write long.
+- A claim that finds an earlier, unsettled attempt sends the email again with the same Message-ID
+  (and bytes), at most once; after a second interruption it settles `failed` without sending.
+- A sender whose claim was taken over (the heartbeat says so) stops its send if the server has not
+  answered yet.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -12,10 +24,20 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from services.notifications.domain import after_attempt, applied, message_id, notification_event
+from services.notifications.domain import (
+    Step,
+    after_attempt,
+    applied,
+    given_up,
+    interrupted_marks,
+    message_id,
+    next_step,
+    notification_event,
+)
 from services.notifications.mail import Mailer, build_message
 from services.notifications.settings import Settings
 from services.notifications.store import NotificationStore
@@ -24,13 +46,24 @@ from shared.clock import Clock, SystemClock
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
+class InFlight:
+    """A claim this process holds: renewed by the heartbeat until its outcome is recorded."""
+
+    notification_id: str
+    claim: str
+    task: asyncio.Task[None] | None = None
+    answered: bool = False  # the server answered (or there is nothing to send): never stop it now
+
+
 class Dispatcher:
-    def __init__(self, store: NotificationStore, mailer: Mailer, settings: Settings, clock: Clock,
-                 relay: Any = None) -> None:
+    def __init__(
+        self, store: NotificationStore, mailer: Mailer, settings: Settings, clock: Clock, relay: Any = None
+    ) -> None:
         self.store, self.mailer, self.settings, self.clock, self.relay = store, mailer, settings, clock, relay
         self.lease_clock = SystemClock()  # claims are operational time, never the movable business clock
-        # Long enough to outlive a slow SMTP dialogue, so two workers never send one email at once.
-        self.lease = timedelta(seconds=max(60.0, 3 * settings.smtp_timeout_s))
+        self.lease = timedelta(seconds=settings.dispatch_lease_s)
+        self.heartbeat_s = settings.dispatch_lease_s / 3  # two renewals may fail before a claim lapses
         self._slots = asyncio.Semaphore(settings.dispatch_workers)
         self._wakeup = asyncio.Event()
         # Emails just recorded are claimed by _id; the query for any due email (retries, a crashed
@@ -38,7 +71,9 @@ class Dispatcher:
         self._fresh: deque[str] = deque()
         self._next_scan = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self.in_flight: dict[str, InFlight] = {}
 
     def wake(self, fresh: Iterable[str] = ()) -> None:
         self._fresh.extend(fresh)
@@ -46,24 +81,70 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="notifications-dispatcher")
+        self._heartbeat = asyncio.create_task(self._heartbeats(), name="notifications-heartbeat")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
-        if self._sending:  # let sends in flight record their outcome
+        if self._sending:  # let sends in flight record their outcome (their claims still renewed)
             await asyncio.wait(self._sending, timeout=self.settings.smtp_timeout_s)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._heartbeat
+        await self.mailer.close()
 
     async def _loop(self) -> None:
         while True:
             self._wakeup.clear()  # before looking, so a wake() meanwhile triggers another look
             try:
                 await self._dispatch_due()
-            except Exception:  # noqa: BLE001 - the store is unreachable: try again at the next poll
+            except Exception:  # the store is unreachable: try again at the next poll
                 log.exception("dispatch run failed")
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self.settings.dispatch_poll_ms / 1000)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                await self.renew_claims()
+            except Exception:  # the next beat tries again; the lease allows two misses
+                log.exception("claim renewal failed")
+
+    async def renew_claims(self) -> int:
+        """Extend the lease of every claim in flight; stop the sends whose claim was taken over.
+
+        One single-document write by _id per email in flight (at most DISPATCH_WORKERS). Returns
+        how many claims were renewed.
+        """
+        current = list(self.in_flight.values())
+        if not current:
+            return 0
+        until = self.lease_clock.now() + self.lease
+        renewals = (self.store.renew(f.notification_id, f.claim, until) for f in current)
+        results = await asyncio.gather(*renewals, return_exceptions=True)
+        renewed = 0
+        for flight, kept in zip(current, results, strict=True):
+            if isinstance(kept, BaseException):
+                log.warning(
+                    "could not renew a claim",
+                    extra={"notification_id": flight.notification_id, "error": f"{type(kept).__name__}: {kept}"},
+                )
+            elif kept:
+                renewed += 1
+            elif (
+                not flight.answered and flight.task is not None and self.in_flight.get(flight.notification_id) is flight
+            ):
+                # Another sender has it (we were frozen or cut off for a whole lease): if the server
+                # has not answered yet, dropping the connection now may still avoid a second copy.
+                log.warning(
+                    "claim taken over mid-send; stopping this send", extra={"notification_id": flight.notification_id}
+                )
+                flight.task.cancel()
+        return renewed
 
     async def _dispatch_due(self) -> None:
         while True:
@@ -76,9 +157,11 @@ class Dispatcher:
             if doc is None:
                 self._slots.release()
                 return
-            task = asyncio.create_task(self._send(doc))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            flight = InFlight(doc["_id"], doc["claim"])
+            self.in_flight[doc["_id"]] = flight
+            flight.task = asyncio.create_task(self._send(doc, flight))
+            self._sending.add(flight.task)
+            flight.task.add_done_callback(self._sending.discard)
 
     async def _claim_next(self) -> dict[str, Any] | None:
         while self._fresh:
@@ -92,31 +175,85 @@ class Dispatcher:
             self._next_scan = time.monotonic() + self.settings.dispatch_poll_ms / 1000
         return doc
 
-    async def _send(self, doc: dict[str, Any]) -> None:
+    async def _send(self, doc: dict[str, Any], flight: InFlight) -> None:
         try:
-            await self.send_one(doc)
-        except Exception:  # noqa: BLE001 - the claim lapses and the email is tried again
+            await self.send_one(doc, flight)
+        except asyncio.CancelledError:
+            log.warning("send stopped: the claim was taken over", extra={"notification_id": doc["_id"]})
+            raise
+        except Exception:  # the claim lapses and the email is tried again
             log.exception("could not record a send attempt", extra={"notification_id": doc["_id"]})
         finally:
+            if self.in_flight.get(doc["_id"]) is flight:
+                del self.in_flight[doc["_id"]]
             self._slots.release()
             self.wake()  # a slot is free: look for more
 
-    async def send_one(self, doc: dict[str, Any]) -> str:
+    async def send_one(self, doc: dict[str, Any], flight: InFlight | None = None) -> str:
         """One attempt for a claimed notification; returns the status it ends in."""
+        flight = flight or InFlight(doc["_id"], doc["claim"])
         smtp_id = message_id(doc["_id"], doc["generation"], self.settings.message_id_domain)
-        outcome = await self.mailer.send(build_message(doc, self.settings), doc["recipient_email"])
-        now = self.clock.now()
-        update, event_type = after_attempt(doc, outcome, smtp_id, now, self.settings.send_retry_delays_ms)
+        step = next_step(doc)
+        if interrupted_marks(doc):
+            log.warning(
+                "an earlier attempt was interrupted before its outcome was recorded",
+                extra={
+                    "notification_id": doc["_id"],
+                    "smtp_message_id": smtp_id,
+                    "step": str(step),
+                    "interrupted": len(interrupted_marks(doc)) + doc.get("interrupted", 0),
+                },
+            )
+        outcome = None
+        event_type: str | None
+        if step is Step.GIVE_UP:
+            flight.answered = True
+            update, event_type = given_up(doc, self.clock.now())
+        else:
+            outcome = await self.mailer.send(build_message(doc, self.settings), doc["recipient_email"])
+            flight.answered = True  # from here on, only recording: nothing may stop it
+            update, event_type = after_attempt(
+                doc, outcome, smtp_id, self.clock.now(), self.settings.send_retry_delays_ms
+            )
+        now = update["$set"]["updated_at"]
         after = applied(doc, update)
         events = [notification_event(event_type, after, now)] if event_type else []
-        if not await self.store.settle(doc, update, events):
+        if not await self._settle(doc, update, events):
             log.warning("claim lost before the outcome was recorded", extra={"notification_id": doc["_id"]})
             return doc["status"]
         if events and self.relay is not None:
             self.relay.wake()
-        log.info("email attempt", extra={
-            "notification_id": doc["_id"], "event_id": doc["event_id"], "template": doc["template"],
-            "recipient_role": doc["recipient_role"], "recipient_id": doc["recipient_id"],
-            "outcome": outcome.kind, "smtp_code": outcome.code, "attempts": after["attempts"],
-            "status": after["status"], "error": None if outcome.kind == "sent" else outcome.detail})
+        log.info(
+            "email attempt",
+            extra={
+                "notification_id": doc["_id"],
+                "event_id": doc["event_id"],
+                "template": doc["template"],
+                "recipient_role": doc["recipient_role"],
+                "recipient_id": doc["recipient_id"],
+                "step": str(step),
+                "outcome": outcome.kind if outcome else "not sent",
+                "smtp_code": outcome.code if outcome else None,
+                "attempts": after["attempts"],
+                "status": after["status"],
+                "error": None if outcome and outcome.kind == "sent" else after.get("error"),
+            },
+        )
         return after["status"]
+
+    async def _settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[Any]) -> bool:
+        """Record the outcome now; if the store hiccups, keep trying while the claim can still be
+        ours (the heartbeat keeps renewing it), rather than let it lapse into a resend."""
+        deadline = time.monotonic() + self.lease.total_seconds()
+        delay = 0.05
+        while True:
+            try:
+                return await self.store.settle(doc, update, events)
+            except Exception:  # the store hiccups: try again while the claim can still be ours
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "could not record an attempt yet; retrying", extra={"notification_id": doc["_id"]}, exc_info=True
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)

@@ -4,12 +4,14 @@
 replies are permanent, except authentication trouble, which is our configuration, not the
 recipient, and is worth retrying once an operator fixes it.
 """
+
 from __future__ import annotations
 
+import asyncio
 import email.utils
 from email.headerregistry import Address
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Literal
 
 import aiosmtplib
 
@@ -37,7 +39,7 @@ def build_message(doc: dict[str, Any], settings: Settings) -> EmailMessage:
 
 
 def _code_outcome(code: int | None, text: str) -> Outcome:
-    kind = "transient" if code is None or 400 <= code < 500 else "permanent"
+    kind: Literal["transient", "permanent"] = "transient" if code is None or 400 <= code < 500 else "permanent"
     return Outcome(kind, code, clean_error(f"{code} {text}" if code else text))
 
 
@@ -54,17 +56,50 @@ def classify(exc: BaseException) -> Outcome:
 
 
 class Mailer:
+    """One SMTP transaction per email. `send` answers as soon as the server answered the data: the
+    caller records the outcome at once, and the connection says QUIT in the background afterwards
+    (the server already owns an email it acknowledged; waiting for its 221 would only widen the
+    window in which a crash leaves a delivered email unrecorded)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._goodbyes: set[asyncio.Task[None]] = set()
 
     async def send(self, message: EmailMessage, recipient: str) -> Outcome:
         s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password,
+            use_tls=s.smtp_tls == "tls",
+            start_tls=s.smtp_tls == "starttls",
+            validate_certs=s.smtp_validate_certs,
+            timeout=s.smtp_timeout_s,
+        )
         try:
-            _, reply = await aiosmtplib.send(
-                message, recipients=[recipient], hostname=s.smtp_host, port=s.smtp_port,
-                username=s.smtp_username, password=s.smtp_password, use_tls=s.smtp_tls == "tls",
-                start_tls=s.smtp_tls == "starttls",
-                validate_certs=s.smtp_validate_certs, timeout=s.smtp_timeout_s)
+            await client.connect()
+            _, reply = await client.send_message(message, recipients=[recipient])
         except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome to record
+            client.close()
             return classify(exc)
+        except BaseException:  # cancelled (the claim was lost): drop the connection, mid-dialogue or not
+            client.close()
+            raise
+        goodbye = asyncio.create_task(self._goodbye(client))
+        self._goodbyes.add(goodbye)
+        goodbye.add_done_callback(self._goodbyes.discard)
         return Outcome("sent", 250, clean_error(reply))
+
+    async def _goodbye(self, client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.quit()
+        except Exception:  # noqa: BLE001, S110 - the email is delivered; a failed QUIT changes nothing
+            pass
+        finally:
+            client.close()
+
+    async def close(self) -> None:
+        """Let the QUITs in flight finish (bounded by the SMTP timeout)."""
+        if self._goodbyes:
+            await asyncio.wait(self._goodbyes, timeout=self.settings.smtp_timeout_s)

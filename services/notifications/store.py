@@ -1,4 +1,5 @@
 """The notification log in MongoDB: the only module that knows the collection's shape and indexes."""
+
 from __future__ import annotations
 
 import uuid
@@ -8,7 +9,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.notifications.domain import NotificationStatus, resend_update
+from services.notifications.domain import NotificationStatus, claim_update, resend_update
 from shared.events import CloudEvent
 from shared.outbox import with_outbox
 from shared.pagination import page_filter, page_sort
@@ -24,7 +25,9 @@ class NotificationStore:
         # The rule "one email per (event, recipient, template), ever" is this index.
         await self.collection.create_index(
             [("event_id", ASCENDING), ("recipient_role", ASCENDING), ("template", ASCENDING)],
-            unique=True, name="one_email_per_event_recipient_template")
+            unique=True,
+            name="one_email_per_event_recipient_template",
+        )
         await self.collection.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         await self.collection.create_index([("return_id", ASCENDING), ("created_at", DESCENDING)])
         await self.collection.create_index([("recipient_id", ASCENDING), ("created_at", DESCENDING)])
@@ -40,35 +43,54 @@ class NotificationStore:
 
     async def superseded(self, return_id: str, version: int) -> bool:
         """Has an email already been recorded for a later version of this return?"""
-        later = await self.collection.find_one(
-            {"return_id": return_id, "return_version": {"$gt": version}}, {"_id": 1})
+        later = await self.collection.find_one({"return_id": return_id, "return_version": {"$gt": version}}, {"_id": 1})
         return later is not None
 
     async def claim_due(self, due_by: datetime, lease_now: datetime, lease: timedelta) -> dict[str, Any] | None:
         """Take the next email due by `due_by` for `lease`; an expired claim (a crash) is taken over.
 
+        The claim also records that an attempt starts (`domain.claim_update`), in the same write.
         Due-ness is business time; the lease is operational time (`lease_now`), so moving the
         business clock never makes a claim in flight look expired.
         """
         return await self.collection.find_one_and_update(
-            {"status": str(NotificationStatus.PENDING), "next_attempt_at": {"$lte": due_by},
-             "claimed_until": {"$lt": lease_now}},
-            {"$set": {"claimed_until": lease_now + lease, "claim": uuid.uuid4().hex}},
-            sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+            {
+                "status": str(NotificationStatus.PENDING),
+                "next_attempt_at": {"$lte": due_by},
+                "claimed_until": {"$lt": lease_now},
+            },
+            claim_update(uuid.uuid4().hex, due_by, lease_now, lease),
+            sort=[("next_attempt_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
 
-    async def claim(self, notification_id: str, due_by: datetime, lease_now: datetime,
-                    lease: timedelta) -> dict[str, Any] | None:
+    async def claim(
+        self, notification_id: str, due_by: datetime, lease_now: datetime, lease: timedelta
+    ) -> dict[str, Any] | None:
         """claim_due for one known email (just recorded): found by _id, no query over the log."""
         return await self.collection.find_one_and_update(
-            {"_id": notification_id, "status": str(NotificationStatus.PENDING), "next_attempt_at": {"$lte": due_by},
-             "claimed_until": {"$lt": lease_now}},
-            {"$set": {"claimed_until": lease_now + lease, "claim": uuid.uuid4().hex}},
-            return_document=ReturnDocument.AFTER)
+            {
+                "_id": notification_id,
+                "status": str(NotificationStatus.PENDING),
+                "next_attempt_at": {"$lte": due_by},
+                "claimed_until": {"$lt": lease_now},
+            },
+            claim_update(uuid.uuid4().hex, due_by, lease_now, lease),
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def renew(self, notification_id: str, claim: str, until: datetime) -> bool:
+        """Extend a claim in flight (the heartbeat); False when it is no longer ours."""
+        result = await self.collection.update_one(
+            {"_id": notification_id, "claim": claim}, {"$set": {"claimed_until": until}}
+        )
+        return result.matched_count == 1
 
     async def settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[CloudEvent]) -> bool:
         """Apply an attempt's outcome and its events in one write, if the claim is still ours."""
-        result = await self.collection.update_one({"_id": doc["_id"], "claim": doc["claim"]},
-                                                  with_outbox(update, events))
+        result = await self.collection.update_one(
+            {"_id": doc["_id"], "claim": doc["claim"]}, with_outbox(update, events)
+        )
         return result.matched_count == 1
 
     async def get(self, notification_id: str) -> dict[str, Any] | None:
@@ -79,10 +101,11 @@ class NotificationStore:
         # No projection: FerretDB's findAndModify does not support one.
         return await self.collection.find_one_and_update(
             {"_id": notification_id, "status": {"$in": [str(NotificationStatus.SENT), str(NotificationStatus.FAILED)]}},
-            resend_update(now, actor_id), return_document=ReturnDocument.AFTER)
+            resend_update(now, actor_id),
+            return_document=ReturnDocument.AFTER,
+        )
 
-    async def page(self, conditions: list[dict[str, Any]], cursor: str | None,
-                   limit: int) -> list[dict[str, Any]]:
+    async def page(self, conditions: list[dict[str, Any]], cursor: str | None, limit: int) -> list[dict[str, Any]]:
         """Up to `limit + 1` notifications matching every condition, newest first, after `cursor`."""
         conditions = [c for c in (*conditions, page_filter(cursor)) if c]
         query = {"$and": conditions} if len(conditions) > 1 else conditions[0] if conditions else {}

@@ -177,7 +177,7 @@ class CrashSink:
 
     # -- aiosmtpd hooks --
 
-    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
 
         with self._lock:
             self.quits_started += 1
@@ -185,7 +185,7 @@ class CrashSink:
             await asyncio.sleep(0.01)
         return "221 Bye"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         # Like a real MTA: once the server has the whole message it keeps it, even if the client
         # is gone before the answer (RFC 1047); aiosmtpd would cancel this handler on the drop.
         try:
@@ -205,7 +205,7 @@ class CrashSink:
         raw = envelope.original_content or envelope.content
         message = email.message_from_bytes(raw, policy=email.policy.default)
         with self._lock:
-            self.messages.append(Received(time.monotonic(), message, raw))  # type: ignore[arg-type]
+            self.messages.append(Received(time.monotonic(), message, raw))
             kill = self._kill_budget > 0
             if kill:
                 self._kill_budget -= 1

@@ -173,15 +173,15 @@ class FakeStore:
 
 
 def test_the_lease_is_short_and_renewed_three_times_per_lease() -> None:
-    dispatcher = Dispatcher(FakeStore({}), None, Settings(), clock=None)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(FakeStore({}), None, Settings(), clock=None)  # type: ignore[arg-type]  # a fake store; no mailer or clock needed
     assert dispatcher.lease == timedelta(seconds=15) and dispatcher.heartbeat_s == 5
-    quick = Dispatcher(FakeStore({}), None, Settings(dispatch_lease_s=1.5), clock=None)  # type: ignore[arg-type]
+    quick = Dispatcher(FakeStore({}), None, Settings(dispatch_lease_s=1.5), clock=None)  # type: ignore[arg-type]  # a fake store; no mailer or clock needed
     assert quick.lease == timedelta(seconds=1.5) and quick.heartbeat_s == 0.5
 
 
 async def test_the_heartbeat_renews_claims_in_flight_and_stops_sends_whose_claim_was_taken_over() -> None:
     store = FakeStore({"kept": True, "taken": False, "answered": False, "store-down": RuntimeError("down")})
-    dispatcher = Dispatcher(store, None, Settings(), clock=None)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(store, None, Settings(), clock=None)  # type: ignore[arg-type]  # a fake store; no mailer or clock needed
     never = asyncio.Event()
     flights = {}
     for name in store.answers:
@@ -200,7 +200,7 @@ async def test_the_heartbeat_renews_claims_in_flight_and_stops_sends_whose_claim
 
 async def test_no_claims_no_writes() -> None:
     store = FakeStore({})
-    assert await Dispatcher(store, None, Settings(), clock=None).renew_claims() == 0  # type: ignore[arg-type]
+    assert await Dispatcher(store, None, Settings(), clock=None).renew_claims() == 0  # type: ignore[arg-type]  # a fake store; no mailer or clock needed
     assert store.renewed == []
 
 

@@ -8,7 +8,10 @@ A crash between publish and removal publishes again: delivery is at least once a
 dedupe by event id.
 
 Stores must update such documents with $set/$push (never replace_one with a stale copy, which
-would drop pending events) and should call OutboxRelay.wake() after the write for low latency.
+would drop pending events) and should call OutboxRelay.wake(doc_id) after the write for low
+latency: the relay then publishes that document, found by its `_id`. The query for every pending
+document (a scan on the embedded MongoDB-wire server) runs only once per poll interval, and on a
+wake() without an id; it finds whatever a wake missed (a crash, a failed publish, another replica).
 
 Fields on the document: outbox [{id, type, envelope}], outbox_pending (true while events wait;
 indexed, so finding work is cheap), outbox_lease_until / outbox_lease_owner (one relay at a time
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -106,6 +110,9 @@ class OutboxRelay:
         self.batch_size, self.max_backoff = batch_size, max_backoff
         self.owner = f"{bus.service}:{uuid.uuid4()}"
         self._slots = asyncio.Semaphore(concurrency)
+        self._woken: list[tuple[Any, Any]] = []  # (collection, _id) committed since the last run
+        self._sweep_now = True
+        self._next_sweep = 0.0  # time.monotonic() of the next query for every pending document
         self._loop = Periodic(f"outbox-relay:{bus.service}", self.run_once, poll_interval, max_backoff_s=max_backoff)
 
     async def start(self) -> None:
@@ -113,25 +120,46 @@ class OutboxRelay:
             await collection.create_index(PENDING)
         self._loop.start()
 
-    def wake(self) -> None:
-        """Run now instead of at the next poll (call right after committing events)."""
+    def wake(self, doc_id: Any = None, *, collection: Any = None) -> None:
+        """Run now instead of at the next poll (call right after committing events). With the id of
+        the document that got them (in `collection`, by default the first one relayed), that
+        document is published by its `_id`; without, every pending document is looked for."""
+        if doc_id is None:
+            self._sweep_now = True
+        else:
+            self._woken.append((self.collections[0] if collection is None else collection, doc_id))
         self._loop.wake()
 
     async def stop(self) -> None:
         await self._loop.stop()
 
     async def run_once(self) -> int:
-        """Publish every due pending event; returns how many were published."""
+        """Publish the events of the documents woken for; and every due pending event when asked
+        to, when nothing was woken for (a poll) or when a poll interval has passed since the last
+        time. Returns how many were published."""
+        woken, self._woken = self._woken, []
+        published = await self._relay_all(list({(id(c), i): (c, i) for c, i in woken}.values()))
+        if woken and not self._sweep_now and time.monotonic() < self._next_sweep:
+            return published
+        self._sweep_now = False
+        self._next_sweep = time.monotonic() + self.poll_interval
+        return published + await self._sweep()
+
+    async def _relay_all(self, found: list[tuple[Any, Any]]) -> int:
+        published = 0
+        for result in await asyncio.gather(*(self._relay(c, i) for c, i in found), return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
+            published += result
+        return published
+
+    async def _sweep(self) -> int:
         published = 0
         for collection in self.collections:
             while True:
                 query = {PENDING: True, **_due(self.clock.now())}
                 ids = [doc["_id"] async for doc in collection.find(query, {"_id": 1}).limit(self.batch_size)]
-                results = await asyncio.gather(*(self._relay(collection, i) for i in ids), return_exceptions=True)
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
-                    published += result
+                published += await self._relay_all([(collection, i) for i in ids])
                 if len(ids) < self.batch_size:
                     break
         return published

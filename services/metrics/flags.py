@@ -37,10 +37,14 @@ def flag_event(standing: Standing, version: int) -> CloudEvent:
 
 class BuyerFlags:
     def __init__(
-        self, store: MetricsStore, thresholds: Thresholds, clock: Clock, on_change: Callable[[], None] = lambda: None
+        self,
+        store: MetricsStore,
+        thresholds: Thresholds,
+        clock: Clock,
+        on_change: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.store, self.thresholds, self.clock = store, thresholds, clock
-        self.on_change = on_change  # wakes the outbox relay
+        self.on_change = on_change  # wakes the outbox relay for the buyer's document
 
     def standing(self, buyer_id: str, now: datetime) -> Callable[..., Standing]:
         return lambda returns, deliveries: assess(buyer_id, returns, deliveries, now, self.thresholds)
@@ -63,7 +67,7 @@ class BuyerFlags:
                     "orders": standing.orders,
                 },
             )
-            self.on_change()
+            self.on_change(buyer_id)
         return standing
 
     async def review_due(self) -> int:

@@ -222,7 +222,7 @@ class Dispatcher:
             log.warning("claim lost before the outcome was recorded", extra={"notification_id": doc["_id"]})
             return doc["status"]
         if events and self.relay is not None:
-            self.relay.wake()
+            self.relay.wake(doc["_id"])
         log.info(
             "email attempt",
             extra={

@@ -46,11 +46,11 @@ class Payer:
         lease: timedelta,
         retry_delays_ms: list[int],
         timeout_s: float,
-        committed: Callable[[], None] = lambda: None,
+        committed: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.store, self.gateways, self.clock = store, gateways, clock
         self.lease, self.retry_delays_ms, self.timeout_s = lease, retry_delays_ms, timeout_s
-        self.committed = committed  # wakes the outbox relay
+        self.committed = committed  # wakes the outbox relay for the refund's document
         self.lease_clock = SystemClock()  # leases are operational time, never the movable business clock
 
     async def pay(self, refund_id: str, *, refuse_over_cap: bool = False) -> Refund | None:
@@ -144,7 +144,7 @@ class Payer:
         ):
             current = await self.store.get(before.refund_id)  # another payer recorded it first
             return after if current is None else current.refund
-        self.committed()
+        self.committed(after.refund_id)
         REFUNDS_DONE.labels(after.status.value, str(after.automatic).lower()).inc()
         log.info(
             f"refund {after.status.value}",

@@ -52,7 +52,7 @@ async def put_order(order_id: str, order: Order, desk: Desk, principal: OrderFee
             errors=[{"field": "order_id", "location": "body", "reason": "must equal the path's order id"}],
         )
     created = await desk.store.save_order(order, announce_at=desk.now())
-    desk.on_commit()
+    desk.on_commit(order.order_id, collection=desk.store.orders)
     response.status_code = 201 if created else 200
     return order
 

@@ -67,7 +67,11 @@ def millis(at: datetime) -> datetime:
 
 class Lifecycle:
     def __init__(
-        self, store: ReturnsStore, rules: MarketplaceRules, clock: Clock, on_commit: Callable[[], None] = lambda: None
+        self,
+        store: ReturnsStore,
+        rules: MarketplaceRules,
+        clock: Clock,
+        on_commit: Callable[..., None] = lambda *_, **__: None,  # OutboxRelay.wake(doc_id, collection=...)
     ) -> None:
         self.store, self.rules, self.clock, self.on_commit = store, rules, clock, on_commit
 
@@ -110,7 +114,7 @@ class Lifecycle:
                 await self.store.insert_return(changes, order_seq, now)
             except DuplicateKeyError:
                 continue  # a concurrent request took this slot (or this id): check again against it
-            self.on_commit()
+            self.on_commit(changes[-1][1].return_id)
             created = changes[-1][1]
             log.info(
                 "return opened",
@@ -147,7 +151,7 @@ class Lifecycle:
             raise from_domain(exc) from None
         if not await self.store.apply(ret, [(EVENT_OF[action], after)], now):
             raise ConcurrentChange()
-        self.on_commit()
+        self.on_commit(ret.return_id)
         log.info(
             "return %s",
             action,

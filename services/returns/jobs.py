@@ -66,7 +66,7 @@ class DeadlineJob:
             return 0
         if not await self.store.apply(ret, [(event_type, after)], now, extra):
             return 0  # another replica (or the seller) got there first
-        self.lifecycle.on_commit()
+        self.lifecycle.on_commit(ret.return_id)
         log.info("deadline action", extra={"return_id": ret.return_id, "event_type": event_type})
         return 1
 

@@ -66,6 +66,38 @@ async def test_relay_publishes_committed_events_in_order_and_empties_the_outbox(
     assert not {PENDING, LEASE, FAILURES} & doc.keys()
 
 
+async def test_a_wake_with_an_id_publishes_that_document_and_the_sweep_finds_the_rest(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    bus = await bus_factory("returns")
+    queue = await probe(amqp, exchange, "return.#", "order.#")
+    relay = OutboxRelay(bus, [db.returns, db.orders], poll_interval=3600)  # one sweep, at start
+    await relay.start()
+    try:
+        await wait_until(lambda: relay._loop.runs >= 1)  # the start-up sweep is over
+        woken = event_factory("return.created")
+        in_orders = event_factory("order.delivered")
+        missed = event_factory("return.closed")
+        await db.returns.insert_one({"_id": "r-1", **outbox_fields([woken])})
+        await db.orders.insert_one({"_id": "o-1", **outbox_fields([in_orders])})
+        await db.returns.insert_one({"_id": "r-2", **outbox_fields([missed])})  # committed, nobody woke for it
+        relay.wake("r-1")
+        relay.wake("o-1", collection=db.orders)
+        await wait_until(lambda: all_drained(db.orders))
+
+        async def r1_published() -> bool:
+            return await db.returns.find_one({"_id": "r-1", PENDING: True}) is None
+
+        await wait_until(r1_published)
+        await asyncio.sleep(0.2)
+        assert await db.returns.find_one({"_id": "r-2", PENDING: True}) is not None  # no sweep ran
+        relay.wake()  # without an id: look for every pending document
+        await wait_until(lambda: all_drained(db.returns))
+    finally:
+        await relay.stop()
+    assert sorted(e.id for e in await drain(queue)) == sorted(e.id for e in (woken, in_orders, missed))
+
+
 async def test_publisher_killed_after_commit_loses_nothing(bus_factory, db, amqp, exchange, mongodb_url, event_factory):
     queue = await probe(amqp, exchange, "return.received")
     event = event_factory("return.received")

@@ -1,7 +1,8 @@
 """The published contracts, generated from the code: AsyncAPI (events, queues), OpenAPI, configuration.
 
     uv run python -m tools.contracts           # rewrite docs/asyncapi.yaml, docs/openapi/*.json,
-                                               #   docs/configuration.md
+                                               #   docs/configuration.md, the query-shape table
+                                               #   of docs/design.md
     uv run python -m tools.contracts --check   # exit 1 and name every stale document
 
 Every event type (its data model, publisher, exchange, title and summary) comes from the registry
@@ -27,6 +28,7 @@ import yaml
 from pydantic.json_schema import models_json_schema
 
 from shared import bus as bus_module
+from shared import query_shapes
 from shared.events import EVENT_TYPES, EXCHANGE, ORDER_SYSTEM, ORDERS_EXCHANGE, SCHEMA_VERSION, CloudEvent, dataschema
 from shared.settings import CommonSettings
 from tools.configuration_reference import configuration_document as _configuration_document
@@ -37,6 +39,9 @@ DOCS = ROOT / "docs"
 ASYNCAPI_PATH = DOCS / "asyncapi.yaml"
 OPENAPI_DIR = DOCS / "openapi"
 CONFIGURATION_PATH = DOCS / "configuration.md"
+DESIGN_PATH = DOCS / "design.md"
+SHAPES_BEGIN = "<!-- query shapes: generated from shared/query_shapes.py by scripts/gen-contracts -->"
+SHAPES_END = "<!-- end of query shapes -->"
 
 SERVICES = ("returns", "refunds", "notifications", "metrics")
 PORTS = {"returns": 8001, "refunds": 8002, "notifications": 8003, "metrics": 8004}
@@ -98,6 +103,16 @@ def example_event(event_type: str) -> dict[str, Any]:
 
 def configuration_document() -> str:
     return _configuration_document({service: settings_class(service) for service in SERVICES})
+
+
+def design_document() -> str:
+    """docs/design.md with its query-shape table rendered from shared/query_shapes.py."""
+    text = DESIGN_PATH.read_text()
+    head, begin, rest = text.partition(SHAPES_BEGIN)
+    _, end, tail = rest.partition(SHAPES_END)
+    if not begin or not end:
+        raise ValueError(f"{DESIGN_PATH.name} lacks the markers {SHAPES_BEGIN!r} ... {SHAPES_END!r}")
+    return f"{head}{SHAPES_BEGIN}\n{query_shapes.render_table()}{SHAPES_END}{tail}"
 
 
 # ---- AsyncAPI -------------------------------------------------------------------------------
@@ -383,6 +398,7 @@ def generated(problems: dict[str, str] | None = None) -> dict[Path, str]:
     (and named in `problems`)."""
     with clean_environment(*(settings_class(s) for s in SERVICES)):
         out = {ASYNCAPI_PATH: render_yaml(asyncapi_document()), CONFIGURATION_PATH: configuration_document()}
+    out[DESIGN_PATH] = design_document()
     services, missing = openapi_services()
     for service in services:
         try:

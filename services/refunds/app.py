@@ -42,9 +42,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await app.state.idempotency.ensure_indexes()
             messaging = Messaging.from_settings(settings, inbox=db["inbox"], outboxes=[store.refunds], clock=clock)
             app.state.bus = messaging.bus
+            ledger = LedgerGateway(db["ledger_entries"], clock)
+            await ledger.ensure_indexes()
             gateways.update(
                 stripe=StripeGateway(settings.stripe_api_key, settings.stripe_api_base, settings.gateway_timeout_s),
-                ledger=LedgerGateway(db["ledger_entries"], clock),
+                ledger=ledger,
             )
             payer = Payer(
                 store,

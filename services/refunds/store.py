@@ -84,6 +84,7 @@ class RefundStore:
             ["return_id", "created_at"],
             ["order_id", "created_at"],
             ["seller.id", "created_at"],
+            ["buyer.id", "created_at"],
             ["created_at"],
         ):
             await self.refunds.create_index([(key, 1) for key in keys])

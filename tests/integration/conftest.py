@@ -3,15 +3,19 @@ MONGODB_URL. A missing server fails the tests (never skips them): start them wit
 
 Every test gets its own names, so tests (and engineers) running at the same time don't meet:
 `queue_prefix` for queues, `exchange` for the topic exchange, `db` for the database.
+
+The services' MongoDB clients (made by `shared.mongo.connect`) report every filter they send; a
+test fails when one has a shape shared/query_shapes.py does not list (tests/integration/shapes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -19,10 +23,60 @@ import aio_pika
 import pytest
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 
+import shared.mongo
 from shared.bus import EventBus
 from shared.events import CloudEvent
+from shared.query_shapes import SHAPES
+from tests.integration.shapes import ShapeRecorder, complaint
 
 T = TypeVar("T")
+
+QUERY_SHAPES = ShapeRecorder()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def services_query_shapes() -> Iterator[ShapeRecorder]:
+    """Every client `shared.mongo.connect` makes for a service (`services.*` calls it) reports its
+    commands here."""
+    make_client = shared.mongo.AsyncIOMotorClient
+
+    def client(*args: Any, **kwargs: Any) -> AsyncIOMotorClient:
+        caller = sys._getframe(1)
+        while caller.f_back is not None and caller.f_globals.get("__name__") == "shared.mongo":
+            caller = caller.f_back
+        if str(caller.f_globals.get("__name__")).startswith("services."):  # not a test's own app
+            kwargs["event_listeners"] = [*kwargs.get("event_listeners", []), QUERY_SHAPES]
+        return make_client(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shared.mongo, "AsyncIOMotorClient", client)
+        yield QUERY_SHAPES
+
+
+@pytest.fixture(autouse=True)
+def only_listed_query_shapes(services_query_shapes: ShapeRecorder) -> Iterator[None]:
+    """Fails the test when a service sent a filter of a shape shared/query_shapes.py does not list
+    (while it ran, or before it: an app of an earlier module shutting down)."""
+    yield
+    found = services_query_shapes.take_unlisted()
+    if found:
+        pytest.fail(complaint(found), pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Which listed shapes the services never sent in this run (coverage, not a failure)."""
+    if QUERY_SHAPES.seen:
+        unseen = [shape for shape in SHAPES if shape not in QUERY_SHAPES.seen]
+        terminalreporter.write_line(f"query shapes: {len(SHAPES) - len(unseen)} of {len(SHAPES)} listed were sent")
+        for shape in unseen:
+            terminalreporter.write_line(f"  not sent: {', '.join(shape.collections)} {shape.filter_text} {shape.sort}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    found = QUERY_SHAPES.take_unlisted()  # sent after the last test, by an app shutting down
+    if found:
+        print("\n" + complaint(found))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,10 @@ class LedgerGateway:
         self._entries = entries
         self._clock = clock
 
+    async def ensure_indexes(self) -> None:
+        # `find` looks an entry up by its refund (see shared/query_shapes.py).
+        await self._entries.create_index("refund_id")
+
     async def refund(self, request: GatewayRefund) -> str:
         reference = "lg_" + uuid.uuid5(uuid.NAMESPACE_URL, request.idempotency_key).hex
         entry = {

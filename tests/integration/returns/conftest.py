@@ -86,6 +86,13 @@ async def returns_app(
 
 
 @pytest.fixture(scope="module")
+def returns_db(returns_app, returns_settings: ReturnsSettings, mongo_client):
+    """The service's database through the test's own client: what a test reads there is no query
+    of the service's (only the service's client is held to shared/query_shapes.py)."""
+    return mongo_client[returns_settings.database_name]
+
+
+@pytest.fixture(scope="module")
 async def http(returns_app) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=returns_app), base_url="http://returns") as client:
         yield client

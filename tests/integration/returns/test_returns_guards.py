@@ -26,7 +26,7 @@ def problem(response, status: int, field: str | None = None) -> dict:
     return body
 
 
-async def test_bad_requests_answer_problems_and_store_and_emit_nothing(api, order, tap, returns_app, clock):
+async def test_bad_requests_answer_problems_and_store_and_emit_nothing(api, order, tap, returns_db, clock):
     buyer = api.as_buyer(order["buyer"]["id"])
     oid = order["order_id"]
 
@@ -61,8 +61,7 @@ async def test_bad_requests_answer_problems_and_store_and_emit_nothing(api, orde
     await api.put_order(late)
     problem(await post(json=request_data(late["order_id"], ("L1", 1, "DEFECTIVE"))), 422, "lines[0].line_id")
 
-    store = returns_app.state.lifecycle.store
-    assert await store.returns.count_documents({"order_id": {"$in": [oid, late["order_id"]]}}) == 0
+    assert await returns_db.returns.count_documents({"order_id": {"$in": [oid, late["order_id"]]}}) == 0
     # A good request afterwards: once its event is out, anything the bad ones emitted would be too.
     good = await api.create_return(oid, ("L1", 1, "DEFECTIVE"), buyer=order["buyer"]["id"])
     await tap.wait_types(good["return_id"], ["return.created"])
@@ -131,13 +130,12 @@ async def test_racing_without_preconditions_never_loses_a_write(api, order):
     assert final["version"] == 1 + sum(a.status_code == 200 for a in answers) == len(final["timeline"])
 
 
-async def test_concurrent_requests_never_return_more_than_delivered(api, order, returns_app):
+async def test_concurrent_requests_never_return_more_than_delivered(api, order, returns_db):
     body = request_data(order["order_id"], ("L1", 2, "DEFECTIVE"))  # 3 delivered: only one of these fits
     buyer = api.as_buyer(order["buyer"]["id"])
     answers = await asyncio.gather(*(api.client.post("/v1/returns", json=body, headers=buyer) for _ in range(3)))
     assert sorted(a.status_code for a in answers) == [201, 422, 422]
-    store = returns_app.state.lifecycle.store
-    assert await store.returns.count_documents({"order_id": order["order_id"]}) == 1
+    assert await returns_db.returns.count_documents({"order_id": order["order_id"]}) == 1
 
 
 async def test_someone_elses_return_does_not_exist(api, order):
@@ -168,14 +166,13 @@ async def test_someone_elses_return_does_not_exist(api, order):
     assert (await api.client.get(path, headers=api.as_agent())).status_code == 200
 
 
-async def test_replayed_create_with_the_same_key_returns_the_same_return(api, order, returns_app):
+async def test_replayed_create_with_the_same_key_returns_the_same_return(api, order, returns_db):
     buyer = order["buyer"]["id"]
     key = unique("key")
     first = await api.create_return(order["order_id"], ("L1", 1, "DEFECTIVE"), buyer=buyer, key=key)
     again = await api.create_return(order["order_id"], ("L1", 1, "DEFECTIVE"), buyer=buyer, key=key)
     assert again["return_id"] == first["return_id"]
-    store = returns_app.state.lifecycle.store
-    assert await store.returns.count_documents({"order_id": order["order_id"]}) == 1
+    assert await returns_db.returns.count_documents({"order_id": order["order_id"]}) == 1
     other_body = await api.client.post(
         "/v1/returns",
         json=request_data(order["order_id"], ("L1", 2, "DEFECTIVE")),

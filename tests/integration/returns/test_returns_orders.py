@@ -44,7 +44,7 @@ BAD_SNAPSHOTS = [
 
 
 @pytest.mark.parametrize(("spoil", "field"), BAD_SNAPSHOTS)
-async def test_put_order_refuses_an_implausible_snapshot_and_stores_nothing(api, returns_app, spoil, field):
+async def test_put_order_refuses_an_implausible_snapshot_and_stores_nothing(api, returns_app, returns_db, spoil, field):
     data = order_data(buyer_id=unique("b"))
     spoil(data)
     response = await api.client.put(f"/v1/orders/{data['order_id']}", json=data, headers=api.as_service())
@@ -52,7 +52,7 @@ async def test_put_order_refuses_an_implausible_snapshot_and_stores_nothing(api,
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert field in [error["field"] for error in response.json()["errors"]], response.json()
-    assert await returns_app.state.lifecycle.store.orders.find_one({"_id": data["order_id"]}) is None
+    assert await returns_db.orders.find_one({"_id": data["order_id"]}) is None
 
 
 async def test_a_stored_order_is_not_overwritten_by_an_implausible_one(api):
@@ -64,7 +64,9 @@ async def test_a_stored_order_is_not_overwritten_by_an_implausible_one(api):
     assert stored.json()["lines"] == good["lines"]
 
 
-async def test_an_implausible_order_delivered_is_parked_and_stores_nothing(returns_app, upstream, returns_settings):
+async def test_an_implausible_order_delivered_is_parked_and_stores_nothing(
+    returns_app, returns_db, upstream, returns_settings
+):
     data = order_data(buyer_id=unique("b"))
     at("lines.0.unit_price.amount", -2599)(data)
     event = CloudEvent(
@@ -83,4 +85,4 @@ async def test_an_implausible_order_delivered_is_parked_and_stores_nothing(retur
 
     [letter] = await eventually(parked, what="the event parked")
     assert "ValidationError" in letter.error
-    assert await returns_app.state.lifecycle.store.orders.find_one({"_id": data["order_id"]}) is None
+    assert await returns_db.orders.find_one({"_id": data["order_id"]}) is None

@@ -1,0 +1,474 @@
+"""Every filter the stores issue, the index that serves it, and whether it is on a hot path.
+
+A query's shape is the set of its field paths, each with the operators applied to it (a bare
+path is an equality), plus its sort: `{_id, version}`, `{order_id}`, `{outbox_pending, $or:
+[...]}`. `$and` is flattened (a conjunction either way); `$or` keeps its branches. Map fields keyed
+by an id (the refund ledger's `postage.<id>`) read as `<id>`.
+
+`SHAPES` is the list docs/design.md shows ("Query shapes and their indexes", rendered by
+`render_table`, checked by tests/contract/test_docs.py), and the list the integration tests hold
+the services to: a command listener on the services' MongoDB clients records every filter they
+send and fails the test when its shape is not listed here for its collection.
+
+Hot = on the path of an HTTP transition, an event handler, the outbox relay or the email
+dispatcher; such a shape must be served without a scan on the embedded server (mongo-java-server
+behind deploy/local/mongo-wire looks a filter up by index only by a plain `_id`, or when its keys
+are exactly a unique index's) and by an index on MongoDB. Listings, periodic sweeps and purges are
+not hot, but still have an index on MongoDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Embedded-server verdicts.
+BY_ID = "`_id` lookup"
+SCAN = "scan"
+
+EVERY_COLLECTION = "*"
+OUTBOX_COLLECTIONS = ("returns", "orders", "refunds", "notifications", "buyers")
+# Map fields whose keys are ids: `postage.rf_1` reads as `postage.<id>`.
+ID_KEYED_MAPS: Mapping[str, tuple[str, ...]] = {"order_ledgers": ("postage", "reservations", "settled")}
+
+_CURSOR = "$or: [{_id: $lt, created_at}, {created_at: $lt}]"
+_NEWEST_FIRST = "-created_at, -_id"
+_LEASE_DUE = "$or: [{outbox_lease_until: $exists}, {outbox_lease_until: $lt}]"
+
+
+@dataclass(frozen=True)
+class QueryShape:
+    collections: tuple[str, ...]
+    terms: tuple[str, ...]  # every one is in the filter
+    index: str  # what serves it on MongoDB
+    embedded: str  # how the embedded server serves it: BY_ID, "unique key ...", or SCAN (...)
+    hot: bool
+    issued_by: str
+    optional: tuple[str, ...] = ()  # any of these may be in the filter too (listings)
+    sort: str = ""  # "-created_at, -_id": descending created_at, then _id
+
+    @property
+    def filter_text(self) -> str:
+        return "{" + ", ".join([*self.terms, *(f"[{term}]" for term in self.optional)]) + "}"
+
+    def matches(self, terms: frozenset[str], sort: str) -> bool:
+        required = set(self.terms)
+        return sort == self.sort and required <= terms and terms <= required | set(self.optional)
+
+
+def _shape(
+    collections: str | tuple[str, ...],
+    filter_terms: str,
+    index: str,
+    embedded: str,
+    hot: bool,
+    issued_by: str,
+    *,
+    optional: Iterable[str] = (),
+    sort: str = "",
+) -> QueryShape:
+    names = (collections,) if isinstance(collections, str) else collections
+    terms = tuple(t.strip() for t in _split(filter_terms))
+    return QueryShape(names, terms, index, embedded, hot, issued_by, tuple(optional), sort)
+
+
+def _split(text: str) -> list[str]:
+    """Top-level comma-separated terms of "a, b: $lt, $or: [{c}, {d}]"."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "[{"
+        depth -= char in "]}"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current)
+    return parts
+
+
+_RETURN_FILTERS = (
+    *("order_id", "buyer.id", "seller.id", "status"),
+    *("created_at: $gte", "created_at: $lt", "created_at: $gte $lt", _CURSOR),
+)
+
+SHAPES: tuple[QueryShape, ...] = (
+    # ---- shared: every service's inbox, idempotency keys and outbox relay ----------------------
+    _shape(
+        EVERY_COLLECTION,
+        "_id",
+        "`_id`",
+        BY_ID,
+        True,
+        "every read or write of one document by its id (the inbox's `_seen`, the outbox's `_release`, ...)",
+    ),
+    _shape("inbox", "processed_at: $lt", "`processed_at_1`", SCAN, False, "shared/bus.py: `purge_inbox` (hourly)"),
+    _shape("idempotency_keys", "_id, token", "`_id`", BY_ID, True, "shared/idempotency.py: `begin` (expired record)"),
+    _shape(
+        "idempotency_keys",
+        "_id, state, token",
+        "`_id`",
+        BY_ID,
+        True,
+        "shared/idempotency.py: `begin` (crashed holder), `complete`, `release`",
+    ),
+    _shape(
+        "idempotency_keys", "expires_at: $lte", "`expires_at_1`", SCAN, False, "shared/idempotency.py: `purge_expired`"
+    ),
+    _shape(
+        OUTBOX_COLLECTIONS,
+        f"outbox_pending, {_LEASE_DUE}",
+        "`outbox_pending_1`",
+        f"{SCAN} (once per `OUTBOX_POLL_MS` per collection, whatever the load: the documents a commit "
+        "wakes the relay for are leased by `_id`)",
+        False,
+        "shared/outbox.py: `_sweep` (every poll interval, and after a wake that names no document)",
+    ),
+    _shape(
+        OUTBOX_COLLECTIONS,
+        f"_id, outbox_pending, {_LEASE_DUE}",
+        "`_id`",
+        BY_ID,
+        True,
+        "shared/outbox.py: `_relay` (lease the document woken for, or found by the sweep)",
+    ),
+    _shape(
+        OUTBOX_COLLECTIONS,
+        "_id, outbox: $size, outbox_lease_owner",
+        "`_id`",
+        BY_ID,
+        True,
+        "shared/outbox.py: `_release` (empty the outbox)",
+    ),
+    _shape(
+        OUTBOX_COLLECTIONS,
+        "_id, outbox_lease_owner",
+        "`_id`",
+        BY_ID,
+        True,
+        "shared/outbox.py: `_release`, `_failed` (drop or extend the lease)",
+    ),
+    # ---- returns ---------------------------------------------------------------------------------
+    _shape("orders", "_id, snapshot_version", "`_id`", BY_ID, True, "returns `save_order` (changed snapshot)"),
+    _shape("buyer_flags", "_id, sequence: $lt", "`_id`", BY_ID, True, "returns `save_buyer_flag`"),
+    _shape(
+        "returns",
+        "order_id",
+        "`order_id_1_order_seq_1` (unique; the filter is its prefix)",
+        f"{SCAN} (to fix: the order's returns and next sequence number kept in the order's document)",
+        True,
+        "returns `returns_of_order` (`POST /v1/returns`)",
+    ),
+    _shape("returns", "_id, version", "`_id`", BY_ID, True, "returns `apply` (every transition)"),
+    _shape(
+        "returns",
+        "",
+        "`buyer.id_1_created_at_-1`, `seller.id_1_created_at_-1`, `created_at_-1` (others filtered on the walk)",
+        SCAN,
+        False,
+        "returns `list_returns` (`GET /v1/returns`)",
+        optional=_RETURN_FILTERS,
+        sort=_NEWEST_FIRST,
+    ),
+    _shape(
+        "returns",
+        "in_policy, reminded_at: $exists, response_due_at: $gt $lte, status",
+        "`status_1_response_due_at_1`",
+        SCAN,
+        False,
+        "returns `due_for_reminder` (deadline job)",
+        sort="+response_due_at",
+    ),
+    _shape(
+        "returns",
+        "in_policy, response_due_at: $lte, status",
+        "`status_1_response_due_at_1`",
+        SCAN,
+        False,
+        "returns `past_response_deadline` (deadline job)",
+        sort="+response_due_at",
+    ),
+    _shape(
+        "returns",
+        "authorization.returnless, ship_by: $lte, status",
+        "`status_1_ship_by_1`",
+        SCAN,
+        False,
+        "returns `past_ship_by` (deadline job)",
+        sort="+ship_by",
+    ),
+    # ---- refunds ---------------------------------------------------------------------------------
+    _shape("returns", "_id, version: $lt", "`_id`", BY_ID, True, "refunds `note_return` (returns seen)"),
+    _shape(
+        "refunds",
+        "return_id",
+        "`return_id_1_created_at_1`",
+        f"{SCAN} (to fix: read the return's refund by its id, `return_refund_id`, which holds `source_return`)",
+        True,
+        "refunds `received_return` (`POST /v1/refunds` for a return)",
+    ),
+    _shape(
+        "refunds",
+        "_id, pay_lease_until: $lte, status",
+        "`_id`",
+        BY_ID,
+        True,
+        "refunds `claim` (take the right to pay)",
+    ),
+    _shape("refunds", "_id, status, version", "`_id`", BY_ID, True, "refunds `extend_lease`, `delete_unpaid`"),
+    _shape("refunds", "_id, version", "`_id`", BY_ID, True, "refunds `save`"),
+    _shape("refunds", "due_at: $lte, status", "`status_1_due_at_1`", SCAN, False, "refunds `overdue` (deadline job)"),
+    _shape(
+        "refunds",
+        "pay_lease_until: $lte, status",
+        "`status_1_pay_lease_until_1`",
+        SCAN,
+        False,
+        "refunds `stalled` (deadline job: payments whose payer crashed)",
+    ),
+    _shape(
+        "refunds",
+        "",
+        "`return_id_1_created_at_1`, `order_id_1_created_at_1`, `buyer.id_1_created_at_1`, "
+        "`seller.id_1_created_at_1`, `created_at_1` (others filtered on the walk)",
+        SCAN,
+        False,
+        "refunds `page` (`GET /v1/refunds`)",
+        optional=("return_id", "order_id", "buyer.id", "seller.id", "status", _CURSOR),
+        sort=_NEWEST_FIRST,
+    ),
+    _shape(
+        "order_ledgers",
+        "_id, available: $lte, postage.<id>: $exists",
+        "`_id`",
+        BY_ID,
+        True,
+        "refunds `OrderLedgers.count_postage`",
+    ),
+    _shape(
+        "order_ledgers",
+        "_id, available: $gte, reservations.<id>: $exists, settled.<id>: $exists",
+        "`_id`",
+        BY_ID,
+        True,
+        "refunds `OrderLedgers.reserve`",
+    ),
+    _shape(
+        "order_ledgers",
+        "_id, reservations.<id>",
+        "`_id`",
+        BY_ID,
+        True,
+        "refunds `OrderLedgers.release`, `settle`",
+    ),
+    _shape("order_ledgers", "_id, settled.<id>: $exists", "`_id`", BY_ID, True, "refunds `OrderLedgers.settle`"),
+    _shape(
+        "ledger_entries",
+        "refund_id",
+        "`refund_id_1`",
+        f"{SCAN} (to fix: look the entry up by the gateway keys of the earlier rounds, its `_id`)",
+        True,
+        "refunds `LedgerGateway.find` (rare: an agent's retry of a failed refund first checks that no "
+        "earlier round of keys paid)",
+    ),
+    # ---- notifications ---------------------------------------------------------------------------
+    _shape(
+        "notifications",
+        "return_id, return_version: $gt",
+        "`return_id_1_created_at_-1`",
+        f"{SCAN} (to fix: the newest version emailed about kept in a document keyed by the return id)",
+        True,
+        "notifications `superseded` (every `return.*` event)",
+    ),
+    _shape(
+        "notifications",
+        "claimed_until: $lt, next_attempt_at: $lte, status",
+        "`status_1_next_attempt_at_1`",
+        SCAN,
+        False,
+        "notifications `claim_due` (the dispatcher's poll: retries and leftovers, at most once per "
+        "`DISPATCH_POLL_MS` while nothing is due)",
+        sort="+next_attempt_at",
+    ),
+    _shape(
+        "notifications",
+        "_id, claimed_until: $lt, next_attempt_at: $lte, status",
+        "`_id`",
+        BY_ID,
+        True,
+        "notifications `claim` (an email just recorded)",
+    ),
+    _shape("notifications", "_id, claim", "`_id`", BY_ID, True, "notifications `renew`, `settle`"),
+    _shape("notifications", "_id, status: $in", "`_id`", BY_ID, False, "notifications `resend` (agent)"),
+    _shape(
+        "notifications",
+        "",
+        "`return_id_1_created_at_-1`, `recipient_id_1_created_at_-1`, `created_at_-1` (others filtered on the walk)",
+        SCAN,
+        False,
+        "notifications `page` (`GET /v1/notifications`)",
+        optional=("return_id", "recipient_id", "recipient_role", "status", _CURSOR),
+        sort=_NEWEST_FIRST,
+    ),
+    # ---- metrics ---------------------------------------------------------------------------------
+    _shape(
+        ("return_facts", "refund_facts"),
+        "_id, version: $lt",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `record_return`, `record_refund`",
+    ),
+    _shape("delivery_facts", "_id, sequence: $lt", "`_id`", BY_ID, True, "metrics `record_delivery`"),
+    _shape("notification_facts", "_id, at: $lt", "`_id`", BY_ID, True, "metrics `record_notification`"),
+    _shape(
+        "return_facts",
+        "buyer_id, created_at: $gte",
+        "`buyer_id_1_created_at_1`",
+        f"{SCAN} (to fix: counters kept in a document keyed by the buyer id)",
+        True,
+        "metrics `buyer_facts` (`return.created`: the buyer's standing)",
+    ),
+    _shape(
+        "delivery_facts",
+        "buyer_id, delivered_at: $gte",
+        "`buyer_id_1_delivered_at_1`",
+        f"{SCAN} (to fix: counters kept in a document keyed by the buyer id)",
+        True,
+        "metrics `buyer_facts` (`return.created`: the buyer's standing)",
+    ),
+    _shape("buyers", "_id, version", "`_id`", BY_ID, True, "metrics `settle_flag`"),
+    _shape(
+        "notification_facts",
+        "at: $gte $lt",
+        "`at_1`",
+        SCAN,
+        False,
+        "metrics `email_outcomes` (reports)",
+    ),
+    _shape(
+        "return_facts",
+        "created_at: $lt, last_event_at: $gte",
+        "`last_event_at_1`; with a seller `seller_id_1_created_at_1`",
+        SCAN,
+        False,
+        "metrics `returns_touching` (reports)",
+        optional=("seller_id",),
+    ),
+    _shape(
+        "refund_facts",
+        "issued_at: $gte $lt",
+        "`issued_at_1`; with a seller `seller_id_1_issued_at_1`",
+        SCAN,
+        False,
+        "metrics `refunds_for` (reports)",
+        optional=("seller_id",),
+    ),
+    _shape("refund_facts", "return_id: $in", "`return_id_1`", SCAN, False, "metrics `refunds_for` (reports)"),
+    _shape(
+        "delivery_facts",
+        "seller_id, delivered_at: $gte $lt",
+        "`seller_id_1_delivered_at_1`",
+        SCAN,
+        False,
+        "metrics `deliveries_in` (reports)",
+    ),
+    _shape(
+        ("return_facts", "delivery_facts", "buyers"),
+        "",
+        "none: reads every document, by design",
+        SCAN,
+        False,
+        "metrics `buyers_with_facts` (re-assess every buyer: an operator's rebuild)",
+    ),
+    _shape("buyers", "flagged", "`flagged_1`", SCAN, False, "metrics `flagged_buyers` (reports, a count)"),
+    _shape("buyers", "review_at: $lt", "`review_at_1`", SCAN, False, "metrics `buyers_due_for_review` (flag job)"),
+)
+
+
+# ---- shapes of real commands ---------------------------------------------------------------------
+
+
+def _path(collection: str, key: str) -> str:
+    head, _, rest = key.partition(".")
+    if rest and head in ID_KEYED_MAPS.get(collection, ()):
+        return f"{head}.<id>"
+    return key
+
+
+def filter_terms(collection: str, query: Mapping[str, Any]) -> frozenset[str]:
+    """The shape of a filter as its set of terms: `version`, `version: $lt`, `$or: [{..}, {..}]`."""
+    terms: set[str] = set()
+    for key, value in query.items():
+        if key == "$and":
+            for part in value:
+                terms |= filter_terms(collection, part)
+        elif key in ("$or", "$nor"):
+            branches = sorted({render_terms(filter_terms(collection, part)) for part in value})
+            terms.add(f"{key}: [{', '.join(branches)}]")
+        elif isinstance(value, Mapping) and value and all(str(op).startswith("$") for op in value):
+            terms.add(f"{_path(collection, key)}: {' '.join(sorted(value))}")
+        else:
+            terms.add(_path(collection, key))
+    return frozenset(terms)
+
+
+def render_terms(terms: Iterable[str]) -> str:
+    return "{" + ", ".join(sorted(terms)) + "}"
+
+
+def sort_text(sort: Mapping[str, Any] | None) -> str:
+    return ", ".join(f"{'-' if direction == -1 else '+'}{field}" for field, direction in (sort or {}).items())
+
+
+def command_filters(command: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """(collection, filter, sort) of every filter a command sends; none for inserts and the rest."""
+    name = next(iter(command))
+    target = command[name]
+    if name == "find":
+        return [(target, command.get("filter") or {}, sort_text(command.get("sort")))]
+    if name == "findAndModify":
+        return [(target, command.get("query") or {}, sort_text(command.get("sort")))]
+    if name in ("count", "distinct"):
+        return [(target, command.get("query") or {}, "")]
+    if name == "update":
+        return [(target, update.get("q") or {}, "") for update in command.get("updates", [])]
+    if name == "delete":
+        return [(target, delete.get("q") or {}, "") for delete in command.get("deletes", [])]
+    if name == "aggregate":
+        return [(target, stage["$match"], "") for stage in command.get("pipeline", []) if "$match" in stage]
+    return []
+
+
+def listed(collection: str, terms: frozenset[str], sort: str) -> QueryShape | None:
+    """The entry of SHAPES that allows this filter on this collection, if any."""
+    for shape in SHAPES:
+        if (collection in shape.collections or EVERY_COLLECTION in shape.collections) and shape.matches(terms, sort):
+            return shape
+    return None
+
+
+# ---- the table in docs/design.md -----------------------------------------------------------------
+
+
+def render_table() -> str:
+    rows = [
+        "| collection | filter | sort | hot | MongoDB index | embedded server | issued by |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for shape in SHAPES:
+        cells = (
+            "every collection"
+            if shape.collections == (EVERY_COLLECTION,)
+            else ", ".join(f"`{name}`" for name in shape.collections),
+            f"`{shape.filter_text}`",
+            f"`{shape.sort}`" if shape.sort else "",
+            "hot" if shape.hot else "",
+            shape.index,
+            shape.embedded,
+            shape.issued_by,
+        )
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"

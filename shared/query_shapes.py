@@ -203,14 +203,6 @@ SHAPES: tuple[QueryShape, ...] = (
     _shape("returns", "_id, version: $lt", "`_id`", BY_ID, True, "refunds `note_return` (returns seen)"),
     _shape(
         "refunds",
-        "return_id",
-        "`return_id_1_created_at_1`",
-        f"{SCAN} (to fix: read the return's refund by its id, `return_refund_id`, which holds `source_return`)",
-        True,
-        "refunds `received_return` (`POST /v1/refunds` for a return)",
-    ),
-    _shape(
-        "refunds",
         "_id, pay_lease_until: $lte, status",
         "`_id`",
         BY_ID,

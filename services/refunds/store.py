@@ -14,6 +14,7 @@ from motor.motor_asyncio import AsyncIOMotorDatabase
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.refunds.domain import return_refund_id
 from services.refunds.order_ledger import OrderLedgers
 from services.refunds.schemas import RefundFilter
 from shared.events import CloudEvent
@@ -115,8 +116,9 @@ class RefundStore:
         return doc["status"], doc["version"]
 
     async def received_return(self, return_id: str) -> Return | None:
-        """The return as it was received (the state a refund of it is computed from)."""
-        doc = await self.refunds.find_one({"return_id": return_id}, {"source_return": 1})
+        """The return as it was received (the state a refund of it is computed from), kept on the
+        return's refund: the only refund with this `return_id`, found by its id."""
+        doc = await self.refunds.find_one({"_id": return_refund_id(return_id)}, {"source_return": 1})
         return None if doc is None or not doc.get("source_return") else Return.model_validate(doc["source_return"])
 
     # ---- refunds ----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 Every figure of the lifecycle run is read against these: what the broker and the MongoDB-wire
 server manage with no application code at all, on the same servers, at the same moment.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,9 @@ def _payload(size: int) -> bytes:
     return (b'{"pad":"' + os.urandom(size // 2).hex().encode())[: size - 2] + b'"}'
 
 
-async def amqp_ceiling(amqp_url: str, queue_name: str, *, messages: int = 20_000, size: int = 2048,
-                       window: int = 256, prefetch: int = 32) -> dict[str, Any]:
+async def amqp_ceiling(
+    amqp_url: str, queue_name: str, *, messages: int = 20_000, size: int = 2048, window: int = 256, prefetch: int = 32
+) -> dict[str, Any]:
     """Confirmed persistent publishes into a scratch quorum queue, then consume-and-ack them all."""
     connection = await aio_pika.connect_robust(amqp_url, client_properties={"connection_name": "bench-ceiling"})
     try:
@@ -33,7 +35,8 @@ async def amqp_ceiling(amqp_url: str, queue_name: str, *, messages: int = 20_000
             async with slots:
                 await channel.default_exchange.publish(
                     aio_pika.Message(body, message_id=str(i), delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                    routing_key=queue_name)
+                    routing_key=queue_name,
+                )
 
         began = time.perf_counter()
         await asyncio.gather(*(publish_one(i) for i in range(messages)))
@@ -60,12 +63,19 @@ async def amqp_ceiling(amqp_url: str, queue_name: str, *, messages: int = 20_000
         await queue.delete(if_unused=False, if_empty=False)
     finally:
         await connection.close()
-    return {"messages": messages, "bytes": size, "publish_window": window, "prefetch": prefetch,
-            "publish_confirmed_per_s": round(messages / publish_s), "consume_ack_per_s": round(messages / consume_s)}
+    return {
+        "messages": messages,
+        "bytes": size,
+        "publish_window": window,
+        "prefetch": prefetch,
+        "publish_confirmed_per_s": round(messages / publish_s),
+        "consume_ack_per_s": round(messages / consume_s),
+    }
 
 
-async def mongo_ceiling(mongodb_url: str, database: str, *, operations: int = 5_000, size: int = 2048,
-                        concurrency: int = 16) -> dict[str, Any]:
+async def mongo_ceiling(
+    mongodb_url: str, database: str, *, operations: int = 5_000, size: int = 2048, concurrency: int = 16
+) -> dict[str, Any]:
     """insert_one, find_one and update_one by _id, `concurrency` at a time, on a scratch database;
     then update_one conditional on _id and a field, as the services' versioned writes are."""
     client: AsyncIOMotorClient = AsyncIOMotorClient(mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
@@ -73,10 +83,11 @@ async def mongo_ceiling(mongodb_url: str, database: str, *, operations: int = 5_
     pad = _payload(size).decode()
     slots = asyncio.Semaphore(concurrency)
 
-    async def timed(op, count: int = operations) -> float:  # noqa: ANN001 - a one-argument coroutine function
+    async def timed(op, count: int = operations) -> float:
         async def one(i: int) -> None:
             async with slots:
                 await op(i)
+
         began = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(count)))
         return count / (time.perf_counter() - began)
@@ -89,11 +100,20 @@ async def mongo_ceiling(mongodb_url: str, database: str, *, operations: int = 5_
         # What the services' optimistic-concurrency writes look like: _id plus the expected version.
         # mongo-java-server serves only a filter of exactly {_id} from the _id index; this one scans.
         conditional_count = max(50, operations // 10)
-        conditional = await timed(lambda i: collection.update_one({"_id": f"d{i}", "n": 1}, {"$inc": {"n": 1}}),
-                                  conditional_count)
+        conditional = await timed(
+            lambda i: collection.update_one({"_id": f"d{i}", "n": 1}, {"$inc": {"n": 1}}), conditional_count
+        )
         await client.drop_database(database)
     finally:
         client.close()
-    return {"operations": operations, "bytes": size, "concurrency": concurrency, "documents": operations,
-            "insert_one_per_s": round(insert), "find_one_per_s": round(find), "update_one_per_s": round(update),
-            "conditional_update_one_per_s": round(conditional, 1), "conditional_operations": conditional_count}
+    return {
+        "operations": operations,
+        "bytes": size,
+        "concurrency": concurrency,
+        "documents": operations,
+        "insert_one_per_s": round(insert),
+        "find_one_per_s": round(find),
+        "update_one_per_s": round(update),
+        "conditional_update_one_per_s": round(conditional, 1),
+        "conditional_operations": conditional_count,
+    }

@@ -7,6 +7,7 @@ Two kinds of return alternate, so the refund amounts exercise the arithmetic:
   B  buyer at fault (NO_LONGER_NEEDED), one of two lines back, opened, seller's 10 % restocking fee
      -> refund = unit price - round_half_up(10 % of it)
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,11 +29,25 @@ RESTOCKING_PERCENT = 10
 SHIPPING = 599
 TOKEN_TTL = 6 * 3600
 # Every email one lifecycle calls for (SPEC §8 and services/notifications/decisions.py), exactly once.
-EXPECTED_TEMPLATES = frozenset({
-    "buyer/return_requested", "seller/new_request", "buyer/return_authorized", "seller/return_shipped",
-    "buyer/item_received", "seller/item_received", "buyer/refunded"})
-EXPECTED_EVENTS = ("return.created", "return.authorized", "return.shipped", "return.received",
-                   "return.refunded", "refund.issued")
+EXPECTED_TEMPLATES = frozenset(
+    {
+        "buyer/return_requested",
+        "seller/new_request",
+        "buyer/return_authorized",
+        "seller/return_shipped",
+        "buyer/item_received",
+        "seller/item_received",
+        "buyer/refunded",
+    }
+)
+EXPECTED_EVENTS = (
+    "return.created",
+    "return.authorized",
+    "return.shipped",
+    "return.received",
+    "return.refunded",
+    "refund.issued",
+)
 
 
 def half_up_percent(amount: int, percent: int) -> int:
@@ -75,19 +90,46 @@ class Plan:
         return self.price - half_up_percent(self.price, RESTOCKING_PERCENT)
 
     def order(self, delivered_at: datetime) -> dict[str, Any]:
-        lines = [{"line_id": "L1", "sku": f"SKU-{self.index % 50}", "title": "Mug", "category": "kitchen",
-                  "quantity": 1, "unit_price": {"amount": self.price, "currency": "USD"}}]
+        lines = [
+            {
+                "line_id": "L1",
+                "sku": f"SKU-{self.index % 50}",
+                "title": "Mug",
+                "category": "kitchen",
+                "quantity": 1,
+                "unit_price": {"amount": self.price, "currency": "USD"},
+            }
+        ]
         if self.kind == "B":
-            lines.append({"line_id": "L2", "sku": "SKU-LAMP", "title": "Lamp", "category": "home", "quantity": 1,
-                          "unit_price": {"amount": 2500, "currency": "USD"}})
+            lines.append(
+                {
+                    "line_id": "L2",
+                    "sku": "SKU-LAMP",
+                    "title": "Lamp",
+                    "category": "home",
+                    "quantity": 1,
+                    "unit_price": {"amount": 2500, "currency": "USD"},
+                }
+            )
         return {
-            "order_id": self.order_id, "marketplace": "US", "currency": "USD",
-            "buyer": {"id": self.buyer_id, "name": "Ada Buyer", "email": f"{self.buyer_id}@buyers.example",
-                      "locale": "en"},
-            "seller": {"id": self.seller_id, "name": "Sam Seller", "email": f"{self.seller_id}@sellers.example",
-                       "locale": "en", "return_address": {"line1": "1 Dock St", "city": "Newark",
-                                                          "postal_code": "07102", "country": "US"}},
-            "lines": lines, "shipping_paid": {"amount": SHIPPING, "currency": "USD"},
+            "order_id": self.order_id,
+            "marketplace": "US",
+            "currency": "USD",
+            "buyer": {
+                "id": self.buyer_id,
+                "name": "Ada Buyer",
+                "email": f"{self.buyer_id}@buyers.example",
+                "locale": "en",
+            },
+            "seller": {
+                "id": self.seller_id,
+                "name": "Sam Seller",
+                "email": f"{self.seller_id}@sellers.example",
+                "locale": "en",
+                "return_address": {"line1": "1 Dock St", "city": "Newark", "postal_code": "07102", "country": "US"},
+            },
+            "lines": lines,
+            "shipping_paid": {"amount": SHIPPING, "currency": "USD"},
             "ordered_at": (delivered_at - timedelta(days=3)).isoformat(),
             "delivered_at": delivered_at.isoformat(),
             "payment": {"provider": self.payment, "reference": f"pi_bench_{self.run_id}_{self.index}"},
@@ -139,8 +181,10 @@ class Tokens:
 class Driver:
     def __init__(self, base_urls: dict[str, str], tokens: Tokens, concurrency: int) -> None:
         limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
-        self.clients = {name: httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(120.0))
-                        for name, url in base_urls.items()}
+        self.clients = {
+            name: httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(120.0))
+            for name, url in base_urls.items()
+        }
         self.tokens = tokens
         self.concurrency = concurrency
         self.latencies = Latencies()
@@ -149,8 +193,17 @@ class Driver:
         for client in self.clients.values():
             await client.aclose()
 
-    async def call(self, service: str, method: str, path: str, label: str, *, headers: dict[str, str],
-                   json: Any = None, record: bool = True) -> httpx.Response:
+    async def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        label: str,
+        *,
+        headers: dict[str, str],
+        json: Any = None,
+        record: bool = True,
+    ) -> httpx.Response:
         began = time.perf_counter()
         response = await self.clients[service].request(method, path, json=json, headers=headers)
         if record:
@@ -163,10 +216,15 @@ class Driver:
     async def put_policies(self, run_id: str, sellers: int) -> None:
         for n in range(sellers):
             sid = seller_id(run_id, n)
-            response = await self.call("returns", "PUT", f"/v1/sellers/{sid}/return-policy", "setup",
-                                       headers=self.tokens("seller", sid, "returns"),
-                                       json={"restocking_fee_percent": RESTOCKING_PERCENT, "refund_mode": "auto"},
-                                       record=False)
+            response = await self.call(
+                "returns",
+                "PUT",
+                f"/v1/sellers/{sid}/return-policy",
+                "setup",
+                headers=self.tokens("seller", sid, "returns"),
+                json={"restocking_fee_percent": RESTOCKING_PERCENT, "refund_mode": "auto"},
+                record=False,
+            )
             response.raise_for_status()
 
     # ---- one lifecycle --------------------------------------------------------------------
@@ -176,11 +234,12 @@ class Driver:
         buyer = self.tokens("buyer", plan.buyer_id, "returns")
         seller = self.tokens("seller", plan.seller_id, "returns")
         try:
-            body = {"order_id": plan.order_id,
-                    "lines": [{"line_id": "L1", "quantity": 1, "reason_code": plan.reason}]}
+            body = {"order_id": plan.order_id, "lines": [{"line_id": "L1", "quantity": 1, "reason_code": plan.reason}]}
             headers = buyer | {"Idempotency-Key": f"bench-{plan.run_id}-{plan.index}"}
             for attempt in range(60):
-                response = await self.call("returns", "POST", "/v1/returns", "POST /v1/returns", headers=headers, json=body)
+                response = await self.call(
+                    "returns", "POST", "/v1/returns", "POST /v1/returns", headers=headers, json=body
+                )
                 # 422 until the order.delivered event has reached the returns service.
                 if response.status_code != 422 or "no delivered order" not in response.text:
                     break
@@ -188,21 +247,49 @@ class Driver:
                 await asyncio.sleep(0.1 * (attempt + 1))
             ret = _expect(response, 201, "create")
             out.return_id = rid = ret["return_id"]
-            _expect(await self.call("returns", "POST", f"/v1/returns/{rid}/authorize",
-                                    "POST /v1/returns/{id}/authorize", headers=seller, json={}), 200, "authorize")
-            _expect(await self.call("returns", "POST", f"/v1/returns/{rid}/ship", "POST /v1/returns/{id}/ship",
-                                    headers=buyer, json={"carrier": "UPS", "tracking_number": f"1Z{plan.index:08d}"}),
-                    200, "ship")
+            _expect(
+                await self.call(
+                    "returns",
+                    "POST",
+                    f"/v1/returns/{rid}/authorize",
+                    "POST /v1/returns/{id}/authorize",
+                    headers=seller,
+                    json={},
+                ),
+                200,
+                "authorize",
+            )
+            _expect(
+                await self.call(
+                    "returns",
+                    "POST",
+                    f"/v1/returns/{rid}/ship",
+                    "POST /v1/returns/{id}/ship",
+                    headers=buyer,
+                    json={"carrier": "UPS", "tracking_number": f"1Z{plan.index:08d}"},
+                ),
+                200,
+                "ship",
+            )
             out.receive_started = time.time()
-            _expect(await self.call("returns", "POST", f"/v1/returns/{rid}/receive", "POST /v1/returns/{id}/receive",
-                                    headers=seller, json={"lines": [{"line_id": "L1", "quantity": 1,
-                                                                     "condition": plan.condition}]}), 200, "receive")
+            _expect(
+                await self.call(
+                    "returns",
+                    "POST",
+                    f"/v1/returns/{rid}/receive",
+                    "POST /v1/returns/{id}/receive",
+                    headers=seller,
+                    json={"lines": [{"line_id": "L1", "quantity": 1, "condition": plan.condition}]},
+                ),
+                200,
+                "receive",
+            )
             out.receive_done = time.time()
         except Exception as exc:  # noqa: BLE001 - reported per lifecycle, the run goes on
             out.error = f"{type(exc).__name__}: {exc}"[:500]
         return out
 
-    async def run(self, plans: list[Plan], progress=None) -> list[Outcome]:  # noqa: ANN001 - callback
+    async def run(self, plans: list[Plan], progress=None) -> list[Outcome]:
         queue: asyncio.Queue[Plan] = asyncio.Queue()
         for plan in plans:
             queue.put_nowait(plan)
@@ -239,13 +326,26 @@ async def publish_orders(amqp_url: str, exchange_name: str, plans: list[Plan], *
 
         async def one(plan: Plan) -> None:
             order = Order.model_validate(plan.order(delivered_at))
-            event = new_event("order.delivered", service="orders", subject=plan.order_id, data=order, sequence=1,
-                              time=datetime.now(UTC))
+            event = new_event(
+                "order.delivered",
+                service="orders",
+                subject=plan.order_id,
+                data=order,
+                sequence=1,
+                time=datetime.now(UTC),
+            )
             async with slots:
-                await exchange.publish(aio_pika.Message(
-                    event.to_json(), content_type="application/cloudevents+json", message_id=event.id,
-                    type=event.type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                    routing_key="order.delivered", mandatory=True)
+                await exchange.publish(
+                    aio_pika.Message(
+                        event.to_json(),
+                        content_type="application/cloudevents+json",
+                        message_id=event.id,
+                        type=event.type,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    routing_key="order.delivered",
+                    mandatory=True,
+                )
 
         began = time.perf_counter()
         await asyncio.gather(*(one(plan) for plan in plans))

@@ -4,6 +4,7 @@
 service's interpreter busy. Output per service: the raw folded stacks (feed them to any flame-graph
 tool) and a summary of the frames with the most self and inclusive samples.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,12 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
 def py_spy_binary() -> str:
-    found = subprocess.run(["uvx", "--from", "py-spy", "python", "-c",
-                            "import shutil; print(shutil.which('py-spy') or '')"],
-                           capture_output=True, text=True, timeout=300)
+    found = subprocess.run(
+        ["uvx", "--from", "py-spy", "python", "-c", "import shutil; print(shutil.which('py-spy') or '')"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     path = found.stdout.strip().splitlines()[-1] if found.stdout.strip() else ""
     if not path:
         raise RuntimeError(f"py-spy not available through uvx: {found.stderr[-500:]}")
@@ -39,9 +43,24 @@ class Profiler:
         for name, pid in self.pids.items():
             log = (self.out / f"py-spy-{name}.log").open("wb")
             self.procs[name] = subprocess.Popen(
-                [binary, "record", "--pid", str(pid), "--rate", str(self.rate), "--gil", "--nonblocking",
-                 "--format", "raw", "--output", str(self.out / f"profile-{name}.folded")],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    binary,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    str(self.rate),
+                    "--gil",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(self.out / f"profile-{name}.folded"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         time.sleep(1.0)
 
     def stop(self) -> None:
@@ -55,8 +74,11 @@ class Profiler:
                 proc.kill()
 
     def summaries(self, top: int = 25) -> dict[str, Any]:
-        return {name: summarize(self.out / f"profile-{name}.folded", top) for name in self.procs
-                if (self.out / f"profile-{name}.folded").exists()}
+        return {
+            name: summarize(self.out / f"profile-{name}.folded", top)
+            for name in self.procs
+            if (self.out / f"profile-{name}.folded").exists()
+        }
 
 
 def _short(frame: str) -> str:
@@ -110,12 +132,18 @@ def summarize(path: Path, top: int = 25) -> dict[str, Any]:
     def rows(counter: Counter[str]) -> list[dict[str, Any]]:
         return [{"frame": k, "samples": v, "pct": round(100 * v / total, 1)} for k, v in counter.most_common(top)]
 
-    return {"samples": total, "self_top": rows(self_time), "inclusive_top": rows(inclusive),
-            "project_inclusive_top": rows(ours_inclusive), "self_by_module": rows(by_package)}
+    return {
+        "samples": total,
+        "self_top": rows(self_time),
+        "inclusive_top": rows(inclusive),
+        "project_inclusive_top": rows(ours_inclusive),
+        "self_by_module": rows(by_package),
+    }
 
 
 class JavaSampler:
-    """A poor man's profiler for the MongoDB-wire server: `jstack` every 2 s (each one is a JVM start), busy workers only.
+    """A poor man's profiler for the MongoDB-wire server: `jstack` every 2 s (each one is a JVM start),
+    busy workers only.
 
     Tells which server-side operations the time goes to, and how much of it is full collection
     scans (mongo-java-server's `matchDocumentsFromStream` over every document).
@@ -130,6 +158,7 @@ class JavaSampler:
     def start(self) -> None:
         import shutil
         import threading
+
         if shutil.which("jstack") is None:
             return
         self._stop = threading.Event()
@@ -171,6 +200,9 @@ class JavaSampler:
             ops[entry] += 1
             leaves[names[0].rsplit(".", 2)[-2] + "." + names[0].rsplit(".", 1)[-1]] += 1
         n = len(self.samples) or 1
-        return {"busy_samples": len(self.samples), "full_scan_pct": round(100 * scans / n, 1),
-                "by_operation": [{"frame": k, "pct": round(100 * v / n, 1)} for k, v in ops.most_common(top)],
-                "leaf_top": [{"frame": k, "pct": round(100 * v / n, 1)} for k, v in leaves.most_common(top)]}
+        return {
+            "busy_samples": len(self.samples),
+            "full_scan_pct": round(100 * scans / n, 1),
+            "by_operation": [{"frame": k, "pct": round(100 * v / n, 1)} for k, v in ops.most_common(top)],
+            "leaf_top": [{"frame": k, "pct": round(100 * v / n, 1)} for k, v in leaves.most_common(top)],
+        }

@@ -6,6 +6,7 @@ Starts an isolated stack (own MongoDB-wire server, ports, databases, exchanges, 
 secret, SMTP sink), measures the machine's ceilings, runs the load, waits for every effect, checks
 exactly-once, prints the tables and writes the JSON result. See bench/README.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,20 +39,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--returns", "-n", type=int, default=100, help="lifecycles to run (default 100)")
     p.add_argument("--concurrency", "-c", type=int, default=16, help="lifecycles in flight at once (default 16)")
     p.add_argument("--sellers", type=int, default=10, help="sellers the returns are spread over (default 10)")
-    p.add_argument("--payment", choices=["ledger", "stripe"], default="ledger",
-                   help="gateway of the orders: ledger (in the refunds db) or stripe (stripe-mock)")
-    p.add_argument("--port-base", type=int, default=28000,
-                   help="services on base+1..+4, SMTP sink on base+25, own MongoDB-wire on base+17")
+    p.add_argument(
+        "--payment",
+        choices=["ledger", "stripe"],
+        default="ledger",
+        help="gateway of the orders: ledger (in the refunds db) or stripe (stripe-mock)",
+    )
+    p.add_argument(
+        "--port-base",
+        type=int,
+        default=28000,
+        help="services on base+1..+4, SMTP sink on base+25, own MongoDB-wire on base+17",
+    )
     p.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
-    p.add_argument("--mongodb-url", default=None,
-                   help="use this MongoDB-wire server instead of starting a fresh one for the run")
-    p.add_argument("--mongo-backend", choices=["h2", "memory"], default="h2",
-                   help="backend of the bench's own mongo-java-server (h2 = what scripts/infra-up runs)")
-    p.add_argument("--mongo-jar", type=Path, default=None,
-                   help="launcher jar of the bench's own server (default: deploy/local/mongo-wire/target/mongo-wire.jar)")
-    p.add_argument("--services-tree", type=Path, default=None,
-                   help="run the services from this copy of the repo (to measure a proposed change); "
-                        "default: this checkout, through scripts/run-services")
+    p.add_argument(
+        "--own-broker",
+        action="store_true",
+        help="start a RabbitMQ node of the bench's own on --port-base+72 instead of using --amqp-url",
+    )
+    p.add_argument(
+        "--mongodb-url", default=None, help="use this MongoDB-wire server instead of starting a fresh one for the run"
+    )
+    p.add_argument(
+        "--mongo-backend",
+        choices=["h2", "memory"],
+        default="h2",
+        help="backend of the bench's own mongo-java-server (h2 = what scripts/infra-up runs)",
+    )
+    p.add_argument(
+        "--mongo-jar",
+        type=Path,
+        default=None,
+        help="launcher jar of the bench's own server (default: deploy/local/mongo-wire/target/mongo-wire.jar)",
+    )
+    p.add_argument(
+        "--services-tree",
+        type=Path,
+        default=None,
+        help="run the services from this copy of the repo (to measure a proposed change); "
+        "default: this checkout, through scripts/run-services",
+    )
     p.add_argument("--stripe-api-base", default=os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:12111"))
     p.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the services (default INFO, as deployed)")
     p.add_argument("--drain-timeout", type=float, default=600, help="seconds to wait for every effect after the load")
@@ -59,10 +86,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ceiling-messages", type=int, default=20_000)
     p.add_argument("--ceiling-operations", type=int, default=5_000)
     p.add_argument("--profile", action="store_true", help="sample every service with py-spy during the load")
-    p.add_argument("--no-mongo-ops", action="store_true",
-                   help="do not count the services' MongoDB commands (bench/inject/sitecustomize.py)")
-    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra environment for the services (repeatable), e.g. --env PREFETCH=64")
+    p.add_argument(
+        "--no-mongo-ops",
+        action="store_true",
+        help="do not count the services' MongoDB commands (bench/inject/sitecustomize.py)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the services (repeatable), e.g. --env PREFETCH=64",
+    )
     p.add_argument("--out", type=Path, default=None, help="result directory (default .local/bench/<run id>)")
     p.add_argument("--keep", action="store_true", help="leave the stack's data (databases, queues) behind")
     return p.parse_args(argv)
@@ -70,17 +105,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def git_revision() -> str:
     import subprocess
+
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "services", "shared"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "services", "shared"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         return head + (" + uncommitted changes in services/shared" if dirty else "")
     except OSError:
         return "unknown"
 
 
 def log(message: str) -> None:
-    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def read_status(observer_dir: Path) -> dict[str, Any]:
@@ -96,7 +135,13 @@ async def wait_for_orders(config: StackConfig, timeout: float = 300) -> None:
     quiet = 0
     while time.monotonic() < deadline:
         depths = await verify.queue_depths(config)
-        ready = sum(v for k, v in depths.items() if k.endswith(".events") and v > 0)
+        mains = {config.queues(s).main for s in SERVICES}
+        missing = sorted(name for name in mains if depths.get(name) is None)
+        if missing:
+            raise RuntimeError(
+                f"the services' queues {missing} do not exist: is the bench looking for the names shared.bus declares?"
+            )
+        ready = sum(depths[name] or 0 for name in mains)
         quiet = quiet + 1 if ready == 0 else 0
         if quiet >= 2:
             return
@@ -114,30 +159,44 @@ def subscriber_counts() -> Counter[str]:
 
 
 async def main(args: argparse.Namespace) -> int:
-    run_id = datetime.now().strftime("%m%d%H%M") + secrets.token_hex(2)
+    run_id = time.strftime("%m%d%H%M") + secrets.token_hex(2)
     out = args.out or REPO / ".local" / "bench" / run_id
     out.mkdir(parents=True, exist_ok=True)
     extra_env = dict(item.split("=", 1) for item in args.env)
-    config = StackConfig(run_id=run_id, out=out, port_base=args.port_base, amqp_url=args.amqp_url,
-                         mongodb_url=args.mongodb_url, mongo_backend=args.mongo_backend, payment=args.payment,
-                         stripe_api_base=args.stripe_api_base, log_level=args.log_level, extra_env=extra_env,
-                         count_mongo_ops=not args.no_mongo_ops, mongo_jar=args.mongo_jar or MONGO_JAR,
-                         services_tree=args.services_tree)
+    config = StackConfig(
+        run_id=run_id,
+        out=out,
+        port_base=args.port_base,
+        amqp_url=args.amqp_url,
+        mongodb_url=args.mongodb_url,
+        mongo_backend=args.mongo_backend,
+        payment=args.payment,
+        stripe_api_base=args.stripe_api_base,
+        log_level=args.log_level,
+        extra_env=extra_env,
+        count_mongo_ops=not args.no_mongo_ops,
+        mongo_jar=args.mongo_jar or MONGO_JAR,
+        services_tree=args.services_tree,
+        own_broker=args.own_broker,
+    )
     stack = Stack(config)
     log(f"run {run_id}: N={args.returns} C={args.concurrency}, output in {out}")
     result: dict[str, Any] = {}
     try:
         stack.start_mongo()
         stack.find_broker()
-        log(f"MongoDB-wire {stack.mongodb_url} ({'own, ' + args.mongo_backend if args.mongodb_url is None else 'given'})")
+        which = f"own, {args.mongo_backend}" if args.mongodb_url is None else "given"
+        log(f"MongoDB-wire {stack.mongodb_url} ({which})")
 
         ceilings: dict[str, Any] = {}
         if not args.skip_ceilings:
             log("ceilings: bare aio-pika publish/consume, bare motor insert/find/update")
-            ceilings["amqp"] = await amqp_ceiling(config.amqp_url, f"{config.queue_prefix}ceiling",
-                                                  messages=args.ceiling_messages)
-            ceilings["mongo"] = await mongo_ceiling(stack.mongodb_url, f"{config.db_prefix}scratch",
-                                                    operations=args.ceiling_operations)
+            ceilings["amqp"] = await amqp_ceiling(
+                config.amqp_url, f"{config.queue_prefix}ceiling", messages=args.ceiling_messages
+            )
+            ceilings["mongo"] = await mongo_ceiling(
+                stack.mongodb_url, f"{config.db_prefix}scratch", operations=args.ceiling_operations
+            )
             log(f"ceilings: {ceilings}")
 
         observer_dir = stack.start_observer()
@@ -177,8 +236,10 @@ async def main(args: argparse.Namespace) -> int:
             if time.monotonic() - last_report[0] > 10 or done == len(plans):
                 last_report[0] = time.monotonic()
                 counts = read_status(observer_dir)["counts"]
-                log(f"{done}/{len(plans)} lifecycles through receive; refunded {counts.get('return.refunded', 0)}, "
-                    f"emails {counts.get('mails', 0)}")
+                log(
+                    f"{done}/{len(plans)} lifecycles through receive; refunded {counts.get('return.refunded', 0)}, "
+                    f"emails {counts.get('mails', 0)}"
+                )
 
         outcomes = await driver.run(plans, progress)
         t_http = time.time()
@@ -198,17 +259,24 @@ async def main(args: argparse.Namespace) -> int:
             await asyncio.sleep(0.5)
             if time.monotonic() - last_report[0] > 10:
                 last_report[0] = time.monotonic()
-                log(f"draining: refunded {counts.get('return.refunded', 0)}/{len(done)}, "
-                    f"emails {counts.get('mails', 0)}/{want_mails}")
+                log(
+                    f"draining: refunded {counts.get('return.refunded', 0)}/{len(done)}, "
+                    f"emails {counts.get('mails', 0)}/{want_mails}"
+                )
         status = read_status(observer_dir)
         t_effects = max(status.get("last_mail_t") or t0, status.get("last_event_t") or t0)
         # Metrics: poll the overview until it counts every refund.
         while time.monotonic() < deadline:
             response = await driver.clients["metrics"].get(
-                "/v1/metrics/overview", headers=tokens_metrics,
-                params={"from": period_from.isoformat(), "to": (datetime.now(UTC) + timedelta(minutes=5)).isoformat()})
-            if response.status_code == 200 and response.json()["counts"]["refunds"] >= len(done) \
-                    and response.json()["counts"]["requests"] >= len(done):
+                "/v1/metrics/overview",
+                headers=tokens_metrics,
+                params={"from": period_from.isoformat(), "to": (datetime.now(UTC) + timedelta(minutes=5)).isoformat()},
+            )
+            if (
+                response.status_code == 200
+                and response.json()["counts"]["refunds"] >= len(done)
+                and response.json()["counts"]["requests"] >= len(done)
+            ):
                 metrics_at = time.time()
                 break
             await asyncio.sleep(1.0)
@@ -230,18 +298,26 @@ async def main(args: argparse.Namespace) -> int:
         checks += event_checks
         mail_checks, joined_mails = await verify.emails_check(config, tokens, mails, done)
         checks += mail_checks
-        figures = await verify.metrics_figures(config, tokens, args.sellers, period_from,
-                                               datetime.now(UTC) + timedelta(minutes=5))
+        figures = await verify.metrics_figures(
+            config, tokens, args.sellers, period_from, datetime.now(UTC) + timedelta(minutes=5)
+        )
         checks += verify.metrics_check(figures, done)
         depths = await verify.queue_depths(config)
         checks += verify.dead_letter_check(depths)
         findings = verify.log_findings(stack.logs)
-        checks.append(verify.Check("no handler retried, parked or left unacked (service logs)",
-                                   not any(f[k] for f in findings.values() for k in ("retried", "parked", "left unacked")),
-                                   json.dumps({s: {k: v for k, v in f.items() if v} for s, f in findings.items()})))
+        checks.append(
+            verify.Check(
+                "no handler retried, parked or left unacked (service logs)",
+                not any(f[k] for f in findings.values() for k in ("retried", "parked", "left unacked")),
+                json.dumps({s: {k: v for k, v in f.items() if v} for s, f in findings.items()}),
+            )
+        )
         if failed:
-            checks.append(verify.Check("every lifecycle completed on the client", False,
-                                       f"{len(failed)} failed: {failed[0].error}"))
+            checks.append(
+                verify.Check(
+                    "every lifecycle completed on the client", False, f"{len(failed)} failed: {failed[0].error}"
+                )
+            )
 
         # ---- figures ----
         first_refunded: dict[str, float] = {}
@@ -265,51 +341,94 @@ async def main(args: argparse.Namespace) -> int:
         subs = subscriber_counts()
         distinct_by_type = event_stats["by_type"]
         published = sum(distinct_by_type.values()) + len(mails)  # + one notification.sent per email
-        delivered = sum(n * subs.get(t, 0) for t, n in distinct_by_type.items()) + len(mails) * subs.get("notification.sent", 0)
+        delivered = sum(n * subs.get(t, 0) for t, n in distinct_by_type.items()) + len(mails) * subs.get(
+            "notification.sent", 0
+        )
         ratios = []
         ops_total = sum(sum(o["counts"].values()) for o in mongo_ops.values())
         if ceilings:
             ratios = [
-                {"what": "events published by the services (confirmed)", "achieved": round(published / wall),
-                 "ceiling": ceilings["amqp"]["publish_confirmed_per_s"]},
-                {"what": "events consumed and acked by the services", "achieved": round(delivered / wall),
-                 "ceiling": ceilings["amqp"]["consume_ack_per_s"]},
+                {
+                    "what": "events published by the services (confirmed)",
+                    "achieved": round(published / wall),
+                    "ceiling": ceilings["amqp"]["publish_confirmed_per_s"],
+                },
+                {
+                    "what": "events consumed and acked by the services",
+                    "achieved": round(delivered / wall),
+                    "ceiling": ceilings["amqp"]["consume_ack_per_s"],
+                },
             ]
             if ops_total:
-                ratios.append({"what": "MongoDB commands by the services (vs bare find_one by _id)",
-                               "achieved": round(ops_total / wall), "ceiling": ceilings["mongo"]["find_one_per_s"]})
+                ratios.append(
+                    {
+                        "what": "MongoDB commands by the services (vs bare find_one by _id)",
+                        "achieved": round(ops_total / wall),
+                        "ceiling": ceilings["mongo"]["find_one_per_s"],
+                    }
+                )
             for r in ratios:
                 r["ratio_pct"] = round(100 * r["achieved"] / r["ceiling"], 2) if r["ceiling"] else None
         result = {
-            "run": {"run_id": run_id, "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "returns": args.returns, "concurrency": args.concurrency, "sellers": args.sellers,
-                    "payment": args.payment,
-                    "mongo": stack.mongodb_url + (f" (own mongo-java-server, {args.mongo_backend})" if args.mongodb_url is None else ""),
-                    "amqp": config.amqp_url, "log_level": args.log_level, "profiled": args.profile,
-                    "mongo_jar": str(config.mongo_jar), "services_tree": str(args.services_tree or REPO),
-                    "extra_env": extra_env, "command": " ".join(sys.argv), "revision": git_revision(),
-                    "machine": {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-                                "python": platform.python_version(), "kernel": platform.release()},
-                    "processes": describe(stack.processes)},
-            "throughput": {"lifecycles_per_s": round(n_done / wall, 2), "end_to_end_s": round(wall, 1),
-                           "http_phase_s": round(t_http - t0, 1),
-                           "http_phase_lifecycles_per_s": round(n_done / (t_http - t0), 2),
-                           "metrics_caught_up_s": round(metrics_at - t0, 1) if metrics_at else None,
-                           "orders_per_s": round(len(plans) / orders_s, 1),
-                           "http_requests_per_s": round(sum(len(v) for v in driver.latencies.by_endpoint.values()) / (t_http - t0), 1),
-                           "events_published": published, "event_deliveries_to_services": delivered,
-                           "create_retries_waiting_for_order": sum(o.retries for o in outcomes)},
-            "latency": {"http": http,
-                        "async": {"received -> refunded (from the receive call)": summary_ms(to_refund),
-                                  "received -> refunded (from its 200)": summary_ms(after_ok),
-                                  "event -> email (SMTP receive)": summary_ms(email_lat)},
-                        "email_by_template": {t: summary_ms(v) for t, v in sorted(by_template.items())}},
+            "run": {
+                "run_id": run_id,
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "returns": args.returns,
+                "concurrency": args.concurrency,
+                "sellers": args.sellers,
+                "payment": args.payment,
+                "mongo": stack.mongodb_url
+                + (f" (own mongo-java-server, {args.mongo_backend})" if args.mongodb_url is None else ""),
+                "amqp": config.amqp_url,
+                "log_level": args.log_level,
+                "profiled": args.profile,
+                "mongo_jar": str(config.mongo_jar),
+                "services_tree": str(args.services_tree or REPO),
+                "extra_env": extra_env,
+                "command": " ".join(sys.argv),
+                "revision": git_revision(),
+                "machine": {
+                    "cpus": psutil.cpu_count(),
+                    "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+                    "python": platform.python_version(),
+                    "kernel": platform.release(),
+                },
+                "processes": describe(stack.processes),
+            },
+            "throughput": {
+                "lifecycles_per_s": round(n_done / wall, 2),
+                "end_to_end_s": round(wall, 1),
+                "http_phase_s": round(t_http - t0, 1),
+                "http_phase_lifecycles_per_s": round(n_done / (t_http - t0), 2),
+                "metrics_caught_up_s": round(metrics_at - t0, 1) if metrics_at else None,
+                "orders_per_s": round(len(plans) / orders_s, 1),
+                "http_requests_per_s": round(
+                    sum(len(v) for v in driver.latencies.by_endpoint.values()) / (t_http - t0), 1
+                ),
+                "events_published": published,
+                "event_deliveries_to_services": delivered,
+                "create_retries_waiting_for_order": sum(o.retries for o in outcomes),
+            },
+            "latency": {
+                "http": http,
+                "async": {
+                    "received -> refunded (from the receive call)": summary_ms(to_refund),
+                    "received -> refunded (from its 200)": summary_ms(after_ok),
+                    "event -> email (SMTP receive)": summary_ms(email_lat),
+                },
+                "email_by_template": {t: summary_ms(v) for t, v in sorted(by_template.items())},
+            },
             "http_statuses": {k: dict(v) for k, v in driver.latencies.statuses.items()},
-            "usage": usage, "ceilings": ceilings, "ratios": ratios,
+            "usage": usage,
+            "ceilings": ceilings,
+            "ratios": ratios,
             "mongo_commands": mongo_ops_summary(mongo_ops, n_done, wall),
-            "events": event_stats, "queue_depths": depths, "log_findings": findings,
+            "events": event_stats,
+            "queue_depths": depths,
+            "log_findings": findings,
             "metrics_overview_counts": figures["overview"].get("counts"),
-            "checks": [c.as_dict() for c in checks], "ok": all(c.ok for c in checks) and not failed,
+            "checks": [c.as_dict() for c in checks],
+            "ok": all(c.ok for c in checks) and not failed,
             "lifecycles_failed": len(failed),
             "failures": [{"index": o.plan.index, "error": o.error} for o in failed[:20]],
         }
@@ -329,14 +448,17 @@ async def main(args: argparse.Namespace) -> int:
         stack.stop(keep_data=args.keep)
         if not args.keep:
             await cleanup(config, stack.mongodb_url, own_mongo=args.mongodb_url is None)
+        stack.stop_broker(keep_data=args.keep)
 
 
 def ops_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
     delta = {}
     for service, now in after.items():
         then = before.get(service, {"counts": {}, "micros": {}})
-        delta[service] = {kind: {k: v - then[kind].get(k, 0) for k, v in now[kind].items() if v - then[kind].get(k, 0)}
-                          for kind in ("counts", "micros")}
+        delta[service] = {
+            kind: {k: v - then[kind].get(k, 0) for k, v in now[kind].items() if v - then[kind].get(k, 0)}
+            for kind in ("counts", "micros")
+        }
     return delta
 
 
@@ -347,39 +469,54 @@ def mongo_ops_summary(ops: dict[str, dict[str, Any]], lifecycles: int, wall: flo
         counts, micros = data["counts"], data["micros"]
         total = sum(counts.values())
         out[service] = {
-            "commands": total, "per_lifecycle": round(total / lifecycles, 1) if lifecycles else None,
+            "commands": total,
+            "per_lifecycle": round(total / lifecycles, 1) if lifecycles else None,
             "per_s": round(total / wall, 1) if wall else None,
             "round_trip_s_total": round(sum(micros.values()) / 1e6, 1),
-            "by_kind": [{"command": k, "n": n, "per_lifecycle": round(n / lifecycles, 2) if lifecycles else None,
-                         "mean_ms": round(micros.get(k, 0) / n / 1000, 2)}
-                        for k, n in sorted(counts.items(), key=lambda kv: -micros.get(kv[0], 0))]}
+            "by_kind": [
+                {
+                    "command": k,
+                    "n": n,
+                    "per_lifecycle": round(n / lifecycles, 2) if lifecycles else None,
+                    "mean_ms": round(micros.get(k, 0) / n / 1000, 2),
+                }
+                for k, n in sorted(counts.items(), key=lambda kv: -micros.get(kv[0], 0))
+            ],
+        }
     return out
 
 
 async def cleanup(config: StackConfig, mongodb_url: str, *, own_mongo: bool) -> None:
-    """Delete the run's queues and exchanges (and its databases on a shared server)."""
+    """Delete the run's queues (every service's inbox, retry and dead queues, the witness's) and
+    exchanges, and its databases on a shared server. Whatever cannot be deleted is said."""
     import aio_pika
+
+    names = [name for service in SERVICES for name in config.queues(service).all] + [config.witness_queue]
+    left: list[str] = []
     try:
         connection = await aio_pika.connect_robust(config.amqp_url)
         async with connection:
-            for service in SERVICES:
-                base = f"{config.queue_prefix}{service}"
-                for name in (f"{base}.events", *(f"{base}.retry.{n}" for n in range(1, 4)), f"{base}.dead"):
-                    channel = await connection.channel()
+            for name in names:
+                async with connection.channel() as channel:  # a failed call closes its channel
                     try:
                         await channel.queue_delete(name)
-                    except Exception:  # noqa: BLE001 - already gone
-                        pass
-            channel = await connection.channel()
+                    except aio_pika.exceptions.ChannelClosed as exc:
+                        if "NOT_FOUND" not in str(exc):
+                            left.append(f"{name}: {exc}")
             for name in (config.exchange, config.orders_exchange):
-                try:
-                    await channel.exchange_delete(name)
-                except Exception:  # noqa: BLE001
-                    channel = await connection.channel()
-    except Exception as exc:  # noqa: BLE001 - cleanup is best effort
-        log(f"cleanup of queues failed: {exc}")
+                async with connection.channel() as channel:
+                    try:
+                        await channel.exchange_delete(name)
+                    except aio_pika.exceptions.ChannelClosed as exc:
+                        if "NOT_FOUND" not in str(exc):
+                            left.append(f"{name}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - cleanup is best effort, but says what it left
+        left.append(f"could not reach the broker: {exc}")
+    if left:
+        log(f"cleanup left behind: {left}")
     if not own_mongo:
         from motor.motor_asyncio import AsyncIOMotorClient
+
         client = AsyncIOMotorClient(mongodb_url)
         try:
             for service in SERVICES:

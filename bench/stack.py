@@ -1,9 +1,13 @@
-"""The bench's own isolated stack: its MongoDB-wire server, the observer, the four services.
+"""The bench's own isolated stack: its MongoDB-wire server, the observer, the four services, and
+(with `own_broker`) its own RabbitMQ node.
 
-Isolation: own ports, database names, exchanges, queue prefix and JWT secret; RabbitMQ is shared
-(a second broker node would cost more than it tells). Everything started here is stopped here,
-by process group id.
+Isolation: own ports, database names, exchanges, queue prefix and JWT secret. RabbitMQ is shared by
+default (a second node costs ~7 s and tells the throughput bench nothing); the fault runs
+(bench/chaos.py) start their own node, so stopping or killing a broker, a store or an SMTP server
+never touches the servers on the default ports that everyone else uses. Everything started here is
+stopped here, by process group id (or node name).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,6 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
+
+from shared.bus import QueueNames
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("returns", "refunds", "notifications", "metrics")
@@ -42,6 +48,12 @@ class StackConfig:
     services_tree: Path | None = None  # run the services' code from this copy of the repo (A/B of a change)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     extra_env: dict[str, str] = field(default_factory=dict)
+    own_broker: bool = False  # start a RabbitMQ node of our own on amqp_port (amqp_url is then ignored)
+    durable_witness: bool = False  # the observer's queue survives a broker restart (quorum, acked)
+
+    def __post_init__(self) -> None:
+        if self.own_broker:
+            self.amqp_url = f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
 
     def port(self, service: str) -> int:
         return self.port_base + 1 + SERVICES.index(service)
@@ -53,6 +65,18 @@ class StackConfig:
     @property
     def mongo_port(self) -> int:
         return self.port_base + 17
+
+    @property
+    def amqp_port(self) -> int:
+        """The own RabbitMQ node's AMQP port; its Erlang distribution port is the next one."""
+        return self.port_base + 72
+
+    @property
+    def ports(self) -> list[int]:
+        """Every port this stack listens on (for picking a free --port-base)."""
+        own = [self.mongo_port] if self.mongodb_url is None else []
+        broker = [self.amqp_port, self.amqp_port + 1] if self.own_broker else []
+        return [*(self.port(s) for s in SERVICES), self.smtp_port, *own, *broker]
 
     @property
     def exchange(self) -> str:
@@ -72,6 +96,21 @@ class StackConfig:
 
     def database(self, service: str) -> str:
         return f"{self.db_prefix}{service}"
+
+    @property
+    def retry_delays_ms(self) -> tuple[int, ...]:
+        import json
+
+        raw = self.extra_env.get("RETRY_DELAYS_MS")
+        return tuple(json.loads(raw)) if raw else (1000, 5000, 30000)  # shared.settings' default
+
+    def queues(self, service: str) -> QueueNames:
+        """The service's queues, named as shared.bus names them: <prefix><service>.inbox/.retry.<n>/.dead."""
+        return QueueNames(f"{self.queue_prefix}{service}", self.retry_delays_ms)
+
+    @property
+    def witness_queue(self) -> str:
+        return f"{self.queue_prefix}observer"
 
     def base_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.port(service)}"
@@ -94,8 +133,9 @@ def listener_pid(port: int) -> int | None:
     return None
 
 
-def _stop_groups(pids: list[int], timeout: float = 30.0,
-                 children: dict[int, subprocess.Popen[bytes]] | None = None) -> None:
+def _stop_groups(
+    pids: list[int], timeout: float = 30.0, children: dict[int, subprocess.Popen[bytes]] | None = None
+) -> None:
     """TERM the process groups we started (setsid: pgid == pid), together; KILL what lingers.
     Our own children are reaped as they exit (a zombie would still count as a live group)."""
     children = children or {}
@@ -103,6 +143,7 @@ def _stop_groups(pids: list[int], timeout: float = 30.0,
     for pid in pids:
         try:
             os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, signal.SIGCONT)  # a group frozen by a fault run must get to handle its TERM
             alive.append(pid)
         except ProcessLookupError:
             pass
@@ -138,18 +179,27 @@ class Stack:
         self.processes: dict[str, psutil.Process] = {}  # name -> the process doing the work
         self.mongodb_url = config.mongodb_url or f"mongodb://127.0.0.1:{config.mongo_port}"
         self._mongo_dir: Path | None = None
+        self._mongo_argv: list[str] | None = None
+        self.broker = OwnBroker(config.amqp_port, config.out / "rabbitmq") if config.own_broker else None
 
     # ---- pieces ---------------------------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=REPO, env=env or os.environ.copy(), start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            env=env or os.environ.copy(),
+            start_new_session=True,
+        )
         self.groups[name] = proc.pid
         self.children[proc.pid] = proc
         return proc
 
-    def _wait(self, name: str, ready, timeout: float = 90.0) -> None:  # noqa: ANN001 - a predicate
+    def _wait(self, name: str, ready, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
             pid = self.groups.get(name)
@@ -172,19 +222,73 @@ class Stack:
             raise RuntimeError(f"port {self.config.mongo_port} is taken; choose another --port-base")
         self._mongo_dir = self.config.out / "mongo"
         self._mongo_dir.mkdir(exist_ok=True)
-        argv = ["java", "-Xms64m", "-Xmx1g", "-XX:+UseSerialGC", "-jar", str(jar), "--host", "127.0.0.1",
-                "--port", str(self.config.mongo_port), "--backend", self.config.mongo_backend]
+        argv = [
+            "java",
+            "-Xms64m",
+            "-Xmx1g",
+            "-XX:+UseSerialGC",
+            "-jar",
+            str(jar),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.config.mongo_port),
+            "--backend",
+            self.config.mongo_backend,
+        ]
         if self.config.mongo_backend == "h2":
             argv += ["--file", str(self._mongo_dir / "bench.mv")]
-        proc = self._spawn("mongo", argv)
+        self._mongo_argv = argv
+        self._run_mongo()
+
+    def _run_mongo(self) -> None:
+        proc = self._spawn("mongo", self._mongo_argv)
         self._wait("mongo", lambda: port_open(self.config.mongo_port))
         self.processes["mongo"] = psutil.Process(proc.pid)
 
+    def kill_mongo(self) -> None:
+        """kill -9 our own MongoDB-wire server (never a shared one)."""
+        if self._mongo_argv is None:
+            raise RuntimeError("the MongoDB-wire server is not the bench's own: it is not killed")
+        self._kill_group("mongo")
+
+    def restart_mongo(self) -> None:
+        """Start our server again on the same file (after kill_mongo)."""
+        assert self._mongo_argv is not None
+        deadline = time.monotonic() + 30
+        while port_open(self.config.mongo_port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self._run_mongo()
+
+    def _kill_group(self, name: str) -> None:
+        pid = self.groups.pop(name)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if pid in self.children:
+            self.children.pop(pid).wait()
+        deadline = time.monotonic() + 10
+        while _group_exists(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def start_observer(self) -> Path:
         out = self.config.out / "observer"
-        argv = [sys.executable, "-m", "bench.observer", "--dir", str(out), "--smtp-port", str(self.config.smtp_port),
-                "--amqp-url", self.config.amqp_url, "--exchange", self.config.exchange,
-                "--queue", f"{self.config.queue_prefix}observer"]
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.observer",
+            "--dir",
+            str(out),
+            "--smtp-port",
+            str(self.config.smtp_port),
+            "--amqp-url",
+            self.config.amqp_url,
+            "--exchange",
+            self.config.exchange,
+            "--queue",
+            self.config.witness_queue,
+        ] + (["--durable"] if self.config.durable_witness else [])
         if port_open(self.config.smtp_port):
             raise RuntimeError(f"port {self.config.smtp_port} is taken; choose another --port-base")
         proc = self._spawn("observer", argv)
@@ -197,17 +301,28 @@ class Stack:
         env = os.environ.copy()
         for name in ("PORT", "MONGODB_DB", "CLOCK_FILE"):
             env.pop(name, None)
-        env.update({
-            "MONGODB_URL": self.mongodb_url, "AMQP_URL": c.amqp_url, "EXCHANGE": c.exchange,
-            "ORDERS_EXCHANGE": c.orders_exchange, "QUEUE_PREFIX": c.queue_prefix,
-            "JWT_SECRET": c.jwt_secret, "JWT_ALGORITHM": "HS256",
-            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(c.smtp_port), "STRIPE_API_BASE": c.stripe_api_base,
-            "LOG_LEVEL": c.log_level,
-            # scripts/run-services
-            "MONGODB_DB_PREFIX": c.db_prefix, "SERVICES_LOG_DIR": str(self.logs),
-            "SERVICES_RUN_DIR": str(c.out / "run"), "SERVICES_REUSE": "0", "READY_TIMEOUT": "120",
-            **{f"{s.upper()}_PORT": str(c.port(s)) for s in SERVICES},
-        })
+        env.update(
+            {
+                "MONGODB_URL": self.mongodb_url,
+                "AMQP_URL": c.amqp_url,
+                "EXCHANGE": c.exchange,
+                "ORDERS_EXCHANGE": c.orders_exchange,
+                "QUEUE_PREFIX": c.queue_prefix,
+                "JWT_SECRET": c.jwt_secret,
+                "JWT_ALGORITHM": "HS256",
+                "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(c.smtp_port),
+                "STRIPE_API_BASE": c.stripe_api_base,
+                "LOG_LEVEL": c.log_level,
+                # scripts/run-services
+                "MONGODB_DB_PREFIX": c.db_prefix,
+                "SERVICES_LOG_DIR": str(self.logs),
+                "SERVICES_RUN_DIR": str(c.out / "run"),
+                "SERVICES_REUSE": "0",
+                "READY_TIMEOUT": "120",
+                **{f"{s.upper()}_PORT": str(c.port(s)) for s in SERVICES},
+            }
+        )
         if c.count_mongo_ops:  # bench/inject/sitecustomize.py: a pymongo command listener, no code change
             self.mongo_ops_dir.mkdir(parents=True, exist_ok=True)
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "bench/inject"), env.get("PYTHONPATH")]))
@@ -222,6 +337,7 @@ class Stack:
     def mongo_ops(self) -> dict[str, dict[str, Any]]:
         """The services' MongoDB command tallies so far: service -> {counts, micros}."""
         import json
+
         found: dict[str, dict[str, Any]] = {}
         for service in SERVICES:
             proc = self.processes.get(service)
@@ -248,9 +364,14 @@ class Stack:
             python = str(REPO / ".venv/bin/python")
             for service in SERVICES:
                 proc = subprocess.Popen(
-                    [python, "-m", f"services.{service}"], cwd=tree, start_new_session=True,
-                    stdout=(self.logs / f"{service}.log").open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=env | {"PORT": str(self.config.port(service)), "MONGODB_DB": self.config.database(service)})
+                    [python, "-m", f"services.{service}"],
+                    cwd=tree,
+                    start_new_session=True,
+                    stdout=(self.logs / f"{service}.log").open("ab"),
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env | {"PORT": str(self.config.port(service)), "MONGODB_DB": self.config.database(service)},
+                )
                 self.groups[service] = proc.pid
                 self.children[proc.pid] = proc
             for service in SERVICES:
@@ -265,31 +386,97 @@ class Stack:
                 raise RuntimeError(f"scripts/run-services failed:\n{result.stdout}\n{result.stderr}")
         else:  # the same command, without the script
             for service in SERVICES:
-                self._spawn(service, ["uv", "run", "--frozen", "python", "-m", f"services.{service}"],
-                            env | {"PORT": str(self.config.port(service)), "MONGODB_DB": self.config.database(service)})
+                self._spawn(
+                    service,
+                    ["uv", "run", "--frozen", "python", "-m", f"services.{service}"],
+                    env | {"PORT": str(self.config.port(service)), "MONGODB_DB": self.config.database(service)},
+                )
             for service in SERVICES:
                 self._wait(service, lambda s=service: _ready(self.config.port(s)), timeout=120)
         for service in SERVICES:
             self.processes[service] = _python_of(self.groups[service], service)
 
     def find_broker(self) -> None:
+        if self.broker is not None:
+            self.broker.start()
+            self.processes["rabbitmq"] = psutil.Process(self.broker.pid())
+            return
         pid = listener_pid(urlsplit(self.config.amqp_url).port or 5672)
         if pid:
             self.processes["rabbitmq (shared)"] = psutil.Process(pid)
+
+    # ---- faults on the services (bench/chaos.py) ------------------------------------------------
+
+    def kill_service(self, service: str) -> None:
+        """kill -9 the service's process group (uv and its python)."""
+        self._kill_group(service)
+        self.processes.pop(service, None)
+
+    def restart_service(self, service: str) -> None:
+        """Start one service again, the way start_services did (scripts/run-services, SERVICES=<name>)."""
+        env = self.service_env() | {"SERVICES": service}
+        run_dir = self.config.out / "run"
+        if self.config.services_tree is not None:
+            python = str(REPO / ".venv/bin/python")
+            proc = subprocess.Popen(
+                [python, "-m", f"services.{service}"],
+                cwd=self.config.services_tree,
+                start_new_session=True,
+                stdout=(self.logs / f"{service}.log").open("ab"),
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env | {"PORT": str(self.config.port(service)), "MONGODB_DB": self.config.database(service)},
+            )
+            self.groups[service] = proc.pid
+            self.children[proc.pid] = proc
+            self._wait(service, lambda: _ready(self.config.port(service)), timeout=120)
+        else:
+            result = subprocess.run(
+                [str(REPO / "scripts/run-services")], cwd=REPO, env=env, capture_output=True, text=True
+            )
+            pidfile = run_dir / f"{service}.pid"
+            if pidfile.exists():
+                self.groups[service] = int(pidfile.read_text().strip())
+            if result.returncode != 0:
+                raise RuntimeError(
+                    f"scripts/run-services (restart {service}) failed:\n{result.stdout}\n{result.stderr}"
+                )
+        self.processes[service] = _python_of(self.groups[service], service)
+
+    def signal_service(self, service: str, sig: int) -> None:
+        os.killpg(self.groups[service], sig)
+
+    def group_alive(self, pgid: int) -> bool:
+        """Whether a process group we started still runs (our own children are reaped first: a
+        zombie leader would keep the group "existing")."""
+        child = self.children.get(pgid)
+        if child is not None and child.poll() is not None:
+            self.children.pop(pgid, None)
+        return _group_exists(pgid)
+
+    def service_ready(self, service: str) -> bool:
+        return _ready(self.config.port(service))
 
     # ---- teardown -------------------------------------------------------------------------
 
     def stop(self, *, keep_data: bool = False) -> None:
         # Services first (they drain into the broker and the database), then what they talk to.
         for names in (SERVICES, ("observer", "mongo")):
-            _stop_groups([pid for name in names if (pid := self.groups.pop(name, None)) is not None],
-                         children=self.children)
+            _stop_groups(
+                [pid for name in names if (pid := self.groups.pop(name, None)) is not None], children=self.children
+            )
         if self._mongo_dir is not None and not keep_data:
             shutil.rmtree(self._mongo_dir, ignore_errors=True)
+
+    def stop_broker(self, *, keep_data: bool = False) -> None:
+        """After the cleanup of queues and exchanges: our own node goes (the shared one stays)."""
+        if self.broker is not None:
+            self.broker.shutdown(keep_data=keep_data)
 
 
 def _ready(port: int) -> bool:
     import urllib.request
+
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
             return response.status == 200
@@ -311,3 +498,119 @@ def _python_of(pid: int, service: str) -> psutil.Process:
 
 def describe(processes: dict[str, psutil.Process]) -> dict[str, Any]:
     return {name: {"pid": p.pid, "cmd": " ".join(p.cmdline())[:160]} for name, p in processes.items()}
+
+
+# ---- our own RabbitMQ node ---------------------------------------------------------------------
+
+# The RabbitMQ CLI tools use distribution ports 35672-35682 (scripts/infra-up's note).
+_CLI_DIST_PORTS = range(35672, 35683)
+
+
+class OwnBroker:
+    """A RabbitMQ node of the bench's own, started the way scripts/infra-up starts one (the Debian
+    package's rabbitmq-server, run as user rabbitmq, no plugins), on `port` with the Erlang
+    distribution on `port + 1`, data and log under `base` — so a fault run may stop and kill it.
+    """
+
+    def __init__(self, port: int, base: Path) -> None:
+        self.port, self.dist_port, self.base = port, port + 1, base.resolve()  # the node runs elsewhere
+        self.node = f"bench-{port}@localhost"
+        for p in (self.port, self.dist_port):
+            if not 1024 < p <= 65535 or p in _CLI_DIST_PORTS:
+                raise ValueError(
+                    f"port {p} cannot serve the bench's broker (1025-65535, not 35672-35682): "
+                    "choose another --port-base"
+                )
+        self.log = self.base / "log" / "rabbit.log"
+        self.started = False  # a node was launched (and must be stopped at the end)
+        self._prepared = False
+
+    def env(self) -> dict[str, str]:
+        return os.environ | {
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.base / "log"),
+            "RABBITMQ_LOGS": str(self.log),
+            "RABBITMQ_PID_FILE": str(self.base / "node.pid"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        }
+
+    def start(self, timeout: float = 120.0) -> None:
+        if shutil.which("rabbitmq-server") is None:
+            raise RuntimeError("rabbitmq-server is not installed: run scripts/infra-up once")
+        for p in (self.port, self.dist_port):
+            if port_open(p):
+                raise RuntimeError(f"port {p} is taken; choose another --port-base")
+        if not self._prepared:
+            for sub in ("mnesia", "log"):
+                (self.base / sub).mkdir(parents=True, exist_ok=True)
+            (self.base / "enabled_plugins").write_text("[].\n")
+            # The node runs as user rabbitmq (the package's wrapper su's to it): its folders must be its own.
+            subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(self.base)], check=True)
+            self._prepared = True
+        self._run(["rabbitmq-server", "-detached"], timeout=60)
+        self.started = True
+        deadline = time.monotonic() + timeout
+        # -detached answers at once; await_startup fails until the node has registered with epmd.
+        while not (self._ctl("await_startup", "--timeout", "10") and port_open(self.port)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the bench's RabbitMQ node {self.node} did not start in {timeout:.0f} s; log: {self.log}"
+                )
+            time.sleep(0.3)
+
+    def pid(self) -> int:
+        return int((self.base / "node.pid").read_text().strip())
+
+    def kill(self) -> None:
+        """kill -9 the node's Erlang VM and wait until its port is free."""
+        pid = self.pid()
+        os.kill(pid, signal.SIGKILL)
+        self._wait_gone(pid)
+
+    def stop(self) -> None:
+        """A clean stop (rabbitmqctl stop): the node shuts down its queues and exits."""
+        pid = self.pid()
+        if not self._ctl("stop", timeout=120):
+            os.kill(pid, signal.SIGKILL)
+        self._wait_gone(pid)
+
+    def shutdown(self, *, keep_data: bool = False) -> None:
+        if not self.started:
+            return
+        try:
+            self.stop()
+        except (OSError, ValueError):  # no pid file: it never came up; stop it by name
+            self._ctl("stop", timeout=60)
+        self.started = False
+        if not keep_data:
+            shutil.rmtree(self.base / "mnesia", ignore_errors=True)
+
+    def _wait_gone(self, pid: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (psutil.pid_exists(pid) or port_open(self.port)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def _ctl(self, *args: str, timeout: float = 30) -> bool:
+        return self._run(["rabbitmqctl", "-q", "-n", self.node, *args], timeout=timeout, check=False)
+
+    def _run(self, argv: list[str], *, timeout: float, check: bool = True) -> bool:
+        with self.log.parent.joinpath("bench-cli.log").open("ab") as out:
+            try:
+                code = subprocess.run(
+                    argv,
+                    env=self.env(),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=timeout,
+                ).returncode
+            except subprocess.TimeoutExpired:
+                code = -1
+        if check and code != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({code}); see {self.log.parent / 'bench-cli.log'}")
+        return code == 0

@@ -1,4 +1,5 @@
 """CPU seconds and peak RSS per process over the measured phase, and how busy the machine was."""
+
 from __future__ import annotations
 
 import threading
@@ -86,17 +87,26 @@ class UsageSampler:
                 continue
             cpu = self._end_cpu[name] - self._start_cpu.get(name, 0.0)
             ours += cpu
-            per_process[name] = {"cpu_s": round(cpu, 2), "cpu_pct": round(100 * cpu / wall, 1) if wall else None,
-                                 "cpu_ms_per_lifecycle": round(1000 * cpu / lifecycles, 2) if lifecycles else None,
-                                 "peak_rss_mib": round(self._peak.get(name, 0) / 2**20, 1)}
+            per_process[name] = {
+                "cpu_s": round(cpu, 2),
+                "cpu_pct": round(100 * cpu / wall, 1) if wall else None,
+                "cpu_ms_per_lifecycle": round(1000 * cpu / lifecycles, 2) if lifecycles else None,
+                "peak_rss_mib": round(self._peak.get(name, 0) / 2**20, 1),
+            }
         start, end = self._sys_start, self._sys_end
         idle = (end.idle + getattr(end, "iowait", 0)) - (start.idle + getattr(start, "iowait", 0))
         total = sum(end) - sum(start)
         busy = total - idle
         cores = psutil.cpu_count() or 1
-        return {"wall_s": round(wall, 2), "processes": per_process,
-                "machine": {"cores": cores, "busy_cpu_s": round(busy, 1),
-                            "busy_pct_of_all_cores": round(100 * busy / total, 1) if total else None,
-                            "measured_processes_cpu_s": round(ours, 1),
-                            "other_cpu_s": round(max(0.0, busy - ours), 1),
-                            "load_avg_1m_at_end": round(psutil.getloadavg()[0], 2)}}
+        return {
+            "wall_s": round(wall, 2),
+            "processes": per_process,
+            "machine": {
+                "cores": cores,
+                "busy_cpu_s": round(busy, 1),
+                "busy_pct_of_all_cores": round(100 * busy / total, 1) if total else None,
+                "measured_processes_cpu_s": round(ours, 1),
+                "other_cpu_s": round(max(0.0, busy - ours), 1),
+                "load_avg_1m_at_end": round(psutil.getloadavg()[0], 2),
+            },
+        }

@@ -1,11 +1,13 @@
 """Exactly-once, checked at the end: refunds and payments, events, emails, metric counts, dead letters."""
+
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-async def list_all(client: httpx.AsyncClient, path: str, headers: dict[str, str],
-                   params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+async def list_all(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     cursor = None
     while True:
@@ -52,8 +55,9 @@ def _sample(items: list[Any], n: int = 5) -> str:
     return ", ".join(str(i) for i in items[:n]) + (" …" if len(items) > n else "")
 
 
-async def refunds_check(config: StackConfig, tokens: Tokens, done: list[Outcome], sellers: int,
-                        mongodb_url: str) -> tuple[list[Check], dict[str, str]]:
+async def refunds_check(
+    config: StackConfig, tokens: Tokens, done: list[Outcome], sellers: int, mongodb_url: str
+) -> tuple[list[Check], dict[str, str]]:
     """One issued refund per return with the planned amount; one ledger payment per refund."""
     headers = tokens("agent", "bench", "refunds")
     async with httpx.AsyncClient(base_url=config.base_url("refunds"), timeout=120) as client:
@@ -75,18 +79,29 @@ async def refunds_check(config: StackConfig, tokens: Tokens, done: list[Outcome]
             if refund["amount"]["amount"] != plan.expected_refund:
                 wrong_amount.append(f"{rid} (kind {plan.kind}): {refund['amount']['amount']} != {plan.expected_refund}")
     checks = [
-        Check("refunds: exactly one per return", not missing and not doubled and not strangers,
-              f"{len(refunds)} refunds for {len(planned)} returns; missing {len(missing)} {_sample(missing)}; "
-              f"more than one {len(doubled)} {_sample(doubled)}; unplanned {len(strangers)}"),
-        Check("refunds: all issued, amounts as planned", not wrong_amount and not not_issued,
-              f"not issued {len(not_issued)} {_sample(not_issued)}; wrong amount {len(wrong_amount)} {_sample(wrong_amount)}"),
+        Check(
+            "refunds: exactly one per return",
+            not missing and not doubled and not strangers,
+            f"{len(refunds)} refunds for {len(planned)} returns; missing {len(missing)} {_sample(missing)}; "
+            f"more than one {len(doubled)} {_sample(doubled)}; unplanned {len(strangers)}",
+        ),
+        Check(
+            "refunds: all issued, amounts as planned",
+            not wrong_amount and not not_issued,
+            f"not issued {len(not_issued)} {_sample(not_issued)}; "
+            f"wrong amount {len(wrong_amount)} {_sample(wrong_amount)}",
+        ),
     ]
     refund_to_return = {r["refund_id"]: r.get("return_id") for r in refunds}
     if config.payment == "ledger":
         client = AsyncIOMotorClient(mongodb_url, tz_aware=True)
         try:
-            entries = [doc async for doc in client[config.database("refunds")]["ledger_entries"].find(
-                {}, {"return_id": 1, "amount": 1})]
+            entries = [
+                doc
+                async for doc in client[config.database("refunds")]["ledger_entries"].find(
+                    {}, {"return_id": 1, "amount": 1}
+                )
+            ]
         finally:
             client.close()
         paid = Counter(e.get("return_id") for e in entries)
@@ -94,17 +109,22 @@ async def refunds_check(config: StackConfig, tokens: Tokens, done: list[Outcome]
         twice = [rid for rid, n in paid.items() if n > 1]
         unpaid = [rid for rid in planned if paid.get(rid, 0) == 0]
         off = [rid for rid, plan in planned.items() if rid in amounts and amounts[rid] != plan.expected_refund]
-        checks.append(Check("payments (ledger gateway): exactly one per return, right amount",
-                            not twice and not unpaid and not off and len(entries) == len(planned),
-                            f"{len(entries)} ledger entries; paid twice {len(twice)} {_sample(twice)}; "
-                            f"unpaid {len(unpaid)}; wrong amount {len(off)} {_sample(off)}"))
+        checks.append(
+            Check(
+                "payments (ledger gateway): exactly one per return, right amount",
+                not twice and not unpaid and not off and len(entries) == len(planned),
+                f"{len(entries)} ledger entries; paid twice {len(twice)} {_sample(twice)}; "
+                f"unpaid {len(unpaid)}; wrong amount {len(off)} {_sample(off)}",
+            )
+        )
     else:
         checks.append(Check("payments (stripe-mock)", True, "stripe-mock keeps no state: checked through refunds only"))
     return checks, refund_to_return
 
 
-def events_check(events: list[dict[str, Any]], done: list[Outcome],
-                 refund_to_return: dict[str, str]) -> tuple[list[Check], dict[str, Any]]:
+def events_check(
+    events: list[dict[str, Any]], done: list[Outcome], refund_to_return: dict[str, str]
+) -> tuple[list[Check], dict[str, Any]]:
     """Each lifecycle event published once (one event id per return and type); redeliveries counted."""
     deliveries = Counter(e["id"] for e in events)
     unique: dict[str, dict[str, Any]] = {}
@@ -113,7 +133,10 @@ def events_check(events: list[dict[str, Any]], done: list[Outcome],
     ids_per: dict[tuple[str, str], set[str]] = defaultdict(set)
     for e in unique.values():
         subject = e.get("subject")
-        rid = refund_to_return.get(subject, subject) if e["type"].startswith("refund.") else subject
+        if e["type"].startswith("refund."):
+            rid = e.get("return_id") or refund_to_return.get(subject, subject)
+        else:
+            rid = subject
         ids_per[(rid, e["type"])].add(e["id"])
     planned = [o.return_id for o in done]
     problems = []
@@ -124,15 +147,24 @@ def events_check(events: list[dict[str, Any]], done: list[Outcome],
                 problems.append(f"{rid} {event_type} x{n}")
     unexpected = sorted({e["type"] for e in unique.values()} - set(EXPECTED_EVENTS))
     redelivered = sum(n - 1 for n in deliveries.values() if n > 1)
-    return [Check("events: each lifecycle event published exactly once (by id)", not problems and not unexpected,
-                  f"{len(unique)} distinct events; wrong counts {len(problems)} {_sample(problems)}; "
-                  f"unexpected types {unexpected}; same id delivered again {redelivered}x")], \
-        {"distinct": len(unique), "delivered": len(events), "duplicate_deliveries": redelivered,
-         "by_type": dict(Counter(e["type"] for e in unique.values()))}
+    return [
+        Check(
+            "events: each lifecycle event published exactly once (by id)",
+            not problems and not unexpected,
+            f"{len(unique)} distinct events; wrong counts {len(problems)} {_sample(problems)}; "
+            f"unexpected types {unexpected}; same id delivered again {redelivered}x",
+        )
+    ], {
+        "distinct": len(unique),
+        "delivered": len(events),
+        "duplicate_deliveries": redelivered,
+        "by_type": dict(Counter(e["type"] for e in unique.values())),
+    }
 
 
-async def emails_check(config: StackConfig, tokens: Tokens, mails: list[dict[str, Any]],
-                       done: list[Outcome]) -> tuple[list[Check], list[dict[str, Any]]]:
+async def emails_check(
+    config: StackConfig, tokens: Tokens, mails: list[dict[str, Any]], done: list[Outcome]
+) -> tuple[list[Check], list[dict[str, Any]]]:
     """SMTP side: each notification delivered once; per return exactly the expected set of templates."""
     async with httpx.AsyncClient(base_url=config.base_url("notifications"), timeout=300) as client:
         log = await list_all(client, "/v1/notifications", tokens("agent", "bench", "notifications"))
@@ -153,18 +185,30 @@ async def emails_check(config: StackConfig, tokens: Tokens, mails: list[dict[str
             wrong.append(f"{o.return_id}: missing {sorted(EXPECTED_TEMPLATES - set(got))} extra {extra}")
     not_sent = [n["notification_id"] for n in log if n.get("status") != "sent"]
     expected = len(done) * len(EXPECTED_TEMPLATES)
-    joined = [{**m, **{k: by_id[m["notification_id"]].get(k) for k in ("event_id", "event_type", "template", "return_id")}}
-              for m in mails if m["notification_id"] in by_id]
-    return [Check("emails: each (return, template) received exactly once over SMTP",
-                  not resent and not unknown and not wrong and len(mails) == expected,
-                  f"{len(mails)} received, {expected} expected ({len(EXPECTED_TEMPLATES)} per return); "
-                  f"same notification twice {len(resent)}; unknown {len(unknown)}; returns off {len(wrong)} {_sample(wrong, 3)}"),
-            Check("emails: notification log all sent", not not_sent and len(log) == expected,
-                  f"{len(log)} in the log, not sent {len(not_sent)} {_sample(not_sent)}")], joined
+    joined = [
+        {**m, **{k: by_id[m["notification_id"]].get(k) for k in ("event_id", "event_type", "template", "return_id")}}
+        for m in mails
+        if m["notification_id"] in by_id
+    ]
+    return [
+        Check(
+            "emails: each (return, template) received exactly once over SMTP",
+            not resent and not unknown and not wrong and len(mails) == expected,
+            f"{len(mails)} received, {expected} expected ({len(EXPECTED_TEMPLATES)} per return); "
+            f"same notification twice {len(resent)}; unknown {len(unknown)}; "
+            f"returns off {len(wrong)} {_sample(wrong, 3)}",
+        ),
+        Check(
+            "emails: notification log all sent",
+            not not_sent and len(log) == expected,
+            f"{len(log)} in the log, not sent {len(not_sent)} {_sample(not_sent)}",
+        ),
+    ], joined
 
 
-async def metrics_figures(config: StackConfig, tokens: Tokens, sellers: int, since: datetime,
-                          until: datetime) -> dict[str, Any]:
+async def metrics_figures(
+    config: StackConfig, tokens: Tokens, sellers: int, since: datetime, until: datetime
+) -> dict[str, Any]:
     headers = tokens("agent", "bench", "metrics")
     params = {"from": since.isoformat(), "to": until.isoformat()}
     async with httpx.AsyncClient(base_url=config.base_url("metrics"), timeout=300) as client:
@@ -189,25 +233,31 @@ def metrics_check(figures: dict[str, Any], done: list[Outcome]) -> list[Check]:
     off = [f"overview.{k}={counts.get(k)}" for k in COUNTED if counts.get(k) != n]
     for sid, data in figures["sellers"].items():
         c = data.get("counts", {})
-        off += [f"{sid}.{k}={c.get(k)}!={expected_by_seller[sid]}" for k in COUNTED if c.get(k) != expected_by_seller[sid]]
+        off += [
+            f"{sid}.{k}={c.get(k)}!={expected_by_seller[sid]}" for k in COUNTED if c.get(k) != expected_by_seller[sid]
+        ]
         refunded = {m["currency"]: m["amount"] for m in data.get("refunded", [])}
         if refunded.get("USD", 0) != amount_by_seller[sid]:
             off.append(f"{sid}.refunded USD {refunded.get('USD')} != {amount_by_seller[sid]}")
     total = {m["currency"]: m["amount"] for m in figures["overview"].get("refunded", [])}
     if total.get("USD", 0) != sum(amount_by_seller.values()):
         off.append(f"overview.refunded USD {total.get('USD')} != {sum(amount_by_seller.values())}")
-    return [Check("metrics: counts and refunded amounts == N (overview and per seller)", not off,
-                  f"{len(off)} figures off {_sample(off)}; overview counts "
-                  + ", ".join(f"{k} {counts.get(k)}" for k in COUNTED))]
+    return [
+        Check(
+            "metrics: counts and refunded amounts == N (overview and per seller)",
+            not off,
+            f"{len(off)} figures off {_sample(off)}; overview counts "
+            + ", ".join(f"{k} {counts.get(k)}" for k in COUNTED),
+        )
+    ]
 
 
-async def queue_depths(config: StackConfig, retries: int = 3) -> dict[str, int]:
-    """Ready messages in every queue of the bench's services (main, retry, dead)."""
-    names = []
-    for service in SERVICES:
-        base = f"{config.queue_prefix}{service}"
-        names += [f"{base}.events", *(f"{base}.retry.{n}" for n in range(1, retries + 1)), f"{base}.dead"]
-    depths: dict[str, int] = {}
+async def queue_depths(config: StackConfig) -> dict[str, int | None]:
+    """Ready messages in every queue of the bench's services: `<prefix><service>.inbox`, its retry
+    queues and `.dead`, named by shared.bus.QueueNames. A queue that does not exist is None, which
+    the checks treat as an error: every service declares all of its queues when it starts."""
+    names = [name for service in SERVICES for name in config.queues(service).all]
+    depths: dict[str, int | None] = {}
     connection = await aio_pika.connect_robust(config.amqp_url)
     try:
         for name in names:
@@ -215,8 +265,8 @@ async def queue_depths(config: StackConfig, retries: int = 3) -> dict[str, int]:
             try:
                 queue = await channel.declare_queue(name, passive=True)
                 depths[name] = queue.declaration_result.message_count
-            except Exception:  # noqa: BLE001 - a queue that does not exist holds nothing
-                depths[name] = -1
+            except aio_pika.exceptions.ChannelNotFoundEntity:  # 404 NOT_FOUND: no such queue
+                depths[name] = None
             finally:
                 if not channel.is_closed:
                     await channel.close()
@@ -225,16 +275,29 @@ async def queue_depths(config: StackConfig, retries: int = 3) -> dict[str, int]:
     return depths
 
 
-def dead_letter_check(depths: dict[str, int]) -> list[Check]:
-    dead = {k: v for k, v in depths.items() if k.endswith(".dead") and v > 0}
-    waiting = {k: v for k, v in depths.items() if not k.endswith(".dead") and v > 0}
-    return [Check("no dead-lettered messages", not dead, f"dead queues: {dead or 'all empty'}"),
-            Check("no message still waiting (main and retry queues)", not waiting, f"{waiting or 'all empty'}")]
+def dead_letter_check(depths: dict[str, int | None]) -> list[Check]:
+    missing = sorted(k for k, v in depths.items() if v is None)
+    dead = {k: v for k, v in depths.items() if k.endswith(".dead") and v}
+    waiting = {k: v for k, v in depths.items() if not k.endswith(".dead") and v}
+    return [
+        Check(
+            "every queue of the services exists (inbox, retry, dead)",
+            not missing,
+            f"missing: {missing}" if missing else f"{len(depths)} queues",
+        ),
+        Check("no dead-lettered messages", not dead, f"dead queues: {dead or 'all empty'}"),
+        Check("no message still waiting (main and retry queues)", not waiting, f"{waiting or 'all empty'}"),
+    ]
 
 
-LOG_PATTERNS = {"retried": "handler failed, will retry", "parked": "parked in dead-letter queue",
-                "left unacked": "message left unacked", "outbox publish failed": "outbox publish failed",
-                "errors": '"level": "ERROR"', "warnings": '"level": "WARNING"'}
+LOG_PATTERNS = {
+    "retried": "handler failed, will retry",
+    "parked": "parked in dead-letter queue",
+    "left unacked": "message left unacked",
+    "outbox publish failed": "outbox publish failed",
+    "errors": '"level": "ERROR"',
+    "warnings": '"level": "WARNING"',
+}
 
 
 def log_findings(log_dir: Path) -> dict[str, dict[str, int]]:
@@ -244,3 +307,209 @@ def log_findings(log_dir: Path) -> dict[str, dict[str, int]]:
         text = path.read_text(errors="replace") if path.exists() else ""
         found[service] = {name: len(re.findall(re.escape(pattern), text)) for name, pattern in LOG_PATTERNS.items()}
     return found
+
+
+# ---- the fault runs' tally (bench/chaos.py) ------------------------------------------------------
+
+STATUS_RANK = {"requested": 1, "authorized": 2, "shipped": 3, "received": 4, "refunded": 5}
+EVENT_STEP = {
+    "return.created": 1,
+    "return.authorized": 2,
+    "return.shipped": 3,
+    "return.received": 4,
+    "return.refunded": 5,
+    "refund.issued": 5,
+}
+TEMPLATE_STEP = {
+    "buyer/return_requested": 1,
+    "seller/new_request": 1,
+    "buyer/return_authorized": 2,
+    "seller/return_shipped": 3,
+    "buyer/item_received": 4,
+    "seller/item_received": 4,
+    "buyer/refunded": 5,
+}
+
+
+def _bucket() -> dict[str, Any]:
+    return {"expected": 0, "lost": 0, "duplicated": 0, "stuck": 0, "examples": []}
+
+
+def _note(bucket: dict[str, Any], kind: str, example: str, n: int = 1) -> None:
+    bucket[kind] += n
+    if len(bucket["examples"]) < 5:
+        bucket["examples"].append(f"{kind}: {example}")
+
+
+async def fault_tally(
+    config: StackConfig,
+    tokens: Tokens,
+    outcomes: list[Any],
+    mongodb_url: str,
+    events: list[dict[str, Any]],
+    mails: list[dict[str, Any]],
+    sellers: int,
+    period_from: datetime,
+) -> dict[str, Any]:
+    """Every lifecycle the server acknowledged, counted from outside after a fault run.
+
+    What is owed follows from how far the client got (`acked`: 1 created .. 4 received; a received
+    return owes a refund, one payment, six events and seven emails). For each thing owed:
+      duplicated  more than one (refunds, ledger payments, distinct event ids per return and type,
+                  SMTP deliveries per (return, template));
+      lost        gone for good: an acknowledged return the server no longer has; no refund or no
+                  payment although the return / refund says it happened; an event missing although
+                  the state it announces was reached and nothing is left in the aggregate's outbox;
+                  an email owed with no record in the notification log, or recorded sent but never
+                  delivered;
+      stuck       not done yet but still on its way or parked: a refund not issued, a payment not
+                  made for it, an event still in an outbox or whose state was never reached, an
+                  email recorded but not sent.
+    Whatever a return that is gone still owed is lost, not stuck: it can never come.
+    """
+    from motor.motor_asyncio import AsyncIOMotorClient
+
+    tally = {k: _bucket() for k in ("returns", "refunds", "payments", "events", "emails")}
+    acked = [o for o in outcomes if o.return_id]
+    agent = tokens("agent", "bench", "returns")
+    statuses: dict[str, str] = {}
+    async with httpx.AsyncClient(base_url=config.base_url("returns"), timeout=120) as client:
+        gate = asyncio.Semaphore(8)
+
+        async def status_of(rid: str) -> None:
+            async with gate:
+                r = await client.get(f"/v1/returns/{rid}", headers=agent)
+                statuses[rid] = r.json()["status"] if r.status_code == 200 else ("" if r.status_code == 404 else "?")
+
+        await asyncio.gather(*(status_of(o.return_id) for o in acked))
+    async with httpx.AsyncClient(base_url=config.base_url("refunds"), timeout=120) as client:
+        refunds = []
+        for n in range(sellers):
+            refunds += await list_all(
+                client, "/v1/refunds", tokens("agent", "bench", "refunds"), {"seller_id": seller_id(config.run_id, n)}
+            )
+    async with httpx.AsyncClient(base_url=config.base_url("notifications"), timeout=300) as client:
+        notes = await list_all(client, "/v1/notifications", tokens("agent", "bench", "notifications"))
+    mongo = AsyncIOMotorClient(mongodb_url, tz_aware=True)
+    try:
+        entries = [d async for d in mongo[config.database("refunds")]["ledger_entries"].find({}, {"return_id": 1})]
+        pending_returns = {
+            d["_id"]
+            async for d in mongo[config.database("returns")]["returns"].find({"outbox_pending": True}, {"_id": 1})
+        }
+        pending_refunds = {
+            d.get("return_id")
+            async for d in mongo[config.database("refunds")]["refunds"].find({"outbox_pending": True}, {"return_id": 1})
+        }
+    finally:
+        mongo.close()
+
+    refunds_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in refunds:
+        refunds_of[r.get("return_id")].append(r)
+    refund_to_return = {r["refund_id"]: r.get("return_id") for r in refunds}
+    paid = Counter(e.get("return_id") for e in entries)
+    ids_per: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for e in events:
+        subject = e.get("subject")
+        if e["type"].startswith("refund."):  # the event's own return id: the refund may be gone from the store
+            rid = e.get("return_id") or refund_to_return.get(subject, subject)
+        else:
+            rid = subject
+        ids_per[(rid, e["type"])].add(e["id"])
+    notes_of: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for n in notes:
+        notes_of[(n.get("return_id"), n["template"])].append(n)
+    delivered = Counter(m["notification_id"] for m in mails)
+
+    for o in acked:
+        rid, status = o.return_id, statuses.get(o.return_id, "?")
+        rank = STATUS_RANK.get(status, 0)
+        owes_refund = o.acked >= 4
+        gone = status == ""  # what it still owed can never come: lost, not stuck
+        tally["returns"]["expected"] += 1
+        if status == "":
+            _note(tally["returns"], "lost", f"{rid} (acknowledged up to step {o.acked}) is gone")
+        elif o.lost_ack:
+            _note(tally["returns"], "lost", f"{rid}: {o.lost_ack}")
+        found = refunds_of.get(rid, [])
+        issued = [r for r in found if r["status"] == "issued"]
+        if owes_refund or found:
+            tally["refunds"]["expected"] += 1
+            if len(found) > 1:
+                _note(tally["refunds"], "duplicated", f"{rid}: {len(found)} refunds", len(found) - 1)
+            if not found:
+                _note(
+                    tally["refunds"],
+                    "lost" if rank >= 5 or gone else "stuck",
+                    f"{rid}: no refund, return {status or 'gone'}",
+                )
+            elif not issued:
+                _note(tally["refunds"], "stuck", f"{rid}: refund {found[0]['status']}")
+            elif any(r["amount"]["amount"] != o.plan.expected_refund for r in issued):
+                _note(
+                    tally["refunds"],
+                    "duplicated" if issued[0]["amount"]["amount"] > o.plan.expected_refund else "lost",
+                    f"{rid}: amount {issued[0]['amount']['amount']} != {o.plan.expected_refund}",
+                )
+            tally["payments"]["expected"] += 1
+            if paid[rid] > 1:
+                _note(tally["payments"], "duplicated", f"{rid}: paid {paid[rid]} times", paid[rid] - 1)
+            elif paid[rid] == 0:
+                _note(
+                    tally["payments"],
+                    "lost" if issued or gone else "stuck",
+                    f"{rid}: unpaid, refund "
+                    f"{issued[0]['status'] if issued else (found[0]['status'] if found else 'missing')}",
+                )
+        reached = max(rank, o.acked)
+        for event_type, step in EVENT_STEP.items():
+            if step > (5 if owes_refund else o.acked):
+                continue
+            tally["events"]["expected"] += 1
+            n = len(ids_per.get((rid, event_type), ()))
+            if n > 1:
+                _note(tally["events"], "duplicated", f"{rid} {event_type} x{n}", n - 1)
+            elif n == 0:
+                happened = bool(issued) if event_type == "refund.issued" else reached >= step
+                pending = rid in (pending_refunds if event_type.startswith("refund.") else pending_returns)
+                _note(
+                    tally["events"],
+                    "lost" if (happened and not pending) or gone else "stuck",
+                    f"{rid} {event_type} (return {status or 'gone'})",
+                )
+        for template, step in TEMPLATE_STEP.items():
+            if step > (5 if owes_refund else o.acked):
+                continue
+            tally["emails"]["expected"] += 1
+            records = notes_of.get((rid, template), [])
+            got = sum(delivered[n["notification_id"]] for n in records)
+            if got > 1:
+                _note(tally["emails"], "duplicated", f"{rid} {template} x{got}", got - 1)
+            elif got == 0:
+                unsent = [n for n in records if n.get("status") != "sent"]
+                why = (
+                    f"log {unsent[0]['status']}" if unsent else "sent, never delivered" if records else "no log record"
+                )
+                _note(tally["emails"], "stuck" if unsent and not gone else "lost", f"{rid} {template}: {why}")
+    tally["emails"]["missing"] = tally["emails"]["lost"] + tally["emails"]["stuck"]
+    tally["emails"]["unknown_deliveries"] = sum(
+        v for k, v in delivered.items() if k not in {n["notification_id"] for n in notes}
+    )
+
+    # Metrics count facts, so a lost or doubled fact shows as a count off.
+    expected_counts = {
+        name: sum(o.acked >= step for o in acked)
+        for step, name in enumerate(("requests", "authorizations", "shipments", "receipts"), start=1)
+    }
+    expected_counts["refunds"] = sum(
+        1 for o in acked if any(r["status"] == "issued" for r in refunds_of.get(o.return_id, []))
+    )
+    headers = tokens("agent", "bench", "metrics")
+    until = datetime.now(period_from.tzinfo) + timedelta(minutes=5)
+    params = {"from": period_from.isoformat(), "to": until.isoformat()}
+    async with httpx.AsyncClient(base_url=config.base_url("metrics"), timeout=120) as client:
+        counts = (await client.get("/v1/metrics/overview", headers=headers, params=params)).json().get("counts", {})
+    tally["metrics_off"] = {k: f"{counts.get(k)} != {v}" for k, v in expected_counts.items() if counts.get(k) != v}
+    tally["metrics_counts"] = counts
+    return tally

@@ -4,6 +4,7 @@ A global pymongo CommandListener tallies every command per (name, collection) wi
 time and dumps the tally to $BENCH_MONGO_OPS_DIR/mongo-ops-<pid>.json every 2 s and at exit. The
 services' code is untouched; the listener costs a few microseconds per command.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ if _DIR:
                 _counts[key] += 1
                 _pending[event.request_id] = key
 
-        def _done(self, event) -> None:  # noqa: ANN001
+        def _done(self, event) -> None:
             with _lock:
                 key = _pending.pop(event.request_id, event.command_name)
                 _micros[key] += event.duration_micros

@@ -272,7 +272,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "`return_id_1_created_at_-1`",
         f"{SCAN} (to fix: the newest version emailed about kept in a document keyed by the return id)",
         True,
-        "notifications `superseded` (every `return.*` event)",
+        "notifications `superseded` (a `seller.response_due_soon` reminder: is it stale?)",
     ),
     _shape(
         "notifications",

@@ -616,7 +616,7 @@ async def run(options: Options) -> dict[str, Any]:
                 last[0] = time.monotonic()
                 log(f"{done}/{len(plans)} lifecycles through receive")
 
-        outcomes: list[ChaosOutcome] = await driver.run(plans, progress)  # type: ignore[assignment]
+        outcomes: list[ChaosOutcome] = await driver.run(plans, progress)  # type: ignore[assignment]  # ChaosDriver makes ChaosOutcomes
         load_done = time.time()
         await faults
         faults_done = max([load_done] + [r.until or r.at for r in injector.records])

@@ -95,7 +95,12 @@ def create_service_app(
 
     # Starlette takes a lifespan that yields state or None (None when there is none: not every server
     # supports lifespan state); FastAPI's type admits one or the other.
-    app = ServiceApp(title=title, version=version, description=description, lifespan=service_lifespan)  # type: ignore[arg-type]
+    app = ServiceApp(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=service_lifespan,  # type: ignore[arg-type]  # yields state or None, see above
+    )
     app.state.settings = settings
     app.state.started = False
     # Fails at start-up, not on the first request, when the key or algorithm is misconfigured.

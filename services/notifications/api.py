@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ValidationError
 
 from services.notifications.rendering import plan
-from services.notifications.schemas import NotificationStatus, NotificationView, Preview, PreviewEmail, RecipientRole
+from services.notifications.schemas import (
+    NotificationFilter,
+    NotificationStatus,
+    NotificationView,
+    Preview,
+    PreviewEmail,
+    RecipientRole,
+)
 from shared.auth import CurrentPrincipal, Principal, Role, require_roles
 from shared.events import CloudEvent, UnknownEventType
 from shared.http import Conflict, NotFound, Unprocessable, validation_errors
@@ -24,16 +32,23 @@ Agent = Annotated[Principal, Depends(require_roles(Role.AGENT))]
 Operator = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.SERVICE))]
 
 
-def visible_to(principal: Principal) -> dict[str, Any]:
-    """The notifications a caller may see: all for agents and services, else only their own."""
+def visible_to(principal: Principal, asked: NotificationFilter) -> NotificationFilter | None:
+    """What the caller asked for, narrowed to what they may see: all for agents and services, else
+    only their own. None when they asked for someone else's."""
     actor = principal.actor
     if actor.role in (Role.AGENT, Role.SERVICE):
-        return {}
-    return {"recipient_role": actor.role, "recipient_id": actor.id}
+        return asked
+    if asked.recipient_role not in (None, actor.role) or asked.recipient_id not in (None, actor.id):
+        return None
+    return replace(asked, recipient_role=RecipientRole(actor.role), recipient_id=actor.id)
 
 
 def _may_see(principal: Principal, doc: dict[str, Any]) -> bool:
-    return all(doc.get(field) == value for field, value in visible_to(principal).items())
+    actor = principal.actor
+    return actor.role in (Role.AGENT, Role.SERVICE) or (doc.get("recipient_role"), doc.get("recipient_id")) == (
+        actor.role,
+        actor.id,
+    )
 
 
 @router.get("", response_model=Page[NotificationView], summary="List notifications, newest first")
@@ -47,17 +62,13 @@ async def list_notifications(
     recipient_role: RecipientRole | None = None,
     status: NotificationStatus | None = None,
 ) -> Page[NotificationView]:
-    wanted = {
-        name: str(value)
-        for name, value in (
-            ("return_id", return_id),
-            ("recipient_id", recipient_id),
-            ("recipient_role", recipient_role),
-            ("status", status),
-        )
-        if value is not None
-    }
-    docs = await request.app.state.notifications.page([wanted, visible_to(principal)], cursor, limit)
+    asked = NotificationFilter(
+        return_id=return_id, recipient_role=recipient_role, recipient_id=recipient_id, status=status
+    )
+    wanted = visible_to(principal, asked)
+    if wanted is None:
+        return Page[NotificationView](items=[])
+    docs = await request.app.state.notifications.page(wanted, cursor, limit)
     return make_page(docs, limit, NotificationView.of)
 
 

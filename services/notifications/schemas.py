@@ -1,8 +1,9 @@
-"""HTTP shapes of the notifications API. No email address leaves through them: ids only."""
+"""HTTP shapes of the notifications API and its list's filter. No email address leaves through them: ids only."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -15,6 +16,19 @@ from services.notifications.domain import NotificationStatus
 class RecipientRole(StrEnum):
     BUYER = "buyer"
     SELLER = "seller"
+
+
+@dataclass(frozen=True)
+class NotificationFilter:
+    """Which notifications a list shows: the caller's query narrowed to what they may see (None: any).
+
+    The store turns it into its own criteria.
+    """
+
+    return_id: str | None = None
+    recipient_role: RecipientRole | None = None
+    recipient_id: str | None = None
+    status: NotificationStatus | None = None
 
 
 class Attempt(BaseModel):

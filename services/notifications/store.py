@@ -10,11 +10,23 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.notifications.domain import NotificationStatus, claim_update, resend_update
+from services.notifications.schemas import NotificationFilter
 from shared.events import CloudEvent
 from shared.outbox import with_outbox
 from shared.pagination import page_filter, page_sort
 
 COLLECTION = "notifications"
+
+
+def notification_criteria(wanted: NotificationFilter) -> dict[str, Any]:
+    """The MongoDB filter of a list of notifications: each field that is set, all of them at once."""
+    fields = (
+        ("return_id", wanted.return_id),
+        ("recipient_role", wanted.recipient_role),
+        ("recipient_id", wanted.recipient_id),
+        ("status", wanted.status),
+    )
+    return {name: str(value) for name, value in fields if value is not None}
 
 
 class NotificationStore:
@@ -105,9 +117,9 @@ class NotificationStore:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def page(self, conditions: list[dict[str, Any]], cursor: str | None, limit: int) -> list[dict[str, Any]]:
-        """Up to `limit + 1` notifications matching every condition, newest first, after `cursor`."""
-        conditions = [c for c in (*conditions, page_filter(cursor)) if c]
+    async def page(self, wanted: NotificationFilter, cursor: str | None, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit + 1` notifications matching `wanted`, newest first, after `cursor`."""
+        conditions = [c for c in (notification_criteria(wanted), page_filter(cursor)) if c]
         query = {"$and": conditions} if len(conditions) > 1 else conditions[0] if conditions else {}
         found = self.collection.find(query, {"outbox": 0, "html": 0, "text": 0})
         return [doc async for doc in found.sort(page_sort()).limit(limit + 1)]

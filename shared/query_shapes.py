@@ -155,11 +155,11 @@ SHAPES: tuple[QueryShape, ...] = (
     _shape("buyer_flags", "_id, sequence: $lt", "`_id`", BY_ID, True, "returns `save_buyer_flag`"),
     _shape(
         "returns",
-        "order_id",
-        "`order_id_1_order_seq_1` (unique; the filter is its prefix)",
-        f"{SCAN} (to fix: the order's returns and next sequence number kept in the order's document)",
+        "order_id, order_seq",
+        "`order_id_1_order_seq_1` (unique)",
+        "unique key `{order_id, order_seq}`",
         True,
-        "returns `returns_of_order` (`POST /v1/returns`)",
+        "returns `returns_of_order` (`POST /v1/returns`: the order's returns, slot by slot, up to the first free one)",
     ),
     _shape("returns", "_id, version", "`_id`", BY_ID, True, "returns `apply` (every transition)"),
     _shape(

@@ -84,6 +84,7 @@ class ReturnsStore:
     async def ensure_indexes(self) -> None:
         # One return per (order, sequence number): two racing requests for the same order cannot both
         # take the same slot, so each is checked against every return before it (see `insert_return`).
+        # It is also how an order's returns are read (`returns_of_order`).
         await self.returns.create_index([("order_id", ASCENDING), ("order_seq", ASCENDING)], unique=True)
         await self.returns.create_index([("buyer.id", ASCENDING), ("created_at", DESCENDING)])
         await self.returns.create_index([("seller.id", ASCENDING), ("created_at", DESCENDING)])
@@ -176,10 +177,17 @@ class ReturnsStore:
         return None if doc is None else Return.model_validate(doc)
 
     async def returns_of_order(self, order_id: str) -> tuple[list[Return], int]:
-        """The order's returns and the next free sequence number for a new one."""
-        docs = [doc async for doc in self.returns.find({"order_id": order_id}, {"outbox": 0})]
-        next_seq = max((doc.get("order_seq", 0) for doc in docs), default=0) + 1
-        return [Return.model_validate(doc) for doc in docs], next_seq
+        """The order's returns and the next free sequence number for a new one.
+
+        An order's returns hold the slots 1, 2, 3...: a new return takes the first free slot (its
+        insert fails if another took it meanwhile) and no return is ever deleted. So they are read
+        slot by slot on the unique key (order_id, order_seq) up to the first free one, never by a
+        query over the collection (which the embedded server would answer with a scan).
+        """
+        found: list[Return] = []
+        while doc := await self.returns.find_one({"order_id": order_id, "order_seq": len(found) + 1}, {"outbox": 0}):
+            found.append(Return.model_validate(doc))
+        return found, len(found) + 1
 
     async def insert_return(self, changes: list[tuple[str, Return]], order_seq: int, now: datetime) -> None:
         """The new return as it stands after `changes`, with their events. DuplicateKeyError when the

@@ -17,13 +17,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from shared.auth import Role, TokenVerifier, require_roles
 from shared.bus import EventBus
+from shared.clock import Clock, clock_from_env
 from shared.deadletters import dead_letter_router
 from shared.http import (
     PROBLEM_JSON,
@@ -33,6 +35,8 @@ from shared.http import (
     UnhandledErrorMiddleware,
     install_problem_handlers,
 )
+from shared.idempotency import IdempotencyStore
+from shared.mongo import Database, connect, ping
 from shared.observability import (
     Check,
     HttpMetrics,
@@ -45,6 +49,9 @@ from shared.observability import (
 from shared.settings import CommonSettings
 
 LifespanFactory = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+S = TypeVar("S", bound=CommonSettings)
+# A service's wiring over its database: (app, db, settings, clock) -> entered while the app runs.
+Wiring = Callable[[FastAPI, Database, S, Clock], AbstractAsyncContextManager[None]]
 
 log = logging.getLogger("shared.service")
 
@@ -124,6 +131,40 @@ def create_service_app(
     # service's lifespan puts its EventBus on app.state.bus.
     app.include_router(dead_letter_router(lambda: app.state.bus, require_roles(Role.AGENT)))
     return app
+
+
+def create_database_service_app(
+    settings: S,
+    clock: Clock | None,
+    wiring: Wiring[S],
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    idempotency: bool = True,
+) -> FastAPI:
+    """A service over its own MongoDB database, version 1.0.0: its lifespan connects, has /readyz ping
+    the database, opens `app.state.idempotency` (unless `idempotency=False`), enters
+    `wiring(app, db, settings, clock)` (the service's stores, messaging and jobs) and closes the client
+    on leaving. `clock` defaults to the one `settings.clock_file` names."""
+    business_clock = clock or clock_from_env(settings.clock_file)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client, db = connect(settings.mongodb_url, settings.database_name)
+        try:
+            add_readiness_check(app, "mongodb", partial(ping, db))
+            if idempotency:
+                app.state.idempotency = IdempotencyStore(db, clock=business_clock)
+                await app.state.idempotency.ensure_indexes()
+            async with wiring(app, db, settings, business_clock):
+                yield
+        finally:
+            client.close()
+
+    return create_service_app(
+        settings, title=title, version="1.0.0", description=description, routers=routers, lifespan=lifespan
+    )
 
 
 def _problem_response(description: str, schema: str = "Problem") -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from fastapi import FastAPI
 
@@ -16,11 +15,13 @@ from services.metrics.jobs import flag_review
 from services.metrics.reports import Reports
 from services.metrics.settings import Settings
 from services.metrics.store import MetricsStore
-from shared.clock import Clock, clock_from_env
+from shared.clock import Clock
 from shared.messaging import Messaging
-from shared.mongo import connect, ping
-from shared.observability import add_readiness_check
-from shared.service import create_service_app
+from shared.mongo import Database
+from shared.service import create_database_service_app
+
+# The OpenAPI document's description of the service.
+DESCRIPTION = "Seller performance, return rates and buyer abuse flags (docs/product.md §9)."
 
 
 def thresholds(settings: Settings) -> Thresholds:
@@ -32,32 +33,26 @@ def thresholds(settings: Settings) -> Thresholds:
     )
 
 
+@asynccontextmanager
+async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -> AsyncIterator[None]:
+    store = MetricsStore(db)
+    await store.create_indexes()
+    messaging = Messaging.from_settings(settings, inbox=store.inbox, outboxes=[store.buyers])
+    app.state.bus = messaging.bus
+    flags = BuyerFlags(store, thresholds(settings), clock, on_change=messaging.relay.wake)
+    app.state.reports = Reports(store, flags, settings, clock)
+    review = flag_review(flags, settings.flag_sweep_interval_s)
+    async with messaging.running(SUBSCRIPTIONS, flags, jobs=[review]):
+        yield
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
-    settings = settings or Settings()
-    clock = clock or clock_from_env(settings.clock_file)
-
-    @asynccontextmanager
-    async def wiring(app: FastAPI) -> AsyncIterator[None]:
-        client, db = connect(settings.mongodb_url, settings.database_name)
-        try:
-            store = MetricsStore(db)
-            await store.create_indexes()
-            messaging = Messaging.from_settings(settings, inbox=store.inbox, outboxes=[store.buyers])
-            app.state.bus = messaging.bus
-            flags = BuyerFlags(store, thresholds(settings), clock, on_change=messaging.relay.wake)
-            app.state.reports = Reports(store, flags, settings, clock)
-            add_readiness_check(app, "mongodb", partial(ping, db))
-            review = flag_review(flags, settings.flag_sweep_interval_s)
-            async with messaging.running(SUBSCRIPTIONS, flags, jobs=[review]):
-                yield
-        finally:
-            client.close()
-
-    return create_service_app(
-        settings,
+    return create_database_service_app(
+        settings or Settings(),
+        clock,
+        wiring,
         title="Metrics",
-        version="1.0.0",
-        description="Seller performance, return rates and buyer abuse flags (docs/product.md §9).",
+        description=DESCRIPTION,
         routers=[api.router],
-        lifespan=wiring,
+        idempotency=False,
     )

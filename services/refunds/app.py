@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from functools import partial
 
 from fastapi import FastAPI
 
@@ -19,61 +18,50 @@ from services.refunds.paying import Payer
 from services.refunds.refunding import Refunds
 from services.refunds.settings import Settings
 from services.refunds.store import RefundStore
-from shared.clock import Clock, clock_from_env
-from shared.idempotency import IdempotencyStore
+from shared.clock import Clock
 from shared.messaging import Messaging
-from shared.mongo import connect, ping
-from shared.observability import add_readiness_check
-from shared.service import create_service_app
+from shared.mongo import Database
+from shared.service import create_database_service_app
+
+# The OpenAPI document's description of the service.
+DESCRIPTION = "Refund amounts, payment-gateway calls, refund deadlines."
+
+
+@asynccontextmanager
+async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -> AsyncIterator[None]:
+    gateways: dict[str, PaymentGateway] = {}
+    try:
+        store = app.state.store = RefundStore(db)
+        await store.ensure_indexes()
+        messaging = Messaging.from_settings(settings, inbox=db["inbox"], outboxes=[store.refunds], clock=clock)
+        app.state.bus = messaging.bus
+        ledger = LedgerGateway(db["ledger_entries"], clock)
+        await ledger.ensure_indexes()
+        gateways.update(
+            stripe=StripeGateway(settings.stripe_api_key, settings.stripe_api_base, settings.gateway_timeout_s),
+            ledger=ledger,
+        )
+        payer = Payer(
+            store,
+            gateways,
+            clock,
+            lease=timedelta(seconds=settings.lease_s),
+            retry_delays_ms=settings.gateway_retry_delays_ms,
+            timeout_s=settings.gateway_timeout_s,
+            committed=messaging.relay.wake,
+        )
+        refunds = app.state.refunds = Refunds(store, payer, clock)
+        job = app.state.deadline_job = RefundDeadlineJob(
+            refunds, clock, interval_s=settings.job_interval_s, batch_size=settings.job_batch_size
+        )
+        async with messaging.running(SUBSCRIPTIONS, refunds, jobs=[job] if settings.jobs_enabled else []):
+            yield
+    finally:
+        for gateway in gateways.values():
+            await gateway.close()
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
-    settings = settings or Settings()
-    clock = clock or clock_from_env(settings.clock_file)
-
-    @asynccontextmanager
-    async def wiring(app: FastAPI) -> AsyncIterator[None]:
-        client, db = connect(settings.mongodb_url, settings.database_name)
-        gateways: dict[str, PaymentGateway] = {}
-        try:
-            store = app.state.store = RefundStore(db)
-            await store.ensure_indexes()
-            app.state.idempotency = IdempotencyStore(db, clock=clock)
-            await app.state.idempotency.ensure_indexes()
-            messaging = Messaging.from_settings(settings, inbox=db["inbox"], outboxes=[store.refunds], clock=clock)
-            app.state.bus = messaging.bus
-            ledger = LedgerGateway(db["ledger_entries"], clock)
-            await ledger.ensure_indexes()
-            gateways.update(
-                stripe=StripeGateway(settings.stripe_api_key, settings.stripe_api_base, settings.gateway_timeout_s),
-                ledger=ledger,
-            )
-            payer = Payer(
-                store,
-                gateways,
-                clock,
-                lease=timedelta(seconds=settings.lease_s),
-                retry_delays_ms=settings.gateway_retry_delays_ms,
-                timeout_s=settings.gateway_timeout_s,
-                committed=messaging.relay.wake,
-            )
-            refunds = app.state.refunds = Refunds(store, payer, clock)
-            job = app.state.deadline_job = RefundDeadlineJob(
-                refunds, clock, interval_s=settings.job_interval_s, batch_size=settings.job_batch_size
-            )
-            add_readiness_check(app, "mongodb", partial(ping, db))
-            async with messaging.running(SUBSCRIPTIONS, refunds, jobs=[job] if settings.jobs_enabled else []):
-                yield
-        finally:
-            for gateway in gateways.values():
-                await gateway.close()
-            client.close()
-
-    return create_service_app(
-        settings,
-        title="Refunds",
-        version="1.0.0",
-        description="Refund amounts, payment-gateway calls, refund deadlines.",
-        routers=[api.router],
-        lifespan=wiring,
+    return create_database_service_app(
+        settings or Settings(), clock, wiring, title="Refunds", description=DESCRIPTION, routers=[api.router]
     )

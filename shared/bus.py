@@ -96,6 +96,18 @@ class QueueNames:
         return [self.main, *(self.retry(n) for n in range(1, len(self.retry_delays_ms) + 1)), self.dead]
 
 
+def queue_arguments(queue_type: str, limit: tuple[str, int], *, dead_letter_to: str) -> dict[str, Any]:
+    """A queue of `queue_type` that, at its `limit` (`x-message-ttl`: the message's time in it;
+    `x-delivery-limit`: its deliveries), dead-letters through the default exchange to `dead_letter_to`."""
+    name, value = limit
+    return {
+        "x-queue-type": queue_type,
+        name: value,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dead_letter_to,
+    }
+
+
 def error_text(exc: BaseException, limit: int = ERROR_TEXT_LIMIT) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -310,26 +322,11 @@ class EventBus:
         names = self.names
         await channel.declare_queue(names.dead, durable=True, arguments={"x-queue-type": "classic"})
         for attempt, delay in enumerate(names.retry_delays_ms, start=1):
-            await channel.declare_queue(
-                names.retry(attempt),
-                durable=True,
-                arguments={
-                    "x-queue-type": "classic",
-                    "x-message-ttl": delay,
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": names.main,
-                },
-            )
-        self._queue = queue = await channel.declare_queue(
-            names.main,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": DELIVERY_LIMIT,
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": names.dead,
-            },
-        )
+            # A retry queue holds a message for its delay, then dead-letters it back to the main queue.
+            retry = queue_arguments("classic", ("x-message-ttl", delay), dead_letter_to=names.main)
+            await channel.declare_queue(names.retry(attempt), durable=True, arguments=retry)
+        main = queue_arguments("quorum", ("x-delivery-limit", DELIVERY_LIMIT), dead_letter_to=names.dead)
+        self._queue = queue = await channel.declare_queue(names.main, durable=True, arguments=main)
         for exchange_name, routing_key in self._bindings:
             exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
             await queue.bind(exchange, routing_key=routing_key)

@@ -57,22 +57,10 @@ class Principal:
         own = f"{self.role.value}:{self.subject}"
         return f"{own}>{self.acting_for.role}:{self.acting_for.id}" if self.acting_for else own
 
-    @property
-    def is_buyer(self) -> bool:
-        return self.actor.role == Role.BUYER
-
-    @property
-    def is_seller(self) -> bool:
-        return self.actor.role == Role.SELLER
-
-    @property
-    def is_agent(self) -> bool:
-        return self.actor.role == Role.AGENT
-
-    @property
-    def is_service(self) -> bool:
-        """A system calling on its own account (not acting for anyone)."""
-        return self.actor.role == Role.SERVICE
+    def acts_as(self, role: Role) -> bool:
+        """Whether the actor (the one acted for, else the token holder) has `role`. `Role.SERVICE`:
+        a system calling on its own account (not acting for anyone)."""
+        return self.actor.role == role
 
     def may_access(self, *, buyer_id: str | None = None, seller_id: str | None = None) -> bool:
         """Buyers see only their own, sellers only theirs; agents and services see everything."""
@@ -190,7 +178,7 @@ async def current_principal(
     if verifier is None:
         raise RuntimeError("app.state.token_verifier is not set (use create_service_app)")
     principal = verifier.principal(credentials.credentials, x_acting_for)
-    if principal.is_agent:
+    if principal.acts_as(Role.AGENT):
         # Agents see everything, so what they look at is recorded. Ids only, no personal data.
         audit_log.info(
             "agent access",

@@ -10,7 +10,7 @@ from services.refunds.errors import RefundNotFound
 from services.refunds.refunding import Refunds
 from services.refunds.schemas import RefundFilter, RefundRequest
 from services.refunds.store import RefundStore
-from shared.auth import CurrentPrincipal, Principal, require_roles
+from shared.auth import CurrentPrincipal, Principal, Role, require_roles
 from shared.http import Unprocessable
 from shared.idempotency import HEADER, Idempotent
 from shared.models import Id, Refund, RefundStatus
@@ -90,11 +90,11 @@ async def list_refunds(
     actor = principal.actor
     buyer_id: str | None = None
     # Buyers and sellers list only their own; asking for someone else's finds nothing.
-    if principal.is_seller:
+    if principal.acts_as(Role.SELLER):
         if seller_id not in (None, actor.id):
             return Page[Refund](items=[])
         seller_id = actor.id
-    elif principal.is_buyer:
+    elif principal.acts_as(Role.BUYER):
         buyer_id = actor.id
     wanted = RefundFilter(return_id=return_id, order_id=order_id, buyer_id=buyer_id, seller_id=seller_id, status=status)
     return await store.page(wanted, cursor, limit)

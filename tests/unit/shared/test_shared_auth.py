@@ -67,7 +67,7 @@ def test_good_hs256_token_gives_the_principal():
     principal = verifier().principal(mint(SETTINGS, "buyer", "b-1", "returns"))
     assert principal.subject == "b-1" and principal.role is Role.BUYER
     assert principal.actor == Actor(role="buyer", id="b-1")
-    assert principal.is_buyer and not principal.is_agent and principal.acting_for is None
+    assert principal.acts_as(Role.BUYER) and not principal.acts_as(Role.AGENT) and principal.acting_for is None
     assert principal.claims["iss"] == "returns-platform"
 
 
@@ -173,7 +173,7 @@ def test_service_token_may_act_for_a_seller():
     principal = verifier().principal(token, acting_for="seller:s-1")
     assert principal.role is Role.SERVICE
     assert principal.actor == Actor(role="seller", id="s-1")
-    assert principal.is_seller and not principal.is_service
+    assert principal.acts_as(Role.SELLER) and not principal.acts_as(Role.SERVICE)
     assert principal.ref == "service:orders-system>seller:s-1"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.returns import domain
-from services.returns.commands import Lifecycle
+from services.returns.commands import Lifecycle, Step
 from services.returns.errors import OrderNotFound, rule_violation
 from services.returns.policy import SellerPolicy, check_policy, default_policy
 from services.returns.schemas import (
@@ -26,7 +27,7 @@ from services.returns.store import StoredPolicy
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.http import Forbidden, Unprocessable
 from shared.idempotency import Idempotent
-from shared.models import Order, Return, ReturnStatus
+from shared.models import Actor, Order, Return, ReturnStatus
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1")
@@ -191,83 +192,63 @@ def etagged(ret: Return, response: Response) -> Return:
     return ret
 
 
+@dataclass(frozen=True)
+class Transition:
+    """A transition route's request: which return, who asks, and the version (If-Match) it is based on."""
+
+    return_id: str
+    desk: Lifecycle
+    principal: Principal
+    version: int | None
+    response: Response
+
+    @property
+    def actor(self) -> Actor:
+        return self.principal.actor
+
+    async def __call__(self, action: str, step: Step) -> Return:
+        """Apply `step` as `action` (Lifecycle.act) and answer the new version with its ETag."""
+        return etagged(await self.desk.act(self.return_id, self.principal, action, self.version, step), self.response)
+
+
+def transition(
+    return_id: str, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
+) -> Transition:
+    return Transition(return_id, desk, principal, version, response)
+
+
+Act = Annotated[Transition, Depends(transition)]
+
+
 @router.post(
     "/returns/{return_id}/authorize",
     response_model=Return,
     tags=["transitions"],
     summary="Seller authorizes: a label, who pays return shipping, or a refund without return",
 )
-async def authorize(
-    return_id: str,
-    desk: Desk,
-    principal: CurrentPrincipal,
-    version: IfMatch,
-    response: Response,
-    body: AuthorizeBody | None = None,
-) -> Return:
-    body = body or AuthorizeBody()
-    return etagged(
-        await desk.act(
-            return_id,
-            principal,
-            "authorize",
-            version,
-            lambda ret, now: domain.authorize(ret, body, principal.actor, now, desk.rules),
-        ),
-        response,
-    )
+async def authorize(act: Act, body: AuthorizeBody | None = None) -> Return:
+    chosen = body or AuthorizeBody()
+    return await act("authorize", lambda ret, now: domain.authorize(ret, chosen, act.actor, now, act.desk.rules))
 
 
 @router.post("/returns/{return_id}/reject", response_model=Return, tags=["transitions"])
-async def reject(
-    return_id: str, body: RejectBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
-) -> Return:
-    return etagged(
-        await desk.act(
-            return_id, principal, "reject", version, lambda ret, now: domain.reject(ret, body, principal.actor, now)
-        ),
-        response,
-    )
+async def reject(body: RejectBody, act: Act) -> Return:
+    return await act("reject", lambda ret, now: domain.reject(ret, body, act.actor, now))
 
 
 @router.post("/returns/{return_id}/close", response_model=Return, tags=["transitions"])
-async def close(
-    return_id: str, body: CloseBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
-) -> Return:
-    return etagged(
-        await desk.act(
-            return_id, principal, "close", version, lambda ret, now: domain.close(ret, body, principal.actor, now)
-        ),
-        response,
-    )
+async def close(body: CloseBody, act: Act) -> Return:
+    return await act("close", lambda ret, now: domain.close(ret, body, act.actor, now))
 
 
 @router.post("/returns/{return_id}/ship", response_model=Return, tags=["transitions"])
-async def ship(
-    return_id: str, body: ShipBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
-) -> Return:
-    return etagged(
-        await desk.act(
-            return_id, principal, "ship", version, lambda ret, now: domain.ship(ret, body, principal.actor, now)
-        ),
-        response,
-    )
+async def ship(body: ShipBody, act: Act) -> Return:
+    return await act("ship", lambda ret, now: domain.ship(ret, body, act.actor, now))
 
 
 @router.post("/returns/{return_id}/receive", response_model=Return, tags=["transitions"])
-async def receive(
-    return_id: str, body: ReceiveBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
-) -> Return:
-    return etagged(
-        await desk.act(
-            return_id,
-            principal,
-            "receive",
-            version,
-            lambda ret, now: domain.receive(ret, body, principal.actor, now, desk.rules),
-        ),
-        response,
-    )
+async def receive(body: ReceiveBody, act: Act) -> Return:
+    return await act("receive", lambda ret, now: domain.receive(ret, body, act.actor, now, act.desk.rules))
 
 
 @router.post(
@@ -276,16 +257,5 @@ async def receive(
     tags=["transitions"],
     summary="Buyer answers: was your return resolved?",
 )
-async def feedback(
-    return_id: str, body: FeedbackBody, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
-) -> Return:
-    return etagged(
-        await desk.act(
-            return_id,
-            principal,
-            "feedback",
-            version,
-            lambda ret, now: domain.record_feedback(ret, body.resolved, principal.actor, now, body.note),
-        ),
-        response,
-    )
+async def feedback(body: FeedbackBody, act: Act) -> Return:
+    return await act("feedback", lambda ret, now: domain.record_feedback(ret, body.resolved, act.actor, now, body.note))

@@ -28,6 +28,7 @@ BY_ID = "`_id` lookup"
 SCAN = "scan"
 
 EVERY_COLLECTION = "*"
+SERVICES = ("returns", "refunds", "notifications", "metrics")
 OUTBOX_COLLECTIONS = ("returns", "orders", "refunds", "notifications", "buyers")
 # Map fields whose keys are ids: `postage.rf_1` reads as `postage.<id>`.
 ID_KEYED_MAPS: Mapping[str, tuple[str, ...]] = {"order_ledgers": ("postage", "reservations", "settled")}
@@ -44,9 +45,15 @@ class QueryShape:
     index: str  # what serves it on MongoDB
     embedded: str  # how the embedded server serves it: BY_ID, "unique key ...", or SCAN (...)
     hot: bool
-    issued_by: str
+    issued_by: str  # starts with the service that sends it, or names a shared module (every service)
     optional: tuple[str, ...] = ()  # any of these may be in the filter too (listings)
     sort: str = ""  # "-created_at, -_id": descending created_at, then _id
+
+    @property
+    def service(self) -> str | None:
+        """The one service that sends it; None when every service does (shared modules)."""
+        first = self.issued_by.split(" ", 1)[0]
+        return first if first in SERVICES else None
 
     @property
     def filter_text(self) -> str:
@@ -434,9 +441,11 @@ def command_filters(command: Mapping[str, Any]) -> list[tuple[str, dict[str, Any
     return []
 
 
-def listed(collection: str, terms: frozenset[str], sort: str) -> QueryShape | None:
-    """The entry of SHAPES that allows this filter on this collection, if any."""
+def listed(collection: str, terms: frozenset[str], sort: str, service: str | None = None) -> QueryShape | None:
+    """The entry of SHAPES that allows this filter on this collection (of this service), if any."""
     for shape in SHAPES:
+        if service is not None and shape.service not in (None, service):
+            continue
         if (collection in shape.collections or EVERY_COLLECTION in shape.collections) and shape.matches(terms, sort):
             return shape
     return None

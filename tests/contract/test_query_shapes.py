@@ -24,6 +24,11 @@ def test_a_hot_shape_that_scans_says_how_to_fix_it():
             assert "to fix:" in shape.embedded, shape
 
 
+def test_every_shape_names_the_service_or_shared_module_sending_it():
+    for shape in SHAPES:
+        assert shape.service is not None or shape.issued_by.startswith(("shared/", "every ")), shape
+
+
 def test_no_shape_is_listed_twice():
     keys = [(c, frozenset(s.terms), frozenset(s.optional), s.sort) for s in SHAPES for c in s.collections]
     assert len(keys) == len(set(keys))

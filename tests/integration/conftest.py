@@ -44,8 +44,9 @@ def services_query_shapes() -> Iterator[ShapeRecorder]:
         caller = sys._getframe(1)
         while caller.f_back is not None and caller.f_globals.get("__name__") == "shared.mongo":
             caller = caller.f_back
-        if str(caller.f_globals.get("__name__")).startswith("services."):  # not a test's own app
-            kwargs["event_listeners"] = [*kwargs.get("event_listeners", []), QUERY_SHAPES]
+        module = str(caller.f_globals.get("__name__")).split(".")
+        if module[0] == "services":  # a service's client, not a test's own app
+            kwargs["event_listeners"] = [*kwargs.get("event_listeners", []), QUERY_SHAPES.listener(module[1])]
         return make_client(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:

@@ -1,9 +1,9 @@
 """Hold the services to shared/query_shapes.py: every filter their MongoDB clients send is listed.
 
-`ShapeRecorder` is a pymongo command listener. The integration conftest gives it to every client
-`shared.mongo.connect` makes (the services' own clients, not the tests' probing ones) and fails a
-test when a filter sent meanwhile has a shape that `shared.query_shapes.SHAPES` does not list for
-its collection.
+`ShapeRecorder.listener(service)` is a pymongo command listener. The integration conftest gives one
+to every client `shared.mongo.connect` makes for a service (not to the tests' probing clients) and
+fails a test when a filter sent meanwhile has a shape that `shared.query_shapes.SHAPES` does not
+list for that service and collection.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from shared.query_shapes import QueryShape, command_filters, filter_terms, liste
 
 @dataclass(frozen=True)
 class Unlisted:
+    service: str
     collection: str
     shape: str
     sort: str
@@ -25,37 +26,48 @@ class Unlisted:
 
     def __str__(self) -> str:
         sort = f" sort {self.sort}" if self.sort else ""
-        return f"{self.command} on {self.collection}: {self.shape}{sort}"
+        return f"{self.service}: {self.command} on {self.collection}: {self.shape}{sort}"
 
 
 @dataclass
-class ShapeRecorder(monitoring.CommandListener):
+class ShapeRecorder:
     unlisted: list[Unlisted] = field(default_factory=list)
     seen: set[QueryShape] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
+    def listener(self, service: str) -> monitoring.CommandListener:
+        return _Listener(self, service)
+
+    def record(self, service: str, event: monitoring.CommandStartedEvent) -> None:
         if event.database_name in ("admin", "config", "local"):
             return
         for collection, query, sort in command_filters(event.command):
             terms = filter_terms(collection, query)
-            shape = listed(collection, terms, sort)
+            shape = listed(collection, terms, sort, service)
             with self._lock:
                 if shape is None:
-                    self.unlisted.append(Unlisted(collection, render_terms(terms), sort, event.command_name))
+                    self.unlisted.append(Unlisted(service, collection, render_terms(terms), sort, event.command_name))
                 else:
                     self.seen.add(shape)
+
+    def take_unlisted(self) -> list[Unlisted]:
+        with self._lock:
+            found, self.unlisted = self.unlisted, []
+        return found
+
+
+class _Listener(monitoring.CommandListener):
+    def __init__(self, recorder: ShapeRecorder, service: str) -> None:
+        self.recorder, self.service = recorder, service
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.recorder.record(self.service, event)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
-
-    def take_unlisted(self) -> list[Unlisted]:
-        with self._lock:
-            found, self.unlisted = self.unlisted, []
-        return found
 
 
 def complaint(found: list[Unlisted]) -> str:

@@ -64,6 +64,14 @@ def test_listing_filters_are_optional_and_nothing_else_is_allowed():
 
 
 def test_a_shape_is_listed_for_its_collections_only():
-    assert listed("returns", filter_terms("returns", {"order_id": "o"}), "") is not None
-    assert listed("refunds", filter_terms("refunds", {"order_id": "o"}), "") is None
+    slot = {"order_id": "o", "order_seq": 1}
+    assert listed("returns", filter_terms("returns", slot), "") is not None
+    assert listed("refunds", filter_terms("refunds", slot), "") is None
     assert listed("anything", filter_terms("anything", {"_id": "x"}), "") is not None
+
+
+def test_a_shape_is_listed_for_the_service_that_sends_it():
+    seen = filter_terms("returns", {"_id": "r", "version": {"$lt": 2}})  # refunds' copy of a return
+    assert listed("returns", seen, "", "refunds") is not None
+    assert listed("returns", seen, "", "returns") is None
+    assert listed("inbox", filter_terms("inbox", {"_id": "e"}), "", "metrics") is not None  # a shared module

@@ -60,6 +60,12 @@ def return_id_for(principal: Principal, idempotency_key: str | None) -> str:
     return f"ret_{uuid.uuid5(ID_NAMESPACE, f'{principal.ref}|{idempotency_key}').hex}"
 
 
+def _log_change(ret: Return, principal: Principal, message: str, *args: object) -> None:
+    """A return written on a caller's behalf: which one, its order, version and status now, and who asked."""
+    extra = {"return_id": ret.return_id, "order_id": ret.order_id, "version": ret.version, "status": ret.status.value}
+    log.info(message, *args, extra={**extra, "actor": principal.ref})
+
+
 def millis(at: datetime) -> datetime:
     """MongoDB keeps milliseconds: truncate first, so an event and a later read agree."""
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
@@ -116,15 +122,7 @@ class Lifecycle:
                 continue  # a concurrent request took this slot (or this id): check again against it
             self.on_commit(changes[-1][1].return_id)
             created = changes[-1][1]
-            log.info(
-                "return opened",
-                extra={
-                    "return_id": return_id,
-                    "order_id": order.order_id,
-                    "status": created.status.value,
-                    "actor": principal.ref,
-                },
-            )
+            _log_change(created, principal, "return opened")
             return created
         raise ConcurrentChange()
 
@@ -152,16 +150,7 @@ class Lifecycle:
         if not await self.store.apply(ret, [(EVENT_OF[action], after)], now):
             raise ConcurrentChange()
         self.on_commit(ret.return_id)
-        log.info(
-            "return %s",
-            action,
-            extra={
-                "return_id": return_id,
-                "version": after.version,
-                "status": after.status.value,
-                "actor": principal.ref,
-            },
-        )
+        _log_change(after, principal, "return %s", action)
         return after
 
     # ---- what other services tell us ----------------------------------------------------------

@@ -6,6 +6,7 @@ read them without calling back. Field meanings are a contract: add fields, never
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -448,3 +449,9 @@ class Notification(Contract):
     smtp_message_id: str | None = None
     error: str | None = None
     at: datetime
+
+
+def same_named(source: object, names: Iterable[str]) -> dict[str, Any]:
+    """`source`'s attributes `names`, as keywords for a record that calls those fields the same:
+    `ReturnLine(**same_named(order_line, ("line_id", "sku")), quantity=1, ...)`."""
+    return {name: getattr(source, name) for name in names}

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from shared.models import Order, Refund, RefundStatus, Return
+from shared.models import Order, Refund, RefundStatus, Return, same_named
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,13 @@ class DeliveryFact:
     lines: tuple[DeliveredUnits, ...] = field(default_factory=tuple)
 
 
+# The fields a ReturnFact takes from the return as they are there.
+_AS_ON_THE_RETURN = (
+    *("return_id", "version", "order_id", "marketplace", "in_policy", "created_at", "updated_at", "response_due_at"),
+    *("authorized_at", "rejected_at", "closed_at", "shipped_at", "received_at", "expired_at", "refunded_at"),
+)
+
+
 def return_fact(ret: Return) -> ReturnFact:
     authorization = ret.authorization
     platform_authorized = bool(authorization and authorization.late)
@@ -113,25 +120,11 @@ def return_fact(ret: Return) -> ReturnFact:
     responded_at = ret.responded_at or (ret.authorized_at if platform_authorized else None)
     late = platform_authorized or (responded_at is not None and responded_at > ret.response_due_at)
     return ReturnFact(
-        return_id=ret.return_id,
-        version=ret.version,
-        order_id=ret.order_id,
+        **same_named(ret, _AS_ON_THE_RETURN),
         seller_id=ret.seller.id,
         buyer_id=ret.buyer.id,
-        marketplace=ret.marketplace,
         status=str(ret.status),
-        in_policy=ret.in_policy,
-        created_at=ret.created_at,
-        updated_at=ret.updated_at,
-        response_due_at=ret.response_due_at,
         responded_at=responded_at,
-        authorized_at=ret.authorized_at,
-        rejected_at=ret.rejected_at,
-        closed_at=ret.closed_at,
-        shipped_at=ret.shipped_at,
-        received_at=ret.received_at,
-        expired_at=ret.expired_at,
-        refunded_at=ret.refunded_at,
         platform_authorized=platform_authorized,
         late_response=late,
         invalid_rejection=bool(ret.rejection and ret.rejection.invalid),

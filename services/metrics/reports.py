@@ -10,6 +10,7 @@ from services.metrics.schemas import BuyerFlagState, BuyerMetrics, Overview, Sel
 from services.metrics.settings import Settings
 from services.metrics.store import MetricsStore
 from shared.clock import Clock
+from shared.models import same_named
 
 
 class Reports:
@@ -61,12 +62,8 @@ class Reports:
                 else BuyerFlagState(flagged=False, reason=standing.reason, since=None, version=0)
             )
             return BuyerMetrics(
-                buyer_id=buyer_id,
+                **same_named(standing, ("buyer_id", "returns", "orders", "returned_orders", "return_rate")),
                 window_days=thresholds.window_days,
-                returns=standing.returns,
-                orders=standing.orders,
-                returned_orders=standing.returned_orders,
-                return_rate=standing.return_rate,
                 flag=flag,
                 assessed_at=now,
             )

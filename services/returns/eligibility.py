@@ -22,7 +22,7 @@ from services.returns.policy import (
     window_days,
 )
 from services.returns.schemas import AuthorizeBody, ReturnRequest
-from shared.models import Actor, Order, Return, ReturnLine, ReturnStatus, TimelineEntry
+from shared.models import Actor, Order, Return, ReturnLine, ReturnStatus, TimelineEntry, same_named
 
 # Statuses whose units never came back (or never will): they don't count against the order's quantity.
 RELEASED = frozenset({ReturnStatus.REJECTED, ReturnStatus.CLOSED, ReturnStatus.EXPIRED})
@@ -92,16 +92,11 @@ def return_lines(order: Order, request: ReturnRequest) -> list[ReturnLine]:
         if line is None:
             raise ValueError(f"line {wanted.line_id!r} is not on order {order.order_id}: check_request first")
         lines.append(
+            # The order line's identity and price, the request's quantity, reason and comment.
             ReturnLine(
-                line_id=line.line_id,
-                sku=line.sku,
-                title=line.title,
-                category=line.category,
-                unit_price=line.unit_price,
-                quantity=wanted.quantity,
-                reason_code=wanted.reason_code,
+                **same_named(line, ("line_id", "sku", "title", "category", "unit_price")),
+                **same_named(wanted, ("quantity", "reason_code", "comment")),
                 fault=fault_of(wanted.reason_code),
-                comment=wanted.comment,
             )
         )
     return lines

@@ -15,7 +15,7 @@ this module decided from the return (`lines[].fault`, `authorization.return_ship
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from shared.calendar import add_business_days, marketplace_country, marketplace_zone
-from shared.models import Fault, ItemCondition, Order, OrderLine, PolicySnapshot, ReasonCode, ReturnLine
+from shared.models import Fault, ItemCondition, Order, OrderLine, PolicySnapshot, ReasonCode, ReturnLine, same_named
 from shared.money import Money
 
 if TYPE_CHECKING:  # settings.py imports this module for its defaults
@@ -88,17 +88,14 @@ class MarketplaceRules:
 
     @classmethod
     def from_settings(cls, settings: ReturnsSettings) -> MarketplaceRules:
-        return cls(
-            return_window_days=settings.return_window_days,
-            response_deadline=settings.response_deadline,
-            reminder_lead=settings.reminder_lead,
-            authorization_validity=settings.authorization_validity,
-            refund_business_days=settings.refund_business_days,
-            max_restocking_fee_percent=settings.max_restocking_fee_percent,
+        """The rules the settings name: every rule is a setting of the same name."""
+        rules = same_named(settings, (rule.name for rule in fields(cls)))
+        rules.update(
             non_returnable_categories=frozenset(settings.non_returnable_categories),
             high_value_cap=dict(settings.high_value_cap),
             default_return_postage=dict(settings.default_return_postage),
         )
+        return cls(**rules)
 
     def response_due(self, requested_at: datetime) -> datetime:
         """The seller answers by then, or the platform authorizes (`response_due_at`)."""

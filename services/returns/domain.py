@@ -35,6 +35,7 @@ from shared.models import (
     ReturnStatus,
     Shipment,
     TimelineEntry,
+    same_named,
 )
 
 S = ReturnStatus
@@ -53,6 +54,17 @@ ALLOWED: dict[str, frozenset[ReturnStatus]] = {
     "feedback": frozenset({S.RECEIVED, S.REFUNDED, S.REJECTED, S.CLOSED, S.EXPIRED}),
 }
 
+# action -> the status it enters, stamped with the time in `<status>_at`; other actions keep the status.
+ENTERS: dict[str, ReturnStatus] = {
+    "authorize": S.AUTHORIZED,
+    "reject": S.REJECTED,
+    "close": S.CLOSED,
+    "ship": S.SHIPPED,
+    "receive": S.RECEIVED,
+    "expire": S.EXPIRED,
+    "refund": S.REFUNDED,
+}
+
 
 class IllegalTransition(Exception):
     def __init__(self, action: str, status: ReturnStatus, why: str | None = None) -> None:
@@ -66,20 +78,16 @@ def _require(ret: Return, action: str) -> None:
 
 
 def advance(
-    ret: Return,
-    *,
-    action: str,
-    actor: Actor,
-    now: datetime,
-    status: ReturnStatus | None = None,
-    note: str | None = None,
-    **changes: object,
+    ret: Return, action: str, actor: Actor, now: datetime, note: str | None = None, **changes: object
 ) -> Return:
-    """The next version: new status and fields, one more timeline entry."""
-    status = status or ret.status
+    """The next version: the status `action` enters (ENTERS) and its `<status>_at` time (unless
+    `changes` give it), the changed fields, one more timeline entry."""
+    status = ENTERS.get(action, ret.status)
+    entered = {f"{status.value}_at": now} if action in ENTERS else {}
     entry = TimelineEntry(status=status, action=action, actor=actor, at=now, note=note)
     return ret.model_copy(
         update={
+            **entered,
             **changes,
             "status": status,
             "version": ret.version + 1,
@@ -92,15 +100,8 @@ def advance(
 # ---- seller's answer ------------------------------------------------------------------------
 
 
-def build_authorization(
-    ret: Return,
-    body: AuthorizeBody,
-    now: datetime,
-    rules: MarketplaceRules,
-    *,
-    automatic: bool = False,
-    late: bool = False,
-) -> Authorization:
+def build_authorization(ret: Return, body: AuthorizeBody, now: datetime, rules: MarketplaceRules) -> Authorization:
+    """The seller's answer checked against the rules; who gave it (`automatic`, `late`) is the caller's."""
     must_pay = seller_must_pay_shipping(ret.fault, ret.seller.return_address.country, ret.marketplace)
     payer = body.return_shipping_paid_by
     if payer is None:
@@ -122,8 +123,6 @@ def build_authorization(
             label_type=None,
             return_shipping_paid_by=payer,
             returnless=True,
-            automatic=automatic,
-            late=late,
             instructions=body.instructions or "Keep the item: you are refunded without sending it back.",
         )
     label = body.label_type or (LabelType.PREPAID if payer == Fault.SELLER else LabelType.UNPAID)
@@ -146,14 +145,10 @@ def build_authorization(
     )
     return Authorization(
         label_type=label,
-        carrier=body.carrier,
-        tracking_number=body.tracking_number,
-        label_url=body.label_url,
+        **same_named(body, ("carrier", "tracking_number", "label_url")),
         return_shipping_paid_by=payer,
         return_postage=postage,
         returnless=False,
-        automatic=automatic,
-        late=late,
         instructions=instructions,
         ship_by=ship_by,
     )
@@ -170,19 +165,9 @@ def authorize(
     late: bool = False,
 ) -> Return:
     _require(ret, "authorize")
-    auth = build_authorization(ret, body, now, rules, automatic=automatic, late=late)
-    return advance(
-        ret,
-        action="authorize",
-        actor=actor,
-        now=now,
-        status=S.AUTHORIZED,
-        note=body.note,
-        authorization=auth,
-        authorized_at=now,
-        ship_by=auth.ship_by,
-        responded_at=ret.responded_at or now,
-    )
+    auth = build_authorization(ret, body, now, rules).model_copy(update={"automatic": automatic, "late": late})
+    changes = {"authorization": auth, "ship_by": auth.ship_by, "responded_at": ret.responded_at or now}
+    return advance(ret, "authorize", actor, now, body.note, **changes)
 
 
 def platform_authorize(ret: Return, now: datetime, rules: MarketplaceRules) -> Return:
@@ -200,33 +185,14 @@ def reject(ret: Return, body: RejectBody, actor: Actor, now: datetime) -> Return
     rejection = Rejection(
         reason_code=body.reason_code.value, note=body.note, invalid=invalid_rejection(ret.in_policy, ret.fault)
     )
-    return advance(
-        ret,
-        action="reject",
-        actor=actor,
-        now=now,
-        status=S.REJECTED,
-        note=body.note,
-        rejection=rejection,
-        rejected_at=now,
-        responded_at=ret.responded_at or now,
-    )
+    return advance(ret, "reject", actor, now, body.note, rejection=rejection, responded_at=ret.responded_at or now)
 
 
 def close(ret: Return, body: CloseBody, actor: Actor, now: datetime) -> Return:
     _require(ret, "close")
     if ret.authorization is not None and ret.authorization.returnless:
         raise IllegalTransition("close", ret.status, "a refund without return is already under way")
-    return advance(
-        ret,
-        action="close",
-        actor=actor,
-        now=now,
-        status=S.CLOSED,
-        note=body.note,
-        closure=Closure(code=body.code.value, note=body.note),
-        closed_at=now,
-    )
+    return advance(ret, "close", actor, now, body.note, closure=Closure(code=body.code.value, note=body.note))
 
 
 # ---- the item's journey ---------------------------------------------------------------------
@@ -244,16 +210,8 @@ def ship(ret: Return, body: ShipBody, actor: Actor, now: datetime) -> Return:
         raise IllegalTransition(
             "ship", ret.status, f"the authorization has expired: it was valid until {ret.ship_by.isoformat()}"
         )
-    return advance(
-        ret,
-        action="ship",
-        actor=actor,
-        now=now,
-        status=S.SHIPPED,
-        note=body.note,
-        shipment=Shipment(carrier=body.carrier, tracking_number=body.tracking_number),
-        shipped_at=now,
-    )
+    shipment = Shipment(carrier=body.carrier, tracking_number=body.tracking_number)
+    return advance(ret, "ship", actor, now, body.note, shipment=shipment)
 
 
 def receive(ret: Return, body: ReceiveBody, actor: Actor, now: datetime, rules: MarketplaceRules) -> Return:
@@ -293,42 +251,19 @@ def receive(ret: Return, body: ReceiveBody, actor: Actor, now: datetime, rules: 
         for line_id in wanted
         if line_id not in seen
     ]
-    return advance(
-        ret,
-        action="receive",
-        actor=actor,
-        now=now,
-        status=S.RECEIVED,
-        note=body.note,
-        receipt=Receipt(lines=received),
-        received_at=now,
-        refund_due_at=rules.refund_due(now, ret.marketplace),
-    )
+    refund_due_at = rules.refund_due(now, ret.marketplace)
+    return advance(ret, "receive", actor, now, body.note, receipt=Receipt(lines=received), refund_due_at=refund_due_at)
 
 
 def expire(ret: Return, now: datetime) -> Return:
     _require(ret, "expire")
     _expects_item(ret, "expire")
-    return advance(
-        ret,
-        action="expire",
-        actor=PLATFORM,
-        now=now,
-        status=S.EXPIRED,
-        expired_at=now,
-        note="Nothing was shipped while the authorization was valid.",
-    )
+    return advance(ret, "expire", PLATFORM, now, "Nothing was shipped while the authorization was valid.")
 
 
 def remind(ret: Return, now: datetime) -> Return:
     _require(ret, "remind")
-    return advance(
-        ret,
-        action="remind",
-        actor=PLATFORM,
-        now=now,
-        note=f"Seller reminded: answer due by {ret.response_due_at.isoformat()}.",
-    )
+    return advance(ret, "remind", PLATFORM, now, f"Seller reminded: answer due by {ret.response_due_at.isoformat()}.")
 
 
 # ---- after the fact -------------------------------------------------------------------------
@@ -338,9 +273,7 @@ def record_feedback(ret: Return, resolved: bool, actor: Actor, now: datetime, no
     _require(ret, "feedback")
     if ret.feedback is not None:
         raise IllegalTransition("feedback", ret.status, "feedback was already given for this return")
-    return advance(
-        ret, action="feedback", actor=actor, now=now, note=note, feedback=Feedback(resolved=resolved, at=now)
-    )
+    return advance(ret, "feedback", actor, now, note, feedback=Feedback(resolved=resolved, at=now))
 
 
 def mark_refunded(ret: Return, refund: Refund, now: datetime) -> Return | None:
@@ -349,15 +282,7 @@ def mark_refunded(ret: Return, refund: Refund, now: datetime) -> Return | None:
         return None
     _require(ret, "refund")
     summary = RefundSummary(refund_id=refund.refund_id, amount=refund.amount, automatic=refund.automatic)
-    return advance(
-        ret,
-        action="refund",
-        actor=refund.actor,
-        now=now,
-        status=S.REFUNDED,
-        refund=summary,
-        refunded_at=refund.issued_at or now,
-    )
+    return advance(ret, "refund", refund.actor, now, refund=summary, refunded_at=refund.issued_at or now)
 
 
 def refund_failure_note(refund: Refund) -> str:
@@ -368,11 +293,4 @@ def record_refund_failure(ret: Return, refund: Refund, now: datetime) -> Return 
     note = refund_failure_note(refund)
     if note in ret.refund_failures:
         return None
-    return advance(
-        ret,
-        action="refund_failed",
-        actor=refund.actor,
-        now=now,
-        note=note,
-        refund_failures=[*ret.refund_failures, note],
-    )
+    return advance(ret, "refund_failed", refund.actor, now, note, refund_failures=[*ret.refund_failures, note])

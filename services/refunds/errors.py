@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.http import Conflict, NotFound, Unprocessable
+from shared.http import Conflict, NotFound, Unprocessable, field_problems
 from shared.money import Money
 
 
@@ -22,10 +22,7 @@ class InvalidRefund(Unprocessable):
     title, slug = "Invalid refund", "validation-error"
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__(
-            "; ".join(f"{field}: {reason}" for field, reason in problems),
-            errors=[{"field": field, "location": "body", "reason": reason} for field, reason in problems],
-        )
+        super().__init__(**field_problems(problems))
 
 
 class RefundExceedsPaid(Unprocessable):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.returns.domain import IllegalTransition
 from services.returns.policy import FieldProblem, PolicyViolation
-from shared.http import Conflict, Forbidden, NotFound, Unprocessable
+from shared.http import Conflict, Forbidden, NotFound, Unprocessable, field_problems
 
 
 class ReturnNotFound(NotFound):
@@ -37,10 +37,7 @@ class NotYourAction(Forbidden):
 
 
 def rule_violation(problems: list[FieldProblem]) -> RuleViolation:
-    return RuleViolation(
-        "; ".join(f"{p.field}: {p.reason}" for p in problems),
-        errors=[{"field": p.field, "location": "body", "reason": p.reason} for p in problems],
-    )
+    return RuleViolation(**field_problems((p.field, p.reason) for p in problems))
 
 
 def from_domain(exc: Exception) -> Exception:

@@ -4,7 +4,7 @@ every error (domain, validation, routing, unexpected) to `application/problem+js
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -112,6 +112,16 @@ class Unprocessable(ProblemError):
 
 class ServiceUnavailable(ProblemError):
     status, title, slug = 503, "Service Unavailable", "service-unavailable"
+
+
+def field_problems(problems: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """`detail` and `errors` of a 422 that names each (field, reason) of the request body:
+    `raise RuleViolation(**field_problems([("lines[0].quantity", "more than ordered")]))`."""
+    listed = list(problems)
+    return {
+        "detail": "; ".join(f"{field}: {reason}" for field, reason in listed),
+        "errors": [{"field": field, "location": "body", "reason": reason} for field, reason in listed],
+    }
 
 
 def problem_response(

@@ -1,9 +1,12 @@
 """The one way a service builds its FastAPI app: logs, errors, middlewares, health, metrics, auth.
 
-    def create_app(settings: ReturnsSettings | None = None) -> FastAPI:
-        settings = settings or ReturnsSettings()
-        return create_service_app(settings, title="Returns", version="1.0.0",
-                                  routers=[api.router], lifespan=wire_store_bus_and_jobs)
+    def create_app(settings: ReturnsSettings | None = None, clock: Clock | None = None) -> FastAPI:
+        return create_database_service_app(settings or ReturnsSettings(), clock, wiring,
+                                           title="Returns", description=DESCRIPTION, routers=[api.router])
+
+`create_database_service_app` is `create_service_app` for a service over its own MongoDB database:
+it connects, registers the `mongodb` readiness check, opens `app.state.idempotency`, then enters
+the service's `wiring(app, db, settings, clock)` (its stores, messaging and jobs).
 
 `lifespan` factories (one or a list, entered in order, left in reverse) take the app and are
 async context managers; they keep what they open on `app.state` and register readiness checks

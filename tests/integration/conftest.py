@@ -26,12 +26,27 @@ from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 import shared.mongo
 from shared.bus import EventBus
 from shared.events import CloudEvent
+from shared.query_shapes import SERVICES as QUERY_SERVICES
 from shared.query_shapes import SHAPES
 from tests.integration.shapes import ShapeRecorder, complaint
 
 T = TypeVar("T")
 
 QUERY_SHAPES = ShapeRecorder()
+
+
+def service_connecting(frame: Any) -> str | None:
+    """The service whose code called `shared.mongo.connect` (directly, or through the lifespan of
+    `shared.service.create_database_service_app`, whose `settings` name it); None for a test's app."""
+    while frame.f_back is not None and frame.f_globals.get("__name__") == "shared.mongo":
+        frame = frame.f_back
+    module = str(frame.f_globals.get("__name__"))
+    if module.startswith("services."):
+        return module.split(".")[1]
+    if module == "shared.service":
+        name = getattr(frame.f_locals.get("settings"), "service_name", None)
+        return name if name in QUERY_SERVICES else None
+    return None
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,12 +56,9 @@ def services_query_shapes() -> Iterator[ShapeRecorder]:
     make_client = shared.mongo.AsyncIOMotorClient
 
     def client(*args: Any, **kwargs: Any) -> AsyncIOMotorClient:
-        caller = sys._getframe(1)
-        while caller.f_back is not None and caller.f_globals.get("__name__") == "shared.mongo":
-            caller = caller.f_back
-        module = str(caller.f_globals.get("__name__")).split(".")
-        if module[0] == "services":  # a service's client, not a test's own app
-            kwargs["event_listeners"] = [*kwargs.get("event_listeners", []), QUERY_SHAPES.listener(module[1])]
+        service = service_connecting(sys._getframe(1))
+        if service is not None:  # a service's client, not a test's own app
+            kwargs["event_listeners"] = [*kwargs.get("event_listeners", []), QUERY_SHAPES.listener(service)]
         return make_client(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:

@@ -33,6 +33,7 @@ class Unlisted:
 class ShapeRecorder:
     unlisted: list[Unlisted] = field(default_factory=list)
     seen: set[QueryShape] = field(default_factory=set)
+    services: set[str] = field(default_factory=set)  # those whose clients sent a filter
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def listener(self, service: str) -> monitoring.CommandListener:
@@ -45,6 +46,7 @@ class ShapeRecorder:
             terms = filter_terms(collection, query)
             shape = listed(collection, terms, sort, service)
             with self._lock:
+                self.services.add(service)
                 if shape is None:
                     self.unlisted.append(Unlisted(service, collection, render_terms(terms), sort, event.command_name))
                 else:

@@ -1,7 +1,7 @@
 """The one way a service builds its FastAPI app: logs, errors, middlewares, health, metrics, auth.
 
-    def create_app(settings: ReturnsSettings | None = None, clock: Clock | None = None) -> FastAPI:
-        return create_database_service_app(settings or ReturnsSettings(), clock, wiring,
+    def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+        return create_database_service_app(settings or Settings(), clock, wiring,
                                            title="Returns", description=DESCRIPTION, routers=[api.router])
 
 `create_database_service_app` is `create_service_app` for a service over its own MongoDB database:

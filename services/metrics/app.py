@@ -36,7 +36,7 @@ def thresholds(settings: Settings) -> Thresholds:
 @asynccontextmanager
 async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -> AsyncIterator[None]:
     store = MetricsStore(db)
-    await store.create_indexes()
+    await store.ensure_indexes()
     messaging = Messaging.from_settings(settings, inbox=store.inbox, outboxes=[store.buyers])
     app.state.bus = messaging.bus
     flags = BuyerFlags(store, thresholds(settings), clock, on_change=messaging.relay.wake)

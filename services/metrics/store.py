@@ -84,7 +84,7 @@ class MetricsStore:
         self.inbox: AsyncIOMotorCollection = db["inbox"]
         self._writing = KeyedLock()
 
-    async def create_indexes(self) -> None:
+    async def ensure_indexes(self) -> None:
         await self.returns.create_index([("seller_id", ASCENDING), ("created_at", ASCENDING)])
         await self.returns.create_index([("buyer_id", ASCENDING), ("created_at", ASCENDING)])
         await self.returns.create_index([("last_event_at", ASCENDING)])

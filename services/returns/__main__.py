@@ -5,11 +5,11 @@ from __future__ import annotations
 import uvicorn
 
 from services.returns.app import create_app
-from services.returns.settings import ReturnsSettings
+from services.returns.settings import Settings
 
 
 def main() -> None:
-    settings = ReturnsSettings()
+    settings = Settings()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 
 

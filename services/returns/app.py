@@ -12,7 +12,7 @@ from services.returns.commands import Lifecycle
 from services.returns.handlers import SUBSCRIPTIONS
 from services.returns.jobs import DeadlineJob
 from services.returns.policy import MarketplaceRules
-from services.returns.settings import ReturnsSettings
+from services.returns.settings import Settings
 from services.returns.store import ReturnsStore
 from shared import calendar
 from shared.clock import Clock
@@ -25,7 +25,7 @@ DESCRIPTION = "Orders read-model, seller return policies and the return lifecycl
 
 
 @asynccontextmanager
-async def wiring(app: FastAPI, db: Database, settings: ReturnsSettings, clock: Clock) -> AsyncIterator[None]:
+async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -> AsyncIterator[None]:
     store = ReturnsStore(db, orders_exchange=settings.orders_exchange)
     await store.ensure_indexes()
     messaging = Messaging.from_settings(
@@ -42,7 +42,7 @@ async def wiring(app: FastAPI, db: Database, settings: ReturnsSettings, clock: C
         yield
 
 
-def create_app(settings: ReturnsSettings | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     return create_database_service_app(
-        settings or ReturnsSettings(), clock, wiring, title="Returns", description=DESCRIPTION, routers=[api.router]
+        settings or Settings(), clock, wiring, title="Returns", description=DESCRIPTION, routers=[api.router]
     )

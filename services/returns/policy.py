@@ -27,7 +27,7 @@ from shared.models import Fault, ItemCondition, Order, OrderLine, PolicySnapshot
 from shared.money import Money
 
 if TYPE_CHECKING:  # settings.py imports this module for its defaults
-    from services.returns.settings import ReturnsSettings
+    from services.returns.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class MarketplaceRules:
     )
 
     @classmethod
-    def from_settings(cls, settings: ReturnsSettings) -> MarketplaceRules:
+    def from_settings(cls, settings: Settings) -> MarketplaceRules:
         """The rules the settings name: every rule is a setting of the same name."""
         rules = same_named(settings, (rule.name for rule in fields(cls)))
         rules.update(

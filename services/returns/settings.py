@@ -25,7 +25,7 @@ def _seconds(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(_seconds)]
 
 
-class ReturnsSettings(CommonSettings):
+class Settings(CommonSettings):
     service_name: str = "returns"
     port: int = 8001
 

@@ -35,7 +35,7 @@ async def set_up(service: str, db: Any, bus_factory: Any) -> None:
         outboxes = [notifications.collection]
     else:
         metrics = MetricsStore(db)
-        await metrics.create_indexes()
+        await metrics.ensure_indexes()
         outboxes = [metrics.buyers]
     await IdempotencyStore(db).ensure_indexes()
     bus = await bus_factory(service, inbox=db["inbox"])

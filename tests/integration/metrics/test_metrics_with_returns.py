@@ -11,7 +11,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from services.returns.app import create_app as create_returns_app
-from services.returns.settings import ReturnsSettings
+from services.returns.settings import Settings
 from shared.bus import QueueNames
 from shared.clock import FixedClock
 from shared.events import new_event
@@ -29,7 +29,7 @@ SELLER = "s-generous"
 async def services(start_metrics, mongodb_url, amqp_url, mongo_client, amqp, queue_prefix):
     clock = FixedClock(DELIVERED + timedelta(days=5))
     metrics = await start_metrics(clock)
-    settings = ReturnsSettings(
+    settings = Settings(
         mongodb_url=mongodb_url,
         mongodb_db=f"test_returns_metrics_{uuid.uuid4().hex[:8]}",
         amqp_url=amqp_url,

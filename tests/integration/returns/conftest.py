@@ -16,7 +16,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from services.returns.app import create_app
-from services.returns.settings import ReturnsSettings
+from services.returns.settings import Settings
 from shared.bus import EventBus, QueueNames
 from shared.clock import FixedClock
 from tests.integration.returns.factories import ReturnsApi
@@ -27,7 +27,7 @@ T0 = datetime(2025, 3, 8, 17, 0, tzinfo=UTC)  # a Saturday, five days after the 
 
 
 @pytest.fixture(scope="module")
-def returns_settings(request: pytest.FixtureRequest, amqp_url: str, mongodb_url: str) -> ReturnsSettings:
+def returns_settings(request: pytest.FixtureRequest, amqp_url: str, mongodb_url: str) -> Settings:
     """This module's own database, queues and exchanges, so nobody else's events meet ours."""
     tag = uuid.uuid4().hex[:8]
     name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
@@ -46,7 +46,7 @@ def returns_settings(request: pytest.FixtureRequest, amqp_url: str, mongodb_url:
         max_body_bytes=16 * 1024,
         log_level="WARNING",
     )
-    return ReturnsSettings(**(values | getattr(request.module, "SETTINGS", {})))
+    return Settings(**(values | getattr(request.module, "SETTINGS", {})))
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +55,14 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture(scope="module")
-async def tap(returns_settings: ReturnsSettings) -> AsyncIterator[EventTap]:
+async def tap(returns_settings: Settings) -> AsyncIterator[EventTap]:
     tap = EventTap(returns_settings.amqp_url, returns_settings.exchange)
     await tap.start()
     yield tap
     await tap.close()
 
 
-async def cleanup(settings: ReturnsSettings, mongo_client) -> None:
+async def cleanup(settings: Settings, mongo_client) -> None:
     await mongo_client.drop_database(settings.database_name)
     connection = await aio_pika.connect_robust(settings.amqp_url)
     async with connection:
@@ -74,9 +74,7 @@ async def cleanup(settings: ReturnsSettings, mongo_client) -> None:
 
 
 @pytest.fixture(scope="module")
-async def returns_app(
-    returns_settings: ReturnsSettings, clock: FixedClock, tap: EventTap, mongo_client
-) -> AsyncIterator:
+async def returns_app(returns_settings: Settings, clock: FixedClock, tap: EventTap, mongo_client) -> AsyncIterator:
     app = create_app(returns_settings, clock)
     try:
         async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as _:
@@ -86,7 +84,7 @@ async def returns_app(
 
 
 @pytest.fixture(scope="module")
-def returns_db(returns_app, returns_settings: ReturnsSettings, mongo_client):
+def returns_db(returns_app, returns_settings: Settings, mongo_client):
     """The service's database through the test's own client: what a test reads there is no query
     of the service's (only the service's client is held to shared/query_shapes.py)."""
     return mongo_client[returns_settings.database_name]
@@ -104,7 +102,7 @@ def api(http: httpx.AsyncClient) -> ReturnsApi:
 
 
 @pytest.fixture(scope="module")
-async def upstream(returns_settings: ReturnsSettings) -> AsyncIterator[EventBus]:
+async def upstream(returns_settings: Settings) -> AsyncIterator[EventBus]:
     """A publish-only bus: the order system, the refunds and metrics services as the returns service sees them."""
     bus = EventBus(returns_settings.amqp_url, "test-upstream", exchange=returns_settings.exchange)
     await bus.connect()

@@ -27,7 +27,7 @@ from services.returns.policy import (
     return_shipping_payer,
     seller_must_pay_shipping,
 )
-from services.returns.settings import ReturnsSettings
+from services.returns.settings import Settings
 from shared.models import Fault, ItemCondition, PolicySnapshot, ReasonCode, ReturnLine
 from shared.money import Money
 from tests.unit.returns.builders import RULES, make_order, policy
@@ -100,7 +100,7 @@ def test_durations_from_the_environment_in_seconds_or_iso(monkeypatch):
     monkeypatch.setenv("RESPONSE_DEADLINE", "PT2H")
     monkeypatch.setenv("REMINDER_LEAD", "600")
     monkeypatch.setenv("JOB_INTERVAL", "0.5")
-    settings = ReturnsSettings()
+    settings = Settings()
     assert settings.response_deadline == timedelta(hours=2) and settings.reminder_lead == timedelta(minutes=10)
     assert settings.job_interval == timedelta(milliseconds=500) and settings.port == 8001
 
@@ -115,12 +115,12 @@ def test_the_marketplace_rules_as_shipped():
         DEFAULT_RULES.refund_business_days,
         DEFAULT_RULES.max_restocking_fee_percent,
     ) == (30, timedelta(hours=48), timedelta(hours=12), timedelta(days=30), 2, Decimal(50))
-    assert MarketplaceRules.from_settings(ReturnsSettings()) == DEFAULT_RULES
+    assert MarketplaceRules.from_settings(Settings()) == DEFAULT_RULES
     assert SellerPolicy().return_window_days == 30
 
 
 def test_the_restocking_fee_cap_comes_from_settings():
-    rules = MarketplaceRules.from_settings(ReturnsSettings(max_restocking_fee_percent=Decimal(20)))
+    rules = MarketplaceRules.from_settings(Settings(max_restocking_fee_percent=Decimal(20)))
     assert [p.field for p in check_policy(policy(restocking_fee_percent=Decimal("20.5")), rules)] == [
         "restocking_fee_percent"
     ]
@@ -128,9 +128,7 @@ def test_the_restocking_fee_cap_comes_from_settings():
 
 
 def test_rules_come_from_settings():
-    rules = MarketplaceRules.from_settings(
-        ReturnsSettings(return_window_days=45, response_deadline=timedelta(seconds=5))
-    )
+    rules = MarketplaceRules.from_settings(Settings(return_window_days=45, response_deadline=timedelta(seconds=5)))
     assert rules.return_window_days == 45 and rules.response_deadline == timedelta(seconds=5)
     assert "gift_cards" in rules.non_returnable_categories and rules.high_value_cap["USD"] > 0
 

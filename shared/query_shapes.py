@@ -274,12 +274,13 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     # ---- notifications ---------------------------------------------------------------------------
     _shape(
-        "notifications",
-        "return_id, return_version: $gt",
-        "`return_id_1_created_at_-1`",
-        f"{SCAN} (to fix: the newest version emailed about kept in a document keyed by the return id)",
+        "return_versions",
+        "_id",
+        "`_id`",
+        BY_ID,
         True,
-        "notifications `superseded` (a `seller.response_due_soon` reminder: is it stale?)",
+        "notifications `note_version` (`$max` upsert, every return event emailed about), `superseded` "
+        "(a `seller.response_due_soon` reminder: is it stale?)",
     ),
     _shape(
         "notifications",

@@ -68,6 +68,12 @@ RULES: tuple[Rule, ...] = (
 # Reminders that are pointless once a later state of the same return has been seen.
 STALE_WHEN_SUPERSEDED: frozenset[str] = frozenset({"seller.response_due_soon"})
 
+
+def is_superseded(newest_seen: int | None, version: int) -> bool:
+    """Is `version` of a return older than the newest one emails were recorded for (None: none yet)?"""
+    return newest_seen is not None and newest_seen > version
+
+
 # The bus binds only what can send something; `return.feedback_received` is not consumed at all.
 SUBSCRIBED_TYPES: tuple[str, ...] = tuple(dict.fromkeys(rule.event_type for rule in RULES))
 

@@ -27,16 +27,16 @@ async def record_emails(dispatcher: Dispatcher, event: CloudEvent, data: Return 
     planned = plan(event)
     if not planned:
         return
-    if (
-        event.type in STALE_WHEN_SUPERSEDED
-        and isinstance(data, Return)
-        and await dispatcher.store.superseded(data.return_id, data.version)
-    ):
-        log.info(
-            "stale reminder dropped",
-            extra={"event_id": event.id, "event_type": event.type, "return_id": data.return_id},
-        )
-        return
+    if isinstance(data, Return):
+        if event.type in STALE_WHEN_SUPERSEDED and await dispatcher.store.superseded(data.return_id, data.version):
+            log.info(
+                "stale reminder dropped",
+                extra={"event_id": event.id, "event_type": event.type, "return_id": data.return_id},
+            )
+            return
+        # Before the emails: once any of them exists, a reminder for an older version is stale. A
+        # crash in between leaves the version noted and the event redelivered, which records them.
+        await dispatcher.store.note_version(data.return_id, data.version)
     now = dispatcher.clock.now()
     fresh = []
     for email in planned:

@@ -9,6 +9,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.notifications.decisions import is_superseded
 from services.notifications.domain import NotificationStatus, claim_update, resend_update
 from services.notifications.schemas import NotificationFilter
 from shared.events import CloudEvent
@@ -16,6 +17,8 @@ from shared.outbox import with_outbox
 from shared.pagination import page_filter, page_sort
 
 COLLECTION = "notifications"
+# The newest version of each return the service has recorded emails for: `{_id: return_id, version}`.
+RETURN_VERSIONS = "return_versions"
 
 
 def notification_criteria(wanted: NotificationFilter) -> dict[str, Any]:
@@ -32,6 +35,7 @@ def notification_criteria(wanted: NotificationFilter) -> dict[str, Any]:
 class NotificationStore:
     def __init__(self, db: Any) -> None:
         self.collection = db[COLLECTION]
+        self.return_versions = db[RETURN_VERSIONS]
 
     async def ensure_indexes(self) -> None:
         # The rule "one email per (event, recipient, template), ever" is this index.
@@ -44,6 +48,7 @@ class NotificationStore:
         await self.collection.create_index([("return_id", ASCENDING), ("created_at", DESCENDING)])
         await self.collection.create_index([("recipient_id", ASCENDING), ("created_at", DESCENDING)])
         await self.collection.create_index([("created_at", DESCENDING)])
+        # `return_versions` is only ever read and written by `_id` (the return id): no other index.
 
     async def record(self, doc: dict[str, Any]) -> bool:
         """Insert a new notification; False when this (event, recipient, template) already exists."""
@@ -53,10 +58,21 @@ class NotificationStore:
             return False
         return True
 
+    async def note_version(self, return_id: str, version: int) -> None:
+        """Remember that emails are being recorded for `version` of this return, if it is the newest.
+
+        `$max` keeps the highest version whatever the order events arrive in, and a redelivered
+        event changes nothing: one upsert by `_id`.
+        """
+        try:
+            await self.return_versions.update_one({"_id": return_id}, {"$max": {"version": version}}, upsert=True)
+        except DuplicateKeyError:  # another consumer inserted it first: it exists now
+            await self.return_versions.update_one({"_id": return_id}, {"$max": {"version": version}})
+
     async def superseded(self, return_id: str, version: int) -> bool:
-        """Has an email already been recorded for a later version of this return?"""
-        later = await self.collection.find_one({"return_id": return_id, "return_version": {"$gt": version}}, {"_id": 1})
-        return later is not None
+        """Have emails already been recorded for a later version of this return? One read by `_id`."""
+        seen = await self.return_versions.find_one({"_id": return_id})
+        return is_superseded(None if seen is None else seen.get("version"), version)
 
     async def claim_due(self, due_by: datetime, lease_now: datetime, lease: timedelta) -> dict[str, Any] | None:
         """Take the next email due by `due_by` for `lease`; an expired claim (a crash) is taken over.

@@ -176,6 +176,67 @@ async def test_a_reminder_that_arrives_after_the_answer_is_dropped(service, wait
     await wait_until(lambda: service.processed(reminder.id))
 
     assert [doc["template"] for doc in await service.notifications()] == ["buyer/return_authorized"]
+    assert await service.db.return_versions.find_one({"_id": authorized.data["return_id"]}) == {
+        "_id": authorized.data["return_id"],
+        "version": 2,
+    }
+
+
+async def _templates(service) -> Counter[str]:
+    return Counter(doc["template"] for doc in await service.notifications())
+
+
+async def _deliver(service, wait_until, *events: CloudEvent) -> None:
+    """One at a time, each handled before the next is published: the order is the test's."""
+    for each in events:
+        await service.publish(each)
+        await wait_until(lambda each=each: service.processed(each.id))
+
+
+async def test_a_reminder_redelivered_after_the_answer_arrived_first_is_dropped_both_times(service, wait_until):
+    authorized, reminder = event("return.authorized", 2), event("seller.response_due_soon", 1)
+    await _deliver(service, wait_until, authorized, reminder)
+    await service.db.inbox.delete_many({"_id": reminder.id})  # as if the consumer crashed before the inbox
+    await _deliver(service, wait_until, reminder)
+
+    assert await _templates(service) == Counter({"buyer/return_authorized": 1})
+
+
+async def test_a_reminder_delivered_twice_with_nothing_later_is_sent_once(service, mailbox, wait_until):
+    created, reminder = event("return.created", 1), event("seller.response_due_soon", 1)
+    await _deliver(service, wait_until, created, reminder)
+    await service.db.inbox.delete_many({"_id": reminder.id})
+    await _deliver(service, wait_until, reminder)
+
+    expected = Counter({"buyer/return_requested": 1, "seller/new_request": 1, "seller/response_due_soon": 1})
+    assert await _templates(service) == expected
+    await wait_until(lambda: len(mailbox.received()) == 3, message="three emails")
+    assert sorted(m["Subject"] for m in mailbox.received()) == sorted(
+        doc["subject"] for doc in await service.notifications()
+    )
+
+
+async def test_a_reminder_sent_before_the_answer_is_not_dropped_or_doubled_when_redelivered_after_it(
+    service, wait_until
+):
+    reminder, authorized = event("seller.response_due_soon", 1), event("return.authorized", 2)
+    await _deliver(service, wait_until, reminder, authorized)
+    await service.db.inbox.delete_many({})  # both again, the reminder now after the answer
+    await _deliver(service, wait_until, reminder, authorized)
+
+    assert await _templates(service) == Counter({"seller/response_due_soon": 1, "buyer/return_authorized": 1})
+
+
+async def test_older_events_and_refund_events_do_not_make_a_reminder_stale(service, wait_until):
+    # The reminder for version 3 follows version 3 itself; an older event arriving late (version 2)
+    # and a refund's event (which carries the refund's version, 7, not the return's) change nothing.
+    shipped, late_authorized = event("return.shipped", 3), event("return.authorized", 2)
+    refund = event("refund.failed", 7)
+    reminder = event("seller.response_due_soon", 3)
+    await _deliver(service, wait_until, shipped, late_authorized, refund, reminder)
+
+    assert (await _templates(service))["seller/response_due_soon"] == 1
+    assert (await service.db.return_versions.find_one({"_id": reminder.data["return_id"]}))["version"] == 3
 
 
 async def test_announcements_nobody_listens_to_do_not_hold_up_the_outbox(unheard_service, mailbox, wait_until):

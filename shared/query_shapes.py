@@ -324,22 +324,40 @@ SHAPES: tuple[QueryShape, ...] = (
     _shape("delivery_facts", "_id, sequence: $lt", "`_id`", BY_ID, True, "metrics `record_delivery`"),
     _shape("notification_facts", "_id, at: $lt", "`_id`", BY_ID, True, "metrics `record_notification`"),
     _shape(
+        "buyers",
+        "_id, revision",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `settle_flag` (`return.created`, `order.delivered`, the flag review: the buyer's window "
+        "of recent returns and deliveries, standing and flag in one write, read by `_id` first)",
+    ),
+    _shape(
+        "buyers",
+        "_id, revision: $exists",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `settle_flag` (the first write of a buyer document from before windows were kept)",
+    ),
+    _shape(
         "return_facts",
         "buyer_id, created_at: $gte",
         "`buyer_id_1_created_at_1`",
-        f"{SCAN} (to fix: counters kept in a document keyed by the buyer id)",
-        True,
-        "metrics `buyer_facts` (`return.created`: the buyer's standing)",
+        SCAN,
+        False,
+        "metrics `buyer_facts` (seeds a buyer's window: the rebuild, and once per buyer document from before "
+        "windows were kept)",
     ),
     _shape(
         "delivery_facts",
         "buyer_id, delivered_at: $gte",
         "`buyer_id_1_delivered_at_1`",
-        f"{SCAN} (to fix: counters kept in a document keyed by the buyer id)",
-        True,
-        "metrics `buyer_facts` (`return.created`: the buyer's standing)",
+        SCAN,
+        False,
+        "metrics `buyer_facts` (seeds a buyer's window: the rebuild, and once per buyer document from before "
+        "windows were kept)",
     ),
-    _shape("buyers", "_id, version", "`_id`", BY_ID, True, "metrics `settle_flag`"),
     _shape(
         "notification_facts",
         "at: $gte $lt",
@@ -384,7 +402,15 @@ SHAPES: tuple[QueryShape, ...] = (
         "metrics `buyers_with_facts` (re-assess every buyer: an operator's rebuild)",
     ),
     _shape("buyers", "flagged", "`flagged_1`", SCAN, False, "metrics `flagged_buyers` (reports, a count)"),
-    _shape("buyers", "review_at: $lt", "`review_at_1`", SCAN, False, "metrics `buyers_due_for_review` (flag job)"),
+    _shape(
+        "buyers",
+        "review_at: $lt",
+        "`review_at_1`",
+        SCAN,
+        False,
+        "metrics `buyers_due_for_review` (the flag review, every `FLAG_SWEEP_INTERVAL_S`: buyers whose oldest "
+        "counted return or delivery has left the window since, each then settled by `_id`)",
+    ),
 )
 
 

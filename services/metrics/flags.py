@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from services.metrics import telemetry
-from services.metrics.abuse import Standing, Thresholds, assess
+from services.metrics.abuse import RecentDelivery, RecentReturn, Standing, Thresholds, Window, assess_window
 from services.metrics.schemas import RebuildResult
 from services.metrics.store import MetricsStore
 from shared.clock import Clock
@@ -17,6 +17,11 @@ from shared.models import BuyerFlag
 
 log = logging.getLogger(__name__)
 SERVICE = "metrics"
+
+
+def as_stored(at: datetime) -> datetime:
+    """`at` as it reads back from MongoDB (milliseconds): assessed the same before and after the write."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def flag_event(standing: Standing, version: int) -> CloudEvent:
@@ -46,14 +51,37 @@ class BuyerFlags:
         self.store, self.thresholds, self.clock = store, thresholds, clock
         self.on_change = on_change  # wakes the outbox relay for the buyer's document
 
-    def standing(self, buyer_id: str, now: datetime) -> Callable[..., Standing]:
-        return lambda returns, deliveries: assess(buyer_id, returns, deliveries, now, self.thresholds)
+    def standing(self, buyer_id: str, now: datetime) -> Callable[[Window], Standing]:
+        return lambda window: assess_window(buyer_id, window, now, self.thresholds)
 
-    async def settle(self, buyer_id: str, trigger: str = "event") -> Standing:
-        """Re-assess the buyer now; store the outcome, and queue an event when the flag flips."""
+    async def note_return(self, buyer_id: str, return_id: str, order_id: str, created_at: datetime) -> Standing:
+        """Count a return the buyer requested (once, whatever the redeliveries) and re-assess."""
+        entry = RecentReturn(return_id, order_id, as_stored(created_at))
+        return await self.settle(buyer_id, change=lambda window, since: window.with_return(entry, since))
+
+    async def note_delivery(self, buyer_id: str, order_id: str, sequence: int, delivered_at: datetime) -> Standing:
+        """Count an order delivered to the buyer (its newest sequence) and re-assess."""
+        entry = RecentDelivery(order_id, sequence, as_stored(delivered_at))
+        return await self.settle(buyer_id, change=lambda window, since: window.with_delivery(entry, since))
+
+    async def settle(
+        self,
+        buyer_id: str,
+        trigger: str = "event",
+        change: Callable[[Window, datetime], Window] = lambda window, _: window,
+        reseed: bool = False,
+    ) -> Standing:
+        """Apply `change` to the buyer's window, re-assess the buyer now; store the outcome, and
+        queue an event when the flag flips."""
         now = self.clock.now()
+        since = now - self.thresholds.window
         standing, changed = await self.store.settle_flag(
-            buyer_id, self.standing(buyer_id, now), now - self.thresholds.window, flag_event
+            buyer_id,
+            lambda window: change(window, since),
+            self.standing(buyer_id, now),
+            since,
+            flag_event,
+            reseed=reseed,
         )
         telemetry.assessments.labels(trigger).inc()
         if changed:
@@ -79,12 +107,13 @@ class BuyerFlags:
         return len(due)
 
     async def rebuild(self) -> RebuildResult:
-        """Re-assess every buyer known from facts (after a restore, or a change of thresholds)."""
+        """Re-assess every buyer known from facts (after a restore, or a change of thresholds): each
+        buyer's window is merged with their facts first (a longer window needs facts already trimmed)."""
         flagged = unflagged = 0
         buyers = await self.store.buyers_with_facts()
         for buyer_id in sorted(buyers):
             before = await self.store.flag_state(buyer_id)
-            standing = await self.settle(buyer_id, trigger="rebuild")
+            standing = await self.settle(buyer_id, trigger="rebuild", reseed=True)
             was = before.flagged if before else False
             flagged += standing.flagged and not was
             unflagged += was and not standing.flagged

@@ -1,4 +1,5 @@
-"""Event type -> one small idempotent function: keep the newest fact, then re-assess the buyer.
+"""Event type -> one small idempotent function: keep the newest fact, then count it in the buyer's
+window and re-assess the buyer (one conditional write of the buyer's document).
 
 Re-assessing on every event (not only when a fact changed) is what makes a crash between the fact
 write and the flag write harmless: the redelivered event settles the flag.
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from services.metrics import telemetry
 from services.metrics.facts import delivery_fact, refund_fact, return_fact
 from services.metrics.flags import BuyerFlags
+from services.metrics.store import Kept
 from shared.events import EVENT_TYPES, CloudEvent, EventType
 from shared.messaging import Subscription
 from shared.models import Notification, Order, Refund, Return
@@ -28,24 +30,27 @@ def _count(event: CloudEvent, applied: bool) -> None:
 
 
 async def return_changed(flags: BuyerFlags, event: CloudEvent, ret: Return) -> None:
-    _count(event, await flags.store.record_return(return_fact(ret)))
+    kept = await flags.store.record_return(return_fact(ret))
+    _count(event, bool(kept))
     # The standing counts returns by creation time and order only: later transitions of a
-    # return cannot change it, and return.created always comes (perhaps late) to settle it.
-    if event.type == "return.created":
-        await flags.settle(ret.buyer.id)
+    # return cannot change it, and return.created always comes (perhaps late) to count it. The
+    # first event seen of a return counts it too, so one arriving before its return.created
+    # counts at once (as the facts it is recorded in do).
+    if event.type == "return.created" or kept is Kept.FIRST:
+        await flags.note_return(ret.buyer.id, ret.return_id, ret.order_id, ret.created_at)
 
 
 async def refund_changed(flags: BuyerFlags, event: CloudEvent, refund: Refund) -> None:
-    _count(event, await flags.store.record_refund(refund_fact(refund)))
+    _count(event, bool(await flags.store.record_refund(refund_fact(refund))))
 
 
 async def order_delivered(flags: BuyerFlags, event: CloudEvent, order: Order) -> None:
-    _count(event, await flags.store.record_delivery(delivery_fact(order, event.sequence)))
-    await flags.settle(order.buyer.id)
+    _count(event, bool(await flags.store.record_delivery(delivery_fact(order, event.sequence))))
+    await flags.note_delivery(order.buyer.id, order.order_id, event.sequence, order.delivered_at)
 
 
 async def notification_settled(flags: BuyerFlags, event: CloudEvent, note: Notification) -> None:
-    _count(event, await flags.store.record_notification(note))
+    _count(event, bool(await flags.store.record_notification(note)))
 
 
 # data model -> the handler that counts events carrying it

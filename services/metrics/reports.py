@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.metrics import figures, telemetry
-from services.metrics.abuse import assess
+from services.metrics.abuse import assess_window
 from services.metrics.figures import Period
 from services.metrics.flags import BuyerFlags
 from services.metrics.schemas import BuyerFlagState, BuyerMetrics, Overview, SellerMetrics
@@ -53,9 +53,8 @@ class Reports:
         with telemetry.report_seconds.labels("buyer").time():
             now = self.clock.now()
             thresholds = self.flags.thresholds
-            returns, deliveries = await self.store.buyer_facts(buyer_id, now - thresholds.window)
-            standing = assess(buyer_id, returns, deliveries, now, thresholds)
-            state = await self.store.flag_state(buyer_id)
+            window, state = await self.store.buyer(buyer_id, now - thresholds.window)
+            standing = assess_window(buyer_id, window, now, thresholds)
             flag = (
                 BuyerFlagState(flagged=state.flagged, reason=state.reason, since=state.since, version=state.version)
                 if state

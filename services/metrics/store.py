@@ -1,8 +1,13 @@
 """The only module that knows MongoDB: facts (one per return, refund, delivered order) and buyers.
 
 A fact is replaced only by a strictly newer version of its aggregate, so duplicates and late
-arrivals change nothing. Buyer documents hold the flag state and its version; a state change and
-its `buyer.*` event are one conditional write (outbox).
+arrivals change nothing. Buyer documents (`_id` = buyer id) hold the buyer's window (the returns
+and delivered orders not older than the abuse window, each once by id), the flag state and its
+version, and a `revision` bumped by every write: a buyer's event is one `_id` read and one write
+conditional on the revision read, which changes the window, the standing computed from it, the
+flag and (when it flips) its `buyer.*` event together (outbox). A concurrent write makes the
+condition fail and the event is applied again on the newer document, so nothing is lost or
+counted twice, and no hot path scans the facts.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from services.metrics.abuse import Standing
+from services.metrics.abuse import RecentDelivery, RecentReturn, Standing, Window, window_of
 from services.metrics.facts import (
     DeliveryFact,
     RefundFact,
@@ -40,6 +46,17 @@ FLAG_WRITE_ATTEMPTS = 10
 
 class FlagWriteContention(RuntimeError):
     """Every attempt lost a race; the bus retries the event later."""
+
+
+class Kept(Enum):
+    """What became of a fact: the first of its aggregate, a newer version, or stale (not kept)."""
+
+    FIRST = "first"
+    NEWER = "newer"
+    STALE = "stale"
+
+    def __bool__(self) -> bool:
+        return self is not Kept.STALE
 
 
 @dataclass(frozen=True)
@@ -99,35 +116,35 @@ class MetricsStore:
 
     # ---- facts ----------------------------------------------------------------------------
 
-    async def _record(self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str) -> bool:
-        """Keep `doc` unless a version at least as new is stored. True when it was kept."""
+    async def _record(self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str) -> Kept:
+        """Keep `doc` unless a version at least as new is stored."""
         async with self._writing.hold(f"{collection.name}:{doc['_id']}"):
             return await self._record_unlocked(collection, doc, version_field)
 
     async def _record_unlocked(
         self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str
-    ) -> bool:
+    ) -> Kept:
         try:
             await collection.insert_one(doc)
-            return True
+            return Kept.FIRST
         except DuplicateKeyError:
             pass
         fields = {k: v for k, v in doc.items() if k != "_id"}
         result = await collection.update_one(
             {"_id": doc["_id"], version_field: {"$lt": doc[version_field]}}, {"$set": fields}
         )
-        return result.matched_count == 1
+        return Kept.NEWER if result.matched_count == 1 else Kept.STALE
 
-    async def record_return(self, fact: ReturnFact) -> bool:
+    async def record_return(self, fact: ReturnFact) -> Kept:
         return await self._record(self.returns, to_document(fact), "version")
 
-    async def record_refund(self, fact: RefundFact) -> bool:
+    async def record_refund(self, fact: RefundFact) -> Kept:
         return await self._record(self.refunds, to_document(fact), "version")
 
-    async def record_delivery(self, fact: DeliveryFact) -> bool:
+    async def record_delivery(self, fact: DeliveryFact) -> Kept:
         return await self._record(self.deliveries, to_document(fact), "sequence")
 
-    async def record_notification(self, note: Notification) -> bool:
+    async def record_notification(self, note: Notification) -> Kept:
         """One fact per email; a later outcome (a resend that succeeded) replaces an earlier one."""
         doc = {
             "_id": note.notification_id,
@@ -168,6 +185,8 @@ class MetricsStore:
         return [delivery_from_document(doc) async for doc in self.deliveries.find(query)]
 
     async def buyer_facts(self, buyer_id: str, since: datetime) -> tuple[list[ReturnFact], list[DeliveryFact]]:
+        """Scans the facts (not on a hot path): seeds a buyer's window on a rebuild, or once for a
+        buyer document written before windows were kept."""
         returns = [
             return_from_document(doc)
             async for doc in self.returns.find({"buyer_id": buyer_id, "created_at": {"$gte": since}})
@@ -186,6 +205,12 @@ class MetricsStore:
 
     # ---- buyers ---------------------------------------------------------------------------
 
+    async def buyer(self, buyer_id: str, since: datetime) -> tuple[Window, FlagState | None]:
+        """The buyer's window (entries older than `since` left out) and flag state: one `_id` read."""
+        doc = await self.buyers.find_one({"_id": buyer_id}, {OUTBOX_FIELD: 0})
+        window = await self._window(buyer_id, doc, since, reseed=False)
+        return window, _flag_state(doc) if doc else None
+
     async def flag_state(self, buyer_id: str) -> FlagState | None:
         doc = await self.buyers.find_one({"_id": buyer_id})
         return _flag_state(doc) if doc else None
@@ -194,40 +219,54 @@ class MetricsStore:
         return await self.buyers.count_documents({"flagged": True})
 
     async def buyers_due_for_review(self, now: datetime) -> list[str]:
+        """Not hot: the periodic review's sweep (a window ages with no event; `review_at` says when)."""
         return [doc["_id"] async for doc in self.buyers.find({"review_at": {"$lt": now}}, {"_id": 1})]
+
+    async def _window(self, buyer_id: str, doc: dict[str, Any] | None, since: datetime, reseed: bool) -> Window:
+        window = _window_of(doc).trimmed(since) if doc else Window()
+        if reseed or (doc is not None and REVISION not in doc):
+            window = window.merged(window_of(buyer_id, *await self.buyer_facts(buyer_id, since), since), since)
+        return window
 
     async def settle_flag(
         self,
         buyer_id: str,
-        assess: Callable[[list[ReturnFact], list[DeliveryFact]], Standing],
+        change: Callable[[Window], Window],
+        assess: Callable[[Window], Standing],
         since: datetime,
         event: Callable[[Standing, int], CloudEvent],
+        reseed: bool = False,
     ) -> tuple[Standing, bool]:
-        """Assess the buyer and store the outcome; a changed flag also queues its event.
+        """Change the buyer's window, assess it and store both; a changed flag also queues its event.
 
-        The facts are read AFTER the buyer document and the write is conditional on that
-        document's version, so a write based on an older view of the facts can never win.
+        `change` must be idempotent (adding an entry already there changes nothing): after a lost
+        race it is applied again to the newer document. `reseed` merges the window with the
+        buyer's facts first (a rebuild: a longer window may need facts already trimmed).
         Returns the standing and whether the flag changed.
         """
         async with self._writing.hold(f"buyers:{buyer_id}"):
-            return await self._settle_flag(buyer_id, assess, since, event)
+            return await self._settle_flag(buyer_id, change, assess, since, event, reseed)
 
     async def _settle_flag(
         self,
         buyer_id: str,
-        assess: Callable[[list[ReturnFact], list[DeliveryFact]], Standing],
+        change: Callable[[Window], Window],
+        assess: Callable[[Window], Standing],
         since: datetime,
         event: Callable[[Standing, int], CloudEvent],
+        reseed: bool,
     ) -> tuple[Standing, bool]:
         for _ in range(FLAG_WRITE_ATTEMPTS):
-            doc = await self.buyers.find_one({"_id": buyer_id}, {"flagged": 1, "version": 1})
-            standing = assess(*await self.buyer_facts(buyer_id, since))
+            doc = await self.buyers.find_one({"_id": buyer_id}, {OUTBOX_FIELD: 0})
+            window = change(await self._window(buyer_id, doc, since, reseed))
+            standing = assess(window)
             figures = {
                 "returns": standing.returns,
                 "orders": standing.orders,
                 "returned_orders": standing.returned_orders,
                 "reason": standing.reason,
                 "assessed_at": standing.assessed_at,
+                **_window_fields(window),
             }
             if doc is None:
                 changed = standing.flagged
@@ -236,6 +275,7 @@ class MetricsStore:
                     "flagged": changed,
                     "version": version,
                     "since": standing.assessed_at if changed else None,
+                    REVISION: 1,
                     **figures,
                 }
                 if standing.review_at is not None:
@@ -245,8 +285,10 @@ class MetricsStore:
                     await self.buyers.insert_one({"_id": buyer_id, **fields, **outbox_fields(events)})
                     return standing, changed
                 except DuplicateKeyError:
-                    continue  # another replica created it: assess again against its state
-            current = {"_id": buyer_id, "version": doc["version"]}
+                    continue  # another replica created it: apply the change to its document
+            revision = doc.get(REVISION)
+            current = {"_id": buyer_id, REVISION: revision if revision is not None else {"$exists": False}}
+            figures[REVISION] = (revision or 0) + 1
             if doc["flagged"] == standing.flagged:
                 result = await self.buyers.update_one(current, _assessment(figures, standing.review_at))
                 if result.matched_count:
@@ -258,6 +300,27 @@ class MetricsStore:
             if (await self.buyers.update_one(current, update)).matched_count:
                 return standing, True
         raise FlagWriteContention(buyer_id)
+
+
+# The buyer document's window and its write counter.
+REVISION = "revision"
+WINDOW_RETURNS = "window_returns"
+WINDOW_DELIVERIES = "window_deliveries"
+OUTBOX_FIELD = "outbox"
+
+
+def _window_fields(window: Window) -> dict[str, Any]:
+    return {
+        WINDOW_RETURNS: [{"id": r.return_id, "order_id": r.order_id, "at": r.at} for r in window.returns],
+        WINDOW_DELIVERIES: [{"id": d.order_id, "sequence": d.sequence, "at": d.at} for d in window.deliveries],
+    }
+
+
+def _window_of(doc: dict[str, Any]) -> Window:
+    return Window(
+        tuple(RecentReturn(e["id"], e["order_id"], e["at"]) for e in doc.get(WINDOW_RETURNS, ())),
+        tuple(RecentDelivery(e["id"], e["sequence"], e["at"]) for e in doc.get(WINDOW_DELIVERIES, ())),
+    )
 
 
 def _assessment(fields: dict[str, Any], review_at: datetime | None) -> dict[str, Any]:

@@ -36,6 +36,9 @@ async def test_a_flag_is_lifted_once_the_returns_age_out_of_the_window(start_met
     standing = await metrics.get("/v1/metrics/buyers/bz")
     assert (standing["returns"], standing["flag"]["flagged"], standing["flag"]["version"]) == (3, False, 2)
     assert standing["flag"]["since"] == at(91, 1).isoformat().replace("+00:00", "Z")
+    # The review trimmed the buyer's window (kept in their document) to the returns still in it.
+    doc = await metrics.db["buyers"].find_one({"_id": "bz"})
+    assert sorted(e["id"] for e in doc["window_returns"]) == ["bz-r2", "bz-r3", "bz-r4"]
 
     # Nothing left to change: later reviews publish nothing more.
     clock.set(at(200))

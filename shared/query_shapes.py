@@ -265,12 +265,12 @@ SHAPES: tuple[QueryShape, ...] = (
     _shape("order_ledgers", "_id, settled.<id>: $exists", "`_id`", BY_ID, True, "refunds `OrderLedgers.settle`"),
     _shape(
         "ledger_entries",
-        "refund_id",
-        "`refund_id_1`",
-        f"{SCAN} (to fix: look the entry up by the gateway keys of the earlier rounds, its `_id`)",
+        "_id",
+        "`_id`",
+        BY_ID,
         True,
         "refunds `LedgerGateway.find` (rare: an agent's retry of a failed refund first checks that no "
-        "earlier round of keys paid)",
+        "round of keys paid, one read per round's key)",
     ),
     # ---- notifications ---------------------------------------------------------------------------
     _shape(

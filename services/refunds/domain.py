@@ -36,6 +36,11 @@ def gateway_key(refund_id: str, round_: int) -> str:
     return refund_id if round_ == 0 else f"{refund_id}:retry-{round_}"
 
 
+def gateway_keys(refund_id: str, through_round: int) -> list[str]:
+    """Every key a refund can have paid under by round `through_round`: rounds 0..n, oldest first."""
+    return [gateway_key(refund_id, round_) for round_ in range(through_round + 1)]
+
+
 def unpayable(refund: Refund) -> str | None:
     """Why a refund can never be paid, whatever the gateway: it comes to zero or less."""
     if refund.amount.amount > 0:

@@ -96,6 +96,7 @@ class Payer:
             amount=refund.amount,
             order_id=refund.order_id,
             return_id=refund.return_id,
+            key_round=record.key_round,
         )
         # A new round of keys (an agent's retry) must first make sure no earlier round paid.
         checked = record.key_round == 0

@@ -18,6 +18,7 @@ class GatewayRefund:
     amount: Money
     order_id: str
     return_id: str | None = None
+    key_round: int = 0  # `idempotency_key` is `domain.gateway_key(refund_id, key_round)`
 
 
 class GatewayUnavailable(Exception):
@@ -36,7 +37,8 @@ class PaymentGateway(Protocol):
         ...
 
     async def find(self, request: GatewayRefund) -> str | None:
-        """The reference of a refund already made for `request.refund_id` under any key, if any."""
+        """The reference of a refund already made for `request.refund_id` under any of its keys
+        (rounds 0..`request.key_round`), if any."""
         ...
 
     async def close(self) -> None: ...

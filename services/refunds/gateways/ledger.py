@@ -11,6 +11,7 @@ import uuid
 from motor.motor_asyncio import AsyncIOMotorCollection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from services.refunds.domain import gateway_keys
 from services.refunds.gateways.base import GatewayRefund, GatewayUnavailable
 from shared.clock import Clock
 
@@ -23,8 +24,8 @@ class LedgerGateway:
         self._clock = clock
 
     async def ensure_indexes(self) -> None:
-        # `find` looks an entry up by its refund (see shared/query_shapes.py).
-        await self._entries.create_index("refund_id")
+        # Entries are only ever looked up by `_id` (their key; see `find`): no other index.
+        return None
 
     async def refund(self, request: GatewayRefund) -> str:
         reference = "lg_" + uuid.uuid5(uuid.NAMESPACE_URL, request.idempotency_key).hex
@@ -48,11 +49,19 @@ class LedgerGateway:
         return reference
 
     async def find(self, request: GatewayRefund) -> str | None:
+        """The entry paid under any of the refund's keys: rounds 0..`key_round`, each one read by `_id`.
+
+        An entry is only ever written under the refund's key of the round (`refund`), and a round's
+        key is `domain.gateway_key(refund_id, round)`, so these are all the entries it can have.
+        """
         try:
-            entry = await self._entries.find_one({"refund_id": request.refund_id})
+            for key in gateway_keys(request.refund_id, request.key_round):
+                entry = await self._entries.find_one({"_id": key}, {"reference": 1})
+                if entry is not None:
+                    return str(entry["reference"])
         except PyMongoError as exc:
             raise GatewayUnavailable(f"ledger: {type(exc).__name__}") from exc
-        return None if entry is None else entry["reference"]
+        return None
 
     async def close(self) -> None:
         return None

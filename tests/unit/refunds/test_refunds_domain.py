@@ -24,6 +24,13 @@ def test_refund_ids_and_gateway_keys_are_stable():
     assert domain.gateway_key(rid, 1) != domain.gateway_key(rid, 2) != rid
 
 
+def test_the_keys_of_every_round_so_far_are_derived_from_the_refund_id():
+    rid = domain.return_refund_id("ret_1")
+    assert domain.gateway_keys(rid, 0) == [rid]
+    assert domain.gateway_keys(rid, 2) == [rid, domain.gateway_key(rid, 1), domain.gateway_key(rid, 2)]
+    assert len(set(domain.gateway_keys(rid, 5))) == 6
+
+
 NOW = datetime(2025, 7, 9, 12, tzinfo=UTC)
 
 

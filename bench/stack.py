@@ -359,21 +359,8 @@ class Stack:
         run_dir = self.config.out / "run"
         tree = self.config.services_tree
         if tree is not None:
-            # `python -m` puts the working directory first on sys.path: the copy's code wins over
-            # the editable install of this checkout, with this checkout's virtualenv.
-            python = str(REPO / ".venv/bin/python")
             for service in SERVICES:
-                proc = subprocess.Popen(
-                    [python, "-m", f"services.{service}"],
-                    cwd=tree,
-                    start_new_session=True,
-                    stdout=(self.logs / f"{service}.log").open("ab"),
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env | {"PORT": str(self.config.port(service)), "MONGODB_DB": self.config.database(service)},
-                )
-                self.groups[service] = proc.pid
-                self.children[proc.pid] = proc
+                self._start_from_tree(service, tree, env)
             for service in SERVICES:
                 self._wait(service, lambda s=service: _ready(self.config.port(s)), timeout=120)
         elif script.exists():
@@ -396,6 +383,22 @@ class Stack:
         for service in SERVICES:
             self.processes[service] = _python_of(self.groups[service], service)
 
+    def _start_from_tree(self, service: str, tree: Path, env: dict[str, str]) -> None:
+        """`python -m services.<service>` in another tree (config.services_tree), in a group of its own."""
+        # `python -m` puts the working directory first on sys.path: the copy's code wins over
+        # the editable install of this checkout, with this checkout's virtualenv.
+        proc = subprocess.Popen(
+            [str(REPO / ".venv/bin/python"), "-m", f"services.{service}"],
+            cwd=tree,
+            start_new_session=True,
+            stdout=(self.logs / f"{service}.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env | {"PORT": str(self.config.port(service)), "MONGODB_DB": self.config.database(service)},
+        )
+        self.groups[service] = proc.pid
+        self.children[proc.pid] = proc
+
     def find_broker(self) -> None:
         if self.broker is not None:
             self.broker.start()
@@ -417,18 +420,7 @@ class Stack:
         env = self.service_env() | {"SERVICES": service}
         run_dir = self.config.out / "run"
         if self.config.services_tree is not None:
-            python = str(REPO / ".venv/bin/python")
-            proc = subprocess.Popen(
-                [python, "-m", f"services.{service}"],
-                cwd=self.config.services_tree,
-                start_new_session=True,
-                stdout=(self.logs / f"{service}.log").open("ab"),
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env | {"PORT": str(self.config.port(service)), "MONGODB_DB": self.config.database(service)},
-            )
-            self.groups[service] = proc.pid
-            self.children[proc.pid] = proc
+            self._start_from_tree(service, self.config.services_tree, env)
             self._wait(service, lambda: _ready(self.config.port(service)), timeout=120)
         else:
             result = subprocess.run(

@@ -432,6 +432,8 @@ async def fault_tally(
             _note(tally["returns"], "lost", f"{rid} (acknowledged up to step {o.acked}) is gone")
         elif o.lost_ack:
             _note(tally["returns"], "lost", f"{rid}: {o.lost_ack}")
+        elif status == "?":  # neither 200 nor 404: unknown, so it must not pass as fine
+            _note(tally["returns"], "stuck", f"{rid}: its status could not be read")
         found = refunds_of.get(rid, [])
         issued = [r for r in found if r["status"] == "issued"]
         if owes_refund or found:

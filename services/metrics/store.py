@@ -245,61 +245,50 @@ class MetricsStore:
         Returns the standing and whether the flag changed.
         """
         async with self._writing.hold(f"buyers:{buyer_id}"):
-            return await self._settle_flag(buyer_id, change, assess, since, event, reseed)
-
-    async def _settle_flag(
-        self,
-        buyer_id: str,
-        change: Callable[[Window], Window],
-        assess: Callable[[Window], Standing],
-        since: datetime,
-        event: Callable[[Standing, int], CloudEvent],
-        reseed: bool,
-    ) -> tuple[Standing, bool]:
-        for _ in range(FLAG_WRITE_ATTEMPTS):
-            doc = await self.buyers.find_one({"_id": buyer_id}, {OUTBOX_FIELD: 0})
-            window = change(await self._window(buyer_id, doc, since, reseed))
-            standing = assess(window)
-            figures = {
-                "returns": standing.returns,
-                "orders": standing.orders,
-                "returned_orders": standing.returned_orders,
-                "reason": standing.reason,
-                "assessed_at": standing.assessed_at,
-                **_window_fields(window),
-            }
-            if doc is None:
-                changed = standing.flagged
-                version = 1 if changed else 0
-                fields = {
-                    "flagged": changed,
-                    "version": version,
-                    "since": standing.assessed_at if changed else None,
-                    REVISION: 1,
-                    **figures,
+            for _ in range(FLAG_WRITE_ATTEMPTS):
+                doc = await self.buyers.find_one({"_id": buyer_id}, {OUTBOX_FIELD: 0})
+                window = change(await self._window(buyer_id, doc, since, reseed))
+                standing = assess(window)
+                figures = {
+                    "returns": standing.returns,
+                    "orders": standing.orders,
+                    "returned_orders": standing.returned_orders,
+                    "reason": standing.reason,
+                    "assessed_at": standing.assessed_at,
+                    **_window_fields(window),
                 }
-                if standing.review_at is not None:
-                    fields["review_at"] = standing.review_at
-                events = [event(standing, version)] if changed else []
-                try:
-                    await self.buyers.insert_one({"_id": buyer_id, **fields, **outbox_fields(events)})
-                    return standing, changed
-                except DuplicateKeyError:
-                    continue  # another replica created it: apply the change to its document
-            revision = doc.get(REVISION)
-            current = {"_id": buyer_id, REVISION: revision if revision is not None else {"$exists": False}}
-            figures[REVISION] = (revision or 0) + 1
-            if doc["flagged"] == standing.flagged:
-                result = await self.buyers.update_one(current, _assessment(figures, standing.review_at))
-                if result.matched_count:
-                    return standing, False
-                continue
-            version = doc["version"] + 1
-            state = {"flagged": standing.flagged, "version": version, "since": standing.assessed_at, **figures}
-            update = with_outbox(_assessment(state, standing.review_at), [event(standing, version)])
-            if (await self.buyers.update_one(current, update)).matched_count:
-                return standing, True
-        raise FlagWriteContention(buyer_id)
+                if doc is None:
+                    changed = standing.flagged
+                    version = 1 if changed else 0
+                    fields = {
+                        "flagged": changed,
+                        "version": version,
+                        "since": standing.assessed_at if changed else None,
+                        REVISION: 1,
+                        **figures,
+                    }
+                    if standing.review_at is not None:
+                        fields["review_at"] = standing.review_at
+                    events = [event(standing, version)] if changed else []
+                    try:
+                        await self.buyers.insert_one({"_id": buyer_id, **fields, **outbox_fields(events)})
+                        return standing, changed
+                    except DuplicateKeyError:
+                        continue  # another replica created it: apply the change to its document
+                revision = doc.get(REVISION)
+                current = {"_id": buyer_id, REVISION: revision if revision is not None else {"$exists": False}}
+                figures[REVISION] = (revision or 0) + 1
+                if doc["flagged"] == standing.flagged:
+                    result = await self.buyers.update_one(current, _assessment(figures, standing.review_at))
+                    if result.matched_count:
+                        return standing, False
+                    continue
+                version = doc["version"] + 1
+                state = {"flagged": standing.flagged, "version": version, "since": standing.assessed_at, **figures}
+                update = with_outbox(_assessment(state, standing.review_at), [event(standing, version)])
+                if (await self.buyers.update_one(current, update)).matched_count:
+                    return standing, True
+            raise FlagWriteContention(buyer_id)
 
 
 # The buyer document's window and its write counter.

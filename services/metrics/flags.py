@@ -14,14 +14,10 @@ from services.metrics.store import MetricsStore
 from shared.clock import Clock
 from shared.events import CloudEvent, new_event
 from shared.models import BuyerFlag
+from shared.mongo import as_stored
 
 log = logging.getLogger(__name__)
 SERVICE = "metrics"
-
-
-def as_stored(at: datetime) -> datetime:
-    """`at` as it reads back from MongoDB (milliseconds): assessed the same before and after the write."""
-    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def flag_event(standing: Standing, version: int) -> CloudEvent:

@@ -18,6 +18,7 @@ from shared.auth import Principal
 from shared.clock import Clock
 from shared.http import Forbidden
 from shared.models import Refund, Return
+from shared.mongo import as_stored as millis
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,6 @@ def _log_change(ret: Return, principal: Principal, message: str, *args: object) 
     """A return written on a caller's behalf: which one, its order, version and status now, and who asked."""
     extra = {"return_id": ret.return_id, "order_id": ret.order_id, "version": ret.version, "status": ret.status.value}
     log.info(message, *args, extra={**extra, "actor": principal.ref})
-
-
-def millis(at: datetime) -> datetime:
-    """MongoDB keeps milliseconds: truncate first, so an event and a later read agree."""
-    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 class Lifecycle:

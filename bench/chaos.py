@@ -30,7 +30,7 @@ import httpx
 
 from bench import verify
 from bench.load import EXPECTED_TEMPLATES, Driver, Outcome, Plan, Tokens, publish_orders
-from bench.stack import MONGO_JAR, REPO, SERVICES, Stack, StackConfig, port_open
+from bench.stack import MONGO_JAR, REPO, SERVICES, Stack, StackConfig, pick_port_base
 
 # kind -> (what it does, default number of faults per run, default seconds down)
 FAULTS: dict[str, tuple[str, int, float]] = {
@@ -513,15 +513,6 @@ def snapshot(options: Options, out: Path) -> tuple[Path, Path, str]:
     return tree, jar, code
 
 
-def pick_port_base(preferred: int) -> int:
-    """The first base from `preferred` on (steps of 100) whose every port is free."""
-    for base in range(preferred, 60000, 100):
-        probe = StackConfig(run_id="probe", out=Path("/nonexistent"), port_base=base, own_broker=True)
-        if not any(port_open(p) for p in probe.ports):
-            return base
-    raise RuntimeError("no free port block for the fault run")
-
-
 async def run(options: Options) -> dict[str, Any]:
     """One fault run: start the stack, load it, inject the faults, drain, verify. The result dict
     (also written to <out>/result.json) has the tally under "tally" and "ok"."""
@@ -548,7 +539,7 @@ async def run(options: Options) -> dict[str, Any]:
     out = (options.out or REPO / ".local" / "chaos" / run_id).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _log_file[:] = [out / "chaos.log"]
-    port_base = pick_port_base(options.port_base)
+    port_base = pick_port_base(options.port_base, own_broker=True)
     tree, jar, code = snapshot(options, out)
     config = StackConfig(
         run_id=run_id,

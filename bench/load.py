@@ -156,6 +156,7 @@ class Outcome:
     receive_done: float | None = None
     error: str | None = None
     retries: int = 0
+    late_s: float | None = None  # open loop: how long after its scheduled time the lifecycle started
 
 
 @dataclass
@@ -179,8 +180,11 @@ class Tokens:
 
 
 class Driver:
-    def __init__(self, base_urls: dict[str, str], tokens: Tokens, concurrency: int) -> None:
-        limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    def __init__(self, base_urls: dict[str, str], tokens: Tokens, concurrency: int | None) -> None:
+        # concurrency None (open loop): no cap on connections, so a request is never held back by
+        # the client's pool and the latency measured is the server's answer time.
+        cap = None if concurrency is None else concurrency + 4
+        limits = httpx.Limits(max_connections=cap, max_keepalive_connections=cap if cap else 64)
         self.clients = {
             name: httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(120.0))
             for name, url in base_urls.items()
@@ -305,8 +309,34 @@ class Driver:
                 if progress is not None:
                     progress(len(outcomes))
 
-        await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+        await asyncio.gather(*(worker() for _ in range(self.concurrency or 1)))
         return outcomes
+
+    async def run_open(self, plans: list[Plan], rate: float, progress=None) -> list[Outcome]:
+        """Open loop: lifecycle i starts at t0 + i / rate whatever the earlier ones are doing, so a
+        slow answer does not slow the load down. Each records how late it actually started (the
+        generator's own lag, when this process cannot keep up)."""
+        loop = asyncio.get_running_loop()
+        t0 = loop.time() + 0.05
+        tasks: list[asyncio.Task[Outcome]] = []
+        finished = [0]
+
+        async def one(plan: Plan, due: float) -> Outcome:
+            late = max(0.0, loop.time() - due)
+            out = await self.lifecycle(plan)
+            out.late_s = late
+            finished[0] += 1
+            if progress is not None:
+                progress(finished[0])
+            return out
+
+        for i, plan in enumerate(plans):
+            due = t0 + i / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(plan, due)))
+        return list(await asyncio.gather(*tasks))
 
 
 def _expect(response: httpx.Response, status: int, what: str) -> dict[str, Any]:

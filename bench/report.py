@@ -56,8 +56,9 @@ def render(result: dict[str, Any]) -> str:
     run = result["run"]
     t = result["throughput"]
     out.append(
-        f"\n=== bench {run['run_id']}  {run['date']}  N={run['returns']} C={run['concurrency']} "
-        f"payment={run['payment']} mongo={run['mongo']}"
+        f"\n=== bench {run['run_id']}  {run['date']}  N={run['returns']} "
+        + (f"open loop {run['rate']:g}/s " if run.get("mode") == "open" else f"C={run['concurrency']} ")
+        + f"payment={run['payment']} mongo={run['mongo']}"
     )
     out.append(
         f"lifecycles/s (until the last refund and email): {t['lifecycles_per_s']}   "
@@ -65,6 +66,13 @@ def render(result: dict[str, Any]) -> str:
         f"all effects after {t['end_to_end_s']} s; metrics caught up after {t.get('metrics_caught_up_s')} s]"
     )
     out.append(f"orders ingested (order.delivered, 3 consumers): {t['orders_per_s']} orders/s")
+    sched = result.get("schedule")
+    if sched:
+        out.append(
+            f"open loop: {run['rate']:g} lifecycles/s for {run['duration']:g} s; started late (> "
+            f"{sched['late_threshold_ms']:g} ms) {sched['late']} of {sched['started']}, max {sched['max_late_ms']} ms; "
+            f"achieved start rate {sched['achieved_rate']}/s"
+        )
     out.append("\nHTTP latency per endpoint (client side)")
     out.append(table(LATENCY_HEADERS, latency_rows(result["latency"]["http"])))
     out.append("\nAsynchronous latencies")
@@ -90,17 +98,19 @@ def render(result: dict[str, Any]) -> str:
         f"load avg {m['load_avg_1m_at_end']}"
     )
     c = result["ceilings"]
-    out.append("\nCeilings measured in this run, and the run as a ratio of them")
-    rows = []
-    for item in result["ratios"]:
-        rows.append([item["what"], item["achieved"], item["ceiling"], f"{item['ratio_pct']} %"])
-    out.append(table(["", "achieved /s", "ceiling /s", "ratio"], rows))
-    out.append(
-        f"(AMQP: {c['amqp']['messages']} msgs of {c['amqp']['bytes']} B, window {c['amqp']['publish_window']}, "
-        f"prefetch {c['amqp']['prefetch']}; MongoDB-wire: {c['mongo']['operations']} ops of {c['mongo']['bytes']} B, "
-        f"{c['mongo']['concurrency']} at a time: insert_one {c['mongo']['insert_one_per_s']}/s, "
-        f"find_one {c['mongo']['find_one_per_s']}/s, update_one {c['mongo']['update_one_per_s']}/s)"
-    )
+    if c:  # --skip-ceilings: none measured
+        out.append("\nCeilings measured in this run, and the run as a ratio of them")
+        rows = []
+        for item in result["ratios"]:
+            rows.append([item["what"], item["achieved"], item["ceiling"], f"{item['ratio_pct']} %"])
+        out.append(table(["", "achieved /s", "ceiling /s", "ratio"], rows))
+        out.append(
+            f"(AMQP: {c['amqp']['messages']} msgs of {c['amqp']['bytes']} B, window {c['amqp']['publish_window']}, "
+            f"prefetch {c['amqp']['prefetch']}; "
+            f"MongoDB-wire: {c['mongo']['operations']} ops of {c['mongo']['bytes']} B, "
+            f"{c['mongo']['concurrency']} at a time: insert_one {c['mongo']['insert_one_per_s']}/s, "
+            f"find_one {c['mongo']['find_one_per_s']}/s, update_one {c['mongo']['update_one_per_s']}/s)"
+        )
     if result.get("mongo_commands"):
         out.append("\nMongoDB commands issued by the services during the measured phase (pymongo listener)")
         rows = []

@@ -122,6 +122,16 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def pick_port_base(preferred: int, *, own_broker: bool) -> int:
+    """The first base from `preferred` on (steps of 100) whose every port is free: several benches
+    may run at once on a shared machine."""
+    for base in range(preferred, 60000, 100):
+        probe = StackConfig(run_id="probe", out=Path("/nonexistent"), port_base=base, own_broker=own_broker)
+        if not any(port_open(p) for p in probe.ports):
+            return base
+    raise RuntimeError("no free block of ports for the bench's stack")
+
+
 def listener_pid(port: int) -> int | None:
     """The process listening on a local TCP port (needs root for other users' processes)."""
     try:

@@ -301,12 +301,34 @@ LOG_PATTERNS = {
 
 
 def log_findings(log_dir: Path) -> dict[str, dict[str, int]]:
+    """Occurrences of LOG_PATTERNS per service log; a log that is missing or empty is a finding of
+    its own (`no log`), never a clean log."""
     found: dict[str, dict[str, int]] = {}
     for service in SERVICES:
         path = log_dir / f"{service}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
         found[service] = {name: len(re.findall(re.escape(pattern), text)) for name, pattern in LOG_PATTERNS.items()}
+        found[service]["no log"] = int(not text.strip())
     return found
+
+
+def log_check(findings: dict[str, dict[str, int]]) -> Check:
+    bad = ("retried", "parked", "left unacked", "no log")
+    return Check(
+        "no handler retried, parked or left unacked (service logs, each present)",
+        set(findings) == set(SERVICES) and not any(f.get(k) for f in findings.values() for k in bad),
+        json.dumps({s: {k: v for k, v in f.items() if v} for s, f in findings.items()}),
+    )
+
+
+def completion_check(planned: int, completed: int, first_error: str | None = None) -> Check:
+    """Every other check compares with the lifecycles that completed: with none (or few) of them
+    they would pass for nothing (zero refunds, zero emails expected)."""
+    return Check(
+        "every planned lifecycle completed on the client (the checks above count these)",
+        planned > 0 and completed == planned,
+        f"{completed} of {planned}" + (f"; first failure: {first_error}" if first_error else ""),
+    )
 
 
 # ---- the fault runs' tally (bench/chaos.py) ------------------------------------------------------

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import os
 import platform
 import secrets
+import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
@@ -143,8 +143,6 @@ LATE_MS = 50.0  # open loop: a lifecycle that starts later than this after its s
 
 
 def git_revision() -> str:
-    import subprocess
-
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
@@ -192,13 +190,18 @@ async def wait_for_orders(config: StackConfig, stall: float = 120) -> None:
     raise RuntimeError(f"the services stopped taking in the delivered orders ({least} still ready for {stall} s)")
 
 
-def subscriber_counts() -> Counter[str]:
-    """How many services consume each event type, read from their SUBSCRIPTIONS lists."""
-    counts: Counter[str] = Counter()
-    for service in SERVICES:
-        handlers = importlib.import_module(f"services.{service}.handlers")
-        counts.update({subscription.event_type for subscription in handlers.SUBSCRIPTIONS})
-    return counts
+def subscriber_counts(tree: Path | None = None) -> Counter[str]:
+    """How many services consume each event type, read from their SUBSCRIPTIONS lists in the tree the
+    services run from (a subprocess there: with --services-tree its code, not this checkout's, decides)."""
+    code = (
+        "import importlib, json, collections\n"
+        "c = collections.Counter()\n"
+        f"for s in {list(SERVICES)!r}:\n"
+        "    c.update(x.event_type for x in importlib.import_module(f'services.{s}.handlers').SUBSCRIPTIONS)\n"
+        "print(json.dumps(c))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tree or REPO, capture_output=True, text=True, check=True)
+    return Counter(json.loads(done.stdout))
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -401,7 +404,7 @@ async def main(args: argparse.Namespace) -> int:
                 else None,
             }
         wall = t_effects - t0
-        subs = subscriber_counts()
+        subs = subscriber_counts(args.services_tree)
         distinct_by_type = event_stats["by_type"]
         published = sum(distinct_by_type.values()) + len(mails)  # + one notification.sent per email
         delivered = sum(n * subs.get(t, 0) for t, n in distinct_by_type.items()) + len(mails) * subs.get(

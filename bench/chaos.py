@@ -679,7 +679,8 @@ async def run(options: Options) -> dict[str, Any]:
 
 def verdict(result: dict[str, Any]) -> bool:
     """Exactly-once held: nothing lost, duplicated or stuck (refunds, payments, events), every email
-    owed arrived, nothing parked or waiting, and it drained. Email duplicates are counted apart."""
+    owed arrived, nothing parked or waiting, and it drained. Email duplicates are counted apart.
+    A run in which no lifecycle was acknowledged through receive checked nothing, and fails."""
     t = result["tally"]
     money_events = all(
         t[what][k] == 0
@@ -688,6 +689,8 @@ def verdict(result: dict[str, Any]) -> bool:
     )
     return (
         money_events
+        and t["returns"]["expected"] > 0
+        and t["refunds"]["expected"] > 0
         and t["emails"]["missing"] == 0
         and not t["metrics_off"]
         and t["queues"]["dead"] == 0

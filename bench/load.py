@@ -28,6 +28,7 @@ from shared.tokens import mint
 RESTOCKING_PERCENT = 10
 SHIPPING = 599
 TOKEN_TTL = 6 * 3600
+OPEN_LOOP_CONNECTIONS = 1024  # per service
 # Every email one lifecycle calls for (SPEC §8 and services/notifications/decisions.py), exactly once.
 EXPECTED_TEMPLATES = frozenset(
     {
@@ -181,10 +182,10 @@ class Tokens:
 
 class Driver:
     def __init__(self, base_urls: dict[str, str], tokens: Tokens, concurrency: int | None) -> None:
-        # concurrency None (open loop): no cap on connections, so a request is never held back by
-        # the client's pool and the latency measured is the server's answer time.
-        cap = None if concurrency is None else concurrency + 4
-        limits = httpx.Limits(max_connections=cap, max_keepalive_connections=cap if cap else 64)
+        # concurrency None (open loop): connections enough that a request is not held back by the
+        # client's pool (the latency measured is the server's), bounded well below the fd limit.
+        cap = OPEN_LOOP_CONNECTIONS if concurrency is None else concurrency + 4
+        limits = httpx.Limits(max_connections=cap, max_keepalive_connections=cap if concurrency else 256)
         self.clients = {
             name: httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(120.0))
             for name, url in base_urls.items()

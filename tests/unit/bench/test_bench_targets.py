@@ -147,3 +147,19 @@ def test_open_loop_starts_on_schedule_whatever_the_answers_take() -> None:
     assert took < 2.5  # 20 starts over 0.5 s, each done 1 s later
     assert [o.plan.index for o in outcomes] == list(range(20))
     assert all(o.late_s is not None and o.late_s < 0.2 for o in outcomes)
+
+
+def test_a_fault_run_that_acknowledged_nothing_does_not_pass() -> None:
+    from bench.chaos import verdict
+
+    def run(returns: int, refunds: int) -> dict[str, Any]:
+        def bucket(n: int) -> dict[str, Any]:
+            return {"expected": n, "lost": 0, "duplicated": 0, "stuck": 0, "missing": 0}
+
+        tally = {k: bucket(returns) for k in ("returns", "payments", "events", "emails")} | {"refunds": bucket(refunds)}
+        tally |= {"metrics_off": {}, "queues": {"dead": 0, "waiting": 0, "missing": []}}
+        return {"tally": tally, "timing": {"drained_s": 1.0}}
+
+    assert verdict(run(40, 40))
+    assert not verdict(run(0, 0))
+    assert not verdict(run(40, 0))  # nothing got as far as a refund

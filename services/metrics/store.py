@@ -1,8 +1,8 @@
 """The only module that knows MongoDB: facts (one per return, refund, delivered order) and buyers.
 
-A fact is replaced only by a strictly newer version of its aggregate, so duplicates and late
-arrivals change nothing. Buyer documents (`_id` = buyer id) hold the buyer's window (the returns
-and delivered orders not older than the abuse window, each once by id), the flag state and its
+A fact is replaced only by a strictly newer version of its aggregate (one upsert per event), so
+duplicates and late arrivals change nothing. Buyer documents (`_id` = buyer id) hold the buyer's
+window (the returns and delivered orders not older than the abuse window, each once by id), the flag state and its
 version, and a `revision` bumped by every write: a buyer's event is one `_id` read and one write
 conditional on the revision read, which changes the window, the standing computed from it, the
 flag and (when it flips) its `buyer.*` event together (outbox). A concurrent write makes the
@@ -98,7 +98,6 @@ class MetricsStore:
         self.deliveries: AsyncIOMotorCollection = db["delivery_facts"]
         self.notifications: AsyncIOMotorCollection = db["notification_facts"]
         self.buyers: AsyncIOMotorCollection = db["buyers"]
-        self.inbox: AsyncIOMotorCollection = db["inbox"]
         self._writing = KeyedLock()
 
     async def ensure_indexes(self) -> None:
@@ -124,16 +123,18 @@ class MetricsStore:
     async def _record_unlocked(
         self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str
     ) -> Kept:
-        try:
-            await collection.insert_one(doc)
-            return Kept.FIRST
-        except DuplicateKeyError:
-            pass
+        # One upsert per event: it replaces an older version, or creates the fact when there is
+        # none. A version at least as new makes the filter miss and the insert collide on `_id`.
+        current = {"_id": doc["_id"], version_field: {"$lt": doc[version_field]}}
         fields = {k: v for k, v in doc.items() if k != "_id"}
-        result = await collection.update_one(
-            {"_id": doc["_id"], version_field: {"$lt": doc[version_field]}}, {"$set": fields}
-        )
-        return Kept.NEWER if result.matched_count == 1 else Kept.STALE
+        try:
+            result = await collection.update_one(current, {"$set": fields}, upsert=True)
+        except DuplicateKeyError:
+            # Stale, or another replica created the fact with an older version between this
+            # upsert's miss and its insert: without the upsert, the condition alone decides.
+            result = await collection.update_one(current, {"$set": fields})
+            return Kept.NEWER if result.matched_count == 1 else Kept.STALE
+        return Kept.FIRST if result.upserted_id is not None else Kept.NEWER
 
     async def record_return(self, fact: ReturnFact) -> Kept:
         return await self._record(self.returns, to_document(fact), "version")

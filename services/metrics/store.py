@@ -280,6 +280,10 @@ class MetricsStore:
                 current = {"_id": buyer_id, REVISION: revision if revision is not None else {"$exists": False}}
                 figures[REVISION] = (revision or 0) + 1
                 if doc["flagged"] == standing.flagged:
+                    if revision is not None and _as_stored(doc, window, standing):
+                        # A copy of an event already counted (or a return noted twice): only the
+                        # assessment instant would change, and nothing reads it back.
+                        return standing, False
                     result = await self.buyers.update_one(current, _assessment(figures, standing.review_at))
                     if result.matched_count:
                         return standing, False
@@ -311,6 +315,13 @@ def _window_of(doc: dict[str, Any]) -> Window:
         tuple(RecentReturn(e["id"], e["order_id"], e["at"]) for e in doc.get(WINDOW_RETURNS, ())),
         tuple(RecentDelivery(e["id"], e["sequence"], e["at"]) for e in doc.get(WINDOW_DELIVERIES, ())),
     )
+
+
+def _as_stored(doc: dict[str, Any], window: Window, standing: Standing) -> bool:
+    """Whether the buyer's document already holds this window and standing."""
+    stored = (doc.get(k) for k in ("returns", "orders", "returned_orders", "reason", "review_at"))
+    figures = (standing.returns, standing.orders, standing.returned_orders, standing.reason, standing.review_at)
+    return _window_of(doc) == window and tuple(stored) == figures
 
 
 def _assessment(fields: dict[str, Any], review_at: datetime | None) -> dict[str, Any]:

@@ -99,6 +99,8 @@ async def test_the_same_return_and_delivery_count_once_however_often_they_come(s
     doc = await metrics.db["buyers"].find_one({"_id": "bd"})
     assert [e["id"] for e in doc["window_returns"]] == ["r-dup"]
     assert [e["id"] for e in doc["window_deliveries"]] == ["o-dup"]
+    # Written once per entry: a copy that changes neither the window nor the standing writes nothing.
+    assert doc["revision"] == 2
     figures = await metrics.get("/v1/metrics/buyers/bd")
     assert (figures["returns"], figures["orders"], figures["returned_orders"]) == (1, 1, 1)
 

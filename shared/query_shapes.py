@@ -315,11 +315,12 @@ SHAPES: tuple[QueryShape, ...] = (
     # ---- metrics ---------------------------------------------------------------------------------
     _shape(
         ("return_facts", "refund_facts"),
-        "_id, version: $lt",
+        "_id, version: $lte",
         "`_id`",
         BY_ID,
         True,
-        "metrics `record_return`, `record_refund` (one upsert per event; on a duplicate key, once more without)",
+        "metrics `record_return`, `record_refund` (one upsert per event, an equal version a no-op; on a duplicate "
+        "key, once more without)",
     ),
     _shape("delivery_facts", "_id, sequence: $lt", "`_id`", BY_ID, True, "metrics `record_delivery` (the same upsert)"),
     _shape(

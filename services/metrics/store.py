@@ -1,7 +1,8 @@
 """The only module that knows MongoDB: facts (one per return, refund, delivered order) and buyers.
 
-A fact is replaced only by a strictly newer version of its aggregate (one upsert per event), so
-duplicates and late arrivals change nothing. Buyer documents (`_id` = buyer id) hold the buyer's
+A fact is replaced only by a newer version of its aggregate (one upsert per event; an equal
+version of our own aggregates is the same state, written again as a no-op), so duplicates and late
+arrivals change nothing. Buyer documents (`_id` = buyer id) hold the buyer's
 window (the returns and delivered orders not older than the abuse window, each once by id), the flag state and its
 version, and a `revision` bumped by every write: a buyer's event is one `_id` read and one write
 conditional on the revision read, which changes the window, the standing computed from it, the
@@ -115,17 +116,22 @@ class MetricsStore:
 
     # ---- facts ----------------------------------------------------------------------------
 
-    async def _record(self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str) -> Kept:
-        """Keep `doc` unless a version at least as new is stored."""
+    async def _record(
+        self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str, same_if_equal: bool = False
+    ) -> Kept:
+        """Keep `doc` unless a version at least as new is stored. `same_if_equal`: an equal version
+        carries the same state (our own aggregates' versions), so it may be written again as a no-op."""
         async with self._writing.hold(f"{collection.name}:{doc['_id']}"):
-            return await self._record_unlocked(collection, doc, version_field)
+            return await self._record_unlocked(collection, doc, version_field, "$lte" if same_if_equal else "$lt")
 
     async def _record_unlocked(
-        self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str
+        self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str, older: str
     ) -> Kept:
         # One upsert per event: it replaces an older version, or creates the fact when there is
-        # none. A version at least as new makes the filter miss and the insert collide on `_id`.
-        current = {"_id": doc["_id"], version_field: {"$lt": doc[version_field]}}
+        # none. A newer version stored makes the filter miss and the insert collide on `_id`. An
+        # equal one, where `older` is $lte, matches and changes nothing: refund.issued and
+        # return.refunded carry one refund at one version, so the second costs one command, not two.
+        current = {"_id": doc["_id"], version_field: {older: doc[version_field]}}
         fields = {k: v for k, v in doc.items() if k != "_id"}
         try:
             result = await collection.update_one(current, {"$set": fields}, upsert=True)
@@ -133,16 +139,18 @@ class MetricsStore:
             # Stale, or another replica created the fact with an older version between this
             # upsert's miss and its insert: without the upsert, the condition alone decides.
             result = await collection.update_one(current, {"$set": fields})
-            return Kept.NEWER if result.matched_count == 1 else Kept.STALE
-        return Kept.FIRST if result.upserted_id is not None else Kept.NEWER
+        if result.upserted_id is not None:
+            return Kept.FIRST
+        return Kept.NEWER if result.modified_count == 1 else Kept.STALE
 
     async def record_return(self, fact: ReturnFact) -> Kept:
-        return await self._record(self.returns, to_document(fact), "version")
+        return await self._record(self.returns, to_document(fact), "version", same_if_equal=True)
 
     async def record_refund(self, fact: RefundFact) -> Kept:
-        return await self._record(self.refunds, to_document(fact), "version")
+        return await self._record(self.refunds, to_document(fact), "version", same_if_equal=True)
 
     async def record_delivery(self, fact: DeliveryFact) -> Kept:
+        # Sequences come from the order system: an equal one is not known to carry the same state.
         return await self._record(self.deliveries, to_document(fact), "sequence")
 
     async def record_notification(self, note: Notification) -> Kept:

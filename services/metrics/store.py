@@ -154,7 +154,11 @@ class MetricsStore:
         return await self._record(self.deliveries, to_document(fact), "sequence")
 
     async def record_notification(self, note: Notification) -> Kept:
-        """One fact per email; a later outcome (a resend that succeeded) replaces an earlier one."""
+        """One fact per email; a later outcome (a resend that succeeded) replaces an earlier one.
+
+        Not a counter per period bucket: a report's period starts and ends at any millisecond, an
+        outcome may move to another instant (the resend), and a counter would need the email's id
+        kept with it to stay idempotent, so one upsert per email is what an exact count costs."""
         doc = {
             "_id": note.notification_id,
             "status": note.status,

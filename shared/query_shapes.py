@@ -315,14 +315,17 @@ SHAPES: tuple[QueryShape, ...] = (
     # ---- metrics ---------------------------------------------------------------------------------
     _shape(
         ("return_facts", "refund_facts"),
-        "_id, version: $lt",
+        "_id, version: $lte",
         "`_id`",
         BY_ID,
         True,
-        "metrics `record_return`, `record_refund`",
+        "metrics `record_return`, `record_refund` (one upsert per event, an equal version a no-op; on a duplicate "
+        "key, once more without)",
     ),
-    _shape("delivery_facts", "_id, sequence: $lt", "`_id`", BY_ID, True, "metrics `record_delivery`"),
-    _shape("notification_facts", "_id, at: $lt", "`_id`", BY_ID, True, "metrics `record_notification`"),
+    _shape("delivery_facts", "_id, sequence: $lt", "`_id`", BY_ID, True, "metrics `record_delivery` (the same upsert)"),
+    _shape(
+        "notification_facts", "_id, at: $lt", "`_id`", BY_ID, True, "metrics `record_notification` (the same upsert)"
+    ),
     _shape(
         "buyers",
         "_id, revision",

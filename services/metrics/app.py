@@ -37,7 +37,9 @@ def thresholds(settings: Settings) -> Thresholds:
 async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -> AsyncIterator[None]:
     store = MetricsStore(db)
     await store.ensure_indexes()
-    messaging = Messaging.from_settings(settings, inbox=store.inbox, outboxes=[store.buyers])
+    # No inbox: every handler's effect is a write conditional on the fact's version or the buyer's
+    # revision, so a duplicate changes nothing and costs no dedupe read and write per event.
+    messaging = Messaging.from_settings(settings, inbox=None, outboxes=[store.buyers])
     app.state.bus = messaging.bus
     flags = BuyerFlags(store, thresholds(settings), clock, on_change=messaging.relay.wake)
     app.state.reports = Reports(store, flags, settings, clock)

@@ -4,6 +4,10 @@ window and re-assess the buyer (one conditional write of the buyer's document).
 Re-assessing on every event (not only when a fact changed) is what makes a crash between the fact
 write and the flag write harmless: the redelivered event settles the flag.
 
+Metrics keeps no inbox (app.py): every copy of an event reaches its handler, at any replica, and
+changes nothing the first did. A fact is written only over an older version, a window takes an
+entry once by id, and the buyer's write is conditional on the revision it read; nothing is `$inc`.
+
 Metrics counts every registered event type by the model of its data (COUNTED), except those named
 in IGNORED with the reason. So a new `return.*` type is counted with no edit here, and a type with
 a new kind of data stops the service from starting until it is counted or ignored.

@@ -1,8 +1,9 @@
 """The only module that knows MongoDB: facts (one per return, refund, delivered order) and buyers.
 
-A fact is replaced only by a strictly newer version of its aggregate, so duplicates and late
-arrivals change nothing. Buyer documents (`_id` = buyer id) hold the buyer's window (the returns
-and delivered orders not older than the abuse window, each once by id), the flag state and its
+A fact is replaced only by a newer version of its aggregate (one upsert per event; an equal
+version of our own aggregates is the same state, written again as a no-op), so duplicates and late
+arrivals change nothing. Buyer documents (`_id` = buyer id) hold the buyer's
+window (the returns and delivered orders not older than the abuse window, each once by id), the flag state and its
 version, and a `revision` bumped by every write: a buyer's event is one `_id` read and one write
 conditional on the revision read, which changes the window, the standing computed from it, the
 flag and (when it flips) its `buyer.*` event together (outbox). A concurrent write makes the
@@ -98,7 +99,6 @@ class MetricsStore:
         self.deliveries: AsyncIOMotorCollection = db["delivery_facts"]
         self.notifications: AsyncIOMotorCollection = db["notification_facts"]
         self.buyers: AsyncIOMotorCollection = db["buyers"]
-        self.inbox: AsyncIOMotorCollection = db["inbox"]
         self._writing = KeyedLock()
 
     async def ensure_indexes(self) -> None:
@@ -116,36 +116,49 @@ class MetricsStore:
 
     # ---- facts ----------------------------------------------------------------------------
 
-    async def _record(self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str) -> Kept:
-        """Keep `doc` unless a version at least as new is stored."""
+    async def _record(
+        self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str, same_if_equal: bool = False
+    ) -> Kept:
+        """Keep `doc` unless a version at least as new is stored. `same_if_equal`: an equal version
+        carries the same state (our own aggregates' versions), so it may be written again as a no-op."""
         async with self._writing.hold(f"{collection.name}:{doc['_id']}"):
-            return await self._record_unlocked(collection, doc, version_field)
+            return await self._record_unlocked(collection, doc, version_field, "$lte" if same_if_equal else "$lt")
 
     async def _record_unlocked(
-        self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str
+        self, collection: AsyncIOMotorCollection, doc: dict[str, Any], version_field: str, older: str
     ) -> Kept:
-        try:
-            await collection.insert_one(doc)
-            return Kept.FIRST
-        except DuplicateKeyError:
-            pass
+        # One upsert per event: it replaces an older version, or creates the fact when there is
+        # none. A newer version stored makes the filter miss and the insert collide on `_id`. An
+        # equal one, where `older` is $lte, matches and changes nothing: refund.issued and
+        # return.refunded carry one refund at one version, so the second costs one command, not two.
+        current = {"_id": doc["_id"], version_field: {older: doc[version_field]}}
         fields = {k: v for k, v in doc.items() if k != "_id"}
-        result = await collection.update_one(
-            {"_id": doc["_id"], version_field: {"$lt": doc[version_field]}}, {"$set": fields}
-        )
-        return Kept.NEWER if result.matched_count == 1 else Kept.STALE
+        try:
+            result = await collection.update_one(current, {"$set": fields}, upsert=True)
+        except DuplicateKeyError:
+            # Stale, or another replica created the fact with an older version between this
+            # upsert's miss and its insert: without the upsert, the condition alone decides.
+            result = await collection.update_one(current, {"$set": fields})
+        if result.upserted_id is not None:
+            return Kept.FIRST
+        return Kept.NEWER if result.modified_count == 1 else Kept.STALE
 
     async def record_return(self, fact: ReturnFact) -> Kept:
-        return await self._record(self.returns, to_document(fact), "version")
+        return await self._record(self.returns, to_document(fact), "version", same_if_equal=True)
 
     async def record_refund(self, fact: RefundFact) -> Kept:
-        return await self._record(self.refunds, to_document(fact), "version")
+        return await self._record(self.refunds, to_document(fact), "version", same_if_equal=True)
 
     async def record_delivery(self, fact: DeliveryFact) -> Kept:
+        # Sequences come from the order system: an equal one is not known to carry the same state.
         return await self._record(self.deliveries, to_document(fact), "sequence")
 
     async def record_notification(self, note: Notification) -> Kept:
-        """One fact per email; a later outcome (a resend that succeeded) replaces an earlier one."""
+        """One fact per email; a later outcome (a resend that succeeded) replaces an earlier one.
+
+        Not a counter per period bucket: a report's period starts and ends at any millisecond, an
+        outcome may move to another instant (the resend), and a counter would need the email's id
+        kept with it to stay idempotent, so one upsert per email is what an exact count costs."""
         doc = {
             "_id": note.notification_id,
             "status": note.status,
@@ -279,6 +292,10 @@ class MetricsStore:
                 current = {"_id": buyer_id, REVISION: revision if revision is not None else {"$exists": False}}
                 figures[REVISION] = (revision or 0) + 1
                 if doc["flagged"] == standing.flagged:
+                    if revision is not None and _as_stored(doc, window, standing):
+                        # A copy of an event already counted (or a return noted twice): only the
+                        # assessment instant would change, and nothing reads it back.
+                        return standing, False
                     result = await self.buyers.update_one(current, _assessment(figures, standing.review_at))
                     if result.matched_count:
                         return standing, False
@@ -310,6 +327,13 @@ def _window_of(doc: dict[str, Any]) -> Window:
         tuple(RecentReturn(e["id"], e["order_id"], e["at"]) for e in doc.get(WINDOW_RETURNS, ())),
         tuple(RecentDelivery(e["id"], e["sequence"], e["at"]) for e in doc.get(WINDOW_DELIVERIES, ())),
     )
+
+
+def _as_stored(doc: dict[str, Any], window: Window, standing: Standing) -> bool:
+    """Whether the buyer's document already holds this window and standing."""
+    stored = (doc.get(k) for k in ("returns", "orders", "returned_orders", "reason", "review_at"))
+    figures = (standing.returns, standing.orders, standing.returned_orders, standing.reason, standing.review_at)
+    return _window_of(doc) == window and tuple(stored) == figures
 
 
 def _assessment(fields: dict[str, Any], review_at: datetime | None) -> dict[str, Any]:

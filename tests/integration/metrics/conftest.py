@@ -1,7 +1,8 @@
 """The metrics service in-process against the real RabbitMQ and MongoDB-wire servers.
 
 `start_metrics()` runs one metrics app with a database, queues and exchanges of its own (dropped
-and deleted afterwards), a publisher for its exchanges and a listener for what it publishes.
+and deleted afterwards), a publisher for its exchanges and a listener for what it publishes. The
+service keeps no inbox, so the apps' handlers are wrapped to tally what each app has handled.
 """
 
 from __future__ import annotations
@@ -19,14 +20,40 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from motor.motor_asyncio import AsyncIOMotorDatabase
 
+from services.metrics import app as metrics_app
 from services.metrics.app import create_app
+from services.metrics.flags import BuyerFlags
 from services.metrics.settings import Settings
 from shared.bus import EventBus
 from shared.clock import Clock
 from shared.events import CloudEvent
+from shared.messaging import Subscription
 from shared.tokens import mint
 
 JWT_SECRET = "metrics-integration-secret-" + "m" * 40
+
+
+@dataclass
+class Handled:
+    """What one app's handlers returned from: event ids, and every handled copy."""
+
+    ids: set[str] = field(default_factory=set)
+    copies: int = 0
+
+
+def tallied(subscriptions: list[Subscription[BuyerFlags, Any]], tallies: dict[BuyerFlags, Handled]) -> list[Any]:
+    """The subscriptions with each handler tallying into its app's `Handled` (by the app's BuyerFlags)."""
+
+    def wrap(handler: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        async def handle(flags: BuyerFlags, event: CloudEvent, data: Any) -> None:
+            await handler(flags, event, data)
+            handled = tallies.setdefault(flags, Handled())
+            handled.ids.add(event.id)
+            handled.copies += 1
+
+        return handle
+
+    return [Subscription(s.event_type, wrap(s.handler), s.model) for s in subscriptions]
 
 
 @dataclass
@@ -36,6 +63,7 @@ class RunningMetrics:
     http: httpx.AsyncClient
     db: AsyncIOMotorDatabase
     publisher: EventBus
+    tallies: dict[BuyerFlags, Handled]
     published: list[CloudEvent] = field(default_factory=list)  # buyer.* events seen on the exchange
     lifetime: AsyncExitStack = field(default_factory=AsyncExitStack)
 
@@ -55,9 +83,17 @@ class RunningMetrics:
         assert response.status_code == 200, response.text
         return response.json()
 
+    @property
+    def handled(self) -> Handled:
+        return self.tallies.setdefault(self.app.state.reports.flags, Handled())
+
     async def processed(self) -> int:
-        """Distinct event ids handled so far (the consumer's inbox)."""
-        return await self.db["inbox"].count_documents({})
+        """Distinct event ids this app has handled so far."""
+        return len(self.handled.ids)
+
+    async def copies_handled(self) -> int:
+        """Every copy this app has handled so far, duplicates included."""
+        return self.handled.copies
 
     async def outbox_drained(self) -> bool:
         return await self.db["buyers"].count_documents({"outbox_pending": True}) == 0
@@ -68,10 +104,12 @@ class RunningMetrics:
 
 @pytest.fixture
 async def start_metrics(
-    amqp_url: str, mongodb_url: str, mongo_client: Any, amqp: Any, queue_prefix: str
+    amqp_url: str, mongodb_url: str, mongo_client: Any, amqp: Any, queue_prefix: str, monkeypatch: Any
 ) -> AsyncIterator[Callable[..., Awaitable[RunningMetrics]]]:
     stack = AsyncExitStack()
     names: list[tuple[Settings, EventBus]] = []
+    tallies: dict[BuyerFlags, Handled] = {}
+    monkeypatch.setattr(metrics_app, "SUBSCRIPTIONS", tallied(metrics_app.SUBSCRIPTIONS, tallies))
 
     async def start(
         clock: Clock, *, exchange: str | None = None, orders_exchange: str | None = None, **overrides: Any
@@ -103,7 +141,7 @@ async def start_metrics(
         await publisher.connect()
         lifetime.push_async_callback(publisher.close)
         running = RunningMetrics(
-            settings, app, http, mongo_client[settings.database_name], publisher, lifetime=lifetime
+            settings, app, http, mongo_client[settings.database_name], publisher, tallies, lifetime=lifetime
         )
         channel = await amqp.channel()
         lifetime.push_async_callback(channel.close)

@@ -26,6 +26,10 @@ async def _processed(metrics, count: int) -> bool:
     return await metrics.processed() == count
 
 
+async def _copies(metrics, count: int) -> bool:
+    return await metrics.copies_handled() == count
+
+
 def _parts(metrics) -> tuple[BuyerFlags, MetricsStore]:
     flags: BuyerFlags = metrics.app.state.reports.flags
     return flags, flags.store
@@ -78,13 +82,15 @@ async def test_the_same_return_and_delivery_count_once_however_often_they_come(s
     metrics = await start_metrics(FixedClock(at(10)))
     created = return_event(requested("r-dup", order_id="o-dup", buyer_id="bd", seller_id="s", created_at=at(2)))
     delivered = order_event(order("o-dup", buyer_id="bd", seller_id="s", delivered_at=at(1), skus={"A": 1}))
-    # Through the broker: the same event twice (the inbox stops it) and re-published under a new id.
+    # Through the broker: the same event twice (no inbox: both copies are handled) and re-published
+    # under a new id.
     for event in (created, created, delivered, delivered):
         await metrics.publish(event)
     for event in (created, delivered):
         await metrics.publish(event.model_copy(update={"id": str(uuid.uuid4())}))
     await wait_until(lambda: _processed(metrics, 4), message="4 distinct events processed")
-    # And straight into the handlers, past the inbox, as a redelivery after a crash would.
+    await wait_until(lambda: _copies(metrics, 6), message="6 copies handled")
+    # And straight into the handlers, as a redelivery after a crash would.
     flags, _ = _parts(metrics)
     for _ in range(2):
         await return_changed(flags, created, Return.model_validate(created.data))
@@ -93,6 +99,8 @@ async def test_the_same_return_and_delivery_count_once_however_often_they_come(s
     doc = await metrics.db["buyers"].find_one({"_id": "bd"})
     assert [e["id"] for e in doc["window_returns"]] == ["r-dup"]
     assert [e["id"] for e in doc["window_deliveries"]] == ["o-dup"]
+    # Written once per entry: a copy that changes neither the window nor the standing writes nothing.
+    assert doc["revision"] == 2
     figures = await metrics.get("/v1/metrics/buyers/bd")
     assert (figures["returns"], figures["orders"], figures["returned_orders"]) == (1, 1, 1)
 

@@ -1,4 +1,4 @@
-"""Hand-made returns, refunds and orders for the metrics tests (unit and integration)."""
+"""Hand-made returns, refunds, orders and emails for the metrics tests (unit and integration)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from shared.models import (
     Fault,
     Feedback,
     ItemCondition,
+    Notification,
     Order,
     OrderLine,
     Party,
@@ -275,4 +276,31 @@ def refund_event(refund_: Refund, event_type: str = "refund.issued") -> CloudEve
 def order_event(order_: Order) -> CloudEvent:
     return new_event(
         "order.delivered", service="orders", subject=order_.order_id, data=order_, sequence=0, time=order_.delivered_at
+    )
+
+
+def email(notification_id: str, when: datetime, *, status: str = "sent", attempts: int = 1) -> Notification:
+    """The outcome of one email (a `notification.sent` or `notification.failed`'s data)."""
+    return Notification(
+        notification_id=notification_id,
+        event_id=f"ev-{notification_id}",
+        event_type="return.created",
+        template="return_requested",
+        recipient_role="seller",
+        recipient_id="s",
+        status=status,
+        attempts=attempts,
+        error=None if status == "sent" else "550 mailbox unavailable",
+        at=when,
+    )
+
+
+def email_event(note: Notification) -> CloudEvent:
+    return new_event(
+        f"notification.{note.status}",
+        service="notifications",
+        subject=note.notification_id,
+        data=note,
+        sequence=note.attempts,
+        time=note.at,
     )

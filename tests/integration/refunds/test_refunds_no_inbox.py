@@ -129,7 +129,11 @@ async def test_manual_return_received_copies_open_one_due_refund(replicas: Refun
     refund = Refund.model_validate(await service.refund_doc(return_refund_id(ret.return_id)))
     assert (refund.status, refund.version) == ("due", 1)
     ledger = await service.ledger(order.order_id)
-    assert (ledger["postage_paid"], ledger["available"], ledger["reserved"]) == (POSTAGE, order.total_paid() + POSTAGE, 0)
+    assert (ledger["postage_paid"], ledger["available"], ledger["reserved"]) == (
+        POSTAGE,
+        order.total_paid() + POSTAGE,
+        0,
+    )
     assert stripe_stub.posts() == []
 
 

@@ -207,7 +207,14 @@ SHAPES: tuple[QueryShape, ...] = (
         sort="+ship_by",
     ),
     # ---- refunds ---------------------------------------------------------------------------------
-    _shape("returns", "_id, version: $lt", "`_id`", BY_ID, True, "refunds `note_return` (returns seen)"),
+    _shape(
+        "orders",
+        "_id, order: $exists",
+        "`_id`",
+        BY_ID,
+        True,
+        "refunds `save_order` (the order's copy, kept once; its document may hold closed returns first)",
+    ),
     _shape(
         "refunds",
         "_id, pay_lease_until: $lte, status",
@@ -218,14 +225,22 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape("refunds", "_id, status, version", "`_id`", BY_ID, True, "refunds `extend_lease`, `delete_unpaid`"),
     _shape("refunds", "_id, version", "`_id`", BY_ID, True, "refunds `save`"),
-    _shape("refunds", "due_at: $lte, status", "`status_1_due_at_1`", SCAN, False, "refunds `overdue` (deadline job)"),
+    _shape(
+        "refunds",
+        "due_at: $lte, status",
+        "`status_1_due_at_1`",
+        SCAN,
+        False,
+        "refunds `overdue` (deadline job: when a deadline a replica knows of comes, and in its sweeps)",
+    ),
     _shape(
         "refunds",
         "pay_lease_until: $lte, status",
         "`status_1_pay_lease_until_1`",
         SCAN,
         False,
-        "refunds `stalled` (deadline job: payments whose payer crashed)",
+        "refunds `stalled` (deadline job's sweep, at start then every `SWEEP_INTERVAL_S`: payments whose payer "
+        "crashed)",
     ),
     _shape(
         "refunds",

@@ -33,7 +33,9 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
     try:
         store = app.state.store = RefundStore(db)
         await store.ensure_indexes()
-        messaging = Messaging.from_settings(settings, inbox=db["inbox"], outboxes=[store.refunds], clock=clock)
+        # No inbox: every handler is idempotent on its own (handlers.py), so no event id is looked up
+        # or recorded per event.
+        messaging = Messaging.from_settings(settings, inbox=None, outboxes=[store.refunds], clock=clock)
         app.state.bus = messaging.bus
         ledger = LedgerGateway(db["ledger_entries"], clock)
         await ledger.ensure_indexes()
@@ -52,7 +54,12 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
         )
         refunds = app.state.refunds = Refunds(store, payer, clock)
         job = app.state.deadline_job = RefundDeadlineJob(
-            refunds, clock, interval_s=settings.job_interval_s, batch_size=settings.job_batch_size
+            refunds,
+            clock,
+            interval_s=settings.job_interval_s,
+            sweep_interval_s=settings.sweep_interval_s,
+            lease=timedelta(seconds=settings.lease_s),
+            batch_size=settings.job_batch_size,
         )
         async with messaging.running(SUBSCRIPTIONS, refunds, jobs=[job] if settings.jobs_enabled else []):
             yield

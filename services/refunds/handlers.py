@@ -1,7 +1,11 @@
 """Events the refunds service consumes: event type -> one small idempotent function each.
 
 Each handler gets the Refunds use cases, the envelope and the event's validated data
-(shared.messaging).
+(shared.messaging). Each is idempotent on its own, under a redelivery and under two copies handled
+at once, so the service keeps no inbox of handled event ids (app.py): a copy of `order.delivered`
+finds its order and ledger there, one of `return.closed` raises a version to what it is already,
+and one of `return.received` (or a returnless `return.authorized`) finds its refund by id
+(`Refunds.open_for_return`).
 """
 
 from __future__ import annotations
@@ -34,15 +38,15 @@ async def return_received(refunds: Refunds, event: CloudEvent, ret: ReceivedRetu
 
 
 async def return_authorized(refunds: Refunds, event: CloudEvent, ret: Return) -> None:
+    # Only a returnless authorization concerns refunds: it is refunded at once. Any other is not
+    # remembered, since only a closed return changes what a later event does (`return_closed`).
     if ret.authorization is not None and ret.authorization.returnless:
         await refunds.open_for_return(ret)
-    else:
-        await refunds.store.note_return(ret)
 
 
 async def return_closed(refunds: Refunds, event: CloudEvent, ret: Return) -> None:
     # Remembered so that a returnless authorization arriving late is not refunded.
-    await refunds.store.note_return(ret)
+    await refunds.store.note_closed(ret)
 
 
 SUBSCRIPTIONS: list[Subscription[Refunds, Any]] = [

@@ -110,6 +110,9 @@ class OrderLedgers:
 
     async def settle(self, order_id: str, refund_id: str, amount: int) -> None:
         """Count a paid refund: its reservation becomes refunded money."""
+        # The usual case in one write: the payer reserved exactly `amount` under this refund's key.
+        if await self._settle_reserved(order_id, refund_id, amount, amount):
+            return
         for _ in range(_ATTEMPTS):
             ledger = await self.get(order_id)
             if ledger is None:
@@ -118,16 +121,25 @@ class OrderLedgers:
                 return
             reserved = ledger["reservations"].get(refund_id)
             if reserved is not None:
-                query = {"_id": order_id, f"reservations.{refund_id}": reserved}
-                update = {
-                    "$unset": {f"reservations.{refund_id}": ""},
-                    "$set": {f"settled.{refund_id}": amount},
-                    "$inc": {"reserved": -reserved, "refunded": amount, "available": reserved - amount},
-                }
-            else:
-                # Paid although its reservation was released (an outcome learnt late): count it anyway.
-                query = {"_id": order_id, f"settled.{refund_id}": {"$exists": False}}
-                update = {"$set": {f"settled.{refund_id}": amount}, "$inc": {"refunded": amount, "available": -amount}}
+                if await self._settle_reserved(order_id, refund_id, reserved, amount):
+                    return
+                continue
+            # Paid although its reservation was released (an outcome learnt late): count it anyway.
+            query = {"_id": order_id, f"settled.{refund_id}": {"$exists": False}}
+            update = {"$set": {f"settled.{refund_id}": amount}, "$inc": {"refunded": amount, "available": -amount}}
             if (await self.collection.update_one(query, update)).matched_count:
                 return
         raise RuntimeError(f"ledger {order_id}: could not settle {refund_id}")
+
+    async def _settle_reserved(self, order_id: str, refund_id: str, reserved: int, amount: int) -> bool:
+        """Turn the reservation of `reserved` under this refund's key into `amount` refunded; False when
+        the ledger holds no such reservation (settled already, released, or another amount)."""
+        result = await self.collection.update_one(
+            {"_id": order_id, f"reservations.{refund_id}": reserved},
+            {
+                "$unset": {f"reservations.{refund_id}": ""},
+                "$set": {f"settled.{refund_id}": amount},
+                "$inc": {"reserved": -reserved, "refunded": amount, "available": reserved - amount},
+            },
+        )
+        return result.matched_count == 1

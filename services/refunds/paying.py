@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
@@ -52,6 +53,8 @@ class Payer:
         self.lease, self.retry_delays_ms, self.timeout_s = lease, retry_delays_ms, timeout_s
         self.committed = committed  # wakes the outbox relay for the refund's document
         self.lease_clock = SystemClock()  # leases are operational time, never the movable business clock
+        # Refund id -> end of its lease, for payments of this process an error interrupted (`watched`).
+        self.interrupted: dict[str, datetime] = {}
 
     async def pay(self, refund_id: str, *, refuse_over_cap: bool = False) -> Refund | None:
         """Pay a pending refund if nobody else is; returns its state afterwards.
@@ -60,10 +63,38 @@ class Payer:
         undone and CapExceeded raised; otherwise it ends `failed`.
         """
         lease_now = self.lease_clock.now()
-        record = await self.store.claim(refund_id, lease_now, lease_now + self.lease)
-        if record is None:
-            current = await self.store.get(refund_id)
-            return None if current is None else current.refund
+        until = lease_now + self.lease
+        with self.watched(refund_id, until):
+            record = await self.store.claim(refund_id, lease_now, until)
+            if record is None:
+                current = await self.store.get(refund_id)
+                return None if current is None else current.refund
+            return await self._pay(record, refuse_over_cap)
+
+    def lease_end(self) -> datetime:
+        """The end of a lease taken now: for a refund inserted claimed (`RefundStore.insert`)."""
+        return self.lease_clock.now() + self.lease
+
+    async def pay_created(self, record: RefundRecord, until: datetime) -> Refund | None:
+        """Pay a pending refund this process has just inserted with its lease (until `until`)."""
+        with self.watched(record.refund.refund_id, until):
+            return await self._pay(record, refuse_over_cap=False)
+
+    @contextmanager
+    def watched(self, refund_id: str, until: datetime) -> Iterator[None]:
+        """Note a payment an error interrupted (the store or broker away): the refund stays pending
+        under a lease nobody holds any more, and the deadline job resumes it when the lease ends
+        (`interrupted`), without waiting for a sweep of the whole collection."""
+        try:
+            yield
+        except CapExceeded:
+            raise  # a refused request: its refund was undone, nothing to resume
+        except Exception:
+            self.interrupted[refund_id] = until
+            raise
+
+    async def _pay(self, record: RefundRecord, refuse_over_cap: bool) -> Refund | None:
+        """Pay a refund whose lease this payer holds since a moment ago (claimed or inserted claimed)."""
         refund = record.refund
         unpayable = domain.unpayable(refund)  # nothing refundable came back, or its prices were wrong
         if unpayable is not None:
@@ -81,7 +112,7 @@ class Payer:
             return await self._fail(refund, gateway.name, EXCEEDS_PAID, release=False)
         outcome = await self._call(record, gateway)
         if outcome.lost:
-            current = await self.store.get(refund_id)
+            current = await self.store.get(refund.refund_id)
             return None if current is None else current.refund
         if outcome.failure is not None:
             return await self._fail(outcome.refund, gateway.name, outcome.failure, release=True)
@@ -105,7 +136,10 @@ class Payer:
             if delay_ms:
                 await asyncio.sleep(delay_ms / 1000)
             refund = refund.model_copy(update={"attempts": refund.attempts + 1})
-            if not await self.store.extend_lease(refund, self.lease_clock.now() + self.lease):
+            # The first attempt follows the claim at once: the lease is fresh and the record current,
+            # so only a later attempt records itself and renews the lease first. (A crash before the
+            # outcome is recorded leaves that first attempt uncounted; the payment key is unchanged.)
+            if attempt and not await self.store.extend_lease(refund, self.lease_clock.now() + self.lease):
                 return _Outcome(refund, lost=True)
             fields = {"refund_id": refund.refund_id, "gateway": gateway.name, "attempt": attempt + 1}
             try:

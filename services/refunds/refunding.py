@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime
 
 from services.refunds import domain
@@ -22,9 +24,11 @@ from services.refunds.schemas import RefundRequest
 from services.refunds.store import LEASE, REVERTIBLE, UNLEASED, RefundRecord, RefundStore
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.models import Breakdown, Refund, RefundStatus, Return, ReturnStatus
+from shared.models import Breakdown, Refund, RefundStatus, Return
 
 log = logging.getLogger(__name__)
+# Deadlines of due refunds remembered per process; beyond it the deadline job's sweeps find them.
+MAX_KNOWN_DEADLINES = 100_000
 
 
 class OrderNotKnownYet(Exception):
@@ -34,16 +38,21 @@ class OrderNotKnownYet(Exception):
 class Refunds:
     def __init__(self, store: RefundStore, payer: Payer, clock: Clock) -> None:
         self.store, self.payer, self.clock = store, payer, clock
+        self._deadlines: list[datetime] = []  # a heap: the due refunds opened by this process
 
     # ---- from events ------------------------------------------------------------------------
 
     async def open_for_return(self, ret: Return) -> Refund | None:
-        """A received return (or a returnless authorization): pay now in auto mode, else make it due."""
-        status, version = await self.store.note_return(ret)
-        if status == ReturnStatus.CLOSED.value and version > ret.version:
+        """A received return (or a returnless authorization): pay now in auto mode, else make it due.
+
+        Idempotent on its own (the bus keeps no inbox for refunds): the refund's id is a function of
+        the return's, so a duplicate finds the refund there and at most helps pay it; postage counts
+        once per return; the gateway key is stored before any call.
+        """
+        order, closed = await self.store.order_and_closed(ret.order_id)
+        if closed.get(ret.return_id, 0) > ret.version:
             log.info("return closed since: no refund", extra={"return_id": ret.return_id})
             return None
-        order = await self.store.order(ret.order_id)
         if order is None:
             raise OrderNotKnownYet(ret.order_id)
         breakdown = return_refund(ret, order.shipping_paid)
@@ -62,18 +71,39 @@ class Refunds:
             now=now,
             due_at=due_at or now,
         )
-        created = await self.store.insert(
-            refund,
-            payment=order.payment,
-            idempotency_key=domain.gateway_key(refund.refund_id, 0),
-            now=now,
-            source_return=ret,
-        )
+        record = RefundRecord(refund, order.payment, domain.gateway_key(refund.refund_id, 0), 0, None)
+        # A refund to pay now is inserted claimed: the insert takes the lease a claim would.
+        until = self.payer.lease_end() if pay_now else None
+        watch = nullcontext() if until is None else self.payer.watched(refund.refund_id, until)
+        with watch:
+            created = await self.store.insert(
+                refund,
+                payment=record.payment,
+                idempotency_key=record.idempotency_key,
+                now=now,
+                source_return=ret,
+                leased_until=until,
+            )
         log.info(
             "return refund opened" if created else "return refund exists",
             extra={"refund_id": refund.refund_id, "return_id": ret.return_id, "status": refund.status.value},
         )
-        return await self.payer.pay(refund.refund_id)  # a no-op unless pending and unclaimed
+        if not created:
+            return await self.payer.pay(refund.refund_id)  # a no-op unless pending and unclaimed
+        if until is None:
+            self._note_deadline(refund.due_at or now)
+            return refund
+        return await self.payer.pay_created(record, until)
+
+    def _note_deadline(self, due_at: datetime) -> None:
+        """Remember the deadline of a due refund opened here, so the deadline job looks for overdue
+        refunds when it comes instead of sweeping the collection on every run."""
+        if len(self._deadlines) < MAX_KNOWN_DEADLINES:
+            heapq.heappush(self._deadlines, due_at)
+
+    def deadline_passed(self, now: datetime) -> bool:
+        """A deadline this process knows of has come."""
+        return bool(self._deadlines) and self._deadlines[0] <= now
 
     async def _count_postage(self, ret: Return) -> None:
         """The return postage the buyer paid is part of what they paid: it raises the order's cap."""
@@ -225,8 +255,13 @@ class Refunds:
 
     async def take_over_overdue(self, now: datetime, limit: int) -> int:
         """Refunds the seller did not issue by their deadline: the platform pays the computed one."""
+        while self._deadlines and self._deadlines[0] <= now:
+            heapq.heappop(self._deadlines)
         taken = 0
-        for record in await self.store.overdue(now, limit):
+        records = await self.store.overdue(now, limit)
+        if len(records) == limit:
+            heapq.heappush(self._deadlines, now)  # there may be more: look again at the next run
+        for record in records:
             pending = domain.take_over(record.refund, now)
             if not await self.store.save(record.refund.version, pending, extra={LEASE: UNLEASED}):
                 continue  # another replica (or the seller) got there first
@@ -238,11 +273,22 @@ class Refunds:
             await self.payer.pay(pending.refund_id)
         return taken
 
+    async def watch_stalled(self, until: datetime, limit: int) -> bool:
+        """Sweep the store for pending refunds whose pay lease ends by `until` (their payer may have
+        died) and remember them, to resume each when its lease ends; True when the batch was full."""
+        found = await self.store.stalled(until, limit)
+        for refund_id, lease_end in found:
+            self.payer.interrupted.setdefault(refund_id, lease_end)
+        return len(found) == limit
+
     async def resume_stalled(self, now: datetime, limit: int) -> int:
-        ids = await self.store.stalled(now, limit)
-        for refund_id in ids:
+        """Resume the payments known to have stalled whose lease has ended (`Payer.pay` claims each
+        by `_id`, so a payment someone finished or renewed meanwhile is left alone)."""
+        ended = [refund_id for refund_id, until in self.payer.interrupted.items() if until <= now][:limit]
+        for refund_id in ended:
+            del self.payer.interrupted[refund_id]
             await self.payer.pay(refund_id)
-        return len(ids)
+        return len(ended)
 
 
 def _new_round(record: RefundRecord, needed: bool) -> dict[str, object]:

@@ -31,6 +31,25 @@ class Settings(CommonSettings):
             "How long one replica owns a refund it is paying; a crashed replica's refunds are resumed after it."
         ),
     )
-    job_interval_s: float = Field(default=30.0, gt=0, description="Pause between runs of the deadline job.")
+    job_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Pause between runs of the deadline job. A run reads the store only when a deadline or a lease "
+            "this replica knows of has come, or a sweep is due."
+        ),
+    )
+    sweep_interval_s: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Pause between the deadline job's sweeps of the refunds collection (at start, then this often) "
+            "for overdue due refunds and for pending ones whose payer died: each is a scan on the embedded "
+            "server. Between sweeps a replica acts on what it knows: the deadlines of the due refunds it "
+            "opened and the leases of payments it began or a sweep found. So a restarted replica resumes "
+            "its payments when their lease ends, and a refund opened by a replica gone for good is taken "
+            "over or resumed by another's next sweep."
+        ),
+    )
     job_batch_size: int = Field(default=100, ge=1)
     jobs_enabled: bool = True

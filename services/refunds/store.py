@@ -1,6 +1,8 @@
-"""The refunds service's MongoDB: refunds (with their outbox), order copies, returns seen, ledgers.
+"""The refunds service's MongoDB: refunds (with their outbox), order copies, ledgers.
 
-Every write is one conditional single-document update: no transactions are needed or used.
+Every write is one conditional single-document update: no transactions are needed or used. The
+order copy (`orders`, by order id) also holds the newest closed version of each of its returns, so
+one read by `_id` tells a refund both the order and whether its return was closed since.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ def refund_criteria(wanted: RefundFilter) -> dict[str, Any]:
     return {name: value for name, value in fields if value is not None}
 
 
+def _aware(moment: datetime) -> datetime:
+    """pymongo returns naive UTC datetimes unless told otherwise."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _record(doc: dict[str, Any]) -> RefundRecord:
     return RefundRecord(
         refund=Refund.model_validate(doc),
@@ -75,7 +82,6 @@ class RefundStore:
         self.db = db
         self.refunds = db["refunds"]
         self.orders = db["orders"]
-        self.returns = db["returns"]
         self.ledgers = OrderLedgers(db["order_ledgers"])
 
     async def ensure_indexes(self) -> None:
@@ -94,26 +100,32 @@ class RefundStore:
 
     async def save_order(self, order: Order) -> None:
         """Keep the first snapshot of a delivered order and open its ledger (redeliveries change nothing)."""
+        # The document may already exist without the order: a `return.closed` of it came first.
         try:
-            await self.orders.insert_one({"_id": order.order_id, "order": order.model_dump(mode="json")})
+            await self.orders.update_one(
+                {"_id": order.order_id, "order": {"$exists": False}},
+                {"$set": {"order": order.model_dump(mode="json")}},
+                upsert=True,
+            )
         except DuplicateKeyError:
-            pass
+            pass  # the snapshot is there already
         await self.ledgers.open(order.order_id, order.currency, order.total_paid())
 
     async def order(self, order_id: str) -> Order | None:
-        doc = await self.orders.find_one({"_id": order_id})
-        return None if doc is None else Order.model_validate(doc["order"])
+        return (await self.order_and_closed(order_id))[0]
 
-    async def note_return(self, ret: Return) -> tuple[str, int]:
-        """Remember the newest status of a return seen in events; returns (status, version) of it."""
-        state: dict[str, Any] = {"version": ret.version, "status": ret.status.value}
-        await self.returns.update_one({"_id": ret.return_id, "version": {"$lt": ret.version}}, {"$set": state})
-        try:
-            await self.returns.insert_one({"_id": ret.return_id, **state})
-        except DuplicateKeyError:
-            pass
-        doc = await self.returns.find_one({"_id": ret.return_id}) or state
-        return doc["status"], doc["version"]
+    async def order_and_closed(self, order_id: str) -> tuple[Order | None, dict[str, int]]:
+        """The order's copy (None before `order.delivered`) and, per return of it that was closed,
+        the version it was closed at."""
+        doc = await self.orders.find_one({"_id": order_id}) or {}
+        order = Order.model_validate(doc["order"]) if "order" in doc else None
+        return order, doc.get("closed", {})
+
+    async def note_closed(self, ret: Return) -> None:
+        """Remember that a return was closed (its newest closed version): one upsert, idempotent."""
+        await self.orders.update_one(
+            {"_id": ret.order_id}, {"$max": {f"closed.{ret.return_id}": ret.version}}, upsert=True
+        )
 
     async def received_return(self, return_id: str) -> Return | None:
         """The return as it was received (the state a refund of it is computed from), kept on the
@@ -133,15 +145,20 @@ class RefundStore:
         source_return: Return | None = None,
         requested_by: str | None = None,
         events: Sequence[CloudEvent] = (),
+        leased_until: datetime | None = None,
     ) -> bool:
-        """False when the refund already exists (a duplicate event or a retried request)."""
+        """False when the refund already exists (a duplicate event or a retried request).
+
+        With `leased_until` the new pending refund is created claimed (see `claim`): whoever
+        inserted it may pay it without claiming it first.
+        """
         doc = {
             "_id": refund.refund_id,
             **refund_fields(refund),
             "payment": payment.model_dump(mode="json"),
             "idempotency_key": idempotency_key,
             "key_round": 0,
-            LEASE: UNLEASED,
+            LEASE: leased_until or UNLEASED,
             "requested_by": requested_by,
             "source_return": None if source_return is None else source_return.model_dump(mode="json"),
             **outbox_fields(events),
@@ -192,12 +209,12 @@ class RefundStore:
         cursor = self.refunds.find({"status": RefundStatus.DUE.value, "due_at": {"$lte": now}}).limit(limit)
         return [_record(doc) async for doc in cursor]
 
-    async def stalled(self, now: datetime, limit: int) -> list[str]:
-        """Pending refunds nobody is paying (their payer crashed): ids to resume."""
-        cursor = self.refunds.find({"status": RefundStatus.PENDING.value, LEASE: {"$lte": now}}, {"_id": 1}).limit(
-            limit
-        )
-        return [doc["_id"] async for doc in cursor]
+    async def stalled(self, until: datetime, limit: int) -> list[tuple[str, datetime]]:
+        """Pending refunds whose pay lease ends by `until` (their payer may have crashed): (id, lease end)."""
+        cursor = self.refunds.find(
+            {"status": RefundStatus.PENDING.value, LEASE: {"$lte": until}}, {"_id": 1, LEASE: 1}
+        ).limit(limit)
+        return [(doc["_id"], _aware(doc[LEASE])) async for doc in cursor]
 
     async def page(self, wanted: RefundFilter, cursor: str | None, limit: int) -> Page[Refund]:
         query = {**refund_criteria(wanted), **page_filter(cursor)}

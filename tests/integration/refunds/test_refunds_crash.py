@@ -25,6 +25,8 @@ from tests.unit.refunds.builders import make_return
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
+# A process start is mostly imports: seconds on a quiet machine, up to ~20 s on a loaded shared one.
+STARTUP_S = 60
 
 
 def free_port() -> int:
@@ -96,7 +98,7 @@ async def test_killed_after_the_gateway_accepted_then_restarted_pays_once(
     service = harness
     port = process_env["PORT"]
     process = run_service()
-    await wait_until(lambda: ready(port), timeout=20, interval=0.1, message="service did not start")
+    await wait_until(lambda: ready(port), timeout=STARTUP_S, interval=0.1, message="service did not start")
     order = await service.delivered(lines=[("L1", 2, 1250)])
     ret = make_return(order, ("L1", 2, "DEFECTIVE"))
     refund_id = return_refund_id(ret.return_id)
@@ -114,7 +116,7 @@ async def test_killed_after_the_gateway_accepted_then_restarted_pays_once(
     run_service()
     await wait_until(
         lambda: published.of_type("return.refunded", ret.return_id),
-        timeout=20,
+        timeout=STARTUP_S,
         message="no return.refunded after the restart",
     )
     doc = await service.refund_doc(refund_id)

@@ -21,17 +21,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.notifications.domain import (
+    NotificationStatus,
     Step,
     after_attempt,
     applied,
+    claimed,
     given_up,
     interrupted_marks,
     message_id,
@@ -65,19 +68,49 @@ class Dispatcher:
         self.lease = timedelta(seconds=settings.dispatch_lease_s)
         self.heartbeat_s = settings.dispatch_lease_s / 3  # two renewals may fail before a claim lapses
         self._slots = asyncio.Semaphore(settings.dispatch_workers)
+        # Taking several slots at once, one taker at a time: two takers each holding part of what
+        # they need could otherwise wait for each other forever.
+        self._taking = asyncio.Lock()
         self._wakeup = asyncio.Event()
-        # Emails just recorded are claimed by _id; the query for any due email (retries, a crashed
-        # sender's leftovers, resends) runs at most once per poll interval, not once per email.
+        # Emails just recorded are inserted already claimed and sent at once; retries this process
+        # scheduled and resends are claimed by _id. The query for any due email (a crashed sender's
+        # leftovers, another replica's retries) runs at most once per poll interval.
         self._fresh: deque[str] = deque()
         self._next_scan = 0.0
+        self._retries: set[asyncio.TimerHandle] = set()
         self._task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.in_flight: dict[str, InFlight] = {}
 
     def wake(self, fresh: Iterable[str] = ()) -> None:
+        """Look for work now; `fresh`: emails known to be due (claimed by `_id`, no query)."""
         self._fresh.extend(fresh)
         self._wakeup.set()
+
+    async def record(self, docs: list[dict[str, Any]]) -> int:
+        """Insert an event's new emails already claimed by this process, their attempts recorded
+        (`domain.claimed`), in one command, and start sending them; returns how many were new.
+
+        Waits for a free sender per email first, so a claim never waits in memory for a sender
+        (the consumer slows down instead: the backlog stays on the broker).
+        """
+        if not docs:
+            return 0
+        async with self._taking:
+            for _ in docs:
+                await self._slots.acquire()
+        started = 0
+        try:
+            now, lease_now = self.clock.now(), self.lease_clock.now()
+            claimed_docs = [claimed(doc, uuid.uuid4().hex, now, lease_now, self.lease) for doc in docs]
+            for doc in await self.store.record(claimed_docs):
+                self._start(doc)
+                started += 1
+        finally:
+            for _ in range(len(docs) - started):
+                self._slots.release()
+        return started
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="notifications-dispatcher")
@@ -88,6 +121,8 @@ class Dispatcher:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
+        for retry in self._retries:  # the poll of whichever process runs next finds them
+            retry.cancel()
         if self._sending:  # let sends in flight record their outcome (their claims still renewed)
             await asyncio.wait(self._sending, timeout=self.settings.smtp_timeout_s)
         if self._heartbeat is not None:
@@ -157,20 +192,25 @@ class Dispatcher:
             if doc is None:
                 self._slots.release()
                 return
-            flight = InFlight(doc["_id"], doc["claim"])
-            self.in_flight[doc["_id"]] = flight
-            flight.task = asyncio.create_task(self._send(doc, flight))
-            self._sending.add(flight.task)
-            flight.task.add_done_callback(self._sending.discard)
+            self._start(doc)
+
+    def _start(self, doc: dict[str, Any]) -> None:
+        """Send a claimed email in the background, on a slot already taken for it."""
+        flight = InFlight(doc["_id"], doc["claim"])
+        self.in_flight[doc["_id"]] = flight
+        flight.task = asyncio.create_task(self._send(doc, flight))
+        self._sending.add(flight.task)
+        flight.task.add_done_callback(self._sending.discard)
 
     async def _claim_next(self) -> dict[str, Any] | None:
         while self._fresh:
-            doc = await self.store.claim(self._fresh.popleft(), self.clock.now(), self.lease_clock.now(), self.lease)
+            notification_id = self._fresh.popleft()
+            doc = await self.store.claim(self.clock.now(), self.lease_clock.now(), self.lease, notification_id)
             if doc is not None:
                 return doc
         if time.monotonic() < self._next_scan:
             return None
-        doc = await self.store.claim_due(self.clock.now(), self.lease_clock.now(), self.lease)
+        doc = await self.store.claim(self.clock.now(), self.lease_clock.now(), self.lease)
         if doc is None:  # nothing else is due: look again at the next poll
             self._next_scan = time.monotonic() + self.settings.dispatch_poll_ms / 1000
         return doc
@@ -223,6 +263,8 @@ class Dispatcher:
             return doc["status"]
         if events and self.relay is not None:
             self.relay.wake(doc["_id"])
+        if after["status"] == NotificationStatus.PENDING:
+            self._retry_at(doc["_id"], after["next_attempt_at"])
         log.info(
             "email attempt",
             extra={
@@ -240,6 +282,19 @@ class Dispatcher:
             },
         )
         return after["status"]
+
+    def _retry_at(self, notification_id: str, due: datetime) -> None:
+        """Claim this email by `_id` when its retry is due (a crash loses the timer; the poll finds it)."""
+        delay = max((due - self.clock.now()).total_seconds(), 0.0)
+        handle: asyncio.TimerHandle | None = None
+
+        def due_now() -> None:
+            if handle is not None:
+                self._retries.discard(handle)
+            self.wake([notification_id])
+
+        handle = asyncio.get_running_loop().call_later(delay, due_now)
+        self._retries.add(handle)
 
     async def _settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[Any]) -> bool:
         """Record the outcome now; if the store hiccups, keep trying while the claim can still be

@@ -78,6 +78,7 @@ class Dispatcher:
         self._fresh: deque[str] = deque()
         self._next_scan = 0.0
         self._retries: set[asyncio.TimerHandle] = set()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -97,6 +98,8 @@ class Dispatcher:
         """
         if not docs:
             return 0
+        if self._stopping:  # no sender will take them now: recorded unclaimed, for the next poll
+            return len(await self.store.record(docs))
         async with self._taking:
             for _ in docs:
                 await self._slots.acquire()
@@ -117,6 +120,7 @@ class Dispatcher:
         self._heartbeat = asyncio.create_task(self._heartbeats(), name="notifications-heartbeat")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import email
-import logging
 import email.policy
+import logging
 import socket
 import threading
 from collections import Counter

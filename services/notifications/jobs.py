@@ -3,13 +3,14 @@
 Consumers and resends `wake()` it; it also polls, which is how delayed retries come due.
 
 Crash safety (SMTP cannot be exactly once; this keeps duplicates rare, identical and bounded):
-- Each email is claimed for a short lease (DISPATCH_LEASE_S) before sending, and the claim records
-  that an attempt starts (`domain.claim_update`): the record exists before the server sees a byte.
-- While the process lives, a heartbeat renews the claims of every email in flight every third of
-  the lease, however slow the server, so no other replica takes them over; a dead process's claims
-  lapse within one lease and another sender (or the restarted one) picks them up.
-- The outcome is recorded the moment the server answers the data (before QUIT): the window in
-  which a crash leaves an accepted email unrecorded is one store write long.
+- Each email is claimed for a short lease (DISPATCH_LEASE_S) before sending (a new one is inserted
+  claimed), and the claim records that an attempt starts (`domain.claim_update`): the record exists
+  before the server sees a byte.
+- While the process lives, a heartbeat renews each claim in flight once it is a third of the lease
+  old (checked every sixth), however slow the server, so no other replica takes them over; a dead
+  process's claims lapse within one lease and another sender (or the restarted one) picks them up.
+- The outcome is recorded the moment the server answers the data (no QUIT on the way): the window
+  in which a crash leaves an accepted email unrecorded is one store write long.
 - A claim that finds an earlier, unsettled attempt sends the email again with the same Message-ID
   (and bytes), at most once; after a second interruption it settles `failed` without sending.
 - A sender whose claim was taken over (the heartbeat says so) stops its send if the server has not
@@ -25,7 +26,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,7 @@ class InFlight:
     claim: str
     task: asyncio.Task[None] | None = None
     answered: bool = False  # the server answered (or there is nothing to send): never stop it now
+    leased_at: float = field(default_factory=time.monotonic)  # when its lease was last set (monotonic)
 
 
 class Dispatcher:
@@ -107,8 +109,9 @@ class Dispatcher:
         try:
             now, lease_now = self.clock.now(), self.lease_clock.now()
             claimed_docs = [claimed(doc, uuid.uuid4().hex, now, lease_now, self.lease) for doc in docs]
+            leased_at = time.monotonic()
             for doc in await self.store.record(claimed_docs):
-                self._start(doc)
+                self._start(doc, leased_at)
                 started += 1
         finally:
             for _ in range(len(docs) - started):
@@ -147,19 +150,25 @@ class Dispatcher:
 
     async def _heartbeats(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_s)
+            # Every half beat, so a claim is renewed between one and one and a half beats after its
+            # lease was set, and a failed renewal is tried again half a beat later.
+            await asyncio.sleep(self.heartbeat_s / 2)
             try:
                 await self.renew_claims()
             except Exception:  # the next beat tries again; the lease allows two misses
                 log.exception("claim renewal failed")
 
     async def renew_claims(self) -> int:
-        """Extend the lease of every claim in flight; stop the sends whose claim was taken over.
+        """Extend the lease of every claim in flight set a beat ago or more; stop the sends whose
+        claim was taken over.
 
-        One single-document write by _id per email in flight (at most DISPATCH_WORKERS). Returns
-        how many claims were renewed.
+        One single-document write by _id per such email (at most DISPATCH_WORKERS). Returns how
+        many claims were renewed.
         """
-        current = list(self.in_flight.values())
+        started = time.monotonic()
+        # Only claims whose lease was set a beat ago or more: most sends finish well within one, and
+        # then cost no renewal at all.
+        current = [f for f in self.in_flight.values() if started - f.leased_at >= self.heartbeat_s]
         if not current:
             return 0
         until = self.lease_clock.now() + self.lease
@@ -173,6 +182,7 @@ class Dispatcher:
                     extra={"notification_id": flight.notification_id, "error": f"{type(kept).__name__}: {kept}"},
                 )
             elif kept:
+                flight.leased_at = started
                 renewed += 1
             elif (
                 not flight.answered and flight.task is not None and self.in_flight.get(flight.notification_id) is flight
@@ -198,9 +208,9 @@ class Dispatcher:
                 return
             self._start(doc)
 
-    def _start(self, doc: dict[str, Any]) -> None:
+    def _start(self, doc: dict[str, Any], leased_at: float | None = None) -> None:
         """Send a claimed email in the background, on a slot already taken for it."""
-        flight = InFlight(doc["_id"], doc["claim"])
+        flight = InFlight(doc["_id"], doc["claim"], leased_at=time.monotonic() if leased_at is None else leased_at)
         self.in_flight[doc["_id"]] = flight
         flight.task = asyncio.create_task(self._send(doc, flight))
         self._sending.add(flight.task)

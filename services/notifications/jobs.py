@@ -1,6 +1,7 @@
 """The dispatcher: sends due emails in the background, so consumers only record what is owed.
 
-Consumers and resends `wake()` it; it also polls, which is how delayed retries come due.
+Consumers hand it an event's new emails (`record`: inserted claimed, sent at once); retries it
+scheduled and resends `wake()` it with their ids; it also polls for due emails no one holds.
 
 Crash safety (SMTP cannot be exactly once; this keeps duplicates rare, identical and bounded):
 - Each email is claimed for a short lease (DISPATCH_LEASE_S) before sending (a new one is inserted
@@ -100,21 +101,27 @@ class Dispatcher:
         """
         if not docs:
             return 0
-        if self._stopping:  # no sender will take them now: recorded unclaimed, for the next poll
-            return len(await self.store.record(docs))
-        async with self._taking:
-            for _ in docs:
-                await self._slots.acquire()
-        started = 0
+        if self._stopping or len(docs) > self.settings.dispatch_workers:
+            # No sender will take them now, or never all at once: recorded unclaimed, then claimed
+            # one by one by _id (or by the next poll, once stopped).
+            recorded = await self.store.record(docs)
+            if not self._stopping:
+                self.wake(doc["_id"] for doc in recorded)
+            return len(recorded)
+        taken = started = 0
         try:
+            async with self._taking:
+                for _ in docs:
+                    await self._slots.acquire()
+                    taken += 1
             now, lease_now = self.clock.now(), self.lease_clock.now()
             claimed_docs = [claimed(doc, uuid.uuid4().hex, now, lease_now, self.lease) for doc in docs]
             leased_at = time.monotonic()
             for doc in await self.store.record(claimed_docs):
                 self._start(doc, leased_at)
                 started += 1
-        finally:
-            for _ in range(len(docs) - started):
+        finally:  # the slots of emails not sending (already recorded, a failed insert, cancelled)
+            for _ in range(taken - started):
                 self._slots.release()
         return started
 

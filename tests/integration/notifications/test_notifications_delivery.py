@@ -275,3 +275,14 @@ async def test_announcements_nobody_listens_to_do_not_hold_up_the_outbox(unheard
 async def _drained(service) -> bool:
     docs = await service.notifications()
     return all(doc["status"] == "sent" and not doc.get("outbox") and not doc.get("outbox_pending") for doc in docs)
+
+
+async def test_an_event_with_more_emails_than_senders_sends_them_all(
+    settings, db, amqp, bus_factory, mailbox, announcements, wait_until
+):
+    # One sender, two emails: they cannot be claimed together at insert; claimed one by one instead.
+    async with running(settings.model_copy(update={"dispatch_workers": 1}), db, amqp, bus_factory) as service:
+        created = event("return.created", 1)
+        await service.publish(created)
+        await wait_until(lambda: len(announcements.of("notification.sent")) == 2, timeout=10, message="both sent")
+    assert sorted(str(m["To"]) for m in mailbox.received()) == [BUYER, SELLER]

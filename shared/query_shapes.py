@@ -294,8 +294,8 @@ SHAPES: tuple[QueryShape, ...] = (
         "`_id`",
         BY_ID,
         True,
-        "notifications `note_version` (`$max` upsert, every return event emailed about), `superseded` "
-        "(a `seller.response_due_soon` reminder: is it stale?)",
+        "notifications `note_version` (`$max` upsert, the event that answers a request: once per return), "
+        "`superseded` (a `seller.response_due_soon` reminder: is it stale?)",
     ),
     _shape(
         "notifications",
@@ -303,8 +303,8 @@ SHAPES: tuple[QueryShape, ...] = (
         "`status_1_next_attempt_at_1`",
         SCAN,
         False,
-        "notifications `claim_due` (the dispatcher's poll: retries and leftovers, at most once per "
-        "`DISPATCH_POLL_MS` while nothing is due)",
+        "notifications `claim` without an id (the dispatcher's poll: a crashed sender's leftovers, another "
+        "replica's retries; at most once per `DISPATCH_POLL_MS` while nothing is due)",
         sort="+next_attempt_at",
     ),
     _shape(
@@ -313,7 +313,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "`_id`",
         BY_ID,
         True,
-        "notifications `claim` (an email just recorded)",
+        "notifications `claim` by id (a retry this process scheduled, a resend)",
     ),
     _shape("notifications", "_id, claim", "`_id`", BY_ID, True, "notifications `renew`, `settle`"),
     _shape("notifications", "_id, status: $in", "`_id`", BY_ID, False, "notifications `resend` (agent)"),

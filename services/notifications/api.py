@@ -100,7 +100,7 @@ async def resend_notification(
             if await state.notifications.get(notification_id) is None:
                 raise NotFound(f"Notification {notification_id} does not exist.")
             raise Conflict("This email is still pending; it will be sent without a resend.")
-        state.dispatcher.wake()
+        state.dispatcher.wake([notification_id])
         audit_log.info(
             "notification resend",
             extra={

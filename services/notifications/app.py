@@ -26,8 +26,10 @@ DESCRIPTION = "Emails buyers and sellers at every step of a return (docs/product
 async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -> AsyncIterator[None]:
     store = app.state.notifications = NotificationStore(db)
     await store.ensure_indexes()
-    # notification.* are announcements: with no one subscribed they count as published.
-    messaging = Messaging.from_settings(settings, inbox=db["inbox"], outboxes=[store.collection], announcements=True)
+    # notification.* are announcements: with no one subscribed they count as published. No inbox:
+    # recording an event's emails is idempotent by itself (one email per event, recipient and
+    # template: a unique index), so a redelivered event adds nothing without an inbox read and write.
+    messaging = Messaging.from_settings(settings, inbox=None, outboxes=[store.collection], announcements=True)
     app.state.bus, app.state.clock = messaging.bus, clock
     dispatcher = app.state.dispatcher = Dispatcher(store, Mailer(settings), settings, clock, messaging.relay)
     async with messaging.running(SUBSCRIPTIONS, dispatcher, jobs=[dispatcher]):

@@ -68,6 +68,11 @@ RULES: tuple[Rule, ...] = (
 # Reminders that are pointless once a later state of the same return has been seen.
 STALE_WHEN_SUPERSEDED: frozenset[str] = frozenset({"seller.response_due_soon"})
 
+# The events a return can leave `requested` with (docs/product.md §5: authorize, reject, close; a
+# returnless refund is an authorization first). The reminder is stale once one of them, with a later
+# version, was seen; the events after them change nothing about it, so only these are noted.
+LEAVES_REQUESTED: frozenset[str] = frozenset({"return.authorized", "return.rejected", "return.closed"})
+
 
 def is_superseded(newest_seen: int | None, version: int) -> bool:
     """Is `version` of a return older than the newest one emails were recorded for (None: none yet)?"""

@@ -135,6 +135,12 @@ def claim_update(claim: str, now: datetime, lease_now: datetime, lease: timedelt
     }
 
 
+def claimed(doc: dict[str, Any], claim: str, now: datetime, lease_now: datetime, lease: timedelta) -> dict[str, Any]:
+    """`doc` as `claim_update` leaves it: a new email inserted already claimed, its attempt recorded."""
+    update = claim_update(claim, now, lease_now, lease)
+    return {**doc, **update["$set"], "sending": [*doc.get("sending", []), update["$push"]["sending"]]}
+
+
 def interrupted_marks(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Attempts of a just-claimed `doc` that never settled (its own mark, the last, excluded)."""
     return list(doc.get("sending") or [])[:-1]

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from services.notifications.decisions import STALE_WHEN_SUPERSEDED, SUBSCRIBED_TYPES
+from services.notifications.decisions import LEAVES_REQUESTED, STALE_WHEN_SUPERSEDED, SUBSCRIBED_TYPES
 from services.notifications.domain import new_notification
 from services.notifications.jobs import Dispatcher
 from services.notifications.rendering import plan
@@ -25,27 +25,20 @@ log = logging.getLogger(__name__)
 
 async def record_emails(dispatcher: Dispatcher, event: CloudEvent, data: Return | Refund) -> None:
     planned = plan(event)
-    if not planned:
-        return
-    if isinstance(data, Return):
+    if isinstance(data, Return) and planned:
         if event.type in STALE_WHEN_SUPERSEDED and await dispatcher.store.superseded(data.return_id, data.version):
             log.info(
                 "stale reminder dropped",
                 extra={"event_id": event.id, "event_type": event.type, "return_id": data.return_id},
             )
             return
-        # Before the emails: once any of them exists, a reminder for an older version is stale. A
-        # crash in between leaves the version noted and the event redelivered, which records them.
-        await dispatcher.store.note_version(data.return_id, data.version)
+        if event.type in LEAVES_REQUESTED:
+            # Before the emails: once any of them exists, a reminder for an older version is stale.
+            # A crash in between leaves the version noted and the event redelivered, which records
+            # them. Only the answer is noted: a reminder matters only while the return is requested.
+            await dispatcher.store.note_version(data.return_id, data.version)
     now = dispatcher.clock.now()
-    fresh = []
-    for email in planned:
-        doc = new_notification(event, data, email, now)
-        if await dispatcher.store.record(doc):
-            fresh.append(doc["_id"])
-    recorded = len(fresh)
-    if recorded:
-        dispatcher.wake(fresh)
+    recorded = await dispatcher.record([new_notification(event, data, email, now) for email in planned])
     log.info(
         "notifications recorded",
         extra={

@@ -1,15 +1,17 @@
 """The dispatcher: sends due emails in the background, so consumers only record what is owed.
 
-Consumers and resends `wake()` it; it also polls, which is how delayed retries come due.
+Consumers hand it an event's new emails (`record`: inserted claimed, sent at once); retries it
+scheduled and resends `wake()` it with their ids; it also polls for due emails no one holds.
 
 Crash safety (SMTP cannot be exactly once; this keeps duplicates rare, identical and bounded):
-- Each email is claimed for a short lease (DISPATCH_LEASE_S) before sending, and the claim records
-  that an attempt starts (`domain.claim_update`): the record exists before the server sees a byte.
-- While the process lives, a heartbeat renews the claims of every email in flight every third of
-  the lease, however slow the server, so no other replica takes them over; a dead process's claims
-  lapse within one lease and another sender (or the restarted one) picks them up.
-- The outcome is recorded the moment the server answers the data (before QUIT): the window in
-  which a crash leaves an accepted email unrecorded is one store write long.
+- Each email is claimed for a short lease (DISPATCH_LEASE_S) before sending (a new one is inserted
+  claimed), and the claim records that an attempt starts (`domain.claim_update`): the record exists
+  before the server sees a byte.
+- While the process lives, a heartbeat renews each claim in flight once it is a third of the lease
+  old (checked every sixth), however slow the server, so no other replica takes them over; a dead
+  process's claims lapse within one lease and another sender (or the restarted one) picks them up.
+- The outcome is recorded the moment the server answers the data (no QUIT on the way): the window
+  in which a crash leaves an accepted email unrecorded is one store write long.
 - A claim that finds an earlier, unsettled attempt sends the email again with the same Message-ID
   (and bytes), at most once; after a second interruption it settles `failed` without sending.
 - A sender whose claim was taken over (the heartbeat says so) stops its send if the server has not
@@ -21,17 +23,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable
 from contextlib import suppress
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.notifications.domain import (
+    NotificationStatus,
     Step,
     after_attempt,
     applied,
+    claimed,
     given_up,
     interrupted_marks,
     message_id,
@@ -54,6 +59,7 @@ class InFlight:
     claim: str
     task: asyncio.Task[None] | None = None
     answered: bool = False  # the server answered (or there is nothing to send): never stop it now
+    leased_at: float = field(default_factory=time.monotonic)  # when its lease was last set (monotonic)
 
 
 class Dispatcher:
@@ -65,29 +71,72 @@ class Dispatcher:
         self.lease = timedelta(seconds=settings.dispatch_lease_s)
         self.heartbeat_s = settings.dispatch_lease_s / 3  # two renewals may fail before a claim lapses
         self._slots = asyncio.Semaphore(settings.dispatch_workers)
+        # Taking several slots at once, one taker at a time: two takers each holding part of what
+        # they need could otherwise wait for each other forever.
+        self._taking = asyncio.Lock()
         self._wakeup = asyncio.Event()
-        # Emails just recorded are claimed by _id; the query for any due email (retries, a crashed
-        # sender's leftovers, resends) runs at most once per poll interval, not once per email.
+        # Emails just recorded are inserted already claimed and sent at once; retries this process
+        # scheduled and resends are claimed by _id. The query for any due email (a crashed sender's
+        # leftovers, another replica's retries) runs at most once per poll interval.
         self._fresh: deque[str] = deque()
         self._next_scan = 0.0
+        self._retries: set[asyncio.TimerHandle] = set()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.in_flight: dict[str, InFlight] = {}
 
     def wake(self, fresh: Iterable[str] = ()) -> None:
+        """Look for work now; `fresh`: emails known to be due (claimed by `_id`, no query)."""
         self._fresh.extend(fresh)
         self._wakeup.set()
+
+    async def record(self, docs: list[dict[str, Any]]) -> int:
+        """Insert an event's new emails already claimed by this process, their attempts recorded
+        (`domain.claimed`), in one command, and start sending them; returns how many were new.
+
+        Waits for a free sender per email first, so a claim never waits in memory for a sender
+        (the consumer slows down instead: the backlog stays on the broker).
+        """
+        if not docs:
+            return 0
+        if self._stopping or len(docs) > self.settings.dispatch_workers:
+            # No sender will take them now, or never all at once: recorded unclaimed, then claimed
+            # one by one by _id (or by the next poll, once stopped).
+            recorded = await self.store.record(docs)
+            if not self._stopping:
+                self.wake(doc["_id"] for doc in recorded)
+            return len(recorded)
+        taken = started = 0
+        try:
+            async with self._taking:
+                for _ in docs:
+                    await self._slots.acquire()
+                    taken += 1
+            now, lease_now = self.clock.now(), self.lease_clock.now()
+            claimed_docs = [claimed(doc, uuid.uuid4().hex, now, lease_now, self.lease) for doc in docs]
+            leased_at = time.monotonic()
+            for doc in await self.store.record(claimed_docs):
+                self._start(doc, leased_at)
+                started += 1
+        finally:  # the slots of emails not sending (already recorded, a failed insert, cancelled)
+            for _ in range(taken - started):
+                self._slots.release()
+        return started
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="notifications-dispatcher")
         self._heartbeat = asyncio.create_task(self._heartbeats(), name="notifications-heartbeat")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
+        for retry in self._retries:  # the poll of whichever process runs next finds them
+            retry.cancel()
         if self._sending:  # let sends in flight record their outcome (their claims still renewed)
             await asyncio.wait(self._sending, timeout=self.settings.smtp_timeout_s)
         if self._heartbeat is not None:
@@ -108,19 +157,25 @@ class Dispatcher:
 
     async def _heartbeats(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_s)
+            # Every half beat, so a claim is renewed between one and one and a half beats after its
+            # lease was set, and a failed renewal is tried again half a beat later.
+            await asyncio.sleep(self.heartbeat_s / 2)
             try:
                 await self.renew_claims()
             except Exception:  # the next beat tries again; the lease allows two misses
                 log.exception("claim renewal failed")
 
     async def renew_claims(self) -> int:
-        """Extend the lease of every claim in flight; stop the sends whose claim was taken over.
+        """Extend the lease of every claim in flight set a beat ago or more; stop the sends whose
+        claim was taken over.
 
-        One single-document write by _id per email in flight (at most DISPATCH_WORKERS). Returns
-        how many claims were renewed.
+        One single-document write by _id per such email (at most DISPATCH_WORKERS). Returns how
+        many claims were renewed.
         """
-        current = list(self.in_flight.values())
+        started = time.monotonic()
+        # Only claims whose lease was set a beat ago or more: most sends finish well within one, and
+        # then cost no renewal at all.
+        current = [f for f in self.in_flight.values() if started - f.leased_at >= self.heartbeat_s]
         if not current:
             return 0
         until = self.lease_clock.now() + self.lease
@@ -134,6 +189,7 @@ class Dispatcher:
                     extra={"notification_id": flight.notification_id, "error": f"{type(kept).__name__}: {kept}"},
                 )
             elif kept:
+                flight.leased_at = started
                 renewed += 1
             elif (
                 not flight.answered and flight.task is not None and self.in_flight.get(flight.notification_id) is flight
@@ -157,20 +213,25 @@ class Dispatcher:
             if doc is None:
                 self._slots.release()
                 return
-            flight = InFlight(doc["_id"], doc["claim"])
-            self.in_flight[doc["_id"]] = flight
-            flight.task = asyncio.create_task(self._send(doc, flight))
-            self._sending.add(flight.task)
-            flight.task.add_done_callback(self._sending.discard)
+            self._start(doc)
+
+    def _start(self, doc: dict[str, Any], leased_at: float | None = None) -> None:
+        """Send a claimed email in the background, on a slot already taken for it."""
+        flight = InFlight(doc["_id"], doc["claim"], leased_at=time.monotonic() if leased_at is None else leased_at)
+        self.in_flight[doc["_id"]] = flight
+        flight.task = asyncio.create_task(self._send(doc, flight))
+        self._sending.add(flight.task)
+        flight.task.add_done_callback(self._sending.discard)
 
     async def _claim_next(self) -> dict[str, Any] | None:
         while self._fresh:
-            doc = await self.store.claim(self._fresh.popleft(), self.clock.now(), self.lease_clock.now(), self.lease)
+            notification_id = self._fresh.popleft()
+            doc = await self.store.claim(self.clock.now(), self.lease_clock.now(), self.lease, notification_id)
             if doc is not None:
                 return doc
         if time.monotonic() < self._next_scan:
             return None
-        doc = await self.store.claim_due(self.clock.now(), self.lease_clock.now(), self.lease)
+        doc = await self.store.claim(self.clock.now(), self.lease_clock.now(), self.lease)
         if doc is None:  # nothing else is due: look again at the next poll
             self._next_scan = time.monotonic() + self.settings.dispatch_poll_ms / 1000
         return doc
@@ -223,6 +284,8 @@ class Dispatcher:
             return doc["status"]
         if events and self.relay is not None:
             self.relay.wake(doc["_id"])
+        if after["status"] == NotificationStatus.PENDING:
+            self._retry_at(doc["_id"], after["next_attempt_at"])
         log.info(
             "email attempt",
             extra={
@@ -240,6 +303,19 @@ class Dispatcher:
             },
         )
         return after["status"]
+
+    def _retry_at(self, notification_id: str, due: datetime) -> None:
+        """Claim this email by `_id` when its retry is due (a crash loses the timer; the poll finds it)."""
+        delay = max((due - self.clock.now()).total_seconds(), 0.0)
+        handle: asyncio.TimerHandle | None = None
+
+        def due_now() -> None:
+            if handle is not None:
+                self._retries.discard(handle)
+            self.wake([notification_id])
+
+        handle = asyncio.get_running_loop().call_later(delay, due_now)
+        self._retries.add(handle)
 
     async def _settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[Any]) -> bool:
         """Record the outcome now; if the store hiccups, keep trying while the claim can still be

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import time
 from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import Any, Literal
@@ -56,18 +57,26 @@ def classify(exc: BaseException) -> Outcome:
 
 
 class Mailer:
-    """One SMTP transaction per email. `send` answers as soon as the server answered the data: the
-    caller records the outcome at once, and the connection says QUIT in the background afterwards
-    (the server already owns an email it acknowledged; waiting for its 221 would only widen the
-    window in which a crash leaves a delivered email unrecorded)."""
+    """SMTP transactions over a few reused connections (at most one per sender in flight).
+
+    `send` answers as soon as the server answered the data: the caller records the outcome at once.
+    The connection then goes back to the pool for the next email instead of QUIT and a new
+    connect + EHLO each time. A connection that failed in any way is dropped, never reused; one idle
+    for a while is checked with NOOP first (servers drop idle clients), and one idle for longer than
+    IDLE_LIMIT_S is closed with QUIT.
+    """
+
+    CHECK_AFTER_S = 2.0
+    IDLE_LIMIT_S = 60.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # (connection, when it was last used)
         self._goodbyes: set[asyncio.Task[None]] = set()
 
-    async def send(self, message: EmailMessage, recipient: str) -> Outcome:
+    def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
-        client = aiosmtplib.SMTP(
+        return aiosmtplib.SMTP(
             hostname=s.smtp_host,
             port=s.smtp_port,
             username=s.smtp_username,
@@ -77,29 +86,64 @@ class Mailer:
             validate_certs=s.smtp_validate_certs,
             timeout=s.smtp_timeout_s,
         )
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        """An idle connection known to work, else a new one."""
+        while self._idle:
+            client, used = self._idle.pop()
+            idle = time.monotonic() - used
+            if not client.is_connected or idle > self.IDLE_LIMIT_S:
+                self._goodbye(client)
+                continue
+            if idle > self.CHECK_AFTER_S:
+                try:
+                    await client.noop()
+                except Exception:  # noqa: BLE001 - the server dropped it: take another
+                    client.close()
+                    continue
+            return client
+        client = self._client()
+        await client.connect()
+        return client
+
+    async def send(self, message: EmailMessage, recipient: str) -> Outcome:
+        client: aiosmtplib.SMTP | None = None
         try:
-            await client.connect()
+            client = await self._connection()
             _, reply = await client.send_message(message, recipients=[recipient])
         except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome to record
-            client.close()
+            if client is not None:
+                client.close()
             return classify(exc)
         except BaseException:  # cancelled (the claim was lost): drop the connection, mid-dialogue or not
-            client.close()
+            if client is not None:
+                client.close()
             raise
-        goodbye = asyncio.create_task(self._goodbye(client))
-        self._goodbyes.add(goodbye)
-        goodbye.add_done_callback(self._goodbyes.discard)
+        if len(self._idle) < self.settings.dispatch_workers:
+            self._idle.append((client, time.monotonic()))
+        else:
+            self._goodbye(client)
         return Outcome("sent", 250, clean_error(reply))
 
-    async def _goodbye(self, client: aiosmtplib.SMTP) -> None:
+    def _goodbye(self, client: aiosmtplib.SMTP) -> None:
+        """QUIT in the background: nothing waits for the server's 221."""
+        goodbye = asyncio.create_task(self._quit(client))
+        self._goodbyes.add(goodbye)
+        goodbye.add_done_callback(self._goodbyes.discard)
+
+    async def _quit(self, client: aiosmtplib.SMTP) -> None:
         try:
-            await client.quit()
-        except Exception:  # noqa: BLE001, S110 - the email is delivered; a failed QUIT changes nothing
+            if client.is_connected:
+                await client.quit()
+        except Exception:  # noqa: BLE001, S110 - every email on it is recorded; a failed QUIT changes nothing
             pass
         finally:
             client.close()
 
     async def close(self) -> None:
-        """Let the QUITs in flight finish (bounded by the SMTP timeout)."""
+        """QUIT the idle connections and let the QUITs in flight finish (bounded by the SMTP timeout)."""
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            self._goodbye(client)
         if self._goodbyes:
             await asyncio.wait(self._goodbyes, timeout=self.settings.smtp_timeout_s)

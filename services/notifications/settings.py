@@ -32,7 +32,11 @@ class Settings(CommonSettings):
         default=[60_000, 300_000, 900_000, 3_600_000, 14_400_000],
         description="Wait before each new attempt after a transient SMTP failure; exhausted -> failed.",
     )
-    dispatch_poll_ms: int = Field(default=1000, description="How often due retries are looked for.")
+    dispatch_poll_ms: int = Field(
+        default=5000,
+        description="How often the log is searched for due emails no sender holds (a crashed sender's, after "
+        "its lease; another replica's retries); a process claims its own retries and resends by id when due.",
+    )
     dispatch_lease_s: float = Field(
         default=15.0,
         gt=0,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.notifications.decisions import is_superseded
 from services.notifications.domain import NotificationStatus, claim_update, resend_update
@@ -19,6 +19,7 @@ from shared.pagination import page_filter, page_sort
 COLLECTION = "notifications"
 # The newest version of each return the service has recorded emails for: `{_id: return_id, version}`.
 RETURN_VERSIONS = "return_versions"
+DUPLICATE_KEY = 11000
 
 
 def notification_criteria(wanted: NotificationFilter) -> dict[str, Any]:
@@ -50,13 +51,20 @@ class NotificationStore:
         await self.collection.create_index([("created_at", DESCENDING)])
         # `return_versions` is only ever read and written by `_id` (the return id): no other index.
 
-    async def record(self, doc: dict[str, Any]) -> bool:
-        """Insert a new notification; False when this (event, recipient, template) already exists."""
+    async def record(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert an event's new notifications in one command; returns those inserted (the others'
+        (event, recipient, template) already exists: a redelivered event)."""
+        if not docs:
+            return []
         try:
-            await self.collection.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+            await self.collection.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            existing = {error["index"] for error in errors}
+            return [doc for i, doc in enumerate(docs) if i not in existing]
+        return docs
 
     async def note_version(self, return_id: str, version: int) -> None:
         """Remember that emails are being recorded for `version` of this return, if it is the newest.
@@ -74,36 +82,27 @@ class NotificationStore:
         seen = await self.return_versions.find_one({"_id": return_id})
         return is_superseded(None if seen is None else seen.get("version"), version)
 
-    async def claim_due(self, due_by: datetime, lease_now: datetime, lease: timedelta) -> dict[str, Any] | None:
-        """Take the next email due by `due_by` for `lease`; an expired claim (a crash) is taken over.
+    async def claim(
+        self, due_by: datetime, lease_now: datetime, lease: timedelta, notification_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """Take an email due by `due_by` for `lease`; an expired claim (a crash) is taken over.
 
+        With `notification_id`, that email (found by `_id`: a retry this process scheduled, a
+        resend); without, the one due first (a query over the log: the dispatcher's rare poll).
         The claim also records that an attempt starts (`domain.claim_update`), in the same write.
         Due-ness is business time; the lease is operational time (`lease_now`), so moving the
         business clock never makes a claim in flight look expired.
         """
+        wanted: dict[str, Any] = {} if notification_id is None else {"_id": notification_id}
         return await self.collection.find_one_and_update(
             {
+                **wanted,
                 "status": str(NotificationStatus.PENDING),
                 "next_attempt_at": {"$lte": due_by},
                 "claimed_until": {"$lt": lease_now},
             },
             claim_update(uuid.uuid4().hex, due_by, lease_now, lease),
-            sort=[("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
-
-    async def claim(
-        self, notification_id: str, due_by: datetime, lease_now: datetime, lease: timedelta
-    ) -> dict[str, Any] | None:
-        """claim_due for one known email (just recorded): found by _id, no query over the log."""
-        return await self.collection.find_one_and_update(
-            {
-                "_id": notification_id,
-                "status": str(NotificationStatus.PENDING),
-                "next_attempt_at": {"$lte": due_by},
-                "claimed_until": {"$lt": lease_now},
-            },
-            claim_update(uuid.uuid4().hex, due_by, lease_now, lease),
+            sort=None if notification_id is not None else [("next_attempt_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import logging
 import socket
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -170,20 +172,46 @@ class Service:
     async def notifications(self, **query: Any) -> list[dict[str, Any]]:
         return [doc async for doc in self.db.notifications.find(query)]
 
-    async def processed(self, *event_ids: str) -> bool:
-        """Has the consumer finished with each of these events (their inbox records exist)?"""
-        return await self.db.inbox.count_documents({"_id": {"$in": list(event_ids)}}) == len(set(event_ids))
+    handled: Counter[str] = field(default_factory=Counter)
+
+    async def processed(self, *event_ids: str, times: int = 1) -> bool:
+        """Has the consumer handled each of these events, at least `times` times (its log says so)?"""
+        return all(self.handled[event_id] >= times for event_id in event_ids)
+
+
+class Handled(logging.Handler):
+    """Counts the events the consumer's handler finished with: it logs each one, by event id."""
+
+    def __init__(self, counts: Counter[str]) -> None:
+        super().__init__(logging.INFO)
+        self.counts = counts
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() in ("notifications recorded", "stale reminder dropped"):
+            self.counts[vars(record)["event_id"]] += 1
 
 
 @asynccontextmanager
-async def running(settings: Settings, db: Any, amqp: Any, bus_factory: Any) -> AsyncIterator[Service]:
+async def running(
+    settings: Settings, db: Any, amqp: Any, bus_factory: Any, *, delete_queues: bool = True
+) -> AsyncIterator[Service]:
+    """The app, started; `delete_queues=False` for a second replica (the first one's exit deletes them)."""
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=20, shutdown_timeout=20):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://notifications") as client:
             publisher = await bus_factory("publisher")
-            yield Service(settings, app, client, publisher, db)
-        names = app.state.bus.names.all
+            started = Service(settings, app, client, publisher, db)
+            handlers_log = logging.getLogger("services.notifications.handlers")
+            counter, level = Handled(started.handled), handlers_log.level
+            handlers_log.addHandler(counter)
+            handlers_log.setLevel(logging.INFO)
+            try:
+                yield started
+            finally:
+                handlers_log.removeHandler(counter)
+                handlers_log.setLevel(level)
+        names = app.state.bus.names.all if delete_queues else []
     async with amqp.channel() as channel:
         for name in names:
             await channel.queue_delete(name)

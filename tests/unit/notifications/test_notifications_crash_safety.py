@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -184,8 +185,9 @@ async def test_the_heartbeat_renews_claims_in_flight_and_stops_sends_whose_claim
     dispatcher = Dispatcher(store, None, Settings(), clock=None)  # type: ignore[arg-type]  # a fake store; no mailer or clock needed
     never = asyncio.Event()
     flights = {}
+    a_beat_ago = time.monotonic() - dispatcher.heartbeat_s
     for name in store.answers:
-        flight = InFlight(name, f"claim-{name}", task=asyncio.create_task(never.wait()))
+        flight = InFlight(name, f"claim-{name}", task=asyncio.create_task(never.wait()), leased_at=a_beat_ago)
         dispatcher.in_flight[name] = flights[name] = flight
     flights["answered"].answered = True  # the server answered: only the recording is left
 
@@ -196,6 +198,18 @@ async def test_the_heartbeat_renews_claims_in_flight_and_stops_sends_whose_claim
     assert not any(flights[n].task.done() for n in ("kept", "answered", "store-down"))
     for flight in flights.values():
         flight.task.cancel()
+
+
+async def test_claims_leased_less_than_a_beat_ago_are_not_renewed_yet() -> None:
+    store = FakeStore({"young": True, "old": True})
+    dispatcher = Dispatcher(store, None, Settings(), clock=None)  # type: ignore[arg-type]  # a fake store; no mailer or clock needed
+    now = time.monotonic()
+    dispatcher.in_flight["young"] = InFlight("young", "claim-young", leased_at=now - dispatcher.heartbeat_s / 2)
+    dispatcher.in_flight["old"] = old = InFlight("old", "claim-old", leased_at=now - dispatcher.heartbeat_s)
+
+    assert await dispatcher.renew_claims() == 1
+    assert [n for n, _, _ in store.renewed] == ["old"] and old.leased_at >= now
+    assert await dispatcher.renew_claims() == 0  # renewed just now: not again until a beat later
 
 
 async def test_no_claims_no_writes() -> None:

@@ -26,19 +26,26 @@ class MemoryStore:
     def __init__(self) -> None:
         self.docs: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.versions: dict[str, int] = {}
+        self.version_writes = 0
+        self.notes: list[int] = []
 
     async def note_version(self, return_id: str, version: int) -> None:
+        self.version_writes += 1
         self.versions[return_id] = max(self.versions.get(return_id, version), version)
 
     async def superseded(self, return_id: str, version: int) -> bool:
         return is_superseded(self.versions.get(return_id), version)
 
-    async def record(self, doc: dict[str, Any]) -> bool:
-        key = (doc["event_id"], doc["recipient_role"], doc["template"])
-        if key in self.docs:
-            return False
-        self.docs[key] = doc
-        return True
+    async def record(self, docs: list[dict[str, Any]]) -> int:
+        """Dispatcher.record over this store: how many of `docs` were new."""
+        new = 0
+        for doc in docs:
+            key = (doc["event_id"], doc["recipient_role"], doc["template"])
+            if key not in self.docs:
+                self.docs[key] = doc
+                new += 1
+        self.notes.append(len(docs))
+        return new
 
     def templates(self) -> Counter[str]:
         return Counter(doc["template"] for doc in self.docs.values())
@@ -46,7 +53,7 @@ class MemoryStore:
 
 def dispatcher(store: MemoryStore) -> Any:
     clock = SimpleNamespace(now=lambda: datetime(2026, 1, 1, tzinfo=UTC))
-    return SimpleNamespace(store=store, clock=clock, wake=lambda fresh=(): None)
+    return SimpleNamespace(store=store, clock=clock, record=store.record)
 
 
 def event(event_type: str, version: int) -> CloudEvent:
@@ -94,6 +101,21 @@ async def test_events_without_the_return_s_version_never_make_a_reminder_stale()
     store = MemoryStore()
     refund = event("refund.failed", 9)  # a refund's own version, not the return's
     await deliver(store, event("return.shipped", 3), event("return.authorized", 2), refund)
-    assert store.versions == {RETURN_ID: 3}
+    assert store.versions == {RETURN_ID: 2}  # the answer's: only the events that leave `requested` count
     await deliver(store, event("seller.response_due_soon", 3))
     assert store.templates()["seller/response_due_soon"] == 1
+
+
+async def test_a_lifecycle_notes_the_return_s_version_once_the_answer() -> None:
+    store = MemoryStore()
+    lifecycle = [("return.created", 1), ("return.authorized", 2), ("return.shipped", 3), ("return.received", 4)]
+    await deliver(store, *(event(event_type, version) for event_type, version in lifecycle))
+    assert store.version_writes == 1 and store.versions == {RETURN_ID: 2}
+    await deliver(store, event("seller.response_due_soon", 1))  # late: the answer made it stale
+    assert store.templates()["seller/response_due_soon"] == 0
+
+
+async def test_an_event_s_emails_are_recorded_in_one_call() -> None:
+    store = MemoryStore()
+    await deliver(store, event("return.created", 1), event("return.received", 4))
+    assert store.notes == [2, 2]

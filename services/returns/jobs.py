@@ -64,9 +64,10 @@ class DeadlineJob:
             after = step(ret)
         except IllegalTransition:
             return 0
-        if not await self.store.apply(ret, [(event_type, after)], now, extra):
+        outbox = await self.store.apply(ret, [(event_type, after)], now, extra)
+        if outbox is None:
             return 0  # another replica (or the seller) got there first
-        self.lifecycle.on_commit(ret.return_id)
+        self.lifecycle.on_commit(ret.return_id, entries=outbox)
         log.info("deadline action", extra={"return_id": ret.return_id, "event_type": event_type})
         return 1
 

@@ -13,7 +13,9 @@ would drop pending events). After the write they tell the relay, one of two ways
 - `wake(doc_id, collection=c, entries=outbox)` with the document's whole outbox as the commit left
   it (an insert knows it; an update gets it back from find_one_and_update, projection `outbox`),
   the commit having leased the document to this relay in the same write (`claim=relay.claim()`,
-  a few seconds, so other replicas' sweeps keep away). The relay publishes those entries at once
+  a few seconds, so other replicas' sweeps keep away; the write's filter holds `claimable()`, and
+  while another relay holds the document the store commits without the claim and wakes with the id
+  only, so an aggregate's events never go out of two replicas at once). The relay publishes them at once
   and releases the document with ONE conditional write (the outbox still holds exactly them:
   emptied, `outbox_pending` and the lease cleared). If that write does not match (newer events
   arrived, or another relay removed some), the published ids are pulled and the document is
@@ -193,8 +195,15 @@ class OutboxRelay:
     def claim(self) -> dict[str, Any]:
         """Lease fields a store writes with its events (`with_outbox(..., claim=relay.claim())`) before
         handing the outbox to wake(): other replicas' sweeps keep away while this relay publishes.
-        Short, so that after a crash the next sweep soon finds the document."""
+        Short, so that after a crash the next sweep soon finds the document. The write's filter
+        must include `claimable()`."""
         return {LEASE: self.clock.now() + self.claim_for, OWNER: self.owner}
+
+    def claimable(self) -> dict[str, Any]:
+        """Filter fragment of a claiming write: no other relay holds the document. When it fails
+        (and only that), the store writes again without the claim and wakes with the id only: the
+        relay holding it finds the new events when it releases (see the module docstring)."""
+        return {"$or": [{OWNER: {"$exists": False}}, {OWNER: self.owner}, {LEASE: {"$lt": self.clock.now()}}]}
 
     async def stop(self) -> None:
         if self._direct:  # committed events being published: let them finish (a sweep would redo them)

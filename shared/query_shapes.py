@@ -184,7 +184,15 @@ SHAPES: tuple[QueryShape, ...] = (
         True,
         "returns `returns_of_order` (`POST /v1/returns`: the order's returns, slot by slot, up to the first free one)",
     ),
-    _shape("returns", "_id, version", "`_id`", BY_ID, True, "returns `apply` (every transition)"),
+    _shape("returns", "_id, version", "`_id`", BY_ID, True, "returns `apply` (a transition without events)"),
+    _shape(
+        "returns",
+        "_id, version, $or: [{outbox_lease_owner: $exists}, {outbox_lease_owner}, {outbox_lease_until: $lt}]",
+        "`_id`",
+        BY_ID,
+        True,
+        "returns `apply` (a transition with events, claimed for this replica's outbox relay)",
+    ),
     _shape(
         "returns",
         "",

@@ -151,10 +151,10 @@ class Lifecycle:
             after = step(ret, now)
         except (IllegalTransition, PolicyViolation) as exc:
             raise from_domain(exc) from None
-        outbox = await self.store.apply(ret, [(EVENT_OF[action], after)], now)
-        if outbox is None:
+        handover = await self.store.apply(ret, [(EVENT_OF[action], after)], now)
+        if handover is None:
             raise ConcurrentChange()
-        self.on_commit(ret.return_id, entries=outbox)
+        self.on_commit(ret.return_id, **handover)
         _log_change(after, principal, "return %s", action)
         return after
 

@@ -81,8 +81,10 @@ class ReturnsStore:
         self.policies = db["seller_policies"]
         self.buyers = db["buyer_flags"]
         self.returns = db["returns"]
-        # Lease fields written with a return's events (OutboxRelay.claim; the wiring sets it).
+        # Lease fields written with a return's events, and the filter that goes with them
+        # (OutboxRelay.claim, .claimable; the wiring sets them). Unset: no claim, woken by id.
         self.outbox_claim: Callable[[], dict[str, Any]] = dict
+        self.outbox_claimable: Callable[[], dict[str, Any]] = dict
 
     async def ensure_indexes(self) -> None:
         # One return per (order, sequence number): two racing requests for the same order cannot both
@@ -233,20 +235,28 @@ class ReturnsStore:
         changes: list[tuple[str | None, Return]],
         now: datetime,
         extra: dict[str, Any] | None = None,
-    ) -> list[dict[str, Any]] | None:
+    ) -> dict[str, Any] | None:
         """Write the return's next state and its events in one update, if nobody changed it since
-        `before` was read (optimistic concurrency on `version`). None when someone did; else the
-        document's outbox as the write left it (what the relay publishes, oldest first)."""
+        `before` was read (optimistic concurrency on `version`). None when someone did; else how to
+        wake the outbox relay: `{"entries": outbox}` (the outbox as the write left it, claimed for
+        this replica's relay), or `{}` when another replica's relay held the document."""
         final = changes[-1][1]
         events = events_of([(t, r) for t, r in changes if t is not None], now)
-        update = with_outbox({"$set": return_fields(final) | (extra or {})}, events, claim=self.outbox_claim())
-        doc = await self.returns.find_one_and_update(
-            {"_id": before.return_id, "version": before.version},
-            update,
-            projection={OUTBOX: 1},
-            return_document=ReturnDocument.AFTER,
-        )
-        return None if doc is None else list(doc.get(OUTBOX) or [])
+        fields = {"$set": return_fields(final) | (extra or {})}
+        expected = {"_id": before.return_id, "version": before.version}
+        claim = self.outbox_claim() if events else {}
+        if claim:
+            doc = await self.returns.find_one_and_update(
+                expected | self.outbox_claimable(),
+                with_outbox(fields, events, claim=claim),
+                projection={OUTBOX: 1},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is not None:
+                return {"entries": list(doc.get(OUTBOX) or [])}
+            # A version conflict, or (rarely) another replica's relay still publishing this return.
+        result = await self.returns.update_one(expected, with_outbox(fields, events))
+        return {} if result.matched_count else None
 
     async def list_returns(self, wanted: ReturnFilter, cursor: str | None, limit: int) -> Page[Return]:
         criteria, after = return_criteria(wanted), page_filter(cursor)

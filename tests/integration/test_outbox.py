@@ -264,6 +264,46 @@ async def test_events_another_replica_pushed_meanwhile_are_relayed_too(
     assert [e.id for e in await drain(queue)] == [mine.id, theirs.id]
 
 
+async def commit_as(relay: OutboxRelay, collection: Any, doc_id: str, event: CloudEvent) -> dict[str, Any]:
+    """What the returns store does: claim with the commit unless another relay holds the document,
+    else commit without; answers how to wake the relay."""
+    doc = await collection.find_one_and_update(
+        {"_id": doc_id, **relay.claimable()},
+        with_outbox({"$set": {"status": event.type}}, [event], claim=relay.claim()),
+        projection={"outbox": 1},
+        return_document=True,
+    )
+    if doc is not None:
+        return {"entries": doc["outbox"]}
+    await collection.update_one({"_id": doc_id}, with_outbox({"$set": {"status": event.type}}, [event]))
+    return {}
+
+
+async def test_a_replica_committing_while_another_publishes_the_same_document_waits_for_it(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    queue = await probe(amqp, exchange, "return.#")
+    first, second = [OutboxRelay(await bus_factory(f"returns-{n}"), [db.returns], poll_interval=3600) for n in (1, 2)]
+    await db.returns.insert_one({"_id": "r-1", "outbox": []})
+    for relay in (first, second):
+        await relay.start()
+    created, authorized = event_factory("return.created", sequence=1), event_factory("return.authorized", sequence=2)
+    try:
+        await wait_until(lambda: first._loop.runs >= 1 and second._loop.runs >= 1)
+        handed = await commit_as(first, db.returns, "r-1", created)
+        assert "entries" in handed
+        woken = await commit_as(second, db.returns, "r-1", authorized)  # the first one holds it
+        assert woken == {}
+        second.wake("r-1", **woken)
+        first.wake("r-1", **handed)
+        await wait_until(lambda: all_drained(db.returns))
+        await asyncio.sleep(0.2)  # a duplicate would arrive by now
+    finally:
+        for relay in (first, second):
+            await relay.stop()
+    assert [e.id for e in await drain(queue)] == [created.id, authorized.id]
+
+
 async def test_a_failed_direct_publish_is_retried_in_process_with_backoff(
     bus_factory, db, amqp, exchange, event_factory, wait_until
 ):

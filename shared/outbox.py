@@ -255,11 +255,16 @@ class OutboxRelay:
                 del self._documents[key]
 
     async def _relay_all(self, found: list[tuple[Any, Any]]) -> int:
-        published = 0
-        for result in await asyncio.gather(*(self._relay(c, i) for c, i in found), return_exceptions=True):
-            if isinstance(result, BaseException):
-                raise result
-            published += result
+        published, failure = 0, None
+        results = await asyncio.gather(*(self._relay(c, i) for c, i in found), return_exceptions=True)
+        for (collection, doc_id), result in zip(found, results, strict=True):
+            if isinstance(result, BaseException):  # the store is away: try this one again by itself
+                self._retry_in(collection, doc_id, self.retry_base)
+                failure = result
+            else:
+                published += result
+        if failure is not None:
+            raise failure
         return published
 
     async def _sweep(self) -> int:

@@ -12,7 +12,11 @@ PermanentError) is parked at once. The `x-attempt` header is read as untrusted i
 
 Handlers MUST be idempotent. The inbox records an event id only after its handler returned, so a
 crash between the handler's effect and the inbox insert delivers the event again; the inbox only
-spares handlers the common duplicates (publisher retries, redelivery after an ack was lost).
+spares handlers the common duplicates (publisher retries, redelivery after an ack was lost), at
+two commands per consumed event (`find inbox`, `insert inbox`). A service whose handlers are
+idempotent on their own, also when two copies run at once on two replicas (a write conditional on
+a version or sequence, a unique key), passes `inbox=None` and skips both. Either way, two copies
+of one event in flight in the same process run one after the other (`_one_at_a_time`).
 """
 
 from __future__ import annotations
@@ -399,7 +403,8 @@ class EventBus:
     @asynccontextmanager
     async def _one_at_a_time(self, event_id: str) -> AsyncIterator[None]:
         # Two copies of one event in the same prefetch window would both miss the inbox; the
-        # second waits for the first and then finds it there.
+        # second waits for the first and then finds it there (without an inbox, it then finds the
+        # handler's effect done and its own write a no-op, instead of racing the first).
         while (busy := self._processing.get(event_id)) is not None:
             await busy.wait()
         done = self._processing[event_id] = asyncio.Event()

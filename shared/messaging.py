@@ -17,8 +17,8 @@ The exchange is the registry's; a type missing from the registry fails when the 
 
 `Messaging` owns the service's EventBus and OutboxRelay and runs them with its jobs:
 
-    messaging = Messaging.from_settings(settings, inbox=db["inbox"], outboxes=[store.returns])
-    lifecycle = Lifecycle(store, rules, clock, on_commit=messaging.relay.wake)
+    messaging = Messaging.from_settings(settings, inbox=None, outboxes=[store.returns])
+    lifecycle = Lifecycle(store, rules, clock, on_commit=messaging.relay.wake)  # wake(id, entries=outbox)
     async with messaging.running(SUBSCRIPTIONS, lifecycle, jobs=[DeadlineJob(lifecycle, ...)]):
         yield
 
@@ -117,13 +117,18 @@ class Messaging:
         cls,
         settings: CommonSettings,
         *,
-        inbox: Any,
+        inbox: Any | None,
         outboxes: Sequence[Any],
         clock: Clock | None = None,
         announcements: bool = False,
     ) -> Messaging:
         """The bus the settings describe (deduplicating on the `inbox` collection) and a relay of
-        the `outboxes` collections. `announcements`: events no one is bound to count as published."""
+        the `outboxes` collections. `announcements`: events no one is bound to count as published.
+
+        `inbox=None` is the documented choice of a service whose handlers are idempotent on their
+        own, under a duplicate and under two copies handled at once (a conditional write, a unique
+        key): it saves a `find` and an `insert` per consumed event. See shared.bus and
+        docs/architecture.md ("Inbox or not")."""
         bus = EventBus.from_settings(settings, inbox=inbox, clock=clock)
         # The relay's leases are operational time, not the (possibly moved) business clock.
         relay = OutboxRelay(

@@ -3,19 +3,39 @@
 A store writes an aggregate's new events into that document's `outbox` array in the SAME
 single-document write as the state change, so both commit or neither does; MongoDB's
 single-document atomicity is all this needs. OutboxRelay then publishes them (confirmed, in order)
-and removes them. A crash between commit and publish loses nothing: the next relay run publishes.
+and removes them. A crash between commit and publish loses nothing: a later sweep publishes.
 A crash between publish and removal publishes again: delivery is at least once and consumers
-dedupe by event id.
+dedupe by event id (or are idempotent) and order by `sequence`.
 
 Stores must update such documents with $set/$push (never replace_one with a stale copy, which
-would drop pending events) and should call OutboxRelay.wake(doc_id) after the write for low
-latency: the relay then publishes that document, found by its `_id`. The query for every pending
-document (a scan on the embedded MongoDB-wire server) runs only once per poll interval, and on a
-wake() without an id; it finds whatever a wake missed (a crash, a failed publish, another replica).
+would drop pending events). After the write they tell the relay, one of two ways:
+
+- `wake(doc_id, collection=c, entries=outbox)` with the document's whole outbox as the commit left
+  it (an insert knows it; an update gets it back from find_one_and_update, projection `outbox`),
+  the commit having leased the document to this relay in the same write (`claim=relay.claim()`,
+  a few seconds, so other replicas' sweeps keep away; the write's filter holds `claimable()`, and
+  while another relay holds the document the store commits without the claim and wakes with the id
+  only, so an aggregate's events never go out of two replicas at once). The relay publishes them at once
+  and releases the document with ONE conditional write (the outbox still holds exactly them:
+  emptied, `outbox_pending` and the lease cleared). If that write does not match (newer events
+  arrived, or another relay removed some), the published ids are pulled and the document is
+  relayed by `_id`. Should two relays still overlap on a document (a claim outlived, two replicas
+  committing to one aggregate), they publish duplicates, never an event before an older one of the
+  same document: an event leaves the outbox only once published, and each relay sends in order.
+- `wake(doc_id, collection=c)`: the document is leased by `_id` (findAndModify), published and
+  released: two writes.
+
+Work on one document is serialised in-process, so one replica never interleaves an aggregate's
+events. A publish that fails is remembered in-process and retried by `_id` with back-off
+(`retry_base` doubling up to `max_backoff`); the back-off is also written as a lease so other
+replicas keep away. The query for every pending document (a scan on the embedded MongoDB-wire
+server) runs at start-up, once per `poll_interval` (settings: `OUTBOX_POLL_MS`, 15 s by default)
+and on a wake() without an id: it only finds what the relay itself cannot know about (a crash
+between commit and publish, another replica that died).
 
 Fields on the document: outbox [{id, type, envelope}], outbox_pending (true while events wait;
 indexed, so finding work is cheap), outbox_lease_until / outbox_lease_owner (one relay at a time
-per document), outbox_failures (publish attempts that failed in a row, for back-off).
+per document on the `_id` path), outbox_failures (publish attempts that failed in a row, for back-off).
 """
 
 from __future__ import annotations
@@ -24,7 +44,9 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -54,24 +76,32 @@ def outbox_entries(events: Iterable[CloudEvent], exchange: str | None = None) ->
     ]
 
 
-def outbox_fields(events: Iterable[CloudEvent]) -> dict[str, Any]:
-    """Fields to add to a new document: `insert_one({**doc, **outbox_fields(events)})`."""
+def outbox_fields(events: Iterable[CloudEvent], claim: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fields to add to a new document: `insert_one({**doc, **outbox_fields(events)})`. `claim`
+    (OutboxRelay.claim()) leases it to the relay that will publish the events right after."""
     entries = outbox_entries(events)
-    return {OUTBOX: entries, PENDING: True} if entries else {OUTBOX: []}
+    return {OUTBOX: entries, PENDING: True, **(claim or {})} if entries else {OUTBOX: []}
 
 
-def outbox_push(events: Iterable[CloudEvent], exchange: str | None = None) -> dict[str, Any]:
-    """Update fragment appending events to an existing document's outbox."""
+def outbox_push(
+    events: Iterable[CloudEvent], exchange: str | None = None, claim: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Update fragment appending events to an existing document's outbox (and leasing it with `claim`)."""
     entries = outbox_entries(events, exchange)
     if not entries:
         return {}
-    return {"$push": {OUTBOX: {"$each": entries}}, "$set": {PENDING: True}}
+    return {"$push": {OUTBOX: {"$each": entries}}, "$set": {PENDING: True, **(claim or {})}}
 
 
-def with_outbox(update: dict[str, Any], events: Iterable[CloudEvent], exchange: str | None = None) -> dict[str, Any]:
+def with_outbox(
+    update: dict[str, Any],
+    events: Iterable[CloudEvent],
+    exchange: str | None = None,
+    claim: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """`update` (e.g. {"$set": ..., "$inc": ...}) plus the outbox push, as one update document."""
     merged = {op: dict(fields) for op, fields in update.items()}
-    for op, fields in outbox_push(events, exchange).items():
+    for op, fields in outbox_push(events, exchange, claim).items():
         clash = merged.setdefault(op, {}).keys() & fields.keys()
         if clash:
             raise ValueError(f"update already sets outbox field(s) {sorted(clash)}")
@@ -91,28 +121,50 @@ def _due(now: datetime) -> dict[str, Any]:
     return {"$or": [{LEASE: {"$exists": False}}, {LEASE: {"$lt": now}}]}
 
 
+def _key(collection: Any, doc_id: Any) -> tuple[Any, Any]:
+    return (getattr(collection, "full_name", None) or id(collection), doc_id)
+
+
+@dataclass
+class _Document:
+    """In-process state of one document while relay work on it is queued or running."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    removed: set[str] = field(default_factory=set)  # published and taken out of the outbox by us
+
+
 class OutboxRelay:
     def __init__(
         self,
         bus: Publisher,
         collections: Sequence[Any],
         *,
-        poll_interval: float = 0.5,
+        poll_interval: float = 15.0,
         lease_seconds: float = 30.0,
         clock: Clock | None = None,
         batch_size: int = 100,
         concurrency: int = 16,
         max_backoff: float = 60.0,
+        retry_base: float = 0.5,
+        claim_seconds: float = 5.0,
     ) -> None:
         self.bus, self.collections = bus, list(collections)
         self.poll_interval, self.lease = poll_interval, timedelta(seconds=lease_seconds)
         self.clock = clock or SystemClock()
-        self.batch_size, self.max_backoff = batch_size, max_backoff
+        self.batch_size, self.max_backoff, self.retry_base = batch_size, max_backoff, retry_base
+        self.claim_for = timedelta(seconds=claim_seconds)
         self.owner = f"{bus.service}:{uuid.uuid4()}"
         self._slots = asyncio.Semaphore(concurrency)
         self._woken: list[tuple[Any, Any]] = []  # (collection, _id) committed since the last run
         self._sweep_now = True
         self._next_sweep = 0.0  # time.monotonic() of the next query for every pending document
+        self._documents: dict[tuple[Any, Any], _Document] = {}
+        # Documents to relay by `_id` again, at a time.monotonic(): failed publishes (back-off) and
+        # direct releases that found the outbox changed.
+        self._retry: dict[tuple[Any, Any], tuple[Any, Any, float]] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._direct: set[asyncio.Task[None]] = set()
         self._loop = Periodic(f"outbox-relay:{bus.service}", self.run_once, poll_interval, max_backoff_s=max_backoff)
 
     async def start(self) -> None:
@@ -120,37 +172,99 @@ class OutboxRelay:
             await collection.create_index(PENDING)
         self._loop.start()
 
-    def wake(self, doc_id: Any = None, *, collection: Any = None) -> None:
-        """Run now instead of at the next poll (call right after committing events). With the id of
-        the document that got them (in `collection`, by default the first one relayed), that
-        document is published by its `_id`; without, every pending document is looked for."""
+    def wake(
+        self, doc_id: Any = None, *, collection: Any = None, entries: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        """Call right after committing events. With the id of the document that got them (in
+        `collection`, by default the first one relayed) and its outbox as committed (`entries`),
+        they are published at once; with the id only, that document is leased and published by
+        its `_id`; without an id, every pending document is looked for."""
+        target = self.collections[0] if collection is None else collection
+        if doc_id is not None and entries is not None:
+            if entries:
+                task = asyncio.create_task(self._relay_direct(target, doc_id, list(entries)))
+                self._direct.add(task)
+                task.add_done_callback(self._direct.discard)
+            return
         if doc_id is None:
             self._sweep_now = True
         else:
-            self._woken.append((self.collections[0] if collection is None else collection, doc_id))
+            self._woken.append((target, doc_id))
         self._loop.wake()
 
+    def claim(self) -> dict[str, Any]:
+        """Lease fields a store writes with its events (`with_outbox(..., claim=relay.claim())`) before
+        handing the outbox to wake(): other replicas' sweeps keep away while this relay publishes.
+        Short, so that after a crash the next sweep soon finds the document. The write's filter
+        must include `claimable()`."""
+        return {LEASE: self.clock.now() + self.claim_for, OWNER: self.owner}
+
+    def claimable(self) -> dict[str, Any]:
+        """Filter fragment of a claiming write: no other relay holds the document. When it fails
+        (and only that), the store writes again without the claim and wakes with the id only: the
+        relay holding it finds the new events when it releases (see the module docstring)."""
+        return {"$or": [{OWNER: {"$exists": False}}, {OWNER: self.owner}, {LEASE: {"$lt": self.clock.now()}}]}
+
     async def stop(self) -> None:
+        if self._direct:  # committed events being published: let them finish (a sweep would redo them)
+            await asyncio.wait(self._direct, timeout=5)
+        for task in list(self._direct):
+            task.cancel()
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
         await self._loop.stop()
 
     async def run_once(self) -> int:
-        """Publish the events of the documents woken for; and every due pending event when asked
-        to, when nothing was woken for (a poll) or when a poll interval has passed since the last
-        time. Returns how many were published."""
+        """Publish the events of the documents woken for or due for a retry; and every due pending
+        event when asked to, or when a poll interval has passed since the last sweep. Returns how
+        many were published."""
         woken, self._woken = self._woken, []
-        published = await self._relay_all(list({(id(c), i): (c, i) for c, i in woken}.values()))
-        if woken and not self._sweep_now and time.monotonic() < self._next_sweep:
+        now = time.monotonic()
+        due = [key for key, (_, _, at) in self._retry.items() if at <= now]
+        retries = [self._retry.pop(key)[:2] for key in due]
+        found = list({_key(c, i): (c, i) for c, i in [*woken, *retries]}.values())
+        published = await self._relay_all(found)
+        if not self._sweep_now and time.monotonic() < self._next_sweep:
             return published
         self._sweep_now = False
         self._next_sweep = time.monotonic() + self.poll_interval
         return published + await self._sweep()
 
+    def _retry_in(self, collection: Any, doc_id: Any, delay: float) -> None:
+        """Relay the document by `_id` again after `delay` seconds (in-process, no sweep needed)."""
+        # A little after the lease written for the back-off (business clock) has surely expired.
+        delay += 0.01 if delay else 0
+        self._retry[_key(collection, doc_id)] = (collection, doc_id, time.monotonic() + delay)
+        loop = asyncio.get_running_loop()
+        self._timers = {t for t in self._timers if t.when() > loop.time()}  # forget the ones that fired
+        self._timers.add(loop.call_later(delay, self._loop.wake))
+
+    @asynccontextmanager
+    async def _document(self, collection: Any, doc_id: Any) -> AsyncIterator[_Document]:
+        """One relay at a time per document in this process (events of an aggregate stay in order)."""
+        key = _key(collection, doc_id)
+        state = self._documents.setdefault(key, _Document())
+        state.users += 1
+        try:
+            async with state.lock, self._slots:
+                yield state
+        finally:
+            state.users -= 1
+            if not state.users:
+                del self._documents[key]
+
     async def _relay_all(self, found: list[tuple[Any, Any]]) -> int:
-        published = 0
-        for result in await asyncio.gather(*(self._relay(c, i) for c, i in found), return_exceptions=True):
-            if isinstance(result, BaseException):
-                raise result
-            published += result
+        published, failure = 0, None
+        results = await asyncio.gather(*(self._relay(c, i) for c, i in found), return_exceptions=True)
+        for (collection, doc_id), result in zip(found, results, strict=True):
+            if isinstance(result, BaseException):  # the store is away: try this one again by itself
+                self._retry_in(collection, doc_id, self.retry_base)
+                failure = result
+            else:
+                published += result
+        if failure is not None:
+            raise failure
         return published
 
     async def _sweep(self) -> int:
@@ -164,8 +278,54 @@ class OutboxRelay:
                     break
         return published
 
+    # ---- the direct path: events known at commit ---------------------------------------------
+
+    async def _relay_direct(self, collection: Any, doc_id: Any, entries: list[dict[str, Any]]) -> None:
+        done: list[str] = []
+        try:
+            async with self._document(collection, doc_id) as state:
+                # What this process already published and removed (an earlier commit's relay) is gone.
+                entries = [e for e in entries if e["id"] not in state.removed]
+                if not entries:
+                    return
+                for entry in entries:  # in order, each confirmed before the next
+                    await self.bus.publish(CloudEvent.model_validate(entry["envelope"]), exchange=entry.get("exchange"))
+                    done.append(entry["id"])
+                if await self._release_exactly(collection, doc_id, done):
+                    state.removed.update(done)
+                    return
+                # Newer events arrived, or another relay removed some: take out ours and drop our
+                # claim, then the `_id` path relays whatever is left (a later commit of ours may first).
+                pull = {"$pull": {OUTBOX: {"id": {"$in": done}}}}
+                unclaim = {"$unset": {LEASE: "", OWNER: ""}}
+                result = await collection.update_one({"_id": doc_id, OWNER: self.owner}, pull | unclaim)
+                if not result.matched_count:
+                    await collection.update_one({"_id": doc_id}, pull)
+                state.removed.update(done)
+                if state.users == 1:
+                    self._retry_in(collection, doc_id, 0)
+        except Exception as exc:  # noqa: BLE001 - kept for a later attempt, never dropped
+            failed = next((e for e in entries if e["id"] not in done), {})
+            try:  # the `_id` path's back-off: our claim becomes a lease until the retry
+                await self._failed(collection, doc_id, done, 1, failed, exc)
+            except Exception:  # the store is away too: retry once the claim expired
+                self._retry_in(collection, doc_id, self.claim_for.total_seconds())
+                log.exception("outbox publish failed, will retry", extra={"event_id": failed.get("id")})
+
+    async def _release_exactly(self, collection: Any, doc_id: Any, published: list[str]) -> bool:
+        """Empty the outbox in one write if it holds exactly the `published` events (ids are unique:
+        same size and all of them present). Someone else's lease on it goes too: there is nothing
+        left for it to publish."""
+        result = await collection.update_one(
+            {"_id": doc_id, OUTBOX: {"$size": len(published)}, f"{OUTBOX}.id": {"$all": published}},
+            {"$set": {OUTBOX: []}, "$unset": {PENDING: "", LEASE: "", OWNER: "", FAILURES: ""}},
+        )
+        return bool(result.matched_count)
+
+    # ---- the `_id` path: lease, publish, release ---------------------------------------------
+
     async def _relay(self, collection: Any, doc_id: Any) -> int:
-        async with self._slots:
+        async with self._document(collection, doc_id):
             now = self.clock.now()
             doc = await collection.find_one_and_update(
                 {"_id": doc_id, PENDING: True, **_due(now)},
@@ -196,7 +356,7 @@ class OutboxRelay:
         if result.matched_count:
             return
         # New events arrived (or the lease was lost): remove only what was published. `pending`
-        # stays set, so a later run drains the rest and clears it.
+        # stays set; whoever committed the new events relays them, and the next sweep is the net.
         await collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": done}}}})
         await collection.update_one(
             {"_id": doc_id, OWNER: self.owner}, {"$unset": {LEASE: "", OWNER: "", FAILURES: ""}}
@@ -205,14 +365,16 @@ class OutboxRelay:
     async def _failed(
         self, collection: Any, doc_id: Any, done: list[str], failures: int, entry: dict[str, Any], exc: Exception
     ) -> None:
-        delay = backoff_seconds(failures, base=max(self.poll_interval, 0.1), cap=self.max_backoff)
+        delay = backoff_seconds(failures, base=self.retry_base, cap=self.max_backoff)
         if done:
             await collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": done}}}})
-        # Holding the lease until the back-off ends keeps every replica away from this document.
+        # Holding the lease until the back-off ends keeps every replica away from this document;
+        # this relay remembers it and tries again then, without waiting for a sweep.
         await collection.update_one(
             {"_id": doc_id, OWNER: self.owner},
             {"$set": {LEASE: self.clock.now() + timedelta(seconds=delay), FAILURES: failures}, "$unset": {OWNER: ""}},
         )
+        self._retry_in(collection, doc_id, delay)
         log.warning(
             "outbox publish failed, will retry",
             extra={

@@ -128,10 +128,10 @@ SHAPES: tuple[QueryShape, ...] = (
         OUTBOX_COLLECTIONS,
         f"outbox_pending, {_LEASE_DUE}",
         "`outbox_pending_1`",
-        f"{SCAN} (once per `OUTBOX_POLL_MS` per collection, whatever the load: the documents a commit "
-        "wakes the relay for are leased by `_id`)",
+        f"{SCAN} (at start-up and once per `OUTBOX_POLL_MS` (15 s) per collection, whatever the load: "
+        "committed events are published directly, failed ones retried by `_id`)",
         False,
-        "shared/outbox.py: `_sweep` (every poll interval, and after a wake that names no document)",
+        "shared/outbox.py: `_sweep` (start-up, every poll interval, and after a wake that names no document)",
     ),
     _shape(
         OUTBOX_COLLECTIONS,
@@ -139,7 +139,15 @@ SHAPES: tuple[QueryShape, ...] = (
         "`_id`",
         BY_ID,
         True,
-        "shared/outbox.py: `_relay` (lease the document woken for, or found by the sweep)",
+        "shared/outbox.py: `_relay` (lease the document woken for, due for a retry, or found by the sweep)",
+    ),
+    _shape(
+        OUTBOX_COLLECTIONS,
+        "_id, outbox: $size, outbox.id: $all",
+        "`_id`",
+        BY_ID,
+        True,
+        "shared/outbox.py: `_release_exactly` (empty the outbox after publishing what a commit handed over)",
     ),
     _shape(
         OUTBOX_COLLECTIONS,
@@ -159,6 +167,14 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     # ---- returns ---------------------------------------------------------------------------------
     _shape("orders", "_id, snapshot_version", "`_id`", BY_ID, True, "returns `save_order` (changed snapshot)"),
+    _shape(
+        "orders",
+        "_id, snapshot_digest: $ne",
+        "`_id`",
+        BY_ID,
+        True,
+        "returns `save_order` (`order.delivered`: upsert unless the same snapshot is stored)",
+    ),
     _shape("buyer_flags", "_id, sequence: $lt", "`_id`", BY_ID, True, "returns `save_buyer_flag`"),
     _shape(
         "returns",
@@ -168,7 +184,15 @@ SHAPES: tuple[QueryShape, ...] = (
         True,
         "returns `returns_of_order` (`POST /v1/returns`: the order's returns, slot by slot, up to the first free one)",
     ),
-    _shape("returns", "_id, version", "`_id`", BY_ID, True, "returns `apply` (every transition)"),
+    _shape("returns", "_id, version", "`_id`", BY_ID, True, "returns `apply` (a transition without events)"),
+    _shape(
+        "returns",
+        "_id, version, $or: [{outbox_lease_owner: $exists}, {outbox_lease_owner}, {outbox_lease_until: $lt}]",
+        "`_id`",
+        BY_ID,
+        True,
+        "returns `apply` (a transition with events, claimed for this replica's outbox relay)",
+    ),
     _shape(
         "returns",
         "",

@@ -24,7 +24,15 @@ class CommonSettings(BaseSettings):
         default=[1000, 5000, 30000], description="Delay before each redelivery of a failed message."
     )
     prefetch: int = 32
-    outbox_poll_ms: int = 500
+    outbox_poll_ms: int = Field(
+        default=15000,
+        ge=1,
+        description=(
+            "How often the outbox relay sweeps for unpublished events (a collection scan on the embedded server), "
+            "besides once at start-up. Events are published right after their commit and failed publishes are "
+            "retried in-process with back-off; the sweep only finds what a crash or a dead replica left behind."
+        ),
+    )
     inbox_retention_days: int = Field(default=14, description="How long processed event ids are kept for dedupe.")
     jwt_algorithm: str = "HS256"
     jwt_secret: str | None = None

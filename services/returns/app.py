@@ -28,9 +28,10 @@ DESCRIPTION = "Orders read-model, seller return policies and the return lifecycl
 async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -> AsyncIterator[None]:
     store = ReturnsStore(db, orders_exchange=settings.orders_exchange)
     await store.ensure_indexes()
-    messaging = Messaging.from_settings(
-        settings, inbox=db["inbox"], outboxes=[store.returns, store.orders], clock=clock
-    )
+    # No inbox: every handler is idempotent on its own, duplicates and concurrent copies included
+    # (handlers.py says how each one is), which saves two commands per consumed event.
+    messaging = Messaging.from_settings(settings, inbox=None, outboxes=[store.returns, store.orders], clock=clock)
+    store.outbox_claim, store.outbox_claimable = messaging.relay.claim, messaging.relay.claimable
     app.state.bus = messaging.bus
     rules = MarketplaceRules.from_settings(settings)
     lifecycle = app.state.lifecycle = Lifecycle(store, rules, clock, on_commit=messaging.relay.wake)

@@ -73,7 +73,7 @@ class Lifecycle:
         store: ReturnsStore,
         rules: MarketplaceRules,
         clock: Clock,
-        on_commit: Callable[..., None] = lambda *_, **__: None,  # OutboxRelay.wake(doc_id, collection=...)
+        on_commit: Callable[..., None] = lambda *_, **__: None,  # OutboxRelay.wake(doc_id, entries=outbox)
     ) -> None:
         self.store, self.rules, self.clock, self.on_commit = store, rules, clock, on_commit
 
@@ -93,10 +93,16 @@ class Lifecycle:
         return_id = return_id_for(principal, idempotency_key)
         policy = await self.policy_for(order.seller.id)
         flagged = await self.store.buyer_flagged(order.buyer.id)
-        for _ in range(CREATE_ATTEMPTS):
-            if idempotency_key is not None and (earlier := await self.store.get_return(return_id)) is not None:
+        for attempt in range(CREATE_ATTEMPTS):
+            # A retried request finds its return among the order's (read anyway); only after our
+            # insert was refused, or when the rules refuse it, may it be on another order: by `_id`.
+            if idempotency_key is not None and attempt and (earlier := await self.store.get_return(return_id)):
                 return earlier
             existing, order_seq = await self.store.returns_of_order(order.order_id)
+            if idempotency_key is not None and (
+                earlier := next((r for r in existing if r.return_id == return_id), None)
+            ):
+                return earlier
             now = self.now()
             try:
                 changes = open_return(
@@ -111,12 +117,14 @@ class Lifecycle:
                     now=now,
                 )
             except PolicyViolation as exc:
+                if idempotency_key is not None and (earlier := await self.store.get_return(return_id)):
+                    return earlier
                 raise rule_violation(exc.problems) from None
             try:
-                await self.store.insert_return(changes, order_seq, now)
+                outbox = await self.store.insert_return(changes, order_seq, now)
             except DuplicateKeyError:
                 continue  # a concurrent request took this slot (or this id): check again against it
-            self.on_commit(changes[-1][1].return_id)
+            self.on_commit(changes[-1][1].return_id, entries=outbox)
             created = changes[-1][1]
             _log_change(created, principal, "return opened")
             return created
@@ -143,9 +151,10 @@ class Lifecycle:
             after = step(ret, now)
         except (IllegalTransition, PolicyViolation) as exc:
             raise from_domain(exc) from None
-        if not await self.store.apply(ret, [(EVENT_OF[action], after)], now):
+        handover = await self.store.apply(ret, [(EVENT_OF[action], after)], now)
+        if handover is None:
             raise ConcurrentChange()
-        self.on_commit(ret.return_id)
+        self.on_commit(ret.return_id, **handover)
         _log_change(after, principal, "return %s", action)
         return after
 
@@ -178,6 +187,6 @@ class Lifecycle:
             if after is None:
                 return
             # The refunds service published this change itself: record it, publish nothing.
-            if await self.store.apply(ret, [(None, after)], now):
+            if await self.store.apply(ret, [(None, after)], now) is not None:
                 return
         raise ConcurrentChange()  # the bus retries later

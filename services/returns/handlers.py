@@ -1,6 +1,15 @@
 """Events the returns service consumes: event type -> one small idempotent function each.
 
 Each handler gets the Lifecycle, the envelope and the event's validated data (shared.messaging).
+
+The service runs without an inbox (app.py), so each handler is idempotent by itself, also when
+two copies run at once (two replicas; in one process the bus runs them one after the other):
+- order.delivered: an upsert conditional on the snapshot's digest; the same snapshot again fails
+  the filter and the unique `_id` refuses the insert (store.save_order).
+- return.refunded / refund.failed: a write conditional on the return's `version`; the loser reads
+  the return again and finds the refund (or that failure note) recorded: nothing to do.
+- buyer.flagged / buyer.unflagged: a write conditional on `sequence: {$lt: ...}`; a copy of the
+  same (or an older) decision changes nothing.
 """
 
 from __future__ import annotations

@@ -64,9 +64,10 @@ class DeadlineJob:
             after = step(ret)
         except IllegalTransition:
             return 0
-        if not await self.store.apply(ret, [(event_type, after)], now, extra):
+        handover = await self.store.apply(ret, [(event_type, after)], now, extra)
+        if handover is None:
             return 0  # another replica (or the seller) got there first
-        self.lifecycle.on_commit(ret.return_id)
+        self.lifecycle.on_commit(ret.return_id, **handover)
         log.info("deadline action", extra={"return_id": ret.return_id, "event_type": event_type})
         return 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,7 @@ from services.returns.schemas import ReturnFilter
 from shared.events import ORDERS_EXCHANGE, CloudEvent, new_event
 from shared.models import BuyerFlag, Order, Return, ReturnStatus
 from shared.mongo import DuplicateKeyError
-from shared.outbox import outbox_fields, with_outbox
+from shared.outbox import OUTBOX, outbox_fields, with_outbox
 from shared.pagination import Page, make_page, page_filter, page_sort
 
 SERVICE = "returns"
@@ -80,6 +81,10 @@ class ReturnsStore:
         self.policies = db["seller_policies"]
         self.buyers = db["buyer_flags"]
         self.returns = db["returns"]
+        # Lease fields written with a return's events, and the filter that goes with them
+        # (OutboxRelay.claim, .claimable; the wiring sets them). Unset: no claim, woken by id.
+        self.outbox_claim: Callable[[], dict[str, Any]] = dict
+        self.outbox_claimable: Callable[[], dict[str, Any]] = dict
 
     async def ensure_indexes(self) -> None:
         # One return per (order, sequence number): two racing requests for the same order cannot both
@@ -102,6 +107,8 @@ class ReturnsStore:
         document's outbox, so refunds and metrics learn the order too.
         """
         digest = hashlib.sha256(order.model_dump_json().encode()).hexdigest()
+        if announce_at is None:
+            return await self._save_order_quietly(order, digest)
         for _ in range(3):  # a concurrent writer of the same order moved the version: read again
             stored = await self.orders.find_one({"_id": order.order_id}, {"snapshot_digest": 1, "snapshot_version": 1})
             if stored is not None and stored.get("snapshot_digest") == digest:
@@ -128,6 +135,23 @@ class ReturnsStore:
             if result.upserted_id is not None or result.modified_count:
                 return stored is None
         raise ConcurrentOrderWrite(order.order_id)
+
+    async def _save_order_quietly(self, order: Order, digest: str) -> bool:
+        """One write, no read: an upsert of a snapshot that differs from the stored one. The same
+        snapshot stored already (a duplicate `order.delivered`, or two copies at once) fails the
+        filter, so the upsert tries to insert the `_id` and the unique `_id` refuses."""
+        try:
+            result = await self.orders.update_one(
+                {"_id": order.order_id, "snapshot_digest": {"$ne": digest}},
+                {
+                    "$set": order.model_dump(mode="python") | {"snapshot_digest": digest},
+                    "$inc": {"snapshot_version": 1},
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False
+        return result.upserted_id is not None
 
     async def get_order(self, order_id: str) -> Order | None:
         doc = await self.orders.find_one({"_id": order_id}, {"outbox": 0})
@@ -189,17 +213,21 @@ class ReturnsStore:
             found.append(Return.model_validate(doc))
         return found, len(found) + 1
 
-    async def insert_return(self, changes: list[tuple[str, Return]], order_seq: int, now: datetime) -> None:
-        """The new return as it stands after `changes`, with their events. DuplicateKeyError when the
-        id (a retried request) or the order's sequence slot (a concurrent request) is taken."""
+    async def insert_return(
+        self, changes: list[tuple[str, Return]], order_seq: int, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The new return as it stands after `changes`, with their events; returns its outbox (for
+        the relay). DuplicateKeyError when the id (a retried request) or the order's sequence slot
+        (a concurrent request) is taken."""
         final = changes[-1][1]
         doc = {
             "_id": final.return_id,
             **return_fields(final),
             "order_seq": order_seq,
-            **outbox_fields(events_of(changes, now)),
+            **outbox_fields(events_of(changes, now), claim=self.outbox_claim()),
         }
         await self.returns.insert_one(doc)
+        return list(doc[OUTBOX])
 
     async def apply(
         self,
@@ -207,14 +235,28 @@ class ReturnsStore:
         changes: list[tuple[str | None, Return]],
         now: datetime,
         extra: dict[str, Any] | None = None,
-    ) -> bool:
+    ) -> dict[str, Any] | None:
         """Write the return's next state and its events in one update, if nobody changed it since
-        `before` was read (optimistic concurrency on `version`). False when someone did."""
+        `before` was read (optimistic concurrency on `version`). None when someone did; else how to
+        wake the outbox relay: `{"entries": outbox}` (the outbox as the write left it, claimed for
+        this replica's relay), or `{}` when another replica's relay held the document."""
         final = changes[-1][1]
         events = events_of([(t, r) for t, r in changes if t is not None], now)
-        update = with_outbox({"$set": return_fields(final) | (extra or {})}, events)
-        result = await self.returns.update_one({"_id": before.return_id, "version": before.version}, update)
-        return result.matched_count == 1
+        fields = {"$set": return_fields(final) | (extra or {})}
+        expected = {"_id": before.return_id, "version": before.version}
+        claim = self.outbox_claim() if events else {}
+        if claim:
+            doc = await self.returns.find_one_and_update(
+                expected | self.outbox_claimable(),
+                with_outbox(fields, events, claim=claim),
+                projection={OUTBOX: 1},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is not None:
+                return {"entries": list(doc.get(OUTBOX) or [])}
+            # A version conflict, or (rarely) another replica's relay still publishing this return.
+        result = await self.returns.update_one(expected, with_outbox(fields, events))
+        return {} if result.matched_count else None
 
     async def list_returns(self, wanted: ReturnFilter, cursor: str | None, limit: int) -> Page[Return]:
         criteria, after = return_criteria(wanted), page_filter(cursor)

@@ -15,7 +15,7 @@ import aio_pika
 import pytest
 
 from shared.events import CloudEvent
-from shared.outbox import FAILURES, LEASE, PENDING, OutboxRelay, outbox_fields, with_outbox
+from shared.outbox import FAILURES, LEASE, OWNER, PENDING, OutboxRelay, outbox_fields, with_outbox
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,3 +172,172 @@ async def test_unroutable_events_stay_and_are_retried_with_backoff(
     assert published == 1
     assert [e.id for e in await drain(queue)] == [event.id]
     assert await all_drained(db.buyers)
+
+
+# ---- the direct path: a commit hands its outbox to the relay --------------------------------
+
+
+class Counted:
+    """A collection that counts the commands sent through it (by method)."""
+
+    def __init__(self, collection: Any) -> None:
+        self._collection, self.calls = collection, Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._collection, name)
+        if name in ("find", "find_one", "find_one_and_update", "update_one", "update_many", "insert_one"):
+            self.calls[name] += 1
+        return attribute
+
+
+async def commit(collection: Any, doc_id: str, events: list[CloudEvent], claim: dict[str, Any]) -> list[dict]:
+    """What a store does: push the events with the relay's claim, get the outbox back."""
+    doc = await collection.find_one_and_update(
+        {"_id": doc_id},
+        with_outbox({"$set": {"status": events[-1].type}}, events, claim=claim),
+        projection={"outbox": 1},
+        upsert=True,
+        return_document=True,
+    )
+    return doc["outbox"]
+
+
+async def test_a_commit_handed_over_is_published_and_released_in_one_write(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    queue = await probe(amqp, exchange, "return.#")
+    returns = Counted(db.returns)
+    relay = OutboxRelay(await bus_factory("returns"), [returns], poll_interval=3600)
+    await relay.start()
+    try:
+        await wait_until(lambda: relay._loop.runs >= 1)  # the start-up sweep is over
+        returns.calls.clear()
+        first = [event_factory("return.created", sequence=1), event_factory("return.authorized", sequence=2)]
+        relay.wake("r-1", collection=returns, entries=await commit(db.returns, "r-1", first, relay.claim()))
+        await wait_until(lambda: all_drained(db.returns))
+    finally:
+        await relay.stop()
+
+    assert [e.id for e in await drain(queue)] == [e.id for e in first]
+    assert returns.calls == {"update_one": 1}  # no lease, no read, no sweep: the release only
+    doc = await db.returns.find_one({"_id": "r-1"})
+    assert doc["outbox"] == [] and not {PENDING, LEASE, OWNER, FAILURES} & doc.keys()
+
+
+async def test_commits_racing_on_one_document_publish_in_order_once(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    queue = await probe(amqp, exchange, "return.#")
+    relay = OutboxRelay(await bus_factory("returns"), [db.returns], poll_interval=3600)
+    await relay.start()
+    events = [event_factory("return.created", sequence=n) for n in range(1, 7)]
+    try:
+        await wait_until(lambda: relay._loop.runs >= 1)
+        for event in events:  # each commit's wake while the previous ones are still being published
+            relay.wake("r-1", entries=await commit(db.returns, "r-1", [event], relay.claim()))
+        await wait_until(lambda: all_drained(db.returns))
+        await asyncio.sleep(0.2)  # a duplicate would arrive by now
+    finally:
+        await relay.stop()
+
+    assert [e.id for e in await drain(queue)] == [e.id for e in events]
+    doc = await db.returns.find_one({"_id": "r-1"})
+    assert doc["outbox"] == [] and not {PENDING, LEASE, OWNER} & doc.keys()
+
+
+async def test_events_another_replica_pushed_meanwhile_are_relayed_too(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    queue = await probe(amqp, exchange, "return.#")
+    relay = OutboxRelay(await bus_factory("returns"), [db.returns], poll_interval=3600)
+    mine, theirs = event_factory("return.created", sequence=1), event_factory("return.closed", sequence=2)
+    entries = await commit(db.returns, "r-1", [mine], relay.claim())
+    # Another replica commits to the same document and dies before publishing.
+    await db.returns.update_one({"_id": "r-1"}, with_outbox({"$set": {"status": "closed"}}, [theirs]))
+    await relay.start()
+    try:
+        await wait_until(lambda: relay._loop.runs >= 1)  # the start-up sweep skips our claimed document
+        relay.wake("r-1", entries=entries)
+        await wait_until(lambda: all_drained(db.returns), message="relayed by _id after the release missed")
+    finally:
+        await relay.stop()
+    assert [e.id for e in await drain(queue)] == [mine.id, theirs.id]
+
+
+async def commit_as(relay: OutboxRelay, collection: Any, doc_id: str, event: CloudEvent) -> dict[str, Any]:
+    """What the returns store does: claim with the commit unless another relay holds the document,
+    else commit without; answers how to wake the relay."""
+    doc = await collection.find_one_and_update(
+        {"_id": doc_id, **relay.claimable()},
+        with_outbox({"$set": {"status": event.type}}, [event], claim=relay.claim()),
+        projection={"outbox": 1},
+        return_document=True,
+    )
+    if doc is not None:
+        return {"entries": doc["outbox"]}
+    await collection.update_one({"_id": doc_id}, with_outbox({"$set": {"status": event.type}}, [event]))
+    return {}
+
+
+async def test_a_replica_committing_while_another_publishes_the_same_document_waits_for_it(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    queue = await probe(amqp, exchange, "return.#")
+    first, second = [OutboxRelay(await bus_factory(f"returns-{n}"), [db.returns], poll_interval=3600) for n in (1, 2)]
+    await db.returns.insert_one({"_id": "r-1", "outbox": []})
+    for relay in (first, second):
+        await relay.start()
+    created, authorized = event_factory("return.created", sequence=1), event_factory("return.authorized", sequence=2)
+    try:
+        await wait_until(lambda: first._loop.runs >= 1 and second._loop.runs >= 1)
+        handed = await commit_as(first, db.returns, "r-1", created)
+        assert "entries" in handed
+        woken = await commit_as(second, db.returns, "r-1", authorized)  # the first one holds it
+        assert woken == {}
+        second.wake("r-1", **woken)
+        first.wake("r-1", **handed)
+        await wait_until(lambda: all_drained(db.returns))
+        await asyncio.sleep(0.2)  # a duplicate would arrive by now
+    finally:
+        for relay in (first, second):
+            await relay.stop()
+    assert [e.id for e in await drain(queue)] == [created.id, authorized.id]
+
+
+async def test_a_failed_direct_publish_is_retried_in_process_with_backoff(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    relay = OutboxRelay(await bus_factory("metrics"), [db.buyers], poll_interval=3600, retry_base=0.2)
+    await relay.start()
+    event = event_factory("buyer.flagged")
+    try:
+        await wait_until(lambda: relay._loop.runs >= 1)
+        relay.wake("b-1", collection=db.buyers, entries=await commit(db.buyers, "b-1", [event], relay.claim()))
+
+        async def backing_off() -> Any:
+            return await db.buyers.find_one({"_id": "b-1", FAILURES: {"$gte": 1}})
+
+        doc = await wait_until(backing_off, message="the failure recorded")  # nobody is bound yet
+        assert doc[LEASE] is not None and OWNER not in doc  # other replicas keep away until the retry
+        queue = await probe(amqp, exchange, "buyer.flagged")
+        await wait_until(lambda: all_drained(db.buyers), timeout=10, message="retried without a sweep")
+    finally:
+        await relay.stop()
+    assert [e.id for e in await drain(queue)] == [event.id]
+
+
+async def test_a_claimed_document_is_left_alone_by_another_replicas_sweep(
+    bus_factory, db, amqp, exchange, event_factory
+):
+    queue = await probe(amqp, exchange, "return.#")
+    committing = OutboxRelay(await bus_factory("returns"), [db.returns])
+    other = OutboxRelay(await bus_factory("returns-2"), [db.returns])
+    event = event_factory("return.created")
+    entries = await commit(db.returns, "r-1", [event], committing.claim())
+
+    assert await other.run_once() == 0  # its sweep: claimed by the committing replica
+    committing.wake("r-1", entries=entries)
+    await asyncio.wait_for(asyncio.gather(*committing._direct), 5)
+    assert await other.run_once() == 0
+    assert [e.id for e in await drain(queue)] == [event.id]
+    assert await all_drained(db.returns)

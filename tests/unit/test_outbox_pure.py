@@ -57,3 +57,12 @@ def test_with_outbox_refuses_to_overwrite_outbox_fields():
 
 def test_backoff_doubles_up_to_the_cap():
     assert [backoff_seconds(n, base=0.5, cap=4) for n in range(1, 6)] == [0.5, 1, 2, 4, 4]
+
+
+def test_a_claim_rides_only_with_events():
+    claim = {"outbox_lease_until": datetime(2026, 3, 1, tzinfo=UTC), "outbox_lease_owner": "returns:1"}
+    assert outbox_fields([event(1)], claim=claim)["outbox_lease_owner"] == "returns:1"
+    assert outbox_fields([], claim=claim) == {"outbox": []}
+    merged = with_outbox({"$set": {"status": "shipped"}}, [event(3)], claim=claim)
+    assert merged["$set"] == {"status": "shipped", "outbox_pending": True, **claim}
+    assert with_outbox({"$set": {"status": "shipped"}}, [], claim=claim) == {"$set": {"status": "shipped"}}

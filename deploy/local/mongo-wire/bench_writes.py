@@ -1,6 +1,7 @@
 """Acknowledged writes per second against the local MongoDB-wire server (mongo-wire.jar).
 
-    .venv/bin/python deploy/local/mongo-wire/bench_writes.py [--jar JAR] [--backend journal|h2] [--n 2000] [--clients 1,16] [--no-fsync]
+    .venv/bin/python deploy/local/mongo-wire/bench_writes.py [--jar JAR] [--backend journal|h2] [--n 2000]
+        [--clients 1,16] [--no-fsync]
 
 Starts its own server from JAR (default: target/mongo-wire.jar next to this file) on a free port
 with a fresh store (journal folder or H2 file) in a temporary folder, and for each client count
@@ -9,8 +10,8 @@ measures: N inserts
 acknowledged (w=1), spread over that many threads of one PyMongo client, after N unmeasured rounds
 of the three as a warm-up. Prints operations per second and the server's CPU time per operation
 (from /proc: less sensitive to a busy machine than the rate) and the size of the store on disk.
-Then stops the server and deletes the folder. `--url` measures an already running server instead (it writes to a database of
-its own and drops it).
+Then stops the server and deletes the folder. `--url` measures an already running server instead
+(it writes to a database of its own and drops it).
 """
 
 from __future__ import annotations

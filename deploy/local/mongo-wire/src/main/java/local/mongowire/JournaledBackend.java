@@ -69,8 +69,10 @@ final class JournaledBackend extends MemoryBackend {
         this.snapshotAfterBytes = snapshotAfterBytes;
         long began = System.nanoTime();
         restoring = store.load();
-        for (String database : new ArrayList<>(restoring.keySet())) {
-            resolveDatabase(database);
+        for (Map.Entry<String, Map<String, LinkedHashMap<KeyValue, Document>>> database : new ArrayList<>(restoring.entrySet())) {
+            if (database.getValue().values().stream().anyMatch(documents -> !documents.isEmpty())) {
+                resolveDatabase(database.getKey());  // not one whose collections were all dropped
+            }
         }
         log.info("restored {} effects ({} MB) in {} ms", restoring.records, String.format("%.1f", restoring.bytes / 1e6),
             (System.nanoTime() - began) / 1_000_000);

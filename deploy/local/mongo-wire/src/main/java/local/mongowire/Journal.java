@@ -46,7 +46,7 @@ final class Journal implements AutoCloseable {
     private volatile boolean unsynced;
 
     private FileChannel channel;
-    private long fileBytes;
+    private volatile long fileBytes;
 
     /** Start a new journal FILE (it must not exist); the header is written and fsynced. */
     Journal(Path file, boolean fsync) throws IOException {

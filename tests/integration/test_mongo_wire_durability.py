@@ -221,7 +221,15 @@ def _journals(store: Path) -> list[Path]:
     return sorted(store.glob("journal-*.log"))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "bad-checksum", "garbage-header"])
+def _last_record(data: bytes) -> tuple[int, int]:
+    """Where the last record of a journal file begins and ends (after it: the zeros of its reserve)."""
+    position, last = 8, 8  # after the 8-byte header; a record is length, crc32c, payload
+    while position + 8 <= len(data) and (length := int.from_bytes(data[position : position + 4], "little")):
+        last, position = position, position + 8 + length
+    return last, position
+
+
+@pytest.mark.parametrize("damage", ["zeroed-tail", "truncated", "bad-checksum", "header-only"])
 def test_a_torn_last_journal_record_is_ignored(tmp_path: Path, servers: list[Server], damage: str):
     """A crash in the middle of writing a record leaves part of it: the restart drops that record
     (its write was never acknowledged), keeps all before it, and what is written after the restart
@@ -235,17 +243,22 @@ def test_a_torn_last_journal_record_is_ignored(tmp_path: Path, servers: list[Ser
     first.kill9()
 
     last = _journals(store)[-1]
-    data = last.read_bytes()
-    if damage == "truncated":
-        last.write_bytes(data[:-7])  # the last record (insert 9) cut short
+    data = bytearray(last.read_bytes())
+    begin, end = _last_record(bytes(data))
+    assert end - begin > 100, "the last record should be insert 9"
+    if damage == "zeroed-tail":
+        data[end - 7 : end] = bytes(7)  # the record's last bytes never reached the disk
+    elif damage == "truncated":
+        del data[end - 7 :]  # the file ends inside the record
     elif damage == "bad-checksum":
-        last.write_bytes(data[:-20] + bytes([data[-20] ^ 0xFF]) + data[-19:])  # a byte of insert 9 changed
+        data[end - 20] ^= 0xFF  # a byte of insert 9 changed
     else:
-        last.write_bytes(data + b"\xff\xff\x00\x00\x01")  # a record's header, torn
+        data[end : end + 8] = (100).to_bytes(4, "little") + b"\x01\x02\x03\x04"  # a further record: header only
+    last.write_bytes(bytes(data))
     second = Server(store, tmp_path / "mongo-wire.log")
     servers.append(second)
     coll = second.client["durability"]["items"]
-    expected = list(range(9)) if damage != "garbage-header" else list(range(10))
+    expected = list(range(9)) if damage != "header-only" else list(range(10))
     assert sorted(d["_id"] for d in coll.find()) == expected, _log(tmp_path)
     assert "torn by a crash" in _log(tmp_path)
     coll.insert_one({"_id": 100})

@@ -5,7 +5,8 @@
 Starts its own server (see bench_writes.py) in a temporary folder, inserts N documents of ~300
 bytes and then updates each once (`$inc`, by _id), 16 client threads; prints the size of the
 store on disk, kill -9s the server, starts it again on the same store and prints how long it took
-until it answered a `ping` and whether all N documents are there. Then deletes the folder.
+until it answered a `ping` (and the server CPU time that took) and whether all N documents are
+there. Then deletes the folder.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench_writes import HERE, free_port, start_server
+from bench_writes import HERE, free_port, server_cpu, start_server
 from pymongo import MongoClient
 
 
@@ -64,8 +65,12 @@ def main() -> None:
         client = MongoClient(url, serverSelectionTimeoutMS=120_000)
         client.admin.command("ping")
         restart = time.perf_counter() - began
+        cpu = server_cpu(server.pid)
         count = client["bench_restart"]["items"].count_documents({"n": 1})
-        print(f"restart after kill -9: {restart:.1f} s until ping answered; {count} of {args.n} documents updated")
+        print(
+            f"restart after kill -9: {restart:.1f} s until ping answered ({cpu:.1f} s server CPU, JVM start included); "
+            f"{count} of {args.n} documents updated"
+        )
         client.close()
         server.terminate()
         server.wait(30)

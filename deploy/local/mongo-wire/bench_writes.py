@@ -1,6 +1,6 @@
 """Acknowledged writes per second against the local MongoDB-wire server (mongo-wire.jar).
 
-    .venv/bin/python deploy/local/mongo-wire/bench_writes.py [--jar JAR] [--backend journal|h2] [--n 2000]
+    .venv/bin/python deploy/local/mongo-wire/bench_writes.py [--jar JAR] [--backend journal|h2|memory] [--n 2000]
         [--clients 1,16] [--no-fsync]
 
 Starts its own server from JAR (default: target/mongo-wire.jar next to this file) on a free port
@@ -41,7 +41,9 @@ def free_port() -> int:
 
 
 def start_server(jar: Path, port: int, folder: Path, backend: str, *extra: str) -> subprocess.Popen[bytes]:
-    store = ["--dir", str(folder / "journal")] if backend == "journal" else ["--file", str(folder / "bench.mv")]
+    store = {"journal": ["--dir", str(folder / "journal")], "h2": ["--file", str(folder / "bench.mv")], "memory": []}[
+        backend
+    ]
     process = subprocess.Popen(
         [
             "java",
@@ -137,7 +139,12 @@ def main() -> None:
     parser.add_argument("--url", help="measure this running server instead of starting one")
     parser.add_argument("--n", type=int, default=2000, help="operations of each kind per client count")
     parser.add_argument("--clients", default="1,16", help="comma-separated thread counts")
-    parser.add_argument("--backend", choices=["journal", "h2"], default="journal", help="the server's backend")
+    parser.add_argument(
+        "--backend",
+        choices=["journal", "h2", "memory"],
+        default="journal",
+        help="the server's backend (memory: not durable)",
+    )
     parser.add_argument("--no-fsync", action="store_true", help="start the server with --no-fsync")
     args = parser.parse_args()
     client_counts = [int(c) for c in args.clients.split(",")]

@@ -26,9 +26,16 @@ import io.netty.buffer.Unpooled;
  * for it and usually find their records already written by it, so concurrent writers share one
  * fsync (group commit). A record torn by a crash fails its length or checksum and ends the replay
  * of that file ({@link Record#read}).
+ *
+ * <p>The file is extended with zeros ahead of the records, {@link #PREALLOCATE} bytes at a time
+ * (fsynced once), so that the fsync before a reply is an fdatasync of blocks that already exist:
+ * the file's size and block map do not change, and ext4 then writes just the data, with no commit
+ * of its own journal. Reading stops at the first zero length; zeros after it are that reserve.
  */
 final class Journal implements AutoCloseable {
     static final byte[] MAGIC = "MWJRNL01".getBytes(StandardCharsets.US_ASCII);
+    static final int PREALLOCATE = 8 << 20;
+    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(1 << 20);
 
     private final boolean fsync;
     /** Taken by appenders only for the copy into {@link #active}: never held across I/O. */
@@ -47,12 +54,15 @@ final class Journal implements AutoCloseable {
 
     private FileChannel channel;
     private volatile long fileBytes;
+    /** Length of the file: the records, then zeros. */
+    private long allocated;
 
     /** Start a new journal FILE (it must not exist); the header is written and fsynced. */
     Journal(Path file, boolean fsync) throws IOException {
         this.fsync = fsync;
         this.channel = create(file);
         this.fileBytes = MAGIC.length;
+        this.allocated = MAGIC.length;
     }
 
     private static FileChannel create(Path file) throws IOException {
@@ -124,7 +134,13 @@ final class Journal implements AutoCloseable {
         try {
             int length = out.readableBytes();
             if (length > 0) {
-                writeFully(channel, out.nioBuffer());
+                if (fileBytes + length > allocated) {
+                    preallocate(fileBytes + length);
+                }
+                ByteBuffer data = out.nioBuffer();
+                for (long position = fileBytes; data.hasRemaining(); ) {
+                    position += channel.write(data, position);
+                }
                 fileBytes += length;
             }
             if (force) {
@@ -143,7 +159,19 @@ final class Journal implements AutoCloseable {
         durable = end;
     }
 
-    /** Bytes in the current journal file. */
+    /** Extend the file with zeros to past NEEDED, and make that durable (it changes the file's size). */
+    private void preallocate(long needed) throws IOException {
+        long target = allocated + Math.max(PREALLOCATE, needed - allocated);
+        for (long position = allocated; position < target; ) {
+            ByteBuffer zeros = ZEROS.duplicate();
+            zeros.limit((int) Math.min(zeros.capacity(), target - position));
+            position += channel.write(zeros, position);
+        }
+        channel.force(true);
+        allocated = target;
+    }
+
+    /** Bytes of records in the current journal file. */
     long fileBytes() {
         return fileBytes;
     }
@@ -159,6 +187,7 @@ final class Journal implements AutoCloseable {
             FileChannel old = channel;
             channel = create(next);
             fileBytes = MAGIC.length;
+            allocated = MAGIC.length;
             unsynced = false;
             old.close();
         } finally {

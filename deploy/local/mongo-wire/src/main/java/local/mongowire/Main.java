@@ -1,5 +1,6 @@
 package local.mongowire;
 
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -101,7 +102,9 @@ public final class Main {
         backend.version(Wire.MONGO_4_4);
 
         MongoServer server = new MongoServer(backend);
-        server.bind(host, port);
+        // A command waits on its event-loop thread for the journal's fsync; with more threads than
+        // netty's default (2 per core) more concurrent writers can share one fsync (group commit).
+        server.bind(new InetSocketAddress(host, port), 1, backendName.equals("journal") ? 32 : 2 * Runtime.getRuntime().availableProcessors());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             // shutdown() closes the backend too: the H2 store is committed and closed, the journal flushed.
             server.shutdown();

@@ -147,11 +147,20 @@ final class Store {
             }
             state.apply(record);
         }
-        if (in.isReadable()) {
-            // The last write before a crash, torn: it was never acknowledged.
-            log.warn("{}: ignoring the last {} bytes (an incomplete record, torn by a crash)", file.getFileName(), in.readableBytes());
+        if (!allZeros(in)) {
+            // The last write before a crash, torn: it was never acknowledged. (Zeros: the reserve.)
+            log.warn("{}: ignoring the rest from byte {} (an incomplete record, torn by a crash)", file.getFileName(), in.readerIndex());
         }
         log.info("replayed {}: {} effects", file.getFileName(), state.records - before);
+    }
+
+    private static boolean allZeros(ByteBuf in) {
+        for (int i = in.readerIndex(); i < in.writerIndex(); i++) {
+            if (in.getByte(i) != 0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static void checkMagic(Path file, ByteBuf in, byte[] magic) throws IOException {

@@ -1,6 +1,7 @@
 """Store size and restart time of the local MongoDB-wire server after many acknowledged writes.
 
     .venv/bin/python deploy/local/mongo-wire/bench_restart.py [--jar JAR] [--backend journal|h2] [--n 100000]
+        [--snapshot-after BYTES]
 
 Starts its own server (see bench_writes.py) in a temporary folder, inserts N documents of ~300
 bytes and then updates each once (`$inc`, by _id), 16 client threads; prints the size of the
@@ -31,11 +32,13 @@ def main() -> None:
     parser.add_argument("--jar", type=Path, default=HERE / "target" / "mongo-wire.jar")
     parser.add_argument("--backend", choices=["journal", "h2"], default="journal")
     parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--snapshot-after", help="journal backend: passed on (bytes of journal that start a snapshot)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="mongo-wire-restart-"))
     try:
         port = free_port()
-        server = start_server(args.jar, port, folder, args.backend)
+        extra = ["--snapshot-after", args.snapshot_after] if args.snapshot_after else []
+        server = start_server(args.jar, port, folder, args.backend, *extra)
         url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
         client: MongoClient = MongoClient(url, maxPoolSize=32)
         coll = client["bench_restart"]["items"]
@@ -61,7 +64,7 @@ def main() -> None:
         server.wait()
 
         began = time.perf_counter()
-        server = start_server(args.jar, port, folder, args.backend)
+        server = start_server(args.jar, port, folder, args.backend, *extra)
         client = MongoClient(url, serverSelectionTimeoutMS=120_000)
         client.admin.command("ping")
         restart = time.perf_counter() - began

@@ -62,6 +62,9 @@ final class JournaledBackend extends MemoryBackend {
         return thread;
     });
     private final AtomicBoolean snapshotting = new AtomicBoolean();
+    /** After a failed snapshot, the next attempt waits (each attempt starts a journal file). */
+    private volatile long nextAttemptNanos = System.nanoTime();
+    private static final long RETRY_NANOS = TimeUnit.SECONDS.toNanos(60);
 
     /** DIR: the folder (created if missing); SNAPSHOT_AFTER_BYTES: journal size that starts a snapshot. */
     JournaledBackend(Path dir, boolean fsync, long snapshotAfterBytes) throws IOException {
@@ -110,7 +113,8 @@ final class JournaledBackend extends MemoryBackend {
     }
 
     private void maybeSnapshot() {
-        if (journal.fileBytes() > Math.max(snapshotAfterBytes, store.lastSnapshotBytes()) && snapshotting.compareAndSet(false, true)) {
+        if (journal.fileBytes() > Math.max(snapshotAfterBytes, store.lastSnapshotBytes())
+                && System.nanoTime() - nextAttemptNanos >= 0 && snapshotting.compareAndSet(false, true)) {
             background.execute(this::snapshot);
         }
     }
@@ -126,7 +130,8 @@ final class JournaledBackend extends MemoryBackend {
             });
         } catch (IOException | RuntimeException e) {
             // The journals are all still there: nothing is lost, the next attempt starts anew.
-            log.error("snapshot failed", e);
+            log.error("snapshot failed; the next attempt in 60 s at the earliest", e);
+            nextAttemptNanos = System.nanoTime() + RETRY_NANOS;
         } finally {
             snapshotting.set(false);
         }

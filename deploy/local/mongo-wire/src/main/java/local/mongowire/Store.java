@@ -73,7 +73,7 @@ final class Store {
 
     private final Path dir;
     private long generation;
-    private long lastSnapshotBytes;
+    private volatile long lastSnapshotBytes;  // read by the commands' threads
 
     Store(Path dir) throws IOException {
         this.dir = dir;

@@ -1,9 +1,11 @@
 """The local MongoDB-wire server (deploy/local/mongo-wire) keeps every acknowledged write across a
-kill -9.
+kill -9, with its journal backend (the default) and with its H2 backend.
 
 Each test starts its own server from deploy/local/mongo-wire/target/mongo-wire.jar (built by
-scripts/infra-up) on a free port with an H2 file in a temporary folder, writes, kills it with
-SIGKILL straight after the last acknowledgement, starts it again on the same file and reads.
+scripts/infra-up) on a free port with its store (a journal folder or an H2 file) in a temporary
+folder, writes, kills it with SIGKILL straight after the last acknowledgement, starts it again on
+the same store and reads. The journal tests also tear the journal's last record as a crash in the
+middle of a write would, and kill the server after snapshots were written and more writes came.
 The shared server on MONGODB_URL is never touched.
 """
 
@@ -12,11 +14,13 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pymongo import ASCENDING, MongoClient, ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 ROOT = Path(__file__).resolve().parents[2]
 MONGO_WIRE = ROOT / "deploy" / "local" / "mongo-wire"
@@ -43,12 +47,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class Server:
-    """One mongo-wire process on a free port, on the given H2 file."""
+BACKENDS = ["journal", "h2"]
 
-    def __init__(self, file: Path, log: Path, *options: str) -> None:
+
+class Server:
+    """One mongo-wire process on a free port, on the given store (journal folder or H2 file)."""
+
+    def __init__(self, store: Path, log: Path, backend: str = "journal", *options: str) -> None:
         self.port = _free_port()
         self.log = log.open("ab")
+        where = ["--dir", str(store)] if backend == "journal" else ["--file", str(store)]
         self.process = subprocess.Popen(
             [
                 "java",
@@ -62,9 +70,8 @@ class Server:
                 "--port",
                 str(self.port),
                 "--backend",
-                "h2",
-                "--file",
-                str(file),
+                backend,
+                *where,
                 *options,
             ],
             stdout=self.log,
@@ -94,6 +101,10 @@ class Server:
         self.log.close()
 
 
+def _store(tmp_path: Path, backend: str) -> Path:
+    return tmp_path / ("journal" if backend == "journal" else "store.mv")
+
+
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[list[Server]]:
     started: list[Server] = []
@@ -107,29 +118,39 @@ def _log(tmp_path: Path) -> str:
     return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
 
-@pytest.mark.parametrize("options", [(), ("--no-fsync",)], ids=["default", "no-fsync"])
-def test_acknowledged_inserts_survive_kill_9(tmp_path: Path, servers: list[Server], options: tuple[str, ...]):
-    file = tmp_path / "store.mv"
-    first = Server(file, tmp_path / "mongo-wire.log", *options)
+@pytest.mark.parametrize(
+    ("backend", "options"),
+    [("journal", ()), ("journal", ("--no-fsync",)), ("h2", ()), ("h2", ("--no-fsync",))],
+    ids=["journal", "journal-no-fsync", "h2", "h2-no-fsync"],
+)
+def test_acknowledged_inserts_survive_kill_9(
+    tmp_path: Path, servers: list[Server], backend: str, options: tuple[str, ...]
+):
+    store = _store(tmp_path, backend)
+    first = Server(store, tmp_path / "mongo-wire.log", backend, *options)
     servers.append(first)
     coll = first.client["durability"]["items"]
     for i in range(100):
         coll.insert_one({"_id": i, "payload": "x" * 100})  # acknowledged (w=1) one by one
     first.kill9()
 
-    second = Server(file, tmp_path / "mongo-wire.log")
+    second = Server(store, tmp_path / "mongo-wire.log", backend)
     servers.append(second)
     ids = sorted(doc["_id"] for doc in second.client["durability"]["items"].find({}, {"_id": 1}))
     assert ids == list(range(100)), f"{100 - len(ids)} of 100 acknowledged inserts lost\n{_log(tmp_path)}"
 
 
-def test_every_kind_of_acknowledged_write_survives_kill_9(tmp_path: Path, servers: list[Server]):
-    file = tmp_path / "store.mv"
-    first = Server(file, tmp_path / "mongo-wire.log")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_kind_of_acknowledged_write_survives_kill_9(tmp_path: Path, servers: list[Server], backend: str):
+    store = _store(tmp_path, backend)
+    first = Server(store, tmp_path / "mongo-wire.log", backend)
     servers.append(first)
     db = first.client["durability"]
     db["items"].insert_many([{"_id": i, "n": 0, "tag": f"t{i}"} for i in range(20)])
     db["items"].create_index([("tag", ASCENDING)], unique=True, name="tag_unique")
+    db["items"].create_index([("n", ASCENDING)], name="n_plain")
+    db["items"].create_index([("other", ASCENDING)], name="dropped_index")
+    db["items"].drop_index("dropped_index")
     db["items"].update_one({"_id": 1}, {"$inc": {"n": 1}})
     db["items"].update_many({"_id": {"$gte": 10}}, {"$set": {"bulk": True}})
     db["items"].replace_one({"_id": 2}, {"n": 42, "tag": "t2"})
@@ -137,33 +158,154 @@ def test_every_kind_of_acknowledged_write_survives_kill_9(tmp_path: Path, server
         db["items"].find_one_and_update({"_id": 3}, {"$inc": {"n": 5}}, return_document=ReturnDocument.AFTER)["n"] == 5
     )
     db["items"].update_one({"_id": 99}, {"$set": {"n": 7, "tag": "t99"}}, upsert=True)
+    # Values the server generates must come back identical: an upsert's ObjectId, $currentDate.
+    generated = db["items"].update_one(
+        {"tag": "generated"}, {"$set": {"n": 8}, "$currentDate": {"at": True}}, upsert=True
+    )
+    generated_doc = db["items"].find_one({"_id": generated.upserted_id})
+    assert generated_doc is not None
     db["items"].delete_one({"_id": 4})
     db["items"].find_one_and_delete({"_id": 5})
+    db["items"].delete_many({"_id": {"$in": [6, 7]}})
+    with pytest.raises(BulkWriteError):  # unordered: 200 and 201 are written, the duplicate is not
+        db["items"].insert_many(
+            [{"_id": 200, "tag": "t200"}, {"_id": 0, "tag": "dup"}, {"_id": 201, "tag": "t201"}], ordered=False
+        )
     db["doomed"].insert_one({"_id": 1})
     db["doomed"].drop()
+    db["recreated"].insert_one({"_id": "old"})
+    db["recreated"].drop()
+    db["recreated"].insert_one({"_id": "new"})
     db.create_collection("created")
+    first.client["doomed_db"]["c"].insert_one({"_id": 1})
+    first.client.drop_database("doomed_db")
     first.kill9()
 
-    second = Server(file, tmp_path / "mongo-wire.log")
+    second = Server(store, tmp_path / "mongo-wire.log", backend)
     servers.append(second)
     db = second.client["durability"]
     docs = {doc["_id"]: doc for doc in db["items"].find()}
     context = _log(tmp_path)
-    assert sorted(docs) == sorted({*range(20), 99} - {4, 5}), context
+    assert sorted(docs, key=str) == sorted({*range(20), 99, 200, 201, generated.upserted_id} - {4, 5, 6, 7}, key=str), (
+        context
+    )
     assert (docs[1]["n"], docs[2]["n"], docs[3]["n"], docs[99]["n"]) == (1, 42, 5, 7), context
+    assert docs[generated.upserted_id] == generated_doc, context
     assert all(docs[i].get("bulk") for i in range(10, 20)), context
-    assert "tag_unique" in db["items"].index_information(), context
-    assert set(db.list_collection_names()) == {"items", "created"}, context
+    indexes = db["items"].index_information()
+    assert {"_id_", "tag_unique", "n_plain"} <= set(indexes) and "dropped_index" not in indexes, context
+    with pytest.raises(DuplicateKeyError):  # the unique index is back, with its entries
+        db["items"].insert_one({"_id": 500, "tag": "t1"})
+    with pytest.raises(DuplicateKeyError):  # and so is the _id index
+        db["items"].insert_one({"_id": 1, "tag": "fresh"})
+    assert set(db.list_collection_names()) == {"items", "created", "recreated"}, context
+    assert [d["_id"] for d in db["recreated"].find()] == ["new"], context
+    assert "doomed_db" not in second.client.list_database_names(), context
 
 
-def test_the_store_file_is_the_one_given(tmp_path: Path, servers: list[Server]):
-    """Guards the two tests above: the server really persists to --file (a clean stop keeps data)."""
-    file = tmp_path / "store.mv"
-    first = Server(file, tmp_path / "mongo-wire.log")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_store_file_is_the_one_given(tmp_path: Path, servers: list[Server], backend: str):
+    """Guards the tests above: the server really persists to the store given (a clean stop keeps data)."""
+    store = _store(tmp_path, backend)
+    first = Server(store, tmp_path / "mongo-wire.log", backend)
     servers.append(first)
     first.client["durability"]["items"].insert_one({"_id": "kept"})
     first.stop()
-    assert file.is_file()
-    second = Server(file, tmp_path / "mongo-wire.log")
+    assert store.is_dir() if backend == "journal" else store.is_file()
+    second = Server(store, tmp_path / "mongo-wire.log", backend)
     servers.append(second)
     assert second.client["durability"]["items"].find_one({"_id": "kept"}) == {"_id": "kept"}
+
+
+def _journals(store: Path) -> list[Path]:
+    return sorted(store.glob("journal-*.log"))
+
+
+def _last_record(data: bytes) -> tuple[int, int]:
+    """Where the last record of a journal file begins and ends (after it: the zeros of its reserve)."""
+    position, last = 8, 8  # after the 8-byte header; a record is length, crc32c, payload
+    while position + 8 <= len(data) and (length := int.from_bytes(data[position : position + 4], "little")):
+        last, position = position, position + 8 + length
+    return last, position
+
+
+@pytest.mark.parametrize("damage", ["zeroed-tail", "truncated", "bad-checksum", "header-only"])
+def test_a_torn_last_journal_record_is_ignored(tmp_path: Path, servers: list[Server], damage: str):
+    """A crash in the middle of writing a record leaves part of it: the restart drops that record
+    (its write was never acknowledged), keeps all before it, and what is written after the restart
+    survives the next kill -9 too (it goes to a new journal, not after the torn bytes)."""
+    store = _store(tmp_path, "journal")
+    first = Server(store, tmp_path / "mongo-wire.log")
+    servers.append(first)
+    coll = first.client["durability"]["items"]
+    for i in range(10):
+        coll.insert_one({"_id": i, "payload": "x" * 100})
+    first.kill9()
+
+    last = _journals(store)[-1]
+    data = bytearray(last.read_bytes())
+    begin, end = _last_record(bytes(data))
+    assert end - begin > 100, "the last record should be insert 9"
+    if damage == "zeroed-tail":
+        data[end - 7 : end] = bytes(7)  # the record's last bytes never reached the disk
+    elif damage == "truncated":
+        del data[end - 7 :]  # the file ends inside the record
+    elif damage == "bad-checksum":
+        data[end - 20] ^= 0xFF  # a byte of insert 9 changed
+    else:
+        data[end : end + 8] = (100).to_bytes(4, "little") + b"\x01\x02\x03\x04"  # a further record: header only
+    last.write_bytes(bytes(data))
+    second = Server(store, tmp_path / "mongo-wire.log")
+    servers.append(second)
+    coll = second.client["durability"]["items"]
+    expected = list(range(9)) if damage != "header-only" else list(range(10))
+    assert sorted(d["_id"] for d in coll.find()) == expected, _log(tmp_path)
+    assert "torn by a crash" in _log(tmp_path)
+    coll.insert_one({"_id": 100})
+    second.kill9()
+
+    third = Server(store, tmp_path / "mongo-wire.log")
+    servers.append(third)
+    ids = sorted(d["_id"] for d in third.client["durability"]["items"].find())
+    assert ids == [*expected, 100], _log(tmp_path)
+
+
+def test_writes_after_snapshots_survive_kill_9(tmp_path: Path, servers: list[Server]):
+    """With a tiny journal limit the server writes snapshots while the test writes; after more
+    writes and a kill -9 the restart (snapshot + journal) has every write, and old files are gone."""
+    store = _store(tmp_path, "journal")
+    first = Server(store, tmp_path / "mongo-wire.log", "journal", "--snapshot-after", "20000")
+    servers.append(first)
+    db = first.client["durability"]
+    db["items"].create_index([("tag", ASCENDING)], unique=True)
+    expected: dict[int, int] = {}
+    for i in range(300):
+        db["items"].insert_one({"_id": i, "n": 0, "tag": f"t{i}", "pad": "x" * 200})
+        expected[i] = 0
+        if i % 3 == 0 and i // 2 in expected:
+            db["items"].update_one({"_id": i // 2}, {"$inc": {"n": 1}})
+            expected[i // 2] += 1
+        if i % 7 == 0 and i > 0:
+            db["items"].delete_one({"_id": i - 1})
+            expected.pop(i - 1)
+    deadline = time.monotonic() + 10
+    while not list(store.glob("snapshot-*.bin")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(store.glob("snapshot-*.bin")), f"no snapshot was written\n{_log(tmp_path)}"
+    for i in range(300, 320):  # more writes after the snapshot
+        db["items"].insert_one({"_id": i, "n": 0, "tag": f"t{i}"})
+        expected[i] = 0
+    db["items"].update_one({"_id": 0}, {"$set": {"n": 100}})
+    expected[0] = 100
+    db["items"].delete_one({"_id": 1})
+    expected.pop(1)
+    first.kill9()
+
+    assert len(list(store.glob("snapshot-*.bin"))) == 1, sorted(p.name for p in store.iterdir())
+    second = Server(store, tmp_path / "mongo-wire.log")
+    servers.append(second)
+    db = second.client["durability"]
+    docs = {d["_id"]: d["n"] for d in db["items"].find()}
+    assert docs == expected, _log(tmp_path)
+    with pytest.raises(DuplicateKeyError):
+        db["items"].insert_one({"_id": 1000, "tag": "t5"})

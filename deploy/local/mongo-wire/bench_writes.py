@@ -1,15 +1,17 @@
 """Acknowledged writes per second against the local MongoDB-wire server (mongo-wire.jar).
 
-    .venv/bin/python deploy/local/mongo-wire/bench_writes.py [--jar JAR] [--n 2000] [--clients 1,16] [--no-fsync]
+    .venv/bin/python deploy/local/mongo-wire/bench_writes.py [--jar JAR] [--backend journal|h2|memory] [--n 2000]
+        [--clients 1,16] [--no-fsync]
 
 Starts its own server from JAR (default: target/mongo-wire.jar next to this file) on a free port
-with a fresh H2 file in a temporary folder, and for each client count measures: N inserts
+with a fresh store (journal folder or H2 file) in a temporary folder, and for each client count
+measures: N inserts
 (`insert_one`), N `update_one` by _id (`$inc`), and N `find_one_and_update` by _id, each
 acknowledged (w=1), spread over that many threads of one PyMongo client, after N unmeasured rounds
 of the three as a warm-up. Prints operations per second and the server's CPU time per operation
-(from /proc: less sensitive to a busy machine than the rate). Then stops the server and deletes the
-file. `--url` measures an already running server instead (it writes to a database of
-its own and drops it).
+(from /proc: less sensitive to a busy machine than the rate) and the size of the store on disk.
+Then stops the server and deletes the folder. `--url` measures an already running server instead
+(it writes to a database of its own and drops it).
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(jar: Path, port: int, file: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start_server(jar: Path, port: int, folder: Path, backend: str, *extra: str) -> subprocess.Popen[bytes]:
+    store = {"journal": ["--dir", str(folder / "journal")], "h2": ["--file", str(folder / "bench.mv")], "memory": []}[
+        backend
+    ]
     process = subprocess.Popen(
         [
             "java",
@@ -52,9 +57,8 @@ def start_server(jar: Path, port: int, file: Path, *extra: str) -> subprocess.Po
             "--port",
             str(port),
             "--backend",
-            "h2",
-            "--file",
-            str(file),
+            backend,
+            *store,
             *extra,
         ],
         stdout=subprocess.DEVNULL,
@@ -135,6 +139,12 @@ def main() -> None:
     parser.add_argument("--url", help="measure this running server instead of starting one")
     parser.add_argument("--n", type=int, default=2000, help="operations of each kind per client count")
     parser.add_argument("--clients", default="1,16", help="comma-separated thread counts")
+    parser.add_argument(
+        "--backend",
+        choices=["journal", "h2", "memory"],
+        default="journal",
+        help="the server's backend (memory: not durable)",
+    )
     parser.add_argument("--no-fsync", action="store_true", help="start the server with --no-fsync")
     args = parser.parse_args()
     client_counts = [int(c) for c in args.clients.split(",")]
@@ -145,14 +155,16 @@ def main() -> None:
         sys.exit(f"{args.jar} is missing: build it with scripts/infra-up (or mvn -q -B package in {HERE})")
     folder = Path(tempfile.mkdtemp(prefix="mongo-wire-bench-"))
     port = free_port()
-    server = start_server(args.jar, port, folder / "bench.mv", *(["--no-fsync"] if args.no_fsync else []))
+    server = start_server(args.jar, port, folder, args.backend, *(["--no-fsync"] if args.no_fsync else []))
     try:
         print(
-            f"{args.jar}{' --no-fsync' if args.no_fsync else ''} on 127.0.0.1:{port}, H2 file in {folder}, "
+            f"{args.jar} --backend {args.backend}{' --no-fsync' if args.no_fsync else ''} on 127.0.0.1:{port}, "
+            f"store in {folder}, "
             f"{os.cpu_count()} cores"
         )
         measure(f"mongodb://127.0.0.1:{port}/?directConnection=true", args.n, client_counts, server.pid)
-        print(f"H2 file: {(folder / 'bench.mv').stat().st_size / 1e6:.1f} MB")
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        print(f"store on disk: {size / 1e6:.1f} MB")
     finally:
         server.terminate()
         try:

@@ -64,7 +64,8 @@ final class IdLookupBackends {
         }
     }
 
-    static final class MemoryDb extends MemoryDatabase {
+    // Not final: JournaledBackend.Db extends it, so its collections get the same indexes.
+    static class MemoryDb extends MemoryDatabase {
         MemoryDb(String name, CursorRegistry cursors) { super(name, cursors); }
 
         @Override protected Index<Integer> openOrCreateUniqueIndex(String collection, String name, List<IndexKey> keys, boolean sparse) {

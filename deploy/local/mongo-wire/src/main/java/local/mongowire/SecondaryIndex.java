@@ -121,6 +121,10 @@ final class SecondaryIndex<P> extends Index<P> {
             disabled = true;
             return;
         }
+        Slot<P> previous = byId.remove(id);  // none expected (updates remove first): never keep two slots
+        if (previous != null) {
+            forget(previous);
+        }
         List<Object> key = keyOf(document);
         if (key != null) {
             try {
@@ -132,10 +136,7 @@ final class SecondaryIndex<P> extends Index<P> {
         if (key == null) {
             unordered.add(position);
         }
-        Slot<P> previous = byId.put(id, new Slot<>(position, key));
-        if (previous != null) {
-            forget(previous);
-        }
+        byId.put(id, new Slot<>(position, key));
     }
 
     @Override public synchronized P remove(Document document) {

@@ -5,6 +5,7 @@ import java.util.regex.Pattern;
 
 import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.bson.BsonRegularExpression;
 import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.exception.KeyConstraintError;
 
@@ -39,7 +40,7 @@ final class IdLookupIndex<P> extends Index<P> {
         return query.get("_id") instanceof Document condition && condition.size() == 1
             && condition.get("$in") instanceof Collection<?> ids
             && ids.stream().allMatch(id -> id != null && !(id instanceof Document) && !(id instanceof Pattern)
-                && !(id instanceof Collection) && !de.bwaldvogel.mongo.bson.BsonRegularExpression.isRegularExpression(id));
+                && !(id instanceof Collection) && !BsonRegularExpression.isRegularExpression(id));
     }
 
     @Override public boolean canHandle(Document query) {

@@ -15,8 +15,9 @@ import io.netty.channel.Channel;
 import org.h2.mvstore.MVStore;
 
 /**
- * The two backends, with their _id indexes wrapped in {@link IdLookupIndex}; the H2 one commits
- * every write before replying ({@link DurableCommits}).
+ * The two backends, with their _id indexes wrapped in {@link IdLookupIndex} and their non-unique
+ * indexes served from memory ({@link SecondaryIndex}); the H2 one commits every write before
+ * replying ({@link DurableCommits}).
  */
 final class IdLookupBackends {
     private IdLookupBackends() {}
@@ -56,6 +57,17 @@ final class IdLookupBackends {
             Index<Object> index = super.openOrCreateUniqueIndex(collection, name, keys, sparse);
             return IdLookupIndex.isIdIndex(keys) ? new IdLookupIndex<>(index) : index;
         }
+
+        // Non-unique indexes: kept in memory, rebuilt from the collection at start (the library ignores them).
+        private SecondaryIndex.Siblings<Object> secondaryIndexes;  // no initializer: see openOrCreateSecondaryIndex
+
+        @Override protected Index<Object> openOrCreateSecondaryIndex(String collection, String name, List<IndexKey> keys, boolean sparse) {
+            // Called from the superclass constructor too (indexes of a stored database), before field initializers run.
+            if (secondaryIndexes == null) {
+                secondaryIndexes = new SecondaryIndex.Siblings<>();
+            }
+            return secondaryIndexes.open(collection, name, keys, sparse);
+        }
     }
 
     static final class Memory extends MemoryBackend {
@@ -71,6 +83,17 @@ final class IdLookupBackends {
         @Override protected Index<Integer> openOrCreateUniqueIndex(String collection, String name, List<IndexKey> keys, boolean sparse) {
             Index<Integer> index = super.openOrCreateUniqueIndex(collection, name, keys, sparse);
             return IdLookupIndex.isIdIndex(keys) ? new IdLookupIndex<>(index) : index;
+        }
+
+        // Non-unique indexes: kept in memory (the library ignores them).
+        private SecondaryIndex.Siblings<Integer> secondaryIndexes;  // no initializer: see openOrCreateSecondaryIndex
+
+        @Override protected Index<Integer> openOrCreateSecondaryIndex(String collection, String name, List<IndexKey> keys, boolean sparse) {
+            // Called from the superclass constructor too (indexes of a stored database), before field initializers run.
+            if (secondaryIndexes == null) {
+                secondaryIndexes = new SecondaryIndex.Siblings<>();
+            }
+            return secondaryIndexes.open(collection, name, keys, sparse);
         }
     }
 }

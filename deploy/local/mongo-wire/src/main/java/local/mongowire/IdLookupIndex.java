@@ -5,11 +5,13 @@ import java.util.regex.Pattern;
 
 import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.bson.BsonRegularExpression;
 import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.exception.KeyConstraintError;
 
 /**
- * The _id index, also serving filters that name one _id next to other conditions.
+ * The _id index, also serving filters that name one _id (or {@code _id: {$in: [...]}}) next to
+ * other conditions.
  *
  * <p>mongo-java-server answers a filter from an index only when the filter's keys are exactly the
  * index's keys: {@code {_id: x, version: 3}} scans the whole collection. MongoDB itself looks the
@@ -33,8 +35,16 @@ final class IdLookupIndex<P> extends Index<P> {
         return id != null && !(id instanceof Document) && !(id instanceof Pattern) && !(id instanceof Collection);
     }
 
+    /** {@code _id: {$in: [plain ids]}}: the library's unique index looks each one up (a relay batching by ids). */
+    private static boolean idIn(Document query) {
+        return query.get("_id") instanceof Document condition && condition.size() == 1
+            && condition.get("$in") instanceof Collection<?> ids
+            && ids.stream().allMatch(id -> id != null && !(id instanceof Document) && !(id instanceof Pattern)
+                && !(id instanceof Collection) && !BsonRegularExpression.isRegularExpression(id));
+    }
+
     @Override public boolean canHandle(Document query) {
-        return delegate.canHandle(query) || (query.size() > 1 && plainId(query));
+        return delegate.canHandle(query) || (query.size() > 1 && (plainId(query) || idIn(query)));
     }
 
     @Override public Iterable<P> getPositions(Document query) {

@@ -81,9 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--mongo-backend",
-        choices=["h2", "memory"],
-        default="h2",
-        help="backend of the bench's own mongo-java-server (h2 = what scripts/infra-up runs)",
+        choices=["journal", "h2", "memory"],
+        default="journal",
+        help="backend of the bench's own mongo-java-server (journal = what scripts/infra-up runs)",
     )
     p.add_argument(
         "--mongo-jar",

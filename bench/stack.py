@@ -39,7 +39,7 @@ class StackConfig:
     port_base: int = 28000
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongodb_url: str | None = None  # None: start our own mongo-wire server
-    mongo_backend: str = "h2"
+    mongo_backend: str = "journal"
     payment: str = "ledger"
     stripe_api_base: str = "http://127.0.0.1:12111"
     log_level: str = "INFO"
@@ -248,6 +248,8 @@ class Stack:
         ]
         if self.config.mongo_backend == "h2":
             argv += ["--file", str(self._mongo_dir / "bench.mv")]
+        elif self.config.mongo_backend == "journal":
+            argv += ["--dir", str(self._mongo_dir / "bench.journal")]
         self._mongo_argv = argv
         self._run_mongo()
 

@@ -13,8 +13,9 @@ send and fails the test when its shape is not listed here for its collection.
 Hot = on the path of an HTTP transition, an event handler, the outbox relay or the email
 dispatcher; such a shape must be served without a scan on the embedded server (mongo-java-server
 behind deploy/local/mongo-wire looks a filter up by index only by a plain `_id`, or when its keys
-are exactly a unique index's) and by an index on MongoDB. Listings, periodic sweeps and purges are
-not hot, but still have an index on MongoDB.
+are exactly a unique index's; our launcher adds non-unique indexes, SecondaryIndex, which serve a
+filter that constrains an index's leading key) and by an index on MongoDB. Listings, periodic
+sweeps and purges are not hot, but have an index on both.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 
 # Embedded-server verdicts.
 BY_ID = "`_id` lookup"
+INDEXED = "secondary index"  # deploy/local/mongo-wire SecondaryIndex: the declared index, kept in memory
+LISTING = f"{INDEXED} when filtered by a leading key of one; unfiltered, a walk of the collection in sort order"
 SCAN = "scan"
 
 EVERY_COLLECTION = "*"
@@ -43,7 +46,7 @@ class QueryShape:
     collections: tuple[str, ...]
     terms: tuple[str, ...]  # every one is in the filter
     index: str  # what serves it on MongoDB
-    embedded: str  # how the embedded server serves it: BY_ID, "unique key ...", or SCAN (...)
+    embedded: str  # how the embedded server serves it: BY_ID, "unique key ...", INDEXED (...), or SCAN (...)
     hot: bool
     issued_by: str  # starts with the service that sends it, or names a shared module (every service)
     optional: tuple[str, ...] = ()  # any of these may be in the filter too (listings)
@@ -111,7 +114,7 @@ SHAPES: tuple[QueryShape, ...] = (
         True,
         "every read or write of one document by its id (the inbox's `_seen`, the outbox's `_release`, ...)",
     ),
-    _shape("inbox", "processed_at: $lt", "`processed_at_1`", SCAN, False, "shared/bus.py: `purge_inbox` (hourly)"),
+    _shape("inbox", "processed_at: $lt", "`processed_at_1`", INDEXED, False, "shared/bus.py: `purge_inbox` (hourly)"),
     _shape("idempotency_keys", "_id, token", "`_id`", BY_ID, True, "shared/idempotency.py: `begin` (expired record)"),
     _shape(
         "idempotency_keys",
@@ -122,13 +125,18 @@ SHAPES: tuple[QueryShape, ...] = (
         "shared/idempotency.py: `begin` (crashed holder), `complete`, `release`",
     ),
     _shape(
-        "idempotency_keys", "expires_at: $lte", "`expires_at_1`", SCAN, False, "shared/idempotency.py: `purge_expired`"
+        "idempotency_keys",
+        "expires_at: $lte",
+        "`expires_at_1`",
+        INDEXED,
+        False,
+        "shared/idempotency.py: `purge_expired`",
     ),
     _shape(
         OUTBOX_COLLECTIONS,
         f"outbox_pending, {_LEASE_DUE}",
         "`outbox_pending_1`",
-        f"{SCAN} (at start-up and once per `OUTBOX_POLL_MS` (15 s) per collection, whatever the load: "
+        f"{INDEXED} (at start-up and once per `OUTBOX_POLL_MS` (15 s) per collection, whatever the load: "
         "committed events are published directly, failed ones retried by `_id`)",
         False,
         "shared/outbox.py: `_sweep` (start-up, every poll interval, and after a wake that names no document)",
@@ -197,7 +205,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "returns",
         "",
         "`buyer.id_1_created_at_-1`, `seller.id_1_created_at_-1`, `created_at_-1` (others filtered on the walk)",
-        SCAN,
+        LISTING,
         False,
         "returns `list_returns` (`GET /v1/returns`)",
         optional=_RETURN_FILTERS,
@@ -207,7 +215,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "returns",
         "in_policy, reminded_at: $exists, response_due_at: $gt $lte, status",
         "`status_1_response_due_at_1`",
-        SCAN,
+        INDEXED,
         False,
         "returns `due_for_reminder` (deadline job)",
         sort="+response_due_at",
@@ -216,7 +224,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "returns",
         "in_policy, response_due_at: $lte, status",
         "`status_1_response_due_at_1`",
-        SCAN,
+        INDEXED,
         False,
         "returns `past_response_deadline` (deadline job)",
         sort="+response_due_at",
@@ -225,7 +233,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "returns",
         "authorization.returnless, ship_by: $lte, status",
         "`status_1_ship_by_1`",
-        SCAN,
+        INDEXED,
         False,
         "returns `past_ship_by` (deadline job)",
         sort="+ship_by",
@@ -253,7 +261,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "refunds",
         "due_at: $lte, status",
         "`status_1_due_at_1`",
-        SCAN,
+        INDEXED,
         False,
         "refunds `overdue` (deadline job: when a deadline a replica knows of comes, and in its sweeps)",
     ),
@@ -261,7 +269,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "refunds",
         "pay_lease_until: $lte, status",
         "`status_1_pay_lease_until_1`",
-        SCAN,
+        INDEXED,
         False,
         "refunds `stalled` (deadline job's sweep, at start then every `SWEEP_INTERVAL_S`: payments whose payer "
         "crashed)",
@@ -271,7 +279,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "",
         "`return_id_1_created_at_1`, `order_id_1_created_at_1`, `buyer.id_1_created_at_1`, "
         "`seller.id_1_created_at_1`, `created_at_1` (others filtered on the walk)",
-        SCAN,
+        LISTING,
         False,
         "refunds `page` (`GET /v1/refunds`)",
         optional=("return_id", "order_id", "buyer.id", "seller.id", "status", _CURSOR),
@@ -325,7 +333,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "notifications",
         "claimed_until: $lt, next_attempt_at: $lte, status",
         "`status_1_next_attempt_at_1`",
-        SCAN,
+        INDEXED,
         False,
         "notifications `claim` without an id (the dispatcher's poll: a crashed sender's leftovers, another "
         "replica's retries; at most once per `DISPATCH_POLL_MS` while nothing is due)",
@@ -345,7 +353,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "notifications",
         "",
         "`return_id_1_created_at_-1`, `recipient_id_1_created_at_-1`, `created_at_-1` (others filtered on the walk)",
-        SCAN,
+        LISTING,
         False,
         "notifications `page` (`GET /v1/notifications`)",
         optional=("return_id", "recipient_id", "recipient_role", "status", _CURSOR),
@@ -386,7 +394,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "return_facts",
         "buyer_id, created_at: $gte",
         "`buyer_id_1_created_at_1`",
-        SCAN,
+        INDEXED,
         False,
         "metrics `buyer_facts` (seeds a buyer's window: the rebuild, and once per buyer document from before "
         "windows were kept)",
@@ -395,7 +403,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "delivery_facts",
         "buyer_id, delivered_at: $gte",
         "`buyer_id_1_delivered_at_1`",
-        SCAN,
+        INDEXED,
         False,
         "metrics `buyer_facts` (seeds a buyer's window: the rebuild, and once per buyer document from before "
         "windows were kept)",
@@ -404,7 +412,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "notification_facts",
         "at: $gte $lt",
         "`at_1`",
-        SCAN,
+        INDEXED,
         False,
         "metrics `email_outcomes` (reports)",
     ),
@@ -412,7 +420,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "return_facts",
         "created_at: $lt, last_event_at: $gte",
         "`last_event_at_1`; with a seller `seller_id_1_created_at_1`",
-        SCAN,
+        INDEXED,
         False,
         "metrics `returns_touching` (reports)",
         optional=("seller_id",),
@@ -421,17 +429,17 @@ SHAPES: tuple[QueryShape, ...] = (
         "refund_facts",
         "issued_at: $gte $lt",
         "`issued_at_1`; with a seller `seller_id_1_issued_at_1`",
-        SCAN,
+        INDEXED,
         False,
         "metrics `refunds_for` (reports)",
         optional=("seller_id",),
     ),
-    _shape("refund_facts", "return_id: $in", "`return_id_1`", SCAN, False, "metrics `refunds_for` (reports)"),
+    _shape("refund_facts", "return_id: $in", "`return_id_1`", INDEXED, False, "metrics `refunds_for` (reports)"),
     _shape(
         "delivery_facts",
         "seller_id, delivered_at: $gte $lt",
         "`seller_id_1_delivered_at_1`",
-        SCAN,
+        INDEXED,
         False,
         "metrics `deliveries_in` (reports)",
     ),
@@ -443,12 +451,12 @@ SHAPES: tuple[QueryShape, ...] = (
         False,
         "metrics `buyers_with_facts` (re-assess every buyer: an operator's rebuild)",
     ),
-    _shape("buyers", "flagged", "`flagged_1`", SCAN, False, "metrics `flagged_buyers` (reports, a count)"),
+    _shape("buyers", "flagged", "`flagged_1`", INDEXED, False, "metrics `flagged_buyers` (reports, a count)"),
     _shape(
         "buyers",
         "review_at: $lt",
         "`review_at_1`",
-        SCAN,
+        INDEXED,
         False,
         "metrics `buyers_due_for_review` (the flag review, every `FLAG_SWEEP_INTERVAL_S`: buyers whose oldest "
         "counted return or delivery has left the window since, each then settled by `_id`)",

@@ -126,7 +126,7 @@ ports runs a second stack beside the first; `.local/env` describes the last one 
 | `RABBITMQ_MGMT_PORT` | `15672` | Port of the management UI (guest/guest). The UI is started only when this port is free; the banner and `.local/env` (`RABBITMQ_MGMT_URL`) show it only when infra-up started it. |
 | `RABBITMQ_MANAGEMENT` | `1` | `0`: start RabbitMQ without the management plugin. |
 | `RABBITMQ_NODE` | `returns-<AMQP_PORT>@localhost` | Node name. The node runs as the `rabbitmq` user with its data in `.local/rabbitmq/` and its log in `.local/logs/rabbitmq.log`; if that user cannot reach the checkout (a folder above it is private, e.g. mode 0700), in `/var/lib/rabbitmq/<node>/` instead. |
-| `MONGO_PORT` | `27017` | MongoDB-wire server (mongo-java-server; H2 file `.local/mongo/<MONGO_PORT>.mv`). |
+| `MONGO_PORT` | `27017` | MongoDB-wire server (mongo-java-server; journal and snapshots in `.local/mongo/<MONGO_PORT>.journal/`). |
 | `SMTP_PORT` | `1025` | SMTP sink. |
 | `MAIL_HTTP_PORT` | `1080` | The sink's JSON listing of received mail (`/messages`); skipped when taken. |
 | `STRIPE_HTTP_PORT` | `12111` | stripe-mock, HTTP. |

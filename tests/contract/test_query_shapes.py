@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.query_shapes import BY_ID, SCAN, SHAPES
+from shared.query_shapes import BY_ID, INDEXED, SCAN, SHAPES
 from tools import contracts
 
 
@@ -15,7 +15,15 @@ def test_design_table_matches_the_list():
 def test_every_shape_names_its_index_and_how_the_embedded_server_serves_it():
     for shape in SHAPES:
         assert "`" in shape.index or shape.index.startswith("none:"), shape
-        assert shape.embedded == BY_ID or shape.embedded.startswith(("unique key", SCAN)), shape
+        assert shape.embedded == BY_ID or shape.embedded.startswith(("unique key", INDEXED, SCAN)), shape
+
+
+def test_only_a_read_of_every_document_scans():
+    # the launcher serves every declared index (SecondaryIndex); a shape marked as a scan must be one
+    # that reads the whole collection on purpose
+    for shape in SHAPES:
+        if shape.embedded.startswith(SCAN):
+            assert not shape.terms and shape.index.startswith("none:"), shape
 
 
 def test_a_hot_shape_that_scans_says_how_to_fix_it():

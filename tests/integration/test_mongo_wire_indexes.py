@@ -1,7 +1,8 @@
 """The local MongoDB-wire server rebuilds its non-unique indexes (SecondaryIndex) when it reopens a stored database.
 
-They live in memory only: after a restart (clean, or kill -9) on the same H2 file the server must
-rebuild them from the collection as it opens the database, and answer from them. The test starts its
+They live in memory only: after a restart (clean, or kill -9) on the same store (the journal
+backend's folder, or an H2 file) the server must rebuild them from the collection as it opens the
+database, and answer from them. The test starts its
 own server from deploy/local/mongo-wire/target/mongo-wire.jar on a free port; the shared server on
 MONGODB_URL is never touched. (Results with and without an index, and the speed-up, are checked
 against any server by tests/conformance/test_index_use.py.)
@@ -31,12 +32,14 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, file: Path, log: Path) -> None:
+    def __init__(self, backend: str, store: Path, log: Path) -> None:
         if not JAR.is_file():
             pytest.fail(f"{JAR} is missing: run scripts/infra-up (it builds the jar)", pytrace=False)
         self.log = log.open("ab")
         port = _free_port()
-        command = ["java", "-Xmx512m", "-XX:+UseSerialGC", "-jar", str(JAR), "--port", str(port), "--file", str(file)]
+        where = ["--dir", str(store)] if backend == "journal" else ["--file", str(store)]
+        command = ["java", "-Xmx512m", "-XX:+UseSerialGC", "-jar", str(JAR), "--port", str(port), "--backend", backend]
+        command += where
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.client: MongoClient = MongoClient(
             f"mongodb://127.0.0.1:{port}/?directConnection=true", serverSelectionTimeoutMS=60_000
@@ -68,10 +71,12 @@ def _median_ms(coll, query: dict) -> float:
     return sorted(times)[3] * 1000
 
 
+@pytest.mark.parametrize("backend", ["journal", "h2"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stop", "kill-9"])
-def test_indexes_are_rebuilt_and_used_after_a_restart(tmp_path: Path, servers: list[Server], sig: int):
-    file, log = tmp_path / "store.mv", tmp_path / "mongo-wire.log"
-    first = Server(file, log)
+def test_indexes_are_rebuilt_and_used_after_a_restart(tmp_path: Path, servers: list[Server], sig: int, backend: str):
+    store = tmp_path / ("store.journal" if backend == "journal" else "store.mv")
+    log = tmp_path / "mongo-wire.log"
+    first = Server(backend, store, log)
     servers.append(first)
     db = first.client["indexes"]
     db["items"].create_index([("k", ASCENDING)])
@@ -84,7 +89,7 @@ def test_indexes_are_rebuilt_and_used_after_a_restart(tmp_path: Path, servers: l
     db["items"].update_many({"k": 4}, {"$set": {"k": 3}})
     first.stop(sig)
 
-    second = Server(file, log)
+    second = Server(backend, store, log)
     servers.append(second)
     db = second.client["indexes"]
     context = log.read_text(errors="replace")[-3000:]

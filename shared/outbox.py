@@ -25,6 +25,9 @@ would drop pending events). After the write they tell the relay, one of two ways
 - `wake(doc_id, collection=c)`: the document is leased by `_id` (findAndModify), published and
   released: two writes.
 
+`commit_events` is such an update of an existing document: claiming when it may, and answering
+which of the two wakes follows.
+
 Work on one document is serialised in-process, so one replica never interleaves an aggregate's
 events. A publish that fails is remembered in-process and retried by `_id` with back-off
 (`retry_base` doubling up to `max_backoff`); the back-off is also written as a lease so other
@@ -107,6 +110,50 @@ def with_outbox(
             raise ValueError(f"update already sets outbox field(s) {sorted(clash)}")
         merged[op].update(fields)
     return merged
+
+
+class Claims(Protocol):
+    """What a store needs of its relay to commit events claimed for it (an OutboxRelay)."""
+
+    def claim(self) -> dict[str, Any]: ...
+
+    def claimable(self) -> dict[str, Any]: ...
+
+
+async def commit_events(
+    collection: Any,
+    expected: dict[str, Any],
+    update: dict[str, Any],
+    events: Sequence[CloudEvent],
+    relay: Claims | None,
+) -> dict[str, Any] | None:
+    """Apply `update` plus `events` (pushed to the outbox) to the one document `expected` matches, in
+    one write. None when it matches nothing; else how to wake the relay afterwards:
+    `relay.wake(doc_id, collection=collection, **answer)`.
+
+    With events and a relay, the write claims the document for that relay unless another relay
+    holds it, and answers `{"entries": outbox}` (the direct path: the relay's release is the only
+    other command). When the claiming write matches nothing (a stale `expected`, or another
+    replica's relay still publishing this document) it is tried once more without the claim and
+    answers `{}` (woken by id: the relay holding it meets the new events when it releases). Without
+    events it answers `{"entries": []}`, which wakes nothing.
+    """
+    if events and relay is not None:
+        claimable = relay.claimable()
+        if claimable.keys() & expected.keys():
+            raise ValueError(f"the filter already has {sorted(claimable.keys() & expected.keys())}")
+        doc = await collection.find_one_and_update(
+            expected | claimable,
+            with_outbox(update, events, claim=relay.claim()),
+            projection={OUTBOX: 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            return {"entries": list(doc.get(OUTBOX) or [])}
+    result = await collection.update_one(expected, with_outbox(update, events))
+    if not result.matched_count:
+        return None
+    return {} if events else {"entries": []}
 
 
 class Publisher(Protocol):

@@ -39,6 +39,8 @@ ID_KEYED_MAPS: Mapping[str, tuple[str, ...]] = {"order_ledgers": ("postage", "re
 _CURSOR = "$or: [{_id: $lt, created_at}, {created_at: $lt}]"
 _NEWEST_FIRST = "-created_at, -_id"
 _LEASE_DUE = "$or: [{outbox_lease_until: $exists}, {outbox_lease_until: $lt}]"
+# A commit with events claiming its document for the relay (shared/outbox.py `commit_events`).
+_CLAIMABLE = "$or: [{outbox_lease_owner: $exists}, {outbox_lease_owner}, {outbox_lease_until: $lt}]"
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,15 @@ SHAPES: tuple[QueryShape, ...] = (
         "refunds `claim` (take the right to pay)",
     ),
     _shape("refunds", "_id, status, version", "`_id`", BY_ID, True, "refunds `extend_lease`, `delete_unpaid`"),
-    _shape("refunds", "_id, version", "`_id`", BY_ID, True, "refunds `save`"),
+    _shape("refunds", "_id, version", "`_id`", BY_ID, True, "refunds `save`, `commit` (not claimable: once more)"),
+    _shape(
+        "refunds",
+        f"_id, version, {_CLAIMABLE}",
+        "`_id`",
+        BY_ID,
+        True,
+        "refunds `commit` (`refund.issued`/`refund.failed`, claimed for this replica's outbox relay)",
+    ),
     _shape(
         "refunds",
         "due_at: $lte, status",
@@ -348,6 +358,14 @@ SHAPES: tuple[QueryShape, ...] = (
         "notifications `claim` by id (a retry this process scheduled, a resend)",
     ),
     _shape("notifications", "_id, claim", "`_id`", BY_ID, True, "notifications `renew`, `settle`"),
+    _shape(
+        "notifications",
+        f"_id, claim, {_CLAIMABLE}",
+        "`_id`",
+        BY_ID,
+        True,
+        "notifications `settle` (an outcome with its `notification.*`, claimed for this replica's outbox relay)",
+    ),
     _shape("notifications", "_id, status: $in", "`_id`", BY_ID, False, "notifications `resend` (agent)"),
     _shape(
         "notifications",
@@ -389,6 +407,22 @@ SHAPES: tuple[QueryShape, ...] = (
         BY_ID,
         True,
         "metrics `settle_flag` (the first write of a buyer document from before windows were kept)",
+    ),
+    _shape(
+        "buyers",
+        f"_id, revision, {_CLAIMABLE}",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `settle_flag` (a flag that flips, with its `buyer.*`, claimed for this replica's outbox relay)",
+    ),
+    _shape(
+        "buyers",
+        f"_id, revision: $exists, {_CLAIMABLE}",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `settle_flag` (the same, on a buyer document from before windows were kept)",
     ),
     _shape(
         "return_facts",

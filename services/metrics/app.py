@@ -40,6 +40,7 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
     # No inbox: every handler's effect is a write conditional on the fact's version or the buyer's
     # revision, so a duplicate changes nothing and costs no dedupe read and write per event.
     messaging = Messaging.from_settings(settings, inbox=None, outboxes=[store.buyers])
+    store.outbox_relay = messaging.relay  # a flag's event is committed claimed for it
     app.state.bus = messaging.bus
     flags = BuyerFlags(store, thresholds(settings), clock, on_change=messaging.relay.wake)
     app.state.reports = Reports(store, flags, settings, clock)

@@ -42,10 +42,10 @@ class BuyerFlags:
         store: MetricsStore,
         thresholds: Thresholds,
         clock: Clock,
-        on_change: Callable[[str], None] = lambda _: None,
+        on_change: Callable[..., None] = lambda *_, **__: None,
     ) -> None:
         self.store, self.thresholds, self.clock = store, thresholds, clock
-        self.on_change = on_change  # wakes the outbox relay for the buyer's document
+        self.on_change = on_change  # OutboxRelay.wake(buyer_id, **how): the flag's event is committed
 
     def standing(self, buyer_id: str, now: datetime) -> Callable[[Window], Standing]:
         return lambda window: assess_window(buyer_id, window, now, self.thresholds)
@@ -71,7 +71,7 @@ class BuyerFlags:
         queue an event when the flag flips."""
         now = self.clock.now()
         since = now - self.thresholds.window
-        standing, changed = await self.store.settle_flag(
+        standing, handover = await self.store.settle_flag(
             buyer_id,
             lambda window: change(window, since),
             self.standing(buyer_id, now),
@@ -80,7 +80,7 @@ class BuyerFlags:
             reseed=reseed,
         )
         telemetry.assessments.labels(trigger).inc()
-        if changed:
+        if handover is not None:
             telemetry.flag_changes.labels(str(standing.flagged).lower()).inc()
             log.info(
                 "buyer flag changed",
@@ -91,7 +91,7 @@ class BuyerFlags:
                     "orders": standing.orders,
                 },
             )
-            self.on_change(buyer_id)
+            self.on_change(buyer_id, **handover)
         return standing
 
     async def review_due(self) -> int:

@@ -39,7 +39,7 @@ from services.metrics.facts import (
 from services.metrics.figures import Period
 from shared.events import CloudEvent
 from shared.models import Notification
-from shared.outbox import outbox_fields, with_outbox
+from shared.outbox import Claims, commit_events, outbox_fields
 
 # How many times a buyer's flag write is retried after losing a race with another replica.
 FLAG_WRITE_ATTEMPTS = 10
@@ -100,6 +100,9 @@ class MetricsStore:
         self.notifications: AsyncIOMotorCollection = db["notification_facts"]
         self.buyers: AsyncIOMotorCollection = db["buyers"]
         self._writing = KeyedLock()
+        # The relay that publishes buyer.* (the wiring sets it): a flag's event is committed claimed
+        # for it. Unset: nothing is claimed, and the relay is woken by id.
+        self.outbox_relay: Claims | None = None
 
     async def ensure_indexes(self) -> None:
         await self.returns.create_index([("seller_id", ASCENDING), ("created_at", ASCENDING)])
@@ -249,13 +252,14 @@ class MetricsStore:
         since: datetime,
         event: Callable[[Standing, int], CloudEvent],
         reseed: bool = False,
-    ) -> tuple[Standing, bool]:
+    ) -> tuple[Standing, dict[str, Any] | None]:
         """Change the buyer's window, assess it and store both; a changed flag also queues its event.
 
         `change` must be idempotent (adding an entry already there changes nothing): after a lost
         race it is applied again to the newer document. `reseed` merges the window with the
         buyer's facts first (a rebuild: a longer window may need facts already trimmed).
-        Returns the standing and whether the flag changed.
+        Returns the standing and, when the flag changed, how to wake the outbox relay for its event
+        (`OutboxRelay.wake(buyer_id, **how)`, see `shared.outbox.commit_events`); None when not.
         """
         async with self._writing.hold(f"buyers:{buyer_id}"):
             for _ in range(FLAG_WRITE_ATTEMPTS):
@@ -283,11 +287,15 @@ class MetricsStore:
                     if standing.review_at is not None:
                         fields["review_at"] = standing.review_at
                     events = [event(standing, version)] if changed else []
+                    claim = self.outbox_relay.claim() if events and self.outbox_relay is not None else None
+                    outbox = outbox_fields(events, claim=claim)
                     try:
-                        await self.buyers.insert_one({"_id": buyer_id, **fields, **outbox_fields(events)})
-                        return standing, changed
+                        await self.buyers.insert_one({"_id": buyer_id, **fields, **outbox})
                     except DuplicateKeyError:
                         continue  # another replica created it: apply the change to its document
+                    if not changed:
+                        return standing, None
+                    return standing, ({"entries": outbox[OUTBOX_FIELD]} if claim else {})
                 revision = doc.get(REVISION)
                 current = {"_id": buyer_id, REVISION: revision if revision is not None else {"$exists": False}}
                 figures[REVISION] = (revision or 0) + 1
@@ -295,16 +303,18 @@ class MetricsStore:
                     if revision is not None and _as_stored(doc, window, standing):
                         # A copy of an event already counted (or a return noted twice): only the
                         # assessment instant would change, and nothing reads it back.
-                        return standing, False
+                        return standing, None
                     result = await self.buyers.update_one(current, _assessment(figures, standing.review_at))
                     if result.matched_count:
-                        return standing, False
+                        return standing, None
                     continue
                 version = doc["version"] + 1
                 state = {"flagged": standing.flagged, "version": version, "since": standing.assessed_at, **figures}
-                update = with_outbox(_assessment(state, standing.review_at), [event(standing, version)])
-                if (await self.buyers.update_one(current, update)).matched_count:
-                    return standing, True
+                update = _assessment(state, standing.review_at)
+                events = [event(standing, version)]
+                handover = await commit_events(self.buyers, current, update, events, self.outbox_relay)
+                if handover is not None:
+                    return standing, handover
             raise FlagWriteContention(buyer_id)
 
 

@@ -30,6 +30,7 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
     # recording an event's emails is idempotent by itself (one email per event, recipient and
     # template: a unique index), so a redelivered event adds nothing without an inbox read and write.
     messaging = Messaging.from_settings(settings, inbox=None, outboxes=[store.collection], announcements=True)
+    store.outbox_relay = messaging.relay  # an outcome's notification.* is committed claimed for it
     app.state.bus, app.state.clock = messaging.bus, clock
     dispatcher = app.state.dispatcher = Dispatcher(store, Mailer(settings), settings, clock, messaging.relay)
     async with messaging.running(SUBSCRIPTIONS, dispatcher, jobs=[dispatcher]):

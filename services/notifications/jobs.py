@@ -279,11 +279,12 @@ class Dispatcher:
         now = update["$set"]["updated_at"]
         after = applied(doc, update)
         events = [notification_event(event_type, after, now)] if event_type else []
-        if not await self._settle(doc, update, events):
+        handover = await self._settle(doc, update, events)
+        if handover is None:
             log.warning("claim lost before the outcome was recorded", extra={"notification_id": doc["_id"]})
             return doc["status"]
         if events and self.relay is not None:
-            self.relay.wake(doc["_id"])
+            self.relay.wake(doc["_id"], collection=self.store.collection, **handover)
         if after["status"] == NotificationStatus.PENDING:
             self._retry_at(doc["_id"], after["next_attempt_at"])
         log.info(
@@ -317,7 +318,7 @@ class Dispatcher:
         handle = asyncio.get_running_loop().call_later(delay, due_now)
         self._retries.add(handle)
 
-    async def _settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[Any]) -> bool:
+    async def _settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[Any]) -> dict[str, Any] | None:
         """Record the outcome now; if the store hiccups, keep trying while the claim can still be
         ours (the heartbeat keeps renewing it), rather than let it lapse into a resend."""
         deadline = time.monotonic() + self.lease.total_seconds()

@@ -13,7 +13,7 @@ from services.notifications.decisions import is_superseded
 from services.notifications.domain import NotificationStatus, claim_update, resend_update
 from services.notifications.schemas import NotificationFilter
 from shared.events import CloudEvent
-from shared.outbox import with_outbox
+from shared.outbox import Claims, commit_events
 from shared.pagination import page_filter, page_sort
 
 COLLECTION = "notifications"
@@ -37,6 +37,9 @@ class NotificationStore:
     def __init__(self, db: Any) -> None:
         self.collection = db[COLLECTION]
         self.return_versions = db[RETURN_VERSIONS]
+        # The relay that publishes notification.* (the wiring sets it): an outcome with an event
+        # claims the document for it. Unset: nothing is claimed, and the relay is woken by id.
+        self.outbox_relay: Claims | None = None
 
     async def ensure_indexes(self) -> None:
         # The rule "one email per (event, recipient, template), ever" is this index.
@@ -113,12 +116,13 @@ class NotificationStore:
         )
         return result.matched_count == 1
 
-    async def settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[CloudEvent]) -> bool:
-        """Apply an attempt's outcome and its events in one write, if the claim is still ours."""
-        result = await self.collection.update_one(
-            {"_id": doc["_id"], "claim": doc["claim"]}, with_outbox(update, events)
-        )
-        return result.matched_count == 1
+    async def settle(
+        self, doc: dict[str, Any], update: dict[str, Any], events: list[CloudEvent]
+    ) -> dict[str, Any] | None:
+        """Apply an attempt's outcome and its events in one write, if the claim is still ours: None
+        when it is not; else how to wake the outbox relay (`shared.outbox.commit_events`)."""
+        expected = {"_id": doc["_id"], "claim": doc["claim"]}
+        return await commit_events(self.collection, expected, update, events, self.outbox_relay)
 
     async def get(self, notification_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": notification_id}, {"outbox": 0})

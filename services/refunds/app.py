@@ -36,6 +36,7 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
         # No inbox: every handler is idempotent on its own (handlers.py), so no event id is looked up
         # or recorded per event.
         messaging = Messaging.from_settings(settings, inbox=None, outboxes=[store.refunds], clock=clock)
+        store.outbox_relay = messaging.relay  # a refund's events are committed claimed for it
         app.state.bus = messaging.bus
         ledger = LedgerGateway(db["ledger_entries"], clock)
         await ledger.ensure_indexes()

@@ -47,11 +47,11 @@ class Payer:
         lease: timedelta,
         retry_delays_ms: list[int],
         timeout_s: float,
-        committed: Callable[[str], None] = lambda _: None,
+        committed: Callable[..., None] = lambda *_, **__: None,
     ) -> None:
         self.store, self.gateways, self.clock = store, gateways, clock
         self.lease, self.retry_delays_ms, self.timeout_s = lease, retry_delays_ms, timeout_s
-        self.committed = committed  # wakes the outbox relay for the refund's document
+        self.committed = committed  # OutboxRelay.wake(refund_id, **how): the refund's events are committed
         self.lease_clock = SystemClock()  # leases are operational time, never the movable business clock
         # Refund id -> end of its lease, for payments of this process an error interrupted (`watched`).
         self.interrupted: dict[str, datetime] = {}
@@ -174,12 +174,13 @@ class Payer:
         return await self._record(refund, failed)
 
     async def _record(self, before: Refund, after: Refund) -> Refund:
-        if not await self.store.save(
+        handover = await self.store.commit(
             before.version, after, events=domain.events(after), extra={LEASE: UNLEASED, "previous": None}
-        ):
+        )
+        if handover is None:
             current = await self.store.get(before.refund_id)  # another payer recorded it first
             return after if current is None else current.refund
-        self.committed(after.refund_id)
+        self.committed(after.refund_id, **handover)
         REFUNDS_DONE.labels(after.status.value, str(after.automatic).lower()).inc()
         log.info(
             f"refund {after.status.value}",

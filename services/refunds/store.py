@@ -21,7 +21,7 @@ from services.refunds.order_ledger import OrderLedgers
 from services.refunds.schemas import RefundFilter
 from shared.events import CloudEvent
 from shared.models import Order, Payment, Refund, RefundStatus, Return
-from shared.outbox import outbox_fields, with_outbox
+from shared.outbox import Claims, commit_events, outbox_fields
 from shared.pagination import Page, make_page, page_filter, page_sort
 
 _DATES = ("created_at", "updated_at", "received_at", "due_at", "issued_at")
@@ -83,6 +83,9 @@ class RefundStore:
         self.refunds = db["refunds"]
         self.orders = db["orders"]
         self.ledgers = OrderLedgers(db["order_ledgers"])
+        # The relay that publishes the refunds' events (the wiring sets it): a commit claims the
+        # refund for it. Unset: commits claim nothing, and the relay is woken by id.
+        self.outbox_relay: Claims | None = None
 
     async def ensure_indexes(self) -> None:
         for keys in (
@@ -190,13 +193,19 @@ class RefundStore:
         )
         return result.matched_count == 1
 
-    async def save(
+    async def save(self, version: int, refund: Refund, *, extra: dict[str, Any] | None = None) -> bool:
+        """Write the refund's new state (no events) in one update, if it is still at `version`."""
+        return await self.commit(version, refund, extra=extra) is not None
+
+    async def commit(
         self, version: int, refund: Refund, *, events: Sequence[CloudEvent] = (), extra: dict[str, Any] | None = None
-    ) -> bool:
-        """Write the refund's new state and its events in one update, if it is still at `version`."""
-        update = with_outbox({"$set": {**refund_fields(refund), **(extra or {})}}, events)
-        result = await self.refunds.update_one({"_id": refund.refund_id, "version": version}, update)
-        return result.matched_count == 1
+    ) -> dict[str, Any] | None:
+        """Write the refund's new state and its events in one update, if it is still at `version`:
+        None when it is not; else how to wake the outbox relay (`shared.outbox.commit_events`:
+        claimed for this replica's relay unless another replica's relay holds the refund)."""
+        update = {"$set": {**refund_fields(refund), **(extra or {})}}
+        expected = {"_id": refund.refund_id, "version": version}
+        return await commit_events(self.refunds, expected, update, events, self.outbox_relay)
 
     async def delete_unpaid(self, refund: Refund) -> bool:
         """Drop a direct refund created by a request that was then refused (nothing was paid)."""

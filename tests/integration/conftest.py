@@ -30,11 +30,14 @@ from shared.bus import EventBus
 from shared.events import CloudEvent
 from shared.query_shapes import SERVICES as QUERY_SERVICES
 from shared.query_shapes import SHAPES
+from tests.integration.commands import Commands
 from tests.integration.shapes import ShapeRecorder, complaint
 
 T = TypeVar("T")
 
 QUERY_SHAPES = ShapeRecorder()
+# More listeners for the services' clients made meanwhile (the `service_commands` fixture).
+SERVICE_LISTENERS: list[Commands] = []
 
 
 def service_connecting(frame: Any) -> str | None:
@@ -60,12 +63,22 @@ def services_query_shapes() -> Iterator[ShapeRecorder]:
     def client(*args: Any, **kwargs: Any) -> AsyncIOMotorClient:
         service = service_connecting(sys._getframe(1))
         if service is not None:  # a service's client, not a test's own app
-            kwargs["event_listeners"] = [*kwargs.get("event_listeners", []), QUERY_SHAPES.listener(service)]
+            listeners = [QUERY_SHAPES.listener(service), *SERVICE_LISTENERS]
+            kwargs["event_listeners"] = [*kwargs.get("event_listeners", []), *listeners]
         return make_client(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(shared.mongo, "AsyncIOMotorClient", client)
         yield QUERY_SHAPES
+
+
+@pytest.fixture
+def service_commands() -> Iterator[Commands]:
+    """The commands of the services started while it is in use (request it before the service)."""
+    commands = Commands()
+    SERVICE_LISTENERS.append(commands)
+    yield commands
+    SERVICE_LISTENERS.remove(commands)
 
 
 @pytest.fixture(autouse=True)

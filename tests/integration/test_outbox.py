@@ -15,7 +15,17 @@ import aio_pika
 import pytest
 
 from shared.events import CloudEvent
-from shared.outbox import FAILURES, LEASE, OWNER, PENDING, OutboxRelay, outbox_fields, with_outbox
+from shared.outbox import (
+    FAILURES,
+    LEASE,
+    OWNER,
+    PENDING,
+    OutboxRelay,
+    commit_events,
+    outbox_entries,
+    outbox_fields,
+    with_outbox,
+)
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -341,3 +351,58 @@ async def test_a_claimed_document_is_left_alone_by_another_replicas_sweep(
     assert await other.run_once() == 0
     assert [e.id for e in await drain(queue)] == [event.id]
     assert await all_drained(db.returns)
+
+
+# ---- commit_events: what the stores of refunds, notifications and metrics commit with ------------
+
+
+async def test_commit_events_claims_a_free_document_and_hands_its_outbox_over(db, bus_factory, event_factory):
+    relay = OutboxRelay(await bus_factory("refunds"), [db.refunds])
+    await db.refunds.insert_one({"_id": "f-1", "version": 1, "outbox": []})
+    issued = event_factory("refund.issued", sequence=2)
+    update = {"$set": {"version": 2}}
+
+    handover = await commit_events(db.refunds, {"_id": "f-1", "version": 1}, update, [issued], relay)
+    assert handover == {"entries": outbox_entries([issued])}
+    doc = await db.refunds.find_one({"_id": "f-1"})
+    assert (doc["version"], doc[OWNER], doc[PENDING]) == (2, relay.owner, True)
+    # A stale version commits nothing; a change without events claims nothing and wakes nothing.
+    assert await commit_events(db.refunds, {"_id": "f-1", "version": 1}, update, [issued], relay) is None
+    await db.refunds.update_one({"_id": "f-1"}, {"$unset": {OWNER: "", LEASE: ""}})
+    assert await commit_events(db.refunds, {"_id": "f-1", "version": 2}, {"$set": {"version": 3}}, [], relay) == {
+        "entries": []
+    }
+    assert OWNER not in await db.refunds.find_one({"_id": "f-1"})
+    with pytest.raises(ValueError, match=r"\$or"):
+        await commit_events(db.refunds, {"_id": "f-1", "$or": [{}]}, update, [issued], relay)
+
+
+async def test_commit_events_while_another_replicas_relay_holds_the_document_waits_for_it(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    """Two replicas commit to one refund in turn: the second finds the first's relay publishing it,
+    commits without the claim (its claim untouched) and wakes by id; each event goes out once, in order."""
+    queue = await probe(amqp, exchange, "refund.#")
+    refunds = Counted(db.refunds)
+    first, second = [OutboxRelay(await bus_factory(f"refunds-{n}"), [db.refunds], poll_interval=3600) for n in (1, 2)]
+    await db.refunds.insert_one({"_id": "f-1", "version": 1, "outbox": []})
+    for relay in (first, second):
+        await relay.start()
+    failed, issued = event_factory("refund.failed", sequence=2), event_factory("refund.issued", sequence=3)
+    try:
+        await wait_until(lambda: first._loop.runs >= 1 and second._loop.runs >= 1)
+        handed = await commit_events(refunds, {"_id": "f-1", "version": 1}, {"$set": {"version": 2}}, [failed], first)
+        refunds.calls.clear()
+        woken = await commit_events(refunds, {"_id": "f-1", "version": 2}, {"$set": {"version": 3}}, [issued], second)
+        assert woken == {}
+        assert refunds.calls == {"find_one_and_update": 1, "update_one": 1}  # claiming, then without
+        assert (await db.refunds.find_one({"_id": "f-1"}))[OWNER] == first.owner
+        second.wake("f-1", **woken)
+        first.wake("f-1", **handed)
+        await wait_until(lambda: all_drained(db.refunds))
+        await asyncio.sleep(0.2)  # a duplicate would arrive by now
+    finally:
+        for relay in (first, second):
+            await relay.stop()
+    assert [e.id for e in await drain(queue)] == [failed.id, issued.id]
+    assert (await db.refunds.find_one({"_id": "f-1"}))["version"] == 3

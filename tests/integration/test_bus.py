@@ -244,17 +244,17 @@ async def _publishes(bus: EventBus, event: CloudEvent) -> bool:
         return False
 
 
-async def test_concurrent_confirmed_publishing_is_fast(bus_factory, amqp, exchange, event_factory):
-    """Prints the rate; asserts only a floor, since on this 2-core machine the rate swings with
-    whatever else runs (idle: ~7,800 msg/s ceiling for bare aio-pika, see INFRA.md)."""
+async def test_concurrent_confirmed_publishes_each_arrive_once(bus_factory, amqp, exchange, event_factory):
+    """3,000 publishes at once on one channel: every one confirmed and routed, each id once. The
+    rate is printed for information; speed is the bench's business (bench/README.md), not a test's."""
     publisher = await bus_factory("publisher")
-    await probe(amqp, exchange, "buyer.flagged")
+    queue = await probe(amqp, exchange, "buyer.flagged")
     events = [event_factory("buyer.flagged") for _ in range(3000)]
     started = time.perf_counter()
     await asyncio.gather(*(publisher.publish(e) for e in events))
-    rate = len(events) / (time.perf_counter() - started)
-    print(f"\nconfirmed publish rate: {rate:,.0f} msg/s")
-    assert rate > 500
+    print(f"\nconfirmed publish rate: {len(events) / (time.perf_counter() - started):,.0f} msg/s")
+    received = [m.message_id for m in await drain(queue)]
+    assert sorted(received) == sorted(e.id for e in events)
 
 
 async def test_the_inbox_forgets_event_ids_older_than_its_retention(bus_factory, db):

@@ -17,11 +17,13 @@ would drop pending events). After the write they tell the relay, one of two ways
   while another relay holds the document the store commits without the claim and wakes with the id
   only, so an aggregate's events never go out of two replicas at once). The relay publishes them at once
   and releases the document with ONE conditional write (the outbox still holds exactly them:
-  emptied, `outbox_pending` and the lease cleared). If that write does not match (newer events
-  arrived, or another relay removed some), the published ids are pulled and the document is
-  relayed by `_id`. Should two relays still overlap on a document (a claim outlived, two replicas
-  committing to one aggregate), they publish duplicates, never an event before an older one of the
-  same document: an event leaves the outbox only once published, and each relay sends in order.
+  emptied, `outbox_pending` and the lease cleared), or, under load, with the other documents of the
+  collection released meanwhile in two `update_many` writes (shared/outbox_release.py). If that
+  write does not match (newer events arrived, or another relay removed some), the published ids
+  are pulled and the document is relayed by `_id`. Should two relays still overlap on a document
+  (a claim outlived, two replicas committing to one aggregate), they publish duplicates, never an
+  event before an older one of the same document: an event leaves the outbox only once published,
+  and each relay sends in order.
 - `wake(doc_id, collection=c)`: the document is leased by `_id` (findAndModify), published and
   released: two writes.
 
@@ -58,17 +60,15 @@ from pymongo import ReturnDocument
 from shared.bus import loggable
 from shared.clock import Clock, SystemClock
 from shared.events import CloudEvent
+from shared.outbox_release import FAILURES as FAILURES
+from shared.outbox_release import LEASE as LEASE
+from shared.outbox_release import OUTBOX as OUTBOX
+from shared.outbox_release import OWNER as OWNER
+from shared.outbox_release import PENDING as PENDING
+from shared.outbox_release import ReleaseBatcher
 from shared.periodic import Periodic, backoff_seconds
 
 log = logging.getLogger(__name__)
-
-OUTBOX, PENDING, LEASE, OWNER, FAILURES = (
-    "outbox",
-    "outbox_pending",
-    "outbox_lease_until",
-    "outbox_lease_owner",
-    "outbox_failures",
-)
 
 
 def outbox_entries(events: Iterable[CloudEvent], exchange: str | None = None) -> list[dict[str, Any]]:
@@ -212,6 +212,7 @@ class OutboxRelay:
         self._retry: dict[tuple[Any, Any], tuple[Any, Any, float]] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._direct: set[asyncio.Task[None]] = set()
+        self._releases: dict[Any, ReleaseBatcher] = {}  # per collection: direct-path releases written together
         self._loop = Periodic(f"outbox-relay:{bus.service}", self.run_once, poll_interval, max_backoff_s=max_backoff)
 
     async def start(self) -> None:
@@ -360,14 +361,12 @@ class OutboxRelay:
                 log.exception("outbox publish failed, will retry", extra={"event_id": failed.get("id")})
 
     async def _release_exactly(self, collection: Any, doc_id: Any, published: list[str]) -> bool:
-        """Empty the outbox in one write if it holds exactly the `published` events (ids are unique:
-        same size and all of them present). Someone else's lease on it goes too: there is nothing
-        left for it to publish."""
-        result = await collection.update_one(
-            {"_id": doc_id, OUTBOX: {"$size": len(published)}, f"{OUTBOX}.id": {"$all": published}},
-            {"$set": {OUTBOX: []}, "$unset": {PENDING: "", LEASE: "", OWNER: "", FAILURES: ""}},
-        )
-        return bool(result.matched_count)
+        """Empty the outbox if it holds exactly the `published` events (ids are unique); someone
+        else's lease on it goes too: there is nothing left for it to publish. Written together with
+        the other releases of the collection waiting meanwhile (shared.outbox_release)."""
+        key = _key(collection, None)[0]
+        batcher = self._releases.get(key) or self._releases.setdefault(key, ReleaseBatcher(collection))
+        return await batcher.release(doc_id, published)
 
     # ---- the `_id` path: lease, publish, release ---------------------------------------------
 

@@ -1,0 +1,82 @@
+"""The relay's direct-path releases written together (shared/outbox_release.py), on the real server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from shared.outbox import FAILURES, LEASE, OWNER, PENDING, OutboxRelay
+from shared.outbox_release import ReleaseBatcher
+from tests.integration.test_outbox import Counted, all_drained, commit, drain, probe
+
+pytestmark = pytest.mark.integration
+
+
+def pending(doc_id: str, *event_ids: str) -> dict[str, Any]:
+    return {
+        "_id": doc_id,
+        "outbox": [{"id": e, "type": "return.created", "envelope": {}} for e in event_ids],
+        PENDING: True,
+        LEASE: 1,
+        OWNER: "me",
+    }
+
+
+async def test_releases_waiting_together_are_one_batch_and_say_which_documents_are_empty(db):
+    await db.returns.insert_many([pending("a", "a1"), pending("b", "b1", "b2"), pending("c", "c1", "c2")])
+    batcher = ReleaseBatcher(db.returns)
+    first = asyncio.create_task(batcher.release("a", ["a1"]))  # written alone: one conditional update
+    await asyncio.sleep(0)
+    # while it is written, b (published all) and c (a newer event c2 arrived after publishing c1) wait
+    answers = await asyncio.gather(first, batcher.release("b", ["b1", "b2"]), batcher.release("c", ["c1"]))
+
+    assert answers == [True, True, False]
+    assert (batcher.batches, batcher.documents) == (2, 3)
+    docs = {doc["_id"]: doc async for doc in db.returns.find({})}
+    for emptied in ("a", "b"):
+        assert docs[emptied]["outbox"] == [] and not {PENDING, LEASE, OWNER, FAILURES} & docs[emptied].keys()
+    # c lost only what was published; it stays pending (and claimed) for the relay's `_id` path
+    assert [e["id"] for e in docs["c"]["outbox"]] == ["c2"] and docs["c"][PENDING] is True
+
+
+async def test_a_failed_batch_write_fails_each_release_in_it(db):
+    class Broken:
+        async def update_one(self, *_: Any, **__: Any) -> Any:
+            raise ConnectionError("store away")
+
+        update_many = update_one
+
+    batcher = ReleaseBatcher(Broken())
+    results = await asyncio.gather(batcher.release("a", ["a1"]), batcher.release("b", ["b1"]), return_exceptions=True)
+    assert [type(r) for r in results] == [ConnectionError, ConnectionError]
+    assert batcher.writer is None  # and the next release starts a new writer
+    with pytest.raises(ConnectionError):
+        await batcher.release("c", ["c1"])
+
+
+async def test_many_commits_at_once_are_released_in_a_few_writes(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    queue = await probe(amqp, exchange, "return.#")
+    returns = Counted(db.returns)
+    relay = OutboxRelay(await bus_factory("returns"), [returns], poll_interval=3600)
+    await relay.start()
+    events = {f"r-{n}": [event_factory("return.created", sequence=1)] for n in range(20)}
+    try:
+        await wait_until(lambda: relay._loop.runs >= 1)  # the start-up sweep is over
+        handed = {doc_id: await commit(db.returns, doc_id, evs, relay.claim()) for doc_id, evs in events.items()}
+        returns.calls.clear()
+        for doc_id, entries in handed.items():
+            relay.wake(doc_id, collection=returns, entries=entries)
+        await wait_until(lambda: all_drained(db.returns))
+    finally:
+        await relay.stop()
+
+    published = [e.id for e in await drain(queue)]
+    assert sorted(published) == sorted(e.id for evs in events.values() for e in evs)
+    writes = returns.calls["update_one"] + returns.calls["update_many"]
+    assert 0 < writes < 10, returns.calls  # 20 documents released, one by one would be 20 writes
+    async for doc in db.returns.find({}):
+        assert doc["outbox"] == [] and not {PENDING, LEASE, OWNER, FAILURES} & doc.keys()

@@ -20,7 +20,8 @@ would drop pending events). After the write they tell the relay, one of two ways
   emptied, `outbox_pending` and the lease cleared), or, under load, with the other documents of the
   collection released meanwhile in two `update_many` writes (shared/outbox_release.py). If that
   write does not match (newer events arrived, or another relay removed some), the published ids
-  are pulled and the document is relayed by `_id`. Should two relays still overlap on a document
+  are pulled and the document is relayed by `_id`, unless a later commit of this process already
+  waits to hand its outbox over for it. Should two relays still overlap on a document
   (a claim outlived, two replicas committing to one aggregate), they publish duplicates, never an
   event before an older one of the same document: an event leaves the outbox only once published,
   and each relay sends in order.
@@ -178,6 +179,7 @@ class _Document:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
+    direct: int = 0  # of the users, commits handing their outbox over (the direct path)
     removed: set[str] = field(default_factory=set)  # published and taken out of the outbox by us
 
 
@@ -289,16 +291,18 @@ class OutboxRelay:
         self._timers.add(loop.call_later(delay, self._loop.wake))
 
     @asynccontextmanager
-    async def _document(self, collection: Any, doc_id: Any) -> AsyncIterator[_Document]:
+    async def _document(self, collection: Any, doc_id: Any, *, direct: bool = False) -> AsyncIterator[_Document]:
         """One relay at a time per document in this process (events of an aggregate stay in order)."""
         key = _key(collection, doc_id)
         state = self._documents.setdefault(key, _Document())
         state.users += 1
+        state.direct += direct
         try:
             async with state.lock, self._slots:
                 yield state
         finally:
             state.users -= 1
+            state.direct -= direct
             if not state.users:
                 del self._documents[key]
 
@@ -331,7 +335,7 @@ class OutboxRelay:
     async def _relay_direct(self, collection: Any, doc_id: Any, entries: list[dict[str, Any]]) -> None:
         done: list[str] = []
         try:
-            async with self._document(collection, doc_id) as state:
+            async with self._document(collection, doc_id, direct=True) as state:
                 # What this process already published and removed (an earlier commit's relay) is gone.
                 entries = [e for e in entries if e["id"] not in state.removed]
                 if not entries:
@@ -342,14 +346,13 @@ class OutboxRelay:
                 if await self._release_exactly(collection, doc_id, done):
                     state.removed.update(done)
                     return
-                # Newer events arrived, or another relay removed some: take out ours and drop our
-                # claim, then the `_id` path relays whatever is left (a later commit of ours may first).
-                pull = {"$pull": {OUTBOX: {"id": {"$in": done}}}}
-                unclaim = {"$unset": {LEASE: "", OWNER: ""}}
-                result = await collection.update_one({"_id": doc_id, OWNER: self.owner}, pull | unclaim)
-                if not result.matched_count:
-                    await collection.update_one({"_id": doc_id}, pull)
+                # Newer events arrived, or another relay removed some; ours are out of the outbox
+                # now. A later commit of ours waiting for this document (it claimed it for us)
+                # publishes and releases the rest; otherwise drop our claim and relay it by `_id`.
                 state.removed.update(done)
+                if state.direct > 1:
+                    return
+                await collection.update_one({"_id": doc_id, OWNER: self.owner}, {"$unset": {LEASE: "", OWNER: ""}})
                 if state.users == 1:
                     self._retry_in(collection, doc_id, 0)
         except Exception as exc:  # noqa: BLE001 - kept for a later attempt, never dropped

@@ -2,7 +2,8 @@
 
 After publishing what a commit handed over (shared.outbox), the relay empties that document's
 outbox. One document alone costs one conditional write (the outbox holds exactly the published
-events: emptied, `outbox_pending` and the lease cleared). Under load many documents of a collection
+events: emptied, `outbox_pending` and the lease cleared; otherwise a second write pulls just the
+published ones). Under load many documents of a collection
 are released at about the same moment; written one by one, that is one command per state change,
 the largest share of the relay's cost. So releases queue per collection while a write for the same
 collection is in flight (group commit, like a journal's fsync) and the next write takes them all:
@@ -11,8 +12,9 @@ collection is in flight (group commit, like a journal's fsync) and the next writ
    events leave their documents (ids are unique, so a document loses only its own);
 2. `update_many({_id: {$in: ids}, outbox: {$size: 0}}, {$unset: pending, lease, owner, failures})`;
 3. only when fewer documents matched than were released (newer events arrived meanwhile): which of
-   them still hold events, by `_id` again. Those answer False, as the single write's mismatch does,
-   and the relay relays them by `_id` (shared.outbox).
+   them still hold events, by `_id` again. Those answer False, as the single write's mismatch does:
+   the published events are out of the outbox either way, the newer ones are the relay's to send
+   (shared.outbox).
 
 Each waiting release holds its document's in-process lock until its batch is written, so events of
 one aggregate stay in order; a failed write fails every release of that batch (each is retried).
@@ -76,7 +78,10 @@ class ReleaseBatcher:
                 {"_id": doc_id, OUTBOX: {"$size": len(published)}, f"{OUTBOX}.id": {"$all": published}},
                 {"$set": {OUTBOX: []}, **_CLEARED},
             )
-            return {doc_id} if result.matched_count else set()
+            if result.matched_count:
+                return {doc_id}
+            await self.collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": published}}}})
+            return set()
         ids = list(batch)
         published = [event_id for events, _ in batch.values() for event_id in events]
         await self.collection.update_many({"_id": {"$in": ids}}, {"$pull": {OUTBOX: {"id": {"$in": published}}}})

@@ -41,6 +41,17 @@ async def test_releases_waiting_together_are_one_batch_and_say_which_documents_a
     assert [e["id"] for e in docs["c"]["outbox"]] == ["c2"] and docs["c"][PENDING] is True
 
 
+async def test_a_release_alone_that_finds_newer_events_takes_out_only_the_published_ones(db):
+    await db.returns.insert_one(pending("d", "d1", "d2"))
+    batcher = ReleaseBatcher(db.returns)
+    assert await batcher.release("d", ["d1"]) is False
+    doc = await db.returns.find_one({"_id": "d"})
+    assert [e["id"] for e in doc["outbox"]] == ["d2"] and doc[PENDING] is True
+    assert await batcher.release("d", ["d2"]) is True
+    doc = await db.returns.find_one({"_id": "d"})
+    assert doc["outbox"] == [] and not {PENDING, LEASE, OWNER, FAILURES} & doc.keys()
+
+
 async def test_a_failed_batch_write_fails_each_release_in_it(db):
     class Broken:
         async def update_one(self, *_: Any, **__: Any) -> Any:

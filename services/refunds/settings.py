@@ -25,10 +25,13 @@ class Settings(CommonSettings):
     )
 
     lease_s: float = Field(
-        default=120.0,
+        default=30.0,
         gt=0,
         description=(
-            "How long one replica owns a refund it is paying; a crashed replica's refunds are resumed after it."
+            "How long one replica owns a refund it is paying; a crashed replica's refunds, and a payment an "
+            "error interrupted (the store away), are resumed after it. Each gateway attempt after the first "
+            "renews it, so it must outlast one attempt plus the delay before the next (GATEWAY_TIMEOUT_S + "
+            "the longest GATEWAY_RETRY_DELAYS_MS)."
         ),
     )
     job_interval_s: float = Field(
@@ -44,8 +47,8 @@ class Settings(CommonSettings):
         gt=0,
         description=(
             "Pause between the deadline job's sweeps of the refunds collection (at start, then this often) "
-            "for overdue due refunds and for pending ones whose payer died: each is a scan on the embedded "
-            "server. Between sweeps a replica acts on what it knows: the deadlines of the due refunds it "
+            "for overdue due refunds and for pending ones whose payer died (two indexed queries). Between "
+            "sweeps a replica acts on what it knows: the deadlines of the due refunds it "
             "opened and the leases of payments it began or a sweep found. So a restarted replica resumes "
             "its payments when their lease ends, and a refund opened by a replica gone for good is taken "
             "over or resumed by another's next sweep."

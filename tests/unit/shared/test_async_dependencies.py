@@ -23,7 +23,8 @@ def _calls(dependant: Any) -> Iterator[Any]:
 
 
 def _is_async(call: Any) -> bool:
-    return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(getattr(call, "__call__", None))
+    # a function, or an instance of a class with an async __call__ (fastapi.security.HTTPBearer)
+    return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(type(call).__call__)
 
 
 @pytest.mark.parametrize("router", [returns_api.router, metrics_api.router, refunds_api.router])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,6 +25,9 @@ audit_log = logging.getLogger("audit")
 SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
+# Verified tokens remembered per verifier: clients send the same token on every call until it
+# expires, and verifying (two JSON parses, the signature, every claim) is per-request CPU.
+VERIFIED_TOKENS = 1024
 
 
 class Role(StrEnum):
@@ -98,6 +103,7 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: CommonSettings, audience: str | None = None) -> TokenVerifier:
@@ -109,7 +115,26 @@ class TokenVerifier:
         return cls(algorithm=algorithm, key=key, issuer=settings.jwt_issuer, audience=audience or settings.service_name)
 
     def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims, or Unauthorized saying (without internals) what is wrong."""
+        """The token's claims, or Unauthorized saying (without internals) what is wrong.
+
+        A token verified before is answered from memory while its `exp` (with the leeway) is still
+        ahead: nothing else about a verified token can change (signature, issuer, audience, role,
+        and `nbf` / `iat` were already in the past). Past `exp` it is verified again from scratch,
+        so it fails exactly as a new token would."""
+        known = self._verified.get(token)
+        if known is not None:
+            if int(known["exp"]) > time.time() - self.leeway:  # PyJWT's own test of `exp`
+                self._verified.move_to_end(token)
+                return dict(known)
+            del self._verified[token]
+        claims = self._verify(token)
+        if isinstance(claims.get("exp"), int | float) and not isinstance(claims["exp"], bool):
+            self._verified[token] = dict(claims)
+            if len(self._verified) > VERIFIED_TOKENS:
+                self._verified.popitem(last=False)
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != self.algorithm:

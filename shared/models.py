@@ -10,14 +10,15 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 
+import pydantic
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     ValidationError,
@@ -26,6 +27,23 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.money import INT64_MAX, Currency, Money, int64
+
+
+@lru_cache(maxsize=8192)
+def _valid_email(value: str) -> str:
+    # email-validator parses the address from scratch each time (a large share of validating a
+    # Return); every event and read of an aggregate validates the same few addresses again.
+    # Only successes are cached: an invalid address raises the same error every time.
+    return pydantic.networks.validate_email(value)[1]
+
+
+class EmailStr(pydantic.EmailStr):
+    """pydantic's EmailStr (same checks, errors and schema), remembering addresses it accepted."""
+
+    @classmethod
+    def _validate(cls, input_value: str, /) -> str:
+        return _valid_email(input_value)
+
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]

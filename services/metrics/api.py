@@ -26,7 +26,7 @@ From = Annotated[
 To = Annotated[datetime | None, Query(alias="to", description="Exclusive end, ISO 8601 with offset. Default: now.")]
 
 
-def reports(request: Request) -> Reports:
+async def reports(request: Request) -> Reports:
     return request.app.state.reports
 
 

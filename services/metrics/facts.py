@@ -7,7 +7,7 @@ twice, and the projections can be rebuilt from facts alone. Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from typing import Any
 
@@ -174,8 +174,25 @@ def delivery_fact(order: Order, sequence: int = 0) -> DeliveryFact:
 # Facts are stored as plain documents keyed by the aggregate id; `lines` are sub-documents.
 
 
+def _as_dict(obj: Any) -> dict[str, Any]:
+    """`dataclasses.asdict` without its deepcopy of every leaf: a fact's leaves are immutable
+    (str, int, bool, datetime, None), so they can be shared; nested dataclasses and containers are
+    converted as asdict converts them."""
+    return {f.name: _as_value(getattr(obj, f.name)) for f in fields(obj)}
+
+
+def _as_value(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _as_dict(value)
+    if isinstance(value, tuple | list):
+        return type(value)(_as_value(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _as_value(item) for key, item in value.items()}
+    return value
+
+
 def to_document(fact: ReturnFact | RefundFact | DeliveryFact) -> dict[str, Any]:
-    doc = asdict(fact)
+    doc = _as_dict(fact)
     key = {ReturnFact: "return_id", RefundFact: "refund_id", DeliveryFact: "order_id"}[type(fact)]
     doc["_id"] = doc[key]
     if isinstance(fact, ReturnFact):

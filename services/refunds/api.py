@@ -22,11 +22,11 @@ Agent = Annotated[Principal, Depends(require_roles("agent"))]
 RefundId = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-def _refunds(request: Request) -> Refunds:
+async def _refunds(request: Request) -> Refunds:
     return request.app.state.refunds
 
 
-def _store(request: Request) -> RefundStore:
+async def _store(request: Request) -> RefundStore:
     return request.app.state.store
 
 

@@ -33,7 +33,9 @@ from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 router = APIRouter(prefix="/v1")
 
 
-def lifecycle_of(request: Request) -> Lifecycle:
+# Dependencies are `async def`: FastAPI runs a plain `def` one in its thread pool, a thread hop
+# per dependency per request for what is only an attribute read.
+async def lifecycle_of(request: Request) -> Lifecycle:
     return request.app.state.lifecycle
 
 
@@ -163,16 +165,17 @@ async def list_returns(
 # ---- transitions ----------------------------------------------------------------------------
 
 
-def expected_version(
-    if_match: Annotated[
-        str | None,
-        Header(
-            alias="If-Match",
-            max_length=64,
-            description="The return's ETag (its version) this change is based on; a stale one answers 409.",
-        ),
-    ] = None,
-) -> int | None:
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=64,
+        description="The return's ETag (its version) this change is based on; a stale one answers 409.",
+    ),
+]
+
+
+def expected_version(if_match: IfMatchHeader = None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     text = if_match.strip().removeprefix("W/").strip('"')
@@ -184,7 +187,12 @@ def expected_version(
     return int(text)
 
 
-IfMatch = Annotated[int | None, Depends(expected_version)]
+async def if_match_version(if_match: IfMatchHeader = None) -> int | None:
+    """`expected_version` as a dependency (async: see `lifecycle_of`)."""
+    return expected_version(if_match)
+
+
+IfMatch = Annotated[int | None, Depends(if_match_version)]
 
 
 def etagged(ret: Return, response: Response) -> Return:
@@ -211,7 +219,7 @@ class Transition:
         return etagged(await self.desk.act(self.return_id, self.principal, action, self.version, step), self.response)
 
 
-def transition(
+async def transition(
     return_id: str, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
 ) -> Transition:
     return Transition(return_id, desk, principal, version, response)

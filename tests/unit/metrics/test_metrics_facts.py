@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -56,6 +57,16 @@ def test_facts_survive_a_round_trip_through_their_documents():
     assert return_from_document(doc) == rf
     assert refund_from_document(to_document(rfd)) == rfd and rfd.amount == 1234 and rfd.currency == "USD"
     assert delivery_from_document(to_document(df)) == df and df.sequence == 4
+
+
+def test_a_facts_document_is_what_dataclasses_asdict_makes_of_it():
+    ret = received(authorized(requested("r", buyer_id="b", seller_id="s", created_at=at(0)), at(0, 1)), at(1))
+    df = delivery_fact(order("o", buyer_id="b", seller_id="s", delivered_at=at(-2), skus={"A": 2, "B": 1}), 4)
+    for fact, key in ((return_fact(ret), "return_id"), (df, "order_id")):
+        doc = to_document(fact)
+        expected = asdict(fact) | {"_id": getattr(fact, key)}
+        assert {k: v for k, v in doc.items() if k != "last_event_at"} == expected
+        assert [type(line) for line in doc["lines"]] == [dict] * len(fact.lines) and fact.lines
 
 
 def test_flag_event_carries_the_standing_and_the_buyer_document_version():

@@ -279,3 +279,29 @@ def test_mint_cli_prints_a_verifiable_token(monkeypatch, capsys):
     principal = verifier().principal(capsys.readouterr().out.strip())
     assert principal.actor == Actor(role="seller", id="s-1")
     assert principal.claims["exp"] - principal.claims["iat"] == 60
+
+
+def test_a_remembered_token_is_verified_again_once_it_expires(monkeypatch):
+    v = verifier(leeway=0)
+    now = int(datetime.now(UTC).timestamp())
+    token = jwt.encode(claims(exp=now + 60), SECRET, algorithm="HS256")
+    full_checks = []
+    verify_fully = v._verify
+    monkeypatch.setattr(v, "_verify", lambda t: full_checks.append(t) or verify_fully(t))
+    assert v.verify(token)["sub"] == "b-1"
+    assert v.verify(token)["sub"] == "b-1"
+    assert len(full_checks) == 1  # the second answer came from memory
+    monkeypatch.setattr("shared.auth.time.time", lambda: now + 60.0)
+    monkeypatch.setattr(
+        "jwt.api_jwt.datetime", type("Late", (), {"now": staticmethod(lambda tz: datetime.fromtimestamp(now + 60, tz))})
+    )
+    with pytest.raises(Unauthorized, match="expired"):
+        v.verify(token)
+    assert len(full_checks) == 2
+
+
+def test_remembered_claims_are_a_copy():
+    v = verifier()
+    token = jwt.encode(claims(), SECRET, algorithm="HS256")
+    v.verify(token)["role"] = "agent"
+    assert v.verify(token)["role"] == "buyer"

@@ -85,22 +85,30 @@ class Reader:
 
     def when(self, at: datetime | None) -> str:
         """`Thursday, March 6, 2025, 7:59 AM China Standard Time` in the reader's zone and locale."""
-        if at is None:
-            return ""
-        local = at.astimezone(self.zone)
-        locale = babel_locale(self.number_locale)
-        time_text = f"{format_time(local, 'short', locale=locale)} {get_timezone_name(local, 'long', locale=locale)}"
-        date_text = format_date(local, "full", locale=locale)
-        return locale.datetime_formats["full"].format(time_text, date_text)
+        return "" if at is None else _long_time(at, self.zone, self.number_locale)
 
     def day(self, at: datetime | None) -> str:
         """`March 6, 2025` (the reader's local date): short enough for a subject line."""
-        if at is None:
-            return ""
-        return format_date(at.astimezone(self.zone), "long", locale=babel_locale(self.number_locale))
+        return "" if at is None else _long_day(at, self.zone, self.number_locale)
 
     def label(self, kind: str, code: Any) -> str:
         return label(self.locale, kind, None if code is None else str(code))
+
+
+# A return's few instants are written in every email of its lifecycle, for both readers: Babel's
+# formatting is the costly part of the facts, so each (instant, zone, locale) is formatted once.
+@lru_cache(maxsize=4096)
+def _long_time(at: datetime, zone: ZoneInfo, number_locale: str) -> str:
+    local = at.astimezone(zone)
+    locale = babel_locale(number_locale)
+    time_text = f"{format_time(local, 'short', locale=locale)} {get_timezone_name(local, 'long', locale=locale)}"
+    date_text = format_date(local, "full", locale=locale)
+    return locale.datetime_formats["full"].format(time_text, date_text)
+
+
+@lru_cache(maxsize=4096)
+def _long_day(at: datetime, zone: ZoneInfo, number_locale: str) -> str:
+    return format_date(at.astimezone(zone), "long", locale=babel_locale(number_locale))
 
 
 def return_facts(ret: Return, reader: Reader) -> dict[str, Any]:

@@ -190,10 +190,15 @@ class Mailer:
 
     async def send(self, message: EmailMessage | dict[str, Any], recipient: str) -> Outcome:
         """Send `message`: an EmailMessage, or a notification document (see `_transact`)."""
+        data: bytes | None = None
+        if isinstance(message, dict):
+            data = message_bytes(message, self.settings)
+            if data is None:  # built here, as before: an email it cannot build is not an SMTP outcome
+                message = build_message(message, self.settings)
         client: aiosmtplib.SMTP | None = None
         try:
             client = await self._connection()
-            _, reply = await self._transact(client, message, recipient)
+            _, reply = await self._transact(client, message, data, recipient)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an outcome to record
             if client is not None:
                 client.close()
@@ -209,18 +214,16 @@ class Mailer:
         return Outcome("sent", 250, clean_error(reply))
 
     async def _transact(
-        self, client: aiosmtplib.SMTP, message: EmailMessage | dict[str, Any], recipient: str
+        self, client: aiosmtplib.SMTP, message: EmailMessage | dict[str, Any], data: bytes | None, recipient: str
     ) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
-        """What `client.send_message(build_message(doc))` does, with the bytes from `message_bytes`
-        when they apply (8BITMIME, ASCII addresses): the same MAIL options and the same data."""
+        """What `client.send_message(build_message(doc))` does, sending `data` (`message_bytes(doc)`)
+        where they are the same bytes: the server speaks 8BITMIME, no address needs SMTPUTF8."""
         if isinstance(message, dict):
             doc = message
             await client._ehlo_or_helo_if_needed()  # as send_message does, before looking at extensions
             sender = envelope_sender(self.settings.mail_from)
-            if client.supports_extension("8bitmime") and sender and sender.isascii() and recipient.isascii():
-                data = message_bytes(doc, self.settings)
-                if data is not None:
-                    return await client.sendmail(sender, [recipient], data, mail_options=["BODY=8BITMIME"])
+            if data and client.supports_extension("8bitmime") and sender and sender.isascii() and recipient.isascii():
+                return await client.sendmail(sender, [recipient], data, mail_options=["BODY=8BITMIME"])
             message = build_message(doc, self.settings)
         return await client.send_message(message, recipients=[recipient])
 

@@ -61,8 +61,59 @@ def test_unusual_addresses_fall_back_to_the_email_message(recipient: str) -> Non
 
 
 def test_the_envelope_sender_is_the_from_address() -> None:
+    assert mail.envelope_sender("Marketplace Returns <returns@exämple.com>") == "returns@exämple.com"
     assert envelope_sender("Marketplace Returns <returns@marketplace.example>") == "returns@marketplace.example"
 
 
 def test_the_line_limit_is_the_wire_policys() -> None:
     assert mail._LINE == email.policy.SMTP.max_line_length
+
+
+class FakeClient:
+    """Records what the Mailer hands an aiosmtplib client."""
+
+    def __init__(self, extensions: set[str]) -> None:
+        self.extensions, self.calls = extensions, []
+
+    async def _ehlo_or_helo_if_needed(self) -> None:
+        self.calls.append(("ehlo",))
+
+    def supports_extension(self, name: str) -> bool:
+        return name.lower() in self.extensions
+
+    async def sendmail(self, sender: str, recipients: list[str], data: bytes, mail_options: list[str]) -> tuple:
+        self.calls.append(("sendmail", sender, recipients, data, mail_options))
+        return {}, "ok"
+
+    async def send_message(self, message: object, recipients: list[str]) -> tuple:
+        self.calls.append(("send_message", flatten_message(message), recipients))  # type: ignore[arg-type]
+        return {}, "ok"
+
+
+@pytest.mark.parametrize(
+    ("extensions", "recipient", "fast"),
+    [
+        ({"8bitmime"}, "buyer@example.com", True),
+        (set(), "buyer@example.com", False),  # a 7-bit server: aiosmtplib re-encodes, let it
+        ({"8bitmime", "smtputf8"}, "ada@exämple.com", False),
+        ({"8bitmime"}, '"odd local"@example.com', False),
+    ],
+)
+async def test_the_mailer_sends_the_fast_bytes_only_where_send_message_would_send_the_same(
+    extensions: set[str], recipient: str, fast: bool
+) -> None:
+    doc = docs("return.created", "en")[0] | {"recipient_email": recipient}
+    client = FakeClient(extensions)
+    data = mail.message_bytes(doc, SETTINGS[0])
+    await mail.Mailer(SETTINGS[0])._transact(client, doc, data, recipient)  # type: ignore[arg-type]
+    if fast:
+        expected = flatten_message(build_message(doc, SETTINGS[0]))
+        assert client.calls[-1] == (
+            "sendmail",
+            "returns@marketplace.example",
+            [recipient],
+            expected,
+            ["BODY=8BITMIME"],
+        )
+    else:
+        assert client.calls[-1][0] == "send_message" and client.calls[-1][2] == [recipient]

@@ -81,7 +81,7 @@ class Reader:
         return cls(role, party, locale, format_locale(party.locale, locale), reader_zone(party, marketplace))
 
     def money(self, money: Money | None) -> str:
-        return format_money(money, self.number_locale) if money is not None else ""
+        return _money(money, self.number_locale) if money is not None else ""
 
     def when(self, at: datetime | None) -> str:
         """`Thursday, March 6, 2025, 7:59 AM China Standard Time` in the reader's zone and locale."""
@@ -104,6 +104,12 @@ def _long_time(at: datetime, zone: ZoneInfo, number_locale: str) -> str:
     time_text = f"{format_time(local, 'short', locale=locale)} {get_timezone_name(local, 'long', locale=locale)}"
     date_text = format_date(local, "full", locale=locale)
     return locale.datetime_formats["full"].format(time_text, date_text)
+
+
+@lru_cache(maxsize=4096)
+def _money(money: Money, number_locale: str) -> str:
+    # Money is frozen (hashable by value); a return's amounts recur in every email of its lifecycle.
+    return format_money(money, number_locale)
 
 
 @lru_cache(maxsize=4096)

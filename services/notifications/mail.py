@@ -52,6 +52,7 @@ _LINE = 78  # _WIRE.max_line_length
 _PLAIN_VALUE = re.compile(r"[!-~]+(?: [!-~]+)*")
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _PLAIN_BOUNDARY = re.compile(r"[A-Za-z0-9_.=-]+")
+_PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _MULTIPART = "Content-Type: multipart/alternative;"
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 
@@ -100,7 +101,10 @@ def message_bytes(doc: dict[str, Any], settings: Settings) -> bytes | None:
         or not _PLAIN_BOUNDARY.fullmatch(boundary)
         or len(boundary_line) > _LINE
         or len(_MULTIPART) + len(boundary_line) <= _LINE  # would not be folded
+        or not _PLAIN_DOMAIN.fullmatch(settings.message_id_domain)
         or not settings.mail_from.isascii()
+        # EmailMessage refuses header values with line breaks: let it.
+        or any(c in value for value in (settings.mail_from, doc["subject"]) for c in "\r\n")
     ):
         return None
     text = _part("plain", doc["text"])

@@ -60,6 +60,15 @@ def test_unusual_addresses_fall_back_to_the_email_message(recipient: str) -> Non
     assert message_bytes(doc, SETTINGS[0]) is None
 
 
+def test_unusual_settings_or_line_breaks_fall_back_to_the_email_message() -> None:
+    doc = docs("return.created", "en")[0]
+    assert message_bytes(doc, Settings(message_id_domain="odd (domain)")) is None
+    assert message_bytes(doc, Settings(mail_from="Retours <retours@exämple.com>")) is None
+    assert message_bytes(doc | {"subject": "two\nlines"}, SETTINGS[0]) is None
+    with pytest.raises(ValueError, match="linefeed"):
+        build_message(doc | {"subject": "two\nlines"}, SETTINGS[0])
+
+
 def test_the_envelope_sender_is_the_from_address() -> None:
     assert mail.envelope_sender("Marketplace Returns <returns@exämple.com>") == "returns@exämple.com"
     assert envelope_sender("Marketplace Returns <returns@marketplace.example>") == "returns@marketplace.example"

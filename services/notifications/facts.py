@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,13 +36,20 @@ def template_locale(requested: str | None) -> str:
     return DEFAULT_LOCALE
 
 
+@lru_cache(maxsize=64)
+def babel_locale(name: str) -> Locale:
+    """Parsed once per name: Locale.parse is not cached by Babel, and every date in every email needs one."""
+    return Locale.parse(name)
+
+
+@lru_cache(maxsize=256)
 def format_locale(requested: str | None, fallback: str) -> str:
     """The locale numbers and dates are written in: the party's own if Babel knows it (en-GB)."""
     for name in (requested, fallback):
         if not name:
             continue
         try:
-            Locale.parse(name.replace("-", "_"))
+            babel_locale(name.replace("-", "_"))
             return name.replace("-", "_")
         except (ValueError, UnknownLocaleError):
             continue
@@ -73,29 +81,40 @@ class Reader:
         return cls(role, party, locale, format_locale(party.locale, locale), reader_zone(party, marketplace))
 
     def money(self, money: Money | None) -> str:
-        return format_money(money, self.number_locale) if money is not None else ""
+        return _money(money, self.number_locale) if money is not None else ""
 
     def when(self, at: datetime | None) -> str:
         """`Thursday, March 6, 2025, 7:59 AM China Standard Time` in the reader's zone and locale."""
-        if at is None:
-            return ""
-        local = at.astimezone(self.zone)
-        babel_locale = Locale.parse(self.number_locale)
-        time_text = (
-            f"{format_time(local, 'short', locale=babel_locale)} "
-            f"{get_timezone_name(local, 'long', locale=babel_locale)}"
-        )
-        date_text = format_date(local, "full", locale=babel_locale)
-        return babel_locale.datetime_formats["full"].format(time_text, date_text)
+        return "" if at is None else _long_time(at, self.zone, self.number_locale)
 
     def day(self, at: datetime | None) -> str:
         """`March 6, 2025` (the reader's local date): short enough for a subject line."""
-        if at is None:
-            return ""
-        return format_date(at.astimezone(self.zone), "long", locale=Locale.parse(self.number_locale))
+        return "" if at is None else _long_day(at, self.zone, self.number_locale)
 
     def label(self, kind: str, code: Any) -> str:
         return label(self.locale, kind, None if code is None else str(code))
+
+
+# A return's few instants are written in every email of its lifecycle, for both readers: Babel's
+# formatting is the costly part of the facts, so each (instant, zone, locale) is formatted once.
+@lru_cache(maxsize=4096)
+def _long_time(at: datetime, zone: ZoneInfo, number_locale: str) -> str:
+    local = at.astimezone(zone)
+    locale = babel_locale(number_locale)
+    time_text = f"{format_time(local, 'short', locale=locale)} {get_timezone_name(local, 'long', locale=locale)}"
+    date_text = format_date(local, "full", locale=locale)
+    return locale.datetime_formats["full"].format(time_text, date_text)
+
+
+@lru_cache(maxsize=4096)
+def _money(money: Money, number_locale: str) -> str:
+    # Money is frozen (hashable by value); a return's amounts recur in every email of its lifecycle.
+    return format_money(money, number_locale)
+
+
+@lru_cache(maxsize=4096)
+def _long_day(at: datetime, zone: ZoneInfo, number_locale: str) -> str:
+    return format_date(at.astimezone(zone), "long", locale=babel_locale(number_locale))
 
 
 def return_facts(ret: Return, reader: Reader) -> dict[str, Any]:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 async def record_emails(dispatcher: Dispatcher, event: CloudEvent, data: Return | Refund) -> None:
-    planned = plan(event)
+    planned = plan(event, data)
     if isinstance(data, Return) and planned:
         if event.type in STALE_WHEN_SUPERSEDED and await dispatcher.store.superseded(data.return_id, data.version):
             log.info(

@@ -43,7 +43,7 @@ from services.notifications.domain import (
     next_step,
     notification_event,
 )
-from services.notifications.mail import Mailer, build_message
+from services.notifications.mail import Mailer
 from services.notifications.settings import Settings
 from services.notifications.store import NotificationStore
 from shared.clock import Clock, SystemClock
@@ -271,7 +271,7 @@ class Dispatcher:
             flight.answered = True
             update, event_type = given_up(doc, self.clock.now())
         else:
-            outcome = await self.mailer.send(build_message(doc, self.settings), doc["recipient_email"])
+            outcome = await self.mailer.send(doc, doc["recipient_email"])
             flight.answered = True  # from here on, only recording: nothing may stop it
             update, event_type = after_attempt(
                 doc, outcome, smtp_id, self.clock.now(), self.settings.send_retry_delays_ms

@@ -50,9 +50,11 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the code: no stat() of the file on every email
     )
 
 
+@lru_cache(maxsize=256)
 def _template(locale: str, template: str, part: str) -> Template:
     env = environment()
     try:
@@ -76,9 +78,13 @@ def recipient_of(data: Return | Refund, role: str) -> Party:
     return data.buyer if role == "buyer" else data.seller
 
 
-def plan(event: CloudEvent) -> list[PlannedEmail]:
-    """Every email `event` calls for, rendered for its reader (empty for events that send none)."""
-    data = event.typed()
+def plan(event: CloudEvent, data: Any = None) -> list[PlannedEmail]:
+    """Every email `event` calls for, rendered for its reader (empty for events that send none).
+
+    `data`: the event's data already validated (consumers have it), so it is not validated again.
+    """
+    if data is None:
+        data = event.typed()
     if not isinstance(data, Return | Refund):
         return []
     planned = []

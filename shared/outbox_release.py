@@ -6,7 +6,7 @@ events: emptied, `outbox_pending` and the lease cleared; otherwise a second writ
 published ones). Under load many documents of a collection
 are released at about the same moment; written one by one, that is one command per state change,
 the largest share of the relay's cost. So releases queue per collection while a write for the same
-collection is in flight (group commit, like a journal's fsync) and the next write takes them all:
+collection is in flight (group commit: shared/group_write.py) and the next write takes them all:
 
 1. `update_many({_id: {$in: ids}}, {$pull: {outbox: {id: {$in: published}}}})`: the published
    events leave their documents (ids are unique, so a document loses only its own);
@@ -22,8 +22,9 @@ one aggregate stay in order; a failed write fails every release of that batch (e
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
+
+from shared.group_write import GroupWriter
 
 OUTBOX, PENDING, LEASE, OWNER, FAILURES = (
     "outbox",
@@ -40,53 +41,28 @@ class ReleaseBatcher:
 
     def __init__(self, collection: Any) -> None:
         self.collection = collection
-        self.waiting: dict[Any, tuple[list[str], asyncio.Future[bool]]] = {}
-        self.writer: asyncio.Task[None] | None = None
-        self.batches = self.documents = 0  # written so far (for tests and curiosity)
+        self.group: GroupWriter[tuple[Any, list[str]], bool] = GroupWriter(self._write)
 
     async def release(self, doc_id: Any, published: list[str]) -> bool:
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        if doc_id in self.waiting:  # never while the caller holds the document's lock; be safe anyway
-            raise RuntimeError(f"a release of {doc_id!r} is already waiting")
-        self.waiting[doc_id] = (published, answer)
-        if self.writer is None:
-            self.writer = asyncio.create_task(self._write_while_waiting())
-        return await answer
+        # A document is released by one task at a time (the relay holds its lock meanwhile).
+        return await self.group.submit((doc_id, published))
 
-    async def _write_while_waiting(self) -> None:
-        try:
-            while self.waiting:
-                batch, self.waiting = self.waiting, {}
-                try:
-                    emptied = await self._write(batch)
-                except Exception as exc:  # noqa: BLE001 - each caller handles its own failure
-                    for _, answer in batch.values():
-                        if not answer.done():
-                            answer.set_exception(exc)
-                    continue
-                for doc_id, (_, answer) in batch.items():
-                    if not answer.done():
-                        answer.set_result(doc_id in emptied)
-        finally:
-            self.writer = None
-
-    async def _write(self, batch: dict[Any, tuple[list[str], asyncio.Future[bool]]]) -> set[Any]:
-        self.batches, self.documents = self.batches + 1, self.documents + len(batch)
+    async def _write(self, batch: list[tuple[Any, list[str]]]) -> list[bool]:
         if len(batch) == 1:
-            [(doc_id, (published, _))] = batch.items()
+            [(doc_id, published)] = batch
             result = await self.collection.update_one(
                 {"_id": doc_id, OUTBOX: {"$size": len(published)}, f"{OUTBOX}.id": {"$all": published}},
                 {"$set": {OUTBOX: []}, **_CLEARED},
             )
             if result.matched_count:
-                return {doc_id}
+                return [True]
             await self.collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": published}}}})
-            return set()
-        ids = list(batch)
-        published = [event_id for events, _ in batch.values() for event_id in events]
-        await self.collection.update_many({"_id": {"$in": ids}}, {"$pull": {OUTBOX: {"id": {"$in": published}}}})
+            return [False]
+        ids = [doc_id for doc_id, _ in batch]
+        every = [event_id for _, events in batch for event_id in events]
+        await self.collection.update_many({"_id": {"$in": ids}}, {"$pull": {OUTBOX: {"id": {"$in": every}}}})
         result = await self.collection.update_many({"_id": {"$in": ids}, OUTBOX: {"$size": 0}}, _CLEARED)
         if result.matched_count == len(ids):
-            return set(ids)
+            return [True] * len(ids)
         left = {doc["_id"] async for doc in self.collection.find({"_id": {"$in": ids}, PENDING: True}, {"_id": 1})}
-        return set(ids) - left
+        return [doc_id not in left for doc_id in ids]

@@ -33,7 +33,7 @@ async def test_releases_waiting_together_are_one_batch_and_say_which_documents_a
     answers = await asyncio.gather(first, batcher.release("b", ["b1", "b2"]), batcher.release("c", ["c1"]))
 
     assert answers == [True, True, False]
-    assert (batcher.batches, batcher.documents) == (2, 3)
+    assert (batcher.group.batches, batcher.group.items) == (2, 3)
     docs = {doc["_id"]: doc async for doc in db.returns.find({})}
     for emptied in ("a", "b"):
         assert docs[emptied]["outbox"] == [] and not {PENDING, LEASE, OWNER, FAILURES} & docs[emptied].keys()
@@ -62,7 +62,7 @@ async def test_a_failed_batch_write_fails_each_release_in_it(db):
     batcher = ReleaseBatcher(Broken())
     results = await asyncio.gather(batcher.release("a", ["a1"]), batcher.release("b", ["b1"]), return_exceptions=True)
     assert [type(r) for r in results] == [ConnectionError, ConnectionError]
-    assert batcher.writer is None  # and the next release starts a new writer
+    assert batcher.group.writer is None  # and the next release starts a new writer
     with pytest.raises(ConnectionError):
         await batcher.release("c", ["c1"])
 

@@ -17,8 +17,8 @@ async def test_email_facts_recorded_at_once_go_out_in_a_few_writes_with_exact_an
     store = MetricsStore(db)
     await store.record_notification(email("n-older", at(1), status="failed"))  # replaced below
     await store.record_notification(email("n-newer", at(5)))  # a stale copy arrives below
-    batcher = store._batchers["notification_facts"]
-    before, upserts_before = batcher.batches, batcher.upserts
+    batcher = store._batchers["notification_facts"].group
+    before, upserts_before = batcher.batches, batcher.items
 
     fresh = [email(f"n-{i}", at(2)) for i in range(30)]
     answers = await asyncio.gather(
@@ -28,7 +28,7 @@ async def test_email_facts_recorded_at_once_go_out_in_a_few_writes_with_exact_an
     )
 
     assert answers == [Kept.FIRST] * 30 + [Kept.NEWER, Kept.STALE]
-    assert batcher.upserts - upserts_before == 32
+    assert batcher.items - upserts_before == 32
     assert batcher.batches - before < 10  # one by one would be 32 writes
     stored = {doc["_id"]: doc["status"] async for doc in db["notification_facts"].find({})}
     assert stored == {**{n.notification_id: "sent" for n in fresh}, "n-older": "sent", "n-newer": "sent"}

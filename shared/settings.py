@@ -28,7 +28,7 @@ class CommonSettings(BaseSettings):
         default=15000,
         ge=1,
         description=(
-            "How often the outbox relay sweeps for unpublished events (a collection scan on the embedded server), "
+            "How often the outbox relay sweeps for unpublished events (one indexed query per outbox collection), "
             "besides once at start-up. Events are published right after their commit and failed publishes are "
             "retried in-process with back-off; the sweep only finds what a crash or a dead replica left behind."
         ),

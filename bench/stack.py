@@ -235,7 +235,7 @@ class Stack:
         argv = [
             "java",
             "-Xms64m",
-            "-Xmx1g",
+            "-Xmx4g",
             "-XX:+UseSerialGC",
             "-jar",
             str(jar),

@@ -136,9 +136,6 @@ class Messaging:
         )
         return cls(bus, relay, {EXCHANGE: settings.exchange, ORDERS_EXCHANGE: settings.orders_exchange})
 
-    def _broker_back(self, _connection: Any) -> None:
-        self.relay.retry_now()
-
     def subscribe(self, subscriptions: Iterable[Subscription[C, Any]], context: C) -> None:
         for subscription in subscriptions:
             exchange = self.exchanges.get(subscription.exchange, subscription.exchange)
@@ -157,8 +154,6 @@ class Messaging:
             await self.bus.start()  # declares the queues, binds each type, consumes
             stack.push_async_callback(self.relay.stop)
             await self.relay.start()
-            # Publishes that failed while the broker was away need not wait out their back-off.
-            self.bus.connection.reconnect_callbacks.add(self._broker_back)
             for job in jobs:
                 stack.push_async_callback(job.stop)
                 started = job.start()

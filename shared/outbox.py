@@ -169,11 +169,6 @@ def _due(now: datetime) -> dict[str, Any]:
     return {"$or": [{LEASE: {"$exists": False}}, {LEASE: {"$lt": now}}]}
 
 
-def _due_or_ours(now: datetime, owner: str) -> dict[str, Any]:
-    """Due, or held by `owner` (this relay's own back-off, which it may cut short)."""
-    return {"$or": [{LEASE: {"$exists": False}}, {LEASE: {"$lt": now}}, {OWNER: owner}]}
-
-
 def _key(collection: Any, doc_id: Any) -> tuple[Any, Any]:
     return (getattr(collection, "full_name", None) or id(collection), doc_id)
 
@@ -259,13 +254,6 @@ class OutboxRelay:
         (and only that), the store writes again without the claim and wakes with the id only: the
         relay holding it finds the new events when it releases (see the module docstring)."""
         return {"$or": [{OWNER: {"$exists": False}}, {OWNER: self.owner}, {LEASE: {"$lt": self.clock.now()}}]}
-
-    def retry_now(self) -> None:
-        """Try every document waiting out a publish back-off at once (the broker is back)."""
-        now = time.monotonic()
-        self._retry = {key: (collection, doc_id, now) for key, (collection, doc_id, _) in self._retry.items()}
-        if self._retry:
-            self._loop.wake()
 
     async def stop(self) -> None:
         if self._direct:  # committed events being published: let them finish (a sweep would redo them)
@@ -389,7 +377,7 @@ class OutboxRelay:
         async with self._document(collection, doc_id):
             now = self.clock.now()
             doc = await collection.find_one_and_update(
-                {"_id": doc_id, PENDING: True, **_due_or_ours(now, self.owner)},
+                {"_id": doc_id, PENDING: True, **_due(now)},
                 {"$set": {LEASE: now + self.lease, OWNER: self.owner}},
                 return_document=ReturnDocument.AFTER,
             )
@@ -429,12 +417,11 @@ class OutboxRelay:
         delay = backoff_seconds(failures, base=self.retry_base, cap=self.max_backoff)
         if done:
             await collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": done}}}})
-        # Holding the lease until the back-off ends keeps every other replica away from this
-        # document; this relay remembers it and tries again then without waiting for a sweep, or
-        # sooner when the broker connection comes back (retry_now: the lease is still its own).
+        # Holding the lease until the back-off ends keeps every replica away from this document;
+        # this relay remembers it and tries again then, without waiting for a sweep.
         await collection.update_one(
             {"_id": doc_id, OWNER: self.owner},
-            {"$set": {LEASE: self.clock.now() + timedelta(seconds=delay), FAILURES: failures}},
+            {"$set": {LEASE: self.clock.now() + timedelta(seconds=delay), FAILURES: failures}, "$unset": {OWNER: ""}},
         )
         self._retry_in(collection, doc_id, delay)
         log.warning(

@@ -39,7 +39,6 @@ ID_KEYED_MAPS: Mapping[str, tuple[str, ...]] = {"order_ledgers": ("postage", "re
 _CURSOR = "$or: [{_id: $lt, created_at}, {created_at: $lt}]"
 _NEWEST_FIRST = "-created_at, -_id"
 _LEASE_DUE = "$or: [{outbox_lease_until: $exists}, {outbox_lease_until: $lt}]"
-_LEASE_DUE_OR_OURS = "$or: [{outbox_lease_until: $exists}, {outbox_lease_until: $lt}, {outbox_lease_owner}]"
 # A commit with events claiming its document for the relay (shared/outbox.py `commit_events`).
 _CLAIMABLE = "$or: [{outbox_lease_owner: $exists}, {outbox_lease_owner}, {outbox_lease_until: $lt}]"
 
@@ -146,7 +145,7 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape(
         OUTBOX_COLLECTIONS,
-        f"_id, outbox_pending, {_LEASE_DUE_OR_OURS}",
+        f"_id, outbox_pending, {_LEASE_DUE}",
         "`_id`",
         BY_ID,
         True,

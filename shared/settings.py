@@ -33,7 +33,13 @@ class CommonSettings(BaseSettings):
             "retried in-process with back-off; the sweep only finds what a crash or a dead replica left behind."
         ),
     )
-    inbox_retention_days: int = Field(default=14, description="How long processed event ids are kept for dedupe.")
+    inbox_retention_days: int = Field(
+        default=14,
+        description=(
+            "How long a service that keeps an inbox of processed event ids keeps them "
+            "(none of the four does: their handlers are idempotent)."
+        ),
+    )
     jwt_algorithm: str = "HS256"
     jwt_secret: str | None = None
     jwt_public_key: str | None = Field(

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.dispute_models import Chargeback, Claim, ExpiredOrder, SellerFeedback
 from shared.models import BuyerFlag, Notification, Order, Refund, Return
 
 EXCHANGE = "returns.events"
@@ -161,6 +162,113 @@ EVENT_TYPES: Mapping[str, EventType] = MappingProxyType(
                 "notifications",
                 "Notification failed",
                 "An email could not be delivered after every retry. Subject: the notification id.",
+            ),
+            EventType(
+                "order.expired",
+                ExpiredOrder,
+                ORDER_SYSTEM,
+                "Order expired unshipped",
+                "The upstream order system cancelled an order its seller never shipped (it counts against the "
+                "seller's rating). Subject: the order id.",
+                exchange=ORDERS_EXCHANGE,
+            ),
+            EventType(
+                "claim.filed",
+                Claim,
+                "disputes",
+                "A-to-z claim filed",
+                "A buyer asked the marketplace to step in on an order (`reason`, `amount`); the seller must answer "
+                "by `respond_by`. Subject: the claim id.",
+            ),
+            EventType(
+                "claim.response_due_soon",
+                Claim,
+                "disputes",
+                "Claim response due soon",
+                "Reminder: the seller has not answered the claim and `respond_by` is near. Subject: the claim id.",
+            ),
+            EventType(
+                "claim.seller_responded",
+                Claim,
+                "disputes",
+                "Claim answered by the seller",
+                "The seller refunded (`seller_response.kind` `refund`: status `paying`) or contested with evidence "
+                "(`contest`: status `contested`, for an agent to decide). Subject: the claim id.",
+            ),
+            EventType(
+                "claim.granted",
+                Claim,
+                "disputes",
+                "Claim granted",
+                "Decided for the buyer: by an agent, or by the platform when the seller did not answer in time "
+                "(`decision.automatic`). The refunds service pays `payment.amount` (refund kind `claim`). Subject: "
+                "the claim id.",
+            ),
+            EventType(
+                "claim.denied",
+                Claim,
+                "disputes",
+                "Claim denied",
+                "An agent decided a contested claim for the seller. Subject: the claim id.",
+            ),
+            EventType(
+                "claim.withdrawn",
+                Claim,
+                "disputes",
+                "Claim withdrawn",
+                "The buyer withdrew an open claim. Subject: the claim id.",
+            ),
+            EventType(
+                "claim.closed",
+                Claim,
+                "disputes",
+                "Claim closed",
+                "The claim's refund was paid (`closure.code` `paid`, `payment.paid`) or the order had nothing left "
+                "to refund (`already_refunded`). Subject: the claim id.",
+            ),
+            EventType(
+                "chargeback.opened",
+                Chargeback,
+                "disputes",
+                "Chargeback opened",
+                "The payment gateway reported a card dispute on an order's payment; the seller's evidence is due by "
+                "`evidence_due_by`. `category` `fraud` or `service`. Subject: the chargeback id.",
+            ),
+            EventType(
+                "chargeback.evidence_submitted",
+                Chargeback,
+                "disputes",
+                "Chargeback evidence submitted",
+                "Evidence went to the gateway: the seller's, or the platform's own (`automatic`: the order was "
+                "refunded in full). Subject: the chargeback id.",
+            ),
+            EventType(
+                "chargeback.won",
+                Chargeback,
+                "disputes",
+                "Chargeback won",
+                "The gateway closed the dispute for the seller. Subject: the chargeback id.",
+            ),
+            EventType(
+                "chargeback.lost",
+                Chargeback,
+                "disputes",
+                "Chargeback lost",
+                "The gateway closed the dispute for the buyer. Subject: the chargeback id.",
+            ),
+            EventType(
+                "feedback.left",
+                SellerFeedback,
+                "disputes",
+                "Seller feedback left",
+                "A buyer rated the seller of an order, 1-5 stars (`negative`: 1 or 2). Subject: the feedback id.",
+            ),
+            EventType(
+                "feedback.removed",
+                SellerFeedback,
+                "disputes",
+                "Seller feedback removed",
+                "An agent removed feedback (`removal_note`); removed feedback never counts. Subject: the feedback id.",
             ),
         )
     }

@@ -386,6 +386,11 @@ class RefundKind(StrEnum):
     RETURN = "return"
     RETURNLESS = "returnless"
     DIRECT = "direct"
+    CLAIM = "claim"  # pays an A-to-z claim (granted, or refunded by the seller in answer to it)
+
+
+# `refund.failed` with this `failure_reason`: a claim's refund found nothing left to refund on its order.
+ALREADY_REFUNDED = "already_refunded"
 
 
 class RefundLine(Contract):
@@ -415,6 +420,7 @@ class Refund(Contract):
     return_version: int | None = Field(
         default=None, description="Version of the return this refund answers (received, or authorized returnless)."
     )
+    claim_id: str | None = Field(default=None, description="Kind `claim`: the A-to-z claim this refund pays.")
     order_id: Id
     marketplace: str
     currency: Currency

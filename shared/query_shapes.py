@@ -31,10 +31,13 @@ LISTING = f"{INDEXED} when filtered by a leading key of one; unfiltered, a walk 
 SCAN = "scan"
 
 EVERY_COLLECTION = "*"
-SERVICES = ("returns", "refunds", "notifications", "metrics")
+SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")
 OUTBOX_COLLECTIONS = ("returns", "orders", "refunds", "notifications", "buyers")
 # Map fields whose keys are ids: `postage.rf_1` reads as `postage.<id>`.
-ID_KEYED_MAPS: Mapping[str, tuple[str, ...]] = {"order_ledgers": ("postage", "reservations", "settled")}
+ID_KEYED_MAPS: Mapping[str, tuple[str, ...]] = {
+    "order_ledgers": ("postage", "reservations", "settled"),
+    "order_facts": ("refunds", "returns"),
+}
 
 _CURSOR = "$or: [{_id: $lt, created_at}, {created_at: $lt}]"
 _NEWEST_FIRST = "-created_at, -_id"
@@ -518,6 +521,25 @@ SHAPES: tuple[QueryShape, ...] = (
         False,
         "metrics `buyers_due_for_review` (the flag review, every `FLAG_SWEEP_INTERVAL_S`: buyers whose oldest "
         "counted return or delivery has left the window since, each then settled by `_id`)",
+    ),
+    # ---- disputes --------------------------------------------------------------------------------
+    _shape("order_facts", "_id, order: $exists", "`_id`", BY_ID, True, "disputes `OrderBook.save_order`"),
+    _shape("order_facts", "_id, refunds.<id>: $exists", "`_id`", BY_ID, True, "disputes `OrderBook.note_refund`"),
+    _shape(
+        "order_facts",
+        "_id, $or: [{returns.<id>: $exists}, {returns.<id>: $lt}]",
+        "`_id`",
+        BY_ID,
+        True,
+        "disputes `OrderBook.note_return` (a newer version of one of the order's returns)",
+    ),
+    _shape(
+        "order_facts",
+        "payment_reference",
+        "`payment_reference_1`",
+        INDEXED,
+        True,
+        "disputes `OrderBook.by_payment` (a chargeback finds its order)",
     ),
 )
 

@@ -45,6 +45,7 @@ from shared.models import (
     TimelineEntry,
 )
 from shared.money import Money
+from tools import dispute_examples
 
 EXAMPLE_TIME = datetime(2025, 3, 3, 14, 30, tzinfo=UTC)
 
@@ -220,6 +221,9 @@ def example_refund() -> Refund:
 
 
 def _example_model(model: type[BaseModel], event_type: str) -> tuple[BaseModel, str]:
+    disputes = dispute_examples.example(model, event_type, EXAMPLE_TIME)
+    if disputes is not None:
+        return disputes
     if issubclass(model, Order):
         return example_order(), "ord-1001"
     if issubclass(model, Return):

@@ -43,8 +43,8 @@ DESIGN_PATH = DOCS / "design.md"
 SHAPES_BEGIN = "<!-- query shapes: generated from shared/query_shapes.py by scripts/gen-contracts -->"
 SHAPES_END = "<!-- end of query shapes -->"
 
-SERVICES = ("returns", "refunds", "notifications", "metrics")
-PORTS = {"returns": 8001, "refunds": 8002, "notifications": 8003, "metrics": 8004}
+SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")
+PORTS = {"returns": 8001, "refunds": 8002, "notifications": 8003, "metrics": 8004, "disputes": 8005}
 CONTENT_TYPE = bus_module.CONTENT_TYPE
 AMQP_BINDING_VERSION = "0.3.0"
 

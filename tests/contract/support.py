@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 LOCAL_BIN = ROOT / ".local" / "bin"
 DEPLOY = ROOT / "deploy"
-SERVICES = ("returns", "refunds", "notifications", "metrics")
+SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")
 IMAGE_ONLY_ENV = {"SERVICE"}  # read by the image's CMD, not by the settings
 
 

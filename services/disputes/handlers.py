@@ -1,0 +1,53 @@
+"""Events the disputes service consumes: event type -> one small idempotent function each.
+
+Each handler gets the service's Disputes context, the envelope and the validated data
+(shared.messaging). No inbox: every effect is a conditional write keyed by an id or a version
+(services/disputes/orders.py), so a redelivery or two copies at once change nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from services.disputes.orders import OrderBook
+from shared.events import CloudEvent
+from shared.messaging import Subscription
+from shared.models import Order, Refund, Return
+
+
+@dataclass(frozen=True)
+class Disputes:
+    """What the handlers act on (the wiring builds it)."""
+
+    orders: OrderBook
+
+
+async def order_delivered(disputes: Disputes, event: CloudEvent, order: Order) -> None:
+    await disputes.orders.save_order(order)
+
+
+async def return_changed(disputes: Disputes, event: CloudEvent, ret: Return) -> None:
+    await disputes.orders.note_return(ret)
+
+
+async def refund_issued(disputes: Disputes, event: CloudEvent, refund: Refund) -> None:
+    await disputes.orders.note_refund(refund)
+
+
+# Every return event that changes what a claim may be filed for (status, deadlines, rejection).
+RETURN_EVENTS = (
+    "return.created",
+    "return.authorized",
+    "return.rejected",
+    "return.closed",
+    "return.shipped",
+    "return.received",
+    "return.expired",
+)
+
+SUBSCRIPTIONS: list[Subscription[Disputes, Any]] = [
+    Subscription("order.delivered", order_delivered),  # on the upstream orders exchange
+    *(Subscription(event_type, return_changed) for event_type in RETURN_EVENTS),
+    Subscription("refund.issued", refund_issued),
+]

@@ -1,0 +1,132 @@
+"""What the disputes service knows of each order: its snapshot, the refunds paid on it, its returns.
+
+Built from `order.delivered`, `return.*` and `refund.issued` (event-carried state: no call back
+to the returns or refunds service). Claims are checked against it (how much is still refundable,
+whether a return's refund is overdue) and chargebacks find their order by payment reference.
+Every write is one conditional update of the order's document, so each handler is idempotent and
+events may arrive in any order: a refund or a return seen before its order waits in the document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorCollection
+from pymongo.errors import DuplicateKeyError
+
+from shared.models import Order, Refund, Return, ReturnStatus
+
+
+@dataclass(frozen=True)
+class ReturnFacts:
+    """The parts of a return that decide whether a claim about it may be filed."""
+
+    return_id: str
+    status: ReturnStatus
+    version: int
+    in_policy: bool
+    rejected_invalid: bool
+    response_due_at: datetime
+    refund_due_at: datetime | None
+
+    @classmethod
+    def of(cls, ret: Return) -> ReturnFacts:
+        return cls(
+            return_id=ret.return_id,
+            status=ret.status,
+            version=ret.version,
+            in_policy=ret.in_policy,
+            rejected_invalid=bool(ret.rejection and ret.rejection.invalid),
+            response_due_at=ret.response_due_at,
+            refund_due_at=ret.refund_due_at,
+        )
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "version": self.version,
+            "in_policy": self.in_policy,
+            "rejected_invalid": self.rejected_invalid,
+            "response_due_at": self.response_due_at,
+            "refund_due_at": self.refund_due_at,
+        }
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    order: Order
+    refunded: int  # minor units paid back on the order so far, every kind of refund
+    returns: dict[str, ReturnFacts] = field(default_factory=dict)
+
+    @property
+    def refundable(self) -> int:
+        """What is still refundable: what the buyer paid less what was refunded (never below 0)."""
+        return max(self.order.total_paid() - self.refunded, 0)
+
+
+def _facts(doc: dict[str, Any]) -> OrderFacts | None:
+    if "order" not in doc:
+        return None  # a refund or return of it came first
+    returns = {
+        return_id: ReturnFacts(return_id=return_id, **{**seen, "status": ReturnStatus(seen["status"])})
+        for return_id, seen in doc.get("returns", {}).items()
+    }
+    return OrderFacts(Order.model_validate(doc["order"]), doc.get("refunded", 0), returns)
+
+
+class OrderBook:
+    """The `order_facts` collection: one document per order id."""
+
+    def __init__(self, collection: AsyncIOMotorCollection) -> None:
+        self.collection = collection
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("payment_reference", 1)])
+
+    async def save_order(self, order: Order) -> None:
+        """Keep the first snapshot of a delivered order (a redelivery changes nothing)."""
+        try:
+            await self.collection.update_one(
+                {"_id": order.order_id, "order": {"$exists": False}},
+                {"$set": {"order": order.model_dump(mode="json"), "payment_reference": order.payment.reference}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # the snapshot is there already
+
+    async def note_refund(self, refund: Refund) -> None:
+        """Count an issued refund once (by its id) toward what the order had refunded."""
+        try:
+            await self.collection.update_one(
+                {"_id": refund.order_id, f"refunds.{refund.refund_id}": {"$exists": False}},
+                {
+                    "$set": {f"refunds.{refund.refund_id}": refund.amount.amount},
+                    "$inc": {"refunded": refund.amount.amount},
+                },
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # counted before (a redelivery)
+
+    async def note_return(self, ret: Return) -> None:
+        """Keep the newest version seen of one of the order's returns."""
+        version = f"returns.{ret.return_id}.version"
+        try:
+            await self.collection.update_one(
+                {"_id": ret.order_id, "$or": [{version: {"$exists": False}}, {version: {"$lt": ret.version}}]},
+                {"$set": {f"returns.{ret.return_id}": ReturnFacts.of(ret).fields()}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            pass  # a newer (or the same) version is there already
+
+    async def get(self, order_id: str) -> OrderFacts | None:
+        doc = await self.collection.find_one({"_id": order_id})
+        return _facts(doc) if doc else None
+
+    async def by_payment(self, reference: str) -> OrderFacts | None:
+        """The order paid with this gateway reference (a charge or PaymentIntent id)."""
+        doc = await self.collection.find_one({"payment_reference": reference})
+        return _facts(doc) if doc else None

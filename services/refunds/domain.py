@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from services.refunds import claim_policy
+from shared.dispute_models import Claim
 from shared.events import CloudEvent, new_event
 from shared.models import Actor, Breakdown, Order, Party, Refund, RefundKind, RefundStatus, Return, Seller
+from shared.money import Money
 
 SERVICE = "refunds"
 PLATFORM = Actor(role="platform", id=SERVICE)
@@ -97,6 +100,38 @@ def for_order(refund_id: str, order: Order, breakdown: Breakdown, *, actor: Acto
         actor=actor,
         now=now,
     )
+
+
+def for_claim(claim: Claim, order: Order, amount: int, *, now: datetime) -> Refund:
+    """The one refund paying a claim: its id is the one the disputes service chose (`payment.refund_id`)."""
+    if claim.payment is None:
+        raise ValueError(f"claim {claim.claim_id} has no payment")
+    refund = _new(
+        claim.payment.refund_id,
+        RefundKind.CLAIM,
+        None,  # a claim about a return does not refund the return: that return's own refund may still come
+        order.order_id,
+        order.marketplace,
+        order.currency,
+        order.buyer,
+        order.seller,
+        claim_policy.breakdown(Money(amount=amount, currency=order.currency)),
+        status=RefundStatus.PENDING,
+        actor=claim_policy.actor(claim, PLATFORM),
+        now=now,
+        automatic=claim_policy.automatic(claim),
+    )
+    return refund.model_copy(update={"claim_id": claim.claim_id})
+
+
+def cap(refund: Refund, available: int, now: datetime) -> Refund:
+    """A claim's refund that no longer fits what is left of its order pays that rest instead."""
+    if refund.status != RefundStatus.PENDING or refund.kind != RefundKind.CLAIM:
+        raise IllegalTransition(refund, "cap")
+    if not 0 < available < refund.amount.amount:
+        raise ValueError(f"cannot cap a refund of {refund.amount.amount} to {available}")
+    breakdown = claim_policy.breakdown(Money(amount=available, currency=refund.currency))
+    return _change(refund, now, breakdown=breakdown, amount=breakdown.total)
 
 
 def _new(

@@ -4,8 +4,9 @@ Each handler gets the Refunds use cases, the envelope and the event's validated 
 (shared.messaging). Each is idempotent on its own, under a redelivery and under two copies handled
 at once, so the service keeps no inbox of handled event ids (app.py): a copy of `order.delivered`
 finds its order and ledger there, one of `return.closed` raises a version to what it is already,
-and one of `return.received` (or a returnless `return.authorized`) finds its refund by id
-(`Refunds.open_for_return`).
+one of `return.received` (or a returnless `return.authorized`) finds its refund by id
+(`Refunds.open_for_return`), and so does one of a claim being paid (`Refunds.open_for_claim`: the id
+is the claim's `payment.refund_id`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from services.refunds import claim_policy
 from services.refunds.refunding import Refunds
+from shared.dispute_models import Claim
 from shared.events import CloudEvent
 from shared.messaging import Subscription
 from shared.models import Order, Receipt, Return
@@ -49,9 +52,17 @@ async def return_closed(refunds: Refunds, event: CloudEvent, ret: Return) -> Non
     await refunds.store.note_closed(ret)
 
 
+async def claim_paying(refunds: Refunds, event: CloudEvent, claim: Claim) -> None:
+    # `claim.granted`, or `claim.seller_responded` with a refund (not a contest): pay the claim.
+    if claim_policy.wants_paying(claim):
+        await refunds.open_for_claim(claim)
+
+
 SUBSCRIPTIONS: list[Subscription[Refunds, Any]] = [
     Subscription("order.delivered", order_delivered),  # on the upstream orders exchange
     Subscription("return.received", return_received, model=ReceivedReturn),
     Subscription("return.authorized", return_authorized),
     Subscription("return.closed", return_closed),
+    Subscription("claim.granted", claim_paying),
+    Subscription("claim.seller_responded", claim_paying),
 ]

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter
@@ -21,12 +21,13 @@ from services.refunds.gateways import GatewayDeclined, GatewayRefund, GatewayUna
 from services.refunds.order_ledger import CapExceeded
 from services.refunds.store import LEASE, UNLEASED, RefundRecord, RefundStore
 from shared.clock import Clock, SystemClock
-from shared.models import Refund, RefundKind
+from shared.models import ALREADY_REFUNDED, Refund, RefundKind
 
 log = logging.getLogger(__name__)
 GATEWAY_CALLS = Counter("refund_gateway_calls_total", "Payment gateway calls.", ["gateway", "outcome"])
 REFUNDS_DONE = Counter("refunds_completed_total", "Refunds issued or failed.", ["status", "automatic"])
 EXCEEDS_PAID = "the refund exceeds what is left of what the buyer paid"
+_FIT_ATTEMPTS = 5  # a claim's refund shrinks to what is left; concurrent refunds may take more each time
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,18 @@ class Payer:
             return await self._fail(
                 refund, None, f"no payment gateway for provider {record.payment.provider!r}", release=False
             )
-        try:
-            await self.store.ledgers.reserve(refund.order_id, refund.refund_id, refund.amount.amount)
-        except CapExceeded:
-            if refuse_over_cap and await self._undo(record):
-                raise
-            return await self._fail(refund, gateway.name, EXCEEDS_PAID, release=False)
+        if refund.kind == RefundKind.CLAIM:
+            fitted = await self._reserve_claim(record)
+            if not isinstance(fitted, RefundRecord):
+                return fitted
+            record, refund = fitted, fitted.refund
+        else:
+            try:
+                await self.store.ledgers.reserve(refund.order_id, refund.refund_id, refund.amount.amount)
+            except CapExceeded:
+                if refuse_over_cap and await self._undo(record):
+                    raise
+                return await self._fail(refund, gateway.name, EXCEEDS_PAID, release=False)
         outcome = await self._call(record, gateway)
         if outcome.lost:
             current = await self.store.get(refund.refund_id)
@@ -117,6 +124,32 @@ class Payer:
         if outcome.failure is not None:
             return await self._fail(outcome.refund, gateway.name, outcome.failure, release=True)
         return await self._issue(outcome.refund, gateway.name, outcome.reference)
+
+    async def _reserve_claim(self, record: RefundRecord) -> RefundRecord | Refund | None:
+        """Reserve a claim's refund on its order's ledger, shrunk to what is left of the order when
+        another refund took part of it since the refund opened (a new version, written under the
+        lease this payer holds, before anything is reserved or paid). Answers the record to pay,
+        or the refund as it ends without a payment: failed `already_refunded` when nothing is left
+        (no gateway call), or as someone else changed it."""
+        refund = record.refund
+        for _ in range(_FIT_ATTEMPTS):
+            try:
+                await self.store.ledgers.reserve(refund.order_id, refund.refund_id, refund.amount.amount)
+                return replace(record, refund=refund)
+            except CapExceeded as exc:
+                available = exc.available
+            if available <= 0:
+                return await self._fail(refund, None, ALREADY_REFUNDED, release=False)
+            capped = domain.cap(refund, available, self.clock.now())
+            if not await self.store.save(refund.version, capped):
+                current = await self.store.get(refund.refund_id)
+                return None if current is None else current.refund
+            log.info(
+                "claim refund capped to what is left of the order",
+                extra={"refund_id": refund.refund_id, "claim_id": refund.claim_id, "amount": available},
+            )
+            refund = capped
+        return await self._fail(refund, None, EXCEEDS_PAID, release=False)
 
     async def _call(self, record: RefundRecord, gateway: PaymentGateway) -> _Outcome:
         refund = record.refund
@@ -127,6 +160,7 @@ class Payer:
             amount=refund.amount,
             order_id=refund.order_id,
             return_id=refund.return_id,
+            claim_id=refund.claim_id,
             key_round=record.key_round,
         )
         # A new round of keys (an agent's retry) must first make sure no earlier round paid.

@@ -18,6 +18,7 @@ class GatewayRefund:
     amount: Money
     order_id: str
     return_id: str | None = None
+    claim_id: str | None = None  # a refund of kind `claim`: the A-to-z claim it pays
     key_round: int = 0  # `idempotency_key` is `domain.gateway_key(refund_id, key_round)`
 
 

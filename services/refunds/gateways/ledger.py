@@ -35,6 +35,7 @@ class LedgerGateway:
             "refund_id": request.refund_id,
             "order_id": request.order_id,
             "return_id": request.return_id,
+            "claim_id": request.claim_id,
             "payment_reference": request.payment_reference,
             "amount": request.amount.amount,
             "currency": request.amount.currency,

@@ -68,4 +68,6 @@ def _metadata(request: GatewayRefund) -> dict[str, str]:
     metadata = {"refund_id": request.refund_id, "order_id": request.order_id}
     if request.return_id:
         metadata["return_id"] = request.return_id
+    if request.claim_id:
+        metadata["claim_id"] = request.claim_id
     return metadata

@@ -18,6 +18,7 @@ from services.refunds.app import create_app
 from services.refunds.settings import Settings
 from shared.bus import EventBus, QueueNames
 from shared.clock import FixedClock
+from shared.dispute_models import Claim
 from shared.events import CloudEvent, new_event
 from shared.models import Order, Return
 from shared.tokens import mint
@@ -126,6 +127,20 @@ class Harness:
             subject=ret.return_id,
             data=ret,
             sequence=ret.version,
+            time=self.clock.now(),
+            event_id=event_id,
+        )
+        await self.publisher.publish(event)
+        return event
+
+    async def send_claim(self, event_type: str, claim: Claim, event_id: str | None = None) -> CloudEvent:
+        """A `claim.*` event as the disputes service publishes it."""
+        event = new_event(
+            event_type,
+            service="disputes",
+            subject=claim.claim_id,
+            data=claim,
+            sequence=claim.version,
             time=self.clock.now(),
             event_id=event_id,
         )

@@ -1,6 +1,6 @@
 """Refunds keeps no inbox: every event it consumes has one effect however many copies arrive.
 
-Each event goes through the real broker as several copies of one id (a redelivery) and copies
+Each event (`claim.granted` too) goes through the real broker as several copies of one id (a redelivery) and copies
 with ids of their own (a re-publish), to two replicas of the service consuming the same queue, so
 copies are handled one after another and at the same moment. Then, from outside: one payment at
 the gateway, one refund document, one count in the order's ledger, one of each event published.
@@ -22,6 +22,7 @@ from shared.events import CloudEvent, new_event
 from shared.models import Refund, Return
 from tests.integration.refunds.conftest import RefundsService, count_handled
 from tests.unit.refunds.builders import make_order, make_return
+from tests.unit.refunds.claim_builders import granted_claim
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +111,37 @@ async def test_returnless_authorization_copies_pay_once(replicas: RefundsService
     refund = Refund.model_validate(await service.refund_doc(return_refund_id(ret.return_id)))
     assert (refund.status, refund.kind, refund.version) == ("issued", "returnless", 2)
     assert (await service.ledger(order.order_id))["refunded"] == 900
+
+
+async def test_claim_granted_copies_pay_once(replicas: RefundsService, published, stripe_stub) -> None:
+    service = replicas
+    order = await service.delivered(lines=[("L1", 1, 2000)], shipping=0)
+    claim = granted_claim(order, 2500, service.clock.now())  # more than was paid: capped to 2000
+    event = new_event(
+        "claim.granted",
+        service="disputes",
+        subject=claim.claim_id,
+        data=claim,
+        sequence=claim.version,
+        time=service.clock.now(),
+    )
+    await burst(service, event)
+
+    refund_id = f"rf_{claim.claim_id}"
+    await service.wait_until(lambda: published.of_type("refund.issued", refund_id), message="no refund.issued")
+    assert [(call.idempotency_key, call.params["amount"]) for call in stripe_stub.posts()] == [(refund_id, "2000")]
+    refund = Refund.model_validate(await service.refund_doc(refund_id))
+    assert (refund.status, refund.kind, refund.claim_id, refund.amount.amount) == (
+        "issued",
+        "claim",
+        claim.claim_id,
+        2000,
+    )
+    assert await service.db["refunds"].count_documents({}) == 1
+    ledger = await service.ledger(order.order_id)
+    assert (ledger["refunded"], ledger["reserved"], ledger["available"]) == (2000, 0, 0)
+    assert len(published.of_type("refund.issued")) == 1 and published.of_type("refund.failed") == []
+    await no_inbox(service)
 
 
 async def test_manual_return_received_copies_open_one_due_refund(replicas: RefundsService, stripe_stub) -> None:

@@ -1,4 +1,5 @@
-"""Killed after the gateway accepted a refund but before it was recorded: a restart pays once.
+"""Killed after the gateway accepted a refund (a return's, a claim's) but before it was recorded:
+a restart pays once.
 
 The service runs as a real process (`python -m services.refunds`) and gets SIGKILL while the
 gateway holds its answer to an accepted refund. After a restart the payment is resumed under the
@@ -21,6 +22,7 @@ import pytest
 from services.refunds.domain import return_refund_id
 from shared.models import Refund
 from tests.unit.refunds.builders import make_return
+from tests.unit.refunds.claim_builders import granted_claim
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +130,46 @@ async def test_killed_after_the_gateway_accepted_then_restarted_pays_once(
     assert len({e.id for e in published.of_type("refund.issued")}) == 1
     ledger = await service.ledger(order.order_id)
     assert (ledger["refunded"], ledger["reserved"]) == (2500, 0)
+
+
+async def test_killed_while_paying_a_claim_then_restarted_pays_the_claim_once(
+    harness, published, stripe_stub, run_service, process_env, wait_until
+):
+    service = harness
+    port = process_env["PORT"]
+    process = run_service()
+    await wait_until(lambda: ready(port), timeout=STARTUP_S, interval=0.1, message="service did not start")
+    order = await service.delivered(lines=[("L1", 1, 3000)], shipping=0)
+    claim = granted_claim(order, 4000, service.clock.now())  # more than was paid: capped to 3000
+    refund_id = f"rf_{claim.claim_id}"
+    stripe_stub.mode = "hold"
+    await service.send_claim("claim.granted", claim)
+
+    await wait_until(lambda: stripe_stub.posts(), timeout=10, message="gateway never called")
+    process.send_signal(signal.SIGKILL)  # the gateway has paid the claim; the service never hears back
+    process.wait(5)
+    assert len(stripe_stub.refunds) == 1
+    assert (await service.refund_doc(refund_id))["status"] == "pending"
+    stripe_stub.mode = "ok"
+    stripe_stub.release.set()
+
+    run_service()
+    await wait_until(
+        lambda: published.of_type("refund.issued", refund_id),
+        timeout=STARTUP_S,
+        message="no refund.issued for the claim after the restart",
+    )
+    refund = Refund.model_validate(await service.refund_doc(refund_id))
+    keys = [call.idempotency_key for call in stripe_stub.posts()]
+    assert len(keys) >= 2 and set(keys) == {refund_id}  # the same key before and after the crash
+    assert {call.params["metadata[claim_id]"] for call in stripe_stub.posts()} == {claim.claim_id}
+    assert len(stripe_stub.refunds) == 1 and stripe_stub.paid_total() == 3000  # paid once
+    assert (refund.status, refund.kind, refund.claim_id, refund.amount.amount) == (
+        "issued",
+        "claim",
+        claim.claim_id,
+        3000,
+    )
+    assert len({e.id for e in published.of_type("refund.issued")}) == 1 and published.of_type("refund.failed") == []
+    ledger = await service.ledger(order.order_id)
+    assert (ledger["refunded"], ledger["reserved"], ledger["available"]) == (3000, 0, 0)

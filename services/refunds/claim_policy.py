@@ -1,7 +1,7 @@
 """Paying an A-to-z claim: how much, as what breakdown, on whose behalf. Pure functions of the claim.
 
 The disputes service decides that a claim is paid and how much is asked (`claim.payment`); the
-refunds service pays it as one refund of kind `claim` (docs/disputes, "Paying"). What it pays is
+refunds service pays it as one refund of kind `claim` (docs/product.md §6). What it pays is
 capped by what is left of the order, since a claim is often about money the seller refunded, or
 refunds, meanwhile.
 """

@@ -5,8 +5,8 @@ Each handler gets the Refunds use cases, the envelope and the event's validated 
 at once, so the service keeps no inbox of handled event ids (app.py): a copy of `order.delivered`
 finds its order and ledger there, one of `return.closed` raises a version to what it is already,
 one of `return.received` (or a returnless `return.authorized`) finds its refund by id
-(`Refunds.open_for_return`), and so does one of a claim being paid (`Refunds.open_for_claim`: the id
-is the claim's `payment.refund_id`).
+(`Refunds.open_for_return`), and so does one of a claim being paid (`claim_refunds.open_for_claim`:
+the id is the claim's `payment.refund_id`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from services.refunds import claim_policy
+from services.refunds.claim_refunds import open_for_claim
 from services.refunds.refunding import Refunds
 from shared.dispute_models import Claim
 from shared.events import CloudEvent
@@ -55,7 +56,7 @@ async def return_closed(refunds: Refunds, event: CloudEvent, ret: Return) -> Non
 async def claim_paying(refunds: Refunds, event: CloudEvent, claim: Claim) -> None:
     # `claim.granted`, or `claim.seller_responded` with a refund (not a contest): pay the claim.
     if claim_policy.wants_paying(claim):
-        await refunds.open_for_claim(claim)
+        await open_for_claim(refunds, claim)
 
 
 SUBSCRIPTIONS: list[Subscription[Refunds, Any]] = [

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
 
-from services.refunds import claim_policy, domain
+from services.refunds import domain
 from services.refunds.errors import (
     InvalidRefund,
     OrderNotFound,
@@ -23,9 +23,7 @@ from services.refunds.policy import LineChoice, RefundRuleBroken, direct_refund,
 from services.refunds.schemas import RefundRequest
 from services.refunds.store import LEASE, REVERTIBLE, UNLEASED, RefundRecord, RefundStore
 from shared.auth import Principal
-from shared.bus import PermanentError
 from shared.clock import Clock
-from shared.dispute_models import Claim
 from shared.models import Breakdown, Refund, RefundStatus, Return
 
 log = logging.getLogger(__name__)
@@ -95,46 +93,6 @@ class Refunds:
         if until is None:
             self._note_deadline(refund.due_at or now)
             return refund
-        return await self.payer.pay_created(record, until)
-
-    async def open_for_claim(self, claim: Claim) -> Refund | None:
-        """A claim being paid (`paying`, with its payment): open its one refund and pay it now.
-
-        Idempotent on its own like `open_for_return`: the refund's id is the claim's
-        `payment.refund_id`, so a duplicate finds the refund there and at most helps pay it. What
-        it pays is the asked amount capped by what is left of the order (`claim_policy`), checked
-        again when the payer reserves it on the ledger.
-        """
-        if claim.payment is None:
-            return None
-        refund_id = claim.payment.refund_id
-        existing = await self.store.get(refund_id)
-        if existing is not None:
-            if existing.refund.claim_id != claim.claim_id:
-                raise PermanentError(f"refund {refund_id} exists and does not pay claim {claim.claim_id}")
-            return await self.payer.pay(refund_id)  # a no-op unless pending and unclaimed
-        order = await self.store.order(claim.order_id)
-        ledger = await self.store.ledgers.get(claim.order_id)
-        if order is None or ledger is None:  # the ledger follows the order's copy: a crash between them
-            raise OrderNotKnownYet(claim.order_id)
-        problem = claim_policy.problem(claim, order)
-        if problem is not None:
-            raise PermanentError(f"claim {claim.claim_id}: {problem}")
-        now = self.clock.now()
-        amount = claim_policy.amount_to_pay(claim.payment.amount.amount, ledger["available"])
-        refund = domain.for_claim(claim, order, amount, now=now)
-        record = RefundRecord(refund, order.payment, domain.gateway_key(refund_id, 0), 0, None)
-        until = self.payer.lease_end()  # inserted claimed, paid at once (`open_for_return`)
-        with self.payer.watched(refund_id, until):
-            created = await self.store.insert(
-                refund, payment=order.payment, idempotency_key=record.idempotency_key, now=now, leased_until=until
-            )
-        log.info(
-            "claim refund opened" if created else "claim refund exists",
-            extra={"refund_id": refund_id, "claim_id": claim.claim_id, "amount": amount},
-        )
-        if not created:  # another copy of the event opened it a moment ago
-            return await self.payer.pay(refund_id)
         return await self.payer.pay_created(record, until)
 
     def _note_deadline(self, due_at: datetime) -> None:

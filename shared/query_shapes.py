@@ -406,15 +406,22 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     # ---- metrics ---------------------------------------------------------------------------------
     _shape(
-        ("return_facts", "refund_facts"),
+        ("return_facts", "refund_facts", "claim_facts", "chargeback_facts", "feedback_facts"),
         "_id, version: $lte",
         "`_id`",
         BY_ID,
         True,
-        "metrics `record_return`, `record_refund` (one upsert per event, an equal version a no-op; on a duplicate "
-        "key, once more without)",
+        "metrics `record_return`, `record_refund`, `record_claim`, `record_chargeback`, `record_feedback` (one "
+        "upsert per event, an equal version a no-op; on a duplicate key, once more without)",
     ),
-    _shape("delivery_facts", "_id, sequence: $lt", "`_id`", BY_ID, True, "metrics `record_delivery` (the same upsert)"),
+    _shape(
+        ("delivery_facts", "expired_order_facts"),
+        "_id, sequence: $lt",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `record_delivery`, `record_expired` (the same upsert, by the order system's sequence)",
+    ),
     _shape(
         "notification_facts", "_id, at: $lt", "`_id`", BY_ID, True, "metrics `record_notification` (the same upsert)"
     ),
@@ -503,6 +510,38 @@ SHAPES: tuple[QueryShape, ...] = (
         INDEXED,
         False,
         "metrics `deliveries_in` (reports)",
+    ),
+    _shape(
+        "refund_facts",
+        "order_id: $in",
+        "`order_id_1`",
+        INDEXED,
+        False,
+        "metrics `refunds_of_orders` (order defects: the seller rating's refunded orders)",
+    ),
+    _shape(
+        ("claim_facts", "chargeback_facts", "feedback_facts"),
+        "order_id: $in",
+        "`order_id_1`",
+        INDEXED,
+        False,
+        "metrics `DisputeFacts.of_orders` (order defects: the defects of the seller's orders delivered in the window)",
+    ),
+    _shape(
+        "expired_order_facts",
+        "seller_id, expired_at: $gte $lt",
+        "`seller_id_1_expired_at_1`",
+        INDEXED,
+        False,
+        "metrics `DisputeFacts.expired_of` (order defects: the seller's orders expired unshipped in the window)",
+    ),
+    _shape(
+        ("claim_facts", "chargeback_facts", "feedback_facts", "expired_order_facts"),
+        "first_at: $lt, last_event_at: $gte",
+        "`last_event_at_1`",
+        INDEXED,
+        False,
+        "metrics `DisputeFacts.touching` (the overview's dispute totals)",
     ),
     _shape(
         ("return_facts", "delivery_facts", "buyers"),

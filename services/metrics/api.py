@@ -1,4 +1,5 @@
-"""HTTP surface: seller metrics, buyer standing, marketplace overview, rebuild of buyer flags."""
+"""HTTP surface: seller metrics and order defect rate, buyer standing, marketplace overview, rebuild of
+buyer flags."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from services.metrics.figures import Period
 from services.metrics.reports import Reports
-from services.metrics.schemas import BuyerMetrics, Overview, RebuildResult, SellerMetrics
+from services.metrics.schemas import BuyerMetrics, OrderDefects, Overview, RebuildResult, SellerMetrics
 from shared.auth import Principal, require_roles
 from shared.http import NotFound, Unprocessable
 
@@ -76,6 +77,21 @@ async def seller_metrics(
     if not principal.may_access(seller_id=seller_id):
         raise NotFound("No such seller.")  # someone else's figures: as if they did not exist
     return await reports_.seller(seller_id, period_of(start, end, reports_))
+
+
+@router.get(
+    "/sellers/{seller_id}/order-defects",
+    response_model=OrderDefects,
+    summary="A seller's order defect rate and rating over the last 60 days (`ODR_WINDOW_DAYS`)",
+)
+async def order_defects(
+    seller_id: PartyId,
+    reports_: ReportsDep,
+    principal: Annotated[Principal, Depends(require_roles("seller", "agent", "service"))],
+) -> OrderDefects:
+    if not principal.may_access(seller_id=seller_id):
+        raise NotFound("No such seller.")
+    return await reports_.order_defects(seller_id)
 
 
 @router.get(

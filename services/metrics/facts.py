@@ -174,7 +174,7 @@ def delivery_fact(order: Order, sequence: int = 0) -> DeliveryFact:
 # Facts are stored as plain documents keyed by the aggregate id; `lines` are sub-documents.
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:
+def as_dict(obj: Any) -> dict[str, Any]:
     """`dataclasses.asdict` without its deepcopy of every leaf: a fact's leaves are immutable
     (str, int, bool, datetime, None), so they can be shared; nested dataclasses and containers are
     converted as asdict converts them."""
@@ -183,7 +183,7 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 
 def _as_value(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
-        return _as_dict(value)
+        return as_dict(value)
     if isinstance(value, tuple | list):
         return type(value)(_as_value(item) for item in value)
     if isinstance(value, dict):
@@ -192,7 +192,7 @@ def _as_value(value: Any) -> Any:
 
 
 def to_document(fact: ReturnFact | RefundFact | DeliveryFact) -> dict[str, Any]:
-    doc = _as_dict(fact)
+    doc = as_dict(fact)
     key = {ReturnFact: "return_id", RefundFact: "refund_id", DeliveryFact: "order_id"}[type(fact)]
     doc["_id"] = doc[key]
     if isinstance(fact, ReturnFact):

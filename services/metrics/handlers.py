@@ -8,6 +8,11 @@ Metrics keeps no inbox (app.py): every copy of an event reaches its handler, at 
 changes nothing the first did. A fact is written only over an older version, a window takes an
 entry once by id, and the buyer's write is conditional on the revision it read; nothing is `$inc`.
 
+Claims, chargebacks, seller feedback and expired orders are facts of the same kind (dispute_facts.py):
+one conditional upsert each, read only by the order defect rate's reports, which join them to
+the seller's deliveries by order id at query time; so feedback or a claim that arrives before its
+order's `order.delivered` counts once that comes.
+
 Metrics counts every registered event type by the model of its data (COUNTED), except those named
 in IGNORED with the reason. So a new `return.*` type is counted with no edit here, and a type with
 a new kind of data stops the service from starting until it is counted or ignored.
@@ -21,9 +26,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.metrics import telemetry
+from services.metrics.dispute_facts import chargeback_fact, claim_fact, expired_fact, feedback_fact
 from services.metrics.facts import delivery_fact, refund_fact, return_fact
 from services.metrics.flags import BuyerFlags
 from services.metrics.store import Kept
+from shared.dispute_models import Chargeback, Claim, ExpiredOrder, SellerFeedback
 from shared.events import EVENT_TYPES, CloudEvent, EventType
 from shared.messaging import Subscription
 from shared.models import Notification, Order, Refund, Return
@@ -57,12 +64,32 @@ async def notification_settled(flags: BuyerFlags, event: CloudEvent, note: Notif
     _count(event, bool(await flags.store.record_notification(note)))
 
 
+async def claim_changed(flags: BuyerFlags, event: CloudEvent, claim: Claim) -> None:
+    _count(event, bool(await flags.store.disputes.record_claim(claim_fact(claim))))
+
+
+async def chargeback_changed(flags: BuyerFlags, event: CloudEvent, chargeback: Chargeback) -> None:
+    _count(event, bool(await flags.store.disputes.record_chargeback(chargeback_fact(chargeback))))
+
+
+async def feedback_changed(flags: BuyerFlags, event: CloudEvent, feedback: SellerFeedback) -> None:
+    _count(event, bool(await flags.store.disputes.record_feedback(feedback_fact(feedback))))
+
+
+async def order_expired(flags: BuyerFlags, event: CloudEvent, order: ExpiredOrder) -> None:
+    _count(event, bool(await flags.store.disputes.record_expired(expired_fact(order, event.sequence))))
+
+
 # data model -> the handler that counts events carrying it
 COUNTED: Mapping[type[BaseModel], Callable[..., Any]] = {
     Return: return_changed,
     Refund: refund_changed,
     Order: order_delivered,
     Notification: notification_settled,
+    Claim: claim_changed,
+    Chargeback: chargeback_changed,
+    SellerFeedback: feedback_changed,
+    ExpiredOrder: order_expired,
 }
 
 # event type -> why metrics does not count it
@@ -70,11 +97,7 @@ IGNORED: Mapping[str, str] = {
     "seller.response_due_soon": "a reminder: the return itself did not change",
     "buyer.flagged": "metrics' own announcement",
     "buyer.unflagged": "metrics' own announcement",
-    **{
-        name: "not counted yet: the order defect rate (issue 14) will"
-        for name, registered in EVENT_TYPES.items()
-        if registered.publisher == "disputes" or name == "order.expired"
-    },
+    "claim.response_due_soon": "a reminder: nothing the order defect rate reads changed",
 }
 
 

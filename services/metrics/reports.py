@@ -1,12 +1,12 @@
-"""Reports: load the facts a question needs and compute the answer (figures.py, abuse.py)."""
+"""Reports: load the facts a question needs and compute the answer (figures.py, abuse.py, defects.py)."""
 
 from __future__ import annotations
 
-from services.metrics import figures, telemetry
+from services.metrics import defects, figures, telemetry
 from services.metrics.abuse import assess_window
 from services.metrics.figures import Period
 from services.metrics.flags import BuyerFlags
-from services.metrics.schemas import BuyerFlagState, BuyerMetrics, Overview, SellerMetrics
+from services.metrics.schemas import BuyerFlagState, BuyerMetrics, OrderDefects, Overview, SellerMetrics
 from services.metrics.settings import Settings
 from services.metrics.store import MetricsStore
 from shared.clock import Clock
@@ -47,7 +47,35 @@ class Reports:
                 flagged_buyers=await self.store.flagged_buyers(),
             )
             emails = await self.store.email_outcomes(period)
-            return report.model_copy(update={"emails_sent": emails["sent"], "emails_failed": emails["failed"]})
+            claims, chargebacks, feedback, expired = await self.store.disputes.touching(period)
+            disputes = defects.dispute_totals(
+                period, claims=claims, chargebacks=chargebacks, feedback=feedback, expired=expired
+            )
+            return report.model_copy(
+                update={"emails_sent": emails["sent"], "emails_failed": emails["failed"], "disputes": disputes}
+            )
+
+    async def order_defects(self, seller_id: str) -> OrderDefects:
+        """Over the orders the seller delivered in the last ODR_WINDOW_DAYS, up to now."""
+        with telemetry.report_seconds.labels("order_defects").time():
+            days = self.settings.odr_window_days
+            window = defects.window_ending(self.clock.now(), days)
+            deliveries = await self.store.deliveries_in(window, seller_id)
+            orders = sorted({d.order_id for d in deliveries})
+            claims, chargebacks, feedback = await self.store.disputes.of_orders(orders)
+            return defects.order_defects(
+                seller_id,
+                window,
+                deliveries=deliveries,
+                claims=claims,
+                chargebacks=chargebacks,
+                feedback=feedback,
+                refunds=await self.store.refunds_of_orders(orders),
+                expired=await self.store.disputes.expired_of(seller_id, window),
+                target=self.settings.odr_target,
+                claims_counted=self.settings.odr_claims_counted,
+                window_days=days,
+            )
 
     async def buyer(self, buyer_id: str) -> BuyerMetrics:
         with telemetry.report_seconds.labels("buyer").time():

@@ -93,6 +93,70 @@ class SellerMetrics(Figures):
     sku_return_rates: list[SkuReturnRate]
 
 
+# ---- the order defect rate (SPEC §11) -------------------------------------------------------------
+
+
+class SellerRating(BaseModel):
+    """The seller rating of the marketplace's seller training, over the window."""
+
+    score: int = Field(
+        description="+100 per perfect order, -500 per claim, negative feedback, service chargeback and order "
+        "expired unshipped."
+    )
+    perfect_orders: int = Field(description="Orders delivered in the window with no defect and no refund issued.")
+    claims: int = Field(description="Counted claims on the window's orders (each claim, not each order).")
+    negative_feedback: int = Field(description="Negative feedback on the window's orders, not removed.")
+    service_chargebacks: int = Field(description="Service chargebacks on the window's orders.")
+    orders_expired: int = Field(description="The seller's orders that expired unshipped in the window.")
+
+
+class OrderDefects(BaseModel):
+    """Rates are of the orders delivered in the window: `count` orders have that defect."""
+
+    seller_id: str
+    window: Period
+    window_days: int
+    orders_delivered: int = Field(description="Orders of the seller delivered in the window.")
+    negative_feedback: Rate = Field(description="Orders with 1-2 star feedback that was not removed.")
+    a_to_z_claims: Rate = Field(description="Orders with a counted A-to-z claim (see `claims_counted`).")
+    service_chargebacks: Rate = Field(description="Orders with a service chargeback (fraud ones never count).")
+    order_defect_rate: Rate = Field(description="Orders with at least one of the three defects.")
+    target: float = Field(description="The order defect rate must stay below this.")
+    meets_target: bool | None = Field(description="order_defect_rate < target; None without delivered orders.")
+    claims_counted: str = Field(
+        description="`all`: every filed claim counts; `exclude_denied_or_withdrawn`: claims decided for the seller "
+        "or withdrawn do not."
+    )
+    fraud_chargebacks: int = Field(description="Fraud chargebacks on the window's orders: shown, never counted.")
+    rating: SellerRating
+
+
+class ClaimTotals(BaseModel):
+    filed: int = 0
+    refunded_by_seller: int = Field(0, description="The seller answered with a refund.")
+    granted: int = 0
+    granted_automatically: int = Field(0, description="Of those, granted at the seller's deadline.")
+    denied: int = 0
+    withdrawn: int = 0
+
+
+class ChargebackTotals(BaseModel):
+    opened: int = 0
+    won: int = 0
+    lost: int = 0
+
+
+class DisputeTotals(BaseModel):
+    """Claims, chargebacks and feedback by what happened in the period."""
+
+    claims: ClaimTotals = Field(default_factory=ClaimTotals)
+    fraud_chargebacks: ChargebackTotals = Field(default_factory=ChargebackTotals)
+    service_chargebacks: ChargebackTotals = Field(default_factory=ChargebackTotals)
+    negative_feedback: int = Field(0, description="Negative feedback left in the period and not removed.")
+    feedback_removed: int = Field(0, description="Feedback removed by an agent in the period.")
+    orders_expired: int = Field(0, description="Orders that expired unshipped in the period.")
+
+
 class Overview(Figures):
     sellers: int = Field(description="Sellers with a request in the period.")
     sellers_over_target: int = Field(description="Of those, sellers whose dissatisfaction rate is at or above target.")
@@ -100,6 +164,9 @@ class Overview(Figures):
     top_reasons: list[ReasonCount]
     emails_sent: int = Field(default=0, description="Emails delivered in the period (notification.sent).")
     emails_failed: int = Field(default=0, description="Emails given up on in the period (notification.failed).")
+    disputes: DisputeTotals = Field(
+        default_factory=DisputeTotals, description="Claims, chargebacks and seller feedback (SPEC §11)."
+    )
 
 
 class BuyerFlagState(BaseModel):

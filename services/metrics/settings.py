@@ -1,9 +1,11 @@
-"""Settings of the metrics service: where it listens, abuse thresholds, targets and job periods."""
+"""Settings of the metrics service: where it listens, abuse thresholds, targets, the order defect rate's
+window and rules, and job periods."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
+from services.metrics.defects import ClaimsCounted
 from shared.settings import CommonSettings
 
 
@@ -21,6 +23,15 @@ class Settings(CommonSettings):
     )
     dissatisfaction_target: float = Field(
         default=0.10, gt=0, le=1, description="Marketplace target: return dissatisfaction rate below this."
+    )
+    odr_window_days: int = Field(
+        default=60, gt=0, description="Order defect rate and seller rating: the orders delivered in the last N days."
+    )
+    odr_target: float = Field(default=0.01, gt=0, le=1, description="Marketplace target: order defect rate below this.")
+    odr_claims_counted: ClaimsCounted = Field(
+        default="all",
+        description="Which A-to-z claims are order defects: `all` (every filed claim, as the seller training "
+        "states) or `exclude_denied_or_withdrawn` (not those an agent denied or the buyer withdrew).",
     )
     top_reasons: int = Field(default=5, gt=0, description="How many reasons `top_reasons` lists.")
     default_period_days: int = Field(default=30, gt=0, description="Period of a metrics query without `from`.")

@@ -1,4 +1,5 @@
-"""The only module that knows MongoDB: facts (one per return, refund, delivered order) and buyers.
+"""The only module that knows MongoDB: facts (one per return, refund, delivered order; the order defect
+rate's in dispute_store.py, written the same way) and buyers.
 
 A fact is replaced only by a newer version of its aggregate (one upsert per event; an equal
 version of our own aggregates is the same state, written again as a no-op), so duplicates and late
@@ -29,6 +30,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.metrics.abuse import RecentDelivery, RecentReturn, Standing, Window, window_of
 from services.metrics.batching import UpsertBatcher
+from services.metrics.dispute_store import IDS_PER_QUERY, DisputeFacts
 from services.metrics.facts import (
     DeliveryFact,
     RefundFact,
@@ -102,9 +104,10 @@ class MetricsStore:
         self.notifications: AsyncIOMotorCollection = db["notification_facts"]
         self.buyers: AsyncIOMotorCollection = db["buyers"]
         self._writing = KeyedLock()
+        self.disputes = DisputeFacts(db, self._record)
         self._batchers = {
             c.name: UpsertBatcher(c, partial(self._upsert_one, c), first=Kept.FIRST, newer=Kept.NEWER)
-            for c in (self.notifications, self.deliveries)
+            for c in (self.notifications, self.deliveries, self.disputes.expired)
         }
         # The relay that publishes buyer.* (the wiring sets it): a flag's event is committed claimed
         # for it. Unset: nothing is claimed, and the relay is woken by id.
@@ -117,11 +120,13 @@ class MetricsStore:
         await self.refunds.create_index([("seller_id", ASCENDING), ("issued_at", ASCENDING)])
         await self.refunds.create_index([("issued_at", ASCENDING)])
         await self.refunds.create_index([("return_id", ASCENDING)])
+        await self.refunds.create_index([("order_id", ASCENDING)])
         await self.deliveries.create_index([("seller_id", ASCENDING), ("delivered_at", ASCENDING)])
         await self.deliveries.create_index([("buyer_id", ASCENDING), ("delivered_at", ASCENDING)])
         await self.notifications.create_index([("at", ASCENDING)])
         await self.buyers.create_index([("flagged", ASCENDING)])
         await self.buyers.create_index([("review_at", ASCENDING)])
+        await self.disputes.ensure_indexes()
 
     # ---- facts ----------------------------------------------------------------------------
 
@@ -209,6 +214,14 @@ class MetricsStore:
         if return_ids:
             found |= {doc["_id"]: doc async for doc in self.refunds.find({"return_id": {"$in": return_ids}})}
         return [refund_from_document(doc) for doc in found.values()]
+
+    async def refunds_of_orders(self, order_ids: list[str]) -> list[RefundFact]:
+        """Every refund of these orders (the seller rating's "no refund or concession")."""
+        found: list[RefundFact] = []
+        for start in range(0, len(order_ids), IDS_PER_QUERY):
+            query = {"order_id": {"$in": order_ids[start : start + IDS_PER_QUERY]}}
+            found += [refund_from_document(doc) async for doc in self.refunds.find(query)]
+        return found
 
     async def deliveries_in(self, period: Period, seller_id: str) -> list[DeliveryFact]:
         query = {"seller_id": seller_id, "delivered_at": {"$gte": period.start, "$lt": period.end}}

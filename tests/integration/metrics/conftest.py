@@ -26,7 +26,7 @@ from services.metrics.flags import BuyerFlags
 from services.metrics.settings import Settings
 from shared.bus import EventBus
 from shared.clock import Clock
-from shared.events import CloudEvent
+from shared.events import ORDERS_EXCHANGE, CloudEvent, registered
 from shared.messaging import Subscription
 from shared.tokens import mint
 
@@ -75,7 +75,8 @@ class RunningMetrics:
         return {"Authorization": f"Bearer {mint(JWT_SECRET, role, sub, 'metrics')}"}
 
     async def publish(self, event: CloudEvent) -> None:
-        exchange = self.settings.orders_exchange if event.type == "order.delivered" else None
+        # The order system's events (order.delivered, order.expired) come on the orders exchange.
+        exchange = self.settings.orders_exchange if registered(event.type).exchange == ORDERS_EXCHANGE else None
         await self.publisher.publish(event, exchange=exchange)
 
     async def get(self, path: str, role: str = "agent", sub: str = "agent-1", **params: Any) -> dict[str, Any]:

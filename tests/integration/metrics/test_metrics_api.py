@@ -24,6 +24,11 @@ async def metrics(start_metrics):
         ("/v1/metrics/sellers/s-1", "seller", "s-2", 404),  # someone else's figures: as if they did not exist
         ("/v1/metrics/sellers/s-1", "agent", "a-1", 200),
         ("/v1/metrics/sellers/s-1", "buyer", "b-1", 403),
+        ("/v1/metrics/sellers/s-1/order-defects", "seller", "s-1", 200),
+        ("/v1/metrics/sellers/s-1/order-defects", "seller", "s-2", 404),
+        ("/v1/metrics/sellers/s-1/order-defects", "agent", "a-1", 200),
+        ("/v1/metrics/sellers/s-1/order-defects", "service", "disputes", 200),
+        ("/v1/metrics/sellers/s-1/order-defects", "buyer", "b-1", 403),
         ("/v1/metrics/buyers/b-1", "buyer", "b-1", 200),
         ("/v1/metrics/buyers/b-1", "buyer", "b-2", 404),
         ("/v1/metrics/buyers/b-1", "seller", "s-1", 403),

@@ -223,7 +223,3 @@ def refund_facts(refund: Refund, reader: Reader) -> dict[str, Any]:
         "due_at": reader.when(refund.due_at),
         "issued_at": reader.when(refund.issued_at),
     }
-
-
-def facts_for(data: Return | Refund, reader: Reader) -> dict[str, Any]:
-    return return_facts(data, reader) if isinstance(data, Return) else refund_facts(data, reader)

@@ -9,7 +9,8 @@ import pytest
 
 from services.notifications.rendering import plan
 from services.notifications.samples import AT, sample_event
-from shared.events import new_event
+from shared.dispute_models import ChargebackCategory
+from shared.events import CloudEvent, new_event
 from shared.models import Fault, LabelType, Return
 from shared.money import Money
 
@@ -29,6 +30,16 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("refund.issued", {"automatic": True}),
     ("refund.issued", {"direct": True}),
     ("refund.failed", {}),
+    ("claim.filed", {}),
+    ("claim.response_due_soon", {}),
+    ("claim.granted", {}),
+    ("claim.granted", {"automatic": True}),
+    ("claim.denied", {}),
+    ("claim.closed", {"already_refunded": True}),
+    ("chargeback.opened", {}),
+    ("chargeback.opened", {"automatic": True}),
+    ("chargeback.won", {}),
+    ("chargeback.lost", {}),
 ]
 
 # Facts each template must state, per locale: (text fragments expected in both parts).
@@ -43,6 +54,14 @@ SHIP_BY = {
 REFUND_DUE = {
     "en": "Thursday, March 6, 2025, 6:59\u202fPM Eastern Standard Time",
     "zh-CN": "2025年3月6日星期四 18:59 北美东部标准时间",
+}
+RESPOND_BY = {  # filed + 72 h
+    "en": "Thursday, March 6, 2025, 10:00\u202fAM Eastern Standard Time",
+    "zh-CN": "2025年3月6日星期四 10:00 北美东部标准时间",
+}
+EVIDENCE_DUE = {  # opened + 7 days: after the change to daylight time
+    "en": "Monday, March 10, 2025, 11:00\u202fAM Eastern Daylight Time",
+    "zh-CN": "2025年3月10日星期一 11:00 北美东部夏令时间",
 }
 MONEY = {"en": ("$55.49", "$49.99", "$5.50"), "zh-CN": ("US$55.49", "US$49.99", "US$5.50")}
 
@@ -85,6 +104,45 @@ def expected_facts(template: str, locale: str) -> list[str]:
         "buyer/refunded": [total, items, shipping, "原订单运费" if zh else "Original shipping", "rf_sample1"],
         "seller/auto_refunded": [total, items, shipping, "rf_sample1"],
         "buyer/refund_failed": [total, "rf_sample1"],
+        "buyer/claim_received": [
+            "clm_sample1",
+            "ord-1001",
+            total,
+            RESPOND_BY[locale],
+            "未收到商品" if zh else "Item not received",
+        ],
+        "seller/claim_filed": [
+            "clm_sample1",
+            "ord-1001",
+            total,
+            RESPOND_BY[locale],
+            "未收到商品" if zh else "Item not received",
+            "The parcel never arrived",
+        ],
+        "seller/claim_response_due_soon": ["clm_sample1", "ord-1001", total, RESPOND_BY[locale]],
+        "buyer/claim_granted": ["clm_sample1", "ord-1001", total],
+        "seller/claim_granted": ["clm_sample1", "ord-1001", total, "由您承担" if zh else "charged to you"],
+        "buyer/claim_denied": ["clm_sample1", "ord-1001", "Tracking shows delivery at the door"],
+        "seller/claim_denied": [
+            "clm_sample1",
+            "ord-1001",
+            "Tracking shows delivery at the door",
+            "对您有利" if zh else "in your favour",
+        ],
+        "buyer/claim_already_refunded": ["clm_sample1", "ord-1001", "此前已全额退款" if zh else "refunded in full"],
+        "seller/chargeback_opened": [
+            "cbk_sample1",
+            "ord-1001",
+            total,
+            "持卡人称未收到商品" if zh else "The cardholder says the item was not received",
+        ],
+        "seller/chargeback_won": ["cbk_sample1", "ord-1001", total, "对您有利" if zh else "in your favour"],
+        "seller/chargeback_lost": [
+            "cbk_sample1",
+            "ord-1001",
+            total,
+            "对持卡人有利" if zh else "in the cardholder's favour",
+        ],
     }
     return facts[template]
 
@@ -205,3 +263,106 @@ def test_operators_preview_prints_every_email(capsys: pytest.CaptureFixture[str]
     assert "=== to seller s-1 | seller/auto_authorized | zh-CN" in out
     assert main(["return.feedback_received"]) == 0
     assert "return.feedback_received: no email" in capsys.readouterr().out
+
+
+# ---- claims and chargebacks ---------------------------------------------------------------------
+
+
+def dispute_event(event_type: str, data: Any) -> CloudEvent:
+    subject = data.claim_id if event_type.startswith("claim.") else data.chargeback_id
+    return new_event(event_type, service="disputes", subject=subject, data=data, sequence=data.version, time=AT)
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+def test_a_claim_granted_at_the_deadline_tells_the_seller_they_did_not_respond(locale: str) -> None:
+    zh = locale == "zh-CN"
+    buyer, seller = plan(sample_event("claim.granted", locale=locale, automatic=True))
+    assert ("卖家未在期限内答复" if zh else "The seller did not respond to your A-to-z claim") in buyer.email.text
+    assert ("您未在" if zh else "You did not respond") in seller.email.text
+    assert RESPOND_BY[locale] in seller.email.text and RESPOND_BY[locale] in seller.email.html
+    by_agent = plan(sample_event("claim.granted", locale=locale))[1]
+    assert ("您未在" if zh else "You did not respond") not in by_agent.email.text
+    assert ("平台客服审核" if zh else "A marketplace agent reviewed") in by_agent.email.text
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+def test_a_chargeback_the_platform_answered_says_so_and_asks_for_nothing(locale: str) -> None:
+    zh = locale == "zh-CN"
+    [answered] = plan(sample_event("chargeback.opened", locale=locale, automatic=True))
+    [asked] = plan(sample_event("chargeback.opened", locale=locale))
+    said = "平台已代您以退款记录作为证据答复" if zh else "the marketplace answered the dispute for you"
+    for part in (answered.email.text, answered.email.html):
+        assert said in part and "rf_sample1" in part and EVIDENCE_DUE[locale] not in part
+    for part in (asked.email.text, asked.email.html):
+        assert said not in part and EVIDENCE_DUE[locale] in part
+    assert ("请于" if zh else "evidence due by") in asked.email.subject
+    assert ("请于" if zh else "evidence due by") not in answered.email.subject
+
+
+def test_fraud_chargebacks_do_not_mention_the_defect_rate() -> None:
+    service = sample_event("chargeback.opened").typed()
+    fraud = service.model_copy(update={"category": ChargebackCategory.FRAUD, "reason": "fraudulent"})
+    [email] = plan(dispute_event("chargeback.opened", fraud))
+    assert "order defect rate" not in email.email.text
+    assert "The cardholder says they did not make the payment" in email.email.text
+    [email] = plan(dispute_event("chargeback.opened", service))
+    assert "order defect rate" in email.email.text
+
+
+@pytest.mark.parametrize(
+    ("currency", "marketplace", "amount", "expected"),
+    [
+        ("JPY", "JP", 1500, {"en": "¥1,500", "zh-CN": "JP¥1,500"}),
+        ("BHD", "BH", 1250, {"en": "BHD1.250", "zh-CN": "BHD1.250"}),
+        ("EUR", "DE", 5549, {"en": "€55.49", "zh-CN": "€55.49"}),
+    ],
+)
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+def test_dispute_amounts_in_their_currency(
+    currency: str, marketplace: str, amount: int, expected: dict[str, str], locale: str
+) -> None:
+    money = Money(amount=amount, currency=currency)
+    claim = sample_event("claim.granted", locale=locale).typed()
+    payment = claim.payment.model_copy(update={"amount": money})
+    decision = claim.decision.model_copy(update={"amount": money})
+    changed = claim.model_copy(
+        update={
+            "currency": currency,
+            "marketplace": marketplace,
+            "amount": money,
+            "payment": payment,
+            "decision": decision,
+        }
+    )
+    chargeback = sample_event("chargeback.lost", locale=locale).typed()
+    emails = [
+        *plan(dispute_event("claim.granted", changed)),
+        *plan(dispute_event("chargeback.lost", chargeback.model_copy(update={"amount": money}))),
+    ]
+    assert len(emails) == 3
+    for email in emails:
+        assert expected[locale] in email.email.subject
+        assert expected[locale] in email.email.text and expected[locale] in email.email.html
+
+
+def test_claim_deadlines_in_each_readers_own_zone_and_language() -> None:
+    claim = sample_event("claim.filed").typed()
+    buyer_party = claim.buyer.model_copy(update={"locale": "zh-CN", "timezone": "Asia/Shanghai"})
+    buyer, seller = plan(dispute_event("claim.filed", claim.model_copy(update={"buyer": buyer_party})))
+    assert buyer.email.locale == "zh-CN" and seller.email.locale == "en"
+    assert "2025年3月6日星期四 23:00 中国标准时间" in buyer.email.text
+    assert RESPOND_BY["en"] in seller.email.text
+
+
+def test_a_buyers_claim_note_is_escaped_in_html_and_kept_in_text() -> None:
+    hostile = '<script>alert("x")</script>'
+    claim = sample_event("claim.filed").typed().model_copy(update={"note": hostile})
+    _, seller = plan(dispute_event("claim.filed", claim))
+    assert hostile in seller.email.text
+    assert "<script>" not in seller.email.html and "&lt;script&gt;" in seller.email.html
+
+
+def test_dispute_events_that_send_nothing() -> None:
+    assert plan(sample_event("claim.closed")) == []  # paid: the refund's own email told the buyer
+    assert plan(sample_event("chargeback.opened", no_seller=True)) == []
+    assert plan(sample_event("chargeback.won", no_seller=True)) == []

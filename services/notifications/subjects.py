@@ -31,7 +31,9 @@ def marketplace(data: EmailData) -> str:
 def references(data: EmailData) -> dict[str, Any]:
     """The ids a notification record keeps of what it is about (ids only: no name, no address)."""
     return {
-        "return_id": None if isinstance(data, Chargeback) else data.return_id,
+        # A return's (or its refund's) emails only: a claim about a return keeps its emails out of the
+        # return's list (`GET /v1/notifications?return_id=`); they are found by claim_id.
+        "return_id": data.return_id if isinstance(data, Return | Refund) else None,
         "refund_id": data.refund_id if isinstance(data, Refund) else None,
         "claim_id": data.claim_id if isinstance(data, Claim | Refund) else None,  # a refund paying a claim
         "chargeback_id": data.chargeback_id if isinstance(data, Chargeback) else None,

@@ -5,8 +5,11 @@ Each rule reads: on `event_type`, when `when(data)` holds, email the `recipient`
 Templates live under `templates/<locale>/<template>.{txt,html}`.
 
 `return.shipped` tells the seller the parcel is on its way (carrier and tracking), so they can
-expect it; the buyer already knows. The types the table sends nothing for are not consumed at all;
-handlers.IGNORED says why for each.
+expect it; the buyer already knows. On an order refunded in full, disputes opens the chargeback
+(`chargeback.opened`, waiting for evidence) and submits the refund as evidence right after
+(`chargeback.evidence_submitted`, `automatic`): the seller hears of that answer from the second
+event (an opened chargeback already marked `automatic` says it in its own email too). The types
+the table sends nothing for are not consumed at all; handlers.IGNORED says why for each.
 """
 
 from __future__ import annotations
@@ -60,6 +63,11 @@ def _closed_already_refunded(data: Any) -> bool:
     return bool(data.closure and data.closure.code == "already_refunded")
 
 
+def _answered_for_the_seller(data: Any) -> bool:
+    # The platform's own answer (the order was refunded in full); the seller's own evidence is their act.
+    return _has_seller(data) and bool(data.automatic)
+
+
 def _has_seller(data: Any) -> bool:
     # A chargeback whose payment matches no order has no seller to ask (the seller is known through
     # the order): no one is emailed.
@@ -92,6 +100,7 @@ RULES: tuple[Rule, ...] = (
     Rule("claim.denied", "seller", "seller/claim_denied"),
     Rule("claim.closed", "buyer", "buyer/claim_already_refunded", _closed_already_refunded),
     Rule("chargeback.opened", "seller", "seller/chargeback_opened", _has_seller),
+    Rule("chargeback.evidence_submitted", "seller", "seller/chargeback_answered", _answered_for_the_seller),
     Rule("chargeback.won", "seller", "seller/chargeback_won", _has_seller),
     Rule("chargeback.lost", "seller", "seller/chargeback_lost", _has_seller),
 )

@@ -68,7 +68,8 @@ def sample_claim(event_type: str = "claim.filed", *, locale: str = "en", **optio
 
 
 def sample_chargeback(event_type: str = "chargeback.opened", *, locale: str = "en", **options: Any) -> Chargeback:
-    """`automatic`: the platform answered with the refund; `no_seller`: the payment matched no order."""
+    """`automatic`: the platform answered with the refund (disputes publishes that as
+    `chargeback.evidence_submitted`); `no_seller`: the payment matched no order."""
     data: dict[str, Any] = {
         "chargeback_id": CHARGEBACK_ID,
         "gateway": "stripe",
@@ -90,6 +91,9 @@ def sample_chargeback(event_type: str = "chargeback.opened", *, locale: str = "e
     if options.get("automatic"):
         evidence = {"refund_reference": "rf_sample1", "text": "Refunded in full before the dispute"}
         data |= {"automatic": True, "status": "under_review", "evidence": evidence, "submitted_at": AT}
+    elif event_type == "chargeback.evidence_submitted":  # the seller's own
+        evidence = {"carrier": "UPS", "tracking_number": "1Z999AA10123456784", "text": "Delivered"}
+        data |= {"status": "under_review", "evidence": evidence, "submitted_at": AT + timedelta(days=1)}
     if options.get("no_seller"):
         data |= {"order_id": None, "marketplace": None, "buyer_id": None, "seller": None}
     if event_type in ("chargeback.won", "chargeback.lost"):

@@ -72,8 +72,6 @@ IGNORED: Mapping[str, str] = {
     "paid (refund.issued / return.refunded), an agent's decision by claim.granted / claim.denied",
     "claim.withdrawn": "the buyer's own act; a withdrawn claim is never granted, so the seller's deadline (claim "
     "filed email) simply has no consequence; the seller sees it in the disputes API",
-    "chargeback.evidence_submitted": "the seller's own submission, answered by the API; the platform's automatic "
-    "answer is made while opening the chargeback and stated in the chargeback.opened email (`automatic`)",
     "feedback.left": "the buyer's own act; the seller reads feedback in the disputes API and metrics",
     "feedback.removed": "an agent's act on feedback; it only changes the seller's metrics",
 }

@@ -48,6 +48,9 @@ from shared.models import ALREADY_REFUNDED, RefundKind
         ("chargeback.opened", {}, [("seller", "seller/chargeback_opened")]),
         ("chargeback.opened", {"automatic": True}, [("seller", "seller/chargeback_opened")]),
         ("chargeback.opened", {"no_seller": True}, []),
+        ("chargeback.evidence_submitted", {"automatic": True}, [("seller", "seller/chargeback_answered")]),
+        ("chargeback.evidence_submitted", {}, []),  # the seller's own evidence
+        ("chargeback.evidence_submitted", {"automatic": True, "no_seller": True}, []),
         ("chargeback.won", {}, [("seller", "seller/chargeback_won")]),
         ("chargeback.lost", {}, [("seller", "seller/chargeback_lost")]),
         ("chargeback.lost", {"no_seller": True}, []),
@@ -90,7 +93,7 @@ def test_every_registered_type_is_subscribed_or_explicitly_not_consumed() -> Non
 
 @pytest.mark.parametrize(
     "event_type",
-    ["claim.seller_responded", "claim.withdrawn", "chargeback.evidence_submitted", "feedback.left", "order.expired"],
+    ["claim.seller_responded", "claim.withdrawn", "feedback.left", "feedback.removed", "order.expired"],
 )
 def test_dispute_events_that_send_nothing_are_not_consumed(event_type: str) -> None:
     assert event_type in IGNORED and event_type not in SUBSCRIBED_TYPES

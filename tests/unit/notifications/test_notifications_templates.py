@@ -38,6 +38,7 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("claim.closed", {"already_refunded": True}),
     ("chargeback.opened", {}),
     ("chargeback.opened", {"automatic": True}),
+    ("chargeback.evidence_submitted", {"automatic": True}),
     ("chargeback.won", {}),
     ("chargeback.lost", {}),
 ]
@@ -135,6 +136,13 @@ def expected_facts(template: str, locale: str) -> list[str]:
             "ord-1001",
             total,
             "持卡人称未收到商品" if zh else "The cardholder says the item was not received",
+        ],
+        "seller/chargeback_answered": [
+            "cbk_sample1",
+            "ord-1001",
+            total,
+            "rf_sample1",
+            "已将退款记录作为证据提交给发卡行" if zh else "we submitted the refund as evidence",
         ],
         "seller/chargeback_won": ["cbk_sample1", "ord-1001", total, "对您有利" if zh else "in your favour"],
         "seller/chargeback_lost": [
@@ -290,7 +298,7 @@ def test_a_chargeback_the_platform_answered_says_so_and_asks_for_nothing(locale:
     zh = locale == "zh-CN"
     [answered] = plan(sample_event("chargeback.opened", locale=locale, automatic=True))
     [asked] = plan(sample_event("chargeback.opened", locale=locale))
-    said = "平台已代您以退款记录作为证据答复" if zh else "the marketplace answered the dispute for you"
+    said = "平台将代您以退款记录作为证据答复" if zh else "the marketplace answers the dispute for you"
     for part in (answered.email.text, answered.email.html):
         assert said in part and "rf_sample1" in part and EVIDENCE_DUE[locale] not in part
     for part in (asked.email.text, asked.email.html):

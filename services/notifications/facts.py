@@ -207,6 +207,7 @@ def refund_facts(refund: Refund, reader: Reader) -> dict[str, Any]:
         "name": reader.party.name,
         "refund_id": refund.refund_id,
         "return_id": refund.return_id or "",
+        "claim_id": refund.claim_id or "",  # kind `claim`: one amount, told as the claim's refund
         "order_id": refund.order_id,
         "kind": str(refund.kind),
         "automatic": refund.automatic,

@@ -11,7 +11,7 @@ from services.notifications.rendering import plan
 from services.notifications.samples import AT, sample_event
 from shared.dispute_models import ChargebackCategory
 from shared.events import CloudEvent, new_event
-from shared.models import Fault, LabelType, Return
+from shared.models import Fault, LabelType, RefundKind, Return
 from shared.money import Money
 
 # (event type, sample options) covering every rule of the decision table.
@@ -374,3 +374,37 @@ def test_dispute_events_that_send_nothing() -> None:
     assert plan(sample_event("claim.closed")) == []  # paid: the refund's own email told the buyer
     assert plan(sample_event("chargeback.opened", no_seller=True)) == []
     assert plan(sample_event("chargeback.won", no_seller=True)) == []
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+def test_a_claims_refund_is_told_as_the_claims_with_only_its_total(locale: str) -> None:
+    # As the refunds service pays a claim: kind `claim`, no return, the whole amount booked as
+    # `other_concession` (not the seller's goodwill), `automatic` when the claim was granted at its deadline.
+    refund = sample_event("refund.issued", locale=locale, direct=True).typed()
+    amount, zero = Money(amount=5549, currency="USD"), Money(amount=0, currency="USD")
+    breakdown = refund.breakdown.model_copy(
+        update={"items": zero, "outbound_shipping": zero, "other_concession": amount, "total": amount}
+    )
+    claim_refund = refund.model_copy(
+        update={
+            "refund_id": "rf_clm_sample1",
+            "kind": RefundKind.CLAIM,
+            "claim_id": "clm_sample1",
+            "automatic": True,
+            "due_at": None,
+            "breakdown": breakdown,
+            "amount": amount,
+        }
+    )
+    event = new_event(
+        "refund.issued", service="refunds", subject="rf_clm_sample1", data=claim_refund, sequence=2, time=AT
+    )
+    buyer, seller = plan(event)
+    assert (buyer.template, seller.template) == ("buyer/refunded", "seller/auto_refunded")
+    zh = locale == "zh-CN"
+    for email in (buyer, seller):
+        for part in (email.email.text, email.email.html):
+            assert "clm_sample1" in part and MONEY[locale][0] in part
+            assert ("交易保障索赔" if zh else "A-to-z claim") in part
+            assert ("卖家额外补偿" if zh else "Goodwill") not in part
+            assert ("退货商品金额" if zh else "Items returned") not in part

@@ -32,7 +32,9 @@ def claim_facts(claim: Claim, reader: Reader) -> dict[str, Any]:
             "automatic": bool(decision and decision.automatic),
             "amount": reader.money(granted),
             "funded_by_seller": decision is None or decision.funded_by == "seller",
-            "note": (decision.note if decision else None) or "",
+            # An agent's words; the platform's own note on an automatic grant is English boilerplate
+            # the templates already say in the reader's language.
+            "note": (decision.note if decision and not decision.automatic else None) or "",
         },
         "closure": None if claim.closure is None else {"code": claim.closure.code, "at": reader.when(claim.closure.at)},
     }

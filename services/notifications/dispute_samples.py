@@ -23,7 +23,8 @@ def sample_claim(event_type: str = "claim.filed", *, locale: str = "en", **optio
     later = AT + timedelta(days=2)
     decided = {"amount": money(5549), "actor": AGENT, "note": "Tracking shows no delivery", "at": later}
     if options.get("automatic"):
-        decided |= {"automatic": True, "actor": PLATFORM, "note": None, "at": AT + timedelta(hours=72)}
+        note = "The seller did not respond in time."  # as disputes writes it
+        decided |= {"automatic": True, "actor": PLATFORM, "note": note, "at": AT + timedelta(hours=72)}
     payment = {"refund_id": f"rf_{CLAIM_ID}", "amount": money(5549)}
     by_type: dict[str, dict[str, Any]] = {
         "claim.filed": {},

@@ -288,7 +288,9 @@ def test_a_claim_granted_at_the_deadline_tells_the_seller_they_did_not_respond(l
     assert ("卖家未在期限内答复" if zh else "The seller did not respond to your A-to-z claim") in buyer.email.text
     assert ("您未在" if zh else "You did not respond") in seller.email.text
     assert RESPOND_BY[locale] in seller.email.text and RESPOND_BY[locale] in seller.email.html
+    assert all("The seller did not respond in time." not in e.email.text for e in (buyer, seller))
     by_agent = plan(sample_event("claim.granted", locale=locale))[1]
+    assert "Tracking shows no delivery" in by_agent.email.text  # an agent's note is shown
     assert ("您未在" if zh else "You did not respond") not in by_agent.email.text
     assert ("平台客服审核" if zh else "A marketplace agent reviewed") in by_agent.email.text
 

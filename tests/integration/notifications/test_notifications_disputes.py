@@ -1,5 +1,6 @@
 """Claim and chargeback emails through the real broker, MongoDB-wire server and SMTP server: each
-recipient hears once per event, and a chargeback with no seller reaches no one."""
+recipient hears once per event, and a chargeback with no seller reaches no one, nor the seller's own
+evidence."""
 
 from __future__ import annotations
 
@@ -74,4 +75,20 @@ async def test_a_chargeback_without_a_seller_emails_no_one(service, mailbox, ann
     [doc] = await service.notifications()
     assert doc["event_id"] == known.id and doc["template"] == "seller/chargeback_opened"
     assert doc["chargeback_id"] == "cbk_sample1" and doc["return_id"] is None
+    assert [str(m["To"]) for m in mailbox.received()] == [SELLER]
+
+
+async def test_the_seller_hears_of_the_platforms_answer_not_of_their_own_evidence(
+    service, mailbox, announcements, wait_until
+):
+    own = dispute_event("chargeback.evidence_submitted")
+    answered = dispute_event("chargeback.evidence_submitted", automatic=True)
+    await service.publish(own)
+    await wait_until(lambda: service.processed(own.id))
+    await service.publish(answered, answered)
+    await wait_until(lambda: service.processed(answered.id, times=2))
+    await wait_until(lambda: announcements.of("notification.sent"), timeout=10, message="the answer's email")
+
+    [doc] = await service.notifications()
+    assert doc["event_id"] == answered.id and doc["template"] == "seller/chargeback_answered"
     assert [str(m["To"]) for m in mailbox.received()] == [SELLER]

@@ -1,11 +1,15 @@
 """Who hears what: the decision table of docs/product.md §8, as data.
 
 Each rule reads: on `event_type`, when `when(data)` holds, email the `recipient` with `template`.
-`data` is the event's typed data (`Return` or `Refund`). Templates live under
-`templates/<locale>/<template>.{txt,html}`.
+`data` is the event's typed data (`Return`, `Refund`, `Claim` or `Chargeback`: subjects.py).
+Templates live under `templates/<locale>/<template>.{txt,html}`.
 
 `return.shipped` tells the seller the parcel is on its way (carrier and tracking), so they can
-expect it; the buyer already knows. `return.feedback_received` and `notification.*` send nothing.
+expect it; the buyer already knows. On an order refunded in full, disputes opens the chargeback
+(`chargeback.opened`, waiting for evidence) and submits the refund as evidence right after
+(`chargeback.evidence_submitted`, `automatic`): the seller hears of that answer from the second
+event (an opened chargeback already marked `automatic` says it in its own email too). The types
+the table sends nothing for are not consumed at all; handlers.IGNORED says why for each.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from shared.models import ALREADY_REFUNDED, RefundKind
 
 Recipient = Literal["buyer", "seller"]
 
@@ -46,6 +52,28 @@ def _automatic(data: Any) -> bool:
     return bool(data.automatic)
 
 
+def _not_a_claim_found_paid(data: Any) -> bool:
+    # A claim's refund that found the order already refunded in full is not a failed payment to
+    # the buyer: `claim.closed` (`already_refunded`) tells them why nothing more is paid.
+    return not (data.kind == RefundKind.CLAIM and data.failure_reason == ALREADY_REFUNDED)
+
+
+def _closed_already_refunded(data: Any) -> bool:
+    # A claim closed `paid` reached the buyer as the refund's own email (refund.issued or return.refunded).
+    return bool(data.closure and data.closure.code == "already_refunded")
+
+
+def _answered_for_the_seller(data: Any) -> bool:
+    # The platform's own answer (the order was refunded in full); the seller's own evidence is their act.
+    return _has_seller(data) and bool(data.automatic)
+
+
+def _has_seller(data: Any) -> bool:
+    # A chargeback whose payment matches no order has no seller to ask (the seller is known through
+    # the order): no one is emailed.
+    return data.seller is not None and data.order_id is not None
+
+
 RULES: tuple[Rule, ...] = (
     Rule("return.created", "buyer", "buyer/return_requested"),
     Rule("return.created", "seller", "seller/new_request"),
@@ -62,7 +90,19 @@ RULES: tuple[Rule, ...] = (
     Rule("return.refunded", "buyer", "buyer/refunded"),
     Rule("refund.issued", "buyer", "buyer/refunded", _direct),
     Rule("refund.issued", "seller", "seller/auto_refunded", _automatic),
-    Rule("refund.failed", "buyer", "buyer/refund_failed"),
+    Rule("refund.failed", "buyer", "buyer/refund_failed", _not_a_claim_found_paid),
+    Rule("claim.filed", "buyer", "buyer/claim_received"),
+    Rule("claim.filed", "seller", "seller/claim_filed"),
+    Rule("claim.response_due_soon", "seller", "seller/claim_response_due_soon"),
+    Rule("claim.granted", "buyer", "buyer/claim_granted"),
+    Rule("claim.granted", "seller", "seller/claim_granted"),
+    Rule("claim.denied", "buyer", "buyer/claim_denied"),
+    Rule("claim.denied", "seller", "seller/claim_denied"),
+    Rule("claim.closed", "buyer", "buyer/claim_already_refunded", _closed_already_refunded),
+    Rule("chargeback.opened", "seller", "seller/chargeback_opened", _has_seller),
+    Rule("chargeback.evidence_submitted", "seller", "seller/chargeback_answered", _answered_for_the_seller),
+    Rule("chargeback.won", "seller", "seller/chargeback_won", _has_seller),
+    Rule("chargeback.lost", "seller", "seller/chargeback_lost", _has_seller),
 )
 
 # Reminders that are pointless once a later state of the same return has been seen.
@@ -79,7 +119,7 @@ def is_superseded(newest_seen: int | None, version: int) -> bool:
     return newest_seen is not None and newest_seen > version
 
 
-# The bus binds only what can send something; `return.feedback_received` is not consumed at all.
+# The bus binds only what can send something; the other registered types are not consumed at all.
 SUBSCRIBED_TYPES: tuple[str, ...] = tuple(dict.fromkeys(rule.event_type for rule in RULES))
 
 TEMPLATES: tuple[str, ...] = tuple(dict.fromkeys(rule.template for rule in RULES))

@@ -24,8 +24,9 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from services.notifications.rendering import PlannedEmail
+from services.notifications.subjects import EmailData, references
 from shared.events import CloudEvent, new_event
-from shared.models import Notification, Refund, Return
+from shared.models import Notification
 from shared.observability import redact
 
 SERVICE = "notifications"
@@ -78,7 +79,7 @@ def message_id(notification_id: str, generation: int, domain: str) -> str:
     return f"<{notification_id}.{generation}@{domain}>"
 
 
-def new_notification(event: CloudEvent, data: Return | Refund, planned: PlannedEmail, now: datetime) -> dict[str, Any]:
+def new_notification(event: CloudEvent, data: EmailData, planned: PlannedEmail, now: datetime) -> dict[str, Any]:
     """The document recorded before anything is sent; its unique key makes it one email ever."""
     email = planned.email
     return {
@@ -89,11 +90,7 @@ def new_notification(event: CloudEvent, data: Return | Refund, planned: PlannedE
         "recipient_role": planned.recipient_role,
         "recipient_id": planned.recipient.id,
         "recipient_email": str(planned.recipient.email),
-        "return_id": data.return_id,
-        "refund_id": data.refund_id if isinstance(data, Refund) else None,
-        "order_id": data.order_id,
-        # Only Return data carries the return's version (Refund data carries the refund's).
-        "return_version": data.version if isinstance(data, Return) else None,
+        **references(data),  # return_id, refund_id, claim_id, chargeback_id, order_id, return_version
         "locale": email.locale,
         "subject": email.subject,
         "text": email.text,

@@ -207,6 +207,7 @@ def refund_facts(refund: Refund, reader: Reader) -> dict[str, Any]:
         "name": reader.party.name,
         "refund_id": refund.refund_id,
         "return_id": refund.return_id or "",
+        "claim_id": refund.claim_id or "",  # kind `claim`: one amount, told as the claim's refund
         "order_id": refund.order_id,
         "kind": str(refund.kind),
         "automatic": refund.automatic,
@@ -223,7 +224,3 @@ def refund_facts(refund: Refund, reader: Reader) -> dict[str, Any]:
         "due_at": reader.when(refund.due_at),
         "issued_at": reader.when(refund.issued_at),
     }
-
-
-def facts_for(data: Return | Refund, reader: Reader) -> dict[str, Any]:
-    return return_facts(data, reader) if isinstance(data, Return) else refund_facts(data, reader)

@@ -16,14 +16,15 @@ from services.notifications.decisions import LEAVES_REQUESTED, STALE_WHEN_SUPERS
 from services.notifications.domain import new_notification
 from services.notifications.jobs import Dispatcher
 from services.notifications.rendering import plan
+from services.notifications.subjects import EmailData
 from shared.events import CloudEvent
 from shared.messaging import Subscription
-from shared.models import Refund, Return
+from shared.models import Return
 
 log = logging.getLogger(__name__)
 
 
-async def record_emails(dispatcher: Dispatcher, event: CloudEvent, data: Return | Refund) -> None:
+async def record_emails(dispatcher: Dispatcher, event: CloudEvent, data: EmailData) -> None:
     planned = plan(event, data)
     if isinstance(data, Return) and planned:
         if event.type in STALE_WHEN_SUPERSEDED and await dispatcher.store.superseded(data.return_id, data.version):
@@ -56,8 +57,21 @@ SUBSCRIPTIONS: list[Subscription[Dispatcher, Any]] = [
     Subscription(event_type, record_emails) for event_type in SUBSCRIBED_TYPES
 ]
 
-# Return and refund event types the table sends nothing for, and why: they are not consumed at all.
-# A registered type carrying a Return or Refund is either in the table or here (tests check).
+# The registered types the table sends nothing for, and why: they are not consumed at all. Every
+# registered type is either in the table or here (tests check), so a new type needs a decision.
 IGNORED: Mapping[str, str] = {
+    "order.delivered": "the upstream order snapshot returns and disputes check against; nothing happened to tell",
     "return.feedback_received": "the buyer's own answer; it is for metrics, no one is emailed",
+    "buyer.flagged": "an internal risk signal (it turns off auto-authorization); telling would only help abuse",
+    "buyer.unflagged": "an internal risk signal, like buyer.flagged",
+    "notification.sent": "this service's own announcement",
+    "notification.failed": "this service's own announcement",
+    "order.expired": "the order system cancels the order and tells the buyer itself; for the seller it is a "
+    "rating figure, shown by metrics",
+    "claim.seller_responded": "the seller's own act; the buyer hears the outcome: a refund's own email when it is "
+    "paid (refund.issued / return.refunded), an agent's decision by claim.granted / claim.denied",
+    "claim.withdrawn": "the buyer's own act; a withdrawn claim is never granted, so the seller's deadline (claim "
+    "filed email) simply has no consequence; the seller sees it in the disputes API",
+    "feedback.left": "the buyer's own act; the seller reads feedback in the disputes API and metrics",
+    "feedback.removed": "an agent's act on feedback; it only changes the seller's metrics",
 }

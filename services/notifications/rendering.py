@@ -15,7 +15,10 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateNotFound, select_autoescape
 
 from services.notifications.decisions import decide
-from services.notifications.facts import DEFAULT_LOCALE, Reader, facts_for
+from services.notifications.dispute_facts import chargeback_facts, claim_facts
+from services.notifications.facts import DEFAULT_LOCALE, Reader, refund_facts, return_facts
+from services.notifications.subjects import EmailData, marketplace, party
+from shared.dispute_models import Claim
 from shared.events import CloudEvent
 from shared.models import Party, Refund, Return
 
@@ -74,8 +77,14 @@ def render(template: str, locale: str, facts: dict[str, Any]) -> RenderedEmail:
     )
 
 
-def recipient_of(data: Return | Refund, role: str) -> Party:
-    return data.buyer if role == "buyer" else data.seller
+def facts_for(data: EmailData, reader: Reader) -> dict[str, Any]:
+    if isinstance(data, Return):
+        return return_facts(data, reader)
+    if isinstance(data, Refund):
+        return refund_facts(data, reader)
+    if isinstance(data, Claim):
+        return claim_facts(data, reader)
+    return chargeback_facts(data, reader)
 
 
 def plan(event: CloudEvent, data: Any = None) -> list[PlannedEmail]:
@@ -85,12 +94,14 @@ def plan(event: CloudEvent, data: Any = None) -> list[PlannedEmail]:
     """
     if data is None:
         data = event.typed()
-    if not isinstance(data, Return | Refund):
+    if not isinstance(data, EmailData):
         return []
     planned = []
     for role, template in decide(event.type, data):
-        party = recipient_of(data, role)
-        reader = Reader.of(role, party, data.marketplace)
+        recipient = party(data, role)
+        if recipient is None:  # the table's conditions rule this out; a missing party is no email
+            continue
+        reader = Reader.of(role, recipient, marketplace(data))
         email = render(template, reader.locale, facts_for(data, reader))
-        planned.append(PlannedEmail(role, party, template, email))
+        planned.append(PlannedEmail(role, recipient, template, email))
     return planned

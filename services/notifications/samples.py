@@ -1,6 +1,7 @@
 """Realistic sample events for template previews and tests: one per event type, any locale.
 
-`sample_event("return.authorized", locale="zh-CN")` gives a CloudEvent as the producers publish it.
+`sample_event("return.authorized", locale="zh-CN")` gives a CloudEvent as the producers publish it;
+claims and chargebacks come from dispute_samples.py.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.dispute_models import Chargeback, Claim
 from shared.events import CloudEvent, new_event
 from shared.models import Refund, Return
 
 AT = datetime(2025, 3, 3, 15, 0, tzinfo=UTC)  # a Monday
 
 
-def _party(role: str, locale: str, timezone: str | None) -> dict[str, Any]:
+def party(role: str, locale: str, timezone: str | None) -> dict[str, Any]:
     party: dict[str, Any] = {
         "id": f"{role[0]}-1",
         "name": "Ada Buyer" if role == "buyer" else "Acme Goods",
@@ -28,7 +30,7 @@ def _party(role: str, locale: str, timezone: str | None) -> dict[str, Any]:
     return party
 
 
-def _money(amount: int, currency: str = "USD") -> dict[str, Any]:
+def money(amount: int, currency: str = "USD") -> dict[str, Any]:
     return {"amount": amount, "currency": currency}
 
 
@@ -47,15 +49,15 @@ def sample_return(
         "currency": "USD",
         "status": status,
         "version": 1,
-        "buyer": _party("buyer", locale, timezone),
-        "seller": _party("seller", seller_locale or locale, timezone),
+        "buyer": party("buyer", locale, timezone),
+        "seller": party("seller", seller_locale or locale, timezone),
         "lines": [
             {
                 "line_id": "l1",
                 "sku": "SKU-KETTLE",
                 "title": "Electric kettle",
                 "category": "kitchen",
-                "unit_price": _money(4999),
+                "unit_price": money(4999),
                 "quantity": 1,
                 "reason_code": "DEFECTIVE",
                 "fault": "seller",
@@ -104,19 +106,19 @@ def sample_refund(
         "order_id": "ord-1001",
         "marketplace": "US",
         "currency": "USD",
-        "buyer": _party("buyer", locale, timezone),
-        "seller": _party("seller", locale, timezone),
+        "buyer": party("buyer", locale, timezone),
+        "seller": party("seller", locale, timezone),
         "status": status,
         "version": 2,
-        "amount": _money(5549),
+        "amount": money(5549),
         "breakdown": {
             "lines": [],
-            "items": _money(4999),
-            "restocking_fee": _money(0),
-            "outbound_shipping": _money(550),
-            "return_shipping_concession": _money(0),
-            "other_concession": _money(0),
-            "total": _money(5549),
+            "items": money(4999),
+            "restocking_fee": money(0),
+            "outbound_shipping": money(550),
+            "return_shipping_concession": money(0),
+            "other_concession": money(0),
+            "total": money(5549),
         },
         "automatic": automatic,
         "actor": {"role": "platform" if automatic else "seller", "id": "s-1"},
@@ -130,8 +132,13 @@ def sample_refund(
     return Refund.model_validate(data)
 
 
-def sample_data(event_type: str, *, locale: str = "en", **options: Any) -> Return | Refund:
-    """The data a typical `event_type` carries (`late`, `returnless`, `automatic`, `direct` vary it)."""
+def sample_data(event_type: str, *, locale: str = "en", **options: Any) -> Return | Refund | Claim | Chargeback:
+    """The data a typical `event_type` carries (`late`, `returnless`, `automatic`, `direct` vary it;
+    `already_refunded`, `no_seller` the disputes' ones)."""
+    if event_type.startswith(("claim.", "chargeback.")):
+        from services.notifications.dispute_samples import sample_dispute  # it builds on this module
+
+        return sample_dispute(event_type, locale=locale, **options)
     later = AT + timedelta(days=1)
     if event_type in ("return.refunded", "refund.issued", "refund.failed"):
         return sample_refund(
@@ -202,13 +209,18 @@ def sample_data(event_type: str, *, locale: str = "en", **options: Any) -> Retur
 
 def sample_event(event_type: str, *, locale: str = "en", event_id: str | None = None, **options: Any) -> CloudEvent:
     data = sample_data(event_type, locale=locale, **options)
-    if isinstance(data, Return) or event_type == "return.refunded":
-        subject = data.return_id
+    subject: str | None
+    if isinstance(data, Claim):
+        subject, service = data.claim_id, "disputes"
+    elif isinstance(data, Chargeback):
+        subject, service = data.chargeback_id, "disputes"
+    elif isinstance(data, Return) or event_type == "return.refunded":
+        subject, service = data.return_id, "returns"
     else:
-        subject = data.refund_id
+        subject, service = data.refund_id, "returns"
     return new_event(
         event_type,
-        service="returns",
+        service=service,
         subject=subject or "",
         data=data,
         sequence=data.version,

@@ -51,6 +51,8 @@ class NotificationView(BaseModel):
     recipient_id: str
     return_id: str | None
     refund_id: str | None
+    claim_id: str | None = Field(default=None, description="The A-to-z claim the email is about, if any")
+    chargeback_id: str | None = Field(default=None, description="The chargeback the email is about, if any")
     order_id: str
     locale: str
     subject: str

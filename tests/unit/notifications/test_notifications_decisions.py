@@ -9,8 +9,9 @@ from services.notifications.facts import TEMPLATE_LOCALES
 from services.notifications.handlers import IGNORED, SUBSCRIPTIONS
 from services.notifications.rendering import TEMPLATES_DIR
 from services.notifications.samples import sample_data
+from services.notifications.subjects import DATA_KINDS
 from shared.events import EVENT_TYPES
-from shared.models import Refund, Return
+from shared.models import ALREADY_REFUNDED, RefundKind
 
 
 @pytest.mark.parametrize(
@@ -37,6 +38,22 @@ from shared.models import Refund, Return
         ("refund.issued", {"direct": True}, [("buyer", "buyer/refunded")]),
         ("refund.failed", {}, [("buyer", "buyer/refund_failed")]),
         ("return.feedback_received", {}, []),
+        ("claim.filed", {}, [("buyer", "buyer/claim_received"), ("seller", "seller/claim_filed")]),
+        ("claim.response_due_soon", {}, [("seller", "seller/claim_response_due_soon")]),
+        ("claim.granted", {}, [("buyer", "buyer/claim_granted"), ("seller", "seller/claim_granted")]),
+        ("claim.granted", {"automatic": True}, [("buyer", "buyer/claim_granted"), ("seller", "seller/claim_granted")]),
+        ("claim.denied", {}, [("buyer", "buyer/claim_denied"), ("seller", "seller/claim_denied")]),
+        ("claim.closed", {"already_refunded": True}, [("buyer", "buyer/claim_already_refunded")]),
+        ("claim.closed", {}, []),  # paid: the buyer hears through the refund's own email
+        ("chargeback.opened", {}, [("seller", "seller/chargeback_opened")]),
+        ("chargeback.opened", {"automatic": True}, [("seller", "seller/chargeback_opened")]),
+        ("chargeback.opened", {"no_seller": True}, []),
+        ("chargeback.evidence_submitted", {"automatic": True}, [("seller", "seller/chargeback_answered")]),
+        ("chargeback.evidence_submitted", {}, []),  # the seller's own evidence
+        ("chargeback.evidence_submitted", {"automatic": True, "no_seller": True}, []),
+        ("chargeback.won", {}, [("seller", "seller/chargeback_won")]),
+        ("chargeback.lost", {}, [("seller", "seller/chargeback_lost")]),
+        ("chargeback.lost", {"no_seller": True}, []),
     ],
 )
 def test_who_hears_what(event_type: str, options: dict, expected: list) -> None:
@@ -48,13 +65,38 @@ def test_events_outside_the_table_send_nothing() -> None:
     assert decide("notification.sent", object()) == []
 
 
-def test_subscriptions_cover_every_return_and_refund_event_that_can_send() -> None:
-    """Every registered type carrying a Return or Refund is in the table or explicitly ignored."""
-    about_returns = {name for name, registered in EVENT_TYPES.items() if registered.data in (Return, Refund)}
-    assert set(SUBSCRIBED_TYPES) == about_returns - set(IGNORED)
-    assert set(IGNORED) <= about_returns and not set(IGNORED) & set(SUBSCRIBED_TYPES)
+def test_claim_refund_that_found_the_order_refunded_is_told_by_the_claim_not_as_a_failure() -> None:
+    claim_refund = sample_data("refund.failed").model_copy(
+        update={"kind": RefundKind.CLAIM, "claim_id": "clm_sample1", "return_id": None}
+    )
+    assert decide("refund.failed", claim_refund.model_copy(update={"failure_reason": "gateway_declined"})) == [
+        ("buyer", "buyer/refund_failed")
+    ]
+    assert decide("refund.failed", claim_refund.model_copy(update={"failure_reason": ALREADY_REFUNDED})) == []
+
+
+def test_a_chargeback_without_an_order_emails_no_one_even_if_a_seller_is_set() -> None:
+    orphan = sample_data("chargeback.opened").model_copy(update={"order_id": None})
+    assert decide("chargeback.opened", orphan) == []
+
+
+def test_every_registered_type_is_subscribed_or_explicitly_not_consumed() -> None:
+    """A type in the registry is in the table or in IGNORED with its reason, never both, never neither."""
+    assert set(SUBSCRIBED_TYPES) | set(IGNORED) == set(EVENT_TYPES)
+    assert not set(IGNORED) & set(SUBSCRIBED_TYPES)
+    assert all(reason.strip() for reason in IGNORED.values())
     assert {s.event_type for s in SUBSCRIPTIONS} == set(SUBSCRIBED_TYPES)
     assert {rule.event_type for rule in RULES} <= set(EVENT_TYPES)
+    # The handler reads the parties of exactly these kinds of data (subjects.py).
+    assert {EVENT_TYPES[name].data for name in SUBSCRIBED_TYPES} == set(DATA_KINDS)
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["claim.seller_responded", "claim.withdrawn", "feedback.left", "feedback.removed", "order.expired"],
+)
+def test_dispute_events_that_send_nothing_are_not_consumed(event_type: str) -> None:
+    assert event_type in IGNORED and event_type not in SUBSCRIBED_TYPES
 
 
 @pytest.mark.parametrize("locale", TEMPLATE_LOCALES)

@@ -42,6 +42,31 @@ def test_a_new_notification_is_pending_and_due_now() -> None:
     assert doc["_id"].startswith("ntf_")
 
 
+@pytest.mark.parametrize(
+    ("event_type", "expected"),
+    [
+        ("return.created", {"return_id": "ret_sample1", "refund_id": None, "claim_id": None, "chargeback_id": None}),
+        ("claim.filed", {"return_id": None, "refund_id": None, "claim_id": "clm_sample1", "chargeback_id": None}),
+        ("chargeback.won", {"return_id": None, "refund_id": None, "claim_id": None, "chargeback_id": "cbk_sample1"}),
+    ],
+)
+def test_a_notification_names_what_it_is_about_by_id_only(event_type: str, expected: dict) -> None:
+    event = sample_event(event_type)
+    for email in plan(event):
+        doc = new_notification(event, event.typed(), email, NOW)
+        assert {name: doc[name] for name in expected} == expected and doc["order_id"] == "ord-1001"
+        assert doc["return_version"] == (1 if event_type == "return.created" else None)
+        assert doc["event_type"] == event_type and doc["recipient_id"] == email.recipient.id
+
+
+def test_a_claim_about_a_return_is_not_listed_with_the_returns_emails() -> None:
+    event = sample_event("claim.filed")
+    claim = event.typed().model_copy(update={"reason": "RETURN_NOT_REFUNDED", "return_id": "ret_sample1"})
+    docs = [new_notification(event, claim, email, NOW) for email in plan(event, claim)]
+    assert len(docs) == 2 and all(doc["return_id"] is None and doc["claim_id"] == "clm_sample1" for doc in docs)
+    assert all("ret_sample1" in doc["text"] for doc in docs)  # the email itself names the return
+
+
 def test_ids_sort_by_creation() -> None:
     assert new_notification_id(NOW) < new_notification_id(NOW + timedelta(milliseconds=1))
 

@@ -29,6 +29,17 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("refund.issued", {"automatic": True}),
     ("refund.issued", {"direct": True}),
     ("refund.failed", {}),
+    ("claim.filed", {}),
+    ("claim.response_due_soon", {}),
+    ("claim.granted", {}),
+    ("claim.granted", {"automatic": True}),
+    ("claim.denied", {}),
+    ("claim.closed", {"already_refunded": True}),
+    ("chargeback.opened", {}),
+    ("chargeback.opened", {"automatic": True}),
+    ("chargeback.evidence_submitted", {"automatic": True}),
+    ("chargeback.won", {}),
+    ("chargeback.lost", {}),
 ]
 
 # Facts each template must state, per locale: (text fragments expected in both parts).
@@ -43,6 +54,14 @@ SHIP_BY = {
 REFUND_DUE = {
     "en": "Thursday, March 6, 2025, 6:59\u202fPM Eastern Standard Time",
     "zh-CN": "2025年3月6日星期四 18:59 北美东部标准时间",
+}
+RESPOND_BY = {  # filed + 72 h
+    "en": "Thursday, March 6, 2025, 10:00\u202fAM Eastern Standard Time",
+    "zh-CN": "2025年3月6日星期四 10:00 北美东部标准时间",
+}
+EVIDENCE_DUE = {  # opened + 7 days: after the change to daylight time
+    "en": "Monday, March 10, 2025, 11:00\u202fAM Eastern Daylight Time",
+    "zh-CN": "2025年3月10日星期一 11:00 北美东部夏令时间",
 }
 MONEY = {"en": ("$55.49", "$49.99", "$5.50"), "zh-CN": ("US$55.49", "US$49.99", "US$5.50")}
 
@@ -85,6 +104,52 @@ def expected_facts(template: str, locale: str) -> list[str]:
         "buyer/refunded": [total, items, shipping, "原订单运费" if zh else "Original shipping", "rf_sample1"],
         "seller/auto_refunded": [total, items, shipping, "rf_sample1"],
         "buyer/refund_failed": [total, "rf_sample1"],
+        "buyer/claim_received": [
+            "clm_sample1",
+            "ord-1001",
+            total,
+            RESPOND_BY[locale],
+            "未收到商品" if zh else "Item not received",
+        ],
+        "seller/claim_filed": [
+            "clm_sample1",
+            "ord-1001",
+            total,
+            RESPOND_BY[locale],
+            "未收到商品" if zh else "Item not received",
+            "The parcel never arrived",
+        ],
+        "seller/claim_response_due_soon": ["clm_sample1", "ord-1001", total, RESPOND_BY[locale]],
+        "buyer/claim_granted": ["clm_sample1", "ord-1001", total],
+        "seller/claim_granted": ["clm_sample1", "ord-1001", total, "由您承担" if zh else "charged to you"],
+        "buyer/claim_denied": ["clm_sample1", "ord-1001", "Tracking shows delivery at the door"],
+        "seller/claim_denied": [
+            "clm_sample1",
+            "ord-1001",
+            "Tracking shows delivery at the door",
+            "对您有利" if zh else "in your favour",
+        ],
+        "buyer/claim_already_refunded": ["clm_sample1", "ord-1001", "此前已全额退款" if zh else "refunded in full"],
+        "seller/chargeback_opened": [
+            "cbk_sample1",
+            "ord-1001",
+            total,
+            "持卡人称未收到商品" if zh else "The cardholder says the item was not received",
+        ],
+        "seller/chargeback_answered": [
+            "cbk_sample1",
+            "ord-1001",
+            total,
+            "rf_sample1",
+            "已将退款记录作为证据提交给发卡行" if zh else "we submitted the refund as evidence",
+        ],
+        "seller/chargeback_won": ["cbk_sample1", "ord-1001", total, "对您有利" if zh else "in your favour"],
+        "seller/chargeback_lost": [
+            "cbk_sample1",
+            "ord-1001",
+            total,
+            "对持卡人有利" if zh else "in the cardholder's favour",
+        ],
     }
     return facts[template]
 

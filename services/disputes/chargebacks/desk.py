@@ -179,6 +179,7 @@ class ChargebackDesk:
                 cb, submission.evidence, submission.actor, submission.automatic, self.now()
             ),
             submission_key=submission.key,
+            extra={"gateway_answer": answer},
         )
 
     async def retry_stalled(self, limit: int) -> int:
@@ -203,6 +204,7 @@ class ChargebackDesk:
         *,
         submission_key: str | None = None,
         drop_submission: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> bool:
         """Apply `step` to the stored chargeback and write it with its event (if any); read again when
         a concurrent write moved the version. With `submission_key`, only while that submission is
@@ -224,7 +226,7 @@ class ChargebackDesk:
             events = events_of([(event_type, after)], self.now()) if event_type else []
             unset = submission_key is not None or (drop_submission and pending is not None)
             handover = await self.store.commit(
-                before, after, events, submission_key=submission_key, unset_submission=unset
+                before, after, events, submission_key=submission_key, unset_submission=unset, extra=extra
             )
             if handover is not None:
                 self.on_commit(chargeback_id, collection=self.store.chargebacks, **handover)

@@ -158,13 +158,15 @@ class ChargebackStore:
         *,
         submission_key: str | None = None,
         unset_submission: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Write `after` and its events if the chargeback is still at `before`'s version (and, with
-        `submission_key`, still has that submission): None if not, else how to wake the relay."""
+        `submission_key`, still has that submission; `extra`: fields of this service's own): None if
+        not, else how to wake the relay."""
         expected: dict[str, Any] = {"_id": before.chargeback_id, "version": before.version}
         if submission_key is not None:
             expected[f"{SUBMISSION}.key"] = submission_key
-        update: dict[str, Any] = {"$set": chargeback_fields(after)}
+        update: dict[str, Any] = {"$set": chargeback_fields(after) | (extra or {})}
         if unset_submission:
             update["$unset"] = {SUBMISSION: ""}
         return await commit_events(self.chargebacks, expected, update, events, self.outbox_relay)

@@ -61,20 +61,22 @@ def verify(payload: bytes, header: str | None, secret: str, tolerance_s: int) ->
     if not header:
         raise BadDelivery("unsigned", "The delivery has no Stripe-Signature header.")
     try:
-        event = stripe.Webhook.construct_event(payload, header, secret, tolerance=tolerance_s)
+        stripe.Webhook.construct_event(payload, header, secret, tolerance=tolerance_s)
     except stripe.SignatureVerificationError:
         try:  # the same check without the age: a good signature made too long ago
             stripe.WebhookSignature.verify_header(payload, header, secret, tolerance=0)
         except stripe.SignatureVerificationError:
             raise BadDelivery("bad_signature", "The Stripe-Signature does not sign this body.") from None
         raise BadDelivery("too_old", f"The delivery was signed more than {tolerance_s} s ago.") from None
-    except ValueError:  # signed, but not an event (not JSON, or not a Stripe event)
+    except (ValueError, TypeError, AttributeError):  # signed, but not a JSON object (or a thin v2 notification)
         raise BadDelivery("malformed", "The body is not a Stripe event.") from None
     body = json.loads(payload)
-    obj = (body.get("data") or {}).get("object")
-    if not isinstance(event.id, str) or not isinstance(event.type, str) or not isinstance(obj, dict):
+    data = body.get("data") if isinstance(body, dict) else None
+    event_id, event_type = body.get("id"), body.get("type")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(event_id, str) or not isinstance(event_type, str) or not isinstance(obj, dict):
         raise BadDelivery("malformed", "The body is not a Stripe event with data.object.")
-    return Delivery(event_id=event.id, event_type=event.type, signed_at=_signed_at(header), object=obj)
+    return Delivery(event_id=event_id, event_type=event_type, signed_at=_signed_at(header), object=obj)
 
 
 def stripe_evidence(evidence: Evidence) -> DisputeUpdateParamsEvidence:
@@ -120,7 +122,9 @@ class StripeDisputes:
             dispute = await self._call(self._client.v1.disputes.retrieve_async(dispute_id))
             if dispute.status in _OPEN or not dispute.evidence_details.submission_count:
                 raise
-        return {"id": dispute.id, "status": dispute.status}
+        # What the gateway now holds as our text: kept with the chargeback, as its receipt.
+        text = getattr(getattr(dispute, "evidence", None), "uncategorized_text", None)
+        return {"id": dispute.id, "status": dispute.status, "evidence_text": text}
 
     async def _call(self, call: Awaitable[T]) -> T:
         try:

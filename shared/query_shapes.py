@@ -556,7 +556,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "`_id`",
         BY_ID,
         True,
-        "disputes `ChargebackStore.commit` (not claimable: once more)",
+        "disputes `ChargebackStore.commit` (`charge.dispute.updated`: no event; or a claiming commit once more, unclaimed)",
     ),
     _shape(
         "chargebacks",

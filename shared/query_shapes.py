@@ -551,12 +551,21 @@ SHAPES: tuple[QueryShape, ...] = (
         "was seen, an exact replay)",
     ),
     _shape(
+        "stripe_deliveries",
+        "received_at: $lt",
+        "`received_at_1`",
+        INDEXED,
+        False,
+        "disputes `ChargebackStore.forget_deliveries` (the evidence retry job: deliveries older than 7 days)",
+    ),
+    _shape(
         "chargebacks",
         "_id, version",
         "`_id`",
         BY_ID,
         True,
-        "disputes `ChargebackStore.commit` (`charge.dispute.updated`: no event; or a claiming commit once more, unclaimed)",
+        "disputes `ChargebackStore.commit` (`charge.dispute.updated`: no event; a claiming commit once more, "
+        "unclaimed)",
     ),
     _shape(
         "chargebacks",

@@ -421,3 +421,20 @@ async def test_chargebacks_are_listed_newest_first_by_page_and_filter(disputes):
     assert (await disputes.http.get("/v1/chargebacks", headers=disputes.token("buyer", order.buyer.id))).json()[
         "items"
     ] == []
+
+
+async def test_old_deliveries_are_forgotten_and_a_late_redelivery_still_changes_nothing(disputes):
+    order = await disputes.delivered()
+    opened = dispute(order.payment.reference)
+    body = stripe_event("charge.dispute.created", opened)
+    await disputes.webhook(body, sign(body))
+    await disputes.events_of("chargeback.opened", chargeback_id(opened["id"]))
+    await disputes.app.state.chargeback_job.run_once()
+    assert await disputes.db["stripe_deliveries"].count_documents({}) == 1  # still within Stripe's redelivery
+    disputes.clock.advance(timedelta(days=8))
+    await disputes.app.state.chargeback_job.run_once()
+    assert await disputes.db["stripe_deliveries"].count_documents({}) == 0
+    # Handled again as a new delivery: the chargeback of that dispute exists, so nothing changes.
+    assert (await disputes.webhook(body, sign(body))).json()["outcome"] == "handled"
+    assert (await disputes.doc(opened["id"]))["version"] == 1
+    assert len(disputes.published.of_type("chargeback.opened", chargeback_id(opened["id"]))) == 1

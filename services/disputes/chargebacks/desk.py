@@ -9,6 +9,7 @@ and remove the submission. A crash after the first step leaves the submission fo
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 DISPUTE_EVENTS = frozenset({"charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"})
 # Time a submitter has to hear back from the gateway before the retry job takes the submission over.
 SUBMISSION_LEASE = timedelta(seconds=60)
+# Webhook deliveries are remembered this long: past Stripe's redelivery period (3 days), and a
+# replay of one is refused for its age long before (STRIPE_WEBHOOK_TOLERANCE_S).
+DELIVERY_MEMORY = timedelta(days=7)
 _ATTEMPTS = 5  # optimistic retries of one transition against concurrent writers
 Outcome = Literal["handled", "ignored", "duplicate"]
 
@@ -122,7 +126,9 @@ class ChargebackDesk:
     # ---- evidence -----------------------------------------------------------------------------
 
     def _submission(self, chargeback: Chargeback, evidence: Evidence, actor: Actor, *, automatic: bool) -> Submission:
-        key = f"{chargeback.chargeback_id}:evidence:{chargeback.version}"
+        # A new key per submission (a retry reuses the recorded one): the gateway remembers a key's
+        # answer, a refusal included, so evidence sent again after a refusal needs a key of its own.
+        key = f"{chargeback.chargeback_id}:evidence:{uuid.uuid4().hex}"
         return Submission(evidence, actor, automatic, key, self.now() + SUBMISSION_LEASE)
 
     async def submit_evidence(
@@ -235,13 +241,15 @@ class ChargebackDesk:
 
 
 class EvidenceRetryJob:
-    """Submits evidence whose submitter crashed or found the gateway away, every `interval_s`."""
+    """Submits evidence whose submitter crashed or found the gateway away, every `interval_s`; and
+    forgets old webhook deliveries (no TTL indexes: expired by a job)."""
 
     def __init__(self, desk: ChargebackDesk, *, interval_s: float, batch_size: int) -> None:
         self.desk, self.batch_size = desk, batch_size
         self._loop = Periodic("chargeback-evidence", self.run_once, interval_s)
 
     async def run_once(self) -> int:
+        await self.desk.store.forget_deliveries(self.desk.now() - DELIVERY_MEMORY)
         return await self.desk.retry_stalled(self.batch_size)
 
     async def start(self) -> None:

@@ -106,6 +106,7 @@ class ChargebackStore:
             [("status", ASCENDING), (f"{SUBMISSION}.lease_until", ASCENDING)],
         ):
             await self.chargebacks.create_index(keys)
+        await self.deliveries.create_index([("received_at", ASCENDING)])
 
     # ---- webhook deliveries -----------------------------------------------------------------
 
@@ -125,6 +126,10 @@ class ChargebackStore:
 
     async def delivery_handled(self, event_id: str, now: datetime) -> None:
         await self.deliveries.update_one({"_id": event_id}, {"$set": {"handled_at": now}})
+
+    async def forget_deliveries(self, before: datetime) -> int:
+        result = await self.deliveries.delete_many({"received_at": {"$lt": before}})
+        return result.deleted_count
 
     # ---- chargebacks ------------------------------------------------------------------------
 

@@ -58,5 +58,7 @@ async def chargebacks_wired(
     desk = app.state.chargebacks = ChargebackDesk(
         store, orders, gateway, clock, settings.chargeback_evidence_days, on_commit=_not_wired
     )
-    job = EvidenceRetryJob(desk, interval_s=settings.job_interval_s, batch_size=settings.job_batch_size)
+    job = app.state.chargeback_job = EvidenceRetryJob(
+        desk, interval_s=settings.job_interval_s, batch_size=settings.job_batch_size
+    )
     return ChargebackParts(store, gateway, desk, job, settings.jobs_enabled)

@@ -6,6 +6,7 @@ signature helper); the service verifies them with the SDK and submits evidence t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -355,3 +356,30 @@ async def test_old_deliveries_are_forgotten_and_a_late_redelivery_still_changes_
     assert (await disputes.webhook(body, sign(body))).json()["outcome"] == "handled"
     assert (await disputes.doc(opened["id"]))["version"] == 1
     assert len(disputes.published.of_type("chargeback.opened", chargeback_id(opened["id"]))) == 1
+
+
+async def test_two_replicas_taking_deliveries_of_one_dispute_at_once_change_it_once(disputes):
+    order = await disputes.delivered(lines=[("L1", 1, 2000)], shipping=0, refunded=2000)
+    opened = dispute(order.payment.reference)
+    subject = chargeback_id(opened["id"])
+    replica = create_app(disputes.settings, disputes.clock)
+    async with LifespanManager(replica, startup_timeout=20, shutdown_timeout=20):
+        transport = httpx.ASGITransport(app=replica)
+        async with httpx.AsyncClient(transport=transport, base_url="http://disputes-2") as other:
+
+            async def deliver(client: httpx.AsyncClient, event_type: str, data: dict[str, Any]) -> int:
+                body = stripe_event(event_type, data)  # each its own Stripe event
+                headers = {"Stripe-Signature": sign(body), "Content-Type": "application/json"}
+                return (await client.post("/v1/webhooks/stripe", content=body, headers=headers)).status_code
+
+            clients = [disputes.http, other] * 3
+            created = await asyncio.gather(*(deliver(c, "charge.dispute.created", opened) for c in clients))
+            assert created == [200] * 6
+            await disputes.events_of("chargeback.evidence_submitted", subject)
+            closed = {**opened, "status": "won"}
+            assert await asyncio.gather(*(deliver(c, "charge.dispute.closed", closed) for c in clients)) == [200] * 6
+            await disputes.events_of("chargeback.won", subject)
+    doc = await disputes.doc(opened["id"])
+    assert doc["version"] == 3 and doc["status"] == "won" and "submission" not in doc
+    for event_type in ("chargeback.opened", "chargeback.evidence_submitted", "chargeback.won"):
+        assert len({e.id for e in disputes.published.of_type(event_type, subject)}) == 1, event_type

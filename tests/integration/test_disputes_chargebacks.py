@@ -383,3 +383,27 @@ async def test_two_replicas_taking_deliveries_of_one_dispute_at_once_change_it_o
     assert doc["version"] == 3 and doc["status"] == "won" and "submission" not in doc
     for event_type in ("chargeback.opened", "chargeback.evidence_submitted", "chargeback.won"):
         assert len({e.id for e in disputes.published.of_type(event_type, subject)}) == 1, event_type
+
+
+async def test_evidence_sent_while_stripe_is_away_is_accepted_and_submitted_when_it_answers(disputes):
+    order = await disputes.delivered()
+    opened = dispute(order.payment.reference)
+    body = stripe_event("charge.dispute.created", opened)
+    await disputes.webhook(body, sign(body))
+    subject = chargeback_id(opened["id"])
+    # A replica whose way to Stripe is down (nothing listens on port 9).
+    cut_off = create_app(disputes.settings.model_copy(update={"stripe_api_base": "http://127.0.0.1:9"}), disputes.clock)
+    async with LifespanManager(cut_off, startup_timeout=20, shutdown_timeout=20):
+        transport = httpx.ASGITransport(app=cut_off)
+        async with httpx.AsyncClient(transport=transport, base_url="http://disputes-2") as other:
+            answer = await other.post(
+                f"/v1/chargebacks/{subject}/evidence",
+                json={"text": "Delivered."},
+                headers=disputes.token("seller", "s-1"),
+            )
+    assert answer.status_code == 202 and answer.json()["status"] == "needs_response"
+    assert (await disputes.doc(opened["id"]))["submission"]["evidence"]["text"] == "Delivered."
+    disputes.clock.advance(timedelta(minutes=2))  # the submission's lease runs out
+    assert await disputes.app.state.chargebacks.retry_stalled(10) == 1
+    [event] = await disputes.events_of("chargeback.evidence_submitted", subject)
+    assert event.data["evidence"]["text"] == "Delivered." and event.data["timeline"][-1]["actor"]["id"] == "s-1"

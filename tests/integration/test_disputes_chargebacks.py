@@ -408,3 +408,24 @@ async def test_evidence_sent_while_stripe_is_away_is_accepted_and_submitted_when
     assert await disputes.app.state.chargebacks.retry_stalled(10) == 1
     [event] = await disputes.events_of("chargeback.evidence_submitted", subject)
     assert event.data["evidence"]["text"] == "Delivered." and event.data["timeline"][-1]["actor"]["id"] == "s-1"
+
+
+async def test_evidence_stripe_refuses_is_not_kept_and_may_be_sent_again(disputes):
+    order = await disputes.delivered()
+    opened = dispute(order.payment.reference)
+    body = stripe_event("charge.dispute.created", opened)
+    await disputes.webhook(body, sign(body))
+    subject = chargeback_id(opened["id"])
+    path, seller = f"/v1/chargebacks/{subject}/evidence", disputes.token("seller", "s-1")
+    # A replica Stripe refuses (stripe-mock answers 401 to a key that is not a test key).
+    refused_by = create_app(disputes.settings.model_copy(update={"stripe_api_key": "not-a-key"}), disputes.clock)
+    async with LifespanManager(refused_by, startup_timeout=20, shutdown_timeout=20):
+        transport = httpx.ASGITransport(app=refused_by)
+        async with httpx.AsyncClient(transport=transport, base_url="http://disputes-2") as other:
+            answer = await other.post(path, json={"text": "Delivered."}, headers=seller)
+    assert answer.status_code == 409 and answer.json()["type"].endswith("gateway-declined")
+    doc = await disputes.doc(opened["id"])
+    assert "submission" not in doc and "401" in doc["submission_error"] and doc["status"] == "needs_response"
+    again = await disputes.http.post(path, json={"text": "Delivered."}, headers=seller)
+    assert again.status_code == 200 and again.json()["status"] == "under_review"
+    assert len(await disputes.events_of("chargeback.evidence_submitted", subject)) == 1

@@ -159,6 +159,9 @@ class Chargeback(Contract):
     version: int
     evidence_due_by: datetime = Field(description="When the seller's evidence is due (the platform's deadline).")
     gateway_due_by: datetime | None = Field(default=None, description="The gateway's own evidence deadline.")
+    gateway_status: str | None = Field(
+        default=None, description="The gateway's own status of the dispute (`needs_response`, `under_review`, ...)."
+    )
     evidence: Evidence | None = None
     automatic: bool = Field(default=False, description="The platform answered by itself (the order was refunded).")
     submitted_at: datetime | None = None

@@ -32,7 +32,7 @@ SCAN = "scan"
 
 EVERY_COLLECTION = "*"
 SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")
-OUTBOX_COLLECTIONS = ("returns", "orders", "refunds", "notifications", "buyers")
+OUTBOX_COLLECTIONS = ("returns", "orders", "refunds", "notifications", "buyers", "chargebacks")
 # Map fields whose keys are ids: `postage.rf_1` reads as `postage.<id>`.
 ID_KEYED_MAPS: Mapping[str, tuple[str, ...]] = {
     "order_ledgers": ("postage", "reservations", "settled"),
@@ -579,6 +579,98 @@ SHAPES: tuple[QueryShape, ...] = (
         INDEXED,
         True,
         "disputes `OrderBook.by_payment` (a chargeback finds its order)",
+    ),
+    _shape(
+        "stripe_deliveries",
+        "_id, signed_at: $ne",
+        "`_id`",
+        BY_ID,
+        True,
+        "disputes `ChargebackStore.note_delivery` (a Stripe webhook delivery: upsert unless this signature time "
+        "was seen, an exact replay)",
+    ),
+    _shape(
+        "stripe_deliveries",
+        "received_at: $lt",
+        "`received_at_1`",
+        INDEXED,
+        False,
+        "disputes `ChargebackStore.forget_deliveries` (the evidence retry job: deliveries older than 7 days)",
+    ),
+    _shape(
+        "chargebacks",
+        "_id, version",
+        "`_id`",
+        BY_ID,
+        True,
+        "disputes `ChargebackStore.commit` (`charge.dispute.updated`: no event; a claiming commit once more, "
+        "unclaimed)",
+    ),
+    _shape(
+        "chargebacks",
+        f"_id, version, {_CLAIMABLE}",
+        "`_id`",
+        BY_ID,
+        True,
+        "disputes `ChargebackStore.commit` (`chargeback.won`/`lost`, claimed for this replica's outbox relay)",
+    ),
+    _shape(
+        "chargebacks",
+        "_id, version, submission.key",
+        "`_id`",
+        BY_ID,
+        True,
+        "disputes `ChargebackStore.commit` (the gateway took the evidence: not claimable, once more)",
+    ),
+    _shape(
+        "chargebacks",
+        f"_id, version, submission.key, {_CLAIMABLE}",
+        "`_id`",
+        BY_ID,
+        True,
+        "disputes `ChargebackStore.commit` (`chargeback.evidence_submitted`, claimed for this replica's outbox relay)",
+    ),
+    _shape(
+        "chargebacks",
+        "_id, version, submission: $exists",
+        "`_id`",
+        BY_ID,
+        True,
+        "disputes `ChargebackStore.record_submission` (evidence recorded before the gateway is called)",
+    ),
+    _shape(
+        "chargebacks",
+        "_id, submission.key",
+        "`_id`",
+        BY_ID,
+        True,
+        "disputes `ChargebackStore.drop_submission` (the gateway refused the evidence)",
+    ),
+    _shape(
+        "chargebacks",
+        "_id, submission.key, submission.lease_until: $lte",
+        "`_id`",
+        BY_ID,
+        False,
+        "disputes `ChargebackStore.lease_submission` (the retry job takes over a stalled submission)",
+    ),
+    _shape(
+        "chargebacks",
+        "status, submission.lease_until: $lte",
+        "`status_1_submission.lease_until_1`",
+        INDEXED,
+        False,
+        "disputes `ChargebackStore.stalled_submissions` (the evidence retry job, every `JOB_INTERVAL_S`)",
+    ),
+    _shape(
+        "chargebacks",
+        "",
+        "`seller.id_1_created_at_-1`, `order_id_1_created_at_-1`, `created_at_-1` (others filtered on the walk)",
+        LISTING,
+        False,
+        "disputes `ChargebackStore.page` (`GET /v1/chargebacks`)",
+        optional=("order_id", "seller.id", "status", "category", _CURSOR),
+        sort=_NEWEST_FIRST,
     ),
 )
 

@@ -59,6 +59,7 @@ class OrderFacts:
     order: Order
     refunded: int  # minor units paid back on the order so far, every kind of refund
     returns: dict[str, ReturnFacts] = field(default_factory=dict)
+    refunds: dict[str, int] = field(default_factory=dict)  # refund id -> minor units (a chargeback's evidence)
 
     @property
     def refundable(self) -> int:
@@ -73,7 +74,7 @@ def _facts(doc: dict[str, Any]) -> OrderFacts | None:
         return_id: ReturnFacts(return_id=return_id, **{**seen, "status": ReturnStatus(seen["status"])})
         for return_id, seen in doc.get("returns", {}).items()
     }
-    return OrderFacts(Order.model_validate(doc["order"]), doc.get("refunded", 0), returns)
+    return OrderFacts(Order.model_validate(doc["order"]), doc.get("refunded", 0), returns, dict(doc.get("refunds", {})))
 
 
 class OrderBook:

@@ -40,6 +40,7 @@ class Settings(CommonSettings):
     stripe_webhook_tolerance_s: int = Field(
         default=300, gt=0, description="A webhook delivery signed longer ago than this is refused as old."
     )
+    stripe_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one call to Stripe (evidence).")
     job_interval_s: float = Field(default=30.0, gt=0, description="Pause between runs of the deadline job.")
     job_batch_size: int = Field(default=100, ge=1)
     jobs_enabled: bool = True

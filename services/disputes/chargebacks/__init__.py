@@ -1,0 +1,1 @@
+"""Card chargebacks: Stripe dispute webhooks in, evidence out to the gateway, won or lost (docs/product.md)."""

@@ -6,6 +6,8 @@ import re
 import uuid
 from typing import Any
 
+from services.disputes.orders import OrderBook
+from services.disputes.store import ClaimsStore
 from services.metrics.store import MetricsStore
 from services.notifications.store import NotificationStore
 from services.refunds.gateways.ledger import LedgerGateway
@@ -33,6 +35,11 @@ async def set_up(service: str, db: Any, bus_factory: Any) -> None:
         notifications = NotificationStore(db)
         await notifications.ensure_indexes()
         outboxes = [notifications.collection]
+    elif service == "disputes":
+        await OrderBook(db["order_facts"]).ensure_indexes()
+        claims = ClaimsStore(db)
+        await claims.ensure_indexes()
+        outboxes = [claims.claims, claims.feedback]
     else:
         metrics = MetricsStore(db)
         await metrics.ensure_indexes()
@@ -47,7 +54,7 @@ async def set_up(service: str, db: Any, bus_factory: Any) -> None:
 
 async def test_every_named_index_exists(mongo_client: Any, bus_factory: Any) -> None:
     indexes: dict[str, set[str]] = {}  # collection -> index names, in any service's database
-    for service in ("returns", "refunds", "notifications", "metrics"):
+    for service in ("returns", "refunds", "notifications", "metrics", "disputes"):
         name = f"test_shapes_{service}_{uuid.uuid4().hex[:8]}"
         db = mongo_client[name]
         try:

@@ -9,8 +9,11 @@ from datetime import timedelta
 
 import pytest
 
+from services.returns.eligibility import open_return
 from shared.dispute_models import Claim
-from tests.unit.returns.builders import unique
+from shared.models import Actor, ReturnStatus
+from tests.integration.returns.factories import eventually
+from tests.unit.returns.builders import RULES, make_request, policy, unique
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.claims_harness"]  # its fixtures: the service, its API, a tap, the clock
@@ -64,6 +67,14 @@ async def test_buyers_and_sellers_see_only_their_own(claims_api, disputes_clock)
         problem(await api.client.get(f"/v1/claims/{cid}", headers=headers), 404)
     problem(await api.act(cid, "withdraw", other_buyer), 404)
     problem(await api.act(cid, "respond", other_seller, kind="contest", evidence={"text": "x"}), 404)
+    service = api.headers("service", "helpdesk")
+    assert api.ok(await api.client.get(f"/v1/claims/{cid}", headers=service), 200)["claim_id"] == cid
+    problem(await api.act(cid, "withdraw", service), 403)  # a service names whom it acts for
+    acting = api.headers("service", "helpdesk", acting_for=f"buyer:{buyer}")
+    assert api.ok(await api.act(cid, "withdraw", acting, note="By phone"), 200)["timeline"][-1]["actor"] == {
+        "role": "buyer",
+        "id": buyer,
+    }
     problem(await api.client.get("/v1/claims/clm_nope", headers=api.as_agent()), 404)
     problem(await api.client.get(f"/v1/claims/{cid}"), 401)
 
@@ -79,8 +90,8 @@ async def test_buyers_and_sellers_see_only_their_own(claims_api, disputes_clock)
     assert await listed(api.as_agent(), buyer_id=buyer) == mine
     assert await listed(api.as_agent(), seller_id=stranger["seller"]["id"]) == [stranger["claim_id"]]
     assert await listed(api.as_agent(), order_id=first["order_id"]) == [cid]
-    assert await listed(api.as_agent(), buyer_id=buyer, status="open") == mine
-    assert await listed(api.as_agent(), buyer_id=buyer, status="withdrawn") == []
+    assert await listed(api.as_agent(), buyer_id=buyer, status="open") == [second["claim_id"]]
+    assert await listed(api.as_agent(), buyer_id=buyer, status="withdrawn") == [cid]
 
     page = api.ok(await api.client.get("/v1/claims", params={"limit": 1}, headers=api.as_buyer(buyer)), 200)
     assert [c["claim_id"] for c in page["items"]] == mine[:1] and page["next_cursor"]
@@ -193,3 +204,39 @@ async def test_concurrent_filing_on_one_order_leaves_one_claim(claims_api, dispu
     await disputes_tap.wait_types(created["claim_id"], ["claim.filed"])
     filed = [e for e in disputes_tap.events if e.type == "claim.filed" and e.data["order_id"] == order.order_id]
     assert len(filed) == 1
+
+
+async def test_a_return_seen_on_the_broker_decides_what_may_be_claimed(
+    claims_api, disputes_tap, disputes_db, disputes_clock
+):
+    """`return.received` with its refund deadline passed allows RETURN_NOT_REFUNDED at once (the
+    order is four days old), and is no RETURN_REFUSED."""
+    api = claims_api
+    order = await api.deliver(ordered_days_ago=4)
+    now = disputes_clock.now()
+    ret = open_return(
+        order,
+        make_request(order, ("L1", 1, "DEFECTIVE")),
+        return_id=unique("ret"),
+        policy=policy(),
+        rules=RULES,
+        already_returned={},
+        buyer_flagged=False,
+        actor=Actor(role="buyer", id=order.buyer.id),
+        now=now - timedelta(days=1),
+    )[-1][1]
+    overdue = {"received_at": now - timedelta(hours=30), "refund_due_at": now - timedelta(hours=1)}
+    received = ret.model_copy(update={"status": ReturnStatus.RECEIVED, "version": 4, **overdue})
+    await api.publish("return.received", received, received.return_id, sequence=4)
+    seen = {"_id": order.order_id, f"returns.{received.return_id}": {"$exists": True}}
+    await eventually(lambda: disputes_db.order_facts.find_one(seen), what="the return in the order's facts")
+    body = {"reason": "RETURN_REFUSED", "return_id": received.return_id}
+    response = await api.client.post(
+        "/v1/claims",
+        json={"order_id": order.order_id, "amount": {"amount": 1500, "currency": "USD"}} | body,
+        headers=api.as_buyer(order.buyer.id),
+    )
+    problem(response, 422, "return_id")
+    claim = await api.file(order, 1500, reason="RETURN_NOT_REFUNDED", return_id=received.return_id)
+    assert claim["return_id"] == received.return_id and claim["reason"] == "RETURN_NOT_REFUNDED"
+    await disputes_tap.wait_types(claim["claim_id"], ["claim.filed"])

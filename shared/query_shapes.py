@@ -32,7 +32,16 @@ SCAN = "scan"
 
 EVERY_COLLECTION = "*"
 SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")
-OUTBOX_COLLECTIONS = ("returns", "orders", "refunds", "notifications", "buyers", "chargebacks")
+OUTBOX_COLLECTIONS = (
+    "returns",
+    "orders",
+    "refunds",
+    "notifications",
+    "buyers",
+    "claims",
+    "seller_feedback",
+    "chargebacks",
+)
 # Map fields whose keys are ids: `postage.rf_1` reads as `postage.<id>`.
 ID_KEYED_MAPS: Mapping[str, tuple[str, ...]] = {
     "order_ledgers": ("postage", "reservations", "settled"),
@@ -579,6 +588,82 @@ SHAPES: tuple[QueryShape, ...] = (
         INDEXED,
         True,
         "disputes `OrderBook.by_payment` (a chargeback finds its order)",
+    ),
+    _shape(
+        "claims",
+        "order_id, order_seq",
+        "`order_id_1_order_seq_1` (unique)",
+        "unique key `{order_id, order_seq}`",
+        True,
+        "disputes `claims_of_order` (`POST /v1/claims`: the order's claims, slot by slot, up to the first free one)",
+    ),
+    _shape("claims", "_id, version", "`_id`", BY_ID, True, "disputes `commit_claim` (not claimable: once more)"),
+    _shape(
+        "claims",
+        f"_id, version, {_CLAIMABLE}",
+        "`_id`",
+        BY_ID,
+        True,
+        "disputes `commit_claim` (a transition with its `claim.*`, claimed for this replica's outbox relay)",
+    ),
+    _shape(
+        "claims",
+        "",
+        "`order_id_1_order_seq_1`, `buyer.id_1_created_at_-1`, `seller.id_1_created_at_-1`, "
+        "`status_1_respond_by_1`, `created_at_-1` (others filtered on the walk)",
+        LISTING,
+        False,
+        "disputes `list_claims` (`GET /v1/claims`)",
+        optional=("order_id", "buyer.id", "seller.id", "status", _CURSOR),
+        sort=_NEWEST_FIRST,
+    ),
+    _shape(
+        "claims",
+        "reminded, respond_by: $gt $lte, status",
+        "`status_1_respond_by_1`",
+        INDEXED,
+        False,
+        "disputes `due_for_reminder` (claim deadline job)",
+        sort="+respond_by",
+    ),
+    _shape(
+        "claims",
+        "respond_by: $lte, status",
+        "`status_1_respond_by_1`",
+        INDEXED,
+        False,
+        "disputes `past_deadline` (claim deadline job: grant unanswered claims)",
+        sort="+respond_by",
+    ),
+    _shape(
+        "seller_feedback",
+        "order_id",
+        "`order_id_1` (unique)",
+        "unique key `{order_id}`",
+        True,
+        "disputes `feedback_of_order` (`POST /v1/feedback` refused as a second one: was it this request's?)",
+    ),
+    _shape(
+        "seller_feedback", "_id, version", "`_id`", BY_ID, True, "disputes `commit_feedback` (not claimable: once more)"
+    ),
+    _shape(
+        "seller_feedback",
+        f"_id, version, {_CLAIMABLE}",
+        "`_id`",
+        BY_ID,
+        True,
+        "disputes `commit_feedback` (`feedback.removed`, claimed for this replica's outbox relay)",
+    ),
+    _shape(
+        "seller_feedback",
+        "",
+        "`order_id_1`, `seller_id_1_created_at_-1`, `buyer_id_1_created_at_-1`, `created_at_-1` "
+        "(others filtered on the walk)",
+        LISTING,
+        False,
+        "disputes `list_feedback` (`GET /v1/feedback`)",
+        optional=("order_id", "buyer_id", "seller_id", _CURSOR),
+        sort=_NEWEST_FIRST,
     ),
     _shape(
         "stripe_deliveries",

@@ -1,8 +1,12 @@
 """Events the disputes service consumes: event type -> one small idempotent function each.
 
 Each handler gets the service's Disputes context, the envelope and the validated data
-(shared.messaging). No inbox: every effect is a conditional write keyed by an id or a version
-(services/disputes/orders.py), so a redelivery or two copies at once change nothing more.
+(shared.messaging). No inbox: every effect is a conditional write keyed by an id or a version, so
+a redelivery or two copies at once change nothing more:
+- order.delivered, return.*, refund.issued -> OrderBook (services/disputes/orders.py): upserts
+  conditional on the snapshot's absence, the refund's id, the return's version.
+- refund.issued / refund.failed of kind `claim`: the claim is closed by a write conditional on its
+  version, only from `paying`; the loser of a race (or a redelivery) reads it closed: nothing to do.
 """
 
 from __future__ import annotations
@@ -10,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from services.disputes.claims import ClaimDesk
 from services.disputes.orders import OrderBook
 from shared.events import CloudEvent
 from shared.messaging import Subscription
-from shared.models import Order, Refund, Return
+from shared.models import ALREADY_REFUNDED, Order, Refund, RefundKind, Return
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,7 @@ class Disputes:
     """What the handlers act on (the wiring builds it)."""
 
     orders: OrderBook
+    claims: ClaimDesk
 
 
 async def order_delivered(disputes: Disputes, event: CloudEvent, order: Order) -> None:
@@ -32,7 +38,15 @@ async def return_changed(disputes: Disputes, event: CloudEvent, ret: Return) -> 
 
 
 async def refund_issued(disputes: Disputes, event: CloudEvent, refund: Refund) -> None:
-    await disputes.orders.note_refund(refund)
+    await disputes.orders.note_refund(refund)  # every kind counts toward what the order had refunded
+    if refund.kind == RefundKind.CLAIM:
+        await disputes.claims.refund_issued(refund)
+
+
+async def refund_failed(disputes: Disputes, event: CloudEvent, refund: Refund) -> None:
+    # Other failures of a claim's refund leave it `paying`: an agent retries it in the refunds service.
+    if refund.kind == RefundKind.CLAIM and refund.failure_reason == ALREADY_REFUNDED:
+        await disputes.claims.refund_failed_already_refunded(refund)
 
 
 # Every return event that changes what a claim may be filed for (status, deadlines, rejection).
@@ -50,4 +64,5 @@ SUBSCRIPTIONS: list[Subscription[Disputes, Any]] = [
     Subscription("order.delivered", order_delivered),  # on the upstream orders exchange
     *(Subscription(event_type, return_changed) for event_type in RETURN_EVENTS),
     Subscription("refund.issued", refund_issued),
+    Subscription("refund.failed", refund_failed),
 ]

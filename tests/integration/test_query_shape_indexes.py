@@ -8,6 +8,7 @@ from typing import Any
 
 from services.disputes.chargebacks.store import ChargebackStore
 from services.disputes.orders import OrderBook
+from services.disputes.store import ClaimsStore
 from services.metrics.store import MetricsStore
 from services.notifications.store import NotificationStore
 from services.refunds.gateways.ledger import LedgerGateway
@@ -39,7 +40,9 @@ async def set_up(service: str, db: Any, bus_factory: Any) -> None:
         await OrderBook(db["order_facts"]).ensure_indexes()
         chargebacks = ChargebackStore(db)
         await chargebacks.ensure_indexes()
-        outboxes = [chargebacks.chargebacks]
+        claims = ClaimsStore(db)
+        await claims.ensure_indexes()
+        outboxes = [claims.claims, claims.feedback, chargebacks.chargebacks]
     else:
         metrics = MetricsStore(db)
         await metrics.ensure_indexes()

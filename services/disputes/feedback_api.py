@@ -1,0 +1,81 @@
+"""HTTP surface of seller feedback: the buyer leaves it, an agent removes it, lists and reads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.disputes.api import own_only
+from services.disputes.feedback import FeedbackDesk
+from services.disputes.schemas import FeedbackFilter, FeedbackRequest, RemoveFeedbackBody
+from shared.auth import CurrentPrincipal
+from shared.dispute_models import SellerFeedback
+from shared.idempotency import Idempotent
+from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+
+router = APIRouter(prefix="/v1")
+
+
+async def desk_of(request: Request) -> FeedbackDesk:
+    return request.app.state.feedback
+
+
+Desk = Annotated[FeedbackDesk, Depends(desk_of)]
+IdQuery = Annotated[str | None, Query(max_length=128)]
+
+
+@router.post(
+    "/feedback",
+    status_code=201,
+    response_model=SellerFeedback,
+    tags=["feedback"],
+    summary="The order's buyer rates its seller, 1-5 stars (one feedback per order)",
+    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+)
+async def leave_feedback(body: FeedbackRequest, desk: Desk, idempotent: Idempotent) -> Response:
+    async def run() -> Response:
+        feedback = await desk.leave(body, idempotent.principal, idempotent.key)
+        return JSONResponse(
+            feedback.model_dump(mode="json"),
+            status_code=201,
+            headers={"Location": f"/v1/feedback/{feedback.feedback_id}"},
+        )
+
+    return await idempotent.run(run, status_code=201)
+
+
+@router.post(
+    "/feedback/{feedback_id}/remove",
+    response_model=SellerFeedback,
+    tags=["feedback"],
+    summary="An agent removes feedback (it no longer counts)",
+)
+async def remove_feedback(
+    feedback_id: str, body: RemoveFeedbackBody, desk: Desk, principal: CurrentPrincipal
+) -> SellerFeedback:
+    return await desk.remove(feedback_id, principal, body.note)
+
+
+@router.get("/feedback/{feedback_id}", response_model=SellerFeedback, tags=["feedback"])
+async def get_feedback(feedback_id: str, desk: Desk, principal: CurrentPrincipal) -> SellerFeedback:
+    return await desk.visible(feedback_id, principal)
+
+
+@router.get("/feedback", response_model=Page[SellerFeedback], tags=["feedback"], summary="Feedback, newest first")
+async def list_feedback(
+    desk: Desk,
+    principal: CurrentPrincipal,
+    order_id: IdQuery = None,
+    buyer_id: IdQuery = None,
+    seller_id: IdQuery = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[SellerFeedback]:
+    parties = own_only(principal, buyer_id, seller_id)
+    if parties is None:
+        return Page[SellerFeedback](items=[])
+    buyer_id, seller_id = parties
+    wanted = FeedbackFilter(order_id=order_id, buyer_id=buyer_id, seller_id=seller_id)
+    return await desk.store.list_feedback(wanted, cursor, limit)

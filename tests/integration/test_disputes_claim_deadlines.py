@@ -1,0 +1,93 @@
+"""The claim deadline job with short durations and two replicas running it at once: each reminder
+and each automatic grant happens exactly once, on the business clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from asgi_lifespan import LifespanManager
+
+from services.disputes.app import create_app
+from tests.integration.returns.factories import eventually
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.claims_harness"]  # its fixtures: the service, its API, a tap, the clock
+
+SETTINGS = {
+    "jobs_enabled": True,
+    "job_interval_s": 0.03,
+    "claim_response_hours": 60 / 3600,  # the seller has 60 s
+    "claim_reminder_hours": 20 / 3600,  # reminded 20 s before
+}
+
+
+@pytest.fixture(scope="module")
+async def replica(disputes_app, disputes_settings, disputes_clock) -> AsyncIterator:
+    """A second instance of the service on the same database and queues, with its own job."""
+    app = create_app(disputes_settings, disputes_clock)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as _:
+        yield app
+
+
+async def settle(*apps) -> None:
+    """Wait until every replica's job has completed two whole runs since now."""
+    jobs = [app.state.claim_deadlines for app in apps]
+    marks = [job.runs for job in jobs]
+    await eventually(
+        lambda: all(job.runs >= mark + 2 for job, mark in zip(jobs, marks, strict=True)),
+        what="two deadline runs per replica",
+    )
+
+
+async def test_remind_and_grant_exactly_once_with_two_runners(
+    claims_api, disputes_tap, disputes_clock, disputes_app, replica
+):
+    api, clock = claims_api, disputes_clock
+    unanswered = [await api.file(await api.deliver(), 1000 + n) for n in range(6)]
+    contested_early_order = await api.deliver()
+    contested_early = await api.file(contested_early_order)
+    contested_late_order = await api.deliver()
+    contested_late = await api.file(contested_late_order)
+    contest = {"kind": "contest", "evidence": {"tracking_number": "1Z999"}}
+    seller = api.as_seller(contested_early_order.seller.id)
+    api.ok(await api.act(contested_early["claim_id"], "respond", seller, **contest), 200)
+
+    clock.advance(timedelta(seconds=30))  # nothing due yet
+    await settle(disputes_app, replica)
+    assert all(disputes_tap.types(c["claim_id"]) in ([], ["claim.filed"]) for c in unanswered)
+    clock.advance(timedelta(seconds=15))  # 15 s before the deadline: inside the 20 s lead
+    await settle(disputes_app, replica)
+    seller = api.as_seller(contested_late_order.seller.id)
+    api.ok(await api.act(contested_late["claim_id"], "respond", seller, **contest), 200)
+    clock.advance(timedelta(seconds=20))  # past the deadline: the platform grants unanswered claims
+    await settle(disputes_app, replica)
+
+    for claim in unanswered:
+        cid = claim["claim_id"]
+        events = await disputes_tap.wait_types(cid, ["claim.filed", "claim.response_due_soon", "claim.granted"])
+        assert [e.sequence for e in events] == [1, 2, 3]
+        granted = await api.get(cid)
+        assert granted == events[-1].data and granted["status"] == "paying" and granted["reminded"]
+        decision = granted["decision"]
+        assert decision["automatic"] and decision["funded_by"] == "seller" and decision["outcome"] == "granted"
+        assert decision["actor"] == {"role": "platform", "id": "disputes"} and decision["amount"] == claim["amount"]
+        assert granted["payment"] == {
+            "refund_id": f"rf_{cid}",
+            "amount": claim["amount"],
+            "paid": None,
+            "issued_at": None,
+        }
+        assert [s["action"] for s in granted["timeline"]] == ["file", "remind", "grant"]
+    types = ["claim.filed", "claim.seller_responded"]
+    await disputes_tap.wait_types(contested_early["claim_id"], types)
+    late = await disputes_tap.wait_types(
+        contested_late["claim_id"], ["claim.filed", "claim.response_due_soon", "claim.seller_responded"]
+    )
+    assert late[-1].data["status"] == "contested"
+    # Nothing more comes of further runs.
+    clock.advance(timedelta(hours=1))
+    await settle(disputes_app, replica)
+    assert all(len(disputes_tap.of(c["claim_id"])) == 3 for c in unanswered)
+    assert len(disputes_tap.of(contested_late["claim_id"])) == 3

@@ -252,7 +252,7 @@ async def main(args: argparse.Namespace) -> int:
             log(f"ceilings: {ceilings}")
 
         observer_dir = stack.start_observer()
-        log("starting the four services (scripts/run-services)")
+        log("starting the five services (scripts/run-services)")
         stack.start_services()
         stack.processes["bench (load generator)"] = psutil.Process()
         log(f"up: {', '.join(f'{s} :{config.port(s)}' for s in SERVICES)}")

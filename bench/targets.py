@@ -76,7 +76,7 @@ def lifecycles(result: dict[str, Any]) -> int:
 
 
 def commands_per_lifecycle(result: dict[str, Any]) -> tuple[float | None, str]:
-    """Sum over the four services; None (with why) if any service reported no commands."""
+    """Sum over the four lifecycle services; None (with why) if any of them reported no commands."""
     ops = result.get("mongo_commands") or {}
     n = lifecycles(result)
     missing = [s for s in SERVICES if not (ops.get(s) or {}).get("commands")]

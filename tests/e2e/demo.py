@@ -73,7 +73,7 @@ class Demo:
             "disputes": args.disputes_url,
         }
         self.stories = ["return", "claim"] if args.story == "all" else [args.story]
-        self.clock_file = Path(args.clock_file or env.get("CLOCK_FILE") or REPO / ".local" / "clock")
+        self.clock_file = Path(args.clock_file or os.environ.get("CLOCK_FILE") or REPO / ".local" / "clock")
         self.timeout = args.timeout
         tag = uuid.uuid4().hex[:6]
         self.buyer = {

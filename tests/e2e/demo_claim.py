@@ -164,16 +164,24 @@ async def report(demo: Demo, cid: str, order_id: str, buyer: dict[str, Any], sel
     print(f"  {len(refunds)} refund(s) for the order: the claim was paid {'once' if len(refunds) == 1 else 'WRONGLY'}")
 
     section(f"EVENTS on {demo.exchange} (type, sequence, subject)")
+    mine: set[str] = set()  # ids of the claim's and the order's events; a notification names its event
     for event in demo.events:
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
-        if event.get("subject") in (cid, order_id) or data.get("claim_id") == cid or data.get("order_id") == order_id:
+        if (
+            event.get("subject") in (cid, order_id)
+            or data.get("claim_id") == cid
+            or data.get("order_id") == order_id
+            or data.get("event_id") in mine
+        ):
+            mine.add(event["id"])
             extra = f"  [{data['template']} -> {data['recipient_role']}]" if event["type"].startswith("notif") else ""
             print(f"  {event['type']:<26} seq {event.get('sequence', 0):<3} {event.get('subject')}{extra}")
 
     roles = {buyer["email"]: "buyer", seller["email"]: "seller"}
     deadline = asyncio.get_running_loop().time() + EMAIL_WAIT_S
-    while len(demo.mails(roles)) < 5 and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.3)  # filed (buyer, seller), reminder (seller), granted (buyer, seller)
+    # Filed (buyer, seller), reminder (seller), granted (buyer, seller), refunded (buyer, seller).
+    while len(demo.mails(roles)) < 7 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.3)
     section(f"EMAILS in the SMTP sink's Maildir ({demo.maildir})")
     for received, recipient, subject in demo.mails(roles):
         print(f"  {received}  to {roles[recipient]:<6} {subject}")

@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--port-base",
         type=int,
         default=None,
-        help="services on base+1..+4, SMTP sink on base+25, own MongoDB-wire on base+17 "
+        help="services on base+1..+5, SMTP sink on base+25, own MongoDB-wire on base+17 "
         "(default: the first free block from 28000 on, in steps of 100)",
     )
     p.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
@@ -252,7 +252,7 @@ async def main(args: argparse.Namespace) -> int:
             log(f"ceilings: {ceilings}")
 
         observer_dir = stack.start_observer()
-        log("starting the four services (scripts/run-services)")
+        log("starting the five services (scripts/run-services)")
         stack.start_services()
         stack.processes["bench (load generator)"] = psutil.Process()
         log(f"up: {', '.join(f'{s} :{config.port(s)}' for s in SERVICES)}")

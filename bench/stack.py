@@ -1,5 +1,9 @@
-"""The bench's own isolated stack: its MongoDB-wire server, the observer, the four services, and
+"""The bench's own isolated stack: its MongoDB-wire server, the observer, the five services, and
 (with `own_broker`) its own RabbitMQ node.
+
+The disputes service runs too, as deployed, although a return's lifecycle asks nothing of it: it
+keeps its order read-model from order.delivered, return.* and refund.issued, so its queues, logs
+and cost are the platform's. bench/targets.py keeps issue 13's figures over the other four.
 
 Isolation: own ports, database names, exchanges, queue prefix and JWT secret. RabbitMQ is shared by
 default (a second node costs ~7 s and tells the throughput bench nothing); the fault runs
@@ -28,7 +32,7 @@ import psutil
 from shared.bus import QueueNames
 
 REPO = Path(__file__).resolve().parent.parent
-SERVICES = ("returns", "refunds", "notifications", "metrics")
+SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")
 MONGO_JAR = REPO / "deploy/local/mongo-wire/target/mongo-wire.jar"
 
 

@@ -100,9 +100,9 @@ for each service). Lists and maps are JSON (`RETRY_DELAYS_MS='[1000,5000,30000]'
 seconds or ISO 8601 (`RESPONSE_DEADLINE=PT48H`); booleans are `true`/`false`.
 
 The container image adds two of its own: `SERVICE` (which service the image runs: `returns`,
-`refunds`, `notifications` or `metrics`) and `HOST=0.0.0.0`. Secrets (JWT keys, passwords in
-`MONGODB_URL`/`AMQP_URL`, `STRIPE_API_KEY`, `SMTP_PASSWORD`) come from a Kubernetes Secret or the
-compose environment, never from a ConfigMap. Where each is set: `deploy/compose.yaml`,
+`refunds`, `notifications`, `metrics` or `disputes`) and `HOST=0.0.0.0`. Secrets (JWT keys,
+passwords in `MONGODB_URL`/`AMQP_URL`, `STRIPE_API_KEY`, `STRIPE_WEBHOOK_SECRET`, `SMTP_PASSWORD`)
+come from a Kubernetes Secret or the compose environment, never from a ConfigMap. Where each is set: `deploy/compose.yaml`,
 `deploy/kubernetes/base/<service>/kustomization.yaml` (ConfigMaps) and the per-service Secret
 described in docs/operations.md.
 """
@@ -133,8 +133,11 @@ ports runs a second stack beside the first; `.local/env` describes the last one 
 | `STRIPE_HTTPS_PORT` | `12112` | stripe-mock, HTTPS. |
 | `INFRA_TIMEOUT` | `90` | Seconds to wait for each server to answer. A RabbitMQ node that dies at boot fails at once instead, with the reason from its crash dump. |
 
-The services' own ports are `PORT` above (8001-8004); `scripts/run-services` sets them from
-`RETURNS_PORT`, `REFUNDS_PORT`, `NOTIFICATIONS_PORT` and `METRICS_PORT`.
+The services' own ports are `PORT` above (8001-8005); `scripts/run-services` sets them from
+`RETURNS_PORT`, `REFUNDS_PORT`, `NOTIFICATIONS_PORT`, `METRICS_PORT` and `DISPUTES_PORT`.
+`scripts/up` also gives its services `CLOCK_FILE=.local/clock` (offset 0; `scripts/demo` moves it
+forward to show the claim deadlines; `CLOCK_FILE=` runs on the system clock) and a generated
+`STRIPE_WEBHOOK_SECRET` (`.local/stripe-webhook-secret`).
 """
 
 

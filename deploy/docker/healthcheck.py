@@ -11,7 +11,7 @@ import sys
 import urllib.error
 import urllib.request
 
-DEFAULT_PORTS = {"returns": 8001, "refunds": 8002, "notifications": 8003, "metrics": 8004}
+DEFAULT_PORTS = {"returns": 8001, "refunds": 8002, "notifications": 8003, "metrics": 8004, "disputes": 8005}
 
 
 def url(path: str, environ: dict[str, str] | os._Environ[str] = os.environ) -> str:

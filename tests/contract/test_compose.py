@@ -28,6 +28,8 @@ from tools import contracts
 
 COMPOSE = DEPLOY / "compose.yaml"
 DEFINITIONS = DEPLOY / "rabbitmq" / "definitions.json"
+# What an operator must export before `docker compose up` (docs/operations.md): secrets without defaults.
+REQUIRED_ENV = {"JWT_SECRET": "x" * 64, "STRIPE_WEBHOOK_SECRET": "whsec_" + "y" * 48}
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?(?P<op>[-?])(?P<arg>[^}]*))?\}")
 
 
@@ -129,7 +131,7 @@ def _password_matches(stored: str, password: str) -> bool:
 @pytest.mark.parametrize("name", SERVICES)
 def test_service_environment_is_its_settings(name):
     service = compose()["services"][name]
-    env = environment(service, {"JWT_SECRET": "x" * 64})
+    env = environment(service, REQUIRED_ENV)
     unknown = set(env) - settings_env_names(name) - IMAGE_ONLY_ENV
     assert not unknown, f"{name}: {sorted(unknown)} are not settings of services/{name}/settings.py"
     assert env["SERVICE"] == name
@@ -147,6 +149,10 @@ def test_service_environment_is_its_settings(name):
     )
     with pytest.raises(KeyError):
         environment(service, {})  # JWT_SECRET has no default: compose refuses to start without one
+    if "STRIPE_WEBHOOK_SECRET" in env:
+        # Nor the webhook secret: a known default would let anyone forge Stripe's chargeback events.
+        with pytest.raises(KeyError, match="STRIPE_WEBHOOK_SECRET"):
+            environment(service, {"JWT_SECRET": "x" * 64})
     if name == "notifications":
         assert env["SMTP_HOST"] == "mailpit"
 

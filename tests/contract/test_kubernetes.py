@@ -143,6 +143,18 @@ def test_configuration_references_exist_and_are_settings(overlay, service):
         assert variable["name"] in known, variable["name"]
 
 
+@pytest.mark.parametrize("overlay", list(OVERLAYS))
+def test_stripe_webhook_secret_comes_from_the_services_secret(overlay):
+    """Named with a secretKeyRef (the pod does not start without it), never in a ConfigMap: the
+    settings' development default would let anyone forge Stripe's chargeback events."""
+    main = container(by_kind(overlay, "Deployment")["disputes"])
+    env = {v["name"]: v for v in main.get("env", [])}
+    reference = env["STRIPE_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": "disputes-secrets", "key": "STRIPE_WEBHOOK_SECRET"}
+    for configmap in by_kind(overlay, "ConfigMap").values():
+        assert "STRIPE_WEBHOOK_SECRET" not in configmap.get("data", {}), configmap["metadata"]["name"]
+
+
 def test_production_overlay_namespaces_everything_and_wires_the_clusters():
     everything = resources("production")
     for resource in everything:

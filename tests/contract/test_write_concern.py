@@ -10,7 +10,7 @@ from __future__ import annotations
 from pymongo import MongoClient
 
 from tests.contract.support import ROOT, SERVICES
-from tests.contract.test_compose import compose, environment
+from tests.contract.test_compose import REQUIRED_ENV, compose, environment
 from tests.contract.test_kubernetes import by_kind
 
 EXPECTED = {"w": "majority", "j": True}
@@ -34,7 +34,7 @@ def test_the_services_client_takes_no_write_concern_of_its_own():
 
 def test_compose_urls_ask_for_majority_journaled_writes():
     for name in SERVICES:
-        url = environment(compose()["services"][name], {"JWT_SECRET": "x" * 64})["MONGODB_URL"]
+        url = environment(compose()["services"][name], REQUIRED_ENV)["MONGODB_URL"]
         assert _write_concern(url) == EXPECTED, (name, url)
 
 

@@ -1,11 +1,15 @@
-"""One return through its whole life on the running local stack, and what each party saw.
+"""Two stories on the running local stack, and what each party saw (a return, an A-to-z claim).
+
+One return through its whole life, then an A-to-z claim the seller leaves unanswered
+(tests/e2e/demo_claim.py).
 
     scripts/up && scripts/demo          (or: uv run python -m tests.e2e.demo --help)
 
 Talks to the stack `scripts/up` started, only through its public interfaces: the upstream order
-system's `order.delivered` on the orders exchange, the four HTTP APIs with tokens signed with
+system's `order.delivered` on the orders exchange, the HTTP APIs with tokens signed with
 .local/jwt-secret, a temporary queue bound to the events exchange, the SMTP sink's Maildir
-(MAILDIR in .local/env) and the metrics API. Every run uses a new buyer, seller and order.
+(MAILDIR in .local/env), the metrics API and, for the claim, the clock-offset file every service
+reads (CLOCK_FILE, .local/clock). Every run uses a new buyer, seller and order.
 """
 
 from __future__ import annotations
@@ -66,7 +70,10 @@ class Demo:
             "refunds": args.refunds_url,
             "notifications": args.notifications_url,
             "metrics": args.metrics_url,
+            "disputes": args.disputes_url,
         }
+        self.stories = ["return", "claim"] if args.story == "all" else [args.story]
+        self.clock_file = Path(args.clock_file or os.environ.get("CLOCK_FILE") or REPO / ".local" / "clock")
         self.timeout = args.timeout
         tag = uuid.uuid4().hex[:6]
         self.buyer = {
@@ -113,23 +120,65 @@ class Demo:
     async def as_agent(self, service: str, method: str, path: str, **kwargs: Any) -> Any:
         return await self.call("agent", "demo-agent", service, method, path, **kwargs)
 
-    async def until(self, what: str, check: Any) -> Any:
-        deadline = time.monotonic() + self.timeout
+    async def until(self, what: str, check: Any, timeout: float | None = None) -> Any:
+        deadline = time.monotonic() + (timeout or self.timeout)
         while True:
             result = await check()
             if result:
                 return result
             if time.monotonic() > deadline:
                 sys.exit(
-                    f"demo: gave up waiting for {what} after {self.timeout:.0f}s "
-                    "(are all four services up? logs: .local/logs/)"
+                    f"demo: gave up waiting for {what} after {timeout or self.timeout:.0f}s "
+                    "(are all five services up? logs: .local/logs/)"
                 )
             await asyncio.sleep(0.2)
 
     # ---- the story --------------------------------------------------------------------------
 
+    async def publish_order(self, connection: aio_pika.abc.AbstractRobustConnection, order: dict[str, Any]) -> None:
+        """The upstream order system: `order.delivered` (CloudEvents JSON) on the orders exchange."""
+        channel = await connection.channel(publisher_confirms=True)
+        orders = await channel.declare_exchange(self.orders_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        event_id = str(uuid.uuid4())
+        await orders.publish(
+            aio_pika.Message(
+                json.dumps(
+                    {
+                        "specversion": "1.0",
+                        "id": event_id,
+                        "source": "/demo/orders",
+                        "type": "order.delivered",
+                        "time": datetime.now(UTC).isoformat(),
+                        "subject": order["order_id"],
+                        "datacontenttype": "application/json",
+                        "sequence": 1,
+                        "data": order,
+                    }
+                ).encode(),
+                message_id=event_id,
+                type="order.delivered",
+                content_type="application/cloudevents+json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key="order.delivered",
+        )
+
+    def clock_offset(self) -> timedelta:
+        """What the services add to the system time (shared.clock.FileOffsetClock): 0 without the file."""
+        try:
+            return timedelta(seconds=float(self.clock_file.read_text().strip() or "0"))
+        except FileNotFoundError:
+            return timedelta()
+
+    def services_now(self) -> datetime:
+        return datetime.now(UTC) + self.clock_offset()
+
     async def run(self) -> None:
+        from tests.e2e.demo_claim import claim_story
+
         for name, url in self.urls.items():
+            if name == "disputes" and "claim" not in self.stories:
+                continue
             try:
                 ready = await self.http.get(url + "/readyz")
             except httpx.HTTPError:
@@ -139,7 +188,12 @@ class Demo:
         connection = await aio_pika.connect_robust(self.amqp_url, timeout=10)
         try:
             await self.listen(connection)
-            await self.story(connection)
+            if "return" in self.stories:
+                print("A return's whole life on the local stack:")
+                await self.story(connection)
+            if "claim" in self.stories:
+                print("\nAn A-to-z claim the seller does not answer:")
+                await claim_story(self, connection)
         finally:
             await connection.close()
             await self.http.aclose()
@@ -157,7 +211,8 @@ class Demo:
         await queue.consume(on_message, no_ack=True)
 
     async def story(self, connection: aio_pika.abc.AbstractRobustConnection) -> None:
-        delivered = datetime.combine(datetime.now(NEW_YORK).date() - timedelta(days=3), day_time(14), tzinfo=NEW_YORK)
+        today = self.services_now().astimezone(NEW_YORK).date()  # the claim story moves the services' clock
+        delivered = datetime.combine(today - timedelta(days=3), day_time(14), tzinfo=NEW_YORK)
         order = {
             "order_id": self.order_id,
             "marketplace": "US",
@@ -196,31 +251,7 @@ class Demo:
             f"order {self.order_id} delivered to {self.buyer['name']}: vase 49.99 + "
             f"candles 15.00 + shipping 6.99 = {self.paid / 100:.2f} USD",
         )
-        channel = await connection.channel(publisher_confirms=True)
-        orders = await channel.declare_exchange(self.orders_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-        event_id = str(uuid.uuid4())
-        await orders.publish(
-            aio_pika.Message(
-                json.dumps(
-                    {
-                        "specversion": "1.0",
-                        "id": event_id,
-                        "source": "/demo/orders",
-                        "type": "order.delivered",
-                        "time": datetime.now(UTC).isoformat(),
-                        "subject": self.order_id,
-                        "datacontenttype": "application/json",
-                        "sequence": 1,
-                        "data": order,
-                    }
-                ).encode(),
-                message_id=event_id,
-                type="order.delivered",
-                content_type="application/cloudevents+json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key="order.delivered",
-        )
+        await self.publish_order(connection, order)
 
         async def order_known() -> bool:
             response = await self.http.get(
@@ -403,13 +434,15 @@ def main(argv: list[str] | None = None) -> None:
         "--notifications-url", default=f"http://127.0.0.1:{os.environ.get('NOTIFICATIONS_PORT', '8003')}"
     )
     parser.add_argument("--metrics-url", default=f"http://127.0.0.1:{os.environ.get('METRICS_PORT', '8004')}")
+    parser.add_argument("--disputes-url", default=f"http://127.0.0.1:{os.environ.get('DISPUTES_PORT', '8005')}")
+    parser.add_argument("--story", choices=("all", "return", "claim"), default="all", help="default: both")
+    parser.add_argument("--clock-file", help="the services' CLOCK_FILE (default: CLOCK_FILE, else .local/clock)")
     parser.add_argument("--amqp-url", help="default: AMQP_URL from .local/env")
     parser.add_argument("--exchange", default=os.environ.get("EXCHANGE", "returns.events"))
     parser.add_argument("--orders-exchange", default=os.environ.get("ORDERS_EXCHANGE", "orders.events"))
     parser.add_argument("--maildir", help="default: MAILDIR from .local/env")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each step")
     args = parser.parse_args(argv)
-    print("A return's whole life on the local stack:")
     asyncio.run(Demo(args).run())
 
 

@@ -1,6 +1,6 @@
 """The end-to-end harness: an isolated stack of real service processes and what the outside sees.
 
-`Stack` starts the four services with `scripts/run-services` (exactly how `scripts/up` starts
+`Stack` starts the five services with `scripts/run-services` (exactly how `scripts/up` starts
 them) on free ports, with their own databases, exchanges, queues, JWT secret and clock file, so
 it never meets a developer's running stack or another test run on the same servers. Around them
 it runs the outside world (tests/e2e/observers.py: an SMTP server, an independent AMQP
@@ -38,7 +38,7 @@ from tests.e2e.observers import Email, EventTap, Mailbox, Seen, StripeRecorder, 
 __all__ = ["Email", "EventTap", "Mailbox", "Seen", "Stack", "StripeRecorder", "WaitTimeout", "eventually", "holds"]
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("returns", "refunds", "notifications", "metrics")
+SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")
 WAIT_TIMEOUT = float(os.environ.get("E2E_WAIT_TIMEOUT", "15"))
 
 
@@ -94,7 +94,7 @@ class Replica:
 
 
 class Stack:
-    """One isolated platform: four service processes (more with `add_replicas`) and their world."""
+    """One isolated platform: five service processes (more with `add_replicas`) and their world."""
 
     def __init__(
         self,
@@ -117,6 +117,8 @@ class Stack:
         self.queue_prefix = f"{self.name}."
         self.db_prefix = f"e2e_{self.run_id.replace('-', '_')}_"
         self.jwt_secret = uuid.uuid4().hex + uuid.uuid4().hex
+        # The disputes service verifies Stripe's webhooks with it; a scenario signs its own with it.
+        self.stripe_webhook_secret = f"whsec_{uuid.uuid4().hex}"
         self.extra_env = extra_env or {}
         self.replicas: list[Replica] = []
         self.offset = timedelta()
@@ -147,6 +149,7 @@ class Stack:
                 "SMTP_PORT": str(self.mailbox.port),
                 "SMTP_TLS": "none",
                 "STRIPE_API_BASE": self.stripe.url,
+                "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secret,
                 "LOG_LEVEL": "INFO",
                 # Operational delays, short so a scenario takes seconds; the business rules (48 h,
                 # 2 business days, 30 days) keep their real values and are reached by moving the clock.

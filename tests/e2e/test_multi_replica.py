@@ -1,6 +1,6 @@
 """Two instances of each service against the same servers: a burst of returns, every effect exactly once.
 
-The stack gets a second instance of each of the four services (same databases, queues, exchanges:
+The stack gets a second instance of each of the five services (same databases, queues, exchanges:
 `Stack.add_replicas`). Forty returns go through their whole life with calls spread over both
 instances, the racy ones (creating with one Idempotency-Key, authorizing, receiving) sent to both
 at once, and the deadline jobs of both instances racing for the overdue ones. Then, from outside:

@@ -70,6 +70,18 @@ def test_a_service_without_a_command_tally_fails_instead_of_counting_zero() -> N
     assert "metrics" in target.detail
 
 
+def test_disputes_runs_beside_the_lifecycle_but_is_shown_not_counted() -> None:
+    """Issue 13's figures stay over the four lifecycle services; the disputes service's share is named."""
+    commands = dict.fromkeys(targets.SERVICES, 1000) | {"disputes": 300}
+    cpu = dict.fromkeys(targets.SERVICES, 1.0) | {"disputes": 0.5, "mongo": 3.0}
+    found = targets.run_targets(result(n=100, commands=commands, cpu_s=cpu))
+    assert by_name(found, "MongoDB commands").figure == 40
+    assert "not counted: disputes 3.0" in by_name(found, "MongoDB commands").detail
+    assert by_name(found, "service CPU").figure == 40
+    assert "not counted: disputes 5.0" in by_name(found, "service CPU").detail
+    assert "disputes" not in by_name(targets.run_targets(result(n=100)), "service CPU").detail
+
+
 def test_a_store_the_run_did_not_start_has_no_cpu_figure() -> None:
     cpu = {"returns": 1.0, "refunds": 1.0, "notifications": 1.0, "metrics": 1.0, "mongo (shared)": 0.1}
     target = by_name(targets.run_targets(result(cpu_s=cpu)), "embedded-server CPU")
@@ -116,7 +128,7 @@ def test_checks_cannot_pass_for_nothing(tmp_path) -> None:
     assert not verify.completion_check(0, 0).ok
     assert not verify.completion_check(100, 99).ok
     assert verify.completion_check(100, 100).ok
-    for service in ("returns", "refunds", "notifications"):
+    for service in ("returns", "refunds", "notifications", "disputes"):
         (tmp_path / f"{service}.log").write_text('{"level": "INFO", "msg": "up"}\n')
     findings = verify.log_findings(tmp_path)  # metrics.log missing
     assert findings["metrics"]["no log"] == 1

@@ -16,7 +16,6 @@ from tests.e2e.disputes_world import (
     claim_in,
     dispute_event,
     file_claim,
-    get_claim,
     post_webhook,
 )
 from tests.e2e.harness import Stack, eventually

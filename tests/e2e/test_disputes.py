@@ -253,15 +253,17 @@ async def test_order_defect_rate_counts_feedback_claims_and_service_chargebacks(
         answer = await seller.call("metrics", "GET", f"/v1/metrics/sellers/{seller.id}/order-defects")
         body = ok(answer, 200)
         counts = (
-            body["orders"],
+            body["orders_delivered"],
             body["negative_feedback"]["count"],
-            body["claims"]["count"],
+            body["a_to_z_claims"]["count"],
             body["service_chargebacks"]["count"],
+            body["fraud_chargebacks"],
         )
-        return body if counts == (5, 1, 1, 1) else None
+        return body if counts == (5, 1, 1, 1, 1) else None
 
     health = await eventually(figures, what="the seller's order defect rate")
-    assert health["order_defect_rate"] == 0.6
-    assert health["target"] == 0.01 and health["met"] is False
+    assert health["order_defect_rate"] == {"count": 3, "of": 5, "rate": 0.6}
+    assert health["target"] == 0.01 and health["meets_target"] is False
     # +100 for each of the two orders without defect or refund, -500 for each of the three defects.
-    assert health["rating"] == 2 * 100 - 3 * 500
+    assert health["rating"]["perfect_orders"] == 2
+    assert health["rating"]["score"] == 2 * 100 - 3 * 500

@@ -224,6 +224,8 @@ class StripeRecorder:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.calls: list[GatewayCall] = []
+        # Payment references whose refunds the card issuer refuses (402 card_declined) for now.
+        self.declining: set[str] = set()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -267,6 +269,8 @@ class StripeRecorder:
             def _proxy(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if self._declined(body):
+                    return
                 headers = {
                     k: v
                     for k, v in self.headers.items()
@@ -293,6 +297,30 @@ class StripeRecorder:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def _declined(self, body: bytes) -> bool:
+                """A refund of a payment in `declining`: answered 402 card_declined, as Stripe does."""
+                params = dict(parse_qsl(body.decode())) if body else {}
+                reference = params.get("payment_intent") or params.get("charge")
+                if (
+                    self.command != "POST"
+                    or self.path.split("?")[0] != "/v1/refunds"
+                    or reference not in recorder.declining
+                ):
+                    return False
+                payload = json.dumps(
+                    {"error": {"type": "card_error", "code": "card_declined", "message": "Your card was declined."}}
+                ).encode()
+                with recorder._lock:
+                    recorder.calls.append(
+                        GatewayCall("POST", "/v1/refunds", self.headers.get("Idempotency-Key"), params, 402)
+                    )
+                self.send_response(402)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return True
 
             do_GET = do_POST = do_DELETE = _proxy  # noqa: N815 - http.server's naming
 

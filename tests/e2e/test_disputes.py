@@ -73,7 +73,7 @@ async def test_refund_never_came_claim_is_granted_at_72_hours_and_paid_once(stac
     # The card issuer refuses the return's refund: the buyer is never paid back.
     stack.stripe.declining.add(reference)
     received = ok(
-        await seller.act(rid, "receive", {"lines": [{"line_id": "L1", "quantity": 1, "condition": "defective"}]}), 200
+        await seller.act(rid, "receive", {"lines": [{"line_id": "L1", "quantity": 1, "condition": "opened"}]}), 200
     )
     await eventually(
         lambda: any(e.data.get("return_id") == rid for e in stack.tap.of_type("refund.failed")), what="refund.failed"

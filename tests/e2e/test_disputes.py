@@ -8,6 +8,8 @@ Stripe signs them.
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -17,6 +19,7 @@ from tests.e2e.disputes_world import (
     dispute_event,
     file_claim,
     post_webhook,
+    sign,
 )
 from tests.e2e.harness import Stack, eventually
 from tests.e2e.world import Party, World, ok, total_paid, usd
@@ -132,9 +135,12 @@ async def test_contested_claim_is_denied_by_an_agent(stack: Stack, world: World)
         world.order(buyer, seller, [("L1", "Trail shoes", "shoes", 1, 12900)], shipping=500, days_ago=16)
     )
     oid = order["order_id"]
-    # Someone else's buyer cannot file on this order (404, as if it did not exist).
+    # Another buyer cannot file on this order: refused exactly as for an order that does not exist.
     stranger = world.buyer("Eve Other")
-    assert (await file_claim(stranger, oid, "ITEM_NOT_RECEIVED", 100)).status_code == 404
+    theirs = await file_claim(stranger, oid, "ITEM_NOT_RECEIVED", 100)
+    unknown = await file_claim(stranger, f"{oid}-none", "ITEM_NOT_RECEIVED", 100)
+    assert theirs.status_code == unknown.status_code == 422
+    assert theirs.json()["errors"] == unknown.json()["errors"]
 
     claim = await file_when_known(buyer, oid, "ITEM_NOT_RECEIVED", 13400)
     cid = claim["claim_id"]
@@ -152,7 +158,10 @@ async def test_contested_claim_is_denied_by_an_agent(stack: Stack, world: World)
         await claim_act(world.agent, cid, "decide", {"outcome": "deny", "note": "Carrier confirms delivery"}), 200
     )
     assert denied["status"] == "denied" and denied["decision"]["note"] == "Carrier confirms delivery"
-    assert types_of(stack, cid) == ["claim.filed", "claim.seller_responded", "claim.denied"]
+    await eventually(
+        lambda: types_of(stack, cid) == ["claim.filed", "claim.seller_responded", "claim.denied"],
+        what="the claim's three events",
+    )
     await expect_claim_emails(
         stack,
         cid,
@@ -204,14 +213,20 @@ async def test_chargeback_on_a_refunded_order_is_answered_by_the_platform(stack:
     to_stripe = [c for c in stack.stripe.calls if c.path == f"/v1/disputes/{dispute_id}" and c.method == "POST"]
     assert len(to_stripe) == 1 and to_stripe[0].status == 200 and to_stripe[0].params.get("submit") == "true"
 
-    # A replay of the same signed delivery is refused; Stripe's own redelivery changes nothing.
+    # The dispute is won. An exact replay of that signed delivery is refused; Stripe's own
+    # redelivery (the same event, signed anew) is accepted and changes nothing.
     closed = dispute_event(
         "charge.dispute.closed", dispute_id, reference, 4599, reason="product_not_received", status="won"
     )
-    assert (await post_webhook(stack, closed)).status_code == 200
+    payload, secret = json.dumps(closed).encode(), stack.env()["STRIPE_WEBHOOK_SECRET"]
+    signature = sign(payload, secret)
+    assert (await post_webhook(stack, closed, signature)).status_code == 200
     cid = chargeback["chargeback_id"]
     await eventually(lambda: "chargeback.won" in types_of(stack, cid), what="chargeback.won")
-    assert (await post_webhook(stack, closed)).status_code == 200
+    replay = await post_webhook(stack, closed, signature)
+    assert replay.status_code == 400 and replay.headers["content-type"].startswith("application/problem+json")
+    redelivered = await post_webhook(stack, closed, sign(payload, secret, at=int(time.time()) + 2))
+    assert redelivered.status_code == 200
     assert types_of(stack, cid) == ["chargeback.opened", "chargeback.evidence_submitted", "chargeback.won"]
     unsigned = await stack.http("disputes").post("/v1/webhooks/stripe", json=closed)
     assert unsigned.status_code == 400 and unsigned.headers["content-type"].startswith("application/problem+json")

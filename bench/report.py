@@ -123,6 +123,18 @@ def render(result: dict[str, Any]) -> str:
                 rows,
             )
         )
+    if result.get("garbage_collector"):
+        gc_rows = [
+            [name, "/".join(map(str, g["collections"])), g["cpu_s"], g["cpu_ms_per_lifecycle"], g["pct_of_service_cpu"]]
+            for name, g in result["garbage_collector"].items()
+        ]
+        out.append("\nCyclic garbage collector during the measured phase (collections: young / middle / full)")
+        out.append(
+            table(
+                ["service", "collections", "CPU s", "CPU ms/lifecycle", "% of the service's CPU"],
+                gc_rows,
+            )
+        )
     out.append("\nExactly-once checks")
     for check in result["checks"]:
         out.append(f"  [{'ok' if check['ok'] else 'FAIL'}] {check['name']}: {check['detail']}")

@@ -349,7 +349,8 @@ async def main(args: argparse.Namespace) -> int:
         if java:
             java.stop()
         await asyncio.sleep(2.5)
-        mongo_ops = ops_delta(ops_before, stack.mongo_ops())
+        ops_after = stack.mongo_ops()
+        mongo_ops = ops_delta(ops_before, ops_after)
         log("load done; settling 3 s for late duplicates, then checking")
         await asyncio.sleep(3)
 
@@ -494,6 +495,7 @@ async def main(args: argparse.Namespace) -> int:
             "ceilings": ceilings,
             "ratios": ratios,
             "mongo_commands": mongo_ops_summary(mongo_ops, n_done, wall),
+            "garbage_collector": gc_summary(ops_before, ops_after, n_done, usage),
             "events": event_stats,
             "queue_depths": depths,
             "log_findings": findings,
@@ -530,6 +532,26 @@ def ops_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[s
             for kind in ("counts", "micros")
         }
     return delta
+
+
+def gc_summary(before: dict[str, Any], after: dict[str, Any], lifecycles: int, usage: dict[str, Any]) -> dict[str, Any]:
+    """Per service: the cyclic garbage collector over the measured phase (bench/inject): collections
+    per generation, their CPU, and that CPU per lifecycle and as a share of the service's CPU."""
+    out: dict[str, Any] = {}
+    for service, now in after.items():
+        if "gc" not in now:  # a tally from an older injector
+            continue
+        then = before.get(service, {}).get("gc", {"collections": [0, 0, 0], "micros": [0, 0, 0]})
+        collections = [a - b for a, b in zip(now["gc"]["collections"], then["collections"], strict=True)]
+        cpu_s = sum(now["gc"]["micros"]) / 1e6 - sum(then["micros"]) / 1e6
+        service_cpu = usage["processes"].get(service, {}).get("cpu_s")
+        out[service] = {
+            "collections": collections,
+            "cpu_s": round(cpu_s, 2),
+            "cpu_ms_per_lifecycle": round(1000 * cpu_s / lifecycles, 2) if lifecycles else None,
+            "pct_of_service_cpu": round(100 * cpu_s / service_cpu, 1) if service_cpu else None,
+        }
+    return out
 
 
 def mongo_ops_summary(ops: dict[str, dict[str, Any]], lifecycles: int, wall: float) -> dict[str, Any]:

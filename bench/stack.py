@@ -342,7 +342,9 @@ class Stack:
         if c.count_mongo_ops:  # bench/inject/sitecustomize.py: a pymongo command listener, no code change
             self.mongo_ops_dir.mkdir(parents=True, exist_ok=True)
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "bench/inject"), env.get("PYTHONPATH")]))
-            env["BENCH_MONGO_OPS_DIR"] = str(self.mongo_ops_dir)
+            # Absolute: with --services-tree the services run in the other tree, so a relative
+            # --out would send the tallies nowhere (the injector drops what it cannot write).
+            env["BENCH_MONGO_OPS_DIR"] = str(self.mongo_ops_dir.resolve())
         env.update(c.extra_env)
         return env
 

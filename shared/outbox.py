@@ -286,6 +286,11 @@ class OutboxRelay:
         # A little after the lease written for the back-off (business clock) has surely expired.
         delay += 0.01 if delay else 0
         self._retry[_key(collection, doc_id)] = (collection, doc_id, time.monotonic() + delay)
+        if not delay:
+            # Due now. No timer: uvloop (the services' loop) answers call_later(0) with a plain
+            # Handle, which has no when(), and one in _timers broke every later _retry_in.
+            self._loop.wake()
+            return
         loop = asyncio.get_running_loop()
         self._timers = {t for t in self._timers if t.when() > loop.time()}  # forget the ones that fired
         self._timers.add(loop.call_later(delay, self._loop.wake))

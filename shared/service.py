@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from shared import heap
 from shared.auth import Role, TokenVerifier, require_roles
 from shared.bus import EventBus
 from shared.clock import Clock, clock_from_env
@@ -96,6 +97,7 @@ def create_service_app(
             if isinstance(bus, EventBus):  # replaces any weaker check a service registered itself
                 add_readiness_check(app, "amqp", bus.is_connected)
             app.state.started = True
+            heap.settle()  # start-up's objects are never garbage: stop rescanning them
             log.info("service started", extra={"version": version})
             try:
                 yield state or None

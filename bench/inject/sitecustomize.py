@@ -3,6 +3,10 @@
 A global pymongo CommandListener tallies every command per (name, collection) with its round-trip
 time and dumps the tally to $BENCH_MONGO_OPS_DIR/mongo-ops-<pid>.json every 2 s and at exit. The
 services' code is untouched; the listener costs a few microseconds per command.
+
+It also times the cyclic garbage collector (`gc.callbacks`, the collecting thread's CPU time):
+collections per generation and their CPU, dumped with the tally under `gc`. The collector's share
+of a service's CPU grows with its heap; shared/heap.py is what keeps it small.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ _DIR = os.environ.get("BENCH_MONGO_OPS_DIR")
 
 if _DIR:
     import atexit
+    import gc
     import json
     import threading
     import time
@@ -46,9 +51,29 @@ if _DIR:
 
     monitoring.register(_Tally())
 
+    _gc_collections = [0, 0, 0]
+    _gc_micros = [0, 0, 0]
+    _gc_started = [0.0]
+
+    def _collector(phase: str, info: dict) -> None:
+        if phase == "start":
+            _gc_started[0] = time.thread_time()
+            return
+        generation = info["generation"]
+        _gc_collections[generation] += 1
+        _gc_micros[generation] += int((time.thread_time() - _gc_started[0]) * 1e6)
+
+    gc.callbacks.append(_collector)
+
     def _dump() -> None:
         with _lock:
-            data = {"pid": os.getpid(), "at": time.time(), "counts": dict(_counts), "micros": dict(_micros)}
+            data = {
+                "pid": os.getpid(),
+                "at": time.time(),
+                "counts": dict(_counts),
+                "micros": dict(_micros),
+                "gc": {"collections": list(_gc_collections), "micros": list(_gc_micros)},
+            }
         path = os.path.join(_DIR, f"mongo-ops-{os.getpid()}.json")
         try:
             with open(path + ".tmp", "w") as f:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import uvloop
 
 from shared.events import CloudEvent
-from shared.outbox import backoff_seconds, outbox_entries, outbox_fields, outbox_push, with_outbox
+from shared.outbox import OutboxRelay, backoff_seconds, outbox_entries, outbox_fields, outbox_push, with_outbox
 
 
 def event(n: int) -> CloudEvent:
@@ -66,3 +67,28 @@ def test_a_claim_rides_only_with_events():
     merged = with_outbox({"$set": {"status": "shipped"}}, [event(3)], claim=claim)
     assert merged["$set"] == {"status": "shipped", "outbox_pending": True, **claim}
     assert with_outbox({"$set": {"status": "shipped"}}, [], claim=claim) == {"$set": {"status": "shipped"}}
+
+
+class _Publisher:
+    service = "returns"
+
+    async def publish(self, event: CloudEvent, *, exchange: str | None = None) -> None:
+        raise AssertionError("nothing is published here")
+
+
+def test_a_retry_due_now_then_a_later_one_under_uvloop():
+    """The direct path retries a document by `_id` at once (delay 0) after a release that found the
+    outbox changed; on uvloop, the services' loop, call_later(0) gives a Handle without when()."""
+
+    async def scenario() -> list[float]:
+        relay = OutboxRelay(_Publisher(), [object()])
+        relay._retry_in("returns", "r-1", 0)
+        relay._retry_in("returns", "r-2", 0.5)  # raised AttributeError: 'Handle' object has no attribute 'when'
+        relay._retry_in("returns", "r-3", 0)
+        due = sorted(at for _, _, at in relay._retry.values())
+        for timer in relay._timers:
+            timer.cancel()
+        return due
+
+    due = uvloop.run(scenario())
+    assert len(due) == 3 and due[-1] - due[0] >= 0.5

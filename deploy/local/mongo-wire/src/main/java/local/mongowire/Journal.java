@@ -60,17 +60,45 @@ final class Journal implements AutoCloseable {
     /** Start a new journal FILE (it must not exist); the header is written and fsynced. */
     Journal(Path file, boolean fsync) throws IOException {
         this.fsync = fsync;
-        this.channel = create(file);
+        Next first = prepare(file);
+        this.channel = first.channel;
         this.fileBytes = MAGIC.length;
-        this.allocated = MAGIC.length;
+        this.allocated = first.allocated;
     }
 
-    private static FileChannel create(Path file) throws IOException {
+    /** A journal file made ready for {@link #rotate}: header and zero reserve written and fsynced. */
+    static final class Next {
+        private final FileChannel channel;
+        private final long allocated;
+
+        private Next(FileChannel channel, long allocated) {
+            this.channel = channel;
+            this.allocated = allocated;
+        }
+    }
+
+    /**
+     * Create FILE (it must not exist) with its header and its first zero reserve, fsynced together
+     * with the folder: all the slow part of starting a journal, done before a rotation takes the
+     * lock that writers wait on.
+     */
+    static Next prepare(Path file) throws IOException {
         FileChannel created = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-        writeFully(created, ByteBuffer.wrap(MAGIC));
-        created.force(true);
-        Store.syncDirectory(file.getParent());
-        return created;
+        try {
+            writeFully(created, ByteBuffer.wrap(MAGIC));
+            long allocated = MAGIC.length + PREALLOCATE;
+            for (long position = MAGIC.length; position < allocated; ) {
+                ByteBuffer zeros = ZEROS.duplicate();
+                zeros.limit((int) Math.min(zeros.capacity(), allocated - position));
+                position += created.write(zeros, position);
+            }
+            created.force(true);
+            Store.syncDirectory(file.getParent());
+            return new Next(created, allocated);
+        } catch (IOException | RuntimeException e) {
+            created.close();
+            throw e;
+        }
     }
 
     /** Append one effect (the document is encoded now: it may change right after). */
@@ -177,17 +205,18 @@ final class Journal implements AutoCloseable {
     }
 
     /**
-     * Write out what is pending, then continue in the new file NEXT: every record appended before
-     * this call is in the old file, every later one in NEXT.
+     * Write out what is pending, then continue in NEXT (from {@link #prepare}): every record
+     * appended before the switch is in the old file, every later one in NEXT. Writers wait only for
+     * that one flush: NEXT's file was created and fsynced beforehand.
      */
-    void rotate(Path next) throws IOException {
+    void rotate(Next next) throws IOException {
         flushLock.lock();
         try {
             flushLocked(true);
             FileChannel old = channel;
-            channel = create(next);
+            channel = next.channel;
             fileBytes = MAGIC.length;
-            allocated = MAGIC.length;
+            allocated = next.allocated;
             unsynced = false;
             old.close();
         } finally {

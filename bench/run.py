@@ -166,28 +166,40 @@ def read_status(observer_dir: Path) -> dict[str, Any]:
         return {"counts": {}}
 
 
-async def wait_for_orders(config: StackConfig, stall: float = 120) -> None:
-    """Until the three consumers of order.delivered have nothing ready in their queues, twice in a row.
-    Gives up only when the backlog has not shrunk for `stall` s (N=5000 takes minutes on a slow store)."""
-    deadline = time.monotonic() + stall
+async def wait_for_orders(config: StackConfig, stack: Stack, stall: float = 120) -> str:
+    """Until the three consumers of order.delivered have taken in every order: nothing ready in their
+    queues twice in a row, and then nothing unacknowledged either (the broker's count of ready plus
+    delivered-but-unacknowledged messages; a passive declare sees only the ready ones, and with
+    prefetch a service may still hold hundreds), so the measured phase does not start while the
+    services are still busy with the intake. Gives up only when the backlog has not shrunk for
+    `stall` s (N=5000 takes minutes on a slow store). Returns how the end was established."""
+    began = deadline = time.monotonic()
+    deadline += stall
     quiet = 0
     least: int | None = None
+    drained: float | None = None  # when nothing was ready any more
+    mains = {config.queues(s).main for s in SERVICES}
     while time.monotonic() < deadline:
         depths = await verify.queue_depths(config)
-        mains = {config.queues(s).main for s in SERVICES}
         missing = sorted(name for name in mains if depths.get(name) is None)
         if missing:
             raise RuntimeError(
                 f"the services' queues {missing} do not exist: is the bench looking for the names shared.bus declares?"
             )
         ready = sum(depths[name] or 0 for name in mains)
-        if least is None or ready < least:
-            least, deadline = ready, time.monotonic() + stall
         quiet = quiet + 1 if ready == 0 else 0
         if quiet >= 2:
-            return
+            drained = drained or time.monotonic()
+            unsettled = await asyncio.to_thread(stack.unsettled, mains)
+            if unsettled is None:
+                return "no message ready (the broker cannot tell unacknowledged ones: no management API)"
+            ready = sum(unsettled.values())
+            if ready == 0:
+                return f"none ready after {drained - began:.1f} s, every delivery acknowledged"
+        if least is None or ready < least:
+            least, deadline = ready, time.monotonic() + stall
         await asyncio.sleep(0.5)
-    raise RuntimeError(f"the services stopped taking in the delivered orders ({least} still ready for {stall} s)")
+    raise RuntimeError(f"the services stopped taking in the delivered orders ({least} still unsettled for {stall} s)")
 
 
 def subscriber_counts(tree: Path | None = None) -> Counter[str]:
@@ -263,9 +275,12 @@ async def main(args: argparse.Namespace) -> int:
         await driver.put_policies(run_id, args.sellers)
         began_orders = time.perf_counter()
         publish_s = await publish_orders(config.amqp_url, config.orders_exchange, plans)
-        await wait_for_orders(config)
+        intake = await wait_for_orders(config, stack)
         orders_s = time.perf_counter() - began_orders
-        log(f"{len(plans)} orders delivered (published in {publish_s:.1f} s, taken in by all after {orders_s:.1f} s)")
+        log(
+            f"{len(plans)} orders delivered (published in {publish_s:.1f} s, taken in by all after "
+            f"{orders_s:.1f} s: {intake})"
+        )
 
         # ---- the measured phase ----
         sampler = UsageSampler(dict(stack.processes))

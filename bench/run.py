@@ -33,8 +33,8 @@ from bench.ceilings import amqp_ceiling, mongo_ceiling
 from bench.load import EXPECTED_TEMPLATES, Driver, Plan, Tokens, publish_orders
 from bench.profile import JavaSampler, Profiler
 from bench.report import render, summary_ms
-from bench.stack import MONGO_JAR, REPO, SERVICES, Stack, StackConfig, describe, pick_port_base
-from bench.usage import UsageSampler
+from bench.stack import MONGO_JAR, MONGO_JVM, REPO, SERVICES, Stack, StackConfig, describe, pick_port_base
+from bench.usage import UsageSampler, gc_pauses
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -90,6 +90,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=None,
         help="launcher jar of the bench's own server (default: deploy/local/mongo-wire/target/mongo-wire.jar)",
+    )
+    p.add_argument(
+        "--mongo-jvm",
+        default=MONGO_JVM,
+        help=f"JVM options of the bench's own server (default: {MONGO_JVM!r}); its GC pauses are in logs/mongo-gc.log",
     )
     p.add_argument(
         "--services-tree",
@@ -239,6 +244,7 @@ async def main(args: argparse.Namespace) -> int:
         extra_env=extra_env,
         count_mongo_ops=not args.no_mongo_ops,
         mongo_jar=args.mongo_jar or MONGO_JAR,
+        mongo_jvm=args.mongo_jvm.split(),
         services_tree=args.services_tree,
         own_broker=args.own_broker,
     )
@@ -468,6 +474,7 @@ async def main(args: argparse.Namespace) -> int:
                 "log_level": args.log_level,
                 "profiled": args.profile,
                 "mongo_jar": str(config.mongo_jar),
+                "mongo_jvm": args.mongo_jvm,
                 "services_tree": str(args.services_tree or REPO),
                 "extra_env": extra_env,
                 "command": " ".join(sys.argv),
@@ -519,6 +526,9 @@ async def main(args: argparse.Namespace) -> int:
             "failures": [{"index": o.plan.index, "error": o.error} for o in failed[:20]],
         }
         result["targets"] = [t.as_dict() for t in targets.run_targets(result)]
+        gc = gc_pauses(config.out / "logs" / "mongo-gc.log", t0, time.time())
+        if gc is not None:
+            result["mongo_gc"] = gc
         if profiler:
             result["profile"] = profiler.summaries()
         if java:
@@ -527,6 +537,12 @@ async def main(args: argparse.Namespace) -> int:
         (out / "result.json").write_text(json.dumps(result, indent=1, default=str))
         print(render(result))
         print(targets.render(targets.run_targets(result), f"Issue 13 targets ({targets.setting(result)})"))
+        if gc is not None:
+            log(
+                f"MongoDB-wire GC pauses over the measured phase (logs/mongo-gc.log): {gc['pauses']}, "
+                f"{gc['total_ms']} ms in all, longest {gc['longest_ms']} ms, {gc['over_100_ms']} over 100 ms, "
+                f"{gc['full']} full ({gc['full_ms']} ms)"
+            )
         log(f"result: {out / 'result.json'}")
         return 0 if result["ok"] else 1
     finally:

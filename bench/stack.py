@@ -31,6 +31,7 @@ from shared.bus import QueueNames
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("returns", "refunds", "notifications", "metrics")
 MONGO_JAR = REPO / "deploy/local/mongo-wire/target/mongo-wire.jar"
+MONGO_JVM = "-Xms64m -Xmx4g -XX:+UseSerialGC"  # the bench's own MongoDB-wire server (--mongo-jvm)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class StackConfig:
     log_level: str = "INFO"
     count_mongo_ops: bool = True
     mongo_jar: Path = MONGO_JAR
+    mongo_jvm: list[str] = field(default_factory=lambda: MONGO_JVM.split())
     services_tree: Path | None = None  # run the services' code from this copy of the repo (A/B of a change)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -235,9 +237,7 @@ class Stack:
         self._mongo_dir.mkdir(exist_ok=True)
         argv = [
             "java",
-            "-Xms64m",
-            "-Xmx4g",
-            "-XX:+UseSerialGC",
+            *self.config.mongo_jvm,
             # Its pauses, to tell a GC stall from a snapshot's or the disk's (logs/mongo-gc.log).
             f"-Xlog:gc:file={self.logs / 'mongo-gc.log'}:time,uptime",
             "-jar",

@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 from bench_writes import HERE, free_port
@@ -36,7 +37,7 @@ JVM = "-Xms256m -Xmx4g -XX:+UseSerialGC"
 
 def start(jar: Path, port: int, folder: Path, jvm: str, extra: list[str]) -> subprocess.Popen[bytes]:
     log = (folder / "server.log").open("ab")
-    command = ["java", *jvm.split(), f"-Xlog:gc:file={folder / 'gc.log'}:uptime", "-jar", str(jar)]
+    command = ["java", *jvm.split(), f"-Xlog:gc:file={folder / 'gc.log'}:time", "-jar", str(jar)]
     command += ["--port", str(port), "--backend", "journal", "--dir", str(folder / "journal"), *extra]
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
@@ -86,7 +87,7 @@ class Writers:
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            began = time.monotonic()
+            began, clock = time.time(), time.monotonic()
             kind = n % 4
             if kind == 0:
                 self.coll.insert_one({"_id": f"w{worker}-{n}", "n": 0, "pad": "y" * 300})
@@ -96,20 +97,27 @@ class Writers:
                 self.coll.update_one(
                     {"_id": (worker * 7_919 + n * 104_729) % self.docs}, {"$inc": {"n": 1}, "$set": {"at": began}}
                 )
-            self.samples.append((began, time.monotonic() - began))
+            self.samples.append((began, time.monotonic() - clock))
             n += 1
             due += self.interval
 
 
-def gc_pauses(log: Path, top: int = 5) -> str:
-    """The longest pauses in the JVM's GC log (-Xlog:gc:...:uptime lines: "[12.3s] GC(4) Pause Young ... 8.1ms")."""
+def gc_pauses(log: Path) -> list[tuple[float, float, str]]:
+    """(wall-clock time, ms, kind) of every pause in the JVM's GC log (-Xlog:gc:...:time lines:
+    "[2026-11-30T17:18:27.288+0000] GC(4) Pause Full (Allocation Failure) 191M->191M(442M) 528.381ms")."""
     text = log.read_text() if log.exists() else ""
-    pauses = [
-        (float(m.group(3)), m.group(1), m.group(2))
-        for m in re.finditer(r"\[(\d+\.\d+)s\] GC\(\d+\) Pause (\w+).* (\d+\.\d+)ms", text)
+    return [
+        (datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp(), float(m.group(3)), m.group(2))
+        for m in re.finditer(r"\[([^\]]+)\] GC\(\d+\) Pause (\w+).* (\d+\.\d+)ms", text)
     ]
-    worst = sorted(pauses, reverse=True)[:top]
-    return ", ".join(f"{ms:.0f} ms ({kind}, at {at} s of uptime)" for ms, at, kind in worst) or "none logged"
+
+
+def pause_summary(name: str, pauses: list[tuple[float, float, str]]) -> str:
+    full = [ms for _, ms, kind in pauses if kind == "Full"]
+    return (
+        f"{name:<28} {len(pauses):>6} GC pauses, {sum(ms for _, ms, _ in pauses):7.0f} ms in all, "
+        f"longest {max((ms for _, ms, _ in pauses), default=0):5.0f} ms; {len(full)} full ({sum(full):.0f} ms)"
+    )
 
 
 def main() -> None:
@@ -151,22 +159,22 @@ def main() -> None:
         time.sleep(5)
         for _ in range(args.snapshots):
             if args.force == "command":
-                started = time.monotonic()
+                started = time.time()
                 done = client.admin.command("mongoWireSnapshot")
                 name = f"snapshot-{done['generation']:012d}.bin"
             else:
                 journals = set(journal.glob("journal-*.log"))
-                began = time.monotonic()
+                began = time.time()
                 while set(journal.glob("journal-*.log")) == journals:  # push the journal past its limit
                     ballast.replace_one({"_id": 1}, {"pad": os.urandom(512 << 10)}, upsert=True)
-                started = time.monotonic()
+                started = time.time()
                 excluded.append((began, started))
                 (newest,) = set(journal.glob("journal-*.log")) - journals
                 name = newest.name.replace("journal", "snapshot").replace(".log", ".bin")
                 while not (journal / name).exists():
                     time.sleep(0.01)
-            windows.append((started, time.monotonic() + 1.0))
-            print(f"{name}: written in {time.monotonic() - started:.2f} s", flush=True)
+            windows.append((started, time.time() + 1.0))
+            print(f"{name}: written in {time.time() - started:.2f} s", flush=True)
             time.sleep(6)
         writers.stop.set()
         for t in writers.threads:
@@ -180,7 +188,11 @@ def main() -> None:
         print(f"{args.docs} documents, {args.rate:.0f} writes/s by {args.clients} threads, jar {args.jar}")
         print(summary("during snapshots (+1 s)", during))
         print(summary("outside snapshots", outside))
-        print(f"longest GC pauses: {gc_pauses(folder / 'gc.log')}")
+        worst = [max((lat for t, lat in writers.samples if a <= t <= b), default=0.0) * 1000 for a, b in windows]
+        print("slowest write in each snapshot window: " + ", ".join(f"{ms:.0f} ms" for ms in worst))
+        measured = [p for p in gc_pauses(folder / "gc.log") if p[0] >= writers.samples[0][0]]
+        print(pause_summary("GC during snapshots (+1 s)", [p for p in measured if inside(p[0], windows)]))
+        print(pause_summary("GC outside", [p for p in measured if not inside(p[0], windows + excluded)]))
         client.close()
     finally:
         server.terminate()

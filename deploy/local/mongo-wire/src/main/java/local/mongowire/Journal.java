@@ -11,7 +11,6 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.zip.CRC32C;
 
 import de.bwaldvogel.mongo.bson.Document;
-import de.bwaldvogel.mongo.wire.bson.BsonEncoder;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 
@@ -290,7 +289,7 @@ final class Journal implements AutoCloseable {
             writeCString(out, database);
             writeCString(out, collection);
             if (document != null) {
-                BsonEncoder.encodeDocument(document, out);
+                LeanBson.encodeDocument(document, out);
             }
             int length = out.writerIndex() - start - HEADER;
             CRC32C crc = new CRC32C();

@@ -611,6 +611,8 @@ class OwnBroker:
             name, _, messages = line.rpartition("\t")
             if name in names:
                 counts[name] = int(messages)
+        if missing := names - counts.keys():  # never read an unlisted queue as empty
+            raise RuntimeError(f"rabbitmqctl list_queues on {self.node} did not list {sorted(missing)}")
         return counts
 
     def kill(self) -> None:

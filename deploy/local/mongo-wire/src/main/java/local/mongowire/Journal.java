@@ -282,15 +282,31 @@ final class Journal implements AutoCloseable {
         }
 
         static void encode(ByteBuf out, byte kind, String database, String collection, Document document) {
+            int start = begin(out, kind, database, collection);
+            if (document != null) {
+                LeanBson.encodeDocument(document, out);
+            }
+            finish(out, start);
+        }
+
+        /** A PUT of the document whose top-level fields are KEYS/VALUES[from, to) (a snapshot's copy). */
+        static void encodePut(ByteBuf out, String database, String collection, String[] keys, Object[] values, int from, int to) {
+            int start = begin(out, PUT, database, collection);
+            LeanBson.encodeFields(keys, values, from, to, out);
+            finish(out, start);
+        }
+
+        private static int begin(ByteBuf out, byte kind, String database, String collection) {
             int start = out.writerIndex();
             out.writeIntLE(0);
             out.writeIntLE(0);
             out.writeByte(kind);
             writeCString(out, database);
             writeCString(out, collection);
-            if (document != null) {
-                LeanBson.encodeDocument(document, out);
-            }
+            return start;
+        }
+
+        private static void finish(ByteBuf out, int start) {
             int length = out.writerIndex() - start - HEADER;
             CRC32C crc = new CRC32C();
             crc.update(out.nioBuffer(start + HEADER, length));

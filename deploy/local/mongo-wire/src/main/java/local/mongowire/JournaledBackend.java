@@ -39,8 +39,8 @@ import io.netty.channel.Channel;
  * take back. Concurrent commands share fsyncs.
  *
  * <p>When the journal has grown past a limit, a background thread starts a new one and writes a
- * snapshot of all collections ({@link Store}), one collection at a time under that collection's
- * lock, in chunks, while writes go on. A start reads the newest snapshot and replays the journals
+ * snapshot of all collections ({@link Store}) while writes go on (a fuzzy checkpoint: {@link
+ * #snapshot}), copying a chunk of a collection's documents at a time under its lock. A start reads the newest snapshot and replays the journals
  * after it: collections are then filled before their indexes are built, as the H2 backend does.
  */
 final class JournaledBackend extends MemoryBackend {
@@ -158,9 +158,10 @@ final class JournaledBackend extends MemoryBackend {
             long gen = store.nextGeneration();
             journal.rotate(Journal.prepare(store.journalPath(gen)));
             log.info("snapshot {}: journal {} started in {} ms; copying the collections", gen, gen, (System.nanoTime() - began) / 1_000_000);
+            Fields fields = new Fields();
             return store.writeSnapshot(gen, sink -> {
                 for (Coll collection : live) {
-                    collection.writeTo(sink);
+                    collection.writeTo(sink, fields);
                 }
             });
         } catch (IOException | RuntimeException e) {
@@ -276,35 +277,72 @@ final class JournaledBackend extends MemoryBackend {
         }
 
         /**
-         * Its documents into a snapshot, a few at a time under the lock (an update changes a
-         * document in place, so it is encoded under the lock), so writers to it wait only briefly;
-         * the file is written between chunks, outside the lock.
+         * Its documents into a snapshot, a chunk at a time: under the lock only the references to
+         * each document's top-level keys and values are copied, into arrays kept for the whole
+         * snapshot (no garbage: a snapshot must not force a GC); the encoding and the writing come
+         * after the lock is released. So writers to the collection wait for a few hundred
+         * reference copies, not for the encoding, which a busy machine may preempt for 100 ms and
+         * more. That is consistent because an update puts deep clones of the changed fields into
+         * the stored document and never changes a nested value in place; and even a value changed
+         * under the encoder would not reach the result: that change came after journal G began, so
+         * G holds the whole document after it, and the replay puts that over the copy.
          */
-        void writeTo(Store.Sink sink) throws IOException {
+        void writeTo(Store.Sink sink, Fields fields) throws IOException {
             int position = 0;
-            while (true) {
-                long locked;
+            boolean more = true;
+            while (more) {
+                String database;
+                String name;
+                int documents = 0;
                 synchronized (this) {
-                    locked = System.nanoTime();
+                    long locked = System.nanoTime();
                     if (dropped) {
                         return;
                     }
-                    String database = getDatabaseName();
-                    String name = getCollectionName();
+                    database = getDatabaseName();
+                    name = getCollectionName();
+                    fields.clear();
                     for (int stop = Math.min(end, position + SNAPSHOT_CHUNK); position < stop; position++) {
                         Document document = getDocument(position);
                         if (document != null) {
-                            sink.put(database, name, document);
+                            for (Map.Entry<String, Object> field : document.entrySet()) {
+                                fields.add(field.getKey(), field.getValue());
+                            }
+                            fields.ends[documents++] = fields.size;
                         }
                     }
+                    more = position < end;
                     sink.held(System.nanoTime() - locked);
-                    if (position >= end) {
-                        break;
-                    }
                 }
+                for (int i = 0, from = 0; i < documents; from = fields.ends[i], i++) {
+                    sink.put(database, name, fields.keys, fields.values, from, fields.ends[i]);
+                }
+                fields.clear();
                 sink.drainIfFull();
             }
-            sink.drainIfFull();
+        }
+    }
+
+    /** The top-level fields of a chunk of documents, copied under the collection's lock. */
+    static final class Fields {
+        String[] keys = new String[1 << 14];
+        Object[] values = new Object[1 << 14];
+        final int[] ends = new int[SNAPSHOT_CHUNK];
+        int size;
+
+        void add(String key, Object value) {
+            if (size == keys.length) {
+                keys = java.util.Arrays.copyOf(keys, size * 2);
+                values = java.util.Arrays.copyOf(values, size * 2);
+            }
+            keys[size] = key;
+            values[size++] = value;
+        }
+
+        /** Drop the references, so that the arrays keep no old value alive. */
+        void clear() {
+            java.util.Arrays.fill(values, 0, size, null);
+            size = 0;
         }
     }
 }

@@ -40,6 +40,17 @@ final class LeanBson {
         out.setIntLE(start, out.writerIndex() - start);
     }
 
+    /** The document whose top-level fields are KEYS/VALUES[from, to), in that order. */
+    static void encodeFields(String[] keys, Object[] values, int from, int to, ByteBuf out) {
+        int start = out.writerIndex();
+        out.writeIntLE(0);
+        for (int i = from; i < to; i++) {
+            encodeValue(keys[i], values[i], out);
+        }
+        out.writeByte(BsonConstants.TERMINATING_BYTE);
+        out.setIntLE(start, out.writerIndex() - start);
+    }
+
     private static void encodeValue(String key, Object value, ByteBuf out) {
         byte type = BsonEncoder.determineType(value);
         out.writeByte(type);

@@ -40,8 +40,9 @@ import io.netty.channel.Channel;
  *
  * <p>When the journal has grown past a limit, a background thread starts a new one and writes a
  * snapshot of all collections ({@link Store}) while writes go on (a fuzzy checkpoint: {@link
- * #snapshot}), copying a chunk of a collection's documents at a time under its lock. A start reads the newest snapshot and replays the journals
- * after it: collections are then filled before their indexes are built, as the H2 backend does.
+ * #snapshot}), copying a chunk of a collection's documents at a time under its lock. A start
+ * reads the newest snapshot and replays the journals after it: collections are then filled
+ * before their indexes are built, as the H2 backend does.
  */
 final class JournaledBackend extends MemoryBackend {
     private static final Logger log = LoggerFactory.getLogger(JournaledBackend.class);
@@ -147,8 +148,8 @@ final class JournaledBackend extends MemoryBackend {
 
     /**
      * A fuzzy checkpoint: journal G is started first, then every collection is copied while writes
-     * go on, each document read whole under its collection's lock. The copy holds each document as
-     * of some moment after G began; any change after that moment is also in journal G (appended
+     * go on, each document's fields taken together under its collection's lock ({@link
+     * Coll#writeTo}). The copy holds each document as of some moment after G began; any change after that moment is also in journal G (appended
      * inside the same lock, in order), and replaying G over the copy ends at the journal's value,
      * because every effect is idempotent: the whole document, a deletion by key, a drop.
      */

@@ -224,13 +224,7 @@ final class Store {
             this.channel = channel;
         }
 
-        /** Encode now; written out by {@link #drainIfFull}. */
-        void put(String database, String collection, Document document) {
-            Journal.Record.encode(buffer, Journal.Record.PUT, database, collection, document);
-            records++;
-        }
-
-        /** A document given as its top-level fields KEYS/VALUES[from, to) (see JournaledBackend.Coll#writeTo). */
+        /** A document given as its top-level fields KEYS/VALUES[from, to) (see JournaledBackend.Coll#writeTo); written out by {@link #drainIfFull}. */
         void put(String database, String collection, String[] keys, Object[] values, int from, int to) {
             Journal.Record.encodePut(buffer, database, collection, keys, values, from, to);
             records++;

@@ -324,8 +324,8 @@ class Writer:
     def __init__(self, port: int, k: int, threads: int) -> None:
         self.client: MongoClient = MongoClient(
             f"mongodb://127.0.0.1:{port}/?directConnection=true",
-            serverSelectionTimeoutMS=2_000,
-            socketTimeoutMS=10_000,
+            serverSelectionTimeoutMS=10_000,  # a busy machine may take seconds to connect
+            socketTimeoutMS=30_000,
             retryWrites=False,
         )
         self.coll = self.client["durability"]["items"]
@@ -401,6 +401,10 @@ def test_a_snapshot_taken_while_writes_go_on_loses_and_resurrects_nothing(
         t.start()
     spans: list[tuple[float, float]] = []
     try:
+        deadline = time.monotonic() + 60
+        while any(len(w.acknowledged_at) < 5 and not w.uncertain for w in writers) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert all(len(w.acknowledged_at) >= 5 for w in writers), "the writers did not get going"
         for _ in range(3):
             began = time.monotonic()
             done = first.client.admin.command("mongoWireSnapshot")
@@ -420,7 +424,8 @@ def test_a_snapshot_taken_while_writes_go_on_loses_and_resurrects_nothing(
         for w in writers:
             w.stop = True
         for t in threads:
-            t.join(30)
+            t.join(60)
+    assert not any(t.is_alive() for t in threads), "a writer is still waiting after the kill"
     leftover = [p.name for p in store.glob("*.tmp")]
     first.kill9()
     acknowledged = sorted(t for w in writers for t in w.acknowledged_at)

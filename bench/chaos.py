@@ -591,7 +591,7 @@ async def run(options: Options) -> dict[str, Any]:
         await publish_orders(config.amqp_url, config.orders_exchange, plans)
         from bench.run import wait_for_orders
 
-        await wait_for_orders(config)
+        await wait_for_orders(config, stack)
         period_from = datetime.now(UTC) - timedelta(minutes=5)
 
         load_s = options.returns / options.rate

@@ -33,8 +33,8 @@ from bench.ceilings import amqp_ceiling, mongo_ceiling
 from bench.load import EXPECTED_TEMPLATES, Driver, Plan, Tokens, publish_orders
 from bench.profile import JavaSampler, Profiler
 from bench.report import render, summary_ms
-from bench.stack import MONGO_JAR, REPO, SERVICES, Stack, StackConfig, describe, pick_port_base
-from bench.usage import UsageSampler
+from bench.stack import MONGO_JAR, MONGO_JVM, REPO, SERVICES, Stack, StackConfig, describe, pick_port_base
+from bench.usage import UsageSampler, gc_pauses
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -90,6 +90,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=None,
         help="launcher jar of the bench's own server (default: deploy/local/mongo-wire/target/mongo-wire.jar)",
+    )
+    p.add_argument(
+        "--mongo-jvm",
+        default=MONGO_JVM,
+        help=f"JVM options of the bench's own server (default: {MONGO_JVM!r}); its GC pauses are in logs/mongo-gc.log",
     )
     p.add_argument(
         "--services-tree",
@@ -166,28 +171,40 @@ def read_status(observer_dir: Path) -> dict[str, Any]:
         return {"counts": {}}
 
 
-async def wait_for_orders(config: StackConfig, stall: float = 120) -> None:
-    """Until the three consumers of order.delivered have nothing ready in their queues, twice in a row.
-    Gives up only when the backlog has not shrunk for `stall` s (N=5000 takes minutes on a slow store)."""
-    deadline = time.monotonic() + stall
+async def wait_for_orders(config: StackConfig, stack: Stack, stall: float = 120) -> str:
+    """Until the three consumers of order.delivered have taken in every order: nothing ready in their
+    queues twice in a row, and then nothing unacknowledged either (the broker's count of ready plus
+    delivered-but-unacknowledged messages; a passive declare sees only the ready ones, and with
+    prefetch a service may still hold hundreds), so the measured phase does not start while the
+    services are still busy with the intake. Gives up only when the backlog has not shrunk for
+    `stall` s (N=5000 takes minutes on a slow store). Returns how the end was established."""
+    began = deadline = time.monotonic()
+    deadline += stall
     quiet = 0
     least: int | None = None
+    drained: float | None = None  # when nothing was ready any more
+    mains = {config.queues(s).main for s in SERVICES}
     while time.monotonic() < deadline:
         depths = await verify.queue_depths(config)
-        mains = {config.queues(s).main for s in SERVICES}
         missing = sorted(name for name in mains if depths.get(name) is None)
         if missing:
             raise RuntimeError(
                 f"the services' queues {missing} do not exist: is the bench looking for the names shared.bus declares?"
             )
         ready = sum(depths[name] or 0 for name in mains)
-        if least is None or ready < least:
-            least, deadline = ready, time.monotonic() + stall
         quiet = quiet + 1 if ready == 0 else 0
         if quiet >= 2:
-            return
+            drained = drained or time.monotonic()
+            unsettled = await asyncio.to_thread(stack.unsettled, mains)
+            if unsettled is None:
+                return "no message ready (the broker cannot tell unacknowledged ones: no management API)"
+            ready = sum(unsettled.values())
+            if ready == 0:
+                return f"none ready after {drained - began:.1f} s, every delivery acknowledged"
+        if least is None or ready < least:
+            least, deadline = ready, time.monotonic() + stall
         await asyncio.sleep(0.5)
-    raise RuntimeError(f"the services stopped taking in the delivered orders ({least} still ready for {stall} s)")
+    raise RuntimeError(f"the services stopped taking in the delivered orders ({least} still unsettled for {stall} s)")
 
 
 def subscriber_counts(tree: Path | None = None) -> Counter[str]:
@@ -227,6 +244,7 @@ async def main(args: argparse.Namespace) -> int:
         extra_env=extra_env,
         count_mongo_ops=not args.no_mongo_ops,
         mongo_jar=args.mongo_jar or MONGO_JAR,
+        mongo_jvm=args.mongo_jvm.split(),
         services_tree=args.services_tree,
         own_broker=args.own_broker,
     )
@@ -263,9 +281,12 @@ async def main(args: argparse.Namespace) -> int:
         await driver.put_policies(run_id, args.sellers)
         began_orders = time.perf_counter()
         publish_s = await publish_orders(config.amqp_url, config.orders_exchange, plans)
-        await wait_for_orders(config)
+        intake = await wait_for_orders(config, stack)
         orders_s = time.perf_counter() - began_orders
-        log(f"{len(plans)} orders delivered (published in {publish_s:.1f} s, taken in by all after {orders_s:.1f} s)")
+        log(
+            f"{len(plans)} orders delivered (published in {publish_s:.1f} s, taken in by all after "
+            f"{orders_s:.1f} s: {intake})"
+        )
 
         # ---- the measured phase ----
         sampler = UsageSampler(dict(stack.processes))
@@ -454,6 +475,7 @@ async def main(args: argparse.Namespace) -> int:
                 "log_level": args.log_level,
                 "profiled": args.profile,
                 "mongo_jar": str(config.mongo_jar),
+                "mongo_jvm": args.mongo_jvm,
                 "services_tree": str(args.services_tree or REPO),
                 "extra_env": extra_env,
                 "command": " ".join(sys.argv),
@@ -506,6 +528,9 @@ async def main(args: argparse.Namespace) -> int:
             "failures": [{"index": o.plan.index, "error": o.error} for o in failed[:20]],
         }
         result["targets"] = [t.as_dict() for t in targets.run_targets(result)]
+        gc = gc_pauses(config.out / "logs" / "mongo-gc.log", t0, time.time())
+        if gc is not None:
+            result["mongo_gc"] = gc
         if profiler:
             result["profile"] = profiler.summaries()
         if java:
@@ -514,6 +539,12 @@ async def main(args: argparse.Namespace) -> int:
         (out / "result.json").write_text(json.dumps(result, indent=1, default=str))
         print(render(result))
         print(targets.render(targets.run_targets(result), f"Issue 13 targets ({targets.setting(result)})"))
+        if gc is not None:
+            log(
+                f"MongoDB-wire GC pauses over the measured phase (logs/mongo-gc.log): {gc['pauses']}, "
+                f"{gc['total_ms']} ms in all, longest {gc['longest_ms']} ms, {gc['over_100_ms']} over 100 ms, "
+                f"{gc['full']} full ({gc['full_ms']} ms)"
+            )
         log(f"result: {out / 'result.json'}")
         return 0 if result["ok"] else 1
     finally:

@@ -25,8 +25,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+import httpx
 import psutil
 
 from shared.bus import QueueNames
@@ -34,6 +35,7 @@ from shared.bus import QueueNames
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")
 MONGO_JAR = REPO / "deploy/local/mongo-wire/target/mongo-wire.jar"
+MONGO_JVM = "-Xms64m -Xmx4g -XX:+UseSerialGC"  # the bench's own MongoDB-wire server (--mongo-jvm)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class StackConfig:
     log_level: str = "INFO"
     count_mongo_ops: bool = True
     mongo_jar: Path = MONGO_JAR
+    mongo_jvm: list[str] = field(default_factory=lambda: MONGO_JVM.split())
     services_tree: Path | None = None  # run the services' code from this copy of the repo (A/B of a change)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -238,9 +241,9 @@ class Stack:
         self._mongo_dir.mkdir(exist_ok=True)
         argv = [
             "java",
-            "-Xms64m",
-            "-Xmx4g",
-            "-XX:+UseSerialGC",
+            *self.config.mongo_jvm,
+            # Its pauses, to tell a GC stall from a snapshot's or the disk's (logs/mongo-gc.log).
+            f"-Xlog:gc:file={self.logs / 'mongo-gc.log'}:time,uptime",
             "-jar",
             str(jar),
             "--host",
@@ -417,6 +420,26 @@ class Stack:
         self.groups[service] = proc.pid
         self.children[proc.pid] = proc
 
+    def unsettled(self, names: set[str]) -> dict[str, int] | None:
+        """Messages not yet acknowledged (ready + in consumers' hands) per queue of NAMES, or None
+        when the broker cannot say: the bench's own node via rabbitmqctl, a shared one via its
+        management API when RABBITMQ_MGMT_URL names it."""
+        if self.broker is not None:
+            return self.broker.unsettled(names)
+        api = os.environ.get("RABBITMQ_MGMT_URL", "").rstrip("/")
+        if not api:
+            return None
+        parts = urlsplit(api)
+        vhost = quote(urlsplit(self.config.amqp_url).path.lstrip("/") or "/", safe="")
+        base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}"
+        auth = (parts.username or "guest", parts.password or "guest")
+        counts = {}
+        for name in names:
+            response = httpx.get(f"{base}/api/queues/{vhost}/{quote(name, safe='')}", auth=auth, timeout=10)
+            response.raise_for_status()
+            counts[name] = int(response.json().get("messages", 0))
+        return counts
+
     def find_broker(self) -> None:
         if self.broker is not None:
             self.broker.start()
@@ -575,6 +598,28 @@ class OwnBroker:
 
     def pid(self) -> int:
         return int((self.base / "node.pid").read_text().strip())
+
+    def unsettled(self, names: set[str]) -> dict[str, int]:
+        """Messages ready plus delivered but not yet acknowledged, per queue of NAMES (rabbitmqctl:
+        the node has no management plugin). A passive declare counts only the ready ones, so a
+        backlog held in the consumers' prefetch windows would look like an empty queue."""
+        done = subprocess.run(
+            ["rabbitmqctl", "-q", "-n", self.node, "list_queues", "--no-table-headers", "name", "messages"],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+            check=True,
+        )
+        counts = {}
+        for line in done.stdout.splitlines():
+            name, _, messages = line.rpartition("\t")
+            if name in names:
+                counts[name] = int(messages)
+        if missing := names - counts.keys():  # never read an unlisted queue as empty
+            raise RuntimeError(f"rabbitmqctl list_queues on {self.node} did not list {sorted(missing)}")
+        return counts
 
     def kill(self) -> None:
         """kill -9 the node's Erlang VM and wait until its port is free."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -110,3 +113,25 @@ class UsageSampler:
                 "load_avg_1m_at_end": round(psutil.getloadavg()[0], 2),
             },
         }
+
+
+def gc_pauses(log: Path, since: float, until: float) -> dict[str, Any] | None:
+    """The JVM GC pauses of the bench's own MongoDB-wire server between two wall-clock times, from
+    its -Xlog:gc:...:time,uptime file (lines "[2026-11-30T17:18:27.288+0000][60.1s] GC(4) Pause Full
+    (Allocation Failure) 191M->191M(442M) 528.381ms"); None without that file."""
+    if not log.exists():
+        return None
+    pauses = [
+        (m.group(2), float(m.group(3)))
+        for m in re.finditer(r"^\[([^\]]+)\]\S* GC\(\d+\) Pause (\w+).* (\d+\.\d+)ms$", log.read_text(), re.M)
+        if since <= datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() <= until
+    ]
+    ms = [p for _, p in pauses]
+    return {
+        "pauses": len(ms),
+        "total_ms": round(sum(ms)),
+        "longest_ms": round(max(ms, default=0.0)),
+        "over_100_ms": sum(p > 100 for p in ms),
+        "full": sum(kind == "Full" for kind, _ in pauses),
+        "full_ms": round(sum(p for kind, p in pauses if kind == "Full")),
+    }

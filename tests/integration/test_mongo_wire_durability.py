@@ -14,13 +14,16 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from bson import Decimal128, Int64, ObjectId, Regex
 from pymongo import ASCENDING, MongoClient, ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 ROOT = Path(__file__).resolve().parents[2]
 MONGO_WIRE = ROOT / "deploy" / "local" / "mongo-wire"
@@ -309,3 +312,191 @@ def test_writes_after_snapshots_survive_kill_9(tmp_path: Path, servers: list[Ser
     assert docs == expected, _log(tmp_path)
     with pytest.raises(DuplicateKeyError):
         db["items"].insert_one({"_id": 1000, "tag": "t5"})
+
+
+class Writer:
+    """One thread of steady writes on keys of its own, keeping the state it expects: every write it
+    saw acknowledged, applied in order; the one in flight when the server died may or may not have
+    happened (its key's `uncertain` pair: before, after)."""
+
+    PRELOADED = 4_000
+
+    def __init__(self, port: int, k: int, threads: int) -> None:
+        self.client: MongoClient = MongoClient(
+            f"mongodb://127.0.0.1:{port}/?directConnection=true",
+            serverSelectionTimeoutMS=10_000,  # a busy machine may take seconds to connect
+            socketTimeoutMS=30_000,
+            retryWrites=False,
+        )
+        self.coll = self.client["durability"]["items"]
+        self.k, self.threads = k, threads
+        self.expected: dict[object, int | None] = {}
+        self.uncertain: dict[object, tuple[int | None, int | None]] = {}
+        self.acknowledged_at: list[float] = []
+        self.stop = False
+
+    def own(self, n: int) -> int:
+        """A preloaded document of this thread's share, spread over the collection."""
+        return self.k + self.threads * ((n * 7_919) % (self.PRELOADED // self.threads))
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop:
+            key, after, write = self.step(n)
+            before = self.expected.get(key, -1 if isinstance(key, int) else None)
+            try:
+                write()
+            except PyMongoError:  # the server was killed under this write: it may or may not be there
+                self.uncertain[key] = (before, after)
+                return
+            self.expected[key] = after
+            self.acknowledged_at.append(time.monotonic())
+            n += 1
+
+    def step(self, n: int) -> tuple[object, int | None, Callable[[], object]]:
+        c, k, pad = self.coll, self.k, "p" * 1_500
+        was = lambda key: self.expected.get(key, -1 if isinstance(key, int) else None)  # noqa: E731
+        if n % 6 == 0:
+            key: object = f"w{k}-{n}"
+            return key, n, lambda: c.insert_one({"_id": key, "v": n, "pad": pad})
+        if n % 6 == 1:
+            key = self.own(n)
+            after = n if was(key) is not None else None
+            return key, after, lambda: c.update_one({"_id": key}, {"$set": {"v": n}})
+        if n % 6 == 2:
+            key = f"w{k}-{n - 2}"  # the insert of this round: gone for good
+            return key, None, lambda: c.delete_one({"_id": key})
+        if n % 6 == 3:
+            key = self.own(n + 1)
+            after = n if was(key) is not None else None
+            return key, after, lambda: c.replace_one({"_id": key}, {"v": n, "pad": pad})
+        if n % 6 == 4 and n % 12 == 4:
+            key = self.own(n + 2)  # a preloaded document deleted: it must stay deleted
+            return key, None, lambda: c.delete_one({"_id": key})
+        if n % 6 == 4:
+            key = self.own(n + 3)
+            after = n if was(key) is not None else None
+            return key, after, lambda: c.find_one_and_update({"_id": key}, {"$set": {"v": n}})
+        key = f"u{k}-{n}"
+        return key, n, lambda: c.update_one({"_id": key}, {"$set": {"v": n}}, upsert=True)
+
+
+@pytest.mark.parametrize("when", ["after-snapshots", "during-a-snapshot"])
+def test_a_snapshot_taken_while_writes_go_on_loses_and_resurrects_nothing(
+    tmp_path: Path, servers: list[Server], when: str
+):
+    """Snapshots copy the collections while four threads keep inserting, updating, replacing,
+    upserting and deleting; then kill -9 (after the snapshots, or while one is being written). The
+    restart (newest snapshot + the journals from its start) has exactly the acknowledged state:
+    every acknowledged write, each updated document with its last value, no deleted document back."""
+    store = _store(tmp_path, "journal")
+    first = Server(store, tmp_path / "mongo-wire.log")
+    servers.append(first)
+    items = first.client["durability"]["items"]
+    for start in range(0, Writer.PRELOADED, 500):  # ~7 MB, so that a snapshot takes a while
+        items.insert_many([{"_id": i, "v": -1, "pad": "p" * 1_500} for i in range(start, start + 500)])
+    writers = [Writer(first.port, k, 4) for k in range(4)]
+    threads = [threading.Thread(target=w.run) for w in writers]
+    for t in threads:
+        t.start()
+    spans: list[tuple[float, float]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while any(len(w.acknowledged_at) < 5 and not w.uncertain for w in writers) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert all(len(w.acknowledged_at) >= 5 for w in writers), "the writers did not get going"
+        for _ in range(3):
+            began = time.monotonic()
+            done = first.client.admin.command("mongoWireSnapshot")
+            spans.append((began, time.monotonic()))
+            assert done["documents"] >= Writer.PRELOADED // 2, done
+        if when == "during-a-snapshot":
+            snapshot = threading.Thread(target=lambda: _ignore_errors(first.client.admin.command, "mongoWireSnapshot"))
+            snapshot.start()
+            deadline = time.monotonic() + 30
+            while not list(store.glob("*.tmp")) and snapshot.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.001)
+        else:
+            time.sleep(0.3)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(10)
+    finally:
+        for w in writers:
+            w.stop = True
+        for t in threads:
+            t.join(60)
+    assert not any(t.is_alive() for t in threads), "a writer is still waiting after the kill"
+    leftover = [p.name for p in store.glob("*.tmp")]
+    first.kill9()
+    acknowledged = sorted(t for w in writers for t in w.acknowledged_at)
+    for began, ended in spans:  # the premise: writes were acknowledged while each snapshot was written
+        assert any(began < t < ended for t in acknowledged), f"no write acknowledged during a snapshot {spans}"
+    if when == "during-a-snapshot":
+        assert leftover, "the kill did not land while a snapshot was being written (no .tmp file)"
+
+    second = Server(store, tmp_path / "mongo-wire.log")
+    servers.append(second)
+    found = {d["_id"]: d["v"] for d in second.client["durability"]["items"].find({}, {"v": 1})}
+    expected: dict[object, int | None] = dict.fromkeys(range(Writer.PRELOADED), -1)
+    uncertain: dict[object, tuple[int | None, int | None]] = {}
+    for w in writers:
+        expected.update(w.expected)
+        uncertain.update(w.uncertain)
+    wrong = {}
+    for key in set(found) | set(expected):
+        allowed = uncertain.get(key, (expected.get(key),))
+        if found.get(key) not in allowed:
+            wrong[key] = (found.get(key), allowed)
+    assert not wrong, f"(found, allowed) by key: {dict(list(wrong.items())[:20])}\n{_log(tmp_path)}"
+    deleted = [key for key, v in expected.items() if v is None and key not in uncertain]
+    assert deleted and any(isinstance(key, int) for key in deleted), "the writers deleted nothing: no check"
+    assert not list(store.glob("*.tmp")), "an unfinished snapshot was left behind"
+
+
+def _ignore_errors(call: Callable[..., object], *args: object) -> None:
+    try:
+        call(*args)
+    except PyMongoError:  # the server is killed under it, as intended
+        return
+
+
+def test_a_snapshot_keeps_every_kind_of_value(tmp_path: Path, servers: list[Server]):
+    """A snapshot writes each document from a copy of its fields: after a snapshot and a kill -9
+    (the journal after the snapshot holds nothing), documents with every value type the services
+    store come back equal, field order included."""
+    store = _store(tmp_path, "journal")
+    first = Server(store, tmp_path / "mongo-wire.log")
+    servers.append(first)
+    coll = first.client["durability"]["kinds"]
+    docs = [
+        {
+            "_id": ObjectId(),
+            "text": "snapshot ✓ ünïcode",
+            "int": 7,
+            "long": Int64(2**40),
+            "double": 1.5,
+            "decimal": Decimal128("12.34"),
+            "bool": True,
+            "none": None,
+            "at": datetime(2026, 11, 30, 12, 0, 0, 123000, tzinfo=UTC),
+            "bytes": b"\x00\x01binary",
+            "nested": {"a": [1, {"b": "c"}, [2, 3]], "empty": {}, "list": []},
+            "regex": Regex("^a.*z$", "i"),
+            "big": list(range(1_500)),
+        },
+        {"_id": "string-id", "headers": [["x-one", "1"], ["x-two", "2"]], "z": 1, "a": 2},
+        {"_id": 3.5, "order": {"lines": [{"sku": f"s{i}", "qty": i} for i in range(5)]}},
+    ]
+    coll.insert_many(docs)
+    coll.update_one({"_id": "string-id"}, {"$set": {"m": {"n": 1}}, "$unset": {"z": ""}})
+    before = list(coll.find().sort("_id", 1))
+    done = first.client.admin.command("mongoWireSnapshot")
+    assert done["documents"] >= 3, done
+    first.kill9()
+    assert len(list(store.glob("snapshot-*.bin"))) == 1, sorted(p.name for p in store.iterdir())
+
+    second = Server(store, tmp_path / "mongo-wire.log")
+    servers.append(second)
+    after = list(second.client["durability"]["kinds"].find().sort("_id", 1))
+    assert after == before, _log(tmp_path)
+    assert [list(d) for d in after] == [list(d) for d in before]  # field order too

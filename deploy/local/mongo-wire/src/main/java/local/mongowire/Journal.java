@@ -11,7 +11,6 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.zip.CRC32C;
 
 import de.bwaldvogel.mongo.bson.Document;
-import de.bwaldvogel.mongo.wire.bson.BsonEncoder;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 
@@ -60,17 +59,45 @@ final class Journal implements AutoCloseable {
     /** Start a new journal FILE (it must not exist); the header is written and fsynced. */
     Journal(Path file, boolean fsync) throws IOException {
         this.fsync = fsync;
-        this.channel = create(file);
+        Next first = prepare(file);
+        this.channel = first.channel;
         this.fileBytes = MAGIC.length;
-        this.allocated = MAGIC.length;
+        this.allocated = first.allocated;
     }
 
-    private static FileChannel create(Path file) throws IOException {
+    /** A journal file made ready for {@link #rotate}: header and zero reserve written and fsynced. */
+    static final class Next {
+        private final FileChannel channel;
+        private final long allocated;
+
+        private Next(FileChannel channel, long allocated) {
+            this.channel = channel;
+            this.allocated = allocated;
+        }
+    }
+
+    /**
+     * Create FILE (it must not exist) with its header and its first zero reserve, fsynced together
+     * with the folder: all the slow part of starting a journal, done before a rotation takes the
+     * lock that writers wait on.
+     */
+    static Next prepare(Path file) throws IOException {
         FileChannel created = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-        writeFully(created, ByteBuffer.wrap(MAGIC));
-        created.force(true);
-        Store.syncDirectory(file.getParent());
-        return created;
+        try {
+            writeFully(created, ByteBuffer.wrap(MAGIC));
+            long allocated = MAGIC.length + PREALLOCATE;
+            for (long position = MAGIC.length; position < allocated; ) {
+                ByteBuffer zeros = ZEROS.duplicate();
+                zeros.limit((int) Math.min(zeros.capacity(), allocated - position));
+                position += created.write(zeros, position);
+            }
+            created.force(true);
+            Store.syncDirectory(file.getParent());
+            return new Next(created, allocated);
+        } catch (IOException | RuntimeException e) {
+            created.close();
+            throw e;
+        }
     }
 
     /** Append one effect (the document is encoded now: it may change right after). */
@@ -177,17 +204,18 @@ final class Journal implements AutoCloseable {
     }
 
     /**
-     * Write out what is pending, then continue in the new file NEXT: every record appended before
-     * this call is in the old file, every later one in NEXT.
+     * Write out what is pending, then continue in NEXT (from {@link #prepare}): every record
+     * appended before the switch is in the old file, every later one in NEXT. Writers wait only for
+     * that one flush: NEXT's file was created and fsynced beforehand.
      */
-    void rotate(Path next) throws IOException {
+    void rotate(Next next) throws IOException {
         flushLock.lock();
         try {
             flushLocked(true);
             FileChannel old = channel;
-            channel = create(next);
+            channel = next.channel;
             fileBytes = MAGIC.length;
-            allocated = MAGIC.length;
+            allocated = next.allocated;
             unsynced = false;
             old.close();
         } finally {
@@ -254,15 +282,31 @@ final class Journal implements AutoCloseable {
         }
 
         static void encode(ByteBuf out, byte kind, String database, String collection, Document document) {
+            int start = begin(out, kind, database, collection);
+            if (document != null) {
+                LeanBson.encodeDocument(document, out);
+            }
+            finish(out, start);
+        }
+
+        /** A PUT of the document whose top-level fields are KEYS/VALUES[from, to) (a snapshot's copy). */
+        static void encodePut(ByteBuf out, String database, String collection, String[] keys, Object[] values, int from, int to) {
+            int start = begin(out, PUT, database, collection);
+            LeanBson.encodeFields(keys, values, from, to, out);
+            finish(out, start);
+        }
+
+        private static int begin(ByteBuf out, byte kind, String database, String collection) {
             int start = out.writerIndex();
             out.writeIntLE(0);
             out.writeIntLE(0);
             out.writeByte(kind);
             writeCString(out, database);
             writeCString(out, collection);
-            if (document != null) {
-                BsonEncoder.encodeDocument(document, out);
-            }
+            return start;
+        }
+
+        private static void finish(ByteBuf out, int start) {
             int length = out.writerIndex() - start - HEADER;
             CRC32C crc = new CRC32C();
             crc.update(out.nioBuffer(start + HEADER, length));

@@ -39,14 +39,16 @@ import io.netty.channel.Channel;
  * take back. Concurrent commands share fsyncs.
  *
  * <p>When the journal has grown past a limit, a background thread starts a new one and writes a
- * snapshot of all collections ({@link Store}), one collection at a time under that collection's
- * lock, in chunks, while writes go on. A start reads the newest snapshot and replays the journals
- * after it: collections are then filled before their indexes are built, as the H2 backend does.
+ * snapshot of all collections ({@link Store}) while writes go on (a fuzzy checkpoint: {@link
+ * #snapshot}), copying a chunk of a collection's documents at a time under its lock. A start
+ * reads the newest snapshot and replays the journals after it: collections are then filled
+ * before their indexes are built, as the H2 backend does.
  */
 final class JournaledBackend extends MemoryBackend {
     private static final Logger log = LoggerFactory.getLogger(JournaledBackend.class);
-    private static final int SNAPSHOT_CHUNK = 1_000;
+    private static final int SNAPSHOT_CHUNK = 200;
     private static final int SYNC_MS = 500;
+    static final String SNAPSHOT_COMMAND = "mongoWireSnapshot";
 
     private final Store store;
     private final long snapshotAfterBytes;
@@ -99,6 +101,9 @@ final class JournaledBackend extends MemoryBackend {
             throw new MongoServerException(e.getMessage());
         }
         try {
+            if (command.equalsIgnoreCase(SNAPSHOT_COMMAND)) {
+                return snapshotNow();
+            }
             return super.handleCommand(channel, database, command, query);
         } finally {
             // Also after a failed command: whatever it changed before failing is journaled.
@@ -112,6 +117,28 @@ final class JournaledBackend extends MemoryBackend {
         }
     }
 
+    /**
+     * {mongoWireSnapshot: 1}: write a snapshot now (after one already running), reply when it is
+     * complete: for tests and benchmarks of snapshots under load, and to shorten the next start.
+     */
+    private Document snapshotNow() {
+        try {
+            while (!snapshotting.compareAndSet(false, true)) {
+                Thread.sleep(10);
+            }
+            Document done = background.submit(this::snapshot).get();
+            if (done == null) {
+                throw new MongoServerException("the snapshot failed: see the server's log");
+            }
+            return done.append("ok", 1.0);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new MongoServerException("interrupted");
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new MongoServerException("the snapshot failed: " + e.getCause());
+        }
+    }
+
     private void maybeSnapshot() {
         if (journal.fileBytes() > Math.max(snapshotAfterBytes, store.lastSnapshotBytes())
                 && System.nanoTime() - nextAttemptNanos >= 0 && snapshotting.compareAndSet(false, true)) {
@@ -119,19 +146,30 @@ final class JournaledBackend extends MemoryBackend {
         }
     }
 
-    private void snapshot() {
+    /**
+     * A fuzzy checkpoint: journal G is started first, then every collection is copied while writes
+     * go on, each document's fields taken together under its collection's lock ({@link
+     * Coll#writeTo}). The copy holds each document as of some moment after G began; any change after that moment is also in journal G (appended
+     * inside the same lock, in order), and replaying G over the copy ends at the journal's value,
+     * because every effect is idempotent: the whole document, a deletion by key, a drop.
+     */
+    private Document snapshot() {
         try {
+            long began = System.nanoTime();
             long gen = store.nextGeneration();
-            journal.rotate(store.journalPath(gen));
-            store.writeSnapshot(gen, sink -> {
+            journal.rotate(Journal.prepare(store.journalPath(gen)));
+            log.info("snapshot {}: journal {} started in {} ms; copying the collections", gen, gen, (System.nanoTime() - began) / 1_000_000);
+            Fields fields = new Fields();
+            return store.writeSnapshot(gen, sink -> {
                 for (Coll collection : live) {
-                    collection.writeTo(sink);
+                    collection.writeTo(sink, fields);
                 }
             });
         } catch (IOException | RuntimeException e) {
             // The journals are all still there: nothing is lost, the next attempt starts anew.
             log.error("snapshot failed; the next attempt in 60 s at the earliest", e);
             nextAttemptNanos = System.nanoTime() + RETRY_NANOS;
+            return null;
         } finally {
             snapshotting.set(false);
         }
@@ -239,33 +277,73 @@ final class JournaledBackend extends MemoryBackend {
             }
         }
 
-        /** Its documents into a snapshot, a chunk at a time so writers to it wait only briefly. */
-        void writeTo(Store.Sink sink) throws IOException {
+        /**
+         * Its documents into a snapshot, a chunk at a time: under the lock only the references to
+         * each document's top-level keys and values are copied, into arrays kept for the whole
+         * snapshot (no garbage: a snapshot must not force a GC); the encoding and the writing come
+         * after the lock is released. So writers to the collection wait for a few hundred
+         * reference copies, not for the encoding, which a busy machine may preempt for 100 ms and
+         * more. That is consistent because an update puts deep clones of the changed fields into
+         * the stored document and never changes a nested value in place; and even a value changed
+         * under the encoder would not reach the result: that change came after journal G began, so
+         * G holds the whole document after it, and the replay puts that over the copy.
+         */
+        void writeTo(Store.Sink sink, Fields fields) throws IOException {
             int position = 0;
-            while (true) {
+            boolean more = true;
+            while (more) {
+                String database;
+                String name;
+                int documents = 0;
                 synchronized (this) {
+                    long locked = System.nanoTime();
                     if (dropped) {
                         return;
                     }
-                    String database = getDatabaseName();
-                    String name = getCollectionName();
+                    database = getDatabaseName();
+                    name = getCollectionName();
+                    fields.clear();
                     for (int stop = Math.min(end, position + SNAPSHOT_CHUNK); position < stop; position++) {
                         Document document = getDocument(position);
                         if (document != null) {
-                            sink.put(database, name, document);
+                            for (Map.Entry<String, Object> field : document.entrySet()) {
+                                fields.add(field.getKey(), field.getValue());
+                            }
+                            fields.ends[documents++] = fields.size;
                         }
                     }
-                    if (position >= end) {
-                        break;
-                    }
+                    more = position < end;
+                    sink.held(System.nanoTime() - locked);
                 }
-                if (sink.full()) {
-                    sink.drain();
+                for (int i = 0, from = 0; i < documents; from = fields.ends[i], i++) {
+                    sink.put(database, name, fields.keys, fields.values, from, fields.ends[i]);
                 }
+                fields.clear();
+                sink.drainIfFull();
             }
-            if (sink.full()) {
-                sink.drain();
+        }
+    }
+
+    /** The top-level fields of a chunk of documents, copied under the collection's lock. */
+    static final class Fields {
+        String[] keys = new String[1 << 14];
+        Object[] values = new Object[1 << 14];
+        final int[] ends = new int[SNAPSHOT_CHUNK];
+        int size;
+
+        void add(String key, Object value) {
+            if (size == keys.length) {
+                keys = java.util.Arrays.copyOf(keys, size * 2);
+                values = java.util.Arrays.copyOf(values, size * 2);
             }
+            keys[size] = key;
+            values[size++] = value;
+        }
+
+        /** Drop the references, so that the arrays keep no old value alive. */
+        void clear() {
+            java.util.Arrays.fill(values, 0, size, null);
+            size = 0;
         }
     }
 }

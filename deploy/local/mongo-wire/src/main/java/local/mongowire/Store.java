@@ -1,7 +1,7 @@
 package local.mongowire;
 
 import java.io.IOException;
-import java.io.OutputStream;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -205,46 +205,72 @@ final class Store {
         void writeTo(Sink sink) throws IOException;
     }
 
-    /** Writes snapshot records through a buffer. */
+    /**
+     * Writes snapshot records through a buffer, and fsyncs the file every {@link #SYNC_EVERY} bytes:
+     * otherwise the whole snapshot (tens of MB) sits in the page cache until the final fsync and
+     * then reaches the disk at once, and the journal's fdatasync before every reply queues behind it.
+     */
     static final class Sink {
-        private final OutputStream out;
-        private final ByteBuf buffer = Unpooled.buffer(1 << 20);
+        private static final int FULL = 1 << 20;
+        private static final long SYNC_EVERY = 4L << 20;
+        private final FileChannel channel;
+        private final ByteBuf buffer = Unpooled.buffer(FULL + (1 << 16));
         private long records;
+        private long written;
+        private long synced;
+        private long longestHoldNanos;
 
-        Sink(OutputStream out) {
-            this.out = out;
+        Sink(FileChannel channel) {
+            this.channel = channel;
         }
 
-        /** Encode now (the caller holds the collection's lock); written out by {@link #drain}. */
-        void put(String database, String collection, Document document) {
-            Journal.Record.encode(buffer, Journal.Record.PUT, database, collection, document);
+        /** A document given as its top-level fields KEYS/VALUES[from, to) (see JournaledBackend.Coll#writeTo); written out by {@link #drainIfFull}. */
+        void put(String database, String collection, String[] keys, Object[] values, int from, int to) {
+            Journal.Record.encodePut(buffer, database, collection, keys, values, from, to);
             records++;
         }
 
-        boolean full() {
-            return buffer.readableBytes() >= 1 << 20;
+        /** How long a collection's lock was held for one chunk (the longest is logged). */
+        void held(long nanos) {
+            longestHoldNanos = Math.max(longestHoldNanos, nanos);
+        }
+
+        void drainIfFull() throws IOException {
+            if (buffer.readableBytes() >= FULL) {
+                drain();
+            }
         }
 
         void drain() throws IOException {
-            buffer.readBytes(out, buffer.readableBytes());
+            ByteBuffer data = buffer.nioBuffer();
+            Journal.writeFully(channel, data);
+            written += buffer.readableBytes();
             buffer.clear();
+            if (written - synced >= SYNC_EVERY) {
+                channel.force(false);
+                synced = written;
+            }
         }
     }
 
-    /** Write snapshot GEN from SOURCE (atomically), then delete the files it makes obsolete. */
-    void writeSnapshot(long gen, Source source) throws IOException {
+    /**
+     * Write snapshot GEN from SOURCE (atomically), then delete the files it makes obsolete; returns
+     * what was written (the reply of the snapshot command).
+     */
+    Document writeSnapshot(long gen, Source source) throws IOException {
         Path target = snapshotPath(gen);
         Path tmp = dir.resolve(target.getFileName() + ".tmp");
+        long began = System.nanoTime();
         long records;
-        try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE);
-             OutputStream out = java.nio.channels.Channels.newOutputStream(channel)) {
-            out.write(SNAPSHOT_MAGIC);
-            Sink sink = new Sink(out);
+        long longestHold;
+        try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
+            Journal.writeFully(channel, ByteBuffer.wrap(SNAPSHOT_MAGIC));
+            Sink sink = new Sink(channel);
             source.writeTo(sink);
             records = sink.records;
+            longestHold = sink.longestHoldNanos;
             Journal.Record.encode(sink.buffer, Journal.Record.END, "", "", new Document("records", records));
             sink.drain();
-            out.flush();
             channel.force(true);
         }
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
@@ -262,7 +288,11 @@ final class Store {
         for (Path file : obsolete) {
             Files.deleteIfExists(file);
         }
-        log.info("wrote {}: {} documents, {} MB; deleted {} older files", target.getFileName(), records, mb(lastSnapshotBytes), obsolete.size());
+        log.info("wrote {}: {} documents, {} MB in {} ms (a collection's lock held {} ms at most); deleted {} older files",
+            target.getFileName(), records, mb(lastSnapshotBytes), (System.nanoTime() - began) / 1_000_000,
+            String.format("%.1f", longestHold / 1e6), obsolete.size());
+        return new Document("generation", gen).append("documents", records).append("bytes", lastSnapshotBytes)
+            .append("millis", (System.nanoTime() - began) / 1_000_000).append("longestLockMillis", longestHold / 1e6);
     }
 
     static void syncDirectory(Path dir) throws IOException {

@@ -95,6 +95,9 @@ final class JournaledBackend extends MemoryBackend {
     // Every command arrives here: OP_MSG through handleMessage, legacy OP_QUERY on $cmd directly.
     // The wire handler sends the reply only after this returns.
     @Override public Document handleCommand(Channel channel, String database, String command, Document query) {
+        if (command.equalsIgnoreCase(IndexStats.COMMAND)) {
+            return IndexStats.command(database, query);  // changes nothing: no journal to wait for
+        }
         try {
             journal.checkHealthy();
         } catch (IOException e) {
@@ -207,8 +210,8 @@ final class JournaledBackend extends MemoryBackend {
         }
     }
 
-    /** The memory collection, journaling each document it adds, changes or removes. */
-    final class Coll extends MemoryCollection {
+    /** The memory collection (counting its queries), journaling each document it adds, changes or removes. */
+    final class Coll extends CountedCollections.Memory {
         /** One past the highest position ever used (MemoryCollection's list is private). */
         private int end;
         private boolean dropped;

@@ -35,5 +35,6 @@ def test_settle_happens_once_per_process(fresh_collector: None) -> None:
     frozen = gc.get_freeze_count()
     later = [[n] for n in range(1000)]  # what a running service allocates afterwards stays collectable
     heap.settle()
-    assert gc.get_freeze_count() == frozen
+    # Nothing new is frozen (frozen objects may still be freed by reference counting meanwhile).
+    assert gc.get_freeze_count() <= frozen
     assert any(item is later[0] for item in gc.get_objects())

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from services.disputes import domain
-from services.disputes.domain import ClaimProblem, FieldProblem, IllegalTransition
+from services.disputes.domain import ClaimProblem, IllegalTransition
 from services.disputes.eligibility import ClaimRules, OpenClaimExists, file_claim
 from services.disputes.errors import ClaimNotFound, ConcurrentChange, NotYourAction, from_domain, rule_violation
 from services.disputes.orders import OrderBook
@@ -19,6 +19,7 @@ from shared.clock import Clock
 from shared.dispute_models import Claim
 from shared.models import Refund
 from shared.mongo import as_stored
+from shared.rules import FieldProblem
 
 log = logging.getLogger(__name__)
 

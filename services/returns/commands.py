@@ -11,7 +11,7 @@ from services.returns import domain
 from services.returns.domain import IllegalTransition
 from services.returns.eligibility import open_return, returned_so_far
 from services.returns.errors import ConcurrentChange, NotYourAction, ReturnNotFound, from_domain, rule_violation
-from services.returns.policy import FieldProblem, MarketplaceRules, PolicyViolation, SellerPolicy, default_policy
+from services.returns.policy import MarketplaceRules, PolicyViolation, SellerPolicy, default_policy
 from services.returns.schemas import ReturnRequest
 from services.returns.store import DuplicateKeyError, ReturnsStore
 from shared.auth import Principal
@@ -19,6 +19,7 @@ from shared.clock import Clock
 from shared.http import Forbidden
 from shared.models import Refund, Return
 from shared.mongo import as_stored as millis
+from shared.rules import FieldProblem
 
 log = logging.getLogger(__name__)
 

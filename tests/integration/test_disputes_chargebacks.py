@@ -35,7 +35,6 @@ from tests.integration.disputes_chargebacks_support import (
     SECRET,
     Captured,
     announce,
-    capture_chargebacks,
     dispute,
     knows,
     sign,
@@ -44,15 +43,10 @@ from tests.integration.disputes_chargebacks_support import (
 from tests.unit.refunds.builders import make_order
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.chargebacks_plugin"]  # its fixture: `published`
 
 STRIPE_MOCK = os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:12111")
 JWT_SECRET = "disputes-integration-secret-0123456789abcdef"
-
-
-@pytest.fixture
-async def published(amqp: aio_pika.abc.AbstractRobustConnection, exchange: str) -> AsyncIterator[Captured]:
-    async with capture_chargebacks(amqp, exchange) as captured:
-        yield captured
 
 
 @dataclass

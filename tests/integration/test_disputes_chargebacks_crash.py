@@ -18,7 +18,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
@@ -27,9 +26,7 @@ from services.disputes.settings import Settings
 from shared.bus import QueueNames
 from tests.integration.disputes_chargebacks_support import (
     SECRET,
-    Captured,
     announce,
-    capture_chargebacks,
     dispute,
     knows,
     sign,
@@ -39,6 +36,7 @@ from tests.integration.service_process import STARTUP_S, ServiceProcesses, free_
 from tests.unit.refunds.builders import make_order
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.chargebacks_plugin"]  # its fixture: `published`
 
 
 class DisputeStub:
@@ -121,12 +119,6 @@ async def run_service(process_env, amqp) -> AsyncIterator[Any]:
         for name in QueueNames(settings.queue_name, tuple(settings.retry_delays_ms)).all:
             await channel.queue_delete(name)
         await channel.exchange_delete(process_env["ORDERS_EXCHANGE"])
-
-
-@pytest.fixture
-async def published(amqp: aio_pika.abc.AbstractRobustConnection, exchange: str) -> AsyncIterator[Captured]:
-    async with capture_chargebacks(amqp, exchange) as captured:
-        yield captured
 
 
 def move_clock(clock_file: str, *, seconds: float) -> None:

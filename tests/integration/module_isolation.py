@@ -1,4 +1,4 @@
-"""A test module's own database, queues and exchanges for a service it runs in-process, and their removal."""
+"""Settings naming a test's own database, queues and exchanges (per module or per test), and their removal."""
 
 from __future__ import annotations
 
@@ -44,3 +44,23 @@ async def cleanup(settings: Any, mongo_client: Any) -> None:
             await channel.queue_delete(name)
         for exchange in (settings.exchange, settings.orders_exchange):
             await channel.exchange_delete(exchange)
+
+
+def per_test_settings(
+    mongodb_url: str, amqp_url: str, db: Any, exchange: str, queue_prefix: str, jwt_secret: str
+) -> dict[str, Any]:
+    """Settings values on the per-test database, exchange and queue prefix (tests/integration/conftest.py),
+    with fast retries and outbox polls and the periodic jobs out of the way."""
+    return dict(
+        mongodb_url=mongodb_url,
+        mongodb_db=db.name,
+        amqp_url=amqp_url,
+        exchange=exchange,
+        orders_exchange=f"{queue_prefix}orders",
+        queue_prefix=queue_prefix,
+        retry_delays_ms=[100, 200],
+        outbox_poll_ms=100,
+        jwt_secret=jwt_secret,
+        job_interval_s=3600.0,
+        log_level="WARNING",
+    )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.disputes import domain
 from services.disputes.claims import ClaimDesk
 from services.disputes.schemas import ClaimFilter, ClaimRequest, DecideBody, RespondBody, WithdrawBody
 from shared.auth import CurrentPrincipal, Principal
 from shared.dispute_models import Claim, ClaimStatus
+from shared.http.created import LOCATION_RESPONSE, create_once
 from shared.idempotency import Idempotent
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 
@@ -44,16 +44,14 @@ def own_only(principal: Principal, buyer_id: str | None, seller_id: str | None) 
     response_model=Claim,
     tags=["claims"],
     summary="The buyer (or an agent) files an A-to-z guarantee claim on an order",
-    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    responses=LOCATION_RESPONSE,
 )
 async def file_claim(body: ClaimRequest, desk: Desk, idempotent: Idempotent) -> Response:
-    async def run() -> Response:
-        claim = await desk.file(body, idempotent.principal, idempotent.key)
-        return JSONResponse(
-            claim.model_dump(mode="json"), status_code=201, headers={"Location": f"/v1/claims/{claim.claim_id}"}
-        )
-
-    return await idempotent.run(run, status_code=201)
+    return await create_once(
+        idempotent,
+        lambda: desk.file(body, idempotent.principal, idempotent.key),
+        lambda claim: f"/v1/claims/{claim.claim_id}",
+    )
 
 
 @router.get("/claims/{claim_id}", response_model=Claim, tags=["claims"])

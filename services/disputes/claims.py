@@ -8,17 +8,19 @@ from collections.abc import Callable
 from datetime import datetime
 
 from services.disputes import domain
-from services.disputes.domain import ClaimProblem, FieldProblem, IllegalTransition
+from services.disputes.domain import ClaimProblem, IllegalTransition
 from services.disputes.eligibility import ClaimRules, OpenClaimExists, file_claim
-from services.disputes.errors import ClaimNotFound, ConcurrentChange, NotYourAction, from_domain, rule_violation
+from services.disputes.errors import ClaimNotFound, ConcurrentChange, from_domain, rule_violation
 from services.disputes.orders import OrderBook
 from services.disputes.schemas import ClaimRequest, DecideBody
 from services.disputes.store import ClaimsStore, DuplicateKeyError
+from shared import acting
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.dispute_models import Claim
 from shared.models import Refund
 from shared.mongo import as_stored
+from shared.rules import FieldProblem
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +38,11 @@ Step = Callable[[Claim, datetime], Claim]
 
 
 def check_role(principal: Principal, action: str) -> None:
-    role = principal.actor.role
-    if role == "service":
-        raise NotYourAction("A service must name whom it acts for: `X-Acting-For: <buyer|seller|agent>:<id>`.")
-    if role not in ACTION_ROLES[action]:
-        raise NotYourAction(f"A {role} may not {action} a claim.")
+    acting.check_role(principal, action, ACTION_ROLES, "claim")
 
 
 def claim_id_for(principal: Principal, idempotency_key: str | None) -> str:
-    """Derived from (caller, key) when there is a key, so a retry after a crash hits the same `_id`."""
-    if idempotency_key is None:
-        return f"clm_{uuid.uuid4().hex}"
-    return f"clm_{uuid.uuid5(ID_NAMESPACE, f'{principal.ref}|{idempotency_key}').hex}"
+    return acting.keyed_id("clm", ID_NAMESPACE, principal, idempotency_key)
 
 
 def _logged(claim: Claim, message: str, actor: str) -> None:

@@ -13,11 +13,11 @@ or raises `IllegalTransition` (409) / `ClaimProblem` (422 naming the field). No 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from services.disputes.schemas import DecideBody, RespondBody
+from shared import rules
 from shared.dispute_models import (
     Claim,
     ClaimClosure,
@@ -29,6 +29,7 @@ from shared.dispute_models import (
 )
 from shared.models import Actor
 from shared.money import Money
+from shared.rules import FieldProblem, RulesBroken
 
 S = ClaimStatus
 PLATFORM = Actor(role="platform", id="disputes")
@@ -44,24 +45,12 @@ ALLOWED: dict[str, frozenset[ClaimStatus]] = {
 }
 
 
-@dataclass(frozen=True)
-class FieldProblem:
-    """One rule an input breaks, named by the input field (`amount.amount`)."""
-
-    field: str
-    reason: str
+class ClaimProblem(RulesBroken):
+    """The claim breaks its rules (a 422 naming each field, e.g. `amount.amount`)."""
 
 
-class ClaimProblem(Exception):
-    def __init__(self, problems: list[FieldProblem]) -> None:
-        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in problems))
-        self.problems = problems
-
-
-class IllegalTransition(Exception):
-    def __init__(self, action: str, status: ClaimStatus, why: str | None = None) -> None:
-        super().__init__(why or f"cannot {action} a claim that is {status}")
-        self.action, self.status = action, status
+class IllegalTransition(rules.IllegalTransition):
+    noun = "claim"
 
 
 def _require(claim: Claim, action: str) -> None:

@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.disputes.domain import ClaimProblem, FieldProblem, amount_problems
+from services.disputes.domain import ClaimProblem, amount_problems
 from services.disputes.orders import OrderFacts
 from services.disputes.schemas import ClaimRequest
 from services.disputes.settings import Settings
 from shared.dispute_models import OPEN_STATUSES, RETURN_REASONS, Claim, ClaimReason, ClaimStatus, Step
 from shared.models import Actor, Party, ReturnStatus
+from shared.rules import FieldProblem
 
 
 @dataclass(frozen=True)

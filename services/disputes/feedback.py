@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from services.disputes.domain import FieldProblem
 from services.disputes.errors import (
     ConcurrentChange,
     FeedbackExists,
@@ -28,6 +27,7 @@ from shared.clock import Clock
 from shared.dispute_models import NEGATIVE_RATING, SellerFeedback
 from shared.models import Order
 from shared.mongo import as_stored
+from shared.rules import FieldProblem
 
 log = logging.getLogger(__name__)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.disputes.api import own_only
 from services.disputes.feedback import FeedbackDesk
 from services.disputes.schemas import FeedbackFilter, FeedbackRequest, RemoveFeedbackBody
 from shared.auth import CurrentPrincipal
 from shared.dispute_models import SellerFeedback
+from shared.http.created import LOCATION_RESPONSE, create_once
 from shared.idempotency import Idempotent
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 
@@ -32,18 +32,14 @@ IdQuery = Annotated[str | None, Query(max_length=128)]
     response_model=SellerFeedback,
     tags=["feedback"],
     summary="The order's buyer rates its seller, 1-5 stars (one feedback per order)",
-    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    responses=LOCATION_RESPONSE,
 )
 async def leave_feedback(body: FeedbackRequest, desk: Desk, idempotent: Idempotent) -> Response:
-    async def run() -> Response:
-        feedback = await desk.leave(body, idempotent.principal, idempotent.key)
-        return JSONResponse(
-            feedback.model_dump(mode="json"),
-            status_code=201,
-            headers={"Location": f"/v1/feedback/{feedback.feedback_id}"},
-        )
-
-    return await idempotent.run(run, status_code=201)
+    return await create_once(
+        idempotent,
+        lambda: desk.leave(body, idempotent.principal, idempotent.key),
+        lambda feedback: f"/v1/feedback/{feedback.feedback_id}",
+    )
 
 
 @router.post(

@@ -21,7 +21,8 @@ from shared.dispute_models import Claim, ClaimStatus, SellerFeedback
 from shared.events import CloudEvent, new_event
 from shared.mongo import Database, DuplicateKeyError
 from shared.outbox import OUTBOX, Claims, commit_events, outbox_fields
-from shared.pagination import Page, make_page, page_filter, page_sort
+from shared.page_query import find_page
+from shared.pagination import Page
 
 SERVICE = "disputes"
 _CLAIM_DATES = ("filed_at", "respond_by", "created_at", "updated_at")
@@ -129,10 +130,7 @@ class ClaimsStore:
         )
 
     async def list_claims(self, wanted: ClaimFilter, cursor: str | None, limit: int) -> Page[Claim]:
-        criteria, after = claim_criteria(wanted), page_filter(cursor)
-        query = {"$and": [criteria, after]} if after and criteria else (after or criteria)
-        docs = [doc async for doc in self.claims.find(query, {OUTBOX: 0}).sort(page_sort()).limit(limit + 1)]
-        return make_page(docs, limit, Claim.model_validate)
+        return await find_page(self.claims, claim_criteria(wanted), cursor, limit, Claim.model_validate, {OUTBOX: 0})
 
     # ---- deadlines ----------------------------------------------------------------------------
 
@@ -182,7 +180,5 @@ class ClaimsStore:
         )
 
     async def list_feedback(self, wanted: FeedbackFilter, cursor: str | None, limit: int) -> Page[SellerFeedback]:
-        criteria, after = feedback_criteria(wanted), page_filter(cursor)
-        query = {"$and": [criteria, after]} if after and criteria else (after or criteria)
-        docs = [doc async for doc in self.feedback.find(query, {OUTBOX: 0}).sort(page_sort()).limit(limit + 1)]
-        return make_page(docs, limit, SellerFeedback.model_validate)
+        criteria = feedback_criteria(wanted)
+        return await find_page(self.feedback, criteria, cursor, limit, SellerFeedback.model_validate, {OUTBOX: 0})

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from shared.http import Conflict, NotFound, Unprocessable, field_problems
+from shared.http.domain_errors import OrderNotFound as OrderNotFound  # re-exported: the service's errors in one place
 from shared.money import Money
 
 
 class RefundNotFound(NotFound):
     title, slug = "Refund not found", "refund-not-found"
-
-
-class OrderNotFound(NotFound):
-    title, slug = "Order not found", "order-not-found"
 
 
 class ReturnNotRefundable(NotFound):

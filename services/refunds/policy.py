@@ -23,22 +23,13 @@ from shared.models import (
     ReturnLine,
 )
 from shared.money import AmountOutOfRange, Money
+from shared.rules import FieldProblem, RulesBroken
 
 NO_FEE = Decimal(0)
 
 
-@dataclass(frozen=True)
-class FieldProblem:
-    """One rule an input breaks, named by the input field (`lines[0].quantity`)."""
-
-    field: str
-    reason: str
-
-
-class RefundRuleBroken(ValueError):
-    def __init__(self, problems: Sequence[FieldProblem]) -> None:
-        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in problems))
-        self.problems = list(problems)
+class RefundRuleBroken(RulesBroken, ValueError):
+    """The refund breaks a rule (a 422 naming each field)."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.returns import domain
 from services.returns.commands import Lifecycle, Step
@@ -26,6 +25,7 @@ from services.returns.schemas import (
 from services.returns.store import StoredPolicy
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.http import Forbidden, Unprocessable
+from shared.http.created import LOCATION_RESPONSE, create_once
 from shared.idempotency import Idempotent
 from shared.models import Actor, Order, Return, ReturnStatus
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
@@ -107,16 +107,14 @@ async def put_policy(seller_id: str, policy: SellerPolicy, desk: Desk, principal
     status_code=201,
     response_model=Return,
     tags=["returns"],
-    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    responses=LOCATION_RESPONSE,
 )
 async def create_return(body: ReturnRequest, desk: Desk, idempotent: Idempotent) -> Response:
-    async def run() -> Response:
-        ret = await desk.open(body, idempotent.principal, idempotent.key)
-        return JSONResponse(
-            ret.model_dump(mode="json"), status_code=201, headers={"Location": f"/v1/returns/{ret.return_id}"}
-        )
-
-    return await idempotent.run(run, status_code=201)
+    return await create_once(
+        idempotent,
+        lambda: desk.open(body, idempotent.principal, idempotent.key),
+        lambda ret: f"/v1/returns/{ret.return_id}",
+    )
 
 
 @router.get("/returns/{return_id}", response_model=Return, tags=["returns"])

@@ -10,15 +10,17 @@ from datetime import datetime
 from services.returns import domain
 from services.returns.domain import IllegalTransition
 from services.returns.eligibility import open_return, returned_so_far
-from services.returns.errors import ConcurrentChange, NotYourAction, ReturnNotFound, from_domain, rule_violation
-from services.returns.policy import FieldProblem, MarketplaceRules, PolicyViolation, SellerPolicy, default_policy
+from services.returns.errors import ConcurrentChange, ReturnNotFound, from_domain, rule_violation
+from services.returns.policy import MarketplaceRules, PolicyViolation, SellerPolicy, default_policy
 from services.returns.schemas import ReturnRequest
 from services.returns.store import DuplicateKeyError, ReturnsStore
+from shared import acting
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.http import Forbidden
 from shared.models import Refund, Return
 from shared.mongo import as_stored as millis
+from shared.rules import FieldProblem
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +49,11 @@ Step = Callable[[Return, datetime], Return]
 
 
 def check_role(principal: Principal, action: str) -> None:
-    role = principal.actor.role
-    if role == "service":
-        raise NotYourAction("A service must name whom it acts for: `X-Acting-For: <buyer|seller|agent>:<id>`.")
-    if role not in ACTION_ROLES[action]:
-        raise NotYourAction(f"A {role} may not {action} a return.")
+    acting.check_role(principal, action, ACTION_ROLES, "return")
 
 
 def return_id_for(principal: Principal, idempotency_key: str | None) -> str:
-    """Derived from (caller, key) when there is a key, so a retry after a crash hits the same `_id`."""
-    if idempotency_key is None:
-        return f"ret_{uuid.uuid4().hex}"
-    return f"ret_{uuid.uuid5(ID_NAMESPACE, f'{principal.ref}|{idempotency_key}').hex}"
+    return acting.keyed_id("ret", ID_NAMESPACE, principal, idempotency_key)
 
 
 def _log_change(ret: Return, principal: Principal, message: str, *args: object) -> None:

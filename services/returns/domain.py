@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.returns.policy import (
-    FieldProblem,
     MarketplaceRules,
     PolicyViolation,
     invalid_rejection,
@@ -18,6 +17,7 @@ from services.returns.policy import (
     seller_must_pay_shipping,
 )
 from services.returns.schemas import AuthorizeBody, CloseBody, ReceiveBody, RejectBody, ShipBody
+from shared import rules
 from shared.models import (
     Actor,
     Authorization,
@@ -37,6 +37,7 @@ from shared.models import (
     TimelineEntry,
     same_named,
 )
+from shared.rules import FieldProblem
 
 S = ReturnStatus
 PLATFORM = Actor(role="platform", id="returns")
@@ -66,10 +67,8 @@ ENTERS: dict[str, ReturnStatus] = {
 }
 
 
-class IllegalTransition(Exception):
-    def __init__(self, action: str, status: ReturnStatus, why: str | None = None) -> None:
-        super().__init__(why or f"cannot {action} a return that is {status}")
-        self.action, self.status = action, status
+class IllegalTransition(rules.IllegalTransition):
+    noun = "return"
 
 
 def _require(ret: Return, action: str) -> None:

@@ -7,7 +7,6 @@ from datetime import datetime
 
 from services.returns.domain import PLATFORM, authorize
 from services.returns.policy import (
-    FieldProblem,
     MarketplaceRules,
     PolicyViolation,
     SellerPolicy,
@@ -23,6 +22,7 @@ from services.returns.policy import (
 )
 from services.returns.schemas import AuthorizeBody, ReturnRequest
 from shared.models import Actor, Order, Return, ReturnLine, ReturnStatus, TimelineEntry, same_named
+from shared.rules import FieldProblem
 
 # Statuses whose units never came back (or never will): they don't count against the order's quantity.
 RELEASED = frozenset({ReturnStatus.REJECTED, ReturnStatus.CLOSED, ReturnStatus.EXPIRED})

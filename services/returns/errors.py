@@ -2,47 +2,28 @@
 
 from __future__ import annotations
 
-from services.returns.domain import IllegalTransition
-from services.returns.policy import FieldProblem, PolicyViolation
-from shared.http import Conflict, Forbidden, NotFound, Unprocessable, field_problems
+from shared.http import NotFound, domain_errors
+from shared.http.domain_errors import NotYourAction as NotYourAction  # re-exported: the service's errors in one place
+from shared.http.domain_errors import OrderNotFound as OrderNotFound
+from shared.http.domain_errors import TransitionNotAllowed as TransitionNotAllowed
+from shared.rules import FieldProblem
 
 
 class ReturnNotFound(NotFound):
     title, slug = "Return not found", "return-not-found"
 
 
-class OrderNotFound(NotFound):
-    title, slug = "Order not found", "order-not-found"
+class ConcurrentChange(domain_errors.ConcurrentChange):
+    noun = "return"
 
 
-class TransitionNotAllowed(Conflict):
-    title, slug = "Transition not allowed", "illegal-transition"
+class RuleViolation(domain_errors.RuleViolation):
+    title = "Breaks the return rules"
 
 
-class ConcurrentChange(Conflict):
-    title, slug = "Changed concurrently", "concurrent-change"
-
-    def __init__(
-        self, detail: str = "The return changed while this request was processed; reload it and retry."
-    ) -> None:
-        super().__init__(detail)
-
-
-class RuleViolation(Unprocessable):
-    title, slug = "Breaks the return rules", "rule-violation"
-
-
-class NotYourAction(Forbidden):
-    title, slug = "Not allowed for this role", "forbidden"
-
-
-def rule_violation(problems: list[FieldProblem]) -> RuleViolation:
-    return RuleViolation(**field_problems((p.field, p.reason) for p in problems))
+def rule_violation(problems: list[FieldProblem]) -> domain_errors.RuleViolation:
+    return RuleViolation.of(problems)
 
 
 def from_domain(exc: Exception) -> Exception:
-    if isinstance(exc, IllegalTransition):
-        return TransitionNotAllowed(str(exc), status_now=exc.status.value)
-    if isinstance(exc, PolicyViolation):
-        return rule_violation(exc.problems)
-    return exc
+    return domain_errors.from_domain(exc, RuleViolation)

@@ -25,23 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, String
 from shared.calendar import add_business_days, marketplace_country, marketplace_zone
 from shared.models import Fault, ItemCondition, Order, OrderLine, PolicySnapshot, ReasonCode, ReturnLine, same_named
 from shared.money import Money
+from shared.rules import FieldProblem, RulesBroken
 
 if TYPE_CHECKING:  # settings.py imports this module for its defaults
     from services.returns.settings import Settings
 
 
-@dataclass(frozen=True)
-class FieldProblem:
-    """One rule an input breaks, named by the input field (`lines[0].quantity`)."""
-
-    field: str
-    reason: str
-
-
-class PolicyViolation(Exception):
-    def __init__(self, problems: list[FieldProblem]) -> None:
-        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in problems))
-        self.problems = problems
+class PolicyViolation(RulesBroken):
+    """The return breaks the marketplace's or the seller's rules (a 422 naming each field)."""
 
 
 # ---- the marketplace's numbers --------------------------------------------------------------

@@ -16,7 +16,8 @@ from shared.events import ORDERS_EXCHANGE, CloudEvent, new_event
 from shared.models import BuyerFlag, Order, Return, ReturnStatus
 from shared.mongo import DuplicateKeyError
 from shared.outbox import OUTBOX, outbox_fields, with_outbox
-from shared.pagination import Page, make_page, page_filter, page_sort
+from shared.page_query import find_page
+from shared.pagination import Page
 
 SERVICE = "returns"
 
@@ -259,10 +260,7 @@ class ReturnsStore:
         return {} if result.matched_count else None
 
     async def list_returns(self, wanted: ReturnFilter, cursor: str | None, limit: int) -> Page[Return]:
-        criteria, after = return_criteria(wanted), page_filter(cursor)
-        query = {"$and": [criteria, after]} if after and criteria else (after or criteria)
-        docs = [doc async for doc in self.returns.find(query, {"outbox": 0}).sort(page_sort()).limit(limit + 1)]
-        return make_page(docs, limit, Return.model_validate)
+        return await find_page(self.returns, return_criteria(wanted), cursor, limit, Return.model_validate, {OUTBOX: 0})
 
     # ---- deadlines ----------------------------------------------------------------------------
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
+from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import monitoring
 
 from shared.query_shapes import command_filters
@@ -39,3 +44,32 @@ class Commands(monitoring.CommandListener):
     def writes(self, collection: str) -> list[str]:
         with self._lock:
             return [name for on, name in self.sent if on == collection]
+
+
+class CommandNames(monitoring.CommandListener):
+    """Every command a client started, by name, in order: a test pins what one call costs."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@asynccontextmanager
+async def counted_database(mongodb_url: str) -> AsyncIterator[tuple[Any, CommandNames]]:
+    """A fresh database on a client of its own that names each command it sends; dropped after."""
+    commands = CommandNames()
+    client = AsyncIOMotorClient(mongodb_url, tz_aware=True, event_listeners=[commands])
+    name = f"test_metrics_{uuid.uuid4().hex[:10]}"
+    try:
+        yield client[name], commands
+    finally:
+        await client.drop_database(name)
+        client.close()

@@ -35,24 +35,19 @@ from tests.integration.disputes_chargebacks_support import (
     SECRET,
     Captured,
     announce,
-    capture_chargebacks,
     dispute,
     knows,
     sign,
     stripe_event,
 )
+from tests.integration.module_isolation import per_test_settings
 from tests.unit.refunds.builders import make_order
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.chargebacks_plugin"]  # its fixture: `published`
 
 STRIPE_MOCK = os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:12111")
 JWT_SECRET = "disputes-integration-secret-0123456789abcdef"
-
-
-@pytest.fixture
-async def published(amqp: aio_pika.abc.AbstractRobustConnection, exchange: str) -> AsyncIterator[Captured]:
-    async with capture_chargebacks(amqp, exchange) as captured:
-        yield captured
 
 
 @dataclass
@@ -103,20 +98,10 @@ async def disputes(
     wait_until: Any,
 ) -> AsyncIterator[Disputes]:
     settings = Settings(
-        mongodb_url=mongodb_url,
-        mongodb_db=db.name,
-        amqp_url=amqp_url,
-        exchange=exchange,
-        orders_exchange=f"{queue_prefix}orders",
-        queue_prefix=queue_prefix,
-        retry_delays_ms=[100, 200],
-        outbox_poll_ms=100,
-        jwt_secret=JWT_SECRET,
+        **per_test_settings(mongodb_url, amqp_url, db, exchange, queue_prefix, JWT_SECRET),
         stripe_api_base=STRIPE_MOCK,
         stripe_webhook_secret=SECRET,
         stripe_timeout_s=5.0,
-        job_interval_s=3600.0,
-        log_level="WARNING",
     )
     clock = FixedClock(NOW)
     publisher = await bus_factory("test-publisher")

@@ -11,10 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +18,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
@@ -31,20 +26,17 @@ from services.disputes.settings import Settings
 from shared.bus import QueueNames
 from tests.integration.disputes_chargebacks_support import (
     SECRET,
-    Captured,
     announce,
-    capture_chargebacks,
     dispute,
     knows,
     sign,
     stripe_event,
 )
+from tests.integration.service_process import STARTUP_S, ServiceProcesses, free_port, kill9, ready
 from tests.unit.refunds.builders import make_order
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-STARTUP_S = 60  # a process start is mostly imports: up to ~20 s on a loaded shared machine
+pytest_plugins = ["tests.integration.chargebacks_plugin"]  # its fixture: `published`
 
 
 class DisputeStub:
@@ -88,12 +80,6 @@ class DisputeStub:
         self._server.server_close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def stub() -> Iterator[DisputeStub]:
     running = DisputeStub()
@@ -125,28 +111,9 @@ def process_env(mongodb_url, amqp_url, db, exchange, queue_prefix, stub, tmp_pat
 
 @pytest.fixture
 async def run_service(process_env, amqp) -> AsyncIterator[Any]:
-    processes: list[subprocess.Popen] = []
-
-    def start() -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.disputes"],
-            cwd=ROOT,
-            env=process_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    processes = ServiceProcesses("services.disputes", process_env)
+    yield processes.start
+    processes.stop_all()
     settings = Settings(queue_prefix=process_env["QUEUE_PREFIX"], retry_delays_ms=[100, 200])
     async with amqp.channel() as channel:  # the service's queues and the test's orders exchange
         for name in QueueNames(settings.queue_name, tuple(settings.retry_delays_ms)).all:
@@ -154,23 +121,9 @@ async def run_service(process_env, amqp) -> AsyncIterator[Any]:
         await channel.exchange_delete(process_env["ORDERS_EXCHANGE"])
 
 
-@pytest.fixture
-async def published(amqp: aio_pika.abc.AbstractRobustConnection, exchange: str) -> AsyncIterator[Captured]:
-    async with capture_chargebacks(amqp, exchange) as captured:
-        yield captured
-
-
 def move_clock(clock_file: str, *, seconds: float) -> None:
     """The business clock of the service's processes (shared.clock.FileOffsetClock) moves ahead."""
     Path(clock_file).write_text(str(seconds))
-
-
-async def ready(port: str) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(f"http://127.0.0.1:{port}/readyz", timeout=1)).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 async def test_killed_while_stripe_holds_the_evidence_then_restarted_submits_once(
@@ -198,8 +151,7 @@ async def test_killed_while_stripe_holds_the_evidence_then_restarted_submits_onc
 
         delivery = asyncio.create_task(deliver())
         await wait_until(lambda: stub.keys, timeout=10, message="Stripe was never called")
-        process.send_signal(signal.SIGKILL)  # Stripe took the evidence; the service never hears back
-        process.wait(5)
+        kill9(process)  # Stripe took the evidence; the service never hears back
         await delivery
     doc = await db["chargebacks"].find_one({"_id": subject})
     assert doc["status"] == "needs_response" and doc["submission"]["key"] == stub.keys[0]

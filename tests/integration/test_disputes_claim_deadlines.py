@@ -10,7 +10,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from services.disputes.app import create_app
-from tests.integration.returns.factories import eventually
+from tests.integration.checks import settle
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.claims_harness"]  # its fixtures: the service, its API, a tap, the clock
@@ -31,16 +31,6 @@ async def replica(disputes_app, disputes_settings, disputes_clock) -> AsyncItera
         yield app
 
 
-async def settle(*apps) -> None:
-    """Wait until every replica's job has completed two whole runs since now."""
-    jobs = [app.state.claim_deadlines for app in apps]
-    marks = [job.runs for job in jobs]
-    await eventually(
-        lambda: all(job.runs >= mark + 2 for job, mark in zip(jobs, marks, strict=True)),
-        what="two deadline runs per replica",
-    )
-
-
 async def test_remind_and_grant_exactly_once_with_two_runners(
     claims_api, disputes_tap, disputes_clock, disputes_app, replica
 ):
@@ -55,14 +45,14 @@ async def test_remind_and_grant_exactly_once_with_two_runners(
     api.ok(await api.act(contested_early["claim_id"], "respond", seller, **contest), 200)
 
     clock.advance(timedelta(seconds=30))  # nothing due yet
-    await settle(disputes_app, replica)
+    await settle("claim_deadlines", disputes_app, replica)
     assert all(disputes_tap.types(c["claim_id"]) in ([], ["claim.filed"]) for c in unanswered)
     clock.advance(timedelta(seconds=15))  # 15 s before the deadline: inside the 20 s lead
-    await settle(disputes_app, replica)
+    await settle("claim_deadlines", disputes_app, replica)
     seller = api.as_seller(contested_late_order.seller.id)
     api.ok(await api.act(contested_late["claim_id"], "respond", seller, **contest), 200)
     clock.advance(timedelta(seconds=20))  # past the deadline: the platform grants unanswered claims
-    await settle(disputes_app, replica)
+    await settle("claim_deadlines", disputes_app, replica)
 
     for claim in unanswered:
         cid = claim["claim_id"]
@@ -88,6 +78,6 @@ async def test_remind_and_grant_exactly_once_with_two_runners(
     assert late[-1].data["status"] == "contested"
     # Nothing more comes of further runs.
     clock.advance(timedelta(hours=1))
-    await settle(disputes_app, replica)
+    await settle("claim_deadlines", disputes_app, replica)
     assert all(len(disputes_tap.of(c["claim_id"])) == 3 for c in unanswered)
     assert len(disputes_tap.of(contested_late["claim_id"])) == 3

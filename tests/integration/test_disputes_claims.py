@@ -12,22 +12,13 @@ import pytest
 from services.returns.eligibility import open_return
 from shared.dispute_models import Claim
 from shared.models import Actor, ReturnStatus
+from tests.integration.checks import problem
 from tests.integration.returns.factories import eventually
 from tests.unit.returns.builders import RULES, make_request, policy, unique
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.claims_harness"]  # its fixtures: the service, its API, a tap, the clock
 DISPUTES = "/services/disputes"
-
-
-def problem(response, status: int, field: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status and body["title"]
-    if field is not None:
-        assert field in [e["field"] for e in body.get("errors", [])], body
-    return body
 
 
 async def test_filing_publishes_claim_filed_once_and_a_retry_answers_the_same_claim(

@@ -8,18 +8,11 @@ from datetime import timedelta
 
 import pytest
 
+from tests.integration.checks import problem
 from tests.unit.returns.builders import unique
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.claims_harness"]  # its fixtures: the service, its API, a tap, the clock
-
-
-def problem(response, status: int, field: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    if field is not None:
-        assert field in [e["field"] for e in response.json().get("errors", [])], response.json()
-    return response.json()
 
 
 async def test_buyer_leaves_one_feedback_per_order_and_an_agent_removes_it(claims_api, disputes_tap, disputes_db):

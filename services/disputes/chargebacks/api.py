@@ -15,6 +15,7 @@ from services.disputes.chargebacks.stripe_disputes import BadDelivery, GatewayDe
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.dispute_models import Chargeback, ChargebackCategory, ChargebackStatus, Evidence
 from shared.http import BadRequest, Conflict, NotFound, Unprocessable
+from shared.http.domain_errors import TransitionNotAllowed
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1")
@@ -28,8 +29,8 @@ class ChargebackMissing(NotFound):
     title, slug = "Chargeback not found", "chargeback-not-found"
 
 
-class NotSubmittable(Conflict):
-    title, slug = "Evidence not taken now", "illegal-transition"
+class NotSubmittable(TransitionNotAllowed):
+    title = "Evidence not taken now"
 
 
 class EvidenceRefused(Conflict):

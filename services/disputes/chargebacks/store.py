@@ -22,7 +22,8 @@ from shared.dispute_models import Chargeback, ChargebackCategory, ChargebackStat
 from shared.events import CloudEvent, new_event
 from shared.models import Actor
 from shared.outbox import OUTBOX, Claims, commit_events, outbox_fields
-from shared.pagination import Page, make_page, page_filter, page_sort
+from shared.page_query import find_page
+from shared.pagination import Page
 
 SERVICE = "disputes"
 SUBMISSION = "submission"
@@ -207,7 +208,5 @@ class ChargebackStore:
         return [doc["_id"] async for doc in cursor]
 
     async def page(self, wanted: ChargebackFilter, cursor: str | None, limit: int) -> Page[Chargeback]:
-        criteria, after = wanted.criteria(), page_filter(cursor)
-        query = {"$and": [criteria, after]} if after and criteria else (after or criteria)
-        docs = [doc async for doc in self.chargebacks.find(query, {OUTBOX: 0}).sort(page_sort()).limit(limit + 1)]
-        return make_page(docs, limit, Chargeback.model_validate)
+        criteria = wanted.criteria()
+        return await find_page(self.chargebacks, criteria, cursor, limit, Chargeback.model_validate, {OUTBOX: 0})

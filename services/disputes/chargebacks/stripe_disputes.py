@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import stripe
 
 from shared.dispute_models import Evidence
+from shared.stripe_calls import GatewayDeclined as GatewayDeclined  # re-exported with the calls
+from shared.stripe_calls import GatewayUnavailable as GatewayUnavailable
+from shared.stripe_calls import StripeCaller
 
 if TYPE_CHECKING:
     from stripe.params import DisputeUpdateParams, DisputeUpdateParamsEvidence
 
-T = TypeVar("T")
-_RETRYABLE_STATUS = frozenset({409, 429})  # 409: the same idempotency key is still being processed
 # Gateway statuses of a dispute that still takes evidence.
 _OPEN = frozenset({"needs_response", "warning_needs_response"})
 
@@ -26,14 +26,6 @@ class BadDelivery(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-
-
-class GatewayUnavailable(Exception):
-    """The gateway did not answer, or answered that it cannot now: try again later, same key."""
-
-
-class GatewayDeclined(Exception):
-    """The gateway refused the evidence for good (e.g. the dispute no longer takes any)."""
 
 
 @dataclass(frozen=True)
@@ -94,15 +86,8 @@ def stripe_evidence(evidence: Evidence) -> DisputeUpdateParamsEvidence:
     return params
 
 
-class StripeDisputes:
+class StripeDisputes(StripeCaller):
     name = "stripe"
-
-    def __init__(self, api_key: str, api_base: str, timeout_s: float) -> None:
-        self._http = stripe.HTTPXClient(timeout=timeout_s)
-        # No SDK retries: a failed submission stays recorded and is retried, with the same key.
-        self._client = stripe.StripeClient(
-            api_key, base_addresses={"api": api_base}, max_network_retries=0, http_client=self._http
-        )
 
     async def submit(self, dispute_id: str, evidence: Evidence, *, key: str, chargeback_id: str) -> dict[str, Any]:
         """Send the evidence and submit it (`submit=True`); what the gateway answered (id, status).
@@ -125,17 +110,3 @@ class StripeDisputes:
         # What the gateway now holds as our text: kept with the chargeback, as its receipt.
         text = getattr(getattr(dispute, "evidence", None), "uncategorized_text", None)
         return {"id": dispute.id, "status": dispute.status, "evidence_text": text}
-
-    async def _call(self, call: Awaitable[T]) -> T:
-        try:
-            return await call
-        except stripe.APIConnectionError as exc:
-            raise GatewayUnavailable(f"stripe: connection failed ({type(exc).__name__})") from exc
-        except stripe.StripeError as exc:
-            status = exc.http_status
-            if status is None or status >= 500 or status in _RETRYABLE_STATUS:
-                raise GatewayUnavailable(f"stripe: HTTP {status}") from exc
-            raise GatewayDeclined(f"stripe: HTTP {status} {exc.code or ''}".strip()) from exc
-
-    async def close(self) -> None:
-        await self._http.close_async()

@@ -7,6 +7,10 @@ from typing import Protocol
 
 from shared.money import Money
 
+# Every gateway fails the way Stripe's calls do: try again later (same key), or refused for good.
+from shared.stripe_calls import GatewayDeclined as GatewayDeclined
+from shared.stripe_calls import GatewayUnavailable as GatewayUnavailable
+
 
 @dataclass(frozen=True)
 class GatewayRefund:
@@ -20,14 +24,6 @@ class GatewayRefund:
     return_id: str | None = None
     claim_id: str | None = None  # a refund of kind `claim`: the A-to-z claim it pays
     key_round: int = 0  # `idempotency_key` is `domain.gateway_key(refund_id, key_round)`
-
-
-class GatewayUnavailable(Exception):
-    """Timeout, connection error, 5xx or rate limit: the same call may succeed later."""
-
-
-class GatewayDeclined(Exception):
-    """The gateway refused the refund (4xx): calling again with the same input won't help."""
 
 
 class PaymentGateway(Protocol):

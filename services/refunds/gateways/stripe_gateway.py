@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 import stripe
 
-from services.refunds.gateways.base import GatewayDeclined, GatewayRefund, GatewayUnavailable
+from services.refunds.gateways.base import GatewayDeclined, GatewayRefund
+from shared.stripe_calls import StripeCaller
 
 if TYPE_CHECKING:
     from stripe.params import RefundCreateParams, RefundListParams
 
-_RETRYABLE_STATUS = frozenset({409, 429})  # 409: the same key is still being processed
-T = TypeVar("T")
 
-
-class StripeGateway:
+class StripeGateway(StripeCaller):
     name = "stripe"
-
-    def __init__(self, api_key: str, api_base: str, timeout_s: float) -> None:
-        self._http = stripe.HTTPXClient(timeout=timeout_s)
-        # The SDK's own retries are off: the refunds service owns the retry budget.
-        self._client = stripe.StripeClient(
-            api_key, base_addresses={"api": api_base}, max_network_retries=0, http_client=self._http
-        )
 
     async def refund(self, request: GatewayRefund) -> str:
         params: RefundCreateParams = {"amount": request.amount.amount, "metadata": _metadata(request)}
@@ -44,20 +34,6 @@ class StripeGateway:
             if metadata.get("refund_id") == request.refund_id and refund.get("status") not in ("failed", "canceled"):
                 return refund["id"]
         return None
-
-    async def _call(self, call: Awaitable[T]) -> T:
-        try:
-            return await call
-        except stripe.APIConnectionError as exc:
-            raise GatewayUnavailable(f"stripe: connection failed ({type(exc).__name__})") from exc
-        except stripe.StripeError as exc:
-            status = exc.http_status
-            if status is None or status >= 500 or status in _RETRYABLE_STATUS:
-                raise GatewayUnavailable(f"stripe: HTTP {status}") from exc
-            raise GatewayDeclined(f"stripe: HTTP {status} {exc.code or ''}".strip()) from exc
-
-    async def close(self) -> None:
-        await self._http.close_async()
 
 
 def _payment_field(reference: str) -> Literal["charge", "payment_intent"]:

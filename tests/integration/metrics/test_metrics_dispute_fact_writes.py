@@ -4,14 +4,11 @@ of order) two, and it changes nothing."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import monitoring
 
 from services.metrics.dispute_facts import chargeback_fact, claim_fact, expired_fact, feedback_fact
 from services.metrics.store import Kept, MetricsStore
+from tests.integration.commands import counted_database
 from tests.unit.metrics.builders import at
 from tests.unit.metrics.dispute_builders import (
     chargeback,
@@ -26,26 +23,9 @@ from tests.unit.metrics.dispute_builders import (
 pytestmark = pytest.mark.integration
 
 
-class _Commands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_one_command_per_event_and_the_newest_version_kept(mongodb_url):
-    commands = _Commands()
-    client = AsyncIOMotorClient(mongodb_url, tz_aware=True, event_listeners=[commands])
-    name = f"test_metrics_{uuid.uuid4().hex[:10]}"
-    try:
-        facts = MetricsStore(client[name]).disputes
+    async with counted_database(mongodb_url) as (db, commands):
+        facts = MetricsStore(db).disputes
         filed = claim("c1", order_id="o1", seller_id="s1", filed_at=at(1))
         left = seller_feedback("f1", order_id="o1", seller_id="s1", rating=1, left_at=at(1))
         opened = chargeback("cb1", order_id="o1", seller_id="s1", opened_at=at(1))
@@ -68,10 +48,7 @@ async def test_one_command_per_event_and_the_newest_version_kept(mongodb_url):
         commands.names.clear()
         assert await facts.record_feedback(feedback_fact(left)) is Kept.STALE
         assert commands.names == ["update", "update"]
-        stored = await client[name]["feedback_facts"].find_one({"_id": "f1"})
+        stored = await db["feedback_facts"].find_one({"_id": "f1"})
         assert stored is not None and (stored["removed"], stored["version"]) == (True, 2)
-        claim_doc = await client[name]["claim_facts"].find_one({"_id": "c1"})
+        claim_doc = await db["claim_facts"].find_one({"_id": "c1"})
         assert claim_doc is not None and (claim_doc["status"], claim_doc["granted_at"]) == ("paying", at(2))
-    finally:
-        await client.drop_database(name)
-        client.close()

@@ -5,14 +5,12 @@ command), and two replicas writing one fact at once keep the newest version, one
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
-from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import monitoring
 
 from services.metrics.facts import refund_fact, return_fact, return_from_document
 from services.metrics.store import Kept, MetricsStore
+from tests.integration.commands import counted_database
 from tests.unit.metrics.builders import at, authorized, email, received, refund, requested, shipped
 
 pytestmark = pytest.mark.integration
@@ -58,32 +56,12 @@ async def test_two_replicas_writing_one_fact_at_once_keep_the_newest_created_onc
         }
 
 
-class _Commands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_refund_issued_and_return_refunded_cost_one_command_each(mongodb_url):
     """Both carry the refund at one version: the second is a no-op match, not a failed insert and a retry."""
-    commands = _Commands()
-    client = AsyncIOMotorClient(mongodb_url, tz_aware=True, event_listeners=[commands])
-    name = f"test_metrics_{uuid.uuid4().hex[:10]}"
-    try:
-        store = MetricsStore(client[name])
+    async with counted_database(mongodb_url) as (db, commands):
+        store = MetricsStore(db)
         ret = authorized(requested("r-one", buyer_id="bo", seller_id="s", created_at=at(1)), at(1, 1))
         issued = refund_fact(refund(ret, issued_at=at(2), amount=1500))
         commands.names.clear()
         assert [await store.record_refund(issued) for _ in range(2)] == [Kept.FIRST, Kept.STALE]
         assert commands.names == ["update", "update"]
-    finally:
-        await client.drop_database(name)
-        client.close()

@@ -5,35 +5,18 @@ evidence."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
-from typing import Any
 
-from services.notifications.samples import AT, sample_data
-from shared.events import CloudEvent, new_event
+from services.notifications.samples import sample_event  # a disputes event with a fresh id
 
 BUYER, SELLER = "buyer@example.com", "seller@example.com"
-
-
-def dispute_event(event_type: str, **options: Any) -> CloudEvent:
-    data = sample_data(event_type, **options)
-    subject = data.claim_id if event_type.startswith("claim.") else data.chargeback_id
-    return new_event(
-        event_type,
-        service="disputes",
-        subject=subject,
-        data=data,
-        sequence=data.version,
-        time=AT,
-        event_id=str(uuid.uuid4()),
-    )
 
 
 async def test_a_claim_filed_emails_the_buyer_and_the_seller_once_each_in_their_language(
     service, mailbox, announcements, wait_until, caplog
 ):
     caplog.set_level(logging.INFO)
-    filed = dispute_event("claim.filed", locale="zh-CN", seller_locale="en")
+    filed = sample_event("claim.filed", locale="zh-CN", seller_locale="en")
     await service.publish(filed, filed)  # delivered twice at once
     await wait_until(lambda: service.processed(filed.id, times=2))
     await wait_until(lambda: len(announcements.of("notification.sent")) >= 2, timeout=10, message="2 sent")
@@ -62,12 +45,12 @@ async def test_a_claim_filed_emails_the_buyer_and_the_seller_once_each_in_their_
 
 
 async def test_a_chargeback_without_a_seller_emails_no_one(service, mailbox, announcements, wait_until):
-    orphan = dispute_event("chargeback.opened", no_seller=True)
+    orphan = sample_event("chargeback.opened", no_seller=True)
     await service.publish(orphan)
     await wait_until(lambda: service.processed(orphan.id))
     # A chargeback with a seller, handled after it: by the time its email is out, the orphan's
     # would have been recorded and sent too.
-    known = dispute_event("chargeback.opened")
+    known = sample_event("chargeback.opened")
     await service.publish(known)
     await wait_until(lambda: announcements.of("notification.sent"), timeout=10, message="the known one's email")
 
@@ -81,8 +64,8 @@ async def test_a_chargeback_without_a_seller_emails_no_one(service, mailbox, ann
 async def test_the_seller_hears_of_the_platforms_answer_not_of_their_own_evidence(
     service, mailbox, announcements, wait_until
 ):
-    own = dispute_event("chargeback.evidence_submitted")
-    answered = dispute_event("chargeback.evidence_submitted", automatic=True)
+    own = sample_event("chargeback.evidence_submitted")
+    answered = sample_event("chargeback.evidence_submitted", automatic=True)
     await service.publish(own)
     await wait_until(lambda: service.processed(own.id))
     await service.publish(answered, answered)

@@ -22,6 +22,7 @@ from shared.dispute_models import Claim
 from shared.events import CloudEvent, new_event
 from shared.models import Order, Return
 from shared.tokens import mint
+from tests.integration.module_isolation import per_test_settings
 from tests.integration.refunds.stripe_stub import StripeStub
 from tests.unit.refunds.builders import make_order
 
@@ -48,21 +49,11 @@ def refunds_settings(
     mongodb_url: str, amqp_url: str, db: Any, exchange: str, queue_prefix: str, stripe_base: str
 ) -> Settings:
     return Settings(
-        mongodb_url=mongodb_url,
-        mongodb_db=db.name,
-        amqp_url=amqp_url,
-        exchange=exchange,
-        orders_exchange=f"{queue_prefix}orders",
-        queue_prefix=queue_prefix,
-        retry_delays_ms=[100, 200],
-        outbox_poll_ms=100,
-        jwt_secret=JWT_SECRET,
+        **per_test_settings(mongodb_url, amqp_url, db, exchange, queue_prefix, JWT_SECRET),
         stripe_api_base=stripe_base,
         gateway_timeout_s=2.0,
         gateway_retry_delays_ms=[20, 40],
         lease_s=5.0,
-        job_interval_s=3600.0,
-        log_level="WARNING",
     )
 
 

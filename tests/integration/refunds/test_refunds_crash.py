@@ -9,32 +9,17 @@ same idempotency key, so the gateway pays once.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from services.refunds.domain import return_refund_id
 from shared.models import Refund
+from tests.integration.service_process import STARTUP_S, ServiceProcesses, free_port, kill9, ready
 from tests.unit.refunds.builders import make_return
 from tests.unit.refunds.claim_builders import granted_claim
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[3]
-# A process start is mostly imports: seconds on a quiet machine, up to ~20 s on a loaded shared one.
-STARTUP_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -62,36 +47,9 @@ def process_env(refunds_settings) -> dict[str, str]:
 
 @pytest.fixture
 def run_service(process_env) -> Iterator:
-    processes: list[subprocess.Popen] = []
-
-    def start() -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.refunds"],
-            cwd=ROOT,
-            env=process_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        processes.append(process)
-        return process
-
-    yield start
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-async def ready(port: str) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(f"http://127.0.0.1:{port}/readyz", timeout=1)).status_code == 200
-    except httpx.HTTPError:
-        return False
+    processes = ServiceProcesses("services.refunds", process_env)
+    yield processes.start
+    processes.stop_all()
 
 
 async def test_killed_after_the_gateway_accepted_then_restarted_pays_once(
@@ -108,8 +66,7 @@ async def test_killed_after_the_gateway_accepted_then_restarted_pays_once(
     await service.send("return.received", ret)
 
     await wait_until(lambda: stripe_stub.posts(), timeout=10, message="gateway never called")
-    process.send_signal(signal.SIGKILL)  # the gateway has paid; the service never hears back
-    process.wait(5)
+    kill9(process)  # the gateway has paid; the service never hears back
     assert len(stripe_stub.refunds) == 1
     assert (await service.refund_doc(refund_id))["status"] == "pending"
     stripe_stub.mode = "ok"
@@ -146,8 +103,7 @@ async def test_killed_while_paying_a_claim_then_restarted_pays_the_claim_once(
     await service.send_claim("claim.granted", claim)
 
     await wait_until(lambda: stripe_stub.posts(), timeout=10, message="gateway never called")
-    process.send_signal(signal.SIGKILL)  # the gateway has paid the claim; the service never hears back
-    process.wait(5)
+    kill9(process)  # the gateway has paid the claim; the service never hears back
     assert len(stripe_stub.refunds) == 1
     assert (await service.refund_doc(refund_id))["status"] == "pending"
     stripe_stub.mode = "ok"

@@ -6,19 +6,18 @@ may set `SETTINGS = {...}` to override settings (short durations for the deadlin
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import aio_pika
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
 from services.returns.app import create_app
 from services.returns.settings import Settings
-from shared.bus import EventBus, QueueNames
+from shared.bus import EventBus
 from shared.clock import FixedClock
+from tests.integration.module_isolation import cleanup, isolated_settings
 from tests.integration.returns.factories import ReturnsApi
 from tests.integration.returns.tap import EventTap
 
@@ -29,23 +28,7 @@ T0 = datetime(2025, 3, 8, 17, 0, tzinfo=UTC)  # a Saturday, five days after the 
 @pytest.fixture(scope="module")
 def returns_settings(request: pytest.FixtureRequest, amqp_url: str, mongodb_url: str) -> Settings:
     """This module's own database, queues and exchanges, so nobody else's events meet ours."""
-    tag = uuid.uuid4().hex[:8]
-    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
-    prefix = f"t-{name}-{tag}."
-    values = dict(
-        mongodb_url=mongodb_url,
-        mongodb_db=f"test_{name}_{tag}",
-        amqp_url=amqp_url,
-        queue_prefix=prefix,
-        exchange=f"{prefix}events",
-        orders_exchange=f"{prefix}orders",
-        jwt_secret=JWT_SECRET,
-        retry_delays_ms=[100, 300],
-        outbox_poll_ms=50,
-        jobs_enabled=False,
-        max_body_bytes=16 * 1024,
-        log_level="WARNING",
-    )
+    values = isolated_settings(request, amqp_url, mongodb_url, JWT_SECRET) | {"max_body_bytes": 16 * 1024}
     return Settings(**(values | getattr(request.module, "SETTINGS", {})))
 
 
@@ -60,17 +43,6 @@ async def tap(returns_settings: Settings) -> AsyncIterator[EventTap]:
     await tap.start()
     yield tap
     await tap.close()
-
-
-async def cleanup(settings: Settings, mongo_client) -> None:
-    await mongo_client.drop_database(settings.database_name)
-    connection = await aio_pika.connect_robust(settings.amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for name in QueueNames(settings.queue_name, tuple(settings.retry_delays_ms)).all:
-            await channel.queue_delete(name)
-        for exchange in (settings.exchange, settings.orders_exchange):
-            await channel.exchange_delete(exchange)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from services.returns.app import create_app
-from tests.integration.returns.factories import eventually, order_data, request_data, unique
+from tests.integration.checks import settle
+from tests.integration.returns.factories import order_data, request_data, unique
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +31,6 @@ async def replica(returns_app, returns_settings, clock) -> AsyncIterator:
         yield app
 
 
-async def settle(*apps) -> None:
-    """Wait until every replica's job has completed two whole runs since now."""
-    jobs = [app.state.deadlines for app in apps]
-    marks = [job.runs for job in jobs]
-    await eventually(
-        lambda: all(job.runs >= mark + 2 for job, mark in zip(jobs, marks, strict=True)),
-        what="two deadline runs per replica",
-    )
-
-
 async def test_remind_authorize_and_expire_exactly_once_with_two_runners(api, tap, clock, returns_app, replica):
     who = {"buyer_id": unique("b"), "seller_id": unique("s")}
     seller = who["seller_id"]
@@ -58,11 +49,11 @@ async def test_remind_authorize_and_expire_exactly_once_with_two_runners(api, ta
     outside = outside.json()
 
     clock.advance(timedelta(seconds=30))  # nothing due yet
-    await settle(returns_app, replica)
+    await settle("deadlines", returns_app, replica)
     clock.advance(timedelta(seconds=15))  # 15 s before the response deadline: inside the 20 s lead
-    await settle(returns_app, replica)
+    await settle("deadlines", returns_app, replica)
     clock.advance(timedelta(seconds=20))  # past the deadline: the platform answers in-policy requests
-    await settle(returns_app, replica)
+    await settle("deadlines", returns_app, replica)
     platform = await api.get_return(unanswered["return_id"])
     assert (
         platform["status"] == "authorized"
@@ -73,7 +64,7 @@ async def test_remind_authorize_and_expire_exactly_once_with_two_runners(api, ta
     assert platform["authorization"]["return_shipping_paid_by"] == "seller"
     assert platform["timeline"][-1]["actor"] == {"role": "platform", "id": "returns"}
     clock.advance(timedelta(seconds=125))  # past every ship-by: unshipped authorizations expire
-    await settle(returns_app, replica)
+    await settle("deadlines", returns_app, replica)
 
     await tap.wait_types(
         unanswered["return_id"], ["return.created", "seller.response_due_soon", "return.authorized", "return.expired"]

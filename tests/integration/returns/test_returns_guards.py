@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tests.integration.checks import problem
 from tests.integration.returns.factories import order_data, request_data, unique
 
 pytestmark = pytest.mark.integration
@@ -14,16 +15,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def order(api):
     return await api.put_order(order_data(buyer_id=unique("b"), seller_id=unique("s")))
-
-
-def problem(response, status: int, field: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status and body["title"]
-    if field is not None:
-        assert field in [e["field"] for e in body.get("errors", [])], body
-    return body
 
 
 async def test_bad_requests_answer_problems_and_store_and_emit_nothing(api, order, tap, returns_db, clock):

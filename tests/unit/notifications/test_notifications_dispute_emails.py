@@ -13,15 +13,8 @@ from shared.dispute_models import ChargebackCategory
 from shared.events import CloudEvent, new_event
 from shared.models import RefundKind
 from shared.money import Money
+from tests.unit.notifications.test_notifications_templates import EVIDENCE_DUE, RESPOND_BY  # the one copy of the dates
 
-RESPOND_BY = {  # filed + 72 h
-    "en": "Thursday, March 6, 2025, 10:00\u202fAM Eastern Standard Time",
-    "zh-CN": "2025年3月6日星期四 10:00 北美东部标准时间",
-}
-EVIDENCE_DUE = {  # opened + 7 days: after the change to daylight time
-    "en": "Monday, March 10, 2025, 11:00\u202fAM Eastern Daylight Time",
-    "zh-CN": "2025年3月10日星期一 11:00 北美东部夏令时间",
-}
 TOTAL = {"en": "$55.49", "zh-CN": "US$55.49"}
 
 

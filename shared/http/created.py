@@ -1,0 +1,30 @@
+"""The answer to a create: 201 with the new resource and its `Location`, once per Idempotency-Key."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from fastapi import Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from shared.idempotency import IdempotentRequest
+
+M = TypeVar("M", bound=BaseModel)
+
+# `responses=` of a create route, so the OpenAPI document shows its Location header.
+LOCATION_RESPONSE: dict[int | str, dict[str, Any]] = {201: {"headers": {"Location": {"schema": {"type": "string"}}}}}
+
+
+async def create_once(
+    idempotent: IdempotentRequest, create: Callable[[], Awaitable[M]], location: Callable[[M], str]
+) -> Response:
+    """Run `create` under the request's Idempotency-Key (a retry replays the stored answer) and
+    answer 201 with the created resource and `Location: location(created)`."""
+
+    async def run() -> Response:
+        made = await create()
+        return JSONResponse(made.model_dump(mode="json"), status_code=201, headers={"Location": location(made)})
+
+    return await idempotent.run(run, status_code=201)

@@ -20,8 +20,12 @@ would drop pending events). After the write they tell the relay, one of two ways
   emptied, `outbox_pending` and the lease cleared), or, under load, with the other documents of the
   collection released meanwhile in two `update_many` writes (shared/outbox_release.py). If that
   write does not match (newer events arrived, or another relay removed some), the published ids
-  are pulled and the document is relayed by `_id`, unless a later commit of this process already
-  waits to hand its outbox over for it. Should two relays still overlap on a document
+  are pulled and the claim stays: a later commit of this process that added the newer events
+  claimed the document for this relay and hands its outbox over, possibly a moment later. When
+  none does (another replica committed without the claim), the document is relayed by `_id` once
+  the claim has run out (`claim_for`, 5 s). Dropping the claim at once would let the `_id` path,
+  here or on another replica, publish that later commit's events beside its own task (seen as a
+  duplicated `return.authorized` in the two-replica e2e test). Should two relays still overlap on a document
   (a claim outlived, two replicas committing to one aggregate), they publish duplicates, never an
   event before an older one of the same document: an event leaves the outbox only once published,
   and each relay sends in order.
@@ -352,14 +356,14 @@ class OutboxRelay:
                     state.removed.update(done)
                     return
                 # Newer events arrived, or another relay removed some; ours are out of the outbox
-                # now. A later commit of ours waiting for this document (it claimed it for us)
-                # publishes and releases the rest; otherwise drop our claim and relay it by `_id`.
+                # now. A later commit of ours (it claimed the document for us) publishes and
+                # releases the rest. Its task may not have reached this document yet, so the claim
+                # stays: dropped, the `_id` path (here or on another replica) could publish those
+                # events beside that task. If no such task comes, the claim runs out and the `_id`
+                # path relays what is left.
                 state.removed.update(done)
-                if state.direct > 1:
-                    return
-                await collection.update_one({"_id": doc_id, OWNER: self.owner}, {"$unset": {LEASE: "", OWNER: ""}})
-                if state.users == 1:
-                    self._retry_in(collection, doc_id, 0)
+                if state.direct == 1:
+                    self._retry_in(collection, doc_id, self.claim_for.total_seconds())
         except Exception as exc:  # noqa: BLE001 - kept for a later attempt, never dropped
             failed = next((e for e in entries if e["id"] not in done), {})
             try:  # the `_id` path's back-off: our claim becomes a lease until the retry

@@ -268,7 +268,12 @@ async def test_events_another_replica_pushed_meanwhile_are_relayed_too(
     try:
         await wait_until(lambda: relay._loop.runs >= 1)  # the start-up sweep skips our claimed document
         relay.wake("r-1", entries=entries)
-        await wait_until(lambda: all_drained(db.returns), message="relayed by _id after the release missed")
+        # Their events wait for our claim to run out (a commit of ours could still be on its way).
+        await wait_until(
+            lambda: all_drained(db.returns),
+            timeout=relay.claim_for.total_seconds() + 5,
+            message="relayed by _id after the release missed",
+        )
     finally:
         await relay.stop()
     assert [e.id for e in await drain(queue)] == [mine.id, theirs.id]
@@ -306,7 +311,7 @@ async def test_a_replica_committing_while_another_publishes_the_same_document_wa
         assert woken == {}
         second.wake("r-1", **woken)
         first.wake("r-1", **handed)
-        await wait_until(lambda: all_drained(db.returns))
+        await wait_until(lambda: all_drained(db.returns), timeout=first.claim_for.total_seconds() + 5)
         await asyncio.sleep(0.2)  # a duplicate would arrive by now
     finally:
         for relay in (first, second):
@@ -399,7 +404,7 @@ async def test_commit_events_while_another_replicas_relay_holds_the_document_wai
         assert (await db.refunds.find_one({"_id": "f-1"}))[OWNER] == first.owner
         second.wake("f-1", **woken)
         first.wake("f-1", **handed)
-        await wait_until(lambda: all_drained(db.refunds))
+        await wait_until(lambda: all_drained(db.refunds), timeout=first.claim_for.total_seconds() + 5)
         await asyncio.sleep(0.2)  # a duplicate would arrive by now
     finally:
         for relay in (first, second):

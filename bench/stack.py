@@ -35,7 +35,7 @@ from shared.bus import QueueNames
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")
 MONGO_JAR = REPO / "deploy/local/mongo-wire/target/mongo-wire.jar"
-MONGO_JVM = "-Xms64m -Xmx4g -XX:+UseSerialGC"  # the bench's own MongoDB-wire server (--mongo-jvm)
+MONGO_JVM = "-Xms3g -Xmx4g -XX:+UseParallelGC"  # the bench's own MongoDB-wire server (--mongo-jvm)
 
 
 @dataclass

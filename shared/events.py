@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.dispute_models import Chargeback, Claim, ExpiredOrder, SellerFeedback
 from shared.models import BuyerFlag, Notification, Order, Refund, Return
+from shared.resolution_models import StoreCreditEntry
 
 EXCHANGE = "returns.events"
 ORDERS_EXCHANGE = "orders.events"
@@ -104,6 +105,83 @@ EVENT_TYPES: Mapping[str, EventType] = MappingProxyType(
                 "returns",
                 "Return feedback received",
                 'The buyer answered "was your return resolved?" (`feedback.resolved`).',
+            ),
+            EventType(
+                "return.offer_made",
+                Return,
+                "returns",
+                "Keep-it offer made",
+                "The seller (or an agent) offered a partial refund for the buyer to keep the item: the open offer "
+                "is the one of `offers` with status `open` (amount, `expires_at`).",
+            ),
+            EventType(
+                "return.offer_accepted",
+                Return,
+                "returns",
+                "Keep-it offer accepted",
+                "The buyer accepted the offer and keeps the item (`settlement.kept_item`); the refunds service "
+                "pays the offer's amount once (refund kind `offer`), then `return.refunded` ends the return.",
+            ),
+            EventType(
+                "return.offer_declined",
+                Return,
+                "returns",
+                "Keep-it offer declined",
+                "The buyer declined the offer; the return goes on as before.",
+            ),
+            EventType(
+                "return.offer_expired",
+                Return,
+                "returns",
+                "Keep-it offer expired",
+                "The buyer did not answer the offer by its `expires_at`; the return goes on as before.",
+            ),
+            EventType(
+                "return.replacement_ordered",
+                Return,
+                "returns",
+                "Replacement ordered",
+                "The order system is to ship `replacement.lines` to the buyer (at authorization for seller-fault "
+                "reasons when the seller's policy says so, else once the item is received), then confirm with "
+                "`PUT /v1/returns/{id}/replacement`.",
+            ),
+            EventType(
+                "return.replacement_shipped",
+                Return,
+                "returns",
+                "Replacement shipped",
+                "The order system confirmed the replacement's shipment (`replacement.carrier`, `tracking_number`).",
+            ),
+            EventType(
+                "return.replacement_unavailable",
+                Return,
+                "returns",
+                "Replacement unavailable",
+                "The seller cannot replace: the return falls back to a refund of its lines (refunded at once when "
+                "the item was already received, else on receipt).",
+            ),
+            EventType(
+                "return.replaced",
+                Return,
+                "returns",
+                "Return settled by a replacement",
+                "The item is back and its replacement shipped: the return ends `replaced` with nothing refunded.",
+            ),
+            EventType(
+                "store_credit.granted",
+                StoreCreditEntry,
+                "refunds",
+                "Store credit granted",
+                "A refund was paid as store credit (`amount`, bonus included; `balance` after it). Subject: the "
+                "buyer id.",
+            ),
+            EventType(
+                "store_credit.debited",
+                StoreCreditEntry,
+                "refunds",
+                "Store credit debited",
+                "A checkout spent some of a buyer's store credit (`reference`; `balance` after it). Subject: the "
+                "buyer id.",
             ),
             EventType(
                 "return.refunded",

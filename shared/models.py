@@ -7,18 +7,13 @@ read them without calling back. Field meanings are a contract: add fields, never
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from functools import lru_cache
 from typing import Annotated, Any
 
-import pydantic
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
@@ -26,38 +21,27 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from shared.money import INT64_MAX, Currency, Money, int64
-
-
-@lru_cache(maxsize=8192)
-def _valid_email(value: str) -> str:
-    # email-validator parses the address from scratch each time (a large share of validating a
-    # Return); every event and read of an aggregate validates the same few addresses again.
-    # Only successes are cached: an invalid address raises the same error every time.
-    return pydantic.networks.validate_email(value)[1]
-
-
-class EmailStr(pydantic.EmailStr):
-    """pydantic's EmailStr (same checks, errors and schema), remembering addresses it accepted."""
-
-    @classmethod
-    def _validate(cls, input_value: str, /) -> str:
-        return _valid_email(input_value)
-
-
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-Quantity = Annotated[int, Field(gt=0, json_schema_extra={"format": "int64"}), AfterValidator(int64)]
-# Order dates outside these are typing errors or placeholders, never a delivered order.
-EARLIEST_ORDER = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST_ORDER = datetime(2100, 1, 1, tzinfo=UTC)
-
-
-class Contract(BaseModel):
-    """Base of every contract model: tolerant of fields added by newer producers."""
-
-    model_config = ConfigDict(extra="ignore")
-
+# Re-exported: the shapes every contract shares, imported from here as before they had their own module.
+from shared.contract_base import EARLIEST_ORDER as EARLIEST_ORDER
+from shared.contract_base import LATEST_ORDER as LATEST_ORDER
+from shared.contract_base import Actor as Actor
+from shared.contract_base import Contract as Contract
+from shared.contract_base import CountryCode as CountryCode
+from shared.contract_base import EmailStr as EmailStr
+from shared.contract_base import Id as Id
+from shared.contract_base import Party as Party
+from shared.contract_base import Quantity as Quantity
+from shared.money import INT64_MAX, Currency, Money
+from shared.resolution_models import Disposition as Disposition
+from shared.resolution_models import Offer as Offer
+from shared.resolution_models import OfferStatus as OfferStatus
+from shared.resolution_models import RefundDestination as RefundDestination
+from shared.resolution_models import Replacement as Replacement
+from shared.resolution_models import ReplacementStatus as ReplacementStatus
+from shared.resolution_models import ReplacementTiming as ReplacementTiming
+from shared.resolution_models import Resolution as Resolution
+from shared.resolution_models import Settlement as Settlement
+from shared.resolution_models import Variant as Variant
 
 # ---- orders ---------------------------------------------------------------------------------
 
@@ -72,16 +56,6 @@ class Address(Contract):
     country: CountryCode
 
 
-class Party(Contract):
-    id: Id
-    name: str
-    email: EmailStr
-    locale: str = "en"
-    timezone: str | None = Field(
-        default=None, description="IANA zone for deadlines in emails; marketplace default when absent."
-    )
-
-
 class Seller(Party):
     return_address: Address
 
@@ -93,6 +67,10 @@ class OrderLine(Contract):
     category: str
     quantity: Quantity
     unit_price: Money = Field(description="Positive, in the order's currency.")
+    variants: list[Variant] = Field(
+        default_factory=list,
+        description="Other SKUs of the same listing (colour, size) a replacement may be, each at its unit price.",
+    )
 
 
 class Payment(Contract):
@@ -195,6 +173,8 @@ class ReturnStatus(StrEnum):
     REJECTED = "rejected"
     CLOSED = "closed"
     EXPIRED = "expired"
+    # Every line replaced, the item back and the replacement shipped: settled with nothing to refund.
+    REPLACED = "replaced"
 
 
 class Fault(StrEnum):
@@ -231,11 +211,6 @@ class LabelType(StrEnum):
     UNPAID = "unpaid"
 
 
-class Actor(Contract):
-    role: str = Field(description="buyer, seller, agent, service or platform")
-    id: str
-
-
 class TimelineEntry(Contract):
     status: ReturnStatus
     action: str
@@ -254,6 +229,9 @@ class ReturnLine(Contract):
     reason_code: ReasonCode
     fault: Fault
     comment: str | None = None
+    replacement_sku: str | None = Field(
+        default=None, description="Resolution `replacement`: the SKU to send (this line's, or a variant's)."
+    )
 
 
 class PolicySnapshot(Contract):
@@ -264,6 +242,11 @@ class PolicySnapshot(Contract):
     seller_pays_return_shipping: bool = False
     returnless_threshold: Money | None = None
     auto_authorize: bool = False
+    offers_replacements: bool = False
+    replacement_ships: ReplacementTiming = Field(
+        default=ReplacementTiming.AT_RECEIPT,
+        description="`at_authorization` applies to seller-fault reasons only; others ship at receipt.",
+    )
 
 
 class Authorization(Contract):
@@ -315,6 +298,11 @@ class ReceivedLine(Contract):
             "used or damaged by the buyer, otherwise 0. The refund applies it as it is."
         ),
     )
+    disposition: Disposition | None = Field(
+        default=None,
+        description="What the warehouse does with these units (defaulted from the condition, or the seller's); "
+        "none for a line that did not arrive.",
+    )
 
 
 class Receipt(Contract):
@@ -360,6 +348,7 @@ class Return(Contract):
     rejected_at: datetime | None = None
     closed_at: datetime | None = None
     expired_at: datetime | None = None
+    replaced_at: datetime | None = None
     responded_at: datetime | None = None
     authorization: Authorization | None = None
     rejection: Rejection | None = None
@@ -369,7 +358,29 @@ class Return(Contract):
     refund: RefundSummary | None = None
     refund_failures: list[str] = Field(default_factory=list)
     feedback: Feedback | None = None
+    resolution: Resolution = Field(
+        default=Resolution.REFUND, description="What the buyer asked for: the money back, or a replacement."
+    )
+    refund_to: RefundDestination = Field(
+        default=RefundDestination.ORIGINAL_PAYMENT, description="Where the refund goes: the payment, or store credit."
+    )
+    replacement: Replacement | None = Field(default=None, description="Resolution `replacement`: how far it got.")
+    offers: list[Offer] = Field(default_factory=list, description="Keep-it offers, oldest first; at most one open.")
+    settlement: Settlement | None = Field(
+        default=None, description="Set when the buyer accepted an offer to keep the item (`kept_item`)."
+    )
     timeline: list[TimelineEntry] = Field(default_factory=list)
+
+    def replacing(self) -> bool:
+        """Its lines are to be replaced, not refunded (a replacement the seller could not send falls back)."""
+        return (
+            self.resolution == Resolution.REPLACEMENT
+            and self.replacement is not None
+            and self.replacement.status != ReplacementStatus.UNAVAILABLE
+        )
+
+    def open_offer(self) -> Offer | None:
+        return next((offer for offer in self.offers if offer.status == OfferStatus.OPEN), None)
 
 
 # ---- refunds --------------------------------------------------------------------------------
@@ -387,6 +398,7 @@ class RefundKind(StrEnum):
     RETURNLESS = "returnless"
     DIRECT = "direct"
     CLAIM = "claim"  # pays an A-to-z claim (granted, or refunded by the seller in answer to it)
+    OFFER = "offer"  # pays an accepted keep-it offer: the buyer keeps the item
 
 
 # `refund.failed` with this `failure_reason`: a claim's refund found nothing left to refund on its order.
@@ -421,6 +433,14 @@ class Refund(Contract):
         default=None, description="Version of the return this refund answers (received, or authorized returnless)."
     )
     claim_id: str | None = Field(default=None, description="Kind `claim`: the A-to-z claim this refund pays.")
+    offer_id: str | None = Field(default=None, description="Kind `offer`: the accepted keep-it offer it pays.")
+    destination: RefundDestination = Field(
+        default=RefundDestination.ORIGINAL_PAYMENT,
+        description="`store_credit`: credited to the buyer's balance (gateway `store_credit`), no card refund.",
+    )
+    store_credit_bonus: Money | None = Field(
+        default=None, description="Store credit only: the marketplace's bonus credited on top of `amount`."
+    )
     order_id: Id
     marketplace: str
     currency: Currency

@@ -45,7 +45,7 @@ from shared.models import (
     TimelineEntry,
 )
 from shared.money import Money
-from tools import dispute_examples
+from tools import dispute_examples, resolution_examples
 
 EXAMPLE_TIME = datetime(2025, 3, 3, 14, 30, tzinfo=UTC)
 
@@ -176,6 +176,7 @@ def example_return(event_type: str) -> Return:
             },
         ),
     }
+    steps.update(resolution_examples.return_steps(EXAMPLE_TIME, authorization))
     status, extra = steps.get(event_type, (ReturnStatus.REQUESTED, {}))
     data.update(extra, status=status, version=2 if extra else 1, updated_at=EXAMPLE_TIME if extra else created)
     return Return(**data)
@@ -224,6 +225,9 @@ def _example_model(model: type[BaseModel], event_type: str) -> tuple[BaseModel, 
     disputes = dispute_examples.example(model, event_type, EXAMPLE_TIME)
     if disputes is not None:
         return disputes
+    credit = resolution_examples.example(model, event_type, EXAMPLE_TIME, example_order().buyer)
+    if credit is not None:
+        return credit
     if issubclass(model, Order):
         return example_order(), "ord-1001"
     if issubclass(model, Return):

@@ -98,6 +98,9 @@ IGNORED: Mapping[str, str] = {
     "buyer.flagged": "metrics' own announcement",
     "buyer.unflagged": "metrics' own announcement",
     "claim.response_due_soon": "a reminder: nothing the order defect rate reads changed",
+    # Placeholders of the resolutions contract (issue 15): the metrics work replaces them.
+    "store_credit.granted": "not counted yet",
+    "store_credit.debited": "not counted yet",
 }
 
 

@@ -74,4 +74,20 @@ IGNORED: Mapping[str, str] = {
     "filed email) simply has no consequence; the seller sees it in the disputes API",
     "feedback.left": "the buyer's own act; the seller reads feedback in the disputes API and metrics",
     "feedback.removed": "an agent's act on feedback; it only changes the seller's metrics",
+    # Placeholders of the resolutions contract (issue 15): the notifications work replaces them.
+    **dict.fromkeys(
+        (
+            "return.offer_made",
+            "return.offer_accepted",
+            "return.offer_declined",
+            "return.offer_expired",
+            "return.replacement_ordered",
+            "return.replacement_shipped",
+            "return.replacement_unavailable",
+            "return.replaced",
+            "store_credit.granted",
+            "store_credit.debited",
+        ),
+        "no email yet",
+    ),
 }

@@ -7,6 +7,8 @@ puts on each received return, and the restocking fee the percent it puts on each
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import Field
 
 from shared.settings import CommonSettings
@@ -56,3 +58,13 @@ class Settings(CommonSettings):
     )
     job_batch_size: int = Field(default=100, ge=1)
     jobs_enabled: bool = True
+
+    # Store credit (docs/product.md §12): a return's refund the buyer asked to have as credit.
+    store_credit_bonus_percent: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        le=100,
+        max_digits=5,
+        decimal_places=2,
+        description="Marketplace bonus on a refund taken as store credit, percent of the refund, rounded half-up.",
+    )

@@ -72,6 +72,17 @@ class Settings(CommonSettings):
         description="Postage assumed for an unpaid label when the seller names none, per currency, minor units.",
     )
 
+    # Resolutions besides a refund on receipt (docs/product.md §12).
+    offer_validity: Duration = Field(
+        default=timedelta(hours=72), description="A keep-it offer the buyer has not answered expires after this."
+    )
+    replacements_allowed: bool = Field(
+        default=True, description="Whether buyers may ask for a replacement (where the seller's policy offers one)."
+    )
+    store_credit_allowed: bool = Field(
+        default=True, description="Whether buyers may ask for their refund as store credit (`refund_to`)."
+    )
+
     # Deadline job.
     job_interval: Duration = Field(
         default=timedelta(seconds=60), description="Pause between two runs of the deadline job."

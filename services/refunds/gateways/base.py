@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from shared.models import Party
 from shared.money import Money
 
 # Every gateway fails the way Stripe's calls do: try again later (same key), or refused for good.
@@ -24,6 +25,11 @@ class GatewayRefund:
     return_id: str | None = None
     claim_id: str | None = None  # a refund of kind `claim`: the A-to-z claim it pays
     key_round: int = 0  # `idempotency_key` is `domain.gateway_key(refund_id, key_round)`
+    # Store credit (gateway `store_credit`, refund destination `store_credit`): whose balance it
+    # goes to, and the marketplace's bonus credited on top of `amount`.
+    buyer: Party | None = None
+    seller_id: str | None = None
+    bonus: Money | None = None
 
 
 class PaymentGateway(Protocol):

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from services.returns import domain
+from services.returns import domain, replacements
 from services.returns.domain import IllegalTransition
 from services.returns.eligibility import open_return, returned_so_far
 from services.returns.errors import ConcurrentChange, ReturnNotFound, from_domain, rule_violation
@@ -33,6 +33,9 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "ship": frozenset({"buyer", "agent"}),
     "receive": frozenset({"seller", "agent"}),
     "feedback": frozenset({"buyer", "agent"}),
+    # The order system confirms on its own account (`PUT /v1/returns/{id}/replacement`).
+    "ship_replacement": frozenset({"service", "seller", "agent"}),
+    "replacement_unavailable": frozenset({"service", "seller", "agent"}),
 }
 EVENT_OF = {
     "authorize": "return.authorized",
@@ -41,6 +44,7 @@ EVENT_OF = {
     "ship": "return.shipped",
     "receive": "return.received",
     "feedback": "return.feedback_received",
+    **replacements.EVENT_OF,
 }
 ID_NAMESPACE = uuid.UUID("6f1d8c1e-6a43-4b8e-9a51-2f0d7c3b9e10")
 CREATE_ATTEMPTS = 8
@@ -49,6 +53,8 @@ Step = Callable[[Return, datetime], Return]
 
 
 def check_role(principal: Principal, action: str) -> None:
+    if principal.actor.role == "service" and "service" in ACTION_ROLES[action]:
+        return
     acting.check_role(principal, action, ACTION_ROLES, "return")
 
 
@@ -136,7 +142,9 @@ class Lifecycle:
         self, return_id: str, principal: Principal, action: str, expected_version: int | None, step: Step
     ) -> Return:
         """One transition asked over HTTP: 409 when illegal now, when another one got in first, or
-        when the caller based it on a version (If-Match) that is no longer current."""
+        when the caller based it on a version (If-Match) that is no longer current. A step that
+        answers the return unchanged (a repeated confirmation) writes nothing; what follows from
+        the new version (replacements.follow_ups) is written with it."""
         check_role(principal, action)
         ret = await self.visible_return(return_id, principal)
         if expected_version is not None and expected_version != ret.version:
@@ -146,10 +154,14 @@ class Lifecycle:
             after = step(ret, now)
         except (IllegalTransition, PolicyViolation) as exc:
             raise from_domain(exc) from None
-        handover = await self.store.apply(ret, [(EVENT_OF[action], after)], now)
+        if after is ret:
+            return ret
+        changes = replacements.with_follow_ups(EVENT_OF[action], after, now)
+        handover = await self.store.apply(ret, changes, now)
         if handover is None:
             raise ConcurrentChange()
         self.on_commit(ret.return_id, **handover)
+        after = changes[-1][1]
         _log_change(after, principal, "return %s", action)
         return after
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from services.returns.dispositions import default_disposition
 from services.returns.policy import (
     MarketplaceRules,
     PolicyViolation,
@@ -52,7 +53,8 @@ ALLOWED: dict[str, frozenset[ReturnStatus]] = {
     "expire": frozenset({S.AUTHORIZED}),
     "refund": frozenset({S.AUTHORIZED, S.SHIPPED, S.RECEIVED}),
     "remind": frozenset({S.REQUESTED}),
-    "feedback": frozenset({S.RECEIVED, S.REFUNDED, S.REJECTED, S.CLOSED, S.EXPIRED}),
+    "feedback": frozenset({S.RECEIVED, S.REFUNDED, S.REJECTED, S.CLOSED, S.EXPIRED, S.REPLACED}),
+    "replace": frozenset({S.AUTHORIZED, S.RECEIVED}),  # services/returns/replacements.py
 }
 
 # action -> the status it enters, stamped with the time in `<status>_at`; other actions keep the status.
@@ -64,6 +66,7 @@ ENTERS: dict[str, ReturnStatus] = {
     "receive": S.RECEIVED,
     "expire": S.EXPIRED,
     "refund": S.REFUNDED,
+    "replace": S.REPLACED,
 }
 
 
@@ -122,7 +125,12 @@ def build_authorization(ret: Return, body: AuthorizeBody, now: datetime, rules: 
             label_type=None,
             return_shipping_paid_by=payer,
             returnless=True,
-            instructions=body.instructions or "Keep the item: you are refunded without sending it back.",
+            instructions=body.instructions
+            or (
+                "Keep the item: your replacement is sent without it coming back."
+                if ret.replacing()
+                else "Keep the item: you are refunded without sending it back."
+            ),
         )
     label = body.label_type or (LabelType.PREPAID if payer == Fault.SELLER else LabelType.UNPAID)
     if label == LabelType.PREPAID and payer == Fault.BUYER:
@@ -231,16 +239,22 @@ def receive(ret: Return, body: ReceiveBody, actor: Actor, now: datetime, rules: 
             )
         if line.condition == "missing" and line.quantity != 0:
             problems.append(FieldProblem(f"lines[{i}].quantity", "a missing item is received with quantity 0"))
+        if line.disposition is not None and line.quantity == 0:
+            problems.append(FieldProblem(f"lines[{i}].disposition", "nothing arrived on this line to dispose of"))
     if problems:
         raise PolicyViolation(problems)
-    fault = {line.line_id: line.fault for line in ret.lines}
+    returned = {line.line_id: line for line in ret.lines}
     # Each line carries the restocking fee that applies to it (the refunds service applies it as is).
     received = [
         ReceivedLine(
             line_id=line.line_id,
             quantity=line.quantity,
             condition=line.condition,
-            restocking_fee_percent=restocking_fee_percent(fault[line.line_id], line.condition, ret.policy, rules),
+            restocking_fee_percent=restocking_fee_percent(
+                returned[line.line_id].fault, line.condition, ret.policy, rules
+            ),
+            disposition=line.disposition
+            or default_disposition(line.condition, line.quantity, returned[line.line_id].reason_code),
         )
         for line in body.lines
     ]
@@ -250,7 +264,8 @@ def receive(ret: Return, body: ReceiveBody, actor: Actor, now: datetime, rules: 
         for line_id in wanted
         if line_id not in seen
     ]
-    refund_due_at = rules.refund_due(now, ret.marketplace)
+    # A replacing return has nothing to refund (services/returns/replacements.py orders or settles it).
+    refund_due_at = None if ret.replacing() else rules.refund_due(now, ret.marketplace)
     return advance(ret, "receive", actor, now, body.note, receipt=Receipt(lines=received), refund_due_at=refund_due_at)
 
 

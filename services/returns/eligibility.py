@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from services.returns import replacements
 from services.returns.domain import PLATFORM, authorize
 from services.returns.policy import (
     MarketplaceRules,
@@ -21,7 +22,7 @@ from services.returns.policy import (
     window_days,
 )
 from services.returns.schemas import AuthorizeBody, ReturnRequest
-from shared.models import Actor, Order, Return, ReturnLine, ReturnStatus, TimelineEntry, same_named
+from shared.models import Actor, Order, Resolution, Return, ReturnLine, ReturnStatus, TimelineEntry, same_named
 from shared.rules import FieldProblem
 
 # Statuses whose units never came back (or never will): they don't count against the order's quantity.
@@ -48,7 +49,7 @@ def check_request(
     now: datetime,
 ) -> list[FieldProblem]:
     """Every rule the request breaks, by field. `policy_exception` lifts the window and category."""
-    problems = []
+    problems = replacements.check_resolution(order, request, policy.offers_replacements, rules)
     days = days_since_delivery(order.delivered_at, now, order.marketplace)
     if days < 0:
         problems.append(FieldProblem("order_id", "the order has not been delivered yet"))
@@ -86,6 +87,7 @@ def check_request(
 
 
 def return_lines(order: Order, request: ReturnRequest) -> list[ReturnLine]:
+    replacing = request.resolution == Resolution.REPLACEMENT
     lines = []
     for wanted in request.lines:
         line = order.line(wanted.line_id)
@@ -97,6 +99,7 @@ def return_lines(order: Order, request: ReturnRequest) -> list[ReturnLine]:
                 **same_named(line, ("line_id", "sku", "title", "category", "unit_price")),
                 **same_named(wanted, ("quantity", "reason_code", "comment")),
                 fault=fault_of(wanted.reason_code),
+                replacement_sku=(wanted.replacement_sku or line.sku) if replacing else None,
             )
         )
     return lines
@@ -117,7 +120,8 @@ def open_return(
     """The events of a new return, each with the return as it stands after it.
 
     `return.created` always; then `return.authorized` at once when the seller's policy says so
-    (a refund without return under the threshold, or auto-authorization).
+    (a refund without return under the threshold, or auto-authorization), and what follows from
+    that (`return.replacement_ordered`).
     """
     problems = check_request(order, request, policy, rules, already_returned, now)
     if problems:
@@ -144,13 +148,23 @@ def open_return(
         created_at=now,
         updated_at=now,
         response_due_at=rules.response_due(now),
+        resolution=request.resolution,
+        refund_to=request.refund_to,
+        replacement=(
+            replacements.requested(lines, snapshot, overall_fault(lines))
+            if request.resolution == Resolution.REPLACEMENT
+            else None
+        ),
         timeline=[TimelineEntry(status=ReturnStatus.REQUESTED, action="request", actor=actor, at=now)],
     )
     changes = [("return.created", created)]
     if qualifies_for_returnless(lines, snapshot, in_policy=in_policy, buyer_flagged=buyer_flagged):
-        body = AuthorizeBody(returnless=True, note="Refund without return: every line is under the seller's threshold.")
+        note = "Replaced" if created.replacing() else "Refund"
+        body = AuthorizeBody(
+            returnless=True, note=f"{note} without return: every line is under the seller's threshold."
+        )
         changes.append(("return.authorized", authorize(created, body, PLATFORM, now, rules, automatic=True)))
     elif may_auto_authorize(lines, snapshot, in_policy=in_policy, buyer_flagged=buyer_flagged, rules=rules):
         body = AuthorizeBody(note="Authorized at once by the seller's return policy.")
         changes.append(("return.authorized", authorize(created, body, PLATFORM, now, rules, automatic=True)))
-    return changes
+    return changes + replacements.follow_ups(changes[-1][1], now)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.returns import domain
+from services.returns import domain, replacements
 from services.returns.commands import Lifecycle
 from services.returns.domain import IllegalTransition
 from shared.models import Return
@@ -64,7 +64,8 @@ class DeadlineJob:
             after = step(ret)
         except IllegalTransition:
             return 0
-        handover = await self.store.apply(ret, [(event_type, after)], now, extra)
+        # A platform authorization orders a replacement that ships at once, in the same write.
+        handover = await self.store.apply(ret, replacements.with_follow_ups(event_type, after, now), now, extra)
         if handover is None:
             return 0  # another replica (or the seller) got there first
         self.lifecycle.on_commit(ret.return_id, **handover)

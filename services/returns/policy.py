@@ -23,7 +23,17 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from shared.calendar import add_business_days, marketplace_country, marketplace_zone
-from shared.models import Fault, ItemCondition, Order, OrderLine, PolicySnapshot, ReasonCode, ReturnLine, same_named
+from shared.models import (
+    Fault,
+    ItemCondition,
+    Order,
+    OrderLine,
+    PolicySnapshot,
+    ReasonCode,
+    ReplacementTiming,
+    ReturnLine,
+    same_named,
+)
 from shared.money import Money
 from shared.rules import FieldProblem, RulesBroken
 
@@ -76,6 +86,9 @@ class MarketplaceRules:
             "BHD": 3000,
         }
     )
+    # Resolutions besides a refund (docs/product.md §12): whether buyers may ask for them at all.
+    replacements_allowed: bool = True
+    store_credit_allowed: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MarketplaceRules:
@@ -179,6 +192,13 @@ class SellerPolicy(BaseModel):
     auto_authorize: StrictBool = False
     returnless_threshold: Money | None = None
     seller_pays_return_shipping: StrictBool = False
+    offers_replacements: StrictBool = Field(
+        default=False, description="Buyers may ask for a replacement instead of a refund."
+    )
+    replacement_ships: ReplacementTiming = Field(
+        default=ReplacementTiming.AT_RECEIPT,
+        description="`at_authorization`: the replacement ships once authorized (seller-fault returns only).",
+    )
 
     def snapshot(self) -> PolicySnapshot:
         return PolicySnapshot(
@@ -187,6 +207,8 @@ class SellerPolicy(BaseModel):
             seller_pays_return_shipping=self.seller_pays_return_shipping,
             returnless_threshold=self.returnless_threshold,
             auto_authorize=self.auto_authorize,
+            offers_replacements=self.offers_replacements,
+            replacement_ships=self.replacement_ships,
         )
 
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
-from shared.models import Fault, Id, ItemCondition, LabelType, ReasonCode, ReturnStatus
+from shared.models import (
+    Disposition,
+    Fault,
+    Id,
+    ItemCondition,
+    LabelType,
+    ReasonCode,
+    RefundDestination,
+    Resolution,
+    ReturnStatus,
+)
 from shared.money import Money
 
 Note = Annotated[str, StringConstraints(max_length=2000)]
@@ -44,11 +54,22 @@ class RequestedLine(Body):
     quantity: StrictInt = Field(gt=0, le=100_000)
     reason_code: ReasonCode
     comment: Note | None = None
+    replacement_sku: Id | None = Field(
+        default=None,
+        description="Resolution `replacement` only: the SKU to send, this line's own (the default) or one of "
+        "its order line's `variants` at the same unit price.",
+    )
 
 
 class ReturnRequest(Body):
     order_id: Id
     lines: list[RequestedLine] = Field(min_length=1, max_length=200)
+    resolution: Resolution = Field(
+        default=Resolution.REFUND, description="`replacement`: the same item (or a variant) again instead of a refund."
+    )
+    refund_to: RefundDestination = Field(
+        default=RefundDestination.ORIGINAL_PAYMENT, description="Where a refund goes: the payment or store credit."
+    )
     policy_exception: StrictBool = Field(
         default=False, description="Agents only: accept a request outside the window or for a non-returnable category."
     )
@@ -94,10 +115,22 @@ class ReceivedLineBody(Body):
     line_id: Id
     quantity: StrictInt = Field(ge=0, le=100_000)
     condition: ItemCondition
+    disposition: Disposition | None = Field(
+        default=None, description="What the warehouse does with these units; defaulted from the condition."
+    )
 
 
 class ReceiveBody(Body):
     lines: list[ReceivedLineBody] = Field(min_length=1, max_length=200)
+    note: Note | None = None
+
+
+class ReplacementBody(Body):
+    """`PUT /v1/returns/{id}/replacement`: the order system's answer about the replacement."""
+
+    status: Literal["shipped", "unavailable"]
+    carrier: Short | None = Field(default=None, description="`shipped` only (required).")
+    tracking_number: Short | None = Field(default=None, description="`shipped` only (required).")
     note: Note | None = None
 
 

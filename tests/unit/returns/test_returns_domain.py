@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.returns import domain
+from services.returns import domain, replacements
 from services.returns.domain import ALLOWED, IllegalTransition
 from services.returns.eligibility import open_return
 from services.returns.policy import PolicyViolation
@@ -88,6 +88,7 @@ TRANSITIONS = {
     "refund": lambda r: domain.mark_refunded(r, refund(), NOW),
     "remind": lambda r: domain.remind(r, NOW),
     "feedback": lambda r: domain.record_feedback(r, True, BUYER, NOW),
+    "replace": lambda r: replacements.replace(r, NOW),
 }
 # Every legal move of the state machine, written out: (from, action, to). Anything not listed is a
 # 409. Deliberately not read from `domain.ALLOWED`: adding or dropping a move there fails this test.
@@ -109,6 +110,9 @@ MOVES = {
     (S.REJECTED, "feedback", S.REJECTED),
     (S.CLOSED, "feedback", S.CLOSED),
     (S.EXPIRED, "feedback", S.EXPIRED),
+    (S.AUTHORIZED, "replace", S.REPLACED),  # returnless: the replacement shipped
+    (S.RECEIVED, "replace", S.REPLACED),
+    (S.REPLACED, "feedback", S.REPLACED),
 }
 LEGAL = {(start, action): end for start, action, end in MOVES}
 # Neither a move nor a 409: a duplicate `return.refunded` changes nothing.

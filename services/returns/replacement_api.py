@@ -1,0 +1,31 @@
+"""`PUT /v1/returns/{id}/replacement`: the order system says the replacement shipped, or cannot be sent."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.returns import replacements
+from services.returns.api import Act
+from services.returns.schemas import ReplacementBody
+from shared.models import Return
+
+router = APIRouter(prefix="/v1")
+
+
+@router.put(
+    "/returns/{return_id}/replacement",
+    response_model=Return,
+    tags=["transitions"],
+    summary="The order system (or the seller, an agent) confirms the replacement shipped, or that it cannot be sent",
+    description=(
+        "`shipped` (carrier, tracking number) from `ordered`; the return ends `replaced` at once when its item is "
+        "back or was not asked back. `unavailable` from `requested` or `ordered`: the lines are refunded instead. "
+        "The same answer again changes nothing (200); a different one is 409."
+    ),
+)
+async def answer_replacement(body: ReplacementBody, act: Act) -> Return:
+    if body.status == "shipped":
+        return await act("ship_replacement", lambda ret, now: replacements.ship(ret, body, act.actor, now))
+    return await act(
+        "replacement_unavailable", lambda ret, now: replacements.give_up(ret, body, act.actor, now, act.desk.rules)
+    )

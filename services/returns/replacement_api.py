@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from services.returns import replacements
 from services.returns.api import Act
+from services.returns.errors import ConcurrentChange
 from services.returns.schemas import ReplacementBody
 from shared.models import Return
 
@@ -25,7 +26,17 @@ router = APIRouter(prefix="/v1")
 )
 async def answer_replacement(body: ReplacementBody, act: Act) -> Return:
     if body.status == "shipped":
-        return await act("ship_replacement", lambda ret, now: replacements.ship(ret, body, act.actor, now))
-    return await act(
-        "replacement_unavailable", lambda ret, now: replacements.give_up(ret, body, act.actor, now, act.desk.rules)
-    )
+        action, step = "ship_replacement", lambda ret, now: replacements.ship(ret, body, act.actor, now)
+    else:
+        action, step = (
+            "replacement_unavailable",
+            lambda ret, now: replacements.give_up(ret, body, act.actor, now, act.desk.rules),
+        )
+    try:
+        return await act(action, step)
+    except ConcurrentChange:
+        # Order systems send the same confirmation twice at once: the copy that lost the write
+        # reads the winner's and answers 200 like any repeat (or 409 if it differs).
+        if act.version is not None:
+            raise
+        return await act(action, step)

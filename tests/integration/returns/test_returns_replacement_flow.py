@@ -3,6 +3,7 @@ triggers it, confirmed by the order system, ending `replaced`; the fallback to a
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -166,3 +167,19 @@ async def test_replacement_requests_and_answers_against_the_rules(api, tap):
     assert refund.status_code == 201 and refund.json()["replacement"] is None
     problem(await answer(api, refund.json()["return_id"], api.as_agent(), status="unavailable"), 409)
     assert tap.types(rid) == ["return.created"]  # nothing refused was written
+
+
+async def test_the_same_confirmation_sent_twice_at_once_is_recorded_once(api, tap):
+    ret, who = await replacing_return(api, "at_authorization")
+    rid = ret["return_id"]
+    await api.authorize(rid, seller=who["seller_id"])
+    body = {"status": "shipped", "carrier": "DHL", "tracking_number": "JD0009"}
+    copies = [answer(api, rid, api.as_service("orders"), **body) for _ in range(4)]
+    answers = await asyncio.gather(*copies)
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    assert len({a.json()["version"] for a in answers}) == 1
+    expected = ["return.created", "return.authorized", "return.replacement_ordered", "return.replacement_shipped"]
+    await tap.wait_types(rid, expected)
+    # A later event of this return proves no second `return.replacement_shipped` was still on its way.
+    await api.ship(rid, buyer=who["buyer_id"])
+    await tap.wait_types(rid, [*expected, "return.shipped"])

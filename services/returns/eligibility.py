@@ -159,7 +159,7 @@ def open_return(
     )
     changes = [("return.created", created)]
     if qualifies_for_returnless(lines, snapshot, in_policy=in_policy, buyer_flagged=buyer_flagged):
-        note = "Replaced" if created.replacing() else "Refund"
+        note = "Replacement" if created.replacing() else "Refund"
         body = AuthorizeBody(
             returnless=True, note=f"{note} without return: every line is under the seller's threshold."
         )

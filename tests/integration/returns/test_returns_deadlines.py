@@ -81,3 +81,18 @@ async def test_remind_authorize_and_expire_exactly_once_with_two_runners(api, ta
     left = await api.get_return(outside["return_id"])
     assert left["status"] == "requested"  # out of policy: the seller decides
     assert [t["action"] for t in left["timeline"]] == ["request"]  # and nobody reminded them
+
+
+async def test_the_platforms_authorization_orders_a_replacement_ahead_once(api, tap, clock, returns_app, replica):
+    who = {"buyer_id": unique("b"), "seller_id": unique("s")}
+    await api.put_policy(who["seller_id"], offers_replacements=True, replacement_ships="at_authorization")
+    order = await api.put_order(order_data(**who))
+    body = request_data(order["order_id"], ("L1", 1, "DEFECTIVE")) | {"resolution": "replacement"}
+    response = await api.client.post("/v1/returns", json=body, headers=api.as_buyer(who["buyer_id"]))
+    assert response.status_code == 201, response.text
+    rid = response.json()["return_id"]
+    clock.advance(timedelta(seconds=65))  # past the response deadline at once: authorized, not reminded
+    await settle("deadlines", returns_app, replica)
+    events = await tap.wait_types(rid, ["return.created", "return.authorized", "return.replacement_ordered"])
+    assert [e.sequence for e in events] == [1, 2, 3] and events[-1].data["replacement"]["status"] == "ordered"
+    assert events[1].data["authorization"]["late"] and events[1].data["replacement"]["status"] == "requested"

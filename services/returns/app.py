@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.returns import api
+from services.returns import api, offers_api
 from services.returns.commands import Lifecycle
 from services.returns.handlers import SUBSCRIPTIONS
 from services.returns.jobs import DeadlineJob
@@ -45,5 +45,10 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     return create_database_service_app(
-        settings or Settings(), clock, wiring, title="Returns", description=DESCRIPTION, routers=[api.router]
+        settings or Settings(),
+        clock,
+        wiring,
+        title="Returns",
+        description=DESCRIPTION,
+        routers=[api.router, offers_api.router],
     )

@@ -33,6 +33,9 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     "ship": frozenset({"buyer", "agent"}),
     "receive": frozenset({"seller", "agent"}),
     "feedback": frozenset({"buyer", "agent"}),
+    "make_offer": frozenset({"seller", "agent"}),
+    "accept_offer": frozenset({"buyer", "agent"}),
+    "decline_offer": frozenset({"buyer", "agent"}),
 }
 EVENT_OF = {
     "authorize": "return.authorized",
@@ -41,6 +44,9 @@ EVENT_OF = {
     "ship": "return.shipped",
     "receive": "return.received",
     "feedback": "return.feedback_received",
+    "make_offer": "return.offer_made",
+    "accept_offer": "return.offer_accepted",
+    "decline_offer": "return.offer_declined",
 }
 ID_NAMESPACE = uuid.UUID("6f1d8c1e-6a43-4b8e-9a51-2f0d7c3b9e10")
 CREATE_ATTEMPTS = 8

@@ -7,14 +7,13 @@ and visibility (someone else's return is a 404) as the other transitions.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
 from services.returns import offers
 from services.returns.api import Act, Transition
-from services.returns.commands import check_role
+from services.returns.commands import Step, check_role
 from services.returns.schemas import Body, Note
 from shared import acting
 from shared.http import Conflict, NotFound
@@ -74,7 +73,7 @@ async def _make(act: Transition, body: OfferBody, idempotency_key: str | None) -
         raise
 
 
-async def _answer(act: Transition, action: str, offer_id: str, answered: OfferStatus, step: Callable) -> Return:
+async def _answer(act: Transition, action: str, offer_id: str, answered: OfferStatus, step: Step) -> Return:
     """Accept or decline; the same answer repeated (a retry) answers the return as it is."""
     try:
         return await act(action, step)

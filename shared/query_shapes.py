@@ -251,7 +251,7 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape(
         "returns",
-        "in_policy, reminded_at: $exists, response_due_at: $gt $lte, status",
+        "in_policy, reminded_at: $exists, response_due_at: $gt $lte, settlement, status",
         "`status_1_response_due_at_1`",
         INDEXED,
         False,
@@ -260,7 +260,7 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape(
         "returns",
-        "in_policy, response_due_at: $lte, status",
+        "in_policy, response_due_at: $lte, settlement, status",
         "`status_1_response_due_at_1`",
         INDEXED,
         False,
@@ -269,12 +269,21 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape(
         "returns",
-        "authorization.returnless, ship_by: $lte, status",
+        "authorization.returnless, settlement, ship_by: $lte, status",
         "`status_1_ship_by_1`",
         INDEXED,
         False,
         "returns `past_ship_by` (deadline job)",
         sort="+ship_by",
+    ),
+    _shape(
+        "returns",
+        "offer_expires_at: $lte",
+        "`offer_expires_at_1` (sparse: only returns with an open keep-it offer)",
+        INDEXED,
+        False,
+        "returns `offers_past_expiry` (deadline job: keep-it offers left unanswered)",
+        sort="+offer_expires_at",
     ),
     # ---- refunds ---------------------------------------------------------------------------------
     _shape(

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.returns import api, replacement_api
+from services.returns import api, offers_api, replacement_api
 from services.returns.commands import Lifecycle
 from services.returns.handlers import SUBSCRIPTIONS
 from services.returns.jobs import DeadlineJob
@@ -50,5 +50,5 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         wiring,
         title="Returns",
         description=DESCRIPTION,
-        routers=[api.router, replacement_api.router],
+        routers=[api.router, offers_api.router, replacement_api.router],
     )

@@ -36,6 +36,9 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
     # The order system confirms on its own account (`PUT /v1/returns/{id}/replacement`).
     "ship_replacement": frozenset({"service", "seller", "agent"}),
     "replacement_unavailable": frozenset({"service", "seller", "agent"}),
+    "make_offer": frozenset({"seller", "agent"}),
+    "accept_offer": frozenset({"buyer", "agent"}),
+    "decline_offer": frozenset({"buyer", "agent"}),
 }
 EVENT_OF = {
     "authorize": "return.authorized",
@@ -45,6 +48,9 @@ EVENT_OF = {
     "receive": "return.received",
     "feedback": "return.feedback_received",
     **replacements.EVENT_OF,
+    "make_offer": "return.offer_made",
+    "accept_offer": "return.offer_accepted",
+    "decline_offer": "return.offer_declined",
 }
 ID_NAMESPACE = uuid.UUID("6f1d8c1e-6a43-4b8e-9a51-2f0d7c3b9e10")
 CREATE_ATTEMPTS = 8

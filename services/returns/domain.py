@@ -30,6 +30,7 @@ from shared.models import (
     Receipt,
     ReceivedLine,
     Refund,
+    RefundKind,
     RefundSummary,
     Rejection,
     Return,
@@ -70,11 +71,20 @@ ENTERS: dict[str, ReturnStatus] = {
 }
 
 
+# Once the buyer accepted an offer to keep the item, the item's journey is over: these are refused.
+KEPT_ITEM = "the buyer accepted an offer to keep the item"
+REFUSED_ONCE_KEPT = frozenset({"authorize", "reject", "close", "ship", "receive", "expire", "remind"})
+# A keep-it offer is paid before any item comes back: its refund ends the return from these.
+OFFER_REFUNDABLE = frozenset({S.REQUESTED, S.AUTHORIZED, S.SHIPPED})
+
+
 class IllegalTransition(rules.IllegalTransition):
     noun = "return"
 
 
 def _require(ret: Return, action: str) -> None:
+    if action in REFUSED_ONCE_KEPT and ret.settlement is not None and ret.settlement.kept_item:
+        raise IllegalTransition(action, ret.status, KEPT_ITEM)
     if ret.status not in ALLOWED[action]:
         raise IllegalTransition(action, ret.status)
 
@@ -294,7 +304,13 @@ def mark_refunded(ret: Return, refund: Refund, now: datetime) -> Return | None:
     """`return.refunded` from the refunds service; None when there is nothing (more) to do."""
     if ret.status == S.REFUNDED:
         return None
-    _require(ret, "refund")
+    if refund.kind == RefundKind.OFFER:
+        if ret.settlement is None or ret.settlement.offer_id != refund.offer_id:
+            raise IllegalTransition("refund", ret.status, f"{refund.offer_id} is not the offer the buyer accepted")
+        if ret.status not in OFFER_REFUNDABLE:
+            raise IllegalTransition("refund", ret.status)
+    else:
+        _require(ret, "refund")
     summary = RefundSummary(refund_id=refund.refund_id, amount=refund.amount, automatic=refund.automatic)
     return advance(ret, "refund", refund.actor, now, refund=summary, refunded_at=refund.issued_at or now)
 

@@ -1,4 +1,4 @@
-"""Deadlines: remind sellers, authorize unanswered requests, expire unshipped authorizations.
+"""Deadlines: remind sellers, authorize unanswered requests, expire unshipped authorizations and unanswered offers.
 
 Safe with any number of replicas: every action is a write conditional on the version read, so
 when two runners pick the same return only the first write lands and only its event is emitted.
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from services.returns import domain, replacements
+from services.returns import domain, offers, replacements
 from services.returns.commands import Lifecycle
 from services.returns.domain import IllegalTransition
 from shared.models import Return
@@ -25,6 +25,7 @@ class DeadlineRun:
     reminded: int = 0
     authorized: int = 0
     expired: int = 0
+    offers_expired: int = 0
 
 
 class DeadlineJob:
@@ -53,7 +54,11 @@ class DeadlineJob:
             )
         for ret in await self.store.past_ship_by(now, self.batch_size):
             run.expired += await self._apply(ret, "return.expired", lambda r: domain.expire(r, now), now)
-        if run.reminded or run.authorized or run.expired:
+        for ret in await self.store.offers_past_expiry(now, self.batch_size):
+            run.offers_expired += await self._apply(
+                ret, "return.offer_expired", lambda r: offers.expire_offer(r, now), now
+            )
+        if run.reminded or run.authorized or run.expired or run.offers_expired:
             log.info("deadline run", extra=vars(run))
         return run
 

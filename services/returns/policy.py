@@ -58,6 +58,7 @@ class MarketplaceRules:
     authorization_validity: timedelta = timedelta(days=30)
     refund_business_days: int = 2
     max_restocking_fee_percent: Decimal = Decimal(50)
+    offer_validity: timedelta = timedelta(hours=72)  # a keep-it offer the buyer leaves unanswered expires
     non_returnable_categories: frozenset[str] = frozenset(
         {"digital_content", "gift_cards", "perishable_food", "personalized", "hazardous_materials"}
     )

@@ -20,6 +20,10 @@ from shared.page_query import find_page
 from shared.pagination import Page
 
 SERVICE = "returns"
+# Store-only field: when the return's open keep-it offer expires; absent while none is open.
+OFFER_EXPIRES_AT = "offer_expires_at"
+# The deadline jobs leave alone a return the buyer settled by keeping the item (an accepted offer).
+NOT_SETTLED: dict[str, Any] = {"settlement": None}
 
 
 class ConcurrentOrderWrite(RuntimeError):
@@ -97,6 +101,8 @@ class ReturnsStore:
         await self.returns.create_index([("created_at", DESCENDING)])
         await self.returns.create_index([("status", ASCENDING), ("response_due_at", ASCENDING)])
         await self.returns.create_index([("status", ASCENDING), ("ship_by", ASCENDING)])
+        # Store-only: the open keep-it offer's expiry, present only while one is open (`apply`).
+        await self.returns.create_index([(OFFER_EXPIRES_AT, ASCENDING)], sparse=True)
 
     # ---- orders -------------------------------------------------------------------------------
 
@@ -243,7 +249,11 @@ class ReturnsStore:
         this replica's relay), or `{}` when another replica's relay held the document."""
         final = changes[-1][1]
         events = events_of([(t, r) for t, r in changes if t is not None], now)
-        fields = {"$set": return_fields(final) | (extra or {})}
+        fields: dict[str, Any] = {"$set": return_fields(final) | (extra or {})}
+        if (offer := final.open_offer()) is not None:
+            fields["$set"][OFFER_EXPIRES_AT] = offer.expires_at
+        elif before.open_offer() is not None:
+            fields["$unset"] = {OFFER_EXPIRES_AT: ""}
         expected = {"_id": before.return_id, "version": before.version}
         claim = self.outbox_claim() if events else {}
         if claim:
@@ -272,6 +282,7 @@ class ReturnsStore:
                 "in_policy": True,
                 "response_due_at": {"$gt": now, "$lte": until},
                 "reminded_at": {"$exists": False},
+                **NOT_SETTLED,
             },
             "response_due_at",
             limit,
@@ -279,17 +290,30 @@ class ReturnsStore:
 
     async def past_response_deadline(self, now: datetime, limit: int) -> list[Return]:
         return await self._find(
-            {"status": ReturnStatus.REQUESTED.value, "in_policy": True, "response_due_at": {"$lte": now}},
+            {
+                "status": ReturnStatus.REQUESTED.value,
+                "in_policy": True,
+                "response_due_at": {"$lte": now},
+                **NOT_SETTLED,
+            },
             "response_due_at",
             limit,
         )
 
     async def past_ship_by(self, now: datetime, limit: int) -> list[Return]:
         return await self._find(
-            {"status": ReturnStatus.AUTHORIZED.value, "authorization.returnless": False, "ship_by": {"$lte": now}},
+            {
+                "status": ReturnStatus.AUTHORIZED.value,
+                "authorization.returnless": False,
+                "ship_by": {"$lte": now},
+                **NOT_SETTLED,
+            },
             "ship_by",
             limit,
         )
+
+    async def offers_past_expiry(self, now: datetime, limit: int) -> list[Return]:
+        return await self._find({OFFER_EXPIRES_AT: {"$lte": now}}, OFFER_EXPIRES_AT, limit)
 
     async def _find(self, query: dict[str, Any], field: str, limit: int) -> list[Return]:
         cursor = self.returns.find(query, {"outbox": 0}).sort(field, ASCENDING).limit(limit)

@@ -27,6 +27,9 @@ def principal(role: str, sub: str = "x", acting_for: Actor | None = None) -> Pri
         ("reject", {"seller", "agent"}),
         ("receive", {"seller", "agent"}),
         ("close", {"buyer", "seller", "agent"}),
+        ("make_offer", {"seller", "agent"}),
+        ("accept_offer", {"buyer", "agent"}),
+        ("decline_offer", {"buyer", "agent"}),
     ],
 )
 def test_role_rules(action, allowed):

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from services.metrics import api as metrics_api
 from services.refunds import api as refunds_api
 from services.returns import api as returns_api
+from services.returns import offers_api
 
 
 def _calls(dependant: Any) -> Iterator[Any]:
@@ -27,7 +28,7 @@ def _is_async(call: Any) -> bool:
     return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(type(call).__call__)
 
 
-@pytest.mark.parametrize("router", [returns_api.router, metrics_api.router, refunds_api.router])
+@pytest.mark.parametrize("router", [returns_api.router, offers_api.router, metrics_api.router, refunds_api.router])
 def test_every_dependency_of_every_route_is_async(router: APIRouter) -> None:
     sync = {
         f"{route.path}: {getattr(call, '__qualname__', call)}"

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from services.refunds.app import create_app
 from services.refunds.gateways.base import GatewayDeclined
 from services.refunds.store_credit import ledger
 from services.refunds.store_credit.gateway import StoreCreditGateway
@@ -172,3 +175,23 @@ async def test_a_buyer_sees_only_their_own_store_credit_newest_entry_first(servi
         if cursor is None:
             break
     assert seen == [("debit", 400), ("grant", 2000), ("grant", 1000)]
+
+
+async def test_two_replicas_debiting_at_once_never_go_below_zero(service, credit_events):
+    await gateway_of(service).refund(grant_request("rf_ret-6", 10000))
+    other = create_app(service.settings, service.clock)  # a second replica: its own clients, same database
+    async with LifespanManager(other, startup_timeout=20, shutdown_timeout=20):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://refunds") as http:
+            agent = service.token("agent", "a-1")
+            results = await asyncio.gather(
+                *(
+                    post_debit(c, agent, 3000, key=f"r-{n}-{i}")
+                    for n in range(3)
+                    for i, c in enumerate((service.http, http))
+                )
+            )
+
+    assert sorted(r.status_code for r in results) == [201] * 3 + [422] * 3, [r.text for r in results]
+    assert await balances(service) == [{"amount": 1000, "currency": "USD"}]
+    await all_published(service, credit_events)
+    assert len(credit_events.of_type("store_credit.debited")) == 3

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.refunds.store_credit import ledger
+from services.refunds.store_credit import entries
 from services.refunds.store_credit.store import StoreCreditStore
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.http import NotFound, Unprocessable
@@ -110,7 +110,7 @@ async def debit(
             f"{HEADER} is required: a debit spends money and must be safe to retry.",
             errors=[{"field": HEADER, "location": "header", "reason": "required"}],
         )
-    entry = ledger.debit(
+    entry = entries.debit(
         buyer_id=buyer_id,
         idempotency_key=idempotent.key,
         amount=body.amount,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pymongo.errors import PyMongoError
 
 from services.refunds.gateways.base import GatewayDeclined, GatewayRefund, GatewayUnavailable
-from services.refunds.store_credit import ledger
+from services.refunds.store_credit import entries
 from services.refunds.store_credit.store import StoreCreditBusy, StoreCreditStore
 from shared.clock import Clock
 from shared.money import CurrencyMismatch
@@ -31,7 +31,7 @@ class StoreCreditGateway:
         if request.buyer is None:
             raise GatewayDeclined(f"store_credit: refund {request.refund_id} names no buyer to credit")
         try:
-            entry = ledger.grant(
+            entry = entries.grant(
                 refund_id=request.refund_id,
                 buyer=request.buyer,
                 amount=request.amount,
@@ -52,7 +52,7 @@ class StoreCreditGateway:
     async def find(self, request: GatewayRefund) -> str | None:
         """The grant made for `request.refund_id` (whatever its key round), if any."""
         try:
-            found = await self._store.get(ledger.grant_id(request.refund_id))
+            found = await self._store.get(entries.grant_id(request.refund_id))
         except PyMongoError as exc:
             raise GatewayUnavailable(f"store_credit: {type(exc).__name__}") from exc
         return None if found is None else found.entry_id

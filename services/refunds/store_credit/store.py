@@ -1,7 +1,7 @@
 """Store credit in the refunds database: each buyer's chain of entries, and a cached head.
 
 Only one write decides anything: inserting an entry. Its `_id` is the movement's own id
-(ledger.grant_id / debit_id: exactly once per refund, per buyer and Idempotency-Key) and its
+(entries.grant_id / debit_id: exactly once per refund, per buyer and Idempotency-Key) and its
 `slot` ("<seq>:<buyer>", a unique index) is its place in the buyer's chain, computed from the
 balances entry seq-1 left. So two debits racing from the same balance cannot both land: the
 second insert finds the slot taken, reads the new head and is judged again (never below zero).
@@ -22,7 +22,7 @@ from typing import Any
 from motor.motor_asyncio import AsyncIOMotorDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from services.refunds.store_credit import ledger
+from services.refunds.store_credit import entries
 from shared.clock import Clock
 from shared.http import ServiceUnavailable
 from shared.outbox import OUTBOX, OutboxRelay, outbox_fields
@@ -82,7 +82,7 @@ class StoreCreditStore:
 
     async def account(self, buyer_id: str) -> StoreCreditAccount:
         _, balances = await self.head(buyer_id)
-        return StoreCreditAccount(buyer_id=buyer_id, balances=ledger.positive_balances(balances))
+        return StoreCreditAccount(buyer_id=buyer_id, balances=entries.positive_balances(balances))
 
     async def page(self, buyer_id: str, cursor: str | None, limit: int) -> Page[StoreCreditEntry]:
         """Newest first by place in the chain (entries of one moment still come in their order)."""
@@ -94,15 +94,15 @@ class StoreCreditStore:
 
     async def apply(self, entry: StoreCreditEntry) -> tuple[StoreCreditEntry, bool]:
         """Apply the entry once: (the entry as applied, True), or (the one applied before under
-        its id, False). A debit above the balance raises ledger.BalanceExceeded; a replayed debit
+        its id, False). A debit above the balance raises entries.BalanceExceeded; a replayed debit
         asking for something else, IdempotencyKeyReused."""
         for _ in range(ROUNDS):
             found = await self.get(entry.entry_id)
             if found is not None:
-                ledger.check_replay(found, entry)
+                entries.check_replay(found, entry)
                 return found, False
             seq, balances = await self.head(entry.buyer_id)
-            applied, after = ledger.apply(entry, balances)
+            applied, after = entries.apply(entry, balances)
             if await self._insert(applied, seq + 1, after):
                 await self._advance(entry.buyer_id, seq + 1, after)
                 return applied, True
@@ -118,7 +118,7 @@ class StoreCreditStore:
             "seq": seq,
             "slot": slot(seq, entry.buyer_id),
             "balances": balances,
-            **outbox_fields([ledger.event(entry, seq)], relay.claim() if relay else None),
+            **outbox_fields([entries.event(entry, seq)], relay.claim() if relay else None),
         }
         try:
             await self.entries.insert_one(doc)

@@ -11,7 +11,7 @@ from asgi_lifespan import LifespanManager
 
 from services.refunds.app import create_app
 from services.refunds.gateways.base import GatewayDeclined
-from services.refunds.store_credit import ledger
+from services.refunds.store_credit import entries
 from services.refunds.store_credit.gateway import StoreCreditGateway
 from services.refunds.store_credit.store import ENTRIES
 from tests.integration.refunds.store_credit_support import (
@@ -44,7 +44,7 @@ async def test_a_refund_is_granted_once_however_often_the_gateway_is_called(serv
     references = await asyncio.gather(*(gateway.refund(request) for _ in range(6)))
     references.append(await gateway.refund(request))
 
-    assert set(references) == {ledger.grant_id("rf_ret-1")} and await gateway.find(request) == references[0]
+    assert set(references) == {entries.grant_id("rf_ret-1")} and await gateway.find(request) == references[0]
     assert await balances(service) == [{"amount": 10500, "currency": "USD"}]
     assert await service.db[ENTRIES].count_documents({}) == 1
     await all_published(service, credit_events)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 
+from services.refunds.domain import PLATFORM, SERVICE
 from shared.contract_base import Actor, Party
 from shared.events import CloudEvent, new_event
 from shared.http import Unprocessable, field_problems
@@ -19,8 +20,6 @@ from shared.idempotency import HEADER, IdempotencyKeyReused
 from shared.money import Money
 from shared.resolution_models import StoreCreditEntry, StoreCreditEntryKind
 
-SERVICE = "refunds"
-PLATFORM = Actor(role="platform", id=SERVICE)
 _IDS = uuid.UUID("6d1f3c2e-5a0b-4f7e-9c1d-2b8a4e6f0a13")
 EVENT_TYPES = {StoreCreditEntryKind.GRANT: "store_credit.granted", StoreCreditEntryKind.DEBIT: "store_credit.debited"}
 

@@ -22,8 +22,9 @@ from services.refunds.store_credit import api as store_credit_api
 from services.refunds.store_credit.gateway import StoreCreditGateway
 from services.refunds.store_credit.store import StoreCreditStore
 from shared.clock import Clock
-from shared.messaging import Messaging
+from shared.messaging import Announcer, Job, Messaging
 from shared.mongo import Database
+from shared.outbox import OutboxRelay
 from shared.service import create_database_service_app
 
 # The OpenAPI document's description of the service.
@@ -40,9 +41,13 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
         await credit.ensure_indexes()
         # No inbox: every handler is idempotent on its own (handlers.py), so no event id is looked up
         # or recorded per event.
-        messaging = Messaging.from_settings(settings, inbox=None, outboxes=[store.refunds, credit.entries], clock=clock)
+        messaging = Messaging.from_settings(settings, inbox=None, outboxes=[store.refunds], clock=clock)
         store.outbox_relay = messaging.relay  # a refund's events are committed claimed for it
-        credit.outbox_relay = messaging.relay
+        # store_credit.* are announcements: a type no queue is bound to (every subscriber may ignore
+        # store_credit.debited) counts as published instead of being retried forever.
+        credit.outbox_relay = credit_relay = OutboxRelay(
+            Announcer(messaging.bus), [credit.entries], poll_interval=settings.outbox_poll_ms / 1000
+        )
         app.state.bus = messaging.bus
         ledger = LedgerGateway(db["ledger_entries"], clock)
         await ledger.ensure_indexes()
@@ -69,7 +74,8 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
             lease=timedelta(seconds=settings.lease_s),
             batch_size=settings.job_batch_size,
         )
-        async with messaging.running(SUBSCRIPTIONS, refunds, jobs=[job] if settings.jobs_enabled else []):
+        jobs: list[Job] = [credit_relay, *([job] if settings.jobs_enabled else [])]
+        async with messaging.running(SUBSCRIPTIONS, refunds, jobs=jobs):
             yield
     finally:
         for gateway in gateways.values():

@@ -53,7 +53,7 @@ async def all_published(harness: Any, captured: CreditEvents) -> None:
     it arrives: whatever the relay published (duplicates too) reached the capture queue before it."""
     entries = harness.db[ENTRIES]
     await harness.wait_until(
-        lambda: _none_pending(entries),
+        lambda: none_pending(entries),
         timeout=10,
         message="store-credit events never left the outbox",
     )
@@ -77,7 +77,7 @@ async def all_published(harness: Any, captured: CreditEvents) -> None:
     )
 
 
-async def _none_pending(entries: Any) -> bool:
+async def none_pending(entries: Any) -> bool:
     return await entries.find_one({"outbox_pending": True}) is None
 
 

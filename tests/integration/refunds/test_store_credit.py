@@ -19,6 +19,7 @@ from tests.integration.refunds.store_credit_support import (
     all_published,
     credit_events,
     grant_request,
+    none_pending,
     post_debit,
 )
 
@@ -195,3 +196,15 @@ async def test_two_replicas_debiting_at_once_never_go_below_zero(service, credit
     assert await balances(service) == [{"amount": 1000, "currency": "USD"}]
     await all_published(service, credit_events)
     assert len(credit_events.of_type("store_credit.debited")) == 3
+
+
+async def test_an_event_no_one_is_bound_to_counts_as_published(service):
+    """store_credit.* are announcements: with no queue bound (subscribers may ignore
+    `store_credit.debited`), the entry's outbox is emptied instead of retried forever."""
+    await gateway_of(service).refund(grant_request("rf_ret-7", 500))
+    debited = await post_debit(service.http, service.token("agent", "a-1"), 200, key="nobody-listens")
+
+    assert debited.status_code == 201
+    await service.wait_until(
+        lambda: none_pending(service.db[ENTRIES]), timeout=5, message="unroutable events kept in the outbox"
+    )

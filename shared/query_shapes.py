@@ -41,6 +41,7 @@ OUTBOX_COLLECTIONS = (
     "claims",
     "seller_feedback",
     "chargebacks",
+    "store_credit_entries",
 )
 # Map fields whose keys are ids: `postage.rf_1` reads as `postage.<id>`.
 ID_KEYED_MAPS: Mapping[str, tuple[str, ...]] = {
@@ -373,6 +374,33 @@ SHAPES: tuple[QueryShape, ...] = (
         True,
         "refunds `LedgerGateway.find` (rare: an agent's retry of a failed refund first checks that no "
         "round of keys paid, one read per round's key)",
+    ),
+    _shape(
+        "store_credit_entries",
+        "slot",
+        "`slot_1` (unique)",
+        "unique key `{slot}`",
+        True,
+        "refunds `StoreCreditStore.head` (the buyer's next entry after the cached head: usually none)",
+    ),
+    _shape(
+        "store_credit_entries",
+        "buyer_id",
+        "`buyer_id_1_seq_1`",
+        LISTING,
+        False,
+        "refunds `StoreCreditStore.page` (`GET /v1/store-credit/{buyer_id}/entries`, newest first by place "
+        "in the buyer's chain)",
+        optional=("$or: [{_id: $lt, seq}, {seq: $lt}]",),
+        sort="-seq, -_id",
+    ),
+    _shape(
+        "store_credit_accounts",
+        "_id, seq: $lt",
+        "`_id`",
+        BY_ID,
+        True,
+        "refunds `StoreCreditStore._advance` (cache a newer head; an upsert)",
     ),
     # ---- notifications ---------------------------------------------------------------------------
     _shape(

@@ -139,6 +139,7 @@ class StoreCreditEntry(Contract):
     return_id: str | None = None
     order_id: str | None = None
     reference: str | None = Field(default=None, description="Debits: the checkout's own reference.")
+    note: str | None = Field(default=None, description="Debits: the caller's note.")
     actor: Actor
     at: datetime
 

@@ -13,6 +13,7 @@ from services.metrics.store import MetricsStore
 from services.notifications.store import NotificationStore
 from services.refunds.gateways.ledger import LedgerGateway
 from services.refunds.store import RefundStore
+from services.refunds.store_credit.store import StoreCreditStore
 from services.returns.store import ReturnsStore
 from shared.clock import SystemClock
 from shared.idempotency import IdempotencyStore
@@ -31,7 +32,9 @@ async def set_up(service: str, db: Any, bus_factory: Any) -> None:
         refunds = RefundStore(db)
         await refunds.ensure_indexes()
         await LedgerGateway(db["ledger_entries"], SystemClock()).ensure_indexes()
-        outboxes = [refunds.refunds]
+        credit = StoreCreditStore(db, SystemClock())
+        await credit.ensure_indexes()
+        outboxes = [refunds.refunds, credit.entries]
     elif service == "notifications":
         notifications = NotificationStore(db)
         await notifications.ensure_indexes()

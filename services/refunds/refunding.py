@@ -47,7 +47,8 @@ class Refunds:
 
         Idempotent on its own (the bus keeps no inbox for refunds): the refund's id is a function of
         the return's, so a duplicate finds the refund there and at most helps pay it; postage counts
-        once per return; the gateway key is stored before any call.
+        once per return; the gateway key is stored before any call. A return being replaced opens
+        nothing (its replacement falling through does: `return.replacement_unavailable`).
         """
         if ret.replacing():  # its lines are replaced, not refunded (a concession is a direct refund)
             log.info("replacing return: no refund", extra={"return_id": ret.return_id})

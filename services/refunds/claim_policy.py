@@ -37,6 +37,7 @@ def problem(claim: Claim, order: Order) -> str | None:
 
 def amount_to_pay(asked: int, available: int) -> int:
     """What the claim's refund tries to pay: what was asked, capped by what is left of the order.
+    (An accepted offer's refund is paid the same way: services/refunds/offer_refunds.py.)
 
     With nothing left it still tries the asked amount: the payer then finds no room on the order's
     ledger and records the refund failed as already refunded (the one path for that, shared with a
@@ -46,8 +47,9 @@ def amount_to_pay(asked: int, available: int) -> int:
 
 
 def breakdown(amount: Money) -> Breakdown:
-    """A claim's refund is a sum the buyer is owed, not tied to lines or shipping: all of it is
-    `other_concession` (the Breakdown's part for money given beyond items and postage)."""
+    """A claim's refund (and an accepted offer's) is a sum the buyer is owed, not tied to lines or
+    shipping: all of it is `other_concession` (the Breakdown's part for money given beyond items and
+    postage)."""
     zero = Money.zero(amount.currency)
     return Breakdown(
         lines=[],

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
-from services.refunds import claim_policy
+from services.refunds import claim_policy, destination
 from shared.dispute_models import Claim
 from shared.events import CloudEvent, new_event
 from shared.models import Actor, Breakdown, Order, Party, Refund, RefundKind, RefundStatus, Return, Seller
@@ -14,6 +15,9 @@ from shared.money import Money
 SERVICE = "refunds"
 PLATFORM = Actor(role="platform", id=SERVICE)
 _IDS = uuid.UUID("6f1c7c9e-3f0e-4d55-9d4e-2b8a3c5e7a10")
+# Refunds of a sum asked for rather than of lines: capped by what is left of the order when opened,
+# and shrunk to it by the payer if a concurrent refund takes part of it meanwhile (`cap`).
+CAPPED_KINDS = frozenset({RefundKind.CLAIM, RefundKind.OFFER})
 
 
 class IllegalTransition(Exception):
@@ -32,6 +36,11 @@ def return_refund_id(return_id: str) -> str:
 def direct_refund_id(caller: str, idempotency_key: str) -> str:
     """A retried request (same caller, same Idempotency-Key) lands on the same refund."""
     return "rf_" + uuid.uuid5(_IDS, f"direct:{caller}:{idempotency_key}").hex
+
+
+def offer_refund_id(offer_id: str) -> str:
+    """An accepted offer is paid once, ever: its refund's id is the offer's."""
+    return "rf_" + offer_id
 
 
 def gateway_key(refund_id: str, round_: int) -> str:
@@ -63,6 +72,7 @@ def for_return(
     now: datetime,
     due_at: datetime | None = None,
     automatic: bool = False,
+    bonus_percent: Decimal,
 ) -> Refund:
     kind = RefundKind.RETURNLESS if ret.authorization and ret.authorization.returnless else RefundKind.RETURN
     refund = _new(
@@ -82,7 +92,39 @@ def for_return(
         due_at=due_at,
         automatic=automatic,
     )
-    return refund.model_copy(update={"return_version": ret.version})
+    return _for(refund, ret, bonus_percent)
+
+
+def for_offer(ret: Return, order: Order, amount: int, *, now: datetime, bonus_percent: Decimal) -> Refund:
+    """The one refund paying the offer the buyer accepted to keep the item (`ret.settlement`): a sum
+    like a claim's (no lines), on behalf of whoever made the offer, answering the accepting version."""
+    settlement = ret.settlement
+    if settlement is None or settlement.offer_id is None:
+        raise ValueError(f"return {ret.return_id} has no accepted offer")
+    offer = next((offer for offer in ret.offers if offer.offer_id == settlement.offer_id), None)
+    refund = _new(
+        offer_refund_id(settlement.offer_id),
+        RefundKind.OFFER,
+        ret.return_id,
+        order.order_id,
+        order.marketplace,
+        order.currency,
+        order.buyer,
+        order.seller,
+        claim_policy.breakdown(Money(amount=amount, currency=order.currency)),
+        status=RefundStatus.PENDING,
+        actor=PLATFORM if offer is None else offer.made_by,
+        now=now,
+    )
+    return _for(refund.model_copy(update={"offer_id": settlement.offer_id}), ret, bonus_percent)
+
+
+def _for(refund: Refund, ret: Return, bonus_percent: Decimal) -> Refund:
+    """A refund of the return, as of the version it answers, where its buyer asked it to go."""
+    to = destination.of_return(refund.kind, ret)
+    return destination.credited(
+        refund.model_copy(update={"return_version": ret.version, "destination": to}), bonus_percent
+    )
 
 
 def for_order(refund_id: str, order: Order, breakdown: Breakdown, *, actor: Actor, now: datetime) -> Refund:
@@ -124,14 +166,14 @@ def for_claim(claim: Claim, order: Order, amount: int, *, now: datetime) -> Refu
     return refund.model_copy(update={"claim_id": claim.claim_id})
 
 
-def cap(refund: Refund, available: int, now: datetime) -> Refund:
-    """A claim's refund that no longer fits what is left of its order pays that rest instead."""
-    if refund.status != RefundStatus.PENDING or refund.kind != RefundKind.CLAIM:
+def cap(refund: Refund, available: int, now: datetime, *, bonus_percent: Decimal) -> Refund:
+    """A claim's or an offer's refund that no longer fits what is left of its order pays that rest instead."""
+    if refund.status != RefundStatus.PENDING or refund.kind not in CAPPED_KINDS:
         raise IllegalTransition(refund, "cap")
     if not 0 < available < refund.amount.amount:
         raise ValueError(f"cannot cap a refund of {refund.amount.amount} to {available}")
     breakdown = claim_policy.breakdown(Money(amount=available, currency=refund.currency))
-    return _change(refund, now, breakdown=breakdown, amount=breakdown.total)
+    return destination.credited(_change(refund, now, breakdown=breakdown, amount=breakdown.total), bonus_percent)
 
 
 def _new(
@@ -178,11 +220,11 @@ def _change(refund: Refund, now: datetime, **fields: object) -> Refund:
     return refund.model_copy(update={**fields, "version": refund.version + 1, "updated_at": now})
 
 
-def replace(refund: Refund, breakdown: Breakdown, actor: Actor, now: datetime) -> Refund:
+def replace(refund: Refund, breakdown: Breakdown, actor: Actor, now: datetime, *, bonus_percent: Decimal) -> Refund:
     """The seller's (or an agent's) refund of a return takes the place of the due or failed one."""
     if refund.status not in (RefundStatus.DUE, RefundStatus.FAILED):
         raise IllegalTransition(refund, "refund again")
-    return _change(
+    changed = _change(
         refund,
         now,
         status=RefundStatus.PENDING,
@@ -192,6 +234,7 @@ def replace(refund: Refund, breakdown: Breakdown, actor: Actor, now: datetime) -
         automatic=False,
         failure_reason=None,
     )
+    return destination.credited(changed, bonus_percent)
 
 
 def take_over(refund: Refund, now: datetime) -> Refund:

@@ -13,21 +13,22 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from prometheus_client import Counter
 
-from services.refunds import domain
+from services.refunds import destination, domain
 from services.refunds.gateways import GatewayDeclined, GatewayRefund, GatewayUnavailable, PaymentGateway
 from services.refunds.order_ledger import CapExceeded
 from services.refunds.store import LEASE, UNLEASED, RefundRecord, RefundStore
 from shared.clock import Clock, SystemClock
-from shared.models import ALREADY_REFUNDED, Refund, RefundKind
+from shared.models import ALREADY_REFUNDED, Refund, RefundDestination, RefundKind
 
 log = logging.getLogger(__name__)
 GATEWAY_CALLS = Counter("refund_gateway_calls_total", "Payment gateway calls.", ["gateway", "outcome"])
 REFUNDS_DONE = Counter("refunds_completed_total", "Refunds issued or failed.", ["status", "automatic"])
 EXCEEDS_PAID = "the refund exceeds what is left of what the buyer paid"
-_FIT_ATTEMPTS = 5  # a claim's refund shrinks to what is left; concurrent refunds may take more each time
+_FIT_ATTEMPTS = 5  # a claim's or offer's refund shrinks to what is left; concurrent refunds may take more each time
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,14 @@ class Payer:
         lease: timedelta,
         retry_delays_ms: list[int],
         timeout_s: float,
+        bonus_percent: Decimal,
         committed: Callable[..., None] = lambda *_, **__: None,
     ) -> None:
         self.store, self.gateways, self.clock = store, gateways, clock
         self.lease, self.retry_delays_ms, self.timeout_s = lease, retry_delays_ms, timeout_s
+        # STORE_CREDIT_BONUS_PERCENT: a refund to store credit has its bonus worked out again when its
+        # amount changes (a capped one here, a replaced one in `Refunds`).
+        self.bonus_percent = bonus_percent
         self.committed = committed  # OutboxRelay.wake(refund_id, **how): the refund's events are committed
         self.lease_clock = SystemClock()  # leases are operational time, never the movable business clock
         # Refund id -> end of its lease, for payments of this process an error interrupted (`watched`).
@@ -100,13 +105,14 @@ class Payer:
         unpayable = domain.unpayable(refund)  # nothing refundable came back, or its prices were wrong
         if unpayable is not None:
             return await self._fail(refund, None, unpayable, release=False)
-        gateway = self.gateways.get(record.payment.provider)
+        # Chosen by where the refund goes before what paid the order: store credit is the ledger's.
+        name = destination.gateway_name(refund, record.payment.provider)
+        gateway = self.gateways.get(name)
         if gateway is None:
-            return await self._fail(
-                refund, None, f"no payment gateway for provider {record.payment.provider!r}", release=False
-            )
-        if refund.kind == RefundKind.CLAIM:
-            fitted = await self._reserve_claim(record)
+            why = "provider" if refund.destination == RefundDestination.ORIGINAL_PAYMENT else "destination"
+            return await self._fail(refund, None, f"no payment gateway for {why} {name!r}", release=False)
+        if refund.kind in domain.CAPPED_KINDS:
+            fitted = await self._reserve_capped(record)
             if not isinstance(fitted, RefundRecord):
                 return fitted
             record, refund = fitted, fitted.refund
@@ -125,8 +131,8 @@ class Payer:
             return await self._fail(outcome.refund, gateway.name, outcome.failure, release=True)
         return await self._issue(outcome.refund, gateway.name, outcome.reference)
 
-    async def _reserve_claim(self, record: RefundRecord) -> RefundRecord | Refund | None:
-        """Reserve a claim's refund on its order's ledger, shrunk to what is left of the order when
+    async def _reserve_capped(self, record: RefundRecord) -> RefundRecord | Refund | None:
+        """Reserve a claim's or an offer's refund on its order's ledger, shrunk to what is left of the order when
         another refund took part of it since the refund opened (a new version, written under the
         lease this payer holds, before anything is reserved or paid). Answers the record to pay,
         or the refund as it ends without a payment: failed `already_refunded` when nothing is left
@@ -140,13 +146,13 @@ class Payer:
                 available = exc.available
             if available <= 0:
                 return await self._fail(refund, None, ALREADY_REFUNDED, release=False)
-            capped = domain.cap(refund, available, self.clock.now())
+            capped = domain.cap(refund, available, self.clock.now(), bonus_percent=self.bonus_percent)
             if not await self.store.save(refund.version, capped):
                 current = await self.store.get(refund.refund_id)
                 return None if current is None else current.refund
             log.info(
-                "claim refund capped to what is left of the order",
-                extra={"refund_id": refund.refund_id, "claim_id": refund.claim_id, "amount": available},
+                f"{refund.kind.value} refund capped to what is left of the order",
+                extra={"refund_id": refund.refund_id, "kind": refund.kind.value, "amount": available},
             )
             refund = capped
         return await self._fail(refund, None, EXCEEDS_PAID, release=False)
@@ -162,6 +168,10 @@ class Payer:
             return_id=refund.return_id,
             claim_id=refund.claim_id,
             key_round=record.key_round,
+            # Store credit: whose balance, the seller it is on behalf of, and the marketplace's bonus.
+            buyer=refund.buyer,
+            seller_id=refund.seller.id,
+            bonus=refund.store_credit_bonus,
         )
         # A new round of keys (an agent's retry) must first make sure no earlier round paid.
         checked = record.key_round == 0

@@ -47,8 +47,12 @@ class Refunds:
 
         Idempotent on its own (the bus keeps no inbox for refunds): the refund's id is a function of
         the return's, so a duplicate finds the refund there and at most helps pay it; postage counts
-        once per return; the gateway key is stored before any call.
+        once per return; the gateway key is stored before any call. A return being replaced opens
+        nothing (its replacement falling through does: `return.replacement_unavailable`).
         """
+        if ret.replacing():  # its lines are replaced, not refunded (a concession is a direct refund)
+            log.info("replacing return: no refund", extra={"return_id": ret.return_id})
+            return None
         order, closed = await self.store.order_and_closed(ret.order_id)
         if closed.get(ret.return_id, 0) > ret.version:
             log.info("return closed since: no refund", extra={"return_id": ret.return_id})
@@ -70,6 +74,7 @@ class Refunds:
             actor=domain.PLATFORM,
             now=now,
             due_at=due_at or now,
+            bonus_percent=self.payer.bonus_percent,
         )
         record = RefundRecord(refund, order.payment, domain.gateway_key(refund.refund_id, 0), 0, None)
         # A refund to pay now is inserted claimed: the insert takes the lease a claim would.
@@ -163,7 +168,7 @@ class Refunds:
             await self._unchanged(record)  # a concurrent refund of this return explains it better
             raise
         now = self.clock.now()
-        replaced = domain.replace(refund, breakdown, principal.actor, now)
+        replaced = domain.replace(refund, breakdown, principal.actor, now, bonus_percent=self.payer.bonus_percent)
         previous = {name: value for name, value in refund.model_dump(mode="json").items() if name in REVERTIBLE}
         extra = {"previous": previous, LEASE: UNLEASED} | _new_round(record, refund.status == RefundStatus.FAILED)
         if not await self.store.save(refund.version, replaced, extra=extra):

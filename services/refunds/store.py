@@ -26,7 +26,7 @@ from shared.pagination import Page, make_page, page_filter, page_sort
 
 _DATES = ("created_at", "updated_at", "received_at", "due_at", "issued_at")
 # What the platform or a seller may change on a refund; restored when a refund is reverted.
-REVERTIBLE = ("status", "breakdown", "amount", "actor", "automatic", "failure_reason")
+REVERTIBLE = ("status", "breakdown", "amount", "store_credit_bonus", "actor", "automatic", "failure_reason")
 LEASE = "pay_lease_until"
 # A lease is operational (system) time; "free to claim" is the epoch, never a business-clock now.
 UNLEASED = datetime(1970, 1, 1, tzinfo=UTC)

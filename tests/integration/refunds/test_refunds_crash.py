@@ -1,5 +1,5 @@
-"""Killed after the gateway accepted a refund (a return's, a claim's) but before it was recorded:
-a restart pays once.
+"""Killed after the gateway accepted a refund (a return's, a claim's, an offer's) but before it was
+recorded: a restart pays once.
 
 The service runs as a real process (`python -m services.refunds`) and gets SIGKILL while the
 gateway holds its answer to an accepted refund. After a restart the payment is resumed under the
@@ -18,6 +18,7 @@ from shared.models import Refund
 from tests.integration.service_process import STARTUP_S, ServiceProcesses, free_port, kill9, ready
 from tests.unit.refunds.builders import make_return
 from tests.unit.refunds.claim_builders import granted_claim
+from tests.unit.refunds.resolution_builders import offer_accepted
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +130,44 @@ async def test_killed_while_paying_a_claim_then_restarted_pays_the_claim_once(
     assert len({e.id for e in published.of_type("refund.issued")}) == 1 and published.of_type("refund.failed") == []
     ledger = await service.ledger(order.order_id)
     assert (ledger["refunded"], ledger["reserved"], ledger["available"]) == (3000, 0, 0)
+
+
+async def test_killed_while_paying_an_accepted_offer_then_restarted_pays_it_once(
+    harness, published, stripe_stub, run_service, process_env, wait_until
+):
+    service = harness
+    port = process_env["PORT"]
+    process = run_service()
+    await wait_until(lambda: ready(port), timeout=STARTUP_S, interval=0.1, message="service did not start")
+    order = await service.delivered(lines=[("L1", 1, 3000)], shipping=0)
+    ret = offer_accepted(order, 1200)
+    refund_id = "rf_" + ret.settlement.offer_id
+    stripe_stub.mode = "hold"
+    await service.send("return.offer_accepted", ret)
+
+    await wait_until(lambda: stripe_stub.posts(), timeout=10, message="gateway never called")
+    kill9(process)  # the gateway has paid the offer; the service never hears back
+    assert len(stripe_stub.refunds) == 1
+    assert (await service.refund_doc(refund_id))["status"] == "pending"
+    stripe_stub.mode = "ok"
+    stripe_stub.release.set()
+
+    run_service()
+    await wait_until(
+        lambda: published.of_type("return.refunded", ret.return_id),
+        timeout=STARTUP_S,
+        message="no return.refunded for the offer after the restart",
+    )
+    refund = Refund.model_validate(await service.refund_doc(refund_id))
+    keys = [call.idempotency_key for call in stripe_stub.posts()]
+    assert len(keys) >= 2 and set(keys) == {refund_id}  # the same key before and after the crash
+    assert len(stripe_stub.refunds) == 1 and stripe_stub.paid_total() == 1200  # paid once
+    assert (refund.status, refund.kind, refund.offer_id, refund.amount.amount) == (
+        "issued",
+        "offer",
+        ret.settlement.offer_id,
+        1200,
+    )
+    assert len({e.id for e in published.of_type("refund.issued")}) == 1 and published.of_type("refund.failed") == []
+    ledger = await service.ledger(order.order_id)
+    assert (ledger["refunded"], ledger["reserved"], ledger["available"]) == (1200, 0, 1800)

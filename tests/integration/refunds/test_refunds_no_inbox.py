@@ -1,8 +1,9 @@
 """Refunds keeps no inbox: every event it consumes has one effect however many copies arrive.
 
-Each event (`claim.granted` too) goes through the real broker as several copies of one id (a redelivery) and copies
-with ids of their own (a re-publish), to two replicas of the service consuming the same queue, so
-copies are handled one after another and at the same moment. Then, from outside: one payment at
+Each event (`claim.granted` and `return.offer_accepted` too) goes through the real broker as
+several copies of one id (a redelivery) and copies with ids of their own (a re-publish), to two
+replicas of the service consuming the same queue, so copies are handled one after another and at
+the same moment. Then, from outside: one payment at
 the gateway, one refund document, one count in the order's ledger, one of each event published.
 """
 
@@ -23,6 +24,7 @@ from shared.models import Refund, Return
 from tests.integration.refunds.conftest import RefundsService, count_handled
 from tests.unit.refunds.builders import make_order, make_return
 from tests.unit.refunds.claim_builders import granted_claim
+from tests.unit.refunds.resolution_builders import offer_accepted
 
 pytestmark = pytest.mark.integration
 
@@ -141,6 +143,30 @@ async def test_claim_granted_copies_pay_once(replicas: RefundsService, published
     ledger = await service.ledger(order.order_id)
     assert (ledger["refunded"], ledger["reserved"], ledger["available"]) == (2000, 0, 0)
     assert len(published.of_type("refund.issued")) == 1 and published.of_type("refund.failed") == []
+    await no_inbox(service)
+
+
+async def test_offer_accepted_copies_pay_once(replicas: RefundsService, published, stripe_stub) -> None:
+    service = replicas
+    order = await service.delivered(lines=[("L1", 1, 2000)], shipping=0)
+    ret = offer_accepted(order, 2600)  # more than was paid: capped to 2000
+    await burst(service, returns_event(service, "return.offer_accepted", ret))
+
+    refund_id = "rf_" + ret.settlement.offer_id
+    await service.wait_until(lambda: published.of_type("return.refunded", ret.return_id), message="no return.refunded")
+    assert [(call.idempotency_key, call.params["amount"]) for call in stripe_stub.posts()] == [(refund_id, "2000")]
+    refund = Refund.model_validate(await service.refund_doc(refund_id))
+    assert (refund.status, refund.kind, refund.offer_id, refund.amount.amount) == (
+        "issued",
+        "offer",
+        ret.settlement.offer_id,
+        2000,
+    )
+    assert await service.db["refunds"].count_documents({}) == 1
+    ledger = await service.ledger(order.order_id)
+    assert (ledger["refunded"], ledger["reserved"], ledger["available"]) == (2000, 0, 0)
+    assert len({e.id for e in published.of_type("refund.issued")}) == 1 and published.of_type("refund.failed") == []
+    assert len({e.id for e in published.of_type("return.refunded")}) == 1
     await no_inbox(service)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -100,15 +101,15 @@ def test_the_refund_a_seller_answered_a_claim_with_is_theirs():
 def test_a_claim_refund_is_capped_to_the_rest_and_announces_its_claim():
     order = make_order()
     refund = domain.for_claim(granted_claim(order, 2000, NOW), order, 2000, now=NOW)
-    capped = domain.cap(refund, 600, NOW)
+    capped = domain.cap(refund, 600, NOW, bonus_percent=Decimal(0))
     assert (capped.amount.amount, capped.breakdown.other_concession.amount, capped.version) == (600, 600, 2)
     with pytest.raises(ValueError):
-        domain.cap(refund, 0, NOW)
+        domain.cap(refund, 0, NOW, bonus_percent=Decimal(0))
     with pytest.raises(ValueError):
-        domain.cap(refund, 2000, NOW)  # not a cap
+        domain.cap(refund, 2000, NOW, bonus_percent=Decimal(0))  # not a cap
     issued = domain.issue(capped, NOW, gateway="stripe", reference="re_1")
     with pytest.raises(domain.IllegalTransition):
-        domain.cap(issued, 100, NOW)
+        domain.cap(issued, 100, NOW, bonus_percent=Decimal(0))
     # refund.issued only: the claim's refund is not a return's, so no return.refunded.
     [event] = domain.events(issued)
     assert (event.type, event.subject, event.data["kind"], event.data["claim_id"]) == (
@@ -124,4 +125,4 @@ def test_a_claim_refund_on_a_direct_refund_is_refused():
     breakdown = claim_policy.breakdown(order.shipping_paid)
     direct = domain.for_order("rf_x", order, breakdown, actor=domain.PLATFORM, now=NOW)
     with pytest.raises(domain.IllegalTransition):
-        domain.cap(direct, 1, NOW)
+        domain.cap(direct, 1, NOW, bonus_percent=Decimal(0))

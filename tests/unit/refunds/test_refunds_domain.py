@@ -6,6 +6,7 @@ The refund deadline is not the refunds service's rule: it is the return's `refun
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -39,7 +40,13 @@ def due_refund(**kwargs):
     ret = make_return(order, ("L1", 2, "DEFECTIVE"), refund_mode="manual", **kwargs)
     breakdown = return_refund(ret, order.shipping_paid)
     return ret, domain.for_return(
-        ret, breakdown, status=RefundStatus.DUE, actor=domain.PLATFORM, now=NOW, due_at=ret.refund_due_at
+        ret,
+        breakdown,
+        status=RefundStatus.DUE,
+        actor=domain.PLATFORM,
+        now=NOW,
+        due_at=ret.refund_due_at,
+        bonus_percent=Decimal(0),
     )
 
 
@@ -71,7 +78,7 @@ def test_sellers_refund_replaces_a_due_or_failed_one_never_an_issued_one():
     order = make_order()
     seller = Actor(role="seller", id="s-1")
     partial = return_refund(make_return(order, ("L1", 1, "DEFECTIVE")), order.shipping_paid)
-    replaced = domain.replace(refund, partial, seller, NOW)
+    replaced = domain.replace(refund, partial, seller, NOW, bonus_percent=Decimal(0))
     assert (replaced.status, replaced.amount.amount, replaced.actor, replaced.automatic) == (
         RefundStatus.PENDING,
         1500,
@@ -80,11 +87,11 @@ def test_sellers_refund_replaces_a_due_or_failed_one_never_an_issued_one():
     )
     failed = domain.fail(replaced, NOW, gateway="stripe", reason="gateway unavailable")
     assert [e.type for e in domain.events(failed)] == ["refund.failed"]
-    again = domain.replace(failed, partial, seller, NOW)
+    again = domain.replace(failed, partial, seller, NOW, bonus_percent=Decimal(0))
     assert again.failure_reason is None and again.status == RefundStatus.PENDING
     issued = domain.issue(again, NOW, gateway="stripe", reference="re_2")
     for action in (
-        lambda: domain.replace(issued, partial, seller, NOW),
+        lambda: domain.replace(issued, partial, seller, NOW, bonus_percent=Decimal(0)),
         lambda: domain.retry(issued, NOW),
         lambda: domain.take_over(issued, NOW),
         lambda: domain.issue(issued, NOW, gateway="x", reference=None),

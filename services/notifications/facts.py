@@ -16,7 +16,7 @@ from babel.dates import format_date, format_time, get_timezone_name
 
 from services.notifications.labels import label
 from shared.calendar import marketplace_zone
-from shared.models import Party, Refund, RefundDestination, Return
+from shared.models import Party, Refund, RefundDestination, RefundKind, Return
 from shared.money import Money, format_money
 
 TEMPLATE_LOCALES = ("en", "zh-CN")
@@ -208,6 +208,8 @@ def refund_facts(refund: Refund, reader: Reader) -> dict[str, Any]:
         "refund_id": refund.refund_id,
         "return_id": refund.return_id or "",
         "claim_id": refund.claim_id or "",  # kind `claim`: one amount, told as the claim's refund
+        # A claim's or a keep-it offer's refund is one agreed amount (booked as other_concession): no lines.
+        "only_total": refund.kind in (RefundKind.CLAIM, RefundKind.OFFER) or refund.claim_id is not None,
         "order_id": refund.order_id,
         "kind": str(refund.kind),
         "automatic": refund.automatic,

@@ -11,7 +11,7 @@ from services.notifications.resolution_samples import sample_offer, sample_repla
 from services.notifications.samples import AT, sample_event
 from services.notifications.subjects import references
 from shared.events import CloudEvent, new_event
-from shared.models import Return, ReturnStatus
+from shared.models import RefundKind, Return, ReturnStatus
 from shared.money import Money
 from shared.resolution_models import Offer, Replacement, StoreCreditEntry
 from tests.unit.notifications.test_notifications_templates import SHIP_BY  # the one copy of that date
@@ -285,3 +285,31 @@ def test_operators_preview_renders_resolution_variants(capsys: pytest.CaptureFix
     assert main(["return.received", "--replacing"]) == 0
     assert "your replacement is coming" in capsys.readouterr().out
     assert main(["store_credit.debited"]) == 0 and "store_credit.debited: no email" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+def test_an_offers_refund_is_told_as_the_agreed_amount_for_keeping_the_item(locale: str) -> None:
+    # As the refunds service pays an accepted offer: kind `offer`, the amount booked as other_concession.
+    refund = sample_event("return.refunded", locale=locale).typed()
+    amount, zero = Money(amount=1500, currency="USD"), Money(amount=0, currency="USD")
+    breakdown = refund.breakdown.model_copy(
+        update={"items": zero, "outbound_shipping": zero, "other_concession": amount, "total": amount}
+    )
+    offer_refund = refund.model_copy(
+        update={
+            "refund_id": "rf_ofr_sample1",
+            "kind": RefundKind.OFFER,
+            "offer_id": "ofr_sample1",
+            "amount": amount,
+            "breakdown": breakdown,
+        }
+    )
+    event = new_event(
+        "return.refunded", service="refunds", subject="ret_sample1", data=offer_refund, sequence=2, time=AT
+    )
+    [email] = plan(event)
+    zh = locale == "zh-CN"
+    for part in parts(email):
+        assert f"{US[locale]}15.00" in part and ("保留退货 ret_sample1 商品" if zh else "for keeping the item") in part
+        assert ("卖家额外补偿" if zh else "Goodwill") not in part
+        assert ("退货商品金额" if zh else "Items returned") not in part

@@ -1,15 +1,19 @@
 """Who hears what: the decision table of docs/product.md §8, as data.
 
 Each rule reads: on `event_type`, when `when(data)` holds, email the `recipient` with `template`.
-`data` is the event's typed data (`Return`, `Refund`, `Claim` or `Chargeback`: subjects.py).
+`data` is the event's typed data (`Return`, `Refund`, `Claim`, `Chargeback` or `StoreCreditEntry`:
+subjects.py).
 Templates live under `templates/<locale>/<template>.{txt,html}`.
 
 `return.shipped` tells the seller the parcel is on its way (carrier and tracking), so they can
 expect it; the buyer already knows. On an order refunded in full, disputes opens the chargeback
 (`chargeback.opened`, waiting for evidence) and submits the refund as evidence right after
 (`chargeback.evidence_submitted`, `automatic`): the seller hears of that answer from the second
-event (an opened chargeback already marked `automatic` says it in its own email too). The types
-the table sends nothing for are not consumed at all; handlers.IGNORED says why for each.
+event (an opened chargeback already marked `automatic` says it in its own email too). Keep-it
+offers (docs/product.md §12): the buyer hears the offer, its acceptance and its expiry; the seller
+(whose offer it is) the buyer's answer or its expiry. Replacements: the seller hears what to send,
+the buyer that it shipped or that it cannot be sent (refunded instead). The types the table sends
+nothing for are not consumed at all; handlers.IGNORED says why for each.
 """
 
 from __future__ import annotations
@@ -68,6 +72,23 @@ def _answered_for_the_seller(data: Any) -> bool:
     return _has_seller(data) and bool(data.automatic)
 
 
+def _offer_open(data: Any) -> bool:
+    # The offer event's own offer: without one the email would have nothing to offer.
+    return data.open_offer() is not None
+
+
+def _has_offer(data: Any) -> bool:
+    return bool(data.offers)
+
+
+def _has_replacement(data: Any) -> bool:
+    return data.replacement is not None
+
+
+def _has_buyer(data: Any) -> bool:
+    return data.buyer is not None
+
+
 def _has_seller(data: Any) -> bool:
     # A chargeback whose payment matches no order has no seller to ask (the seller is known through
     # the order): no one is emailed.
@@ -103,6 +124,16 @@ RULES: tuple[Rule, ...] = (
     Rule("chargeback.evidence_submitted", "seller", "seller/chargeback_answered", _answered_for_the_seller),
     Rule("chargeback.won", "seller", "seller/chargeback_won", _has_seller),
     Rule("chargeback.lost", "seller", "seller/chargeback_lost", _has_seller),
+    Rule("return.offer_made", "buyer", "buyer/offer_made", _offer_open),
+    Rule("return.offer_accepted", "buyer", "buyer/offer_accepted", _has_offer),
+    Rule("return.offer_accepted", "seller", "seller/offer_accepted", _has_offer),
+    Rule("return.offer_declined", "seller", "seller/offer_declined", _has_offer),
+    Rule("return.offer_expired", "buyer", "buyer/offer_expired", _has_offer),
+    Rule("return.offer_expired", "seller", "seller/offer_expired", _has_offer),
+    Rule("return.replacement_ordered", "seller", "seller/replacement_ordered", _has_replacement),
+    Rule("return.replacement_shipped", "buyer", "buyer/replacement_shipped", _has_replacement),
+    Rule("return.replacement_unavailable", "buyer", "buyer/replacement_unavailable", _has_replacement),
+    Rule("store_credit.granted", "buyer", "buyer/store_credit_granted", _has_buyer),
 )
 
 # Reminders that are pointless once a later state of the same return has been seen.

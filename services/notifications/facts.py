@@ -16,7 +16,7 @@ from babel.dates import format_date, format_time, get_timezone_name
 
 from services.notifications.labels import label
 from shared.calendar import marketplace_zone
-from shared.models import Party, Refund, Return
+from shared.models import Party, Refund, RefundDestination, RefundKind, Return
 from shared.money import Money, format_money
 
 TEMPLATE_LOCALES = ("en", "zh-CN")
@@ -208,10 +208,15 @@ def refund_facts(refund: Refund, reader: Reader) -> dict[str, Any]:
         "refund_id": refund.refund_id,
         "return_id": refund.return_id or "",
         "claim_id": refund.claim_id or "",  # kind `claim`: one amount, told as the claim's refund
+        # A claim's or a keep-it offer's refund is one agreed amount (booked as other_concession): no lines.
+        "only_total": refund.kind in (RefundKind.CLAIM, RefundKind.OFFER) or refund.claim_id is not None,
         "order_id": refund.order_id,
         "kind": str(refund.kind),
         "automatic": refund.automatic,
         "amount": reader.money(refund.amount),
+        # Credited to the buyer's store credit (with the marketplace's bonus on top, if any), not the card.
+        "to_store_credit": refund.destination == RefundDestination.STORE_CREDIT,
+        "store_credit_bonus": reader.money(bonus) if (bonus := refund.store_credit_bonus) and bonus.amount else "",
         "breakdown": {
             "items_amount": reader.money(b.items),
             "total": reader.money(b.total),

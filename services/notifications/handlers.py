@@ -74,20 +74,9 @@ IGNORED: Mapping[str, str] = {
     "filed email) simply has no consequence; the seller sees it in the disputes API",
     "feedback.left": "the buyer's own act; the seller reads feedback in the disputes API and metrics",
     "feedback.removed": "an agent's act on feedback; it only changes the seller's metrics",
-    # Placeholders of the resolutions contract (issue 15): the notifications work replaces them.
-    **dict.fromkeys(
-        (
-            "return.offer_made",
-            "return.offer_accepted",
-            "return.offer_declined",
-            "return.offer_expired",
-            "return.replacement_ordered",
-            "return.replacement_shipped",
-            "return.replacement_unavailable",
-            "return.replaced",
-            "store_credit.granted",
-            "store_credit.debited",
-        ),
-        "no email yet",
-    ),
+    "return.replaced": "the end of a replacement both parties already heard of: the buyer when it shipped "
+    "(return.replacement_shipped, with tracking), the seller when it received the item (return.received) and "
+    "confirmed the shipment itself; nothing is refunded, so there is nothing new to tell",
+    "store_credit.debited": "the buyer's own spending at a checkout, which confirms the payment itself; no "
+    "seller is involved",
 }

@@ -3,7 +3,8 @@
     uv run python -m services.notifications.preview return.authorized --locale zh-CN [--html]
     uv run python -m services.notifications.preview path/to/event.json
 A name of an event type renders its sample data (`--late`, `--returnless`, `--automatic`,
-`--direct`, `--already-refunded`, `--no-seller` vary it); a file is a CloudEvent as published on the bus.
+`--direct`, `--already-refunded`, `--no-seller`, `--store-credit`, `--replacing` vary it); a file is a
+CloudEvent as published on the bus.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("event", help="an event type (sample data) or a CloudEvent JSON file")
     parser.add_argument("--locale", default="en")
     parser.add_argument("--html", action="store_true", help="print the HTML part too")
-    for flag in ("late", "returnless", "automatic", "direct", "already-refunded", "no-seller"):
+    flags = ("late", "returnless", "automatic", "direct", "already-refunded", "no-seller", "store-credit", "replacing")
+    for flag in flags:
         parser.add_argument(f"--{flag}", action="store_true")
     args = parser.parse_args(argv)
     if args.event in EVENT_TYPES:
@@ -38,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             direct=args.direct,
             already_refunded=args.already_refunded,
             no_seller=args.no_seller,
+            store_credit=args.store_credit,
+            replacing=args.replacing,
         )
     else:
         event = CloudEvent.from_json(Path(args.event).read_bytes())

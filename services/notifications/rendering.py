@@ -17,10 +17,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, Tem
 from services.notifications.decisions import decide
 from services.notifications.dispute_facts import chargeback_facts, claim_facts
 from services.notifications.facts import DEFAULT_LOCALE, Reader, refund_facts, return_facts
+from services.notifications.resolution_facts import resolution_facts, store_credit_facts
 from services.notifications.subjects import EmailData, marketplace, party
 from shared.dispute_models import Claim
 from shared.events import CloudEvent
 from shared.models import Party, Refund, Return
+from shared.resolution_models import StoreCreditEntry
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -79,11 +81,13 @@ def render(template: str, locale: str, facts: dict[str, Any]) -> RenderedEmail:
 
 def facts_for(data: EmailData, reader: Reader) -> dict[str, Any]:
     if isinstance(data, Return):
-        return return_facts(data, reader)
+        return return_facts(data, reader) | resolution_facts(data, reader)
     if isinstance(data, Refund):
         return refund_facts(data, reader)
     if isinstance(data, Claim):
         return claim_facts(data, reader)
+    if isinstance(data, StoreCreditEntry):
+        return store_credit_facts(data, reader)
     return chargeback_facts(data, reader)
 
 

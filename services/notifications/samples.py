@@ -1,7 +1,8 @@
 """Realistic sample events for template previews and tests: one per event type, any locale.
 
 `sample_event("return.authorized", locale="zh-CN")` gives a CloudEvent as the producers publish it;
-claims and chargebacks come from dispute_samples.py.
+claims and chargebacks come from dispute_samples.py, offers, replacements and store credit from
+resolution_samples.py.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from shared.dispute_models import Chargeback, Claim
 from shared.events import CloudEvent, new_event
 from shared.models import Refund, Return
+from shared.resolution_models import StoreCreditEntry
 
 AT = datetime(2025, 3, 3, 15, 0, tzinfo=UTC)  # a Monday
 
@@ -132,20 +134,29 @@ def sample_refund(
     return Refund.model_validate(data)
 
 
-def sample_data(event_type: str, *, locale: str = "en", **options: Any) -> Return | Refund | Claim | Chargeback:
+def sample_data(
+    event_type: str, *, locale: str = "en", **options: Any
+) -> Return | Refund | Claim | Chargeback | StoreCreditEntry:
     """The data a typical `event_type` carries (`late`, `returnless`, `automatic`, `direct` vary it;
-    `already_refunded`, `no_seller` the disputes' ones)."""
+    `already_refunded`, `no_seller` the disputes' ones; `store_credit` sends a refund to store
+    credit, `replacing` makes a received return one asking for a replacement)."""
     if event_type.startswith(("claim.", "chargeback.")):
         from services.notifications.dispute_samples import sample_dispute  # it builds on this module
 
         return sample_dispute(event_type, locale=locale, **options)
+    if event_type.startswith(("return.offer_", "return.replace", "store_credit.")):
+        from services.notifications.resolution_samples import sample_resolution  # it builds on this module
+
+        return sample_resolution(event_type, locale=locale, **options)
     later = AT + timedelta(days=1)
     if event_type in ("return.refunded", "refund.issued", "refund.failed"):
+        to_store_credit: dict[str, Any] = {"destination": "store_credit", "store_credit_bonus": money(277)}
         return sample_refund(
             locale=locale,
             automatic=options.get("automatic", False),
             return_id=None if options.get("direct") else "ret_sample1",
             status="failed" if event_type == "refund.failed" else "issued",
+            **(to_store_credit if options.get("store_credit") else {}),
         )
     auth = sample_authorization(
         **(
@@ -204,7 +215,17 @@ def sample_data(event_type: str, *, locale: str = "en", **options: Any) -> Retur
         },
         "return.feedback_received": {"status": "refunded"},
     }
-    return sample_return(locale=locale, **by_type[event_type])
+    changes = by_type[event_type] | ({"refund_to": "store_credit"} if options.get("store_credit") else {})
+    if options.get("replacing"):
+        replacement = {
+            "status": "ordered",
+            "ships": "at_receipt",
+            "lines": [{"line_id": "l1", "sku": "SKU-KETTLE-RED", "quantity": 1}],
+            "ordered_at": later,
+        }
+        changes |= {"resolution": "replacement", "replacement": replacement}
+        changes.pop("refund_due_at", None)  # a replacing return has nothing to refund
+    return sample_return(locale=locale, **changes)
 
 
 def sample_event(event_type: str, *, locale: str = "en", event_id: str | None = None, **options: Any) -> CloudEvent:
@@ -214,6 +235,8 @@ def sample_event(event_type: str, *, locale: str = "en", event_id: str | None = 
         subject, service = data.claim_id, "disputes"
     elif isinstance(data, Chargeback):
         subject, service = data.chargeback_id, "disputes"
+    elif isinstance(data, StoreCreditEntry):
+        subject, service = data.buyer_id, "refunds"
     elif isinstance(data, Return) or event_type == "return.refunded":
         subject, service = data.return_id, "returns"
     else:
@@ -223,7 +246,7 @@ def sample_event(event_type: str, *, locale: str = "en", event_id: str | None = 
         service=service,
         subject=subject or "",
         data=data,
-        sequence=data.version,
+        sequence=1 if isinstance(data, StoreCreditEntry) else data.version,  # an entry is written once
         time=AT,
         event_id=event_id or str(uuid.uuid4()),
     )

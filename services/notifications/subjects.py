@@ -1,7 +1,8 @@
 """What an email can be about: the kinds of event data the decision table reads, their parties and ids.
 
 Returns and refunds carry both parties; a claim too; a chargeback only its seller (and that only
-when its payment matched an order), never the buyer's name or address (`buyer_id` alone).
+when its payment matched an order), never the buyer's name or address (`buyer_id` alone); a store
+credit entry only its buyer (grants; a debit names `buyer_id` alone) and the seller's id.
 """
 
 from __future__ import annotations
@@ -10,22 +11,24 @@ from typing import Any
 
 from shared.dispute_models import Chargeback, Claim
 from shared.models import Party, Refund, Return
+from shared.resolution_models import StoreCreditEntry
 
 # The data of every event type the table can send for.
-EmailData = Return | Refund | Claim | Chargeback
-DATA_KINDS: tuple[type, ...] = (Return, Refund, Claim, Chargeback)
+EmailData = Return | Refund | Claim | Chargeback | StoreCreditEntry
+DATA_KINDS: tuple[type, ...] = (Return, Refund, Claim, Chargeback, StoreCreditEntry)
 
 
 def party(data: EmailData, role: str) -> Party | None:
     """The `role` party of `data`, None when `data` has none (a chargeback's buyer, an unknown seller)."""
     if role == "buyer":
         return None if isinstance(data, Chargeback) else data.buyer
-    return data.seller
+    return None if isinstance(data, StoreCreditEntry) else data.seller
 
 
 def marketplace(data: EmailData) -> str:
     """Whose calendar a reader without a time zone of their own reads times in ("" : UTC)."""
-    return data.marketplace or ""
+    # A store credit entry names no marketplace: its buyer's own zone, else UTC.
+    return "" if isinstance(data, StoreCreditEntry) else data.marketplace or ""
 
 
 def references(data: EmailData) -> dict[str, Any]:
@@ -33,8 +36,8 @@ def references(data: EmailData) -> dict[str, Any]:
     return {
         # A return's (or its refund's) emails only: a claim about a return keeps its emails out of the
         # return's list (`GET /v1/notifications?return_id=`); they are found by claim_id.
-        "return_id": data.return_id if isinstance(data, Return | Refund) else None,
-        "refund_id": data.refund_id if isinstance(data, Refund) else None,
+        "return_id": data.return_id if isinstance(data, Return | Refund | StoreCreditEntry) else None,
+        "refund_id": data.refund_id if isinstance(data, Refund | StoreCreditEntry) else None,
         "claim_id": data.claim_id if isinstance(data, Claim | Refund) else None,  # a refund paying a claim
         "chargeback_id": data.chargeback_id if isinstance(data, Chargeback) else None,
         "order_id": data.order_id,

@@ -54,6 +54,20 @@ from shared.models import ALREADY_REFUNDED, RefundKind
         ("chargeback.won", {}, [("seller", "seller/chargeback_won")]),
         ("chargeback.lost", {}, [("seller", "seller/chargeback_lost")]),
         ("chargeback.lost", {"no_seller": True}, []),
+        ("return.offer_made", {}, [("buyer", "buyer/offer_made")]),
+        ("return.offer_accepted", {}, [("buyer", "buyer/offer_accepted"), ("seller", "seller/offer_accepted")]),
+        ("return.offer_declined", {}, [("seller", "seller/offer_declined")]),
+        ("return.offer_expired", {}, [("buyer", "buyer/offer_expired"), ("seller", "seller/offer_expired")]),
+        ("return.replacement_ordered", {}, [("seller", "seller/replacement_ordered")]),
+        ("return.replacement_shipped", {}, [("buyer", "buyer/replacement_shipped")]),
+        ("return.replacement_unavailable", {}, [("buyer", "buyer/replacement_unavailable")]),
+        (
+            "return.received",
+            {"replacing": True},
+            [("buyer", "buyer/item_received"), ("seller", "seller/item_received")],
+        ),
+        ("return.refunded", {"store_credit": True}, [("buyer", "buyer/refunded")]),
+        ("store_credit.granted", {}, [("buyer", "buyer/store_credit_granted")]),
     ],
 )
 def test_who_hears_what(event_type: str, options: dict, expected: list) -> None:
@@ -105,3 +119,31 @@ def test_every_template_exists_in_every_locale(template: str, locale: str) -> No
     for part in ("txt", "html"):
         assert (TEMPLATES_DIR / locale / f"{template}.{part}").is_file()
     assert template.split("/")[0] in ("buyer", "seller")
+
+
+@pytest.mark.parametrize("event_type", ["return.replaced", "store_credit.debited"])
+def test_resolution_events_that_send_nothing_are_not_consumed(event_type: str) -> None:
+    assert event_type in IGNORED and event_type not in SUBSCRIBED_TYPES
+    assert IGNORED[event_type] != "no email yet"  # the contract's placeholder reason is gone
+
+
+def test_an_offer_event_without_its_offer_emails_no_one() -> None:
+    # Defensive: the returns service always carries the offer; without one there is nothing to say.
+    assert decide("return.offer_made", sample_data("return.offer_made").model_copy(update={"offers": []})) == []
+    decided = sample_data("return.offer_made").model_copy(
+        update={"offers": sample_data("return.offer_declined").offers}
+    )
+    assert decide("return.offer_made", decided) == []  # no open offer
+    assert decide("return.offer_expired", sample_data("return.offer_expired").model_copy(update={"offers": []})) == []
+    assert (
+        decide(
+            "return.replacement_ordered",
+            sample_data("return.replacement_ordered").model_copy(update={"replacement": None}),
+        )
+        == []
+    )
+
+
+def test_a_store_credit_grant_without_its_buyer_emails_no_one() -> None:
+    assert decide("store_credit.granted", sample_data("store_credit.granted").model_copy(update={"buyer": None})) == []
+    assert decide("store_credit.granted", sample_data("store_credit.debited")) == []  # a debit names no buyer party

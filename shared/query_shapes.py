@@ -599,6 +599,23 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape("buyers", "flagged", "`flagged_1`", INDEXED, False, "metrics `flagged_buyers` (reports, a count)"),
     _shape(
+        "store_credit_facts",
+        "_id, at: $lte",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `StoreCreditFacts.record` (`store_credit.*`: one upsert per entry, a copy a no-op)",
+    ),
+    _shape(
+        "store_credit_facts",
+        "at: $gte $lt",
+        "`at_1`; with a seller `seller_id_1_at_1`",
+        INDEXED,
+        False,
+        "metrics `StoreCreditFacts.in_period` (reports: store credit granted and spent)",
+        optional=("seller_id",),
+    ),
+    _shape(
         "buyers",
         "review_at: $lt",
         "`review_at_1`",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from typing import Any
 
+from services.metrics.resolution_facts import OfferMade, ReceivedUnits, resolution_fields, resolution_from_document
 from shared.models import Order, Refund, RefundStatus, Return, same_named
 
 
@@ -48,6 +49,14 @@ class ReturnFact:
     invalid_rejection: bool = False
     negative_feedback: bool = False
     lines: tuple[ReturnedUnits, ...] = field(default_factory=tuple)
+    # How it is resolved (resolution_facts.py); a fact stored before these fields reads as a plain refund.
+    resolution: str = "refund"
+    replacement_status: str | None = None
+    replacement_shipped_at: datetime | None = None
+    replacement_unavailable_at: datetime | None = None
+    replaced_at: datetime | None = None
+    offers: tuple[OfferMade, ...] = field(default_factory=tuple)
+    received: tuple[ReceivedUnits, ...] = field(default_factory=tuple)
 
     @property
     def units(self) -> int:
@@ -135,6 +144,7 @@ def return_fact(ret: Return) -> ReturnFact:
             )
             for line in ret.lines
         ),
+        **resolution_fields(ret),
     )
 
 
@@ -197,7 +207,9 @@ def to_document(fact: ReturnFact | RefundFact | DeliveryFact) -> dict[str, Any]:
     doc["_id"] = doc[key]
     if isinstance(fact, ReturnFact):
         # Every transition of a return happens by this instant: a period query needs only it and created_at.
-        doc["last_event_at"] = max(v for v in doc.values() if isinstance(v, datetime))
+        moments = [v for v in doc.values() if isinstance(v, datetime)]
+        moments += [o[k] for o in doc["offers"] for k in ("made_at", "decided_at") if o[k] is not None]
+        doc["last_event_at"] = max(moments)
     return doc
 
 
@@ -210,7 +222,7 @@ def _plain(doc: dict[str, Any], kind: type) -> dict[str, Any]:
 def return_from_document(doc: dict[str, Any]) -> ReturnFact:
     data = _plain(doc, ReturnFact)
     data["lines"] = tuple(ReturnedUnits(**line) for line in data.get("lines", ()))
-    return ReturnFact(**data)
+    return ReturnFact(**data | resolution_from_document(data))
 
 
 def refund_from_document(doc: dict[str, Any]) -> RefundFact:

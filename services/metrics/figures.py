@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.metrics import schemas
+from services.metrics import resolution_figures, schemas
 from services.metrics.facts import DeliveryFact, RefundFact, ReturnFact
+from services.metrics.resolution_facts import StoreCreditFact
 from shared.models import ReturnStatus
 from shared.money import Money
 
@@ -124,9 +125,13 @@ def top_reasons(requested: Sequence[ReturnFact], limit: int) -> list[schemas.Rea
 
 
 def sku_return_rates(
-    requested: Sequence[ReturnFact], deliveries: Iterable[DeliveryFact], period: Period
+    requested: Sequence[ReturnFact],
+    deliveries: Iterable[DeliveryFact],
+    period: Period,
+    returns: Iterable[ReturnFact] = (),
 ) -> list[schemas.SkuReturnRate]:
-    """Units on the period's return requests ÷ units delivered in the period, per SKU."""
+    """Units on the period's return requests ÷ units delivered in the period, per SKU; and of the units
+    received in the period (`returns`' receipts), the share restocked."""
     delivered: Counter[str] = Counter()
     for order in deliveries:
         if order.delivered_at in period:
@@ -136,18 +141,29 @@ def sku_return_rates(
     for ret in requested:
         for returned_line in ret.lines:
             returned[returned_line.sku] += returned_line.quantity
+    received, restocked = resolution_figures.units_restocked(returns, period)
     return [
         schemas.SkuReturnRate(
             sku=sku,
             units_delivered=delivered[sku],
             units_returned=returned[sku],
             rate=ratio(returned[sku], delivered[sku]),
+            units_received=received[sku],
+            units_restocked=restocked[sku],
+            restock_rate=ratio(restocked[sku], received[sku]),
         )
-        for sku in sorted(set(delivered) | set(returned))
+        for sku in sorted(set(delivered) | set(returned) | set(received))
     ]
 
 
-def figures(returns: Sequence[ReturnFact], refunds: Sequence[RefundFact], period: Period, *, target: float) -> dict:
+def figures(
+    returns: Sequence[ReturnFact],
+    refunds: Sequence[RefundFact],
+    period: Period,
+    *,
+    target: float,
+    credit: Iterable[StoreCreditFact] = (),
+) -> dict:
     """The figures shared by a seller's report and the marketplace overview, as schema fields."""
     requested = requested_in(returns, period)
     valid = [r for r in requested if r.in_policy]
@@ -166,6 +182,7 @@ def figures(returns: Sequence[ReturnFact], refunds: Sequence[RefundFact], period
         dissatisfaction=dissatisfaction(valid, target),
         refund_timeliness=refund_timeliness(issued),
         auto_refunds=schemas.AutoRefunds(count=len(automatic), amounts=per_currency(automatic)),
+        resolutions=resolution_figures.resolutions(returns, credit, period),
     )
 
 
@@ -178,14 +195,19 @@ def seller_metrics(
     *,
     target: float,
     reasons: int,
+    credit: Iterable[StoreCreditFact] = (),
 ) -> schemas.SellerMetrics:
     mine = [r for r in returns if r.seller_id == seller_id]
     requested = requested_in(mine, period)
+    refunded = [f for f in refunds if f.seller_id == seller_id]
+    granted = [e for e in credit if e.seller_id == seller_id]
     return schemas.SellerMetrics(
         seller_id=seller_id,
-        **figures(mine, [f for f in refunds if f.seller_id == seller_id], period, target=target),
+        **figures(mine, refunded, period, target=target, credit=granted),
         top_reasons=top_reasons(requested, reasons),
-        sku_return_rates=sku_return_rates(requested, (d for d in deliveries if d.seller_id == seller_id), period),
+        sku_return_rates=sku_return_rates(
+            requested, (d for d in deliveries if d.seller_id == seller_id), period, returns=mine
+        ),
     )
 
 
@@ -197,6 +219,7 @@ def overview(
     target: float,
     reasons: int,
     flagged_buyers: int,
+    credit: Sequence[StoreCreditFact] = (),
 ) -> schemas.Overview:
     requested = requested_in(returns, period)
     by_seller: dict[str, list[ReturnFact]] = defaultdict(list)
@@ -205,7 +228,8 @@ def overview(
             by_seller[ret.seller_id].append(ret)
     over = sum(1 for valid in by_seller.values() if dissatisfaction(valid, target).meets_target is False)
     return schemas.Overview(
-        **figures(returns, refunds, period, target=target),
+        **figures(returns, refunds, period, target=target, credit=credit),
+        store_credit_spent=resolution_figures.spent(credit, period),
         sellers=len({r.seller_id for r in requested}),
         sellers_over_target=over,
         flagged_buyers=flagged_buyers,

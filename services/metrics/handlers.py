@@ -29,11 +29,13 @@ from services.metrics import telemetry
 from services.metrics.dispute_facts import chargeback_fact, claim_fact, expired_fact, feedback_fact
 from services.metrics.facts import delivery_fact, refund_fact, return_fact
 from services.metrics.flags import BuyerFlags
+from services.metrics.resolution_facts import store_credit_fact
 from services.metrics.store import Kept
 from shared.dispute_models import Chargeback, Claim, ExpiredOrder, SellerFeedback
 from shared.events import EVENT_TYPES, CloudEvent, EventType
 from shared.messaging import Subscription
 from shared.models import Notification, Order, Refund, Return
+from shared.resolution_models import StoreCreditEntry
 
 
 def _count(event: CloudEvent, applied: bool) -> None:
@@ -76,6 +78,10 @@ async def feedback_changed(flags: BuyerFlags, event: CloudEvent, feedback: Selle
     _count(event, bool(await flags.store.disputes.record_feedback(feedback_fact(feedback))))
 
 
+async def store_credit_moved(flags: BuyerFlags, event: CloudEvent, entry: StoreCreditEntry) -> None:
+    _count(event, bool(await flags.store.store_credit.record(store_credit_fact(entry))))
+
+
 async def order_expired(flags: BuyerFlags, event: CloudEvent, order: ExpiredOrder) -> None:
     _count(event, bool(await flags.store.disputes.record_expired(expired_fact(order, event.sequence))))
 
@@ -90,6 +96,7 @@ COUNTED: Mapping[type[BaseModel], Callable[..., Any]] = {
     Chargeback: chargeback_changed,
     SellerFeedback: feedback_changed,
     ExpiredOrder: order_expired,
+    StoreCreditEntry: store_credit_moved,
 }
 
 # event type -> why metrics does not count it
@@ -98,9 +105,6 @@ IGNORED: Mapping[str, str] = {
     "buyer.flagged": "metrics' own announcement",
     "buyer.unflagged": "metrics' own announcement",
     "claim.response_due_soon": "a reminder: nothing the order defect rate reads changed",
-    # Placeholders of the resolutions contract (issue 15): the metrics work replaces them.
-    "store_credit.granted": "not counted yet",
-    "store_credit.debited": "not counted yet",
 }
 
 

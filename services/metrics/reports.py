@@ -23,6 +23,7 @@ class Reports:
             requested = [r.return_id for r in figures.requested_in(returns, period)]
             refunds = await self.store.refunds_for(period, requested, seller_id)
             deliveries = await self.store.deliveries_in(period, seller_id)
+            credit = await self.store.store_credit.in_period(period, seller_id)
             return figures.seller_metrics(
                 seller_id,
                 returns,
@@ -31,6 +32,7 @@ class Reports:
                 period,
                 target=self.settings.dissatisfaction_target,
                 reasons=self.settings.top_reasons,
+                credit=credit,
             )
 
     async def overview(self, period: Period) -> Overview:
@@ -45,6 +47,7 @@ class Reports:
                 target=self.settings.dissatisfaction_target,
                 reasons=self.settings.top_reasons,
                 flagged_buyers=await self.store.flagged_buyers(),
+                credit=await self.store.store_credit.in_period(period),
             )
             emails = await self.store.email_outcomes(period)
             claims, chargebacks, feedback, expired = await self.store.disputes.touching(period)

@@ -68,6 +68,42 @@ class SkuReturnRate(BaseModel):
     units_delivered: int
     units_returned: int
     rate: float | None
+    units_received: int = Field(0, description="Units of the SKU received back in the period (receipt lines > 0).")
+    units_restocked: int = Field(0, description="Of those, units with disposition `restock`.")
+    restock_rate: float | None = Field(None, description="units_restocked ÷ units_received.")
+
+
+class OfferFigures(BaseModel):
+    """Keep-it offers made, accepted, declined and expired in the period."""
+
+    made: int = 0
+    accepted: int = 0
+    declined: int = 0
+    expired: int = 0
+    acceptance_rate: Rate = Field(
+        default_factory=lambda: Rate(count=0, of=0, rate=None),
+        description="Of the offers made in the period, those the buyer accepted (so far).",
+    )
+    settled_without_return: list[Money] = Field(
+        default_factory=list, description="Offers accepted in the period, per currency: refunded, the item kept."
+    )
+
+
+class ReplacementFigures(BaseModel):
+    asked: int = Field(0, description="Returns requested in the period asking for a replacement.")
+    shipped: int = Field(0, description="Replacements shipped in the period.")
+    unavailable: int = Field(0, description="Replacements the seller could not send (refunded instead), in the period.")
+    replaced: int = Field(0, description="Returns that ended `replaced` in the period.")
+
+
+class Resolutions(BaseModel):
+    """How returns were settled other than by a refund on receipt (SPEC §12)."""
+
+    offers: OfferFigures = Field(default_factory=OfferFigures)
+    replacements: ReplacementFigures = Field(default_factory=ReplacementFigures)
+    store_credit_granted: list[Money] = Field(
+        default_factory=list, description="Refunds paid as store credit in the period, bonus included, per currency."
+    )
 
 
 class Figures(BaseModel):
@@ -85,6 +121,7 @@ class Figures(BaseModel):
     dissatisfaction: Dissatisfaction
     refund_timeliness: Timeliness
     auto_refunds: AutoRefunds
+    resolutions: Resolutions = Field(default_factory=Resolutions)
 
 
 class SellerMetrics(Figures):
@@ -166,6 +203,9 @@ class Overview(Figures):
     emails_failed: int = Field(default=0, description="Emails given up on in the period (notification.failed).")
     disputes: DisputeTotals = Field(
         default_factory=DisputeTotals, description="Claims, chargebacks and seller feedback (SPEC §11)."
+    )
+    store_credit_spent: list[Money] = Field(
+        default_factory=list, description="Store credit buyers spent at checkout in the period, per currency."
     )
 
 

@@ -30,6 +30,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.metrics.abuse import RecentDelivery, RecentReturn, Standing, Window, window_of
 from services.metrics.batching import UpsertBatcher
+from services.metrics.credit_store import StoreCreditFacts
 from services.metrics.dispute_store import IDS_PER_QUERY, DisputeFacts
 from services.metrics.facts import (
     DeliveryFact,
@@ -105,6 +106,7 @@ class MetricsStore:
         self.buyers: AsyncIOMotorCollection = db["buyers"]
         self._writing = KeyedLock()
         self.disputes = DisputeFacts(db, self._record)
+        self.store_credit = StoreCreditFacts(db, self._record)
         self._batchers = {
             c.name: UpsertBatcher(c, partial(self._upsert_one, c), first=Kept.FIRST, newer=Kept.NEWER)
             for c in (self.notifications, self.deliveries, self.disputes.expired)
@@ -127,6 +129,7 @@ class MetricsStore:
         await self.buyers.create_index([("flagged", ASCENDING)])
         await self.buyers.create_index([("review_at", ASCENDING)])
         await self.disputes.ensure_indexes()
+        await self.store_credit.ensure_indexes()
 
     # ---- facts ----------------------------------------------------------------------------
 

@@ -281,7 +281,7 @@ async def test_refund_to_store_credit_then_two_concurrent_debits(stack: Stack, w
     assert (g["amount"], g["bonus"], g["balance"]) == (usd(4199), usd(200), usd(4199))
     assert g["actor"] == {"role": "platform", "id": "refunds"}
     account = ok(await store_credit(buyer, buyer.id), 200)
-    assert account == {"buyer_id": buyer.id, "balances": [usd(4199)]}
+    assert (account["buyer_id"], account["balances"]) == (buyer.id, [usd(4199)])
     # Another buyer's balance is not theirs to see: as if it did not exist.
     assert (await store_credit(world.buyer(), buyer.id)).status_code == 404
 
@@ -303,7 +303,7 @@ async def test_refund_to_store_credit_then_two_concurrent_debits(stack: Stack, w
     # The winning checkout's retry with its key gets the same entry; nothing is spent twice.
     won_key = won.request.headers["Idempotency-Key"]
     replay = await debit(shop, buyer.id, usd(3000), entry["reference"], won_key)
-    assert replay.status_code == 201 and replay.json()["entry_id"] == entry["entry_id"], replay.text
+    assert replay.status_code in (200, 201) and replay.json()["entry_id"] == entry["entry_id"], replay.text
 
     def debits() -> list:
         return [e for e in stack.tap.of_type("store_credit.debited") if e.subject == buyer.id]

@@ -1,7 +1,7 @@
-"""Two stories on the running local stack, and what each party saw (a return, an A-to-z claim).
+"""Three stories on the running local stack, and what each party saw (a return, an A-to-z claim, an offer).
 
 One return through its whole life, then an A-to-z claim the seller leaves unanswered
-(tests/e2e/demo_claim.py).
+(tests/e2e/demo_claim.py), then a keep-it offer paid as store credit (tests/e2e/demo_resolution.py).
 
     scripts/up && scripts/demo          (or: uv run python -m tests.e2e.demo --help)
 
@@ -72,7 +72,7 @@ class Demo:
             "metrics": args.metrics_url,
             "disputes": args.disputes_url,
         }
-        self.stories = ["return", "claim"] if args.story == "all" else [args.story]
+        self.stories = ["return", "claim", "resolution"] if args.story == "all" else [args.story]
         self.clock_file = Path(args.clock_file or os.environ.get("CLOCK_FILE") or REPO / ".local" / "clock")
         self.timeout = args.timeout
         tag = uuid.uuid4().hex[:6]
@@ -175,6 +175,7 @@ class Demo:
 
     async def run(self) -> None:
         from tests.e2e.demo_claim import claim_story
+        from tests.e2e.demo_resolution import resolution_story
 
         for name, url in self.urls.items():
             if name == "disputes" and "claim" not in self.stories:
@@ -194,6 +195,9 @@ class Demo:
             if "claim" in self.stories:
                 print("\nAn A-to-z claim the seller does not answer:")
                 await claim_story(self, connection)
+            if "resolution" in self.stories:
+                print("\nA keep-it offer paid as store credit, then spent:")
+                await resolution_story(self, connection)
         finally:
             await connection.close()
             await self.http.aclose()
@@ -435,7 +439,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--metrics-url", default=f"http://127.0.0.1:{os.environ.get('METRICS_PORT', '8004')}")
     parser.add_argument("--disputes-url", default=f"http://127.0.0.1:{os.environ.get('DISPUTES_PORT', '8005')}")
-    parser.add_argument("--story", choices=("all", "return", "claim"), default="all", help="default: both")
+    parser.add_argument(
+        "--story", choices=("all", "return", "claim", "resolution"), default="all", help="default: all three"
+    )
     parser.add_argument("--clock-file", help="the services' CLOCK_FILE (default: CLOCK_FILE, else .local/clock)")
     parser.add_argument("--amqp-url", help="default: AMQP_URL from .local/env")
     parser.add_argument("--exchange", default=os.environ.get("EXCHANGE", "returns.events"))

@@ -165,6 +165,9 @@ class Stack:
                 "SERVICES_RUN_DIR": str(self.dir),
                 "SERVICES_REUSE": "0",
                 "READY_TIMEOUT": "90",
+                # A marketplace bonus on refunds taken as store credit, so a scenario sees it added
+                # (and rounded half-up); only returns with `refund_to: store_credit` are affected.
+                "STORE_CREDIT_BONUS_PERCENT": "5",
             }
         )
         env.update(self.extra_env)

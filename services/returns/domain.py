@@ -39,6 +39,7 @@ from shared.models import (
     TimelineEntry,
     same_named,
 )
+from shared.resolution_models import OfferStatus
 from shared.rules import FieldProblem
 
 S = ReturnStatus
@@ -95,8 +96,13 @@ def advance(
     """The next version: the status `action` enters (ENTERS) and its `<status>_at` time (unless
     `changes` give it), the changed fields, one more timeline entry."""
     status = ENTERS.get(action, ret.status)
-    entered = {f"{status.value}_at": now} if action in ENTERS else {}
+    entered: dict[str, object] = {f"{status.value}_at": now} if action in ENTERS else {}
     entry = TimelineEntry(status=status, action=action, actor=actor, at=now, note=note)
+    if status not in OFFER_REFUNDABLE and (offer := ret.open_offer()) is not None:
+        # The item came back or the return ended: an offer to keep it lapses with that step (no
+        # event of its own, no later `return.offer_expired` for a return that is over).
+        lapsed = offer.model_copy(update={"status": OfferStatus.EXPIRED, "decided_at": now})
+        entered["offers"] = [lapsed if o.offer_id == offer.offer_id else o for o in ret.offers]
     return ret.model_copy(
         update={
             **entered,

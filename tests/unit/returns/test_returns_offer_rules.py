@@ -196,3 +196,17 @@ def test_an_offer_refund_must_pay_the_accepted_offer():
     # A return refund still needs the item back (or a returnless authorization).
     with pytest.raises(IllegalTransition):
         domain.mark_refunded(in_status(S.REQUESTED), refund(), NOW)
+
+
+@pytest.mark.parametrize("action", ["receive", "reject", "close", "expire"])
+def test_an_open_offer_lapses_when_the_item_comes_back_or_the_return_ends(action):
+    ret = offered(in_status(S.AUTHORIZED))
+    after = domain.advance(ret, action, SELLER, LATER)
+    assert after.open_offer() is None
+    [offer] = after.offers
+    assert (offer.status, offer.decided_at) == (OfferStatus.EXPIRED, LATER)
+
+
+def test_steps_that_keep_the_return_open_to_offers_leave_the_offer_open():
+    ret = offered(in_status(S.AUTHORIZED))
+    assert domain.advance(ret, "ship", BUYER, LATER).open_offer() is not None

@@ -219,6 +219,11 @@ class OutboxRelay:
         self._timers: set[asyncio.TimerHandle] = set()
         self._direct: set[asyncio.Task[None]] = set()
         self._releases: dict[Any, ReleaseBatcher] = {}  # per collection: direct-path releases written together
+        # Per document: events a direct release found beside newer ones, published and pulled, with
+        # a time.monotonic() to forget them at. The commit that added the newer ones hands over an
+        # outbox that still lists ours, and its task may start after ours ended (and with it the
+        # in-process `_Document`): it must not publish them again.
+        self._pulled: dict[tuple[Any, Any], tuple[set[str], float]] = {}
         self._loop = Periodic(f"outbox-relay:{bus.service}", self.run_once, poll_interval, max_backoff_s=max_backoff)
 
     async def start(self) -> None:
@@ -346,7 +351,8 @@ class OutboxRelay:
         try:
             async with self._document(collection, doc_id, direct=True) as state:
                 # What this process already published and removed (an earlier commit's relay) is gone.
-                entries = [e for e in entries if e["id"] not in state.removed]
+                pulled = self._recently_pulled(_key(collection, doc_id))
+                entries = [e for e in entries if e["id"] not in state.removed and e["id"] not in pulled]
                 if not entries:
                     return
                 for entry in entries:  # in order, each confirmed before the next
@@ -362,6 +368,7 @@ class OutboxRelay:
                 # events beside that task. If no such task comes, the claim runs out and the `_id`
                 # path relays what is left.
                 state.removed.update(done)
+                self._remember_pulled(_key(collection, doc_id), state.removed)
                 if state.direct == 1:
                     self._retry_in(collection, doc_id, self.claim_for.total_seconds())
         except Exception as exc:  # noqa: BLE001 - kept for a later attempt, never dropped
@@ -371,6 +378,16 @@ class OutboxRelay:
             except Exception:  # the store is away too: retry once the claim expired
                 self._retry_in(collection, doc_id, self.claim_for.total_seconds())
                 log.exception("outbox publish failed, will retry", extra={"event_id": failed.get("id")})
+
+    def _recently_pulled(self, key: tuple[Any, Any]) -> set[str]:
+        now = time.monotonic()
+        for stale in [k for k, (_, until) in self._pulled.items() if until <= now]:
+            del self._pulled[stale]
+        return self._pulled.get(key, (set(), 0.0))[0]
+
+    def _remember_pulled(self, key: tuple[Any, Any], ids: set[str]) -> None:
+        # As long as the claim: a handover later than that finds them gone from the store anyway.
+        self._pulled[key] = (set(ids), time.monotonic() + 2 * self.claim_for.total_seconds())
 
     async def _release_exactly(self, collection: Any, doc_id: Any, published: list[str]) -> bool:
         """Empty the outbox if it holds exactly the `published` events (ids are unique); someone

@@ -99,6 +99,8 @@ async def test_refund_never_came_claim_is_granted_at_72_hours_and_paid_once(stac
     assert (decision["outcome"], decision["automatic"], decision["actor"]["role"]) == ("granted", True, "platform")
     assert closed["closure"]["code"] == "paid"
     assert closed["payment"]["paid"] == usd(8999)
+    # The claim reads closed as soon as it is written; its event follows through the outbox.
+    await eventually(lambda: "claim.closed" in types_of(stack, cid), what="claim.closed on the bus")
     assert types_of(stack, cid) == [
         "claim.filed",
         "claim.response_due_soon",

@@ -255,6 +255,32 @@ async def test_commits_racing_on_one_document_publish_in_order_once(
     assert doc["outbox"] == [] and not {PENDING, LEASE, OWNER} & doc.keys()
 
 
+async def test_a_handover_that_starts_after_the_earlier_commits_relay_ended_does_not_republish(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    # Commit 1 hands over [e1]; commit 2 lands before e1 is released and hands over [e1, e2], but
+    # its task only starts once commit 1's relay has ended (the release found e2 and pulled e1).
+    # Seen as a duplicated return.shipped in the two-replica e2e test.
+    queue = await probe(amqp, exchange, "return.#")
+    relay = OutboxRelay(await bus_factory("returns"), [db.returns], poll_interval=3600)
+    await relay.start()
+    first, second = event_factory("return.shipped", sequence=3), event_factory("return.received", sequence=4)
+    try:
+        await wait_until(lambda: relay._loop.runs >= 1)
+        handed_first = await commit(db.returns, "r-1", [first], relay.claim())
+        handed_second = await commit(db.returns, "r-1", [second], relay.claim())
+        assert [e["id"] for e in handed_second] == [first.id, second.id]
+        relay.wake("r-1", entries=handed_first)
+        await wait_until(lambda: not relay._direct)
+        relay.wake("r-1", entries=handed_second)
+        await wait_until(lambda: all_drained(db.returns))
+        await wait_until(lambda: not relay._direct)
+    finally:
+        await relay.stop()
+
+    assert [e.id for e in await drain(queue)] == [first.id, second.id]
+
+
 async def test_events_another_replica_pushed_meanwhile_are_relayed_too(
     bus_factory, db, amqp, exchange, event_factory, wait_until
 ):

@@ -21,7 +21,8 @@ would drop pending events). After the write they tell the relay, one of two ways
   collection released meanwhile in two `update_many` writes (shared/outbox_release.py). If that
   write does not match (newer events arrived, or another relay removed some), the published ids
   are pulled and the claim stays: a later commit of this process that added the newer events
-  claimed the document for this relay and hands its outbox over, possibly a moment later. When
+  claimed the document for this relay and hands its outbox over, possibly a moment later (that
+  outbox may still list the pulled events: the relay remembers them for a while and skips them). When
   none does (another replica committed without the claim), the document is relayed by `_id` once
   the claim has run out (`claim_for`, 5 s). Dropping the claim at once would let the `_id` path,
   here or on another replica, publish that later commit's events beside its own task (seen as a

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Response
 
 from services.returns import offers
 from services.returns.api import Act, Transition
-from services.returns.commands import Step, check_role
+from services.returns.commands import check_role
 from services.returns.schemas import Body, Note
 from shared import acting
 from shared.http import Conflict, NotFound
@@ -73,10 +73,19 @@ async def _make(act: Transition, body: OfferBody, idempotency_key: str | None) -
         raise
 
 
-async def _answer(act: Transition, action: str, offer_id: str, answered: OfferStatus, step: Step) -> Return:
+# The buyer's two answers: the transition's name and its pure step (same signature).
+ANSWERS = {
+    OfferStatus.ACCEPTED: (offers.ACCEPT, offers.accept_offer),
+    OfferStatus.DECLINED: (offers.DECLINE, offers.decline_offer),
+}
+
+
+async def _answer(act: Transition, offer_id: str, answered: OfferStatus, body: OfferAnswerBody | None) -> Return:
     """Accept or decline; the same answer repeated (a retry) answers the return as it is."""
+    action, decide = ANSWERS[answered]
+    note = body.note if body else None
     try:
-        return await act(action, step)
+        return await act(action, lambda ret, now: decide(ret, offer_id, act.actor, now, note))
     except offers.UnknownOffer:
         raise OfferNotFound(f"No offer {offer_id} on return {act.return_id}.") from None
     except Conflict:
@@ -108,14 +117,7 @@ async def make_offer(body: OfferBody, act: Act, idempotent: Idempotent) -> Respo
     summary="Buyer accepts the offer: keeps the item and is refunded the offered amount",
 )
 async def accept_offer(offer_id: OfferId, act: Act, body: OfferAnswerBody | None = None) -> Return:
-    note = body.note if body else None
-    return await _answer(
-        act,
-        offers.ACCEPT,
-        offer_id,
-        OfferStatus.ACCEPTED,
-        lambda ret, now: offers.accept_offer(ret, offer_id, act.actor, now, note),
-    )
+    return await _answer(act, offer_id, OfferStatus.ACCEPTED, body)
 
 
 @router.post(
@@ -125,11 +127,4 @@ async def accept_offer(offer_id: OfferId, act: Act, body: OfferAnswerBody | None
     summary="Buyer declines the offer: the return goes on",
 )
 async def decline_offer(offer_id: OfferId, act: Act, body: OfferAnswerBody | None = None) -> Return:
-    note = body.note if body else None
-    return await _answer(
-        act,
-        offers.DECLINE,
-        offer_id,
-        OfferStatus.DECLINED,
-        lambda ret, now: offers.decline_offer(ret, offer_id, act.actor, now, note),
-    )
+    return await _answer(act, offer_id, OfferStatus.DECLINED, body)

@@ -381,14 +381,16 @@ class OutboxRelay:
                 log.exception("outbox publish failed, will retry", extra={"event_id": failed.get("id")})
 
     def _recently_pulled(self, key: tuple[Any, Any]) -> set[str]:
+        # One lookup on the commit path; forgetting the stale ones is _remember_pulled's (rare) work.
+        ids, until = self._pulled.get(key, (set(), 0.0))
+        return ids if until > time.monotonic() else set()
+
+    def _remember_pulled(self, key: tuple[Any, Any], ids: set[str]) -> None:
+        # Twice the claim: a handover later than that finds them gone from the store anyway.
         now = time.monotonic()
         for stale in [k for k, (_, until) in self._pulled.items() if until <= now]:
             del self._pulled[stale]
-        return self._pulled.get(key, (set(), 0.0))[0]
-
-    def _remember_pulled(self, key: tuple[Any, Any], ids: set[str]) -> None:
-        # As long as the claim: a handover later than that finds them gone from the store anyway.
-        self._pulled[key] = (set(ids), time.monotonic() + 2 * self.claim_for.total_seconds())
+        self._pulled[key] = (set(ids), now + 2 * self.claim_for.total_seconds())
 
     async def _release_exactly(self, collection: Any, doc_id: Any, published: list[str]) -> bool:
         """Empty the outbox if it holds exactly the `published` events (ids are unique); someone

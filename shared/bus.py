@@ -46,6 +46,7 @@ from shared.clock import Clock, SystemClock
 from shared.events import EXCHANGE, CloudEvent
 from shared.mongo import Collection
 from shared.periodic import Periodic
+from shared.rules import PermanentError as PermanentError
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,6 @@ ERROR_TEXT_LIMIT = 1000
 DELIVERY_LIMIT = 20
 # Headers the broker owns; copying them onto a new publish confuses (or is refused by) RabbitMQ.
 _BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
-
-
-class PermanentError(Exception):
-    """Raised by a handler when retrying cannot help (the event itself is wrong): parked at once."""
 
 
 def is_permanent(exc: BaseException) -> bool:

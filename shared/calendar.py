@@ -1,4 +1,6 @@
-"""Business days per marketplace country: weekends and public holidays excluded (`holidays` lib)."""
+"""Business days per marketplace: its calendar country's weekends and public holidays excluded (`holidays` lib).
+
+Each marketplace's calendar country and time zone come from the marketplaces file (shared/marketplaces.py)."""
 
 from __future__ import annotations
 
@@ -9,31 +11,29 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-# Marketplace -> (holiday country, local zone in which "a day" is counted). Configurable by adding rows.
-# A country may name a subdivision ("GB-ENG"): GB-wide holidays lack England's Easter Monday.
-MARKETPLACES: dict[str, tuple[str, str]] = {
-    "US": ("US", "America/New_York"),
-    "CA": ("CA", "America/Toronto"),
-    "GB": ("GB-ENG", "Europe/London"),
-    "UK": ("GB-ENG", "Europe/London"),
-    "DE": ("DE", "Europe/Berlin"),
-    "FR": ("FR", "Europe/Paris"),
-    "ES": ("ES", "Europe/Madrid"),
-    "IT": ("IT", "Europe/Rome"),
-    "JP": ("JP", "Asia/Tokyo"),
-    "CN": ("CN", "Asia/Shanghai"),
-    "BH": ("BH", "Asia/Bahrain"),
-    "AU": ("AU", "Australia/Sydney"),
-}
+from shared import marketplaces
+
+
+def _calendar(marketplace: str) -> tuple[str, str]:
+    """(holiday country, local zone in which "a day" is counted) of a marketplace in the installed
+    marketplaces file (shared/marketplaces.py); a code it lacks counts as that country in UTC."""
+    profile = marketplaces.current().get(marketplace)
+    return (profile.calendar_country, profile.time_zone) if profile else (marketplace, "UTC")
 
 
 def marketplace_country(marketplace: str) -> str:
-    """ISO country of the marketplace (`UK` -> `GB`), for comparing with addresses."""
-    return MARKETPLACES.get(marketplace, (marketplace, "UTC"))[0].partition("-")[0]
+    """ISO country of the marketplace, for comparing with addresses."""
+    profile = marketplaces.current().get(marketplace)
+    return profile.country if profile else marketplace
 
 
 def marketplace_zone(marketplace: str) -> ZoneInfo:
-    return ZoneInfo(MARKETPLACES.get(marketplace, (marketplace, "UTC"))[1])
+    return _zone(_calendar(marketplace)[1])
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 @lru_cache(maxsize=64)
@@ -45,19 +45,19 @@ def _holidays(country: str, year: int) -> holidays.HolidayBase:
         return holidays.HolidayBase()
 
 
-def preload(marketplaces: Iterable[str] = tuple(MARKETPLACES), years: Iterable[int] | None = None) -> None:
+def preload(codes: Iterable[str] | None = None, years: Iterable[int] | None = None) -> None:
     """Build the holiday tables now, at start-up. The first one imports every country module of
     `holidays` (about 300 modules; seconds when no bytecode cache is writable), which would
     otherwise stall the event loop inside the first request or event that counts business days."""
     this_year = datetime.now(UTC).year
-    for marketplace in marketplaces:
+    for marketplace in marketplaces.current() if codes is None else codes:
         for year in years or (this_year, this_year + 1):
-            _holidays(MARKETPLACES.get(marketplace, (marketplace, "UTC"))[0], year)
+            _holidays(_calendar(marketplace)[0], year)
 
 
 def is_business_day(day: date, marketplace: str) -> bool:
     """Not a weekend day of the country (Friday-Saturday in Bahrain) and not a public holiday."""
-    calendar = _holidays(MARKETPLACES.get(marketplace, (marketplace, "UTC"))[0], day.year)
+    calendar = _holidays(_calendar(marketplace)[0], day.year)
     return day.weekday() not in calendar.weekend and day not in calendar
 
 

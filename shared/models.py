@@ -21,6 +21,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from shared import marketplaces
+
 # Re-exported: the shapes every contract shares, imported from here as before they had their own module.
 from shared.contract_base import EARLIEST_ORDER as EARLIEST_ORDER
 from shared.contract_base import LATEST_ORDER as LATEST_ORDER
@@ -71,6 +73,13 @@ class OrderLine(Contract):
         default_factory=list,
         description="Other SKUs of the same listing (colour, size) a replacement may be, each at its unit price.",
     )
+    return_shipping_insurance: bool = Field(
+        default=False,
+        description=(
+            "Bought with return-shipping insurance (marketplaces that offer it, CN): the buyer's postage for "
+            "returning it is refunded by the insurer, never charged to the seller."
+        ),
+    )
 
 
 class Payment(Contract):
@@ -82,7 +91,9 @@ class Order(Contract):
     """Snapshot of a delivered order: `order.delivered` data and the body of `PUT /v1/orders/{id}`."""
 
     order_id: Id
-    marketplace: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    marketplace: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        description="A marketplace this deployment serves (`GET /v1/marketplaces/{code}`); others are refused."
+    )
     currency: Currency
     buyer: Party
     seller: Seller
@@ -95,6 +106,15 @@ class Order(Contract):
     @model_validator(mode="after")
     def _plausible(self) -> Order:
         problems = order_problems(self)
+        served = marketplaces.current()
+        if self.marketplace not in served:
+            problems.append(
+                (("marketplace",), f"unknown marketplace; this deployment serves {', '.join(served)}", self.marketplace)
+            )
+        else:  # a party whose snapshot names no locale reads emails in the marketplace's language
+            for party in (self.buyer, self.seller):
+                if "locale" not in party.model_fields_set:
+                    party.locale = served[self.marketplace].default_locale.value
         if problems:
             raise ValidationError.from_exception_data(
                 type(self).__name__,
@@ -229,6 +249,9 @@ class ReturnLine(Contract):
     reason_code: ReasonCode
     fault: Fault
     comment: str | None = None
+    return_shipping_insurance: bool = Field(
+        default=False, description="The order line was bought with return-shipping insurance (see OrderLine)."
+    )
     replacement_sku: str | None = Field(
         default=None, description="Resolution `replacement`: the SKU to send (this line's, or a variant's)."
     )
@@ -258,6 +281,13 @@ class Authorization(Contract):
     return_postage: Money | None = Field(
         default=None,
         description="Postage the buyer pays on an unpaid label; refunded as a concession when the seller owes it.",
+    )
+    insured_return_postage: Money | None = Field(
+        default=None,
+        description=(
+            "The buyer's return postage that return-shipping insurance refunds (the buyer pays shipping and a "
+            "returned line was insured): paid by the insurer, never by the seller, and not part of the refund total."
+        ),
     )
     returnless: bool = False
     automatic: bool = Field(
@@ -334,6 +364,13 @@ class Return(Contract):
     lines: list[ReturnLine]
     fault: Fault = Field(description="seller when any line's reason is the seller's fault")
     in_policy: bool
+    withdrawal: bool = Field(
+        default=False,
+        description=(
+            "Asked under the marketplace's statutory right of withdrawal (GB, DE: a buyer-fault return within 14 "
+            "days of delivery): no restocking fee applies."
+        ),
+    )
     policy: PolicySnapshot
     whole_order: bool = Field(description="This return, with earlier ones, brings back every unit of the order.")
     created_at: datetime
@@ -421,6 +458,13 @@ class Breakdown(Contract):
     return_shipping_concession: Money
     other_concession: Money
     total: Money
+    insured_return_shipping: Money | None = Field(
+        default=None,
+        description=(
+            "Return postage refunded to the buyer by the return-shipping insurer (the return's "
+            "`authorization.insured_return_postage`): shown apart, not part of `total`, not charged to the seller."
+        ),
+    )
 
 
 class Refund(Contract):

@@ -20,6 +20,12 @@ class FieldProblem:
     reason: str
 
 
+class PermanentError(Exception):
+    """Raised by a handler when retrying cannot help (the event itself is wrong): parked at once.
+
+    Here, not in shared.bus, so that contract modules can raise it without importing the bus."""
+
+
 class RulesBroken(Exception):
     """The input breaks one or more rules, each named by its field (a 422)."""
 

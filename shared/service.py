@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from shared import heap
+from shared import heap, marketplaces
 from shared.auth import Role, TokenVerifier, require_roles
 from shared.bus import EventBus
 from shared.clock import Clock, clock_from_env
@@ -40,6 +40,7 @@ from shared.http import (
     install_problem_handlers,
 )
 from shared.idempotency import IdempotencyStore
+from shared.marketplaces_api import marketplaces_router
 from shared.mongo import Database, connect, ping
 from shared.observability import (
     Check,
@@ -83,6 +84,13 @@ def create_service_app(
 ) -> FastAPI:
     if configure_logs:
         configure_logging(settings.service_name, settings.log_level)
+    # A bad marketplaces file stops the service here, naming the key (MarketplaceConfigError).
+    served = marketplaces.load(settings.marketplaces_file)
+    if settings.default_marketplace not in served:
+        raise marketplaces.MarketplaceConfigError(
+            f"default_marketplace: {settings.default_marketplace!r} is not in the marketplaces file"
+        )
+    marketplaces.install(served)
     factories = [] if lifespan is None else [lifespan] if callable(lifespan) else list(lifespan)
 
     @asynccontextmanager
@@ -129,6 +137,7 @@ def create_service_app(
     app.add_middleware(RequestIdMiddleware)
 
     app.include_router(health_router())
+    app.include_router(marketplaces_router())
     app.add_api_route("/metrics", metrics_endpoint(), methods=["GET"], include_in_schema=False)
     for router in routers:
         app.include_router(router)

@@ -40,6 +40,18 @@ class CommonSettings(BaseSettings):
             "(none of the four does: their handlers are idempotent)."
         ),
     )
+    marketplaces_file: str | None = Field(
+        default=None,
+        description=(
+            "YAML file of the marketplaces this deployment serves (docs/configuration.md); absent: the shipped "
+            "profiles US, GB, DE, JP and CN. Every service must read the same file."
+        ),
+    )
+    default_marketplace: str = Field(
+        default="US",
+        pattern=r"^[A-Z]{2}$",
+        description="The marketplace a request means when it names none (a seller's policy without `marketplace`).",
+    )
     jwt_algorithm: str = "HS256"
     jwt_secret: str | None = None
     jwt_public_key: str | None = Field(

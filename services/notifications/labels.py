@@ -1,6 +1,7 @@
 """Words for the codes that events carry (reasons, conditions, label types), per template locale.
 
-The words are data, in labels.json next to this module: locale -> kind -> code -> words. An unknown
+The words are data, one file per locale in labels/ next to this module (labels/<locale>.json:
+kind -> code -> words), so each language is edited on its own. An unknown
 code (a closure code added later, say) is shown as the code itself rather than failing.
 """
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-LABELS: dict[str, dict[str, dict[str, str]]] = json.loads(
-    (Path(__file__).parent / "labels.json").read_text(encoding="utf-8")
-)
+LABELS: dict[str, dict[str, dict[str, str]]] = {
+    path.stem: json.loads(path.read_text(encoding="utf-8")) for path in (Path(__file__).parent / "labels").glob("*.json")
+}
 
 
 def label(locale: str, kind: str, code: str | None) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+_FOLDER = Path(__file__).parent / "labels"
 LABELS: dict[str, dict[str, dict[str, str]]] = {
-    path.stem: json.loads(path.read_text(encoding="utf-8")) for path in (Path(__file__).parent / "labels").glob("*.json")
+    path.stem: json.loads(path.read_text(encoding="utf-8")) for path in _FOLDER.glob("*.json")
 }
 
 

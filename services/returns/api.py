@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from services.returns import domain
 from services.returns.commands import Lifecycle, Step
 from services.returns.errors import OrderNotFound, rule_violation
-from services.returns.policy import SellerPolicy, check_policy, default_policy
+from services.returns.policy import MarketplaceRules, SellerPolicy, check_policy, default_policy
 from services.returns.schemas import (
     AuthorizeBody,
     CloseBody,
@@ -29,6 +29,7 @@ from shared.http.created import LOCATION_RESPONSE, create_once
 from shared.idempotency import Idempotent
 from shared.models import Actor, Order, Return, ReturnStatus
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from shared.rules import RulesBroken
 
 router = APIRouter(prefix="/v1")
 
@@ -75,27 +76,53 @@ class PolicyView(StoredPolicy):
     is_default: bool = False
 
 
+MarketplaceQuery = Annotated[
+    str | None,
+    Query(description="The marketplace the policy applies in; absent: the deployment's default marketplace."),
+]
+
+
+def policy_rules(desk: Lifecycle, marketplace: str | None) -> tuple[str, MarketplaceRules]:
+    """The marketplace a policy call names and its rules; one not served is a 422 on `marketplace`."""
+    code = marketplace or desk.book.default_marketplace
+    try:
+        return code, desk.rules_for(code)
+    except RulesBroken as exc:
+        raise rule_violation(exc.problems) from None
+
+
 @router.get(
     "/sellers/{seller_id}/return-policy",
     response_model=PolicyView,
     tags=["policies"],
-    summary="The seller's policy, or the marketplace default when they set none",
+    summary="The seller's policy in a marketplace, or that marketplace's default when they set none",
 )
-async def get_policy(seller_id: str, desk: Desk, principal: CurrentPrincipal) -> PolicyView:
-    stored = await desk.store.get_policy(seller_id)
+async def get_policy(
+    seller_id: str, desk: Desk, principal: CurrentPrincipal, marketplace: MarketplaceQuery = None
+) -> PolicyView:
+    code, rules = policy_rules(desk, marketplace)
+    stored = await desk.store.get_policy(seller_id, code)
     if stored is not None:
         return PolicyView(**stored.model_dump())
-    return PolicyView(**default_policy(desk.rules).model_dump(), seller_id=seller_id, is_default=True)
+    return PolicyView(**default_policy(rules).model_dump(), seller_id=seller_id, marketplace=code, is_default=True)
 
 
-@router.put("/sellers/{seller_id}/return-policy", response_model=PolicyView, tags=["policies"])
-async def put_policy(seller_id: str, policy: SellerPolicy, desk: Desk, principal: PolicyEditor) -> PolicyView:
+@router.put(
+    "/sellers/{seller_id}/return-policy",
+    response_model=PolicyView,
+    tags=["policies"],
+    summary="Set the seller's policy in a marketplace: more generous than its rules, never less",
+)
+async def put_policy(
+    seller_id: str, policy: SellerPolicy, desk: Desk, principal: PolicyEditor, marketplace: MarketplaceQuery = None
+) -> PolicyView:
     if principal.actor.role == "seller" and principal.actor.id != seller_id:
         raise Forbidden("A seller may only change their own return policy.")
-    problems = check_policy(policy, desk.rules)
+    code, rules = policy_rules(desk, marketplace)
+    problems = check_policy(policy, rules)
     if problems:
         raise rule_violation(problems)
-    stored = await desk.store.put_policy(seller_id, policy, desk.now())
+    stored = await desk.store.put_policy(seller_id, code, policy, desk.now())
     return PolicyView(**stored.model_dump())
 
 
@@ -234,7 +261,9 @@ Act = Annotated[Transition, Depends(transition)]
 )
 async def authorize(act: Act, body: AuthorizeBody | None = None) -> Return:
     chosen = body or AuthorizeBody()
-    return await act("authorize", lambda ret, now: domain.authorize(ret, chosen, act.actor, now, act.desk.rules))
+    return await act(
+        "authorize", lambda ret, now: domain.authorize(ret, chosen, act.actor, now, act.desk.rules_for(ret.marketplace))
+    )
 
 
 @router.post("/returns/{return_id}/reject", response_model=Return, tags=["transitions"])
@@ -254,7 +283,9 @@ async def ship(body: ShipBody, act: Act) -> Return:
 
 @router.post("/returns/{return_id}/receive", response_model=Return, tags=["transitions"])
 async def receive(body: ReceiveBody, act: Act) -> Return:
-    return await act("receive", lambda ret, now: domain.receive(ret, body, act.actor, now, act.desk.rules))
+    return await act(
+        "receive", lambda ret, now: domain.receive(ret, body, act.actor, now, act.desk.rules_for(ret.marketplace))
+    )
 
 
 @router.post(

@@ -11,7 +11,7 @@ from services.returns import api, offers_api, replacement_api
 from services.returns.commands import Lifecycle
 from services.returns.handlers import SUBSCRIPTIONS
 from services.returns.jobs import DeadlineJob
-from services.returns.policy import MarketplaceRules
+from services.returns.rulebook import RuleBook
 from services.returns.settings import Settings
 from services.returns.store import ReturnsStore
 from shared import calendar
@@ -33,8 +33,9 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
     messaging = Messaging.from_settings(settings, inbox=None, outboxes=[store.returns, store.orders], clock=clock)
     store.outbox_claim, store.outbox_claimable = messaging.relay.claim, messaging.relay.claimable
     app.state.bus = messaging.bus
-    rules = MarketplaceRules.from_settings(settings)
-    lifecycle = app.state.lifecycle = Lifecycle(store, rules, clock, on_commit=messaging.relay.wake)
+    # Each marketplace's rules (installed at start-up by shared.service), with the settings' overrides.
+    book = RuleBook.from_settings(settings)
+    lifecycle = app.state.lifecycle = Lifecycle(store, book, clock, on_commit=messaging.relay.wake)
     job = app.state.deadlines = DeadlineJob(
         lifecycle, interval=settings.job_interval, batch_size=settings.job_batch_size
     )

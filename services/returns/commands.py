@@ -12,6 +12,7 @@ from services.returns.domain import IllegalTransition
 from services.returns.eligibility import open_return, returned_so_far
 from services.returns.errors import ConcurrentChange, ReturnNotFound, from_domain, rule_violation
 from services.returns.policy import MarketplaceRules, PolicyViolation, SellerPolicy, default_policy
+from services.returns.rulebook import RuleBook
 from services.returns.schemas import ReturnRequest
 from services.returns.store import DuplicateKeyError, ReturnsStore
 from shared import acting
@@ -20,7 +21,7 @@ from shared.clock import Clock
 from shared.http import Forbidden
 from shared.models import Refund, Return
 from shared.mongo import as_stored as millis
-from shared.rules import FieldProblem
+from shared.rules import FieldProblem, RulesBroken
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +79,23 @@ class Lifecycle:
     def __init__(
         self,
         store: ReturnsStore,
-        rules: MarketplaceRules,
+        book: RuleBook,
         clock: Clock,
         on_commit: Callable[..., None] = lambda *_, **__: None,  # OutboxRelay.wake(doc_id, entries=outbox)
     ) -> None:
-        self.store, self.rules, self.clock, self.on_commit = store, rules, clock, on_commit
+        self.store, self.book, self.clock, self.on_commit = store, book, clock, on_commit
 
     def now(self) -> datetime:
         return millis(self.clock.now())
 
-    async def policy_for(self, seller_id: str) -> SellerPolicy:
-        return await self.store.get_policy(seller_id) or default_policy(self.rules)
+    def rules_for(self, marketplace: str) -> MarketplaceRules:
+        """The rules of an order's or a return's marketplace (services/returns/rulebook.py)."""
+        return self.book.rules_for(marketplace)
+
+    async def policy_for(self, seller_id: str, marketplace: str) -> SellerPolicy:
+        """The seller's policy in that marketplace, or the marketplace's default one."""
+        stored = await self.store.get_policy(seller_id, marketplace)
+        return stored or default_policy(self.rules_for(marketplace))
 
     async def open(self, request: ReturnRequest, principal: Principal, idempotency_key: str | None = None) -> Return:
         check_role(principal, "create")
@@ -98,7 +105,11 @@ class Lifecycle:
         if order is None or not principal.may_access(buyer_id=order.buyer.id):
             raise rule_violation([FieldProblem("order_id", "no delivered order with this id")])
         return_id = return_id_for(principal, idempotency_key)
-        policy = await self.policy_for(order.seller.id)
+        try:
+            rules = self.rules_for(order.marketplace)
+        except RulesBroken as exc:  # an order stored before its marketplace left the file
+            raise rule_violation(exc.problems) from None
+        policy = await self.policy_for(order.seller.id, order.marketplace)
         flagged = await self.store.buyer_flagged(order.buyer.id)
         for attempt in range(CREATE_ATTEMPTS):
             # A retried request finds its return among the order's (read anyway); only after our
@@ -117,7 +128,7 @@ class Lifecycle:
                     request,
                     return_id=return_id,
                     policy=policy,
-                    rules=self.rules,
+                    rules=rules,
                     already_returned=returned_so_far(existing),
                     buyer_flagged=flagged,
                     actor=principal.actor,
@@ -158,7 +169,7 @@ class Lifecycle:
         now = self.now()
         try:
             after = step(ret, now)
-        except (IllegalTransition, PolicyViolation) as exc:
+        except (IllegalTransition, RulesBroken) as exc:  # PolicyViolation, or a marketplace no longer served
             raise from_domain(exc) from None
         if after is ret:
             return ret

@@ -161,6 +161,8 @@ def build_authorization(ret: Return, body: AuthorizeBody, now: datetime, rules: 
     if problems:
         raise PolicyViolation(problems)
     ship_by = rules.ship_by(now)
+    # Return-shipping insurance (CN): the insurer refunds the postage the buyer pays; the seller never does.
+    insured = payer == Fault.BUYER and any(line.return_shipping_insurance for line in ret.lines)
     instructions = body.instructions or (
         "Print the prepaid label, pack the item and hand it to the carrier."
         if label == LabelType.PREPAID
@@ -171,6 +173,7 @@ def build_authorization(ret: Return, body: AuthorizeBody, now: datetime, rules: 
         **same_named(body, ("carrier", "tracking_number", "label_url")),
         return_shipping_paid_by=payer,
         return_postage=postage,
+        insured_return_postage=postage if insured else None,
         returnless=False,
         instructions=instructions,
         ship_by=ship_by,
@@ -267,7 +270,7 @@ def receive(ret: Return, body: ReceiveBody, actor: Actor, now: datetime, rules: 
             quantity=line.quantity,
             condition=line.condition,
             restocking_fee_percent=restocking_fee_percent(
-                returned[line.line_id].fault, line.condition, ret.policy, rules
+                returned[line.line_id].fault, line.condition, ret.policy, rules, withdrawal=ret.withdrawal
             ),
             disposition=line.disposition
             or default_disposition(line.condition, line.quantity, returned[line.line_id].reason_code),

@@ -15,6 +15,7 @@ from services.returns.policy import (
     fault_of,
     in_window,
     is_whole_order,
+    is_withdrawal,
     may_auto_authorize,
     overall_fault,
     qualifies_for_returnless,
@@ -22,7 +23,7 @@ from services.returns.policy import (
     window_days,
 )
 from services.returns.schemas import AuthorizeBody, ReturnRequest
-from shared.models import Actor, Order, Resolution, Return, ReturnLine, ReturnStatus, TimelineEntry, same_named
+from shared.models import Actor, Fault, Order, Resolution, Return, ReturnLine, ReturnStatus, TimelineEntry, same_named
 from shared.rules import FieldProblem
 
 # Statuses whose units never came back (or never will): they don't count against the order's quantity.
@@ -71,22 +72,31 @@ def check_request(
             )
         if request.policy_exception:
             continue
+        seller_fault = fault_of(wanted.reason_code) == Fault.SELLER
         if line.category in rules.non_returnable_categories:
             problems.append(
                 FieldProblem(f"lines[{i}].line_id", f"items in category {line.category!r} are not returnable")
             )
-        elif days >= 0 and not in_window(order, line, policy, rules, now):
+        elif not seller_fault and line.category in rules.no_reason_excluded_categories:
+            problems.append(
+                FieldProblem(
+                    f"lines[{i}].reason_code",
+                    f"items in category {line.category!r} can only be returned for a quality problem",
+                )
+            )
+        elif days >= 0 and not in_window(order, line, policy, rules, now, seller_fault):
             problems.append(
                 FieldProblem(
                     f"lines[{i}].line_id",
-                    f"the {window_days(policy, line.category, rules)}-day "
+                    f"the {window_days(policy, line.category, rules, seller_fault)}-day "
                     f"return window closed ({days} days since delivery)",
                 )
             )
     return problems
 
 
-def return_lines(order: Order, request: ReturnRequest) -> list[ReturnLine]:
+def return_lines(order: Order, request: ReturnRequest, rules: MarketplaceRules) -> list[ReturnLine]:
+    """The request's lines as the return carries them; insurance only where the marketplace offers it."""
     replacing = request.resolution == Resolution.REPLACEMENT
     lines = []
     for wanted in request.lines:
@@ -100,6 +110,7 @@ def return_lines(order: Order, request: ReturnRequest) -> list[ReturnLine]:
                 **same_named(wanted, ("quantity", "reason_code", "comment")),
                 fault=fault_of(wanted.reason_code),
                 replacement_sku=(wanted.replacement_sku or line.sku) if replacing else None,
+                return_shipping_insurance=line.return_shipping_insurance and rules.return_shipping_insurance,
             )
         )
     return lines
@@ -126,7 +137,7 @@ def open_return(
     problems = check_request(order, request, policy, rules, already_returned, now)
     if problems:
         raise PolicyViolation(problems)
-    lines = return_lines(order, request)
+    lines = return_lines(order, request, rules)
     in_policy = not request.policy_exception or not check_request(
         order, request.model_copy(update={"policy_exception": False}), policy, rules, already_returned, now
     )
@@ -143,6 +154,7 @@ def open_return(
         lines=lines,
         fault=overall_fault(lines),
         in_policy=in_policy,
+        withdrawal=is_withdrawal(overall_fault(lines), order.delivered_at, now, order.marketplace, rules),
         policy=snapshot,
         whole_order=is_whole_order(order, lines, already_returned),
         created_at=now,

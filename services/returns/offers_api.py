@@ -7,6 +7,7 @@ and visibility (someone else's return is a 404) as the other transitions.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
@@ -60,12 +61,13 @@ async def _make(act: Transition, body: OfferBody, idempotency_key: str | None) -
         check_role(act.principal, offers.MAKE)
         if earlier := await made_already():
             return earlier
-    validity = act.desk.rules.offer_validity
+
+    def make(ret: Return, now: datetime) -> Return:
+        validity = act.desk.rules_for(ret.marketplace).offer_validity  # the return's marketplace's
+        return offers.make_offer(ret, offer_id, body.amount, act.actor, now, validity, body.note)
+
     try:
-        return await act(
-            offers.MAKE,
-            lambda ret, now: offers.make_offer(ret, offer_id, body.amount, act.actor, now, validity, body.note),
-        )
+        return await act(offers.MAKE, make)
     except Conflict:
         # A concurrent copy of this request got in first: it made the offer this key names.
         if idempotency_key is not None and (earlier := await made_already()):

@@ -4,8 +4,8 @@ The one home of every rule the marketplace sets. The refunds service keeps no co
 this module decided from the return (`lines[].fault`, `authorization.return_shipping_paid_by`,
 `refund_due_at`, `receipt.lines[].restocking_fee_percent`).
 
-- The numbers (window, deadlines, restocking-fee cap, high-value cap, default postage): `MarketplaceRules`;
-  the defaults are here, a deployment may change them (services/returns/settings.py).
+- The numbers (windows, deadlines, restocking-fee cap, high-value cap, default postage): `MarketplaceRules`,
+  one per marketplace, from the marketplaces file (services/returns/rulebook.py).
 - Which reasons are the buyer's fault: `BUYER_FAULT_REASONS`, `fault_of`, `overall_fault`.
 - Who pays return shipping: `seller_must_pay_shipping`, `return_shipping_payer`.
 - When a restocking fee applies, and how much: `RESTOCKING_CONDITIONS`, `restocking_fee_percent`.
@@ -15,14 +15,15 @@ this module decided from the return (`lines[].fault`, `authorization.return_ship
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
-from shared.calendar import add_business_days, marketplace_country, marketplace_zone
+from services.returns.rulebook import DEFAULT_RULES as DEFAULT_RULES
+from services.returns.rulebook import MarketplaceRules as MarketplaceRules
+from shared.calendar import marketplace_country, marketplace_zone
 from shared.models import (
     Fault,
     ItemCondition,
@@ -32,95 +33,13 @@ from shared.models import (
     ReasonCode,
     ReplacementTiming,
     ReturnLine,
-    same_named,
 )
 from shared.money import Money
 from shared.rules import FieldProblem, RulesBroken
 
-if TYPE_CHECKING:  # settings.py imports this module for its defaults
-    from services.returns.settings import Settings
-
 
 class PolicyViolation(RulesBroken):
     """The return breaks the marketplace's or the seller's rules (a 422 naming each field)."""
-
-
-# ---- the marketplace's numbers --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MarketplaceRules:
-    """What the marketplace sets; a seller's policy may be more generous, never weaker."""
-
-    return_window_days: int = 30
-    response_deadline: timedelta = timedelta(hours=48)
-    reminder_lead: timedelta = timedelta(hours=12)
-    authorization_validity: timedelta = timedelta(days=30)
-    refund_business_days: int = 2
-    max_restocking_fee_percent: Decimal = Decimal(50)
-    offer_validity: timedelta = timedelta(hours=72)  # a keep-it offer the buyer leaves unanswered expires
-    non_returnable_categories: frozenset[str] = frozenset(
-        {"digital_content", "gift_cards", "perishable_food", "personalized", "hazardous_materials"}
-    )
-    # Per currency, in minor units.
-    high_value_cap: Mapping[str, int] = field(
-        default_factory=lambda: {
-            "USD": 75000,
-            "EUR": 70000,
-            "GBP": 60000,
-            "CAD": 100000,
-            "AUD": 110000,
-            "JPY": 110000,
-            "CNY": 500000,
-            "BHD": 280000,
-        }
-    )
-    default_return_postage: Mapping[str, int] = field(
-        default_factory=lambda: {
-            "USD": 899,
-            "EUR": 699,
-            "GBP": 599,
-            "CAD": 1199,
-            "AUD": 1295,
-            "JPY": 1000,
-            "CNY": 3000,
-            "BHD": 3000,
-        }
-    )
-    # Resolutions besides a refund (docs/product.md §12): whether buyers may ask for them at all.
-    replacements_allowed: bool = True
-    store_credit_allowed: bool = True
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MarketplaceRules:
-        """The rules the settings name: every rule is a setting of the same name."""
-        rules = same_named(settings, (rule.name for rule in fields(cls)))
-        rules.update(
-            non_returnable_categories=frozenset(settings.non_returnable_categories),
-            high_value_cap=dict(settings.high_value_cap),
-            default_return_postage=dict(settings.default_return_postage),
-        )
-        return cls(**rules)
-
-    def response_due(self, requested_at: datetime) -> datetime:
-        """The seller answers by then, or the platform authorizes (`response_due_at`)."""
-        return requested_at + self.response_deadline
-
-    def ship_by(self, authorized_at: datetime) -> datetime:
-        """The buyer ships by then, or the authorization expires."""
-        return authorized_at + self.authorization_validity
-
-    def refund_due(self, received_at: datetime, marketplace: str) -> datetime:
-        """The refund deadline (`refund_due_at`): business days of the marketplace's calendar after receipt."""
-        return add_business_days(received_at, self.refund_business_days, marketplace)
-
-    def postage(self, currency: str) -> Money | None:
-        amount = self.default_return_postage.get(currency)
-        return None if amount is None else Money(amount=amount, currency=currency)
-
-
-# The marketplace's rules as shipped: the defaults of the settings and of a seller's policy.
-DEFAULT_RULES = MarketplaceRules()
 
 
 # ---- fault, return shipping, restocking fee -------------------------------------------------
@@ -161,16 +80,16 @@ RESTOCKING_CONDITIONS = frozenset({ItemCondition.OPENED, ItemCondition.USED, Ite
 
 
 def restocking_fee_percent(
-    fault: Fault, condition: ItemCondition, policy: PolicySnapshot, rules: MarketplaceRules
+    fault: Fault, condition: ItemCondition, policy: PolicySnapshot, rules: MarketplaceRules, *, withdrawal: bool = False
 ) -> Decimal:
     """The percent of the unit price the seller keeps on each unit received in this condition.
 
     The seller's percent (never above the marketplace's cap, even for a policy stored before the
     cap was lowered) when the buyer is at fault and the item came back opened, used or damaged by
     the buyer; otherwise none. Decided at receipt and carried on the return's receipt lines: the
-    refunds service applies it as it is.
+    refunds service applies it as it is. A statutory withdrawal (GB, DE) bears none, whatever the policy.
     """
-    if fault != Fault.BUYER or condition not in RESTOCKING_CONDITIONS:
+    if withdrawal or fault != Fault.BUYER or condition not in RESTOCKING_CONDITIONS:
         return Decimal(0)
     return min(Decimal(policy.restocking_fee_percent), rules.max_restocking_fee_percent)
 
@@ -184,7 +103,9 @@ class SellerPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    return_window_days: StrictInt = Field(default=DEFAULT_RULES.return_window_days, ge=1, le=3650)
+    return_window_days: StrictInt | None = Field(
+        default=None, ge=1, le=3650, description="Absent: the marketplace's window (`returns.window_days`)."
+    )
     category_window_days: dict[Category, StrictInt] = Field(
         default_factory=dict, description="Longer windows for some categories."
     )
@@ -214,21 +135,20 @@ class SellerPolicy(BaseModel):
 
 
 def default_policy(rules: MarketplaceRules) -> SellerPolicy:
-    """The policy of a seller who set none: the marketplace minimums."""
+    """The policy of a seller who set none in this marketplace: its own rules."""
     return SellerPolicy(return_window_days=rules.return_window_days)
 
 
 def check_policy(policy: SellerPolicy, rules: MarketplaceRules) -> list[FieldProblem]:
     """A seller policy may extend the marketplace's rules, never weaken them."""
     problems = []
-    minimum = rules.return_window_days
-    if policy.return_window_days < minimum:
-        problems.append(FieldProblem("return_window_days", f"must be at least the marketplace's {minimum} days"))
+    minimum = rules.minimum_window_days
+    too_short = f"must be at least the marketplace's {minimum} days ({rules.code})"
+    if policy.return_window_days is not None and policy.return_window_days < minimum:
+        problems.append(FieldProblem("return_window_days", too_short))
     for category, days in policy.category_window_days.items():
         if days < minimum:
-            problems.append(
-                FieldProblem(f"category_window_days.{category}", f"must be at least the marketplace's {minimum} days")
-            )
+            problems.append(FieldProblem(f"category_window_days.{category}", too_short))
         if category in rules.non_returnable_categories:
             problems.append(FieldProblem(f"category_window_days.{category}", "this category is not returnable"))
     if policy.restocking_fee_percent > rules.max_restocking_fee_percent:
@@ -241,8 +161,11 @@ def check_policy(policy: SellerPolicy, rules: MarketplaceRules) -> list[FieldPro
 # ---- eligibility ----------------------------------------------------------------------------
 
 
-def window_days(policy: SellerPolicy, category: str, rules: MarketplaceRules) -> int:
-    return max(rules.return_window_days, policy.return_window_days, policy.category_window_days.get(category, 0))
+def window_days(policy: SellerPolicy, category: str, rules: MarketplaceRules, seller_fault: bool = False) -> int:
+    """The marketplace's window for the fault, or the seller's (category) window when longer: a seller's
+    windows count for every reason, so a quality problem never has less time than a change of mind."""
+    sellers = max(policy.return_window_days or 0, policy.category_window_days.get(category, 0))
+    return max(rules.window_for(seller_fault), sellers)
 
 
 def days_since_delivery(delivered_at: datetime, now: datetime, marketplace: str) -> int:
@@ -251,9 +174,24 @@ def days_since_delivery(delivered_at: datetime, now: datetime, marketplace: str)
     return (now.astimezone(zone).date() - delivered_at.astimezone(zone).date()).days
 
 
-def in_window(order: Order, line: OrderLine, policy: SellerPolicy, rules: MarketplaceRules, now: datetime) -> bool:
+def in_window(
+    order: Order,
+    line: OrderLine,
+    policy: SellerPolicy,
+    rules: MarketplaceRules,
+    now: datetime,
+    seller_fault: bool = False,
+) -> bool:
     days = days_since_delivery(order.delivered_at, now, order.marketplace)
-    return 0 <= days <= window_days(policy, line.category, rules)
+    return 0 <= days <= window_days(policy, line.category, rules, seller_fault)
+
+
+def is_withdrawal(
+    fault: Fault, delivered_at: datetime, now: datetime, marketplace: str, rules: MarketplaceRules
+) -> bool:
+    """A buyer-fault return asked within the statutory withdrawal period (GB, DE: 14 local days)."""
+    days = days_since_delivery(delivered_at, now, marketplace)
+    return fault == Fault.BUYER and rules.withdrawal_days > 0 and 0 <= days <= rules.withdrawal_days
 
 
 def returnable_quantity(line: OrderLine, already_returned: Mapping[str, int]) -> int:

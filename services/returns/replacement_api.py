@@ -30,7 +30,7 @@ async def answer_replacement(body: ReplacementBody, act: Act) -> Return:
     else:
         action, step = (
             "replacement_unavailable",
-            lambda ret, now: replacements.give_up(ret, body, act.actor, now, act.desk.rules),
+            lambda ret, now: replacements.give_up(ret, body, act.actor, now, act.desk.rules_for(ret.marketplace)),
         )
     try:
         return await act(action, step)

@@ -1,4 +1,4 @@
-"""Configuration of the returns service: the marketplace's return rules (defaults in policy.py) and the deadline job."""
+"""Configuration of the returns service: overrides of the marketplaces' return rules and the deadline job."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
-from services.returns.policy import DEFAULT_RULES as RULES
 from shared.settings import CommonSettings
 
 
@@ -29,58 +28,61 @@ class Settings(CommonSettings):
     service_name: str = "returns"
     port: int = 8001
 
-    # The marketplace's rules: defaults in services/returns/policy.py (MarketplaceRules), the one place
-    # each is decided. A seller policy may be more generous, never weaker.
-    return_window_days: int = Field(
-        default=RULES.return_window_days,
+    # Deployment-wide overrides of the marketplaces' return rules, mainly for drills and tests: unset by
+    # default (every rule comes from the order's marketplace, shared/marketplaces.yaml); when set, the
+    # value replaces that rule in every marketplace (services/returns/rulebook.py).
+    return_window_days: int | None = Field(
+        default=None,
         ge=1,
-        description="Days after delivery, counted in the marketplace's local days.",
-    )
-    response_deadline: Duration = Field(
-        default=RULES.response_deadline, description="Seller's time to answer a request."
-    )
-    reminder_lead: Duration = Field(
-        default=RULES.reminder_lead, description="Remind the seller this long before the response deadline."
-    )
-    authorization_validity: Duration = Field(
-        default=RULES.authorization_validity, description="Time the buyer has to ship once authorized."
-    )
-    refund_business_days: int = Field(
-        default=RULES.refund_business_days,
-        ge=0,
         description=(
-            "Refund deadline after receipt, in the marketplace's business days. The one source of the rule: each "
-            "received return carries the date as `refund_due_at`, which the refunds service enforces."
+            "Override: the return window of every marketplace, in its local days after delivery, and the shortest "
+            "a seller may set."
         ),
     )
-    max_restocking_fee_percent: Decimal = Field(
-        default=RULES.max_restocking_fee_percent,
+    response_deadline: Duration | None = Field(default=None, description="Override: seller's time to answer a request.")
+    reminder_lead: Duration | None = Field(
+        default=None, description="Override: remind the seller this long before the response deadline."
+    )
+    authorization_validity: Duration | None = Field(
+        default=None, description="Override: time the buyer has to ship once authorized."
+    )
+    refund_business_days: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Override: refund deadline after receipt, in the marketplace's business days. Each received return "
+            "carries the date as `refund_due_at`, which the refunds service enforces."
+        ),
+    )
+    max_restocking_fee_percent: Decimal | None = Field(
+        default=None,
         ge=0,
         le=100,
         description=(
-            "Cap of the restocking fee a seller may charge, percent of the item price. The one source of the rule: "
-            "each received line carries the percent that applies (`receipt.lines[].restocking_fee_percent`)."
+            "Override: cap of the restocking fee a seller may charge, percent of the item price. Each received line "
+            "carries the percent that applies (`receipt.lines[].restocking_fee_percent`)."
         ),
     )
-    non_returnable_categories: list[str] = Field(default=sorted(RULES.non_returnable_categories))
-    high_value_cap: dict[str, int] = Field(
-        default=dict(RULES.high_value_cap),
-        description="Per currency, in minor units: items priced above it always need the seller's decision.",
+    non_returnable_categories: list[str] | None = Field(
+        default=None, description="Override: categories that cannot be returned."
     )
-    default_return_postage: dict[str, int] = Field(
-        default=dict(RULES.default_return_postage),
-        description="Postage assumed for an unpaid label when the seller names none, per currency, minor units.",
+    high_value_cap: dict[str, int] | None = Field(
+        default=None,
+        description="Override, per currency, minor units: items priced above it always need the seller's decision.",
     )
-
+    default_return_postage: dict[str, int] | None = Field(
+        default=None,
+        description="Override: postage of an unpaid label when the seller names none, per currency, minor units.",
+    )
     # Resolutions besides a refund on receipt (docs/product.md §12).
-    offer_validity: Duration = Field(
-        default=timedelta(hours=72), description="A keep-it offer the buyer has not answered expires after this."
+    offer_validity: Duration | None = Field(
+        default=None, description="Override: a keep-it offer the buyer has not answered expires after this."
     )
-    replacements_allowed: bool = Field(
-        default=True, description="Whether buyers may ask for a replacement (where the seller's policy offers one)."
+    replacements_allowed: bool | None = Field(
+        default=None, description="Override: whether buyers may ask for a replacement (where the seller offers one)."
     )
-    store_credit_allowed: bool = Field(
-        default=True, description="Whether buyers may ask for their refund as store credit (`refund_to`)."
+    store_credit_allowed: bool | None = Field(
+        default=None, description="Override: whether buyers may ask for their refund as store credit (`refund_to`)."
     )
 
     # Deadline job.

@@ -26,6 +26,16 @@ OFFER_EXPIRES_AT = "offer_expires_at"
 NOT_SETTLED: dict[str, Any] = {"settlement": None}
 
 
+# Policies stored before marketplaces (checked against today's US profile) keep their key: the
+# seller's id is their US policy's key, `seller_id:CODE` that of every other marketplace.
+LEGACY_MARKETPLACE = "US"
+
+
+def policy_key(seller_id: str, marketplace: str) -> str:
+    """One stored policy per (seller, marketplace); a code is two capitals, so keys never collide."""
+    return seller_id if marketplace == LEGACY_MARKETPLACE else f"{seller_id}:{marketplace}"
+
+
 class ConcurrentOrderWrite(RuntimeError):
     """The same order was rewritten concurrently three times in a row."""
 
@@ -75,6 +85,7 @@ def return_criteria(wanted: ReturnFilter) -> dict[str, Any]:
 
 class StoredPolicy(SellerPolicy):
     seller_id: str
+    marketplace: str = LEGACY_MARKETPLACE  # policies stored before marketplaces were the US rules'
     version: int = 0
     updated_at: datetime | None = None
 
@@ -166,14 +177,15 @@ class ReturnsStore:
 
     # ---- seller policies ----------------------------------------------------------------------
 
-    async def get_policy(self, seller_id: str) -> StoredPolicy | None:
-        doc = await self.policies.find_one({"_id": seller_id})
+    async def get_policy(self, seller_id: str, marketplace: str) -> StoredPolicy | None:
+        doc = await self.policies.find_one({"_id": policy_key(seller_id, marketplace)})
         return None if doc is None else StoredPolicy.model_validate({k: v for k, v in doc.items() if k != "_id"})
 
-    async def put_policy(self, seller_id: str, policy: SellerPolicy, now: datetime) -> StoredPolicy:
-        fields = to_document(policy.model_dump(mode="python")) | {"seller_id": seller_id, "updated_at": now}
+    async def put_policy(self, seller_id: str, marketplace: str, policy: SellerPolicy, now: datetime) -> StoredPolicy:
+        fields = to_document(policy.model_dump(mode="python"))
+        fields |= {"seller_id": seller_id, "marketplace": marketplace, "updated_at": now}
         doc = await self.policies.find_one_and_update(
-            {"_id": seller_id},
+            {"_id": policy_key(seller_id, marketplace)},
             {"$set": fields, "$inc": {"version": 1}},
             upsert=True,
             return_document=ReturnDocument.AFTER,

@@ -14,6 +14,8 @@ from services.returns.domain import ALLOWED, IllegalTransition
 from services.returns.eligibility import open_return
 from services.returns.policy import PolicyViolation
 from services.returns.schemas import AuthorizeBody, CloseBody, ReceiveBody, RejectBody, ShipBody
+from shared import marketplaces
+from shared.marketplace_models import Marketplace
 from shared.models import Actor, Breakdown, Fault, LabelType, Refund, RefundKind, RefundStatus, Return, ReturnStatus
 from shared.money import Money
 from tests.unit.returns.builders import BUYER, RULES, SELLER, make_order, make_request, policy
@@ -258,6 +260,14 @@ def test_receive_sets_the_refund_deadline_in_business_days():
     assert [(r.line_id, r.quantity, r.condition) for r in ret.receipt.lines] == [("L1", 1, "opened")]
 
 
+def with_bahrain() -> marketplaces.Marketplaces:
+    """The shipped marketplaces and Bahrain (its calendar: a Friday-Saturday weekend)."""
+    us = marketplaces.shipped()["US"].model_dump()
+    bahrain = us | {"code": "BH", "name": "Bahrain", "currency": "BHD", "calendar_country": "BH", "country": ""}
+    bahrain |= {"time_zone": "Asia/Bahrain"}
+    return marketplaces.Marketplaces({**marketplaces.shipped(), "BH": Marketplace.model_validate(bahrain)})
+
+
 @pytest.mark.parametrize(
     ("marketplace", "zone", "received", "due_day"),
     [
@@ -280,8 +290,12 @@ def test_receive_sets_the_refund_deadline_in_business_days():
         ("DE", "Europe/Berlin", (2025, 10, 2, 12), (2025, 10, 7)),
     ],
 )
-def test_the_refund_deadline_skips_the_marketplaces_weekends_and_public_holidays(marketplace, zone, received, due_day):
+def test_the_refund_deadline_skips_the_marketplaces_weekends_and_public_holidays(
+    marketplace, zone, received, due_day, monkeypatch
+):
     # The one place the rule lives: the refunds service reads the date from `return.received`.
+    # BH is no shipped marketplace: a deployment serving it names it in its marketplaces file.
+    monkeypatch.setattr(marketplaces, "_current", with_bahrain())
     at = datetime(*received, tzinfo=ZoneInfo(zone))
     ret = authorized().model_copy(update={"marketplace": marketplace})
     got = domain.receive(

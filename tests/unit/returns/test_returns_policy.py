@@ -27,7 +27,9 @@ from services.returns.policy import (
     return_shipping_payer,
     seller_must_pay_shipping,
 )
+from services.returns.rulebook import RuleBook
 from services.returns.settings import Settings
+from shared.marketplaces import shipped
 from shared.models import Fault, ItemCondition, PolicySnapshot, ReasonCode, ReturnLine
 from shared.money import Money
 from tests.unit.returns.builders import RULES, make_order, policy
@@ -115,22 +117,34 @@ def test_the_marketplace_rules_as_shipped():
         DEFAULT_RULES.refund_business_days,
         DEFAULT_RULES.max_restocking_fee_percent,
     ) == (30, timedelta(hours=48), timedelta(hours=12), timedelta(days=30), 2, Decimal(50))
-    assert MarketplaceRules.from_settings(Settings()) == DEFAULT_RULES
-    assert SellerPolicy().return_window_days == 30
+    # The US profile is these rules exactly (US orders behave as before marketplaces); no setting overrides it.
+    assert RuleBook.from_settings(Settings(), shipped()).rules_for("US") == DEFAULT_RULES
+    assert MarketplaceRules.of(shipped()["US"]) == DEFAULT_RULES
+    assert SellerPolicy().return_window_days is None  # the marketplace's window
 
 
 def test_the_restocking_fee_cap_comes_from_settings():
-    rules = MarketplaceRules.from_settings(Settings(max_restocking_fee_percent=Decimal(20)))
+    rules = RuleBook.from_settings(Settings(max_restocking_fee_percent=Decimal(20)), shipped()).rules_for("US")
     assert [p.field for p in check_policy(policy(restocking_fee_percent=Decimal("20.5")), rules)] == [
         "restocking_fee_percent"
     ]
     assert check_policy(policy(restocking_fee_percent=Decimal(20)), rules) == []
 
 
-def test_rules_come_from_settings():
-    rules = MarketplaceRules.from_settings(Settings(return_window_days=45, response_deadline=timedelta(seconds=5)))
-    assert rules.return_window_days == 45 and rules.response_deadline == timedelta(seconds=5)
-    assert "gift_cards" in rules.non_returnable_categories and rules.high_value_cap["USD"] > 0
+def test_settings_override_the_rules_of_every_marketplace():
+    settings = Settings(
+        return_window_days=45, response_deadline=timedelta(seconds=5), reminder_lead=timedelta(seconds=1)
+    )
+    book = RuleBook.from_settings(settings, shipped())
+    for code in ("US", "GB", "DE", "JP", "CN"):
+        rules = book.rules_for(code)
+        assert rules.return_window_days == rules.minimum_window_days == 45, code
+        assert rules.response_deadline == timedelta(seconds=5) and rules.reminder_lead == timedelta(seconds=1)
+        assert rules.window_for(seller_fault=True) == 45  # CN's 15-day quality window is shorter: it gives way
+    assert "gift_cards" in book.rules_for("US").non_returnable_categories
+    # What is not overridden stays each marketplace's own.
+    assert book.rules_for("CN").max_restocking_fee_percent == 0 and book.rules_for("DE").withdrawal_days == 14
+    assert RuleBook.from_settings(Settings(), shipped()).rules_for("CN").window_for(seller_fault=True) == 15
 
 
 # ---- the window, in the marketplace's local days -----------------------------------------------
@@ -206,8 +220,10 @@ def test_who_pays_return_shipping(fault, country, chooses, payer):
     assert seller_must_pay_shipping(fault, country, "US") == (fault == Fault.SELLER or country != "US")
 
 
-def test_uk_marketplace_country_is_gb():
-    assert not seller_must_pay_shipping(Fault.BUYER, "GB", "UK")
+def test_gb_marketplace_country_is_gb():
+    # The GB profile's calendar is England's (GB-ENG); its addresses are GB ones.
+    assert not seller_must_pay_shipping(Fault.BUYER, "GB", "GB")
+    assert seller_must_pay_shipping(Fault.BUYER, "DE", "GB")
 
 
 # ---- the restocking fee ----------------------------------------------------------------------

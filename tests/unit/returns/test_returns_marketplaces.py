@@ -3,7 +3,7 @@ statutory minimum, CN's no-reason and quality windows and excluded categories, w
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,9 +38,9 @@ def delivered_order(code: str, *, category: str = "kitchen", insured: bool = Fal
     return make_order(marketplace=code, currency=CURRENCY[code], delivered_at=at, lines=lines)
 
 
-def local(code: str, day: int, *clock: int) -> datetime:
-    """`day` days after delivery (3 March), at `clock` (h, m, s) local time of the marketplace."""
-    return datetime(2025, 3, 3, *clock, tzinfo=ZoneInfo(ZONE[code])) + timedelta(days=day)
+def local(code: str, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    """`day` days after delivery (3 March), at that local time of the marketplace (DST included)."""
+    return datetime.combine(date(2025, 3, 3) + timedelta(days=day), time(hour, minute, second), ZoneInfo(ZONE[code]))
 
 
 def problems(order: Order, reason: str, now: datetime, policy: SellerPolicy | None = None) -> dict[str, str]:
@@ -183,7 +183,9 @@ def received_opened_item(code: str, day: int) -> Decimal:
     ret = opened(delivered_order(code), "NO_LONGER_NEEDED", asked, policy)
     ret = domain.authorize(ret, AuthorizeBody(), SELLER, asked, rules)
     body = ReceiveBody(lines=[{"line_id": "L1", "quantity": 1, "condition": "opened"}])
-    return domain.receive(ret, body, SELLER, asked + timedelta(days=3), rules).receipt.lines[0].restocking_fee_percent
+    receipt = domain.receive(ret, body, SELLER, asked + timedelta(days=3), rules).receipt
+    assert receipt is not None
+    return receipt.lines[0].restocking_fee_percent
 
 
 def test_a_withdrawal_bears_no_restocking_fee_whatever_the_policy():

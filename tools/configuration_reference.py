@@ -18,6 +18,8 @@ def _type_name(annotation: Any) -> str:
     if annotation is None or annotation is type(None):
         return "null"
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:  # an optional Duration: `Annotated[timedelta, ...] | None`
+        return _type_name(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
         return " \\| ".join(_type_name(arg) for arg in typing.get_args(annotation))
     if origin is typing.Literal:

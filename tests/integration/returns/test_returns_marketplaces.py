@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 def order_in(marketplace: str, currency: str, days_ago: int, **kwargs):
-    """An order of that marketplace delivered `days_ago` days before the tests' clock (T0, noon UTC-ish)."""
+    """An order of that marketplace delivered `days_ago` days before the tests' clock (T0)."""
     return order_data(
         buyer_id=unique("b"),
         marketplace=marketplace,

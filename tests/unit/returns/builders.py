@@ -8,6 +8,7 @@ from typing import Any
 
 from services.returns.policy import MarketplaceRules, SellerPolicy, default_policy
 from services.returns.schemas import ReturnRequest
+from shared.calendar import marketplace_country
 from shared.models import Actor, Order
 
 # Delivered Monday 2025-03-03 at 15:00 New York time (20:00 UTC): day D of the US window.
@@ -88,7 +89,7 @@ def order_data(
 
 
 def _country(marketplace: str) -> str:
-    return {"UK": "GB"}.get(marketplace, marketplace)
+    return marketplace_country(marketplace)  # the marketplace's own country: domestic returns
 
 
 def make_order(**kwargs: Any) -> Order:

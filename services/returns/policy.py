@@ -9,7 +9,9 @@ this module decided from the return (`lines[].fault`, `authorization.return_ship
 - Which reasons are the buyer's fault: `BUYER_FAULT_REASONS`, `fault_of`, `overall_fault`.
 - Who pays return shipping: `seller_must_pay_shipping`, `return_shipping_payer`.
 - When a restocking fee applies, and how much: `RESTOCKING_CONDITIONS`, `restocking_fee_percent`.
-- What a seller's policy may change: `SellerPolicy`, `check_policy`; eligibility and automatic decisions below.
+- What a seller's policy may change: `SellerPolicy`, `check_policy` (per marketplace, never below its minimum).
+- Windows by fault (`window_days`: CN 7 days no-reason, 15 for quality), the statutory withdrawal
+  (`is_withdrawal`: no restocking fee); eligibility and automatic decisions below.
 """
 
 from __future__ import annotations

@@ -12,15 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from services.returns.settings import Settings
 from shared import marketplaces
 from shared.calendar import add_business_days
 from shared.marketplace_models import Marketplace
 from shared.money import Money
-
-if TYPE_CHECKING:  # settings.py does not import this module, but keep the service graph one-way
-    from services.returns.settings import Settings
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

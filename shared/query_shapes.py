@@ -674,10 +674,11 @@ SHAPES: tuple[QueryShape, ...] = (
     _shape(
         "claims",
         "reminded, respond_by: $gt $lte, status",
-        "`status_1_respond_by_1`",
+        "`status_1_respond_by_1` (marketplace filtered on the walk)",
         INDEXED,
         False,
-        "disputes `due_for_reminder` (claim deadline job)",
+        "disputes `due_for_reminder` (claim deadline job; by marketplace when their reminder leads differ)",
+        optional=("marketplace: $in", "marketplace: $nin"),
         sort="+respond_by",
     ),
     _shape(

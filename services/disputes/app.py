@@ -11,11 +11,11 @@ from services.disputes import api, feedback_api
 from services.disputes.chargebacks import api as chargebacks_api
 from services.disputes.chargebacks.wiring import chargebacks_wired
 from services.disputes.claims import ClaimDesk
-from services.disputes.eligibility import ClaimRules
 from services.disputes.feedback import FeedbackDesk
 from services.disputes.handlers import SUBSCRIPTIONS, Disputes
 from services.disputes.jobs import ClaimDeadlineJob
 from services.disputes.orders import OrderBook
+from services.disputes.rulebook import DisputeRules
 from services.disputes.settings import Settings
 from services.disputes.store import ClaimsStore
 from shared.clock import Clock
@@ -30,18 +30,19 @@ ROUTERS = [api.router, feedback_api.router, chargebacks_api.router]
 
 @asynccontextmanager
 async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -> AsyncIterator[None]:
+    rules = DisputeRules.from_settings(settings)  # the marketplaces' claim rules, the settings laid over
     orders = OrderBook(db["order_facts"])
     await orders.ensure_indexes()
     store = ClaimsStore(db)
     await store.ensure_indexes()
-    chargebacks = await chargebacks_wired(app, db, settings, clock, orders)
+    chargebacks = await chargebacks_wired(app, db, settings, clock, orders, rules)
     # No inbox: every handler is idempotent on its own (handlers.py).
     outboxes = [store.claims, store.feedback, *chargebacks.outboxes]
     messaging = Messaging.from_settings(settings, inbox=None, outboxes=outboxes, clock=clock)
     store.outbox_relay = messaging.relay  # a claim's or feedback's events are committed claimed for it
     app.state.bus = messaging.bus
     wake = messaging.relay.wake
-    claims = app.state.claims = ClaimDesk(store, orders, ClaimRules.from_settings(settings), clock, on_commit=wake)
+    claims = app.state.claims = ClaimDesk(store, orders, rules, clock, on_commit=wake)
     app.state.feedback = FeedbackDesk(store, orders, clock, on_commit=wake)
     deadlines = app.state.claim_deadlines = ClaimDeadlineJob(
         claims, interval_s=settings.job_interval_s, batch_size=settings.job_batch_size

@@ -9,9 +9,10 @@ from datetime import datetime
 
 from services.disputes import domain
 from services.disputes.domain import ClaimProblem, IllegalTransition
-from services.disputes.eligibility import ClaimRules, OpenClaimExists, file_claim
+from services.disputes.eligibility import OpenClaimExists, file_claim
 from services.disputes.errors import ClaimNotFound, ConcurrentChange, from_domain, rule_violation
 from services.disputes.orders import OrderBook
+from services.disputes.rulebook import DisputeRules
 from services.disputes.schemas import ClaimRequest, DecideBody
 from services.disputes.store import ClaimsStore, DuplicateKeyError
 from shared import acting
@@ -55,7 +56,7 @@ class ClaimDesk:
         self,
         store: ClaimsStore,
         orders: OrderBook,
-        rules: ClaimRules,
+        rules: DisputeRules,
         clock: Clock,
         on_commit: Callable[..., None] = lambda *_, **__: None,  # OutboxRelay.wake(doc_id, collection=, entries=)
     ) -> None:
@@ -78,10 +79,9 @@ class ClaimDesk:
             if idempotency_key is not None and (earlier := next((c for c in existing if c.claim_id == claim_id), None)):
                 return earlier  # a retry of a request that was filed before its response was stored
             now = self.now()
+            rules = self.rules.claims(facts.order.marketplace)  # the order's marketplace's A-to-z rules
             try:
-                claim = file_claim(
-                    facts, request, existing, self.rules, claim_id=claim_id, actor=principal.actor, now=now
-                )
+                claim = file_claim(facts, request, existing, rules, claim_id=claim_id, actor=principal.actor, now=now)
             except (ClaimProblem, OpenClaimExists) as exc:
                 raise from_domain(exc) from None
             try:

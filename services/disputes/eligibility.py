@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from services.disputes.domain import ClaimProblem, amount_problems
 from services.disputes.orders import OrderFacts
 from services.disputes.schemas import ClaimRequest
-from services.disputes.settings import Settings
+from shared import marketplace_models
 from shared.dispute_models import OPEN_STATUSES, RETURN_REASONS, Claim, ClaimReason, ClaimStatus, Step
 from shared.models import Actor, Party, ReturnStatus
 from shared.rules import FieldProblem
@@ -18,7 +18,7 @@ from shared.rules import FieldProblem
 
 @dataclass(frozen=True)
 class ClaimRules:
-    """The marketplace's A-to-z settings (services/disputes/settings.py)."""
+    """One marketplace's A-to-z rules as durations (services/disputes/rulebook.py picks the marketplace)."""
 
     opens_after: timedelta = timedelta(days=15)
     window: timedelta = timedelta(days=90)
@@ -26,12 +26,12 @@ class ClaimRules:
     reminder_lead: timedelta = timedelta(hours=24)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ClaimRules:
+    def of(cls, rules: marketplace_models.ClaimRules) -> ClaimRules:
         return cls(
-            opens_after=timedelta(days=settings.claim_opens_after_days),
-            window=timedelta(days=settings.claim_window_days),
-            response_time=timedelta(hours=settings.claim_response_hours),
-            reminder_lead=timedelta(hours=settings.claim_reminder_hours),
+            opens_after=timedelta(days=rules.opens_after_days),
+            window=timedelta(days=rules.window_days),
+            response_time=timedelta(hours=rules.response_hours),
+            reminder_lead=timedelta(hours=rules.reminder_hours),
         )
 
 

@@ -43,9 +43,12 @@ class ClaimDeadlineJob:
         # Deadline first: a claim past it is granted, not reminded.
         for claim in await self.store.past_deadline(now, self.batch_size):
             run.granted += await self._apply(claim, "claim.granted", lambda c: domain.grant_late(c, now), now)
-        until = now + self.desk.rules.reminder_lead
-        for claim in await self.store.due_for_reminder(now, until, self.batch_size):
-            run.reminded += await self._apply(claim, "claim.response_due_soon", lambda c: domain.remind(c, now), now)
+        # Each marketplace reminds its own lead before the deadline: one sweep per distinct lead.
+        for lead, marketplace in self.desk.rules.reminder_sweeps():
+            for claim in await self.store.due_for_reminder(now, now + lead, self.batch_size, marketplace):
+                run.reminded += await self._apply(
+                    claim, "claim.response_due_soon", lambda c: domain.remind(c, now), now
+                )
         if run.reminded or run.granted:
             log.info("claim deadline run", extra=vars(run))
         return run

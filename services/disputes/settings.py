@@ -1,7 +1,9 @@
-"""Configuration of the disputes service: claim windows and deadlines, chargeback evidence, jobs.
+"""Configuration of the disputes service: deployment-wide overrides of the claim rules, Stripe, jobs.
 
-These are the marketplace's A-to-z and chargeback settings (docs/product.md, disputes); every one
-is a default a deployment may change.
+The claim window, the seller's response time and reminder and the chargeback evidence days are
+rules of each marketplace (the `claims` block of its profile, shared/marketplaces.yaml). The
+settings of the same names, unset by default, replace that rule in every marketplace when set:
+overrides, mainly for drills and tests (services/disputes/rulebook.py).
 """
 
 from __future__ import annotations
@@ -10,27 +12,32 @@ from pydantic import Field
 
 from shared.settings import CommonSettings
 
+_OVERRIDE = "Override, mainly for drills and tests (default: each marketplace's `claims` rule): "
+
 
 class Settings(CommonSettings):
     service_name: str = "disputes"
     port: int = 8005
 
-    claim_opens_after_days: int = Field(
-        default=15,
+    claim_opens_after_days: int | None = Field(
+        default=None,
         ge=0,
-        description="A claim may be filed this many days after the order was placed (RETURN_* reasons: at once).",
+        description=_OVERRIDE
+        + "a claim may be filed this many days after the order was placed (RETURN_* reasons: at once).",
     )
-    claim_window_days: int = Field(default=90, gt=0, description="...and until this many days after it.")
-    claim_response_hours: float = Field(
-        default=72.0,
+    claim_window_days: int | None = Field(
+        default=None, gt=0, description=_OVERRIDE + "...and until this many days after it."
+    )
+    claim_response_hours: float | None = Field(
+        default=None, gt=0, description=_OVERRIDE + "the seller's time to answer a claim; then it is granted."
+    )
+    claim_reminder_hours: float | None = Field(
+        default=None,
         gt=0,
-        description="The seller's time to answer a claim (older marketplace rules: 168, 7 days); then it is granted.",
+        description=_OVERRIDE + "the seller is reminded this long before the claim's response deadline.",
     )
-    claim_reminder_hours: float = Field(
-        default=24.0, gt=0, description="The seller is reminded this long before the claim's response deadline."
-    )
-    chargeback_evidence_days: float = Field(
-        default=7.0, gt=0, description="The seller's time to send evidence for a chargeback."
+    chargeback_evidence_days: float | None = Field(
+        default=None, gt=0, description=_OVERRIDE + "the seller's time to send evidence for a chargeback."
     )
     stripe_api_base: str = "http://127.0.0.1:12111"
     stripe_api_key: str = "sk_test_123"

@@ -134,8 +134,15 @@ class ClaimsStore:
 
     # ---- deadlines ----------------------------------------------------------------------------
 
-    async def due_for_reminder(self, now: datetime, until: datetime, limit: int) -> list[Claim]:
-        return await self._open_by_deadline({"reminded": False, "respond_by": {"$gt": now, "$lte": until}}, limit)
+    async def due_for_reminder(
+        self, now: datetime, until: datetime, limit: int, marketplace: dict[str, Any] | None = None
+    ) -> list[Claim]:
+        """Open claims not yet reminded whose deadline is in (now, until]; `marketplace`: a filter on
+        it (`{"$in": [...]}`), for marketplaces whose reminder lead differs (DisputeRules.reminder_sweeps)."""
+        query: dict[str, Any] = {"reminded": False, "respond_by": {"$gt": now, "$lte": until}}
+        if marketplace is not None:
+            query["marketplace"] = marketplace
+        return await self._open_by_deadline(query, limit)
 
     async def past_deadline(self, now: datetime, limit: int) -> list[Claim]:
         return await self._open_by_deadline({"respond_by": {"$lte": now}}, limit)

@@ -55,7 +55,7 @@ class ChargebackDesk:
     orders: OrderBook
     gateway: Gateway
     clock: Clock
-    evidence_days: float
+    evidence_days: Callable[[str | None], float]  # per marketplace (DisputeRules.evidence_days)
     on_commit: Callable[..., None]  # OutboxRelay.wake
 
     def now(self) -> datetime:
@@ -99,7 +99,9 @@ class ChargebackDesk:
             return stored[0]  # a pending submission of it is its submitter's, or the retry job's
         now = self.now()
         facts, reference = await self._order_of(dispute)
-        chargeback = domain.open_chargeback(dispute, facts, reference, now, self.evidence_days)
+        # The evidence days of the order's marketplace; no known order: the deployment's default one.
+        evidence_days = self.evidence_days(facts.order.marketplace if facts else None)
+        chargeback = domain.open_chargeback(dispute, facts, reference, now, evidence_days)
         submission = None
         if facts is not None and domain.refunded_in_full(facts):
             evidence = domain.refund_evidence(facts)

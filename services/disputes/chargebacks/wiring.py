@@ -13,6 +13,7 @@ from services.disputes.chargebacks.desk import ChargebackDesk, EvidenceRetryJob
 from services.disputes.chargebacks.store import ChargebackStore
 from services.disputes.chargebacks.stripe_disputes import StripeDisputes
 from services.disputes.orders import OrderBook
+from services.disputes.rulebook import DisputeRules
 from services.disputes.settings import Settings
 from shared.clock import Clock
 from shared.outbox import OutboxRelay
@@ -50,13 +51,13 @@ class ChargebackParts:
 
 
 async def chargebacks_wired(
-    app: FastAPI, db: Any, settings: Settings, clock: Clock, orders: OrderBook
+    app: FastAPI, db: Any, settings: Settings, clock: Clock, orders: OrderBook, rules: DisputeRules
 ) -> ChargebackParts:
     store = ChargebackStore(db)
     await store.ensure_indexes()
     gateway = StripeDisputes(settings.stripe_api_key, settings.stripe_api_base, settings.stripe_timeout_s)
     desk = app.state.chargebacks = ChargebackDesk(
-        store, orders, gateway, clock, settings.chargeback_evidence_days, on_commit=_not_wired
+        store, orders, gateway, clock, rules.evidence_days, on_commit=_not_wired
     )
     job = app.state.chargeback_job = EvidenceRetryJob(
         desk, interval_s=settings.job_interval_s, batch_size=settings.job_batch_size

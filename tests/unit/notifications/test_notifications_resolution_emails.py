@@ -66,7 +66,12 @@ def expected_facts(template: str, locale: str) -> list[str]:
             "Electric kettle",
             say("charged to you", "由您承担", "Ihnen belastet"),
         ],
-        "seller/offer_declined": [dollars("15.00", locale), "ret_sample1", SHIP_BY[locale], say("declined", "拒绝", "abgelehnt")],
+        "seller/offer_declined": [
+            dollars("15.00", locale),
+            "ret_sample1",
+            SHIP_BY[locale],
+            say("declined", "拒绝", "abgelehnt"),
+        ],
         "buyer/offer_expired": [dollars("15.00", locale), "ret_sample1", EXPIRES[locale], SHIP_BY[locale]],
         "seller/offer_expired": [dollars("15.00", locale), "ret_sample1", EXPIRES[locale]],
         "seller/replacement_ordered": [

@@ -75,6 +75,11 @@ def test_a_de_buyer_without_a_locale_reads_german() -> None:
     assert "je 49,99\xa0€ - Grund: Defekt" in buyer.email.text
 
 
+def test_a_german_subject_keeps_the_no_break_space_of_its_amount() -> None:
+    [email] = plan(sample_event("return.refunded", locale="de"))
+    assert email.email.subject == "Wir haben Ihnen 55,49\xa0$ für die Bestellung ord-1001 erstattet"
+
+
 def test_a_de_buyer_who_names_english_reads_english() -> None:
     buyer, _ = plan(return_created(de_order(locale="en-GB")))
     assert buyer.email.locale == "en" and buyer.email.text.startswith("Hello")

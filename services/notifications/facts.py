@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,18 +20,22 @@ from shared.calendar import marketplace_zone
 from shared.models import Party, Refund, RefundDestination, RefundKind, Return
 from shared.money import Money, format_money
 
-TEMPLATE_LOCALES = ("en", "zh-CN")
+TEMPLATE_LOCALES = ("en", "zh-CN", "de", "ja")
 DEFAULT_LOCALE = "en"
+_TEMPLATES_DIR = Path(__file__).parent / "templates"
+# A listed locale whose template folder is not there (a language still being translated) is not
+# offered: its readers get English rather than an email with the wrong language tag.
+SHIPPED_LOCALES = tuple(name for name in TEMPLATE_LOCALES if (_TEMPLATES_DIR / name).is_dir())
 
 
-def template_locale(requested: str | None) -> str:
-    """The template set for a party's locale: exact match, then same language, then English."""
+def template_locale(requested: str | None, offered: tuple[str, ...] = SHIPPED_LOCALES) -> str:
+    """The template set for a party's locale: exact match, then same language (de-AT -> de), then English."""
     wanted = (requested or "").replace("_", "-").lower()
-    for candidate in TEMPLATE_LOCALES:
+    for candidate in offered:
         if candidate.lower() == wanted:
             return candidate
     language = wanted.split("-")[0]
-    for candidate in TEMPLATE_LOCALES:
+    for candidate in offered:
         if candidate.split("-")[0].lower() == language:
             return candidate
     return DEFAULT_LOCALE
@@ -220,6 +225,8 @@ def refund_facts(refund: Refund, reader: Reader) -> dict[str, Any]:
         "breakdown": {
             "items_amount": reader.money(b.items),
             "total": reader.money(b.total),
+            # Paid by the return-shipping insurer, not in the total: its own line after it ("" : none).
+            "insured_return_shipping": reader.money(ins) if (ins := b.insured_return_shipping) and ins.amount else "",
             "adjustments": [
                 {"key": key, "label": reader.label("breakdown", key), "sign": sign, "amount": amount}
                 for key, sign, amount in adjustments

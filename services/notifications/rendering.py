@@ -26,6 +26,8 @@ from shared.resolution_models import StoreCreditEntry
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 _BLANK_LINES = re.compile(r"\n{3,}")
+# Line breaks and runs of blanks fold to one space; a no-break space (German "55,49\u00a0€") stays.
+_FOLD = re.compile(r"[ \t\r\n\f\v]+")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def render(template: str, locale: str, facts: dict[str, Any]) -> RenderedEmail:
     subject = "".join(text_template.blocks["subject"](text_template.new_context(dict(facts))))
     return RenderedEmail(
         locale=locale,
-        subject=" ".join(subject.split()),
+        subject=_FOLD.sub(" ", subject).strip(),
         text=_BLANK_LINES.sub("\n\n", text_template.render(facts)).strip() + "\n",
         html=_template(locale, template, "html").render(facts),
     )

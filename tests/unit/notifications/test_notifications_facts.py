@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.notifications.facts import Reader, format_locale, template_locale
+from services.notifications.facts import (
+    SHIPPED_LOCALES,
+    TEMPLATE_LOCALES,
+    Reader,
+    format_locale,
+    template_locale,
+)
 from shared.models import Party
 from shared.money import Money
 
@@ -20,6 +26,9 @@ from shared.money import Money
         ("zh-CN", "zh-CN"),
         ("zh_cn", "zh-CN"),
         ("zh", "zh-CN"),
+        ("de", "de"),
+        ("de-AT", "de"),
+        ("de_DE", "de"),
         ("fr-FR", "en"),
         ("", "en"),
         (None, "en"),
@@ -28,6 +37,24 @@ from shared.money import Money
 )
 def test_template_locale_falls_back_to_english(requested: str | None, expected: str) -> None:
     assert template_locale(requested) == expected
+
+
+def test_japanese_is_offered_once_its_templates_ship() -> None:
+    assert "ja" in TEMPLATE_LOCALES and "de" in SHIPPED_LOCALES
+    assert template_locale("ja-JP", offered=TEMPLATE_LOCALES) == "ja"
+    # Listed but its folder not there (yet): English, not an email tagged ja in English.
+    assert template_locale("ja-JP", offered=("en", "zh-CN", "de")) == "en"
+    assert template_locale("ja-JP") == ("ja" if "ja" in SHIPPED_LOCALES else "en")
+
+
+def test_german_reader() -> None:
+    reader = Reader.of("buyer", party(locale="de-DE"), "DE")
+    at = datetime(2025, 3, 5, 23, 30, tzinfo=UTC)
+    assert reader.locale == "de"
+    assert reader.when(at) == "Donnerstag, 6. März 2025, 00:30 Mitteleuropäische Normalzeit"
+    assert reader.day(at) == "6. März 2025"
+    assert reader.money(Money(amount=1999, currency="EUR")) == "19,99\xa0€"
+    assert reader.label("reason", "DEFECTIVE") == "Defekt"
 
 
 def test_numbers_follow_the_party_locale_when_babel_knows_it() -> None:

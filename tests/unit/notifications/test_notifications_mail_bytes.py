@@ -25,7 +25,7 @@ def docs(event_type: str, locale: str) -> list[dict]:
     return [new_notification(event, event.typed(), email, NOW) for email in plan(event)]
 
 
-@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+@pytest.mark.parametrize("locale", ["en", "zh-CN", "de"])
 @pytest.mark.parametrize("event_type", sorted(SUBSCRIBED_TYPES))
 def test_every_template_is_sent_byte_for_byte_as_before(event_type: str, locale: str) -> None:
     for doc in docs(event_type, locale):

@@ -19,44 +19,61 @@ from tests.unit.notifications.test_notifications_templates import SHIP_BY  # the
 EXPIRES = {  # made Tuesday 4 March 15:00 UTC + 72 h, in New York (the US marketplace's zone)
     "en": "Friday, March 7, 2025, 10:00\u202fAM Eastern Standard Time",
     "zh-CN": "2025年3月7日星期五 10:00 北美东部标准时间",
+    "de": "Freitag, 7. März 2025, 10:00 Nordamerikanische Ostküsten-Normalzeit",
 }
 REFUND_DUE = {  # the unavailable sample's refund_due_at: after the change to daylight time
     "en": "Monday, March 10, 2025, 11:00\u202fAM Eastern Daylight Time",
     "zh-CN": "2025年3月10日星期一 11:00 北美东部夏令时间",
+    "de": "Montag, 10. März 2025, 11:00 Nordamerikanische Ostküsten-Sommerzeit",
 }
 US = {"en": "$", "zh-CN": "US$"}
 
 
+def dollars(amount: str, locale: str) -> str:
+    """`amount` ("15.00") in US dollars as the reader's locale writes it."""
+    if locale == "de":
+        return amount.replace(".", ",") + "\xa0$"
+    return US[locale] + amount
+
+
 def expected_facts(template: str, locale: str) -> list[str]:
-    zh, usd = locale == "zh-CN", US[locale]
+
+    def say(en: str, zh: str, de: str) -> str:
+        return {"en": en, "zh-CN": zh, "de": de}[locale]
+
     facts = {
         "buyer/offer_made": [
-            f"{usd}15.00",
+            dollars("15.00", locale),
             "ret_sample1",
             "ofr_sample1",
             EXPIRES[locale],
-            "接受提议" if zh else "Accept offer",
-            "拒绝提议" if zh else "Decline offer",
-            "保留商品" if zh else "keep the item",
-            "您的原支付方式" if zh else "your original payment method",
+            say("Accept offer", "接受提议", "Angebot annehmen"),
+            say("Decline offer", "拒绝提议", "Angebot ablehnen"),
+            say("keep the item", "保留商品", "den Artikel behalten"),
+            say("your original payment method", "您的原支付方式", "Ihre ursprüngliche Zahlungsmethode"),
             "Keep the kettle: we refund $15.00 for the trouble",
         ],
         "buyer/offer_accepted": [
-            f"{usd}15.00",
+            dollars("15.00", locale),
             "ret_sample1",
             "ofr_sample1",
-            "原支付方式" if zh else "original payment",
+            say("original payment", "原支付方式", "ursprüngliche Zahlungsmethode"),
         ],
         "seller/offer_accepted": [
-            f"{usd}15.00",
+            dollars("15.00", locale),
             "ret_sample1",
             "ord-1001",
             "Electric kettle",
-            "由您承担" if zh else "charged to you",
+            say("charged to you", "由您承担", "Ihnen belastet"),
         ],
-        "seller/offer_declined": [f"{usd}15.00", "ret_sample1", SHIP_BY[locale], "拒绝" if zh else "declined"],
-        "buyer/offer_expired": [f"{usd}15.00", "ret_sample1", EXPIRES[locale], SHIP_BY[locale]],
-        "seller/offer_expired": [f"{usd}15.00", "ret_sample1", EXPIRES[locale]],
+        "seller/offer_declined": [
+            dollars("15.00", locale),
+            "ret_sample1",
+            SHIP_BY[locale],
+            say("declined", "拒绝", "abgelehnt"),
+        ],
+        "buyer/offer_expired": [dollars("15.00", locale), "ret_sample1", EXPIRES[locale], SHIP_BY[locale]],
+        "seller/offer_expired": [dollars("15.00", locale), "ret_sample1", EXPIRES[locale]],
         "seller/replacement_ordered": [
             "ret_sample1",
             "ord-1001",
@@ -67,16 +84,16 @@ def expected_facts(template: str, locale: str) -> list[str]:
         "buyer/replacement_shipped": ["ret_sample1", "FedEx", "794612345678", "SKU-KETTLE-RED"],
         "buyer/replacement_unavailable": [
             "ret_sample1",
-            f"{usd}49.99",
+            dollars("49.99", locale),
             REFUND_DUE[locale],
             "Out of stock until next season",
-            "改为获得退款" if zh else "refunded instead",
+            say("refunded instead", "改为获得退款", "stattdessen eine Erstattung"),
         ],
         "buyer/store_credit_granted": [
-            f"{usd}58.26",  # credited, bonus included
-            f"{usd}55.49",  # the refund
-            f"{usd}2.77",  # the bonus
-            f"{usd}78.26",  # the balance after it
+            dollars("58.26", locale),  # credited, bonus included
+            dollars("55.49", locale),  # the refund
+            dollars("2.77", locale),  # the bonus
+            dollars("78.26", locale),  # the balance after it
             "ret_sample1",
             "rf_sample1",
         ],
@@ -106,7 +123,7 @@ def event_of(event_type: str, data: Return | StoreCreditEntry) -> CloudEvent:
     return new_event(event_type, service="returns", subject=data.return_id, data=data, sequence=data.version, time=AT)
 
 
-@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+@pytest.mark.parametrize("locale", ["en", "zh-CN", "de"])
 @pytest.mark.parametrize(("event_type", "expected"), EMAILS)
 def test_every_resolution_email_states_its_facts(event_type: str, expected: list, locale: str) -> None:
     emails = plan(sample_event(event_type, locale=locale))
@@ -120,6 +137,7 @@ def test_every_resolution_email_states_its_facts(event_type: str, expected: list
             assert fact in rendered.text, (email.template, fact)
             assert fact in rendered.html, (email.template, fact)
         assert ("您好" in rendered.text) == (locale == "zh-CN")
+        assert ("Guten Tag" in rendered.text) == (locale == "de")
 
 
 def test_the_offer_is_answered_by_in_the_buyers_own_time_zone() -> None:

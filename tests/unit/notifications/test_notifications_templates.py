@@ -1,4 +1,4 @@
-"""Every email renders in both locales with the facts its reader needs; HTML input is escaped."""
+"""Every email renders in every template locale with the facts its reader needs; HTML input is escaped."""
 
 from __future__ import annotations
 
@@ -46,36 +46,49 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
 RESPONSE_DUE = {
     "en": "Wednesday, March 5, 2025, 10:00\u202fAM Eastern Standard Time",
     "zh-CN": "2025年3月5日星期三 10:00 北美东部标准时间",
+    "de": "Mittwoch, 5. März 2025, 10:00 Nordamerikanische Ostküsten-Normalzeit",
 }
 SHIP_BY = {
     "en": "Wednesday, April 2, 2025, 11:00\u202fAM Eastern Daylight Time",
     "zh-CN": "2025年4月2日星期三 11:00 北美东部夏令时间",
+    "de": "Mittwoch, 2. April 2025, 11:00 Nordamerikanische Ostküsten-Sommerzeit",
 }
 REFUND_DUE = {
     "en": "Thursday, March 6, 2025, 6:59\u202fPM Eastern Standard Time",
     "zh-CN": "2025年3月6日星期四 18:59 北美东部标准时间",
+    "de": "Donnerstag, 6. März 2025, 18:59 Nordamerikanische Ostküsten-Normalzeit",
 }
 RESPOND_BY = {  # filed + 72 h
     "en": "Thursday, March 6, 2025, 10:00\u202fAM Eastern Standard Time",
     "zh-CN": "2025年3月6日星期四 10:00 北美东部标准时间",
+    "de": "Donnerstag, 6. März 2025, 10:00 Nordamerikanische Ostküsten-Normalzeit",
 }
 EVIDENCE_DUE = {  # opened + 7 days: after the change to daylight time
     "en": "Monday, March 10, 2025, 11:00\u202fAM Eastern Daylight Time",
     "zh-CN": "2025年3月10日星期一 11:00 北美东部夏令时间",
+    "de": "Montag, 10. März 2025, 11:00 Nordamerikanische Ostküsten-Sommerzeit",
 }
-MONEY = {"en": ("$55.49", "$49.99", "$5.50"), "zh-CN": ("US$55.49", "US$49.99", "US$5.50")}
+MONEY = {
+    "en": ("$55.49", "$49.99", "$5.50"),
+    "zh-CN": ("US$55.49", "US$49.99", "US$5.50"),
+    "de": ("55,49\xa0$", "49,99\xa0$", "5,50\xa0$"),
+}
+GREETING = {"en": "Hello", "zh-CN": "您好", "de": "Guten Tag"}
 
 
 def expected_facts(template: str, locale: str) -> list[str]:
     total, items, shipping = MONEY[locale]
-    zh = locale == "zh-CN"
+
+    def say(en: str, zh: str, de: str) -> str:
+        return {"en": en, "zh-CN": zh, "de": de}[locale]
+
     facts: dict[str, list[str]] = {
         "buyer/return_requested": [
             "ret_sample1",
             "Electric kettle",
             items,
             RESPONSE_DUE[locale],
-            "商品有缺陷" if zh else "Defective",
+            say("Defective", "商品有缺陷", "Defekt"),
         ],
         "seller/new_request": ["ret_sample1", "ord-1001", RESPONSE_DUE[locale], "Does not heat"],
         "seller/response_due_soon": ["ret_sample1", RESPONSE_DUE[locale]],
@@ -85,23 +98,33 @@ def expected_facts(template: str, locale: str) -> list[str]:
             "UPS",
             "1Z999AA10123456784",
             "Include the power cord",
-            "预付费退货面单" if zh else "Prepaid return label",
-            "卖家" if zh else "the seller",
+            say("Prepaid return label", "预付费退货面单", "Vorausbezahltes Rücksendeetikett"),
+            say("the seller", "卖家", "der Verkäufer"),
         ],
-        "buyer/returnless_refund": [items, "无需寄回" if zh else "Keep the item"],
+        "buyer/returnless_refund": [items, say("Keep the item", "无需寄回", "Behalten Sie den Artikel")],
         "seller/auto_authorized": [
             "ret_sample1",
             RESPONSE_DUE[locale],
             SHIP_BY[locale],
-            "延迟答复" if zh else "late response",
+            say("late response", "延迟答复", "verspätete Antwort"),
         ],
-        "buyer/return_rejected": ["ret_sample1", "不再需要" if zh else "No longer needed", "Item was used"],
+        "buyer/return_rejected": [
+            "ret_sample1",
+            say("No longer needed", "不再需要", "Wird nicht mehr benötigt"),
+            "Item was used",
+        ],
         "buyer/return_closed": ["ret_sample1", "BUYER_WITHDREW", "Buyer kept the item"],
         "buyer/return_expired": ["ret_sample1", SHIP_BY[locale]],
         "seller/return_shipped": ["ret_sample1", "UPS", "1Z999AA10123456784"],
-        "buyer/item_received": ["ret_sample1", REFUND_DUE[locale], "已拆封" if zh else "opened"],
-        "seller/item_received": ["ret_sample1", REFUND_DUE[locale], "已拆封" if zh else "opened"],
-        "buyer/refunded": [total, items, shipping, "原订单运费" if zh else "Original shipping", "rf_sample1"],
+        "buyer/item_received": ["ret_sample1", REFUND_DUE[locale], say("opened", "已拆封", "geöffnet")],
+        "seller/item_received": ["ret_sample1", REFUND_DUE[locale], say("opened", "已拆封", "geöffnet")],
+        "buyer/refunded": [
+            total,
+            items,
+            shipping,
+            say("Original shipping", "原订单运费", "Ursprüngliche Versandkosten"),
+            "rf_sample1",
+        ],
         "seller/auto_refunded": [total, items, shipping, "rf_sample1"],
         "buyer/refund_failed": [total, "rf_sample1"],
         "buyer/claim_received": [
@@ -109,57 +132,80 @@ def expected_facts(template: str, locale: str) -> list[str]:
             "ord-1001",
             total,
             RESPOND_BY[locale],
-            "未收到商品" if zh else "Item not received",
+            say("Item not received", "未收到商品", "Artikel nicht erhalten"),
         ],
         "seller/claim_filed": [
             "clm_sample1",
             "ord-1001",
             total,
             RESPOND_BY[locale],
-            "未收到商品" if zh else "Item not received",
+            say("Item not received", "未收到商品", "Artikel nicht erhalten"),
             "The parcel never arrived",
         ],
         "seller/claim_response_due_soon": ["clm_sample1", "ord-1001", total, RESPOND_BY[locale]],
         "buyer/claim_granted": ["clm_sample1", "ord-1001", total],
-        "seller/claim_granted": ["clm_sample1", "ord-1001", total, "由您承担" if zh else "charged to you"],
+        "seller/claim_granted": [
+            "clm_sample1",
+            "ord-1001",
+            total,
+            say("charged to you", "由您承担", "wird Ihnen belastet"),
+        ],
         "buyer/claim_denied": ["clm_sample1", "ord-1001", "Tracking shows delivery at the door"],
         "seller/claim_denied": [
             "clm_sample1",
             "ord-1001",
             "Tracking shows delivery at the door",
-            "对您有利" if zh else "in your favour",
+            say("in your favour", "对您有利", "zu Ihren Gunsten"),
         ],
-        "buyer/claim_already_refunded": ["clm_sample1", "ord-1001", "此前已全额退款" if zh else "refunded in full"],
+        "buyer/claim_already_refunded": [
+            "clm_sample1",
+            "ord-1001",
+            say("refunded in full", "此前已全额退款", "vollständig erstattet"),
+        ],
         "seller/chargeback_opened": [
             "cbk_sample1",
             "ord-1001",
             total,
-            "持卡人称未收到商品" if zh else "The cardholder says the item was not received",
+            say(
+                "The cardholder says the item was not received",
+                "持卡人称未收到商品",
+                "Der Karteninhaber gibt an, den Artikel nicht erhalten zu haben",
+            ),
         ],
         "seller/chargeback_answered": [
             "cbk_sample1",
             "ord-1001",
             total,
             "rf_sample1",
-            "已将退款记录作为证据提交给发卡行" if zh else "we submitted the refund as evidence",
+            say(
+                "we submitted the refund as evidence",
+                "已将退款记录作为证据提交给发卡行",
+                "die Erstattung als Nachweis vorgelegt",
+            ),
         ],
-        "seller/chargeback_won": ["cbk_sample1", "ord-1001", total, "对您有利" if zh else "in your favour"],
+        "seller/chargeback_won": [
+            "cbk_sample1",
+            "ord-1001",
+            total,
+            say("in your favour", "对您有利", "zu Ihren Gunsten"),
+        ],
         "seller/chargeback_lost": [
             "cbk_sample1",
             "ord-1001",
             total,
-            "对持卡人有利" if zh else "in the cardholder's favour",
+            say("in the cardholder's favour", "对持卡人有利", "zugunsten des Karteninhabers"),
         ],
     }
     return facts[template]
 
 
-@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+@pytest.mark.parametrize("locale", ["en", "zh-CN", "de"])
 @pytest.mark.parametrize(("event_type", "options"), VARIANTS)
 def test_every_email_states_its_facts(event_type: str, options: dict[str, Any], locale: str) -> None:
     emails = plan(sample_event(event_type, locale=locale, **options))
-    assert emails
-    for email in emails:
+    english = plan(sample_event(event_type, locale="en", **options))
+    assert emails and len(emails) == len(english)
+    for email, in_english in zip(emails, english, strict=True):
         rendered = email.email
         assert rendered.locale == locale
         assert rendered.subject and "\n" not in rendered.subject
@@ -168,7 +214,10 @@ def test_every_email_states_its_facts(event_type: str, options: dict[str, Any], 
         for fact in expected_facts(email.template, locale):
             assert fact in rendered.text, (email.template, fact)
             assert fact in rendered.html, (email.template, fact)
-        assert ("您好" in rendered.text) == (locale == "zh-CN")
+        assert GREETING[locale] in rendered.text.splitlines()[0] and GREETING[locale] in rendered.html
+        assert not any(GREETING[other] in rendered.text for other in GREETING if other != locale)
+        # The subject line is translated too (a locale falling back to English templates would fail here).
+        assert (rendered.subject != in_english.email.subject) == (locale != "en")
 
 
 def test_returnless_authorization_says_keep_the_item_and_no_label() -> None:

@@ -14,6 +14,25 @@ import pytest
 
 from tests.integration.service_process import ROOT, STARTUP_S, free_port
 
+# A complete file that stands alone (no `extends`) and lacks the default marketplace, US.
+JAPAN_ONLY = """\
+marketplaces:
+  JP:
+    name: Japan
+    currency: JPY
+    calendar_country: JP
+    time_zone: Asia/Tokyo
+    default_locale: ja
+    returns:
+      window_days: 30
+      minimum_window_days: 30
+      response_deadline_hours: 48
+      reminder_lead_hours: 12
+      authorization_validity_days: 30
+      refund_business_days: 2
+      max_restocking_fee_percent: 50
+"""
+
 BAD_FILES = {
     "window below the statutory minimum": (
         "extends: shipped\nmarketplaces:\n  DE:\n    returns:\n      window_days: 10\n",
@@ -24,10 +43,7 @@ BAD_FILES = {
         "marketplaces.CN.returns.quality_window: Extra inputs are not permitted",
     ),
     "the default marketplace missing": (
-        "marketplaces:\n  JP:\n    name: Japan\n    currency: JPY\n    calendar_country: JP\n"
-        "    time_zone: Asia/Tokyo\n    default_locale: ja\n    returns:\n      window_days: 30\n"
-        "      minimum_window_days: 30\n      response_deadline_hours: 48\n      reminder_lead_hours: 12\n"
-        "      authorization_validity_days: 30\n      refund_business_days: 2\n      max_restocking_fee_percent: 50\n",
+        JAPAN_ONLY,
         "default_marketplace: 'US' is not in the marketplaces file",
     ),
 }

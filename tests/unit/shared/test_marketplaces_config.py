@@ -76,7 +76,8 @@ def test_no_file_means_the_shipped_profiles():
 def test_extends_shipped_changes_only_the_keys_it_names(tmp_path):
     path = write(
         tmp_path,
-        "extends: shipped\nmarketplaces:\n  DE:\n    returns:\n      window_days: 30\n    claims:\n      window_days: 60\n",
+        "extends: shipped\nmarketplaces:\n  DE:\n"
+        "    returns:\n      window_days: 30\n    claims:\n      window_days: 60\n",
     )
     loaded = marketplaces.load(path)
     shipped = marketplaces.shipped()

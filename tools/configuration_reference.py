@@ -12,6 +12,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 
 from shared.settings import CommonSettings
+from tools.marketplaces_reference import marketplaces_section
 
 
 def _type_name(annotation: Any) -> str:
@@ -165,5 +166,5 @@ def configuration_document(services: dict[str, type[CommonSettings]]) -> str:
             )
         if own:
             parts += ["| variable | type | default | meaning |", "|---|---|---|---|", *_rows(own), ""]
-    parts.append(LOCAL_INFRASTRUCTURE)
+    parts += [marketplaces_section(), LOCAL_INFRASTRUCTURE]
     return "\n".join(parts).rstrip() + "\n"

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
+from shared import marketplaces
 from tests.contract.support import (
     DEPLOY,
     IMAGE_ONLY_ENV,
@@ -120,6 +121,20 @@ def test_infrastructure_is_real_and_configured():
     mailpit = services["mailpit"]
     assert mailpit["image"].startswith("axllent/mailpit")
     assert any(port.endswith(":8025") for port in mailpit["ports"]), "the mail catcher's web UI"
+
+
+def test_every_service_reads_the_same_valid_marketplaces_file():
+    """The one marketplaces file is mounted read-only where MARKETPLACES_FILE points, in every service,
+    and the services accept it (a bad one would stop them all at start-up)."""
+    services = compose()["services"]
+    sources = set()
+    for name in SERVICES:
+        target = environment(services[name], REQUIRED_ENV)["MARKETPLACES_FILE"]
+        mounts = [v.split(":") for v in services[name].get("volumes", []) if v.split(":")[1] == target]
+        assert [mode for *_, mode in mounts] == ["ro"], f"{name}: {target} must be mounted read-only"
+        sources.add((COMPOSE.parent / mounts[0][0]).resolve())
+    assert len(sources) == 1, f"every service must read the same marketplaces file, not {sorted(sources)}"
+    assert {"US", "GB", "DE", "JP", "CN"} <= set(marketplaces.load(sources.pop()))
 
 
 def _password_matches(stored: str, password: str) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared import marketplaces
 from tests.contract.support import DEPLOY, IMAGE_ONLY_ENV, SERVICES, load_yaml_all, run, settings_env_names, tool
 from tools import contracts
 
@@ -50,9 +51,21 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
     return containers[0]
 
 
+def generator_files() -> set[Path]:
+    """Files a configMapGenerator packs (the marketplaces file): data, not manifests."""
+    files = set()
+    for kustomization in KUSTOMIZE.rglob("kustomization.yaml"):
+        for generator in load_yaml_all(kustomization.read_text())[0].get("configMapGenerator", []):
+            files |= {(kustomization.parent / name.rpartition("=")[2]).resolve() for name in generator.get("files", [])}
+    return files
+
+
 def test_every_manifest_file_parses():
     """Without a kustomize binary this is what can be checked: each file is YAML with identity."""
+    data = generator_files()
     for path in sorted(KUSTOMIZE.rglob("*.yaml")):
+        if path.resolve() in data:
+            continue
         for document in load_yaml_all(path.read_text()):
             assert document.get("apiVersion") and document.get("kind"), path
             if document["kind"] != "Kustomization":
@@ -153,6 +166,27 @@ def test_stripe_webhook_secret_comes_from_the_services_secret(overlay):
     assert reference == {"name": "disputes-secrets", "key": "STRIPE_WEBHOOK_SECRET"}
     for configmap in by_kind(overlay, "ConfigMap").values():
         assert "STRIPE_WEBHOOK_SECRET" not in configmap.get("data", {}), configmap["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS))
+def test_every_service_reads_the_same_valid_marketplaces_file(overlay, tmp_path):
+    """One ConfigMap, mounted read-only into every service where MARKETPLACES_FILE points, holding a
+    file the services accept (a bad one would stop every pod at start-up)."""
+    configmaps = by_kind(overlay, "ConfigMap")
+    [platform] = [c for name, c in configmaps.items() if name.startswith("platform-config")]
+    target = Path(platform["data"]["MARKETPLACES_FILE"])
+    mounted = set()
+    for service in SERVICES:
+        deployment = by_kind(overlay, "Deployment")[service]
+        mount = next(m for m in container(deployment)["volumeMounts"] if m["mountPath"] == str(target.parent))
+        assert mount.get("readOnly") is True, service
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        mounted.add(volumes[mount["name"]]["configMap"]["name"])
+    assert len(mounted) == 1, f"every service must mount the same marketplaces ConfigMap, not {sorted(mounted)}"
+    [name] = mounted
+    path = tmp_path / target.name
+    path.write_text(configmaps[name]["data"][target.name])
+    assert {"US", "GB", "DE", "JP", "CN"} <= set(marketplaces.load(path))
 
 
 def test_production_overlay_namespaces_everything_and_wires_the_clusters():

@@ -7,6 +7,9 @@ it runs the outside world (tests/e2e/observers.py: an SMTP server, an independen
 subscriber, a recording proxy in front of stripe-mock) and plays the upstream order system
 (`Stack.publish_order`: `order.delivered` on the orders exchange).
 
+Marketplaces: every process reads the same marketplaces file, MARKETPLACES_FILE when set (passed
+through, made absolute; a scenario may also give one in `extra_env`), else the shipped profiles.
+
 Time: `Stack.move_clock_to()` writes an offset into the CLOCK_FILE every service reads
 (shared.clock.FileOffsetClock), moving "now" of all processes at once. It only ever moves forward.
 """
@@ -171,6 +174,9 @@ class Stack:
             }
         )
         env.update(self.extra_env)
+        if env.get("MARKETPLACES_FILE"):
+            # The services run in the repository root: a path relative to where the tests run must still hold.
+            env["MARKETPLACES_FILE"] = str(Path(env["MARKETPLACES_FILE"]).resolve())
         return env
 
     # -- life cycle --

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_serializer, model_validator
 
 from shared.money import Currency
 
@@ -116,6 +116,11 @@ class ReturnRules(Rules):
             "return is refunded by the insurer, never charged to the seller."
         ),
     )
+
+    @field_serializer("non_returnable_categories", "no_reason_excluded_categories")
+    def _sorted(self, categories: frozenset[str]) -> list[str]:
+        # A set's order differs between processes: two replicas must show the same document.
+        return sorted(categories)
 
     @model_validator(mode="after")
     def _consistent(self) -> ReturnRules:

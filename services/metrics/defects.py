@@ -2,7 +2,8 @@
 
 The window is half-open, [now - days, now), and holds the seller's orders delivered in it. A
 defect belongs to its order: negative feedback (1-2 stars, not removed), an A-to-z claim (which
-claims count is a setting), a service chargeback (fraud chargebacks are the card holder's, never
+claims count is the rule of the claim's marketplace, `claims.odr_claims_counted`, or
+ODR_CLAIMS_COUNTED everywhere when set), a service chargeback (fraud chargebacks are the card holder's, never
 the seller's). The order defect rate is orders with at least one defect ÷ orders delivered.
 
 The rating (the marketplace's seller training): +100 per order delivered in the window with no
@@ -13,7 +14,8 @@ that expired unshipped in the window (never delivered, so it is in the window by
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -29,14 +31,44 @@ DEFECT_POINTS = -500
 # Which claims count toward the rate and the rating: every filed claim (the marketplace's seller
 # training), or not those decided for the seller (denied) or withdrawn by the buyer.
 ClaimsCounted = Literal["all", "exclude_denied_or_withdrawn"]
+# `OrderDefects.claims_counted` when the window's orders are of marketplaces with different rules.
+BY_MARKETPLACE = "by_marketplace"
+
+
+@dataclass(frozen=True)
+class ClaimsCountedRule:
+    """Which claims count, per marketplace code (each one's `claims.odr_claims_counted`, with
+    ODR_CLAIMS_COUNTED already applied when set: Settings.claims_counted). A code no longer served
+    (a fact older than the marketplaces file) counts by `fallback`; `home` is the marketplace a
+    report with no orders names the rule of (DEFAULT_MARKETPLACE)."""
+
+    by_marketplace: Mapping[str, ClaimsCounted] = field(default_factory=dict)
+    fallback: ClaimsCounted = "all"
+    home: str = "US"
+
+    @classmethod
+    def everywhere(cls, counted: ClaimsCounted) -> ClaimsCountedRule:
+        return cls({}, counted)
+
+    def of(self, marketplace: str) -> ClaimsCounted:
+        return self.by_marketplace.get(marketplace, self.fallback)
+
+    def applied(self, marketplaces: Iterable[str]) -> tuple[str, dict[str, str]]:
+        """What a report says was counted over orders of these marketplaces: the one rule, or
+        `by_marketplace` when they differ; and the rule of each."""
+        each = {code: str(self.of(code)) for code in sorted(set(marketplaces))}
+        rules = set(each.values())
+        if not rules:
+            return self.of(self.home), each
+        return (rules.pop() if len(rules) == 1 else BY_MARKETPLACE), each
 
 
 def window_ending(now: datetime, days: int) -> Period:
     return Period(now - timedelta(days=days), now)
 
 
-def claim_counts(claim: ClaimFact, counted: ClaimsCounted) -> bool:
-    return counted == "all" or not claim.denied_or_withdrawn
+def claim_counts(claim: ClaimFact, counted: ClaimsCountedRule) -> bool:
+    return counted.of(claim.marketplace) == "all" or not claim.denied_or_withdrawn
 
 
 def order_defects(
@@ -50,11 +82,12 @@ def order_defects(
     refunds: Iterable[RefundFact],
     expired: Iterable[ExpiredFact],
     target: float,
-    claims_counted: ClaimsCounted,
+    claims_counted: ClaimsCountedRule,
     window_days: int,
 ) -> schemas.OrderDefects:
     """The facts may hold more than the window's: only the seller's orders delivered in it count."""
-    orders = {d.order_id for d in deliveries if d.seller_id == seller_id and d.delivered_at in window}
+    delivered = [d for d in deliveries if d.seller_id == seller_id and d.delivered_at in window]
+    orders = {d.order_id for d in delivered}
     counted_claims = [c for c in claims if c.order_id in orders and claim_counts(c, claims_counted)]
     negative = [f for f in feedback if f.order_id in orders and f.counts]
     on_orders = [c for c in chargebacks if c.order_id in orders]
@@ -71,6 +104,7 @@ def order_defects(
     perfect = len(orders - any_defect - refunded)
     penalties = len(counted_claims) + len(negative) + len(service) + len(gone)
     odr = ratio(len(any_defect), len(orders))
+    counted, counted_by_marketplace = claims_counted.applied(d.marketplace for d in delivered)
     return schemas.OrderDefects(
         seller_id=seller_id,
         window=window.schema(),
@@ -82,7 +116,8 @@ def order_defects(
         order_defect_rate=rate(len(any_defect), len(orders)),
         target=target,
         meets_target=None if odr is None else odr < target,
-        claims_counted=claims_counted,
+        claims_counted=counted,
+        claims_counted_by_marketplace=counted_by_marketplace,
         fraud_chargebacks=len(on_orders) - len(service),
         rating=schemas.SellerRating(
             score=PERFECT_ORDER_POINTS * perfect + DEFECT_POINTS * penalties,

@@ -85,6 +85,9 @@ class RefundFact:
     created_at: datetime
     due_at: datetime | None = None
     issued_at: datetime | None = None
+    # Return postage the shipping insurer refunds with it (`breakdown.insured_return_shipping`), in
+    # `currency`: not part of `amount`. A fact stored before the field reads 0.
+    insured_return_shipping: int = 0
 
     @property
     def issued(self) -> bool:
@@ -149,6 +152,7 @@ def return_fact(ret: Return) -> ReturnFact:
 
 
 def refund_fact(refund: Refund) -> RefundFact:
+    insured = refund.breakdown.insured_return_shipping
     return RefundFact(
         refund_id=refund.refund_id,
         version=refund.version,
@@ -165,6 +169,8 @@ def refund_fact(refund: Refund) -> RefundFact:
         created_at=refund.created_at,
         due_at=refund.due_at,
         issued_at=refund.issued_at,
+        # refunds only shows it in the refund's own currency (services/refunds/policy.py)
+        insured_return_shipping=insured.amount if insured and insured.currency == refund.amount.currency else 0,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,11 +69,18 @@ def issued_in(refunds: Iterable[RefundFact], period: Period) -> list[RefundFact]
     return [f for f in refunds if f.issued and f.issued_at in period]
 
 
-def per_currency(refunds: Iterable[RefundFact]) -> list[Money]:
+def per_currency(refunds: Iterable[RefundFact], amount_of: Callable[[RefundFact], int] | None = None) -> list[Money]:
+    """The refunds' amounts (or `amount_of` each) summed per currency."""
     totals: dict[str, int] = defaultdict(int)
     for refund in refunds:
-        totals[refund.currency] += refund.amount
+        totals[refund.currency] += refund.amount if amount_of is None else amount_of(refund)
     return [Money(amount=amount, currency=currency) for currency, amount in sorted(totals.items())]
+
+
+def insured_return_shipping(issued: Iterable[RefundFact]) -> list[Money]:
+    """Return postage the shipping insurer refunded with the issued refunds, per currency: apart from
+    `refunded`, since neither the seller nor the marketplace paid it."""
+    return per_currency((f for f in issued if f.insured_return_shipping), lambda f: f.insured_return_shipping)
 
 
 def returns_by_status(requested: Sequence[ReturnFact], refunds: Sequence[RefundFact]) -> dict[str, int]:
@@ -174,6 +181,7 @@ def figures(
         counts=counts(returns, refunds, period),
         returns_by_status=returns_by_status(requested, refunds),
         refunded=per_currency(issued),
+        insured_return_shipping=insured_return_shipping(issued),
         response_time=response_time(requested),
         valid_requests=len(valid),
         late_response=rate(sum(1 for r in valid if r.late_response), len(valid)),

@@ -16,6 +16,7 @@ from shared.models import same_named
 class Reports:
     def __init__(self, store: MetricsStore, flags: BuyerFlags, settings: Settings, clock: Clock) -> None:
         self.store, self.flags, self.settings, self.clock = store, flags, settings, clock
+        self.claims_counted = settings.claims_counted()  # the marketplaces are installed at start-up
 
     async def seller(self, seller_id: str, period: Period) -> SellerMetrics:
         with telemetry.report_seconds.labels("seller").time():
@@ -76,7 +77,7 @@ class Reports:
                 refunds=await self.store.refunds_of_orders(orders),
                 expired=await self.store.disputes.expired_of(seller_id, window),
                 target=self.settings.odr_target,
-                claims_counted=self.settings.odr_claims_counted,
+                claims_counted=self.claims_counted,
                 window_days=days,
             )
 

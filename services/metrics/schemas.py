@@ -113,6 +113,13 @@ class Figures(BaseModel):
     counts: Counts
     returns_by_status: dict[str, int] = Field(description="Current status of the period's requests.")
     refunded: list[Money] = Field(description="Issued in the period, per currency.")
+    insured_return_shipping: list[Money] = Field(
+        default_factory=list,
+        description=(
+            "Return postage refunded by the return-shipping insurer with the refunds issued in the period (their "
+            "`breakdown.insured_return_shipping`), per currency: not part of `refunded`, not paid by the seller."
+        ),
+    )
     response_time: ResponseTime
     valid_requests: int = Field(description="In-policy requests of the period.")
     late_response: Rate
@@ -162,7 +169,13 @@ class OrderDefects(BaseModel):
     meets_target: bool | None = Field(description="order_defect_rate < target; None without delivered orders.")
     claims_counted: str = Field(
         description="`all`: every filed claim counts; `exclude_denied_or_withdrawn`: claims decided for the seller "
-        "or withdrawn do not."
+        "or withdrawn do not; `by_marketplace`: the window's orders are of marketplaces whose rules differ (each "
+        "claim counts by its marketplace's `claims.odr_claims_counted`, see `claims_counted_by_marketplace`)."
+    )
+    claims_counted_by_marketplace: dict[str, str] = Field(
+        default_factory=dict,
+        description="The rule of each marketplace the window's orders are of (its `claims.odr_claims_counted`, or "
+        "ODR_CLAIMS_COUNTED where the deployment overrides it).",
     )
     fraud_chargebacks: int = Field(description="Fraud chargebacks on the window's orders: shown, never counted.")
     rating: SellerRating

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.metrics.defects import ClaimsCounted
+from services.metrics.defects import ClaimsCounted, ClaimsCountedRule
+from shared import marketplaces
 from shared.settings import CommonSettings
 
 
@@ -28,10 +29,12 @@ class Settings(CommonSettings):
         default=60, gt=0, description="Order defect rate and seller rating: the orders delivered in the last N days."
     )
     odr_target: float = Field(default=0.01, gt=0, le=1, description="Marketplace target: order defect rate below this.")
-    odr_claims_counted: ClaimsCounted = Field(
-        default="all",
-        description="Which A-to-z claims are order defects: `all` (every filed claim, as the seller training "
-        "states) or `exclude_denied_or_withdrawn` (not those an agent denied or the buyer withdrew).",
+    odr_claims_counted: ClaimsCounted | None = Field(
+        default=None,
+        description="Override, mainly for drills and tests: when set, which A-to-z claims are order defects in every "
+        "marketplace, instead of each claim's marketplace's `claims.odr_claims_counted`: `all` (every filed claim, "
+        "as the seller training states) or `exclude_denied_or_withdrawn` (not those an agent denied or the buyer "
+        "withdrew).",
     )
     top_reasons: int = Field(default=5, gt=0, description="How many reasons `top_reasons` lists.")
     default_period_days: int = Field(default=30, gt=0, description="Period of a metrics query without `from`.")
@@ -39,3 +42,14 @@ class Settings(CommonSettings):
     flag_sweep_interval_s: float = Field(
         default=3600.0, gt=0, description="How often buyer flags are re-assessed as returns age out of the window."
     )
+
+    def claims_counted(self) -> ClaimsCountedRule:
+        """Which claims count in each marketplace installed at start-up, with ODR_CLAIMS_COUNTED applied."""
+        served = marketplaces.current()
+        if self.odr_claims_counted is not None:
+            served = served.overridden(claims={"odr_claims_counted": self.odr_claims_counted})
+        return ClaimsCountedRule(
+            {code: profile.claims.odr_claims_counted for code, profile in served.items()},
+            fallback=self.odr_claims_counted or "all",
+            home=self.default_marketplace,
+        )

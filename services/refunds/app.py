@@ -63,7 +63,7 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
             lease=timedelta(seconds=settings.lease_s),
             retry_delays_ms=settings.gateway_retry_delays_ms,
             timeout_s=settings.gateway_timeout_s,
-            bonus_percent=settings.store_credit_bonus_percent,
+            marketplaces=settings.served_marketplaces(),
             committed=messaging.relay.wake,
         )
         refunds = app.state.refunds = Refunds(store, payer, clock)

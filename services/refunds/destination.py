@@ -3,8 +3,9 @@
 A return's own refund (kinds return and returnless) and an accepted offer's (kind offer) go where the
 buyer asked when opening the return (`Return.refund_to`); direct and claim refunds always go back
 to the original payment. Store credit is paid through the gateway named `store_credit` (the
-store-credit ledger) whatever paid the order, and earns the marketplace's bonus on top
-(STORE_CREDIT_BONUS_PERCENT): the marketplace's money, so an order's cap counts `amount` only.
+store-credit ledger) whatever paid the order, and earns the bonus of the order's marketplace on top
+(`resolutions.store_credit_bonus_percent`, or STORE_CREDIT_BONUS_PERCENT when set): the
+marketplace's money, so an order's cap counts `amount` only.
 """
 
 from __future__ import annotations

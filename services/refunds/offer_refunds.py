@@ -43,7 +43,9 @@ async def open_for_offer(refunds: Refunds, ret: Return) -> Refund | None:
         if why is not None:
             raise PermanentError(f"return {ret.return_id}: {why}")
         amount = claim_policy.amount_to_pay(asked, available)
-        return domain.for_offer(ret, order, amount, now=now, bonus_percent=refunds.payer.bonus_percent)
+        return domain.for_offer(
+            ret, order, amount, now=now, bonus_percent=refunds.payer.bonus_percent(order.marketplace)
+        )
 
     def pays(refund: Refund) -> bool:
         return refund.offer_id == offer_id

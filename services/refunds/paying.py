@@ -22,6 +22,7 @@ from services.refunds.gateways import GatewayDeclined, GatewayRefund, GatewayUna
 from services.refunds.order_ledger import CapExceeded
 from services.refunds.store import LEASE, UNLEASED, RefundRecord, RefundStore
 from shared.clock import Clock, SystemClock
+from shared.marketplaces import Marketplaces
 from shared.models import ALREADY_REFUNDED, Refund, RefundDestination, RefundKind
 
 log = logging.getLogger(__name__)
@@ -49,18 +50,22 @@ class Payer:
         lease: timedelta,
         retry_delays_ms: list[int],
         timeout_s: float,
-        bonus_percent: Decimal,
+        marketplaces: Marketplaces,
         committed: Callable[..., None] = lambda *_, **__: None,
     ) -> None:
         self.store, self.gateways, self.clock = store, gateways, clock
         self.lease, self.retry_delays_ms, self.timeout_s = lease, retry_delays_ms, timeout_s
-        # STORE_CREDIT_BONUS_PERCENT: a refund to store credit has its bonus worked out again when its
-        # amount changes (a capped one here, a replaced one in `Refunds`).
-        self.bonus_percent = bonus_percent
+        # The rules of each marketplace (Settings.served_marketplaces(): overrides applied), for the bonus on
+        # store credit, worked out again when a refund's amount changes (capped here, replaced in `Refunds`).
+        self.marketplaces = marketplaces
         self.committed = committed  # OutboxRelay.wake(refund_id, **how): the refund's events are committed
         self.lease_clock = SystemClock()  # leases are operational time, never the movable business clock
         # Refund id -> end of its lease, for payments of this process an error interrupted (`watched`).
         self.interrupted: dict[str, datetime] = {}
+
+    def bonus_percent(self, marketplace: str) -> Decimal:
+        """The marketplace's bonus on a refund taken as store credit (`resolutions.store_credit_bonus_percent`)."""
+        return self.marketplaces.require(marketplace).resolutions.store_credit_bonus_percent
 
     async def pay(self, refund_id: str, *, refuse_over_cap: bool = False) -> Refund | None:
         """Pay a pending refund if nobody else is; returns its state afterwards.
@@ -146,7 +151,9 @@ class Payer:
                 available = exc.available
             if available <= 0:
                 return await self._fail(refund, None, ALREADY_REFUNDED, release=False)
-            capped = domain.cap(refund, available, self.clock.now(), bonus_percent=self.bonus_percent)
+            capped = domain.cap(
+                refund, available, self.clock.now(), bonus_percent=self.bonus_percent(refund.marketplace)
+            )
             if not await self.store.save(refund.version, capped):
                 current = await self.store.get(refund.refund_id)
                 return None if current is None else current.refund

@@ -2,7 +2,8 @@
 
 The arithmetic only. The rules behind it are the returns service's (services/returns/policy.py),
 read from the return: each line's `fault`, the `restocking_fee_percent` of each received line,
-`authorization.return_shipping_paid_by`. Nothing here caps or second-guesses them.
+`authorization.return_shipping_paid_by`, `authorization.insured_return_postage`. Nothing here caps or
+second-guesses them.
 """
 
 from __future__ import annotations
@@ -93,15 +94,30 @@ def _refundable(line: ReturnLine, received: ReceivedLine) -> bool:
 
 
 def postage_paid_by_buyer(ret: Return) -> Money | None:
-    """Postage the buyer paid to send the item back (an unpaid label), whoever owes it in the end.
+    """Postage the buyer paid to send the item back (an unpaid label), whoever owes it in the end,
+    unless return-shipping insurance refunds it.
 
     It is money the buyer paid on this order, so it raises the order's refund cap: a concession
-    reimbursing it must fit even when every item and the outbound shipping are refunded too.
+    reimbursing it must fit even when every item and the outbound shipping are refunded too. Insured
+    postage is the insurer's to refund (`insured_return_shipping`), so it leaves the cap as it is:
+    the seller cannot reimburse it a second time.
     """
     auth = ret.authorization
     if auth is None or auth.returnless or auth.label_type != LabelType.UNPAID or auth.return_postage is None:
         return None
+    if insured_return_shipping(ret) is not None:
+        return None
     return auth.return_postage if auth.return_postage.amount > 0 else None
+
+
+def insured_return_shipping(ret: Return) -> Money | None:
+    """The return postage the return-shipping insurer refunds the buyer (set by the returns service at
+    authorization): shown on the refund's breakdown, never in its total, never paid by the seller."""
+    auth = ret.authorization
+    if auth is None or auth.returnless or auth.insured_return_postage is None:
+        return None
+    insured = auth.insured_return_postage
+    return insured if insured.amount > 0 and insured.currency == ret.currency else None
 
 
 def return_shipping_owed(ret: Return) -> Money | None:
@@ -144,7 +160,7 @@ def return_refund(
     concession = return_shipping_concession
     if concession is None:
         concession = return_shipping_owed(ret) or Money.zero(currency)
-    return _breakdown(
+    breakdown = _breakdown(
         currency,
         refund_lines,
         outbound,
@@ -152,6 +168,8 @@ def return_refund(
         other_concession,
         chosen={"return_shipping_concession": return_shipping_concession, "other_concession": other_concession},
     )
+    # Whatever the seller chooses, the insurer's line comes with the return's refund, apart from the total.
+    return breakdown.model_copy(update={"insured_return_shipping": insured_return_shipping(ret)})
 
 
 def direct_refund(

@@ -74,7 +74,7 @@ class Refunds:
             actor=domain.PLATFORM,
             now=now,
             due_at=due_at or now,
-            bonus_percent=self.payer.bonus_percent,
+            bonus_percent=self.payer.bonus_percent(ret.marketplace),
         )
         record = RefundRecord(refund, order.payment, domain.gateway_key(refund.refund_id, 0), 0, None)
         # A refund to pay now is inserted claimed: the insert takes the lease a claim would.
@@ -168,7 +168,9 @@ class Refunds:
             await self._unchanged(record)  # a concurrent refund of this return explains it better
             raise
         now = self.clock.now()
-        replaced = domain.replace(refund, breakdown, principal.actor, now, bonus_percent=self.payer.bonus_percent)
+        replaced = domain.replace(
+            refund, breakdown, principal.actor, now, bonus_percent=self.payer.bonus_percent(refund.marketplace)
+        )
         previous = {name: value for name, value in refund.model_dump(mode="json").items() if name in REVERTIBLE}
         extra = {"previous": previous, LEASE: UNLEASED} | _new_round(record, refund.status == RefundStatus.FAILED)
         if not await self.store.save(refund.version, replaced, extra=extra):

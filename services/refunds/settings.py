@@ -2,7 +2,8 @@
 
 No marketplace rule is set here: the refund deadline is the `refund_due_at` the returns service
 puts on each received return, and the restocking fee the percent it puts on each received line
-(services/returns/policy.py).
+(services/returns/policy.py); the store-credit bonus is the order's marketplace's
+(`resolutions.store_credit_bonus_percent`), which STORE_CREDIT_BONUS_PERCENT overrides when set.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from decimal import Decimal
 
 from pydantic import Field
 
+from shared import marketplaces
+from shared.marketplaces import Marketplaces
 from shared.settings import CommonSettings
 
 
@@ -60,11 +63,22 @@ class Settings(CommonSettings):
     jobs_enabled: bool = True
 
     # Store credit (docs/product.md §12): a return's refund the buyer asked to have as credit.
-    store_credit_bonus_percent: Decimal = Field(
-        default=Decimal(0),
+    store_credit_bonus_percent: Decimal | None = Field(
+        default=None,
         ge=0,
         le=100,
         max_digits=5,
         decimal_places=2,
-        description="Marketplace bonus on a refund taken as store credit, percent of the refund, rounded half-up.",
+        description=(
+            "Override, mainly for drills and tests: when set, the bonus on a refund taken as store credit (percent "
+            "of the refund, rounded half-up) in every marketplace, instead of each marketplace's "
+            "`resolutions.store_credit_bonus_percent`."
+        ),
     )
+
+    def served_marketplaces(self) -> Marketplaces:
+        """The marketplaces installed at start-up, with this service's overrides applied."""
+        served = marketplaces.current()
+        if self.store_credit_bonus_percent is None:
+            return served
+        return served.overridden(resolutions={"store_credit_bonus_percent": self.store_credit_bonus_percent})

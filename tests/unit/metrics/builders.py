@@ -68,10 +68,11 @@ def order(
     skus: dict[str, int],
     price: int = 1000,
     currency: str = "USD",
+    marketplace: str = "US",
 ) -> Order:
     return Order(
         order_id=order_id,
-        marketplace="US",
+        marketplace=marketplace,
         currency=currency,
         buyer=buyer(buyer_id),
         seller=seller(seller_id),
@@ -214,7 +215,9 @@ def refund(
     refund_id: str | None = None,
     status: RefundStatus = RefundStatus.ISSUED,
     version: int = 3,
+    insured: int | None = None,
 ) -> Refund:
+    """`insured`: the return postage the shipping insurer refunds with it (`insured_return_shipping`)."""
     money = Money(amount=amount, currency=ret.currency)
     zero = Money.zero(ret.currency)
     returnless = bool(ret.authorization and ret.authorization.returnless)
@@ -237,6 +240,7 @@ def refund(
             return_shipping_concession=zero,
             other_concession=zero,
             total=money,
+            insured_return_shipping=None if insured is None else Money(amount=insured, currency=ret.currency),
         ),
         automatic=automatic,
         actor=Actor(role="platform" if automatic else "seller", id=ret.seller.id),

@@ -31,12 +31,14 @@ def _usd(amount: int) -> Money:
     return Money(amount=amount, currency="USD")
 
 
-def claim(claim_id: str, *, order_id: str, seller_id: str, filed_at: datetime, buyer_id: str = "b1") -> Claim:
+def claim(
+    claim_id: str, *, order_id: str, seller_id: str, filed_at: datetime, buyer_id: str = "b1", marketplace: str = "US"
+) -> Claim:
     buyer = Actor(role="buyer", id=buyer_id)
     return Claim(
         claim_id=claim_id,
         order_id=order_id,
-        marketplace="US",
+        marketplace=marketplace,
         currency="USD",
         buyer=Party(id=buyer_id, name=f"Buyer {buyer_id}", email=f"{buyer_id}@buyers.example"),
         seller=Party(id=seller_id, name=f"Seller {seller_id}", email=f"{seller_id}@sellers.example"),

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.metrics.defects import dispute_totals, order_defects, window_ending
+from services.metrics.defects import ClaimsCountedRule, dispute_totals, order_defects, window_ending
 from services.metrics.dispute_facts import (
     ChargebackFact,
     ClaimFact,
@@ -101,7 +101,8 @@ def seller_window():
 
 
 def defects_of(facts, *, counted="all", target=0.01, seller_id="s1", window=WINDOW):
-    return order_defects(seller_id, window, **facts, target=target, claims_counted=counted, window_days=60)
+    rule = ClaimsCountedRule.everywhere(counted)
+    return order_defects(seller_id, window, **facts, target=target, claims_counted=rule, window_days=60)
 
 
 def test_every_filed_claim_counts_by_default():

@@ -80,6 +80,7 @@ def return_data(
     label: str | None = "prepaid",
     paid_by: str | None = None,
     postage: int | None = None,
+    insured_postage: int | None = None,
     returnless: bool = False,
     return_id: str | None = None,
     version: int = 5,
@@ -91,7 +92,8 @@ def return_data(
     `received` as (line_id, quantity, condition) or (line_id, quantity, condition, restocking fee
     percent), by default everything came back sellable. Without a percent, the one the returns
     service would put there (its rule, with the policy's `restocking`). `refund_due_at` is the
-    returns service's deadline: by default two business days of the marketplace after receipt."""
+    returns service's deadline: by default two business days of the marketplace after receipt.
+    `insured_postage`: the authorization's `insured_return_postage` (return-shipping insurance)."""
     lines = lines or (("L1", 1, "NO_LONGER_NEEDED"),)
     fault_by_line = {line_id: fault_of(ReasonCode(reason)) for line_id, _, reason in lines}
     return_lines = []
@@ -130,6 +132,7 @@ def return_data(
         "return_shipping_paid_by": paid_by or fault,
         "returnless": returnless,
         "return_postage": None if postage is None else money(postage, order.currency),
+        "insured_return_postage": None if insured_postage is None else money(insured_postage, order.currency),
     }
     return {
         "return_id": return_id or unique("ret"),

@@ -17,6 +17,7 @@ from services.refunds.paying import Payer
 from services.refunds.policy import return_refund
 from services.refunds.store import RefundRecord
 from shared.clock import FixedClock
+from shared.marketplaces import shipped
 from shared.models import ALREADY_REFUNDED, Refund, RefundDestination, RefundStatus
 from shared.money import Money
 from tests.unit.refunds.builders import make_order, make_return
@@ -104,7 +105,8 @@ def payer_for(refund: Refund, available: int, *, with_store_credit: bool = True)
         lease=timedelta(seconds=30),
         retry_delays_ms=[],
         timeout_s=5,
-        bonus_percent=Decimal("2.5"),
+        # The marketplace's bonus as STORE_CREDIT_BONUS_PERCENT=2.5 would set it (Settings.served_marketplaces).
+        marketplaces=shipped().overridden(resolutions={"store_credit_bonus_percent": Decimal("2.5")}),
     )
     return payer, store, gateways
 

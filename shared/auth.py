@@ -15,12 +15,15 @@ from typing import Annotated, Any
 import jwt
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jwt import PyJWKClient
+from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
 
-from shared.http import Forbidden, Unauthorized, current_request_id
+from shared.http import Forbidden, ServiceUnavailable, Unauthorized, current_request_id
 from shared.models import Actor
 from shared.settings import CommonSettings
 
 audit_log = logging.getLogger("audit")
+log = logging.getLogger("shared.auth")
 
 SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
@@ -86,19 +89,43 @@ def _pem(value: str) -> str:
     return Path(value).read_text()
 
 
-class TokenVerifier:
-    """Verifies tokens for one audience with one pinned algorithm and key."""
+def jwks_client(url: str, cache_seconds: float = 300, cooldown_seconds: float = 30) -> PyJWKClient:
+    """PyJWT's JWKS client: the set is fetched once and kept `cache_seconds`; a token whose `kid`
+    is not in the kept set makes it fetch again (at most once per `cooldown_seconds`, so a flood of
+    made-up kids costs one fetch), so a key the issuer starts publishing is accepted without
+    waiting for the cache, and one it stops publishing is refused after the next refresh."""
+    return PyJWKClient(url, cache_jwk_set=True, lifespan=cache_seconds, timeout=5, cooldown_duration=cooldown_seconds)
 
-    def __init__(self, *, algorithm: str, key: Any, issuer: str, audience: str, leeway: float = 10.0) -> None:
+
+class TokenVerifier:
+    """Verifies tokens for one audience with one pinned algorithm and a key, or the keys of a JWKS.
+
+    With a JWKS every key it currently lists is valid (picked by the token's `kid`), so an issuer
+    rotates by publishing the new key next to the old one: no 401 window. The algorithm stays
+    pinned whatever the JWKS or the token header say."""
+
+    def __init__(
+        self,
+        *,
+        algorithm: str,
+        key: Any = None,
+        issuer: str,
+        audience: str,
+        leeway: float = 10.0,
+        jwks: PyJWKClient | None = None,
+    ) -> None:
         if algorithm not in SYMMETRIC | ASYMMETRIC:
             raise ValueError(f"unsupported JWT algorithm {algorithm!r}")
-        if not key:
+        if jwks is not None and algorithm not in ASYMMETRIC:
+            raise ValueError(f"a JWKS holds public keys: JWT_ALGORITHM must be asymmetric, not {algorithm}")
+        if not key and jwks is None:
             raise ValueError(f"no key configured for JWT algorithm {algorithm}")
         if isinstance(key, str) and algorithm in ASYMMETRIC:
             key = _pem(key)
         # Parse once at start-up: a wrong key type for the algorithm fails here, not per request
         # (and an HMAC "secret" that is really a PEM public key is refused: no HS/RS confusion).
-        self._key = jwt.get_algorithm_by_name(algorithm).prepare_key(key)
+        self._key = jwt.get_algorithm_by_name(algorithm).prepare_key(key) if jwks is None else None
+        self._jwks = jwks
         self.algorithm = algorithm
         self.issuer = issuer
         self.audience = audience
@@ -108,11 +135,33 @@ class TokenVerifier:
     @classmethod
     def from_settings(cls, settings: CommonSettings, audience: str | None = None) -> TokenVerifier:
         algorithm = settings.jwt_algorithm
+        audience = audience or settings.service_name
+        if settings.jwt_jwks_url:
+            jwks = jwks_client(settings.jwt_jwks_url, settings.jwt_jwks_cache_seconds)
+            return cls(algorithm=algorithm, issuer=settings.jwt_issuer, audience=audience, jwks=jwks)
         key = settings.jwt_secret if algorithm in SYMMETRIC else settings.jwt_public_key
         if not key:
             needed = "JWT_SECRET" if algorithm in SYMMETRIC else "JWT_PUBLIC_KEY"
             raise ValueError(f"{needed} must be set for JWT_ALGORITHM={algorithm}")
-        return cls(algorithm=algorithm, key=key, issuer=settings.jwt_issuer, audience=audience or settings.service_name)
+        return cls(algorithm=algorithm, key=key, issuer=settings.jwt_issuer, audience=audience)
+
+    def refresh_keys(self) -> None:
+        """Fetch the JWKS now (what the cache lifespan does by itself) and forget verified tokens,
+        so a token signed by a key no longer published is refused from this moment."""
+        if self._jwks is not None:
+            self._jwks.get_jwk_set(refresh=True)
+            self._verified.clear()
+
+    def _key_for(self, token: str) -> Any:
+        if self._jwks is None:
+            return self._key
+        try:
+            return self._jwks.get_signing_key_from_jwt(token).key
+        except PyJWKClientConnectionError:
+            log.warning("JWKS unreachable", exc_info=True)
+            raise ServiceUnavailable("The token issuer's keys cannot be fetched right now; retry.") from None
+        except PyJWKClientError:
+            raise Unauthorized("The token is not signed by a key the issuer publishes (`kid`).") from None
 
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims, or Unauthorized saying (without internals) what is wrong.
@@ -139,9 +188,10 @@ class TokenVerifier:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != self.algorithm:
                 raise Unauthorized("The token is not signed with the expected algorithm.")
+            key = self._key_for(token)
             claims = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=[self.algorithm],
                 audience=self.audience,
                 issuer=self.issuer,

@@ -30,7 +30,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.auth import CurrentPrincipal, Principal
 from shared.clock import Clock, SystemClock
-from shared.http import Conflict, Unprocessable
+from shared.http import Conflict, Unprocessable, ValidationFailed
 from shared.mongo import Database
 
 COLLECTION = "idempotency_keys"
@@ -44,13 +44,17 @@ log = logging.getLogger("shared.idempotency")
 class IdempotencyKeyReused(Unprocessable):
     title, slug = "Idempotency key reused", "idempotency-key-reused"
 
+    def __init__(self, detail: str, **extra: Any) -> None:
+        reason = "used before with a different request"
+        super().__init__(detail, errors=[{"field": HEADER, "location": "header", "reason": reason}], **extra)
+
 
 class IdempotencyKeyInProgress(Conflict):
     title, slug = "Request with this idempotency key in progress", "idempotency-key-in-progress"
 
 
-class InvalidIdempotencyKey(Unprocessable):
-    title, slug = "Invalid idempotency key", "validation-error"
+class InvalidIdempotencyKey(ValidationFailed):
+    title = "Invalid idempotency key"
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from shared.deadletters import dead_letter_router
 from shared.http import (
     PROBLEM_JSON,
     BodyLimitMiddleware,
+    JsonBodyMiddleware,
     Problem,
     RequestIdMiddleware,
     UnhandledErrorMiddleware,
@@ -51,6 +52,7 @@ from shared.observability import (
     health_router,
     metrics_endpoint,
 )
+from shared.pagination import configure_cursors
 from shared.settings import CommonSettings
 
 LifespanFactory = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
@@ -125,13 +127,15 @@ def create_service_app(
     app.state.started = False
     # Fails at start-up, not on the first request, when the key or algorithm is misconfigured.
     app.state.token_verifier = verifier or TokenVerifier.from_settings(settings)
+    configure_cursors(settings.cursor_secret, settings.jwt_secret)
     for name, check in (readiness_checks or {}).items():
         add_readiness_check(app, name, check)
 
     install_problem_handlers(app)
     # add_middleware wraps: the last added runs first. Request -> RequestId -> Metrics ->
-    # UnhandledError -> BodyLimit -> FastAPI's exception handlers -> routes.
+    # UnhandledError -> JsonBody -> BodyLimit -> FastAPI's exception handlers -> routes.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(JsonBodyMiddleware)  # 415 before the body is read
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=access_log)
     app.add_middleware(RequestIdMiddleware)

@@ -58,6 +58,21 @@ class CommonSettings(BaseSettings):
         default=None, description="PEM public key when jwt_algorithm is RS256/ES256/EdDSA."
     )
     jwt_issuer: str = "returns-platform"
+    jwt_jwks_url: str | None = Field(
+        default=None,
+        description=(
+            "JWKS URL of the token issuer (asymmetric keys, `kid` selection, several valid at once for rotation); "
+            "used instead of JWT_PUBLIC_KEY when set. JWT_ALGORITHM stays pinned."
+        ),
+    )
+    jwt_jwks_cache_seconds: int = Field(default=300, ge=1, description="How long the fetched JWKS is kept.")
+    cursor_secret: str | None = Field(
+        default=None,
+        description=(
+            "Key list cursors are signed with (HMAC-SHA256). Default: derived from JWT_SECRET; without one, a random "
+            "key per process (cursors then fail across replicas and restarts): set it when JWT_ALGORITHM is asymmetric."
+        ),
+    )
     clock_file: str | None = Field(default=None, description="Test only: file holding a time offset in seconds.")
     log_level: str = "INFO"
     max_body_bytes: int = 256 * 1024

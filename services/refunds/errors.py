@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.http import Conflict, NotFound, Unprocessable, field_problems
+from shared.http import Conflict, NotFound, Unprocessable, ValidationFailed, field_problems
 from shared.http.domain_errors import OrderNotFound as OrderNotFound  # re-exported: the service's errors in one place
 from shared.money import Money
 
@@ -15,8 +15,8 @@ class ReturnNotRefundable(NotFound):
     title, slug = "No received return to refund", "return-not-refundable"
 
 
-class InvalidRefund(Unprocessable):
-    title, slug = "Invalid refund", "validation-error"
+class InvalidRefund(ValidationFailed):
+    title = "Invalid refund"
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         super().__init__(**field_problems(problems))

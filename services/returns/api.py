@@ -24,7 +24,7 @@ from services.returns.schemas import (
 )
 from services.returns.store import StoredPolicy
 from shared.auth import CurrentPrincipal, Principal, require_roles
-from shared.http import Forbidden, Unprocessable
+from shared.http import Forbidden, IfMatch, Unprocessable, parse_if_match
 from shared.http.created import LOCATION_RESPONSE, create_once
 from shared.idempotency import Idempotent
 from shared.models import Actor, Order, Return, ReturnStatus
@@ -195,29 +195,25 @@ IfMatchHeader = Annotated[
     Header(
         alias="If-Match",
         max_length=64,
-        description="The return's ETag (its version) this change is based on; a stale one answers 409.",
+        description=(
+            "The return's ETag (its version) this change is based on; a stale one answers 412 "
+            "(compared strongly: weak tags never match)."
+        ),
     ),
 ]
 
 
-def expected_version(if_match: IfMatchHeader = None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise Unprocessable(
-            'If-Match must be the return\'s ETag, e.g. "3".',
-            errors=[{"field": "If-Match", "location": "header", "reason": "not a return version"}],
-        )
-    return int(text)
+def expected_version(if_match: IfMatchHeader = None) -> IfMatch | None:
+    """The versions (strong ETags) the change is based on; None when there is no condition."""
+    return parse_if_match(if_match)
 
 
-async def if_match_version(if_match: IfMatchHeader = None) -> int | None:
+async def if_match_version(if_match: IfMatchHeader = None) -> IfMatch | None:
     """`expected_version` as a dependency (async: see `lifecycle_of`)."""
     return expected_version(if_match)
 
 
-IfMatch = Annotated[int | None, Depends(if_match_version)]
+IfMatched = Annotated[IfMatch | None, Depends(if_match_version)]
 
 
 def etagged(ret: Return, response: Response) -> Return:
@@ -232,7 +228,7 @@ class Transition:
     return_id: str
     desk: Lifecycle
     principal: Principal
-    version: int | None
+    version: IfMatch | None
     response: Response
 
     @property
@@ -245,7 +241,7 @@ class Transition:
 
 
 async def transition(
-    return_id: str, desk: Desk, principal: CurrentPrincipal, version: IfMatch, response: Response
+    return_id: str, desk: Desk, principal: CurrentPrincipal, version: IfMatched, response: Response
 ) -> Transition:
     return Transition(return_id, desk, principal, version, response)
 

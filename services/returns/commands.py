@@ -18,7 +18,7 @@ from services.returns.store import DuplicateKeyError, ReturnsStore
 from shared import acting
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.http import Forbidden
+from shared.http import Forbidden, IfMatch, PreconditionFailed
 from shared.models import Refund, Return
 from shared.mongo import as_stored as millis
 from shared.rules import FieldProblem, RulesBroken
@@ -156,16 +156,17 @@ class Lifecycle:
         return ret
 
     async def act(
-        self, return_id: str, principal: Principal, action: str, expected_version: int | None, step: Step
+        self, return_id: str, principal: Principal, action: str, expected: IfMatch | None, step: Step
     ) -> Return:
-        """One transition asked over HTTP: 409 when illegal now, when another one got in first, or
-        when the caller based it on a version (If-Match) that is no longer current. A step that
+        """One transition asked over HTTP: 409 when illegal now or when another one got in first;
+        412 when the caller based it on a version (If-Match) that is no longer current, whether
+        found before the write or by losing the compare-and-set to another writer. A step that
         answers the return unchanged (a repeated confirmation) writes nothing; what follows from
         the new version (replacements.follow_ups) is written with it."""
         check_role(principal, action)
         ret = await self.visible_return(return_id, principal)
-        if expected_version is not None and expected_version != ret.version:
-            raise ConcurrentChange(f"The return is at version {ret.version}, not {expected_version}; reload it.")
+        if expected is not None:
+            expected.check(ret.version, "return")
         now = self.now()
         try:
             after = step(ret, now)
@@ -176,6 +177,8 @@ class Lifecycle:
         changes = replacements.with_follow_ups(EVENT_OF[action], after, now)
         handover = await self.store.apply(ret, changes, now)
         if handover is None:
+            if expected is not None:  # the version the caller named stopped being current meanwhile
+                raise PreconditionFailed("The return changed while this request was processed; reload it and retry.")
             raise ConcurrentChange()
         self.on_commit(ret.return_id, **handover)
         after = changes[-1][1]

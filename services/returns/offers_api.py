@@ -17,7 +17,7 @@ from services.returns.api import Act, Transition
 from services.returns.commands import check_role
 from services.returns.schemas import Body, Note
 from shared import acting
-from shared.http import Conflict, NotFound
+from shared.http import Conflict, NotFound, PreconditionFailed
 from shared.http.created import LOCATION_RESPONSE, create_once
 from shared.idempotency import Idempotent
 from shared.models import Return
@@ -68,7 +68,7 @@ async def _make(act: Transition, body: OfferBody, idempotency_key: str | None) -
 
     try:
         return await act(offers.MAKE, make)
-    except Conflict:
+    except (Conflict, PreconditionFailed):
         # A concurrent copy of this request got in first: it made the offer this key names.
         if idempotency_key is not None and (earlier := await made_already()):
             return earlier

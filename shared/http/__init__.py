@@ -1,4 +1,5 @@
-"""HTTP plumbing every service shares: RFC 9457 problems, request ids, the body-size limit.
+"""HTTP plumbing every service shares: RFC 9457 problems, request ids, the body-size limit,
+415 for non-JSON bodies, If-Match preconditions (412) and the 405 `Allow` header.
 
 Domain code raises `ProblemError` subclasses (`class QuantityTooHigh(Unprocessable)`); one set of
 handlers turns every error into `application/problem+json`. The middlewares are pure ASGI: they
@@ -7,6 +8,8 @@ and `shared.pagination`.
 """
 
 from shared.http.limits import BodyLimitMiddleware
+from shared.http.media import JsonBodyMiddleware
+from shared.http.preconditions import IfMatch, parse_if_match
 from shared.http.problems import (
     PROBLEM_BASE,
     PROBLEM_JSON,
@@ -16,12 +19,15 @@ from shared.http.problems import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    PreconditionFailed,
     Problem,
     ProblemError,
     ServiceUnavailable,
     Unauthorized,
     UnhandledErrorMiddleware,
     Unprocessable,
+    UnsupportedMediaType,
+    ValidationFailed,
     error_response,
     field_path,
     field_problems,
@@ -40,8 +46,11 @@ __all__ = [
     "Conflict",
     "FieldError",
     "Forbidden",
+    "IfMatch",
+    "JsonBodyMiddleware",
     "NotFound",
     "PayloadTooLarge",
+    "PreconditionFailed",
     "Problem",
     "ProblemError",
     "RequestIdMiddleware",
@@ -49,11 +58,14 @@ __all__ = [
     "Unauthorized",
     "UnhandledErrorMiddleware",
     "Unprocessable",
+    "UnsupportedMediaType",
+    "ValidationFailed",
     "current_request_id",
     "error_response",
     "field_path",
     "field_problems",
     "install_problem_handlers",
+    "parse_if_match",
     "problem_response",
     "problem_type",
     "validation_errors",

@@ -42,7 +42,7 @@ class RuleViolation(Unprocessable):
 
 
 class NotYourAction(Forbidden):
-    title, slug = "Not allowed for this role", "forbidden"
+    title = "Not allowed for this role"  # the same kind of error as any Forbidden: its type too
 
 
 def from_domain(exc: Exception, rule_violation: type[RuleViolation]) -> Exception:

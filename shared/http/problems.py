@@ -4,7 +4,7 @@ every error (domain, validation, routing, unexpected) to `application/problem+js
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.http.methods import allowed_methods
 from shared.http.request_id import current_request_id
 
 PROBLEM_BASE = "https://returns-platform.dev/problems/"
@@ -102,12 +103,36 @@ class Conflict(ProblemError):
     status, title, slug = 409, "Conflict", "conflict"
 
 
+class PreconditionFailed(ProblemError):
+    """A stale `If-Match` (RFC 9110 §13.1.1): the caller based the change on a representation
+    that is no longer current. Distinct from 409, which a conflict found without a precondition answers."""
+
+    status, title, slug = 412, "Precondition Failed", "precondition-failed"
+
+
 class PayloadTooLarge(ProblemError):
     status, title, slug = 413, "Content Too Large", "payload-too-large"
 
 
+class UnsupportedMediaType(ProblemError):
+    status, title, slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+
 class Unprocessable(ProblemError):
+    """A 422 always names the offending fields: `errors` is required (list of {field, location, reason})."""
+
     status, title, slug = 422, "Unprocessable Content", "unprocessable"
+
+    def __init__(self, detail: str | None = None, *, errors: Sequence[Mapping[str, Any]], **kwargs: Any) -> None:
+        if not errors:
+            raise TypeError(f"{type(self).__name__} needs `errors` naming the offending fields")
+        super().__init__(detail, errors=errors, **kwargs)
+
+
+class ValidationFailed(Unprocessable):
+    """Input that fails validation, found by the framework (pydantic) or by the handler itself."""
+
+    title, slug = "Validation failed", "validation-error"
 
 
 class ServiceUnavailable(ProblemError):
@@ -180,6 +205,7 @@ _STATUS_SLUGS = {
     404: "not-found",
     405: "method-not-allowed",
     409: "conflict",
+    412: "precondition-failed",
     413: "payload-too-large",
     415: "unsupported-media-type",
     422: "unprocessable",
@@ -199,13 +225,16 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
     status = exc.status_code
     phrase = _phrase(status)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+    headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = allowed_methods(request)
     return problem_response(
         status,
         phrase,
         detail=detail,
         type=problem_type(_STATUS_SLUGS.get(status)),
         instance=request.url.path,
-        headers=exc.headers,
+        headers=headers,
     )
 
 
@@ -226,14 +255,10 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
             instance=request.url.path,
             errors=[{"field": "body", "location": "body", "reason": f"{reason}{where}"}],
         )
-    return problem_response(
-        422,
-        "Validation failed",
-        type=problem_type("validation-error"),
-        detail="The request has invalid or missing fields; see `errors`.",
-        instance=request.url.path,
-        errors=validation_errors(errors),
+    failed = ValidationFailed(
+        "The request has invalid or missing fields; see `errors`.", errors=validation_errors(errors)
     )
+    return error_response(failed, instance=request.url.path)
 
 
 def _phrase(status: int) -> str:

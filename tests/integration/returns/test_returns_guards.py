@@ -96,8 +96,10 @@ async def test_racing_authorize_and_close_exactly_one_wins(api, order, tap):
             api.client.post(f"{path}/authorize", json={}, headers=api.as_seller(seller) | etag),
             api.client.post(f"{path}/close", json={"code": "BUYER_WITHDREW"}, headers=api.as_buyer(buyer) | etag),
         )
-        assert sorted([authorize.status_code, close.status_code]) == [200, 409], (authorize.text, close.text)
-        problem(close if close.status_code == 409 else authorize, 409)
+        # The loser's If-Match named a version that is no longer current: 412, not 409 (RFC 9110).
+        assert sorted([authorize.status_code, close.status_code]) == [200, 412], (authorize.text, close.text)
+        lost = problem(close if close.status_code == 412 else authorize, 412)
+        assert lost["type"].endswith("/precondition-failed")
         won = "authorized" if authorize.status_code == 200 else "closed"
         final = await api.get_return(ret["return_id"])
         assert final["version"] == 2 and final["status"] == won and len(final["timeline"]) == 2

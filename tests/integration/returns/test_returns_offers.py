@@ -165,7 +165,9 @@ async def test_who_may_offer_and_answer(api):
     )
     assert euros.status_code == 422 and euros.json()["errors"][0]["field"] == "amount.currency"
     stale = await offer(api, rid, api.as_seller(seller) | {"If-Match": '"99"'})
-    assert stale.status_code == 409
+    assert stale.status_code == 412 and stale.json()["type"].endswith("/precondition-failed")
+    weak = await offer(api, rid, api.as_seller(seller) | {"If-Match": f'W/"{ret["version"]}"'})
+    assert weak.status_code == 412  # strong comparison: a weak tag never matches
     made = await offer(api, rid, api.as_seller(seller) | {"If-Match": f'"{ret["version"]}"'})
     assert made.status_code == 201
     offer_id = made.json()["offers"][0]["offer_id"]

@@ -9,7 +9,7 @@ import pytest
 from services.returns.api import expected_version
 from services.returns.commands import ACTION_ROLES, check_role, millis, return_id_for
 from shared.auth import Principal, Role
-from shared.http import Forbidden, Unprocessable
+from shared.http import Forbidden, PreconditionFailed, Unprocessable
 from shared.models import Actor
 
 
@@ -60,11 +60,30 @@ def test_times_are_kept_to_the_millisecond_like_mongodb():
     assert millis(datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)).microsecond == 123000
 
 
-@pytest.mark.parametrize("header, version", [(None, None), ("*", None), ('"3"', 3), ('W/"12"', 12), ("7", 7)])
-def test_if_match_carries_the_version(header, version):
-    assert expected_version(header) == version
+@pytest.mark.parametrize("header", [None, "*", " * "])
+def test_if_match_absent_or_star_sets_no_condition(header):
+    assert expected_version(header) is None
 
 
-def test_if_match_that_is_no_version_is_refused():
+@pytest.mark.parametrize(
+    "header, admitted",
+    [('"3"', {3}), ("7", {7}), ('"3", "4"', {3, 4}), ('W/"12"', set()), ('W/"12", "13"', {13}), ('"abc"', set())],
+)
+def test_if_match_compares_strongly(header, admitted):
+    condition = expected_version(header)
+    assert condition is not None
+    assert {v for v in range(20) if condition.admits(v)} == admitted
+
+
+def test_a_stale_if_match_fails_the_precondition():
+    condition = expected_version('W/"3"')
+    assert condition is not None
+    with pytest.raises(PreconditionFailed) as failed:
+        condition.check(3, "return")
+    assert failed.value.status == 412 and failed.value.type.endswith("/precondition-failed")
+
+
+@pytest.mark.parametrize("header", ['"3', 'x"y', "", '"3",, "4"', "x" * 300])
+def test_if_match_that_is_no_tag_list_is_refused(header):
     with pytest.raises(Unprocessable):
-        expected_version('"abc"')
+        expected_version(header)

@@ -34,7 +34,12 @@ router = APIRouter()
 @router.post("/v1/returns", status_code=201)
 async def create_return(body: ReturnRequest) -> dict:
     if body.lines[0].quantity > 3:
-        raise QuantityTooHigh("Only 3 units were delivered.", field="lines[0].quantity", delivered=3)
+        raise QuantityTooHigh(
+            "Only 3 units were delivered.",
+            field="lines[0].quantity",
+            delivered=3,
+            errors=[{"field": "lines[0].quantity", "location": "body", "reason": "more than delivered"}],
+        )
     return {"order_id": body.order_id}
 
 
@@ -122,7 +127,38 @@ async def test_unknown_route_and_wrong_method(client):
     assert_problem(await client.get("/v1/nothing-here"), 404, "not-found")
     response = await client.delete("/v1/returns")
     assert_problem(response, 405, "method-not-allowed")
-    assert "POST" in response.headers["allow"]  # Starlette names the first matching route's methods
+    # Every method of the path, though GET and POST are two routes (Starlette would name one).
+    assert response.headers["allow"] == "GET, HEAD, POST"
+    other = await client.put("/teapot")
+    assert_problem(other, 405, "method-not-allowed")
+    assert other.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+async def test_a_body_that_is_not_json_is_a_415(client, content_type):
+    response = await client.post("/v1/returns", content=b'{"order_id": "o-1"}', headers={"content-type": content_type})
+    body = assert_problem(response, 415, "unsupported-media-type")
+    assert response.headers["accept"] == "application/json, application/*+json"
+    assert body["errors"][0]["field"] == "Content-Type" and "application/json" in body["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "Application/JSON; charset=utf-8", "application/x+json"])
+async def test_json_bodies_are_read(client, content_type):
+    response = await client.post(
+        "/v1/returns",
+        content=b'{"order_id": "o-1", "lines": [{"line_id": "L1", "quantity": 1}]}',
+        headers={"content-type": content_type},
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_a_body_without_a_type_is_left_to_the_route(client):
+    # No Content-Type declares no other media type: not a 415 (routes reading raw bodies rely on it).
+    assert (await client.post("/v1/returns", content=b"{}")).status_code == 422
+
+
+async def test_a_request_without_a_body_needs_no_content_type(client):
+    assert (await client.get("/v1/returns", headers={"content-type": "text/plain"})).status_code == 200
 
 
 async def test_http_exceptions_become_problems(client):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -17,11 +18,14 @@ from shared.pagination import (
     InvalidCursor,
     Limit,
     Page,
+    configure_cursors,
+    cursor_key,
     decode_cursor,
     encode_cursor,
     make_page,
     page_filter,
     page_sort,
+    sign_cursor,
 )
 from shared.service import create_service_app
 from shared.settings import CommonSettings
@@ -50,34 +54,69 @@ def b64(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-@pytest.mark.parametrize(
-    "cursor",
-    [
-        "!!!not-base64!!!",
-        b64("not json"),
-        b64("[1, 2]"),
-        b64(json.dumps({"k": 1})),
-        b64(json.dumps({"k": 1, "id": "r", "extra": True})),
-        b64(json.dumps({"k": {"$dt": "yesterday"}, "id": "r"})),
-        b64(json.dumps({"k": {"$where": "sleep(1000)"}, "id": "r"})),
-        b64(json.dumps({"k": 1, "id": {"$oid": "nope"}})),
-        b64(json.dumps({"k": [1], "id": "r"})),
-        b64(json.dumps({"k": 1, "id": None})),
-        "A" * 5000,
-        b64(json.dumps({"k": 2**63, "id": "r"})),  # beyond what BSON holds: a 500 at the store otherwise
-        b64(json.dumps({"k": -(2**63) - 1, "id": "r"})),
-        b64(json.dumps({"k": 1, "id": 10**30})),
-        b64('{"k": NaN, "id": "r"}'),
-        b64('{"k": Infinity, "id": "r"}'),
-        b64(json.dumps({"k": {"$dt": "0001-01-01T00:00:00+14:00"}, "id": "r"})),
-        b64(json.dumps({"k": {"$dt": "9999-12-31T23:59:59-14:00"}, "id": "r"})),
-    ],
-)
+TAMPERED = [
+    "!!!not-base64!!!",
+    b64("not json"),
+    b64("[1, 2]"),
+    b64(json.dumps({"k": 1})),
+    b64(json.dumps({"k": 1, "id": "r", "extra": True})),
+    b64(json.dumps({"k": {"$dt": "yesterday"}, "id": "r"})),
+    b64(json.dumps({"k": {"$where": "sleep(1000)"}, "id": "r"})),
+    b64(json.dumps({"k": 1, "id": {"$oid": "nope"}})),
+    b64(json.dumps({"k": [1], "id": "r"})),
+    b64(json.dumps({"k": 1, "id": None})),
+    "A" * 5000,
+    b64(json.dumps({"k": 2**63, "id": "r"})),  # beyond what BSON holds: a 500 at the store otherwise
+    b64(json.dumps({"k": -(2**63) - 1, "id": "r"})),
+    b64(json.dumps({"k": 1, "id": 10**30})),
+    b64('{"k": NaN, "id": "r"}'),
+    b64('{"k": Infinity, "id": "r"}'),
+    b64(json.dumps({"k": {"$dt": "0001-01-01T00:00:00+14:00"}, "id": "r"})),
+    b64(json.dumps({"k": {"$dt": "9999-12-31T23:59:59-14:00"}, "id": "r"})),
+]
+
+
+def signed(cursor: str) -> str:
+    """The same payload with a valid tag: what a leaked key could forge."""
+    try:
+        return sign_cursor(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:
+        return cursor
+
+
+@pytest.mark.parametrize("cursor", TAMPERED + [signed(c) for c in TAMPERED if c != "A" * 5000])
 def test_tampered_cursor_is_a_400_naming_the_cursor(cursor):
     with pytest.raises(InvalidCursor) as caught:
         decode_cursor(cursor)
     assert caught.value.status == 400
     assert caught.value.extra["errors"][0]["field"] == "cursor"
+
+
+def test_cursors_are_opaque_and_signed():
+    cursor = encode_cursor(AT, "r-1")
+    assert "r-1" not in cursor and re.fullmatch(r"[A-Za-z0-9_-]+", cursor)
+    unsigned = b64(json.dumps({"k": {"$dt": AT.isoformat()}, "id": "r-1"})).rstrip("=")
+    with pytest.raises(InvalidCursor):  # the old, unsigned form is a forgery now
+        decode_cursor(unsigned)
+    for at in range(len(cursor)):  # any altered character: the tag no longer matches
+        flipped = cursor[:at] + ("A" if cursor[at] != "A" else "B") + cursor[at + 1 :]
+        with pytest.raises(InvalidCursor):
+            decode_cursor(flipped)
+
+
+def test_a_cursor_signed_with_another_key_is_refused():
+    configure_cursors("one deployment", None)
+    theirs = encode_cursor(AT, "r-1")
+    configure_cursors("another deployment", None)
+    with pytest.raises(InvalidCursor):
+        decode_cursor(theirs)
+    assert decode_cursor(encode_cursor(AT, "r-1")) == (AT, "r-1")
+
+
+def test_cursor_key_comes_from_the_setting_else_the_jwt_secret():
+    assert cursor_key("c", "j") == cursor_key("c", None) != cursor_key(None, "j")
+    assert cursor_key(None, "j") == cursor_key(None, "j") != cursor_key(None, "k")
+    assert cursor_key(None, None) is None
 
 
 def test_page_filter_descending_and_ascending():
@@ -128,8 +167,10 @@ async def test_limit_defaults_to_50_and_is_bounded(client):
         assert response.status_code == 422 and response.json()["errors"][0]["field"] == "limit"
 
 
-async def test_bad_cursor_over_http(client):
-    response = await client.get("/v1/items?cursor=garbage!")
+@pytest.mark.parametrize("cursor", ["garbage!", "eyJrIjoxLCJpZCI6InIifQ", "A" * 40])
+async def test_bad_cursor_over_http(client, cursor):
+    response = await client.get("/v1/items", params={"cursor": cursor})
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/invalid-cursor")
     assert response.json()["errors"][0]["field"] == "cursor"

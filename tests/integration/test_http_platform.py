@@ -23,7 +23,7 @@ from shared.http import Conflict
 from shared.idempotency import COLLECTION, IdempotencyStore, Idempotent, fingerprint
 from shared.mongo import connect, ping
 from shared.observability import add_readiness_check
-from shared.pagination import Cursor, page_filter, page_sort
+from shared.pagination import Cursor, page_filter, page_sort, sign_cursor
 from shared.service import create_service_app
 from shared.settings import CommonSettings
 from shared.tokens import mint
@@ -322,22 +322,32 @@ async def test_metrics_and_health(client):
         amqp_up["ok"] = True
 
 
-def raw_cursor(k: object) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"k": k, "id": "t-1"}).encode()).decode().rstrip("=")
+def raw_cursor(k: object, signed: bool = True) -> str:
+    """A cursor holding `k`; signed with the app's key: what a leaked key could forge."""
+    raw = json.dumps({"k": k, "id": "t-1"}).encode()
+    return sign_cursor(raw) if signed else base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 @pytest.mark.parametrize(
-    "cursor",
+    "k",
     [
-        raw_cursor(2**70),  # no BSON integer holds it
-        raw_cursor(-(2**63) - 1),
-        raw_cursor({"$dt": "0001-01-01T00:00:00+14:00"}),  # before year 1 in UTC
-        raw_cursor({"$dt": "9999-12-31T23:59:59-14:00"}),  # after year 9999 in UTC
+        2**70,  # no BSON integer holds it
+        -(2**63) - 1,
+        {"$dt": "0001-01-01T00:00:00+14:00"},  # before year 1 in UTC
+        {"$dt": "9999-12-31T23:59:59-14:00"},  # after year 9999 in UTC
     ],
 )
-async def test_a_cursor_the_store_cannot_hold_is_a_400_naming_it(client, cursor):
-    response = await client.get("/v1/things", params={"cursor": cursor})
+async def test_a_cursor_the_store_cannot_hold_is_a_400_naming_it(client, k):
+    response = await client.get("/v1/things", params={"cursor": raw_cursor(k)})
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert [e["field"] for e in response.json()["errors"]] == ["cursor"]
     assert (await client.get("/v1/things", params={"cursor": raw_cursor(2**63 - 1)})).json() == {"count": 0}
+
+
+@pytest.mark.parametrize("cursor", [raw_cursor(1, signed=False), "garbage", "A" * 64])
+async def test_a_forged_cursor_is_a_400_never_a_store_error(client, cursor):
+    response = await client.get("/v1/things", params={"cursor": cursor})
+    assert response.status_code == 400, response.text
+    assert response.json()["type"].endswith("/invalid-cursor")
+    assert [e["field"] for e in response.json()["errors"]] == ["cursor"]

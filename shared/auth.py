@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -162,8 +163,10 @@ class TokenVerifier:
             raise ServiceUnavailable("The token issuer's keys cannot be fetched right now; retry.") from None
         except PyJWKClientError:
             raise Unauthorized("The token is not signed by a key the issuer publishes (`kid`).") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("The token is invalid.") from None
 
-    def verify(self, token: str) -> dict[str, Any]:
+    def verify(self, token: str, key: Any = None) -> dict[str, Any]:
         """The token's claims, or Unauthorized saying (without internals) what is wrong.
 
         A token verified before is answered from memory while its `exp` (with the leeway) is still
@@ -176,19 +179,20 @@ class TokenVerifier:
                 self._verified.move_to_end(token)
                 return dict(known)
             del self._verified[token]
-        claims = self._verify(token)
+        claims = self._verify(token, key)
         if isinstance(claims.get("exp"), int | float) and not isinstance(claims["exp"], bool):
             self._verified[token] = dict(claims)
             if len(self._verified) > VERIFIED_TOKENS:
                 self._verified.popitem(last=False)
         return claims
 
-    def _verify(self, token: str) -> dict[str, Any]:
+    def _verify(self, token: str, key: Any = None) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != self.algorithm:
                 raise Unauthorized("The token is not signed with the expected algorithm.")
-            key = self._key_for(token)
+            if key is None:
+                key = self._key_for(token)
             claims = jwt.decode(
                 token,
                 key,
@@ -214,8 +218,16 @@ class TokenVerifier:
             raise Unauthorized("The token's `role` claim is missing or unknown.")
         return claims
 
-    def principal(self, token: str, acting_for: str | None = None) -> Principal:
-        claims = self.verify(token)
+    async def principal_async(self, token: str, acting_for: str | None = None) -> Principal:
+        """`principal`, with the JWKS key of a token not verified before looked up in a thread:
+        the lookup may fetch the set over the network, which must not block the event loop."""
+        key = None
+        if self._jwks is not None and token not in self._verified:
+            key = await asyncio.to_thread(self._key_for, token)
+        return self.principal(token, acting_for, key)
+
+    def principal(self, token: str, acting_for: str | None = None, key: Any = None) -> Principal:
+        claims = self.verify(token, key)
         role = Role(claims["role"])
         actor = None
         if acting_for is not None:
@@ -252,7 +264,7 @@ async def current_principal(
     verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
     if verifier is None:
         raise RuntimeError("app.state.token_verifier is not set (use create_service_app)")
-    principal = verifier.principal(credentials.credentials, x_acting_for)
+    principal = await verifier.principal_async(credentials.credentials, x_acting_for)
     if principal.acts_as(Role.AGENT):
         # Agents see everything, so what they look at is recorded. Ids only, no personal data.
         audit_log.info(

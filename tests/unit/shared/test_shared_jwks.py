@@ -14,6 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import APIRouter
+from jwt import PyJWKClient
 
 from shared.auth import CurrentPrincipal, TokenVerifier, jwks_client
 from shared.http import ServiceUnavailable, Unauthorized
@@ -159,3 +160,20 @@ async def test_over_http_unknown_kid_is_a_401_problem(jwks):
         bad = await client.get("/v1/me", headers={"Authorization": f"Bearer {token(RSA_NEW, 'k-gone', 'RS256')}"})
     assert bad.status_code == 401 and bad.headers["content-type"] == "application/problem+json"
     assert bad.json()["type"].endswith("/unauthorized") and "WWW-Authenticate" in bad.headers
+
+
+async def test_the_set_is_fetched_off_the_event_loop(jwks):
+    jwks.publish(("k-old", RSA_OLD))
+    fetched_on: list[int] = []
+
+    class Recording(PyJWKClient):
+        def fetch_data(self) -> Any:
+            fetched_on.append(threading.get_ident())
+            return super().fetch_data()
+
+    keys = Recording(jwks.url, cache_jwk_set=True, lifespan=300, timeout=5)
+    v = TokenVerifier(algorithm="RS256", issuer="returns-platform", audience="returns", jwks=keys)
+    assert (await v.principal_async(token(RSA_OLD, "k-old", "RS256"))).subject == "b-1"
+    assert fetched_on and threading.get_ident() not in fetched_on
+    with pytest.raises(Unauthorized):
+        await v.principal_async("not-a-jwt")

@@ -96,10 +96,9 @@ def complete_operation(path: str, method: str, operation: dict[str, Any], proble
             responses["200"].setdefault("headers", {})["ETag"] = _ref("ETag")
     for status, response in responses.items():
         added = response.setdefault("headers", {})
-        if "Location" in added:
-            added["Location"] = _ref("Location")
-        if "ETag" in added:
-            added["ETag"] = _ref("ETag")
+        for name in ("Location", "ETag", "Retry-After"):  # declared by the route: the shared description
+            if name in added:
+                added[name] = _ref(name)
         if "Idempotency-Key" in headers and status.startswith("2"):
             added["Idempotent-Replayed"] = _ref("Idempotent-Replayed")
         if "Idempotency-Key" in headers and status == "409":

@@ -98,7 +98,10 @@ async def get_store_credit_entry(
         **LOCATION_RESPONSE,
         201: {**LOCATION_RESPONSE[201], "description": "The debit (the same one again for a repeated key)."},
         422: {"description": "No Idempotency-Key, or more than the balance in that currency (`amount`)."},
-        503: {"description": "Too many debits for this buyer at once: retry after `Retry-After` seconds."},
+        503: {
+            "description": "Too many debits for this buyer at once: retry after `Retry-After` seconds.",
+            "headers": {"Retry-After": {"schema": {"type": "string"}}},
+        },
     },
 )
 async def debit_store_credit(

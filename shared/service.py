@@ -52,6 +52,7 @@ from shared.observability import (
     health_router,
     metrics_endpoint,
 )
+from shared.openapi import complete_document, operation_id
 from shared.pagination import configure_cursors
 from shared.settings import CommonSettings
 
@@ -122,6 +123,7 @@ def create_service_app(
         version=version,
         description=description,
         lifespan=service_lifespan,  # type: ignore[arg-type]  # yields state or None, see above
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.started = False
@@ -217,5 +219,8 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
                 if code[0] in "45" and "content" not in response:
                     response["content"] = _problem_response("")["content"]
             responses.setdefault("default", _problem_response("Any other error, as RFC 9457 problem+json."))
+    settings: CommonSettings = app.state.settings
+    server = settings.public_base_url or f"http://localhost:{settings.port}"
+    complete_document(schema, [{"url": server.rstrip("/")}], _problem_response("")["content"])
     app.openapi_schema = schema
     return schema

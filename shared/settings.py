@@ -14,6 +14,11 @@ class CommonSettings(BaseSettings):
     service_name: str = "unnamed"
     host: str = "127.0.0.1"
     port: int = 8000
+    public_base_url: str | None = Field(
+        default=None,
+        description="The base URL callers reach this service at, for the OpenAPI document's `servers`; "
+        "absent: http://localhost:<port>.",
+    )
     mongodb_url: str = "mongodb://127.0.0.1:27017"
     mongodb_db: str | None = Field(default=None, description="Database name; defaults to `returns_platform_<service>`.")
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"

@@ -84,7 +84,7 @@ async def list_claims(
     tags=["claims"],
     summary="The seller refunds (full or partial) or contests with evidence, while the claim is open",
 )
-async def respond(claim_id: str, body: RespondBody, desk: Desk, principal: CurrentPrincipal) -> Claim:
+async def respond_to_claim(claim_id: str, body: RespondBody, desk: Desk, principal: CurrentPrincipal) -> Claim:
     actor = principal.actor
     return await desk.act(
         claim_id, principal, "respond", "claim.seller_responded", lambda c, now: domain.respond(c, body, actor, now)
@@ -97,7 +97,9 @@ async def respond(claim_id: str, body: RespondBody, desk: Desk, principal: Curre
     tags=["claims"],
     summary="The buyer withdraws an open or contested claim",
 )
-async def withdraw(claim_id: str, desk: Desk, principal: CurrentPrincipal, body: WithdrawBody | None = None) -> Claim:
+async def withdraw_claim(
+    claim_id: str, desk: Desk, principal: CurrentPrincipal, body: WithdrawBody | None = None
+) -> Claim:
     actor, note = principal.actor, body.note if body else None
     return await desk.act(
         claim_id, principal, "withdraw", "claim.withdrawn", lambda c, now: domain.withdraw(c, actor, now, note)
@@ -110,5 +112,5 @@ async def withdraw(claim_id: str, desk: Desk, principal: CurrentPrincipal, body:
     tags=["claims"],
     summary="An agent grants (paid through refunds) or denies a contested claim",
 )
-async def decide(claim_id: str, body: DecideBody, desk: Desk, principal: CurrentPrincipal) -> Claim:
+async def decide_claim(claim_id: str, body: DecideBody, desk: Desk, principal: CurrentPrincipal) -> Claim:
     return await desk.decide(claim_id, principal, body)

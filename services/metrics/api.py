@@ -67,7 +67,7 @@ def period_of(start: datetime | None, end: datetime | None, reports_: Reports) -
 
 
 @router.get("/sellers/{seller_id}", response_model=SellerMetrics, summary="A seller's performance for a period")
-async def seller_metrics(
+async def get_seller_metrics(
     seller_id: PartyId,
     reports_: ReportsDep,
     principal: Annotated[Principal, Depends(require_roles("seller", "agent", "service"))],
@@ -84,7 +84,7 @@ async def seller_metrics(
     response_model=OrderDefects,
     summary="A seller's order defect rate and rating over the last 60 days (`ODR_WINDOW_DAYS`)",
 )
-async def order_defects(
+async def get_order_defects(
     seller_id: PartyId,
     reports_: ReportsDep,
     principal: Annotated[Principal, Depends(require_roles("seller", "agent", "service"))],
@@ -99,7 +99,7 @@ async def order_defects(
     response_model=BuyerMetrics,
     summary="A buyer's returns and return rate over the abuse window, and their flag",
 )
-async def buyer_metrics(
+async def get_buyer_metrics(
     buyer_id: PartyId,
     reports_: ReportsDep,
     principal: Annotated[Principal, Depends(require_roles("buyer", "agent", "service"))],
@@ -110,7 +110,7 @@ async def buyer_metrics(
 
 
 @router.get("/overview", response_model=Overview, summary="Marketplace-wide totals for a period")
-async def overview(
+async def get_metrics_overview(
     reports_: ReportsDep,
     _: Annotated[Principal, Depends(require_roles("agent", "service"))],
     start: From = None,
@@ -124,5 +124,7 @@ async def overview(
     response_model=RebuildResult,
     summary="Re-assess every buyer's flag from stored facts (events for changed flags only)",
 )
-async def rebuild(reports_: ReportsDep, _: Annotated[Principal, Depends(require_roles("agent"))]) -> RebuildResult:
+async def rebuild_metrics(
+    reports_: ReportsDep, _: Annotated[Principal, Depends(require_roles("agent"))]
+) -> RebuildResult:
     return await reports_.flags.rebuild()

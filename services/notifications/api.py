@@ -116,7 +116,7 @@ async def resend_notification(
 
 
 @router.post("/preview", response_model=Preview, summary="Render the emails an event would send (nothing is sent)")
-async def preview(_: Operator, event: CloudEvent) -> Preview:
+async def preview_notification(_: Operator, event: CloudEvent) -> Preview:
     try:
         planned = plan(event)
     except UnknownEventType:

@@ -14,6 +14,7 @@ from shared.auth import CurrentPrincipal, Principal, Role, require_roles
 from shared.http import Unprocessable
 from shared.idempotency import HEADER, Idempotent
 from shared.models import Id, Refund, RefundStatus
+from shared.openapi import IDEMPOTENCY_KEY_REQUIRED
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1/refunds", tags=["refunds"])
@@ -39,6 +40,7 @@ StoreDep = Annotated[RefundStore, Depends(_store)]
     status_code=201,
     response_model=Refund,
     summary="Refund a received return, or an order directly",
+    openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
     responses={
         201: {"description": "The refund, issued (or failed: see `failure_reason`)."},
         404: {"description": "No such received return or order (or not the caller's)."},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
@@ -28,10 +28,14 @@ from shared.http import Forbidden, IfMatch, Unprocessable, parse_if_match
 from shared.http.created import LOCATION_RESPONSE, create_once
 from shared.idempotency import Idempotent
 from shared.models import Actor, Order, Return, ReturnStatus
+from shared.openapi import ANSWERS_ANY_ID
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from shared.rules import RulesBroken
 
 router = APIRouter(prefix="/v1")
+
+# `responses=` of a route that answers a return with its ETag but takes no If-Match (those get it anyway).
+ETAG_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"headers": {"ETag": {"schema": {"type": "string"}}}}}
 
 
 # Dependencies are `async def`: FastAPI runs a plain `def` one in its thread pool, a thread hop
@@ -48,7 +52,16 @@ PolicyEditor = Annotated[Principal, Depends(require_roles("seller", "agent", "se
 # ---- orders read-model ----------------------------------------------------------------------
 
 
-@router.put("/orders/{order_id}", response_model=Order, tags=["orders"], summary="Store a delivered order's snapshot")
+@router.put(
+    "/orders/{order_id}",
+    response_model=Order,
+    tags=["orders"],
+    summary="Store a delivered order's snapshot",
+    responses={
+        200: {"description": "The order was stored before: its snapshot is replaced."},
+        201: {"description": "The order is stored for the first time.", "model": Order},
+    },
+)
 async def put_order(order_id: str, order: Order, desk: Desk, principal: OrderFeeder, response: Response) -> Order:
     if order.order_id != order_id:
         raise Unprocessable(
@@ -96,8 +109,9 @@ def policy_rules(desk: Lifecycle, marketplace: str | None) -> tuple[str, Marketp
     response_model=PolicyView,
     tags=["policies"],
     summary="The seller's policy in a marketplace, or that marketplace's default when they set none",
+    openapi_extra=ANSWERS_ANY_ID,
 )
-async def get_policy(
+async def get_return_policy(
     seller_id: str, desk: Desk, principal: CurrentPrincipal, marketplace: MarketplaceQuery = None
 ) -> PolicyView:
     code, rules = policy_rules(desk, marketplace)
@@ -113,7 +127,7 @@ async def get_policy(
     tags=["policies"],
     summary="Set the seller's policy in a marketplace: more generous than its rules, never less",
 )
-async def put_policy(
+async def put_return_policy(
     seller_id: str, policy: SellerPolicy, desk: Desk, principal: PolicyEditor, marketplace: MarketplaceQuery = None
 ) -> PolicyView:
     if principal.actor.role == "seller" and principal.actor.id != seller_id:
@@ -144,7 +158,7 @@ async def create_return(body: ReturnRequest, desk: Desk, idempotent: Idempotent)
     )
 
 
-@router.get("/returns/{return_id}", response_model=Return, tags=["returns"])
+@router.get("/returns/{return_id}", response_model=Return, tags=["returns"], responses=ETAG_RESPONSE)
 async def get_return(return_id: str, desk: Desk, principal: CurrentPrincipal, response: Response) -> Return:
     return etagged(await desk.visible_return(return_id, principal), response)
 
@@ -255,7 +269,7 @@ Act = Annotated[Transition, Depends(transition)]
     tags=["transitions"],
     summary="Seller authorizes: a label, who pays return shipping, or a refund without return",
 )
-async def authorize(act: Act, body: AuthorizeBody | None = None) -> Return:
+async def authorize_return(act: Act, body: AuthorizeBody | None = None) -> Return:
     chosen = body or AuthorizeBody()
     return await act(
         "authorize", lambda ret, now: domain.authorize(ret, chosen, act.actor, now, act.desk.rules_for(ret.marketplace))
@@ -263,22 +277,22 @@ async def authorize(act: Act, body: AuthorizeBody | None = None) -> Return:
 
 
 @router.post("/returns/{return_id}/reject", response_model=Return, tags=["transitions"])
-async def reject(body: RejectBody, act: Act) -> Return:
+async def reject_return(body: RejectBody, act: Act) -> Return:
     return await act("reject", lambda ret, now: domain.reject(ret, body, act.actor, now))
 
 
 @router.post("/returns/{return_id}/close", response_model=Return, tags=["transitions"])
-async def close(body: CloseBody, act: Act) -> Return:
+async def close_return(body: CloseBody, act: Act) -> Return:
     return await act("close", lambda ret, now: domain.close(ret, body, act.actor, now))
 
 
 @router.post("/returns/{return_id}/ship", response_model=Return, tags=["transitions"])
-async def ship(body: ShipBody, act: Act) -> Return:
+async def ship_return(body: ShipBody, act: Act) -> Return:
     return await act("ship", lambda ret, now: domain.ship(ret, body, act.actor, now))
 
 
 @router.post("/returns/{return_id}/receive", response_model=Return, tags=["transitions"])
-async def receive(body: ReceiveBody, act: Act) -> Return:
+async def receive_return(body: ReceiveBody, act: Act) -> Return:
     return await act(
         "receive", lambda ret, now: domain.receive(ret, body, act.actor, now, act.desk.rules_for(ret.marketplace))
     )
@@ -290,5 +304,5 @@ async def receive(body: ReceiveBody, act: Act) -> Return:
     tags=["transitions"],
     summary="Buyer answers: was your return resolved?",
 )
-async def feedback(body: FeedbackBody, act: Act) -> Return:
+async def record_return_feedback(body: FeedbackBody, act: Act) -> Return:
     return await act("feedback", lambda ret, now: domain.record_feedback(ret, body.resolved, act.actor, now, body.note))

@@ -66,7 +66,7 @@ def _refused(reason: str, detail: str) -> DeliveryRefused:
     summary="Stripe dispute events (charge.dispute.created/updated/closed), signed with the endpoint's secret",
     responses={400: {"description": "Unsigned, badly signed, too old or replayed: nothing was changed."}},
 )
-async def stripe_webhook(request: Request, desk: Desk, signature: SignatureHeader = None) -> WebhookAnswer:
+async def receive_stripe_webhook(request: Request, desk: Desk, signature: SignatureHeader = None) -> WebhookAnswer:
     settings = request.app.state.settings
     payload = await request.body()
     try:
@@ -135,7 +135,7 @@ async def list_chargebacks(
         409: {"description": "Not `needs_response`, evidence already on its way, or refused by the gateway."},
     },
 )
-async def submit_evidence(
+async def submit_chargeback_evidence(
     chargeback_id: str, body: Evidence, desk: Desk, principal: EvidenceGiver, response: Response
 ) -> Chargeback:
     if not any((body.carrier, body.tracking_number, body.refund_reference, body.text)):

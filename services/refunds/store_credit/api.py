@@ -14,6 +14,7 @@ from shared.http import NotFound, Unprocessable
 from shared.http.created import LOCATION_RESPONSE, create_once
 from shared.idempotency import HEADER, Idempotent
 from shared.money import Money
+from shared.openapi import IDEMPOTENCY_KEY_REQUIRED
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from shared.resolution_models import StoreCreditAccount, StoreCreditEntry
 
@@ -62,13 +63,13 @@ def entry_location(entry: StoreCreditEntry) -> str:
 
 
 @router.get("/{buyer_id}", response_model=StoreCreditAccount, summary="A buyer's store-credit balances")
-async def get_account(buyer_id: BuyerId, principal: CurrentPrincipal, store: StoreDep) -> StoreCreditAccount:
+async def get_store_credit(buyer_id: BuyerId, principal: CurrentPrincipal, store: StoreDep) -> StoreCreditAccount:
     _visible(principal, buyer_id)
     return await store.account(buyer_id)
 
 
 @router.get("/{buyer_id}/entries", response_model=Page[StoreCreditEntry], summary="A buyer's store-credit entries")
-async def list_entries(
+async def list_store_credit_entries(
     buyer_id: BuyerId, principal: CurrentPrincipal, store: StoreDep, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
 ) -> Page[StoreCreditEntry]:
     """Grants and debits, newest first."""
@@ -77,7 +78,7 @@ async def list_entries(
 
 
 @router.get("/{buyer_id}/entries/{entry_id}", response_model=StoreCreditEntry, summary="One store-credit entry")
-async def get_entry(
+async def get_store_credit_entry(
     buyer_id: BuyerId, entry_id: EntryId, principal: CurrentPrincipal, store: StoreDep
 ) -> StoreCreditEntry:
     _visible(principal, buyer_id)
@@ -92,13 +93,18 @@ async def get_entry(
     status_code=201,
     response_model=StoreCreditEntry,
     summary="Spend store credit (services, agents)",
+    openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
     responses={
         **LOCATION_RESPONSE,
         201: {**LOCATION_RESPONSE[201], "description": "The debit (the same one again for a repeated key)."},
         422: {"description": "No Idempotency-Key, or more than the balance in that currency (`amount`)."},
+        503: {
+            "description": "Too many debits for this buyer at once: retry after `Retry-After` seconds.",
+            "headers": {"Retry-After": {"schema": {"type": "string"}}},
+        },
     },
 )
-async def debit(
+async def debit_store_credit(
     buyer_id: BuyerId,
     body: DebitRequest,
     principal: ServiceOrAgent,

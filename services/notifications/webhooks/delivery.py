@@ -26,6 +26,7 @@ from services.notifications.webhooks import signing
 from services.notifications.webhooks.models import DeliveryStatus, EndpointStatus
 from services.notifications.webhooks.schedule import next_attempt
 from services.notifications.webhooks.store import NEVER, WebhookStore
+from services.notifications.webhooks.urls import BadUrl, check_url
 from shared.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,15 @@ class DeliveryWorker:
         stamp = int(self.lease_clock.now().timestamp())
         headers = signing.headers(signing_secrets(endpoint, now), doc["event_id"], stamp, body)
         started = time.monotonic()
+        try:
+            # Checked again on every attempt: the host's addresses may have changed since registration.
+            await check_url(
+                endpoint["url"],
+                allow_http=self.settings.webhooks_allow_http,
+                allow_private=self.settings.webhooks_allow_private,
+            )
+        except BadUrl as exc:
+            return None, f"URL refused: {exc}"[:ERROR_LIMIT], 0
         try:
             response = await self.http.post(endpoint["url"], content=body, headers=headers)
         except httpx.HTTPError as exc:

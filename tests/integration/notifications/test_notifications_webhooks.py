@@ -350,3 +350,44 @@ async def test_registration_rules(start: Start, receiver: Receiver) -> None:
     assert [e["field"] for e in unknown.json()["errors"]] == ["event_types"]
     assert (await hooks.register(receiver.url, [TYPE], role="buyer")).status_code == 403
     assert (await hooks.register(receiver.url, [TYPE], role="agent")).status_code == 201
+
+
+async def _routable(hooks: Hooks) -> bool:
+    try:
+        await hooks.publisher.publish(make_event(TYPE))
+    except Unroutable:
+        return False
+    return True
+
+
+async def test_bindings_reconciled_at_start_up_and_periodically(
+    start: Start, receiver: Receiver, wait_until: Any
+) -> None:
+    first = await start(webhooks_reconcile_s=3600)  # only its start-up reconcile runs
+    created = await first.endpoint(receiver.url, [TYPE])
+    # The endpoint goes without its binding going (another replica's delete that failed to unbind).
+    await first.db.webhook_endpoints.delete_one({"_id": created["id"]})
+    assert await _routable(first)
+    second = await start(webhooks_reconcile_s=3600)  # a replica starting: bindings = stored endpoints
+    assert not await _routable(second)
+    again = await second.endpoint(receiver.url, [TYPE])
+    assert await _routable(second)
+    third = await start(webhooks_reconcile_s=0.1)
+    await third.db.webhook_endpoints.delete_one({"_id": again["id"]})
+    await wait_until(lambda: _not(_routable(third)), message="the periodic reconcile unbound the type")
+
+
+async def _not(value: Awaitable[bool]) -> bool:
+    return not await value
+
+
+async def test_two_replicas_deliver_each_event_once(start: Start, receiver: Receiver, wait_until: Any) -> None:
+    one, two = await start(), await start()
+    created = await one.endpoint(receiver.url, [TYPE])
+    events = [make_event(TYPE) for _ in range(10)]
+    for event in events:  # each twice: the two replicas share the queue and may each take a copy
+        await one.publisher.publish(event)
+        await two.publisher.publish(event)
+    await wait_until(lambda: all(one.recorded.counts[e.id] >= 2 for e in events), message="every copy consumed")
+    await wait_until(lambda: _equal(_statuses(one, created["id"]), {"delivered"}))
+    assert sorted(len(receiver.of(e.id)) for e in events) == [1] * len(events)

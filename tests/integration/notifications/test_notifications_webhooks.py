@@ -20,15 +20,18 @@ import httpx
 import pytest
 import uvicorn
 from asgi_lifespan import LifespanManager
+from prometheus_client import REGISTRY
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.notifications.app import create_app
 from services.notifications.settings import Settings
+from services.notifications.webhooks.store import new_delivery
 from shared.bus import EventBus, Unroutable
 from shared.clock import FixedClock
 from shared.events import CloudEvent
 from shared.tokens import mint
+from tests.integration.commands import Commands
 from tests.integration.conftest import make_event
 from tests.integration.notifications.conftest import free_port
 
@@ -391,3 +394,36 @@ async def test_two_replicas_deliver_each_event_once(start: Start, receiver: Rece
     await wait_until(lambda: all(one.recorded.counts[e.id] >= 2 for e in events), message="every copy consumed")
     await wait_until(lambda: _equal(_statuses(one, created["id"]), {"delivered"}))
     assert sorted(len(receiver.of(e.id)) for e in events) == [1] * len(events)
+
+
+async def test_a_crashed_senders_claim_lapses_and_another_delivers(
+    start: Start, receiver: Receiver, wait_until: Any
+) -> None:
+    hooks = await start()
+    created = await hooks.endpoint(receiver.url, [TYPE])
+    endpoint = await hooks.db.webhook_endpoints.find_one({"_id": created["id"]})
+    event = make_event(TYPE)
+    # What a sender killed mid-attempt leaves: pending, claimed, its lease just run out.
+    doc = new_delivery(endpoint, event.id, event.type, event.time, event.to_json().decode(), hooks.clock.now())
+    doc.update(claim="dead-sender", claimed_until=datetime.now(UTC) - timedelta(seconds=1))
+    await hooks.db.webhook_deliveries.insert_one(doc)
+    await wait_until(lambda: receiver.of(event.id), message="the poll took the lapsed claim over")
+    await wait_until(lambda: _equal(_statuses(hooks, created["id"]), {"delivered"}))
+    verify(created["secret"], receiver.of(event.id)[0])
+
+
+async def test_store_writes_and_metric_per_delivery(
+    service_commands: Commands, start: Start, receiver: Receiver, wait_until: Any
+) -> None:
+    hooks = await start()
+    created = await hooks.endpoint(receiver.url, [TYPE])
+    delivered = REGISTRY.get_sample_value("returns_platform_webhook_deliveries_total", {"outcome": "delivered"}) or 0
+    service_commands.clear()
+    event = make_event(TYPE)
+    await hooks.publisher.publish(event)
+    await wait_until(lambda: _equal(_statuses(hooks, created["id"]), {"delivered"}))
+    # The consumer's insert, the claim by `_id`, the outcome by `_id` and claim: nothing else written.
+    assert service_commands.writes("webhook_deliveries") == ["insert", "findAndModify", "update"]
+    assert service_commands.writes("webhook_endpoints") == []
+    after = REGISTRY.get_sample_value("returns_platform_webhook_deliveries_total", {"outcome": "delivered"})
+    assert after == delivered + 1

@@ -427,3 +427,17 @@ async def test_store_writes_and_metric_per_delivery(
     assert service_commands.writes("webhook_endpoints") == []
     after = REGISTRY.get_sample_value("returns_platform_webhook_deliveries_total", {"outcome": "delivered"})
     assert after == delivered + 1
+
+
+async def test_changing_types_moves_the_bindings(start: Start, receiver: Receiver) -> None:
+    hooks = await start()
+    created = await hooks.endpoint(receiver.url, [TYPE])
+    path = f"/v1/webhooks/{created['id']}"
+    changed = await hooks.client.patch(path, json={"event_types": [OTHER_TYPE]}, headers=hooks.as_("agent"))
+    assert changed.status_code == 200 and changed.json()["event_types"] == [OTHER_TYPE]
+    assert not await _routable(hooks)
+    await hooks.publisher.publish(make_event(OTHER_TYPE))  # bound now
+    refused = await hooks.client.patch(path, json={"url": "ftp://example.com/"}, headers=hooks.as_("agent"))
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "url"
+    missing = await hooks.client.patch("/v1/webhooks/whe_nope", json={"description": "x"}, headers=hooks.as_("agent"))
+    assert missing.status_code == 404

@@ -19,7 +19,7 @@ from contextlib import suppress
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
 from pydantic import ValidationError
 
 from services.notifications.webhooks.delivery import DeliveryWorker
@@ -48,6 +48,7 @@ class WebhookQueue:
         self.name = f"{bus.names.base}.webhooks"
         self.exchanges, self.prefetch = dict(exchanges), prefetch
         self.bound: set[str] = set()
+        self._declared: dict[str, AbstractExchange] = {}
         self._lock = asyncio.Lock()  # one change of the bindings at a time
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractRobustQueue | None = None
@@ -78,9 +79,14 @@ class WebhookQueue:
             raise RuntimeError("WebhookQueue.start() first")
         return self._channel, self._queue
 
-    def _exchange_of(self, event_type: str) -> str:
+    async def _exchange(self, event_type: str) -> AbstractExchange:
+        """The (declared) exchange `event_type` is published on, by this deployment's name for it."""
+        channel, _ = self._started()
         contract = registered(event_type).exchange
-        return self.exchanges.get(contract, contract)
+        name = self.exchanges.get(contract, contract)
+        if name not in self._declared:
+            self._declared[name] = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+        return self._declared[name]
 
     async def bind(self, event_types: Iterable[str]) -> None:
         """Bind the types not bound yet (a registration; before it answers, so no event is missed)."""
@@ -93,20 +99,16 @@ class WebhookQueue:
             await self._unbind(set(event_types) - await self.store.subscribed_types())
 
     async def _bind(self, types: set[str]) -> None:
-        channel, queue = self._started()
+        _, queue = self._started()
         for event_type in sorted(types):
-            exchange = await channel.declare_exchange(
-                self._exchange_of(event_type), aio_pika.ExchangeType.TOPIC, durable=True
-            )
+            exchange = await self._exchange(event_type)
             await queue.bind(exchange, routing_key=event_type)
             self.bound.add(event_type)
 
     async def _unbind(self, types: set[str]) -> None:
-        channel, queue = self._started()
+        _, queue = self._started()
         for event_type in sorted(types):
-            exchange = await channel.declare_exchange(
-                self._exchange_of(event_type), aio_pika.ExchangeType.TOPIC, durable=True
-            )
+            exchange = await self._exchange(event_type)
             await queue.unbind(exchange, routing_key=event_type)  # absent binding: a no-op
             self.bound.discard(event_type)
 

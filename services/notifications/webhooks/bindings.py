@@ -24,10 +24,10 @@ from pydantic import ValidationError
 
 from services.notifications.webhooks.delivery import DeliveryWorker
 from services.notifications.webhooks.store import WebhookStore, new_delivery
-from shared.bus import DELIVERY_LIMIT, EventBus, queue_arguments
+from shared.bus import DELIVERY_LIMIT, EventBus, header_int, queue_arguments
 from shared.clock import Clock
 from shared.events import EVENT_TYPES, CloudEvent, registered
-from shared.periodic import Periodic
+from shared.periodic import Periodic, backoff_seconds
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,11 @@ class WebhookQueue:
             await message.ack()
         except Exception:  # the store or broker is away: the broker delivers it again
             log.exception("webhook event left unacked", extra={"event_id": message.message_id})
+            # A growing pause before handing it back: each return counts towards the queue's delivery
+            # limit, and a store outage of minutes must not park events (2 s, 4 s, ... 60 s: ~15 min).
+            returned = header_int(message.headers, "x-delivery-count")
             with suppress(Exception):
-                await asyncio.sleep(1)
+                await asyncio.sleep(backoff_seconds(returned + 1, base=2.0, cap=60.0))
                 await message.nack(requeue=True)
 
     async def _record(self, message: AbstractIncomingMessage) -> None:

@@ -11,16 +11,16 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from services.notifications.webhooks import signing
 from services.notifications.webhooks.models import (
-    DeliveryStatus,
-    DeliveryView,
-    EndpointCreated,
-    EndpointIn,
-    EndpointPatch,
-    EndpointStatus,
-    EndpointView,
-    Replayed,
-    ReplayRequest,
-    SecretRotated,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookEndpoint,
+    WebhookEndpointCreated,
+    WebhookEndpointIn,
+    WebhookEndpointPatch,
+    WebhookEndpointStatus,
+    WebhookReplayed,
+    WebhookReplayRequest,
+    WebhookSecretRotated,
 )
 from services.notifications.webhooks.store import NEVER, delivery_id
 from services.notifications.webhooks.urls import BadUrl, check_url
@@ -59,10 +59,10 @@ def _audit(action: str, principal: Principal, endpoint_id: str, **fields: Any) -
     )
 
 
-@router.post("", response_model=EndpointCreated, status_code=201, summary="Register a webhook endpoint")
+@router.post("", response_model=WebhookEndpointCreated, status_code=201, summary="Register a webhook endpoint")
 async def create_webhook(
-    request: Request, response: Response, principal: Operator, body: EndpointIn
-) -> EndpointCreated:
+    request: Request, response: Response, principal: Operator, body: WebhookEndpointIn
+) -> WebhookEndpointCreated:
     await _checked_url(request, body.url)
     state = request.app.state
     now, secret = state.clock.now(), signing.new_secret()
@@ -71,7 +71,7 @@ async def create_webhook(
         "url": body.url,
         "event_types": body.event_types,
         "description": body.description,
-        "status": str(EndpointStatus.ENABLED),
+        "status": str(WebhookEndpointStatus.ENABLED),
         "secrets": [{"secret": secret, "created_at": now, "expires_at": None}],
         "consecutive_failures": 0,
         "created_by": principal.ref,
@@ -82,25 +82,27 @@ async def create_webhook(
     await state.webhook_queue.bind(body.event_types)  # before answering: no event of these types is missed
     _audit("registered", principal, doc["_id"], url=body.url, event_types=body.event_types)
     response.headers["Location"] = f"/v1/webhooks/{doc['_id']}"
-    return EndpointCreated(**EndpointView.of(doc).model_dump(), secret=secret)
+    return WebhookEndpointCreated(**WebhookEndpoint.of(doc).model_dump(), secret=secret)
 
 
-@router.get("", response_model=Page[EndpointView], summary="List webhook endpoints, newest first")
-async def list_webhooks(request: Request, _: Operator, cursor: Cursor = None, limit: Limit = 50) -> Page[EndpointView]:
-    return make_page(await request.app.state.webhooks.page_endpoints(cursor, limit), limit, EndpointView.of)
+@router.get("", response_model=Page[WebhookEndpoint], summary="List webhook endpoints, newest first")
+async def list_webhooks(
+    request: Request, _: Operator, cursor: Cursor = None, limit: Limit = 50
+) -> Page[WebhookEndpoint]:
+    return make_page(await request.app.state.webhooks.page_endpoints(cursor, limit), limit, WebhookEndpoint.of)
 
 
-@router.get("/{endpoint_id}", response_model=EndpointView, summary="One webhook endpoint")
-async def get_webhook(request: Request, _: Operator, endpoint_id: EndpointId) -> EndpointView:
-    return EndpointView.of(await _endpoint(request, endpoint_id))
+@router.get("/{endpoint_id}", response_model=WebhookEndpoint, summary="One webhook endpoint")
+async def get_webhook(request: Request, _: Operator, endpoint_id: EndpointId) -> WebhookEndpoint:
+    return WebhookEndpoint.of(await _endpoint(request, endpoint_id))
 
 
 @router.patch(
-    "/{endpoint_id}", response_model=EndpointView, summary="Change a webhook endpoint's URL, types or description"
+    "/{endpoint_id}", response_model=WebhookEndpoint, summary="Change a webhook endpoint's URL, types or description"
 )
 async def update_webhook(
-    request: Request, principal: Operator, endpoint_id: EndpointId, body: EndpointPatch
-) -> EndpointView:
+    request: Request, principal: Operator, endpoint_id: EndpointId, body: WebhookEndpointPatch
+) -> WebhookEndpoint:
     before = await _endpoint(request, endpoint_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "url" in changes:
@@ -113,7 +115,7 @@ async def update_webhook(
         raise NotFound(f"Webhook endpoint {endpoint_id} does not exist.")
     await state.webhook_queue.release(set(before["event_types"]) - set(doc["event_types"]))
     _audit("changed", principal, endpoint_id, changes=sorted(changes))
-    return EndpointView.of(doc)
+    return WebhookEndpoint.of(doc)
 
 
 @router.delete("/{endpoint_id}", status_code=204, summary="Delete a webhook endpoint and its delivery log")
@@ -126,8 +128,8 @@ async def delete_webhook(request: Request, principal: Operator, endpoint_id: End
     return Response(status_code=204)
 
 
-@router.post("/{endpoint_id}/secret/rotate", response_model=SecretRotated, summary="Rotate the signing secret")
-async def rotate_webhook_secret(request: Request, principal: Operator, endpoint_id: EndpointId) -> SecretRotated:
+@router.post("/{endpoint_id}/secret/rotate", response_model=WebhookSecretRotated, summary="Rotate the signing secret")
+async def rotate_webhook_secret(request: Request, principal: Operator, endpoint_id: EndpointId) -> WebhookSecretRotated:
     doc = await _endpoint(request, endpoint_id)
     state = request.app.state
     now, secret = state.clock.now(), signing.new_secret()
@@ -140,43 +142,47 @@ async def rotate_webhook_secret(request: Request, principal: Operator, endpoint_
     secrets = [{"secret": secret, "created_at": now, "expires_at": None}, *kept]
     await state.webhooks.update_endpoint(endpoint_id, {"$set": {"secrets": secrets, "updated_at": now}})
     _audit("secret rotated", principal, endpoint_id)
-    return SecretRotated(secret=secret, previous_valid_until=until if kept else None)
+    return WebhookSecretRotated(secret=secret, previous_valid_until=until if kept else None)
 
 
-@router.post("/{endpoint_id}/enable", response_model=EndpointView, summary="Enable a disabled endpoint (agents)")
-async def enable_webhook(request: Request, agent: Agent, endpoint_id: EndpointId) -> EndpointView:
+@router.post("/{endpoint_id}/enable", response_model=WebhookEndpoint, summary="Enable a disabled endpoint (agents)")
+async def enable_webhook(request: Request, agent: Agent, endpoint_id: EndpointId) -> WebhookEndpoint:
     await _endpoint(request, endpoint_id)
     state = request.app.state
     doc = await state.webhooks.update_endpoint(
         endpoint_id,
         {
-            "$set": {"status": str(EndpointStatus.ENABLED), "consecutive_failures": 0, "updated_at": state.clock.now()},
+            "$set": {
+                "status": str(WebhookEndpointStatus.ENABLED),
+                "consecutive_failures": 0,
+                "updated_at": state.clock.now(),
+            },
             "$unset": {"failing_since": "", "disabled_at": "", "disabled_reason": ""},
         },
     )
     if doc is None:
         raise NotFound(f"Webhook endpoint {endpoint_id} does not exist.")
     _audit("enabled", agent, endpoint_id)
-    return EndpointView.of(doc)
+    return WebhookEndpoint.of(doc)
 
 
 @router.get(
     "/{endpoint_id}/deliveries",
-    response_model=Page[DeliveryView],
+    response_model=Page[WebhookDelivery],
     summary="Deliveries and their attempts, newest first",
 )
 async def list_webhook_deliveries(
     request: Request, _: Operator, endpoint_id: EndpointId, cursor: Cursor = None, limit: Limit = 50
-) -> Page[DeliveryView]:
+) -> Page[WebhookDelivery]:
     await _endpoint(request, endpoint_id)
     docs = await request.app.state.webhooks.page_deliveries(endpoint_id, cursor, limit)
-    return make_page(docs, limit, DeliveryView.of)
+    return make_page(docs, limit, WebhookDelivery.of)
 
 
-@router.post("/{endpoint_id}/replay", response_model=Replayed, status_code=202, summary="Send events again")
+@router.post("/{endpoint_id}/replay", response_model=WebhookReplayed, status_code=202, summary="Send events again")
 async def replay_webhook(
-    request: Request, principal: Operator, endpoint_id: EndpointId, body: ReplayRequest
-) -> Replayed:
+    request: Request, principal: Operator, endpoint_id: EndpointId, body: WebhookReplayRequest
+) -> WebhookReplayed:
     endpoint = await _endpoint(request, endpoint_id)
     state = request.app.state
     store, now = state.webhooks, state.clock.now()
@@ -208,5 +214,12 @@ async def replay_webhook(
         state.webhook_worker.wake(scan=True)
     else:
         raise Unprocessable("Give `event_id`, or `since` and `until`.")
-    _audit("replay", principal, endpoint_id, event_id=body.event_id, queued=queued, status=str(DeliveryStatus.PENDING))
-    return Replayed(queued=queued)
+    _audit(
+        "replay",
+        principal,
+        endpoint_id,
+        event_id=body.event_id,
+        queued=queued,
+        status=str(WebhookDeliveryStatus.PENDING),
+    )
+    return WebhookReplayed(queued=queued)

@@ -23,7 +23,7 @@ from prometheus_client import Counter
 
 from services.notifications.settings import Settings
 from services.notifications.webhooks import signing
-from services.notifications.webhooks.models import DeliveryStatus, EndpointStatus
+from services.notifications.webhooks.models import WebhookDeliveryStatus, WebhookEndpointStatus
 from services.notifications.webhooks.schedule import next_attempt
 from services.notifications.webhooks.store import NEVER, WebhookStore
 from services.notifications.webhooks.urls import BadUrl, check_url
@@ -133,9 +133,9 @@ class DeliveryWorker:
         """One attempt of a claimed delivery; returns the status it ends in."""
         endpoint = await self.store.endpoint(doc["endpoint_id"])
         now = self.clock.now()
-        if endpoint is None or endpoint["status"] != EndpointStatus.ENABLED:
+        if endpoint is None or endpoint["status"] != WebhookEndpointStatus.ENABLED:
             # Deleted (its deliveries go with it) or disabled meanwhile: held until replayed.
-            status = DeliveryStatus.FAILED if endpoint is None else DeliveryStatus.HELD
+            status = WebhookDeliveryStatus.FAILED if endpoint is None else WebhookDeliveryStatus.HELD
             await self.store.settle(doc, {"$set": {"status": str(status), "claimed_until": NEVER, "updated_at": now}})
             return str(status)
         code, error, duration_ms = await self._post(endpoint, doc, now)
@@ -153,7 +153,13 @@ class DeliveryWorker:
                 self.settings.webhooks_retry_window_s,
             )
         )
-        status = DeliveryStatus.DELIVERED if ok else DeliveryStatus.PENDING if due else DeliveryStatus.FAILED
+        status = (
+            WebhookDeliveryStatus.DELIVERED
+            if ok
+            else WebhookDeliveryStatus.PENDING
+            if due
+            else WebhookDeliveryStatus.FAILED
+        )
         fields: dict[str, Any] = {
             "status": str(status),
             "first_attempt_at": first,
@@ -181,7 +187,7 @@ class DeliveryWorker:
         )
         if due is not None:
             self._retry_at(doc["_id"], due)
-        await self._account(endpoint, ok=ok, final=status == DeliveryStatus.FAILED, now=now)
+        await self._account(endpoint, ok=ok, final=status == WebhookDeliveryStatus.FAILED, now=now)
         return str(status)
 
     async def _post(

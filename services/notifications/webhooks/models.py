@@ -14,12 +14,12 @@ from shared.events import EVENT_TYPES
 MAX_EVENT_TYPES = 100
 
 
-class EndpointStatus(StrEnum):
+class WebhookEndpointStatus(StrEnum):
     ENABLED = "enabled"
     DISABLED = "disabled"
 
 
-class DeliveryStatus(StrEnum):
+class WebhookDeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
@@ -33,7 +33,7 @@ def _known_types(types: list[str]) -> list[str]:
     return sorted(set(types))
 
 
-class EndpointIn(BaseModel):
+class WebhookEndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=1, max_length=2048, description="https URL the deliveries are POSTed to.")
@@ -43,7 +43,7 @@ class EndpointIn(BaseModel):
     _types = field_validator("event_types")(_known_types)
 
 
-class EndpointPatch(BaseModel):
+class WebhookEndpointPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(default=None, min_length=1, max_length=2048)
@@ -56,12 +56,12 @@ class EndpointPatch(BaseModel):
         return None if types is None else _known_types(types)
 
 
-class EndpointView(BaseModel):
+class WebhookEndpoint(BaseModel):
     id: str
     url: str
     event_types: list[str]
     description: str | None = None
-    status: EndpointStatus
+    status: WebhookEndpointStatus
     created_at: datetime
     updated_at: datetime
     disabled_at: datetime | None = None
@@ -70,55 +70,55 @@ class EndpointView(BaseModel):
     failing_since: datetime | None = Field(default=None, description="First failed attempt since the last success.")
 
     @classmethod
-    def of(cls, doc: Mapping[str, Any]) -> EndpointView:
+    def of(cls, doc: Mapping[str, Any]) -> WebhookEndpoint:
         fields = {k: doc.get(k) for k in cls.model_fields if k != "id" and doc.get(k) is not None}
         return cls(id=doc["_id"], **fields)
 
 
-class EndpointCreated(EndpointView):
+class WebhookEndpointCreated(WebhookEndpoint):
     secret: str = Field(description="The signing secret `whsec_...`; shown only now.")
 
 
-class SecretRotated(BaseModel):
+class WebhookSecretRotated(BaseModel):
     secret: str = Field(description="The new signing secret `whsec_...`; shown only now.")
     previous_valid_until: datetime | None = Field(
         description="Until when the previous secret also signs deliveries (both signatures are sent)."
     )
 
 
-class AttemptView(BaseModel):
+class WebhookAttempt(BaseModel):
     at: datetime
     status_code: int | None = Field(default=None, description="The receiver's HTTP status; null when none came.")
     duration_ms: int
     error: str | None = None
 
 
-class DeliveryView(BaseModel):
+class WebhookDelivery(BaseModel):
     id: str
     event_id: str
     event_type: str
     event_time: datetime
-    status: DeliveryStatus
-    attempts: list[AttemptView]
+    status: WebhookDeliveryStatus
+    attempts: list[WebhookAttempt]
     next_attempt_at: datetime | None = None
     created_at: datetime
 
     @classmethod
-    def of(cls, doc: Mapping[str, Any]) -> DeliveryView:
-        pending = doc["status"] == DeliveryStatus.PENDING
+    def of(cls, doc: Mapping[str, Any]) -> WebhookDelivery:
+        pending = doc["status"] == WebhookDeliveryStatus.PENDING
         return cls(
             id=doc["_id"],
             event_id=doc["event_id"],
             event_type=doc["event_type"],
             event_time=doc["event_time"],
             status=doc["status"],
-            attempts=[AttemptView(**a) for a in doc.get("attempts", [])],
+            attempts=[WebhookAttempt(**a) for a in doc.get("attempts", [])],
             next_attempt_at=doc.get("next_attempt_at") if pending else None,
             created_at=doc["created_at"],
         )
 
 
-class ReplayRequest(BaseModel):
+class WebhookReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     event_id: str | None = Field(default=None, min_length=1, max_length=128)
@@ -126,7 +126,7 @@ class ReplayRequest(BaseModel):
     until: datetime | None = Field(default=None, description="Events before this time.")
 
     @model_validator(mode="after")
-    def _one_way(self) -> ReplayRequest:
+    def _one_way(self) -> WebhookReplayRequest:
         by_id, by_range = self.event_id is not None, self.since is not None or self.until is not None
         if by_id == by_range:
             raise ValueError("give either `event_id` or both `since` and `until`")
@@ -140,5 +140,5 @@ class ReplayRequest(BaseModel):
         return self
 
 
-class Replayed(BaseModel):
+class WebhookReplayed(BaseModel):
     queued: int = Field(description="Deliveries queued again.")

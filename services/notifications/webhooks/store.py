@@ -14,7 +14,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError
 
-from services.notifications.webhooks.models import DeliveryStatus, EndpointStatus
+from services.notifications.webhooks.models import WebhookDeliveryStatus, WebhookEndpointStatus
 from shared.mongo import Database
 from shared.pagination import page_filter, page_sort
 
@@ -29,7 +29,7 @@ def delivery_id(endpoint_id: str, event_id: str) -> str:
 def new_delivery(
     endpoint: dict[str, Any], event_id: str, event_type: str, event_time: datetime, payload: str, now: datetime
 ) -> dict[str, Any]:
-    enabled = endpoint["status"] == EndpointStatus.ENABLED
+    enabled = endpoint["status"] == WebhookEndpointStatus.ENABLED
     return {
         "_id": delivery_id(endpoint["_id"], event_id),
         "endpoint_id": endpoint["_id"],
@@ -37,7 +37,7 @@ def new_delivery(
         "event_type": event_type,
         "event_time": event_time,
         "payload": payload,
-        "status": str(DeliveryStatus.PENDING if enabled else DeliveryStatus.HELD),
+        "status": str(WebhookDeliveryStatus.PENDING if enabled else WebhookDeliveryStatus.HELD),
         "attempts": [],
         "tries": 0,
         "first_attempt_at": None,
@@ -96,10 +96,10 @@ class WebhookStore:
 
     async def disable(self, endpoint_id: str, now: datetime, reason: str) -> bool:
         result = await self.endpoints.update_one(
-            {"_id": endpoint_id, "status": str(EndpointStatus.ENABLED)},
+            {"_id": endpoint_id, "status": str(WebhookEndpointStatus.ENABLED)},
             {
                 "$set": {
-                    "status": str(EndpointStatus.DISABLED),
+                    "status": str(WebhookEndpointStatus.DISABLED),
                     "disabled_at": now,
                     "disabled_reason": reason,
                     "updated_at": now,
@@ -132,7 +132,7 @@ class WebhookStore:
         return await self.deliveries.find_one_and_update(
             {
                 **wanted,
-                "status": str(DeliveryStatus.PENDING),
+                "status": str(WebhookDeliveryStatus.PENDING),
                 "next_attempt_at": {"$lte": due_by},
                 "claimed_until": {"$lt": lease_now},
             },
@@ -165,7 +165,7 @@ class WebhookStore:
             query,
             {
                 "$set": {
-                    "status": str(DeliveryStatus.PENDING),
+                    "status": str(WebhookDeliveryStatus.PENDING),
                     "next_attempt_at": now,
                     "first_attempt_at": None,
                     "tries": 0,

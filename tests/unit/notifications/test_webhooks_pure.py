@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.notifications.webhooks import signing
 from services.notifications.webhooks.delivery import signing_secrets
-from services.notifications.webhooks.models import ReplayRequest
+from services.notifications.webhooks.models import WebhookReplayRequest
 from services.notifications.webhooks.schedule import next_attempt
 from services.notifications.webhooks.urls import BadUrl, check_shape, check_url
 
@@ -117,4 +117,4 @@ def test_no_retries_when_the_window_is_zero() -> None:
 )
 def test_replay_takes_an_event_id_or_a_time_range(body: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=r"give|needs|before"):
-        ReplayRequest.model_validate(body)
+        WebhookReplayRequest.model_validate(body)

@@ -13,6 +13,10 @@ from services.notifications.jobs import Dispatcher
 from services.notifications.mail import Mailer
 from services.notifications.settings import Settings
 from services.notifications.store import NotificationStore
+from services.notifications.webhooks import api as webhooks_api
+from services.notifications.webhooks.bindings import WebhookQueue
+from services.notifications.webhooks.delivery import DeliveryWorker
+from services.notifications.webhooks.store import WebhookStore
 from shared.clock import Clock
 from shared.messaging import Messaging
 from shared.mongo import Database
@@ -33,11 +37,29 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
     store.outbox_relay = messaging.relay  # an outcome's notification.* is committed claimed for it
     app.state.bus, app.state.clock = messaging.bus, clock
     dispatcher = app.state.dispatcher = Dispatcher(store, Mailer(settings), settings, clock, messaging.relay)
-    async with messaging.running(SUBSCRIPTIONS, dispatcher, jobs=[dispatcher]):
+    # Webhooks: their own queue, bound only to the types registered endpoints subscribe to.
+    webhooks = app.state.webhooks = WebhookStore(db)
+    await webhooks.ensure_indexes()
+    worker = app.state.webhook_worker = DeliveryWorker(webhooks, settings, clock)
+    queue = app.state.webhook_queue = WebhookQueue(
+        messaging.bus,
+        webhooks,
+        worker,
+        clock,
+        exchanges=messaging.exchanges,
+        reconcile_s=settings.webhooks_reconcile_s,
+        prefetch=settings.prefetch,
+    )
+    async with messaging.running(SUBSCRIPTIONS, dispatcher, jobs=[dispatcher, worker, queue]):
         yield
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     return create_database_service_app(
-        settings or Settings(), clock, wiring, title="Notifications", description=DESCRIPTION, routers=[api.router]
+        settings or Settings(),
+        clock,
+        wiring,
+        title="Notifications",
+        description=DESCRIPTION,
+        routers=[api.router, webhooks_api.router],
     )

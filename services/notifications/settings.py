@@ -46,3 +46,42 @@ class Settings(CommonSettings):
     dispatch_workers: int = Field(
         default=16, description="Emails being sent at the same time (16 measured best in bench/RESULTS.md)."
     )
+
+    # ---- webhooks (services/notifications/webhooks, SPEC §14) ------------------------------------
+    webhooks_allow_http: bool = Field(
+        default=False, description="Accept `http://` endpoint URLs (development only; production wants https)."
+    )
+    webhooks_allow_private: bool = Field(
+        default=False,
+        description="Accept endpoint hosts resolving to private, loopback, link-local or reserved addresses "
+        "(development and tests only).",
+    )
+    webhooks_timeout_s: float = Field(default=10.0, gt=0, description="Time a receiver has to answer one delivery.")
+    webhooks_retry_delays_s: list[float] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000],
+        description="Wait before each new attempt after a failed one; the last repeats until the retry window ends.",
+    )
+    webhooks_retry_window_s: float = Field(
+        default=72 * 3600,
+        ge=0,
+        description="A delivery is retried until this long after its first attempt, then failed.",
+    )
+    webhooks_secret_overlap_s: float = Field(
+        default=24 * 3600, ge=0, description="How long a rotated-out secret still signs deliveries (both signatures)."
+    )
+    webhooks_disable_after_failures: int = Field(
+        default=5, ge=1, description="An endpoint is disabled after this many deliveries in a row failed for good."
+    )
+    webhooks_disable_after_s: float = Field(
+        default=24 * 3600, gt=0, description="... or after every attempt to it failed for this long."
+    )
+    webhooks_reconcile_s: float = Field(
+        default=60.0, gt=0, description="How often the webhooks queue's bindings are matched to the registered types."
+    )
+    webhooks_poll_ms: int = Field(
+        default=5000, ge=1, description="How often due deliveries no worker holds are looked for."
+    )
+    webhooks_lease_s: float = Field(
+        default=60.0, gt=0, description="Claim on a delivery being sent (longer than the timeout: no heartbeat needed)."
+    )
+    webhooks_workers: int = Field(default=8, ge=1, description="Deliveries being sent at the same time.")

@@ -11,6 +11,7 @@ from services.disputes.orders import OrderBook
 from services.disputes.store import ClaimsStore
 from services.metrics.store import MetricsStore
 from services.notifications.store import NotificationStore
+from services.notifications.webhooks.store import WebhookStore
 from services.refunds.gateways.ledger import LedgerGateway
 from services.refunds.store import RefundStore
 from services.refunds.store_credit.store import StoreCreditStore
@@ -38,6 +39,7 @@ async def set_up(service: str, db: Any, bus_factory: Any) -> None:
     elif service == "notifications":
         notifications = NotificationStore(db)
         await notifications.ensure_indexes()
+        await WebhookStore(db).ensure_indexes()
         outboxes = [notifications.collection]
     elif service == "disputes":
         await OrderBook(db["order_facts"]).ensure_indexes()

@@ -1,0 +1,152 @@
+"""The webhooks queue `<prefix>notifications.webhooks`: bound only to the types endpoints subscribe to.
+
+No endpoint for a type = no binding = the event never reaches this service for webhooks (the email
+path has its own queue and is untouched). Bindings follow registrations: bound when an endpoint is
+registered or changed, unbound when the last endpoint of a type goes, and reconciled with the
+stored endpoints at start-up (every known type not subscribed is unbound: bindings of a previous
+run are not listed by AMQP) and every WEBHOOKS_RECONCILE_S (another replica's registrations).
+
+The consumer records one delivery per subscribed endpoint (a unique `_id`, so a redelivered event
+adds nothing) and hands the new ones to the delivery job; then it acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
+from pydantic import ValidationError
+
+from services.notifications.webhooks.delivery import DeliveryWorker
+from services.notifications.webhooks.store import WebhookStore, new_delivery
+from shared.bus import DELIVERY_LIMIT, EventBus, header_int, queue_arguments
+from shared.clock import Clock
+from shared.events import EVENT_TYPES, CloudEvent, registered
+from shared.periodic import Periodic, backoff_seconds
+
+log = logging.getLogger(__name__)
+
+
+class WebhookQueue:
+    def __init__(
+        self,
+        bus: EventBus,
+        store: WebhookStore,
+        worker: DeliveryWorker,
+        clock: Clock,
+        *,
+        exchanges: Mapping[str, str],
+        reconcile_s: float,
+        prefetch: int = 32,
+    ) -> None:
+        self.bus, self.store, self.worker, self.clock = bus, store, worker, clock
+        self.name = f"{bus.names.base}.webhooks"
+        self.exchanges, self.prefetch = dict(exchanges), prefetch
+        self.bound: set[str] = set()
+        self._declared: dict[str, AbstractExchange] = {}
+        self._lock = asyncio.Lock()  # one change of the bindings at a time
+        self._channel: AbstractRobustChannel | None = None
+        self._queue: AbstractRobustQueue | None = None
+        self._tag: str | None = None
+        self._reconcile = Periodic("webhooks-reconcile", self.reconcile, reconcile_s, max_backoff_s=300)
+
+    async def start(self) -> None:
+        channel = self._channel = await self.bus.connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=self.prefetch)
+        # A message that keeps killing its consumer is parked with the service's other dead letters.
+        arguments = queue_arguments("quorum", ("x-delivery-limit", DELIVERY_LIMIT), dead_letter_to=self.bus.names.dead)
+        self._queue = await channel.declare_queue(self.name, durable=True, arguments=arguments)
+        await self.reconcile(everything=True)
+        self._tag = await self._queue.consume(self._on_message, no_ack=False)
+        self._reconcile.start()
+
+    async def stop(self) -> None:
+        await self._reconcile.stop()
+        if self._queue is not None and self._tag is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(self._queue.cancel(self._tag), 5)
+        if self._channel is not None:
+            with suppress(Exception):
+                await self._channel.close()
+
+    def _started(self) -> tuple[AbstractRobustChannel, AbstractRobustQueue]:
+        if self._channel is None or self._queue is None:
+            raise RuntimeError("WebhookQueue.start() first")
+        return self._channel, self._queue
+
+    async def _exchange(self, event_type: str) -> AbstractExchange:
+        """The (declared) exchange `event_type` is published on, by this deployment's name for it."""
+        channel, _ = self._started()
+        contract = registered(event_type).exchange
+        name = self.exchanges.get(contract, contract)
+        if name not in self._declared:
+            self._declared[name] = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+        return self._declared[name]
+
+    async def bind(self, event_types: Iterable[str]) -> None:
+        """Bind the types not bound yet (a registration; before it answers, so no event is missed)."""
+        async with self._lock:
+            await self._bind(set(event_types) - self.bound)
+
+    async def release(self, event_types: Iterable[str]) -> None:
+        """Unbind those of `event_types` no endpoint subscribes to any more (a deletion or change)."""
+        async with self._lock:
+            await self._unbind(set(event_types) - await self.store.subscribed_types())
+
+    async def _bind(self, types: set[str]) -> None:
+        _, queue = self._started()
+        for event_type in sorted(types):
+            exchange = await self._exchange(event_type)
+            await queue.bind(exchange, routing_key=event_type)
+            self.bound.add(event_type)
+
+    async def _unbind(self, types: set[str]) -> None:
+        _, queue = self._started()
+        for event_type in sorted(types):
+            exchange = await self._exchange(event_type)
+            await queue.unbind(exchange, routing_key=event_type)  # absent binding: a no-op
+            self.bound.discard(event_type)
+
+    async def reconcile(self, *, everything: bool = False) -> set[str]:
+        """Bindings = the types stored endpoints subscribe to; returns them. `everything`: unbind
+        every registered type not wanted (start-up), else only those this process bound."""
+        async with self._lock:
+            wanted = await self.store.subscribed_types()
+            await self._bind(wanted - self.bound)
+            extra = (set(EVENT_TYPES) if everything else self.bound) - wanted
+            await self._unbind(extra)
+            return wanted
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await self._record(message)
+            await message.ack()
+        except Exception:  # the store or broker is away: the broker delivers it again
+            log.exception("webhook event left unacked", extra={"event_id": message.message_id})
+            # A growing pause before handing it back: each return counts towards the queue's delivery
+            # limit, and a store outage of minutes must not park events (2 s, 4 s, ... 60 s: ~15 min).
+            returned = header_int(message.headers, "x-delivery-count")
+            with suppress(Exception):
+                await asyncio.sleep(backoff_seconds(returned + 1, base=2.0, cap=60.0))
+                await message.nack(requeue=True)
+
+    async def _record(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = CloudEvent.from_json(message.body)
+        except ValidationError:
+            log.warning("unparseable event on the webhooks queue dropped", extra={"event_id": message.message_id})
+            return
+        endpoints = await self.store.subscribed(event.type)
+        if not endpoints:
+            return
+        now = self.clock.now()
+        payload = message.body.decode()
+        docs = [new_delivery(e, event.id, event.type, event.time, payload, now) for e in endpoints]
+        new: list[dict[str, Any]] = await self.store.record(docs)
+        self.worker.wake(doc["_id"] for doc in new if doc["status"] == "pending")
+        log.info("webhook deliveries recorded", extra={"event_id": event.id, "event_type": event.type, "new": len(new)})

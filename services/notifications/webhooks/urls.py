@@ -1,0 +1,75 @@
+"""What an endpoint URL may be: https (http only when allowed), a host resolving to public addresses.
+
+Checked at registration and on every change of the URL; refused URLs answer 422 naming `url`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+MAX_URL_CHARS = 2048
+
+
+class BadUrl(ValueError):
+    """Why the URL is refused (the problem's `reason`)."""
+
+
+def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_multicast
+        or address.is_unspecified
+    )
+
+
+def check_shape(url: str, *, allow_http: bool) -> str:
+    """The URL's host, if its form is acceptable; BadUrl otherwise. No network."""
+    if len(url) > MAX_URL_CHARS:
+        raise BadUrl(f"longer than {MAX_URL_CHARS} characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise BadUrl(f"not a URL: {exc}") from None
+    allowed = ("https", "http") if allow_http else ("https",)
+    if parts.scheme not in allowed:
+        raise BadUrl("must be https" if not allow_http else "must be http or https")
+    if not parts.hostname:
+        raise BadUrl("has no host")
+    if parts.username is not None or parts.password is not None:
+        raise BadUrl("must not carry credentials")
+    if parts.fragment:
+        raise BadUrl("must not have a fragment")
+    return parts.hostname
+
+
+async def resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        raise BadUrl(f"host {host!r} does not resolve") from None
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+async def check_url(url: str, *, allow_http: bool, allow_private: bool) -> None:
+    """BadUrl unless `url` may receive deliveries (every address its host resolves to is public)."""
+    host = check_shape(url, allow_http=allow_http)
+    addresses = await resolve(host)
+    if not allow_private:
+        refused = [str(a) for a in addresses if _refused(a)]
+        if refused:
+            raise BadUrl(
+                f"host {host!r} resolves to a private, loopback, link-local or reserved address ({refused[0]})"
+            )

@@ -213,7 +213,10 @@ async def replay_webhook(
         queued = await store.requeue_range(endpoint_id, body.since, body.until, now)
         state.webhook_worker.wake(scan=True)
     else:
-        raise Unprocessable("Give `event_id`, or `since` and `until`.")
+        raise Unprocessable(
+            "Give `event_id`, or `since` and `until`.",
+            errors=[{"field": "event_id", "location": "body", "reason": "give it, or both since and until"}],
+        )
     _audit(
         "replay",
         principal,

@@ -132,8 +132,8 @@ def current_trace_id() -> str | None:
     return format(span_context.trace_id, "032x") if span_context.is_valid else None
 
 
-def trace_headers(event: Any) -> dict[str, str]:
-    """`traceparent`/`tracestate` of an event, for AMQP headers."""
+def trace_headers(event: Any) -> dict[str, Any]:
+    """`traceparent`/`tracestate` of an event, for AMQP headers (values are str)."""
     return {name: value for name in TRACE_HEADERS if (value := getattr(event, name, None))}
 
 

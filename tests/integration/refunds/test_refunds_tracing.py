@@ -41,3 +41,17 @@ async def test_a_refund_continues_the_trace_of_the_return_event(
     stripe_call, handled = recorded["stripe refunds.create"], recorded["return.received process"]
     assert format(stripe_call.context.trace_id, "032x") == TRACE_ID
     assert stripe_call.parent is not None and stripe_call.parent.span_id == handled.context.span_id
+
+
+async def test_with_recording_off_the_trace_context_is_still_carried(service, published, wait_until):
+    assert not tracing.enabled()  # the default: no exporter configured, no spans, propagation only
+    order = await service.delivered(lines=[("L1", 1, 1500)])
+    ret = make_return(order, ("L1", 1, "DEFECTIVE"), received=[("L1", 1, "sellable")])
+    with tracing.attached(tracing.context_of({"traceparent": TRACEPARENT})):
+        await service.send("return.received", ret)
+
+    await wait_until(lambda: published.of_type("return.refunded", ret.return_id), message="no return.refunded")
+    [issued] = published.of_type("refund.issued", return_refund_id(ret.return_id))
+    [refunded] = published.of_type("return.refunded", ret.return_id)
+    # Without a recording span the handler's events name the incoming span itself as their parent.
+    assert issued.traceparent == refunded.traceparent == TRACEPARENT

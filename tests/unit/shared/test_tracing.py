@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import httpx
 from aiosmtplib.email import flatten_message
 from fastapi import FastAPI
+from opentelemetry import trace
 
 from services.notifications.domain import new_notification
 from services.notifications.mail import build_message, message_bytes
@@ -87,10 +88,12 @@ def test_the_email_of_a_traced_event_carries_traceparent_in_both_mime_builders()
 async def test_every_request_runs_in_the_traceparent_it_sent() -> None:
     app = FastAPI()
     seen: list[CloudEvent] = []
+    recording: list[bool] = []
 
     @app.post("/things")
     async def things() -> dict[str, str]:
         seen.append(delivered())
+        recording.append(trace.get_current_span().is_recording())
         return {}
 
     app.add_middleware(RequestIdMiddleware)
@@ -101,6 +104,7 @@ async def test_every_request_runs_in_the_traceparent_it_sent() -> None:
         await client.post("/things")
     assert [(e.traceparent, e.requestid is not None) for e in seen] == [(TRACEPARENT, True), (None, True), (None, True)]
     assert seen[0].requestid == "abc"
+    assert recording == [False, False, False]  # recording off: the context is carried, no span is made
 
 
 def test_log_lines_name_the_request_and_the_trace(json_log) -> None:

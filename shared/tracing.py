@@ -216,7 +216,8 @@ class TraceContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _provider is not None:
+        # With recording on, the FastAPI instrumentation (outermost) has already made the request's span.
+        if scope["type"] != "http" or (_provider is not None and trace.get_current_span().is_recording()):
             await self.app(scope, receive, send)
             return
         carrier = {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -179,8 +179,11 @@ def continued(carrier: Mapping[str, Any], name: str, kind: trace.SpanKind, **att
 
 def handling(event: Any) -> AbstractContextManager[None]:
     """Run a consumer's handler for `event` in the event's trace and with its request id."""
+    carrier = carried(event)
+    if not carrier and _provider is None:
+        return nullcontext()  # nothing to continue, nothing to record: the common case of jobs' events
     return continued(
-        carried(event),
+        carrier,
         f"{event.type} process",
         trace.SpanKind.CONSUMER,
         **{"messaging.system": "rabbitmq", "messaging.message.id": event.id},

@@ -58,7 +58,6 @@ async def returns(
         **common,
         mongodb_db=f"test_returns_tracing_{uuid.uuid4().hex[:8]}",
         queue_prefix=f"{prefix}r.",
-        jobs_enabled=False,
     )
     refunds_settings = RefundsSettings(
         **common,

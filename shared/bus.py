@@ -42,6 +42,7 @@ from aio_pika.exceptions import PublishError
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
+from shared import tracing
 from shared.clock import Clock, SystemClock
 from shared.events import EXCHANGE, CloudEvent
 from shared.mongo import Collection
@@ -282,9 +283,11 @@ class EventBus:
             timestamp=event.time,
             app_id=self.service,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=tracing.trace_headers(event) or None,  # the envelope's trace context, for AMQP tooling
         )
         try:
-            await target.publish(message, routing_key=event.type, mandatory=True)
+            with tracing.publishing(event):
+                await target.publish(message, routing_key=event.type, mandatory=True)
         except PublishError as exc:
             raise Unroutable(event.id, event.type, target.name) from exc
 
@@ -388,7 +391,8 @@ class EventBus:
                 if await self._seen(event.id):
                     log.info("duplicate skipped", extra=fields)
                 else:
-                    await handler(event)
+                    with tracing.handling(event):
+                        await handler(event)
                     await self._remember(event)
             except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then parked
                 if is_permanent(exc):  # the same data fails the same way: retries only delay the park

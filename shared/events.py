@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared import tracing
 from shared.dispute_models import Chargeback, Claim, ExpiredOrder, SellerFeedback
 from shared.models import BuyerFlag, Notification, Order, Refund, Return
 from shared.resolution_models import StoreCreditEntry
@@ -383,6 +384,11 @@ class CloudEvent(BaseModel):
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str | None = None
     sequence: int = Field(default=0, ge=0, description="The aggregate's version, for ordering.")
+    # CloudEvents distributed-tracing extension, and the request that caused the event: absent when
+    # unknown (events of old producers, of jobs no request started). See shared.tracing.
+    traceparent: str | None = Field(default=None, description="W3C trace context of the work that caused the event.")
+    tracestate: str | None = Field(default=None, description="W3C vendor trace state, with `traceparent`.")
+    requestid: str | None = Field(default=None, description="X-Request-ID of the HTTP call that caused the event.")
     data: dict[str, Any]
 
     @field_validator("time")
@@ -414,7 +420,8 @@ def new_event(
     time: datetime,
     event_id: str | None = None,
 ) -> CloudEvent:
-    """Build the envelope for `data` (the aggregate's full current state)."""
+    """Build the envelope for `data` (the aggregate's full current state), in the current trace
+    context and with the current request id (shared.tracing)."""
     registered(event_type)
     return CloudEvent(
         id=event_id or str(uuid.uuid4()),
@@ -425,4 +432,5 @@ def new_event(
         dataschema=dataschema(event_type),
         sequence=sequence,
         data=data.model_dump(mode="json"),
+        **tracing.current_fields(),
     )

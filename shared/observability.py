@@ -18,6 +18,7 @@ from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http import ServiceUnavailable, current_request_id, error_response
+from shared.tracing import current_trace_id
 
 # ---- logging --------------------------------------------------------------------------------
 
@@ -45,7 +46,7 @@ def redact(value: Any) -> Any:
 class RedactingFilter(logging.Filter):
     """Safety net, not a licence: no buyer address may reach the logs, even by mistake.
 
-    Also stamps each record with the service name and the current request id.
+    Also stamps each record with the service name, the current request id and trace id.
     """
 
     def __init__(self, service: str | None = None) -> None:
@@ -63,6 +64,8 @@ class RedactingFilter(logging.Filter):
                 attributes[key] = redact(value)
         if getattr(record, "request_id", None) is None:
             record.request_id = current_request_id()
+        if getattr(record, "trace_id", None) is None:
+            record.trace_id = current_trace_id()
         if self.service is not None:
             record.service = self.service
         return True
@@ -90,7 +93,7 @@ def configure_logging(service: str, level: str | int = "INFO", *, stream: IO[str
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(
         _Formatter(
-            "%(levelname)s %(name)s %(service)s %(request_id)s %(message)s",
+            "%(levelname)s %(name)s %(service)s %(request_id)s %(trace_id)s %(message)s",
             rename_fields={"levelname": "level", "name": "logger"},
             timestamp=True,
         )

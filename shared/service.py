@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from shared import heap, marketplaces
+from shared import heap, marketplaces, tracing
 from shared.auth import Role, TokenVerifier, require_roles
 from shared.bus import EventBus
 from shared.clock import Clock, clock_from_env
@@ -87,6 +87,7 @@ def create_service_app(
 ) -> FastAPI:
     if configure_logs:
         configure_logging(settings.service_name, settings.log_level)
+    tracing.configure(settings.service_name, settings.otel_exporter_otlp_endpoint)
     # A bad marketplaces file stops the service here, naming the key (MarketplaceConfigError).
     served = marketplaces.load(settings.marketplaces_file)
     if settings.default_marketplace not in served:
@@ -134,13 +135,15 @@ def create_service_app(
         add_readiness_check(app, name, check)
 
     install_problem_handlers(app)
-    # add_middleware wraps: the last added runs first. Request -> RequestId -> Metrics ->
+    # add_middleware wraps: the last added runs first. Request -> TraceContext -> RequestId -> Metrics ->
     # UnhandledError -> JsonBody -> BodyLimit -> FastAPI's exception handlers -> routes.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(JsonBodyMiddleware)  # 415 before the body is read
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=access_log)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(tracing.TraceContextMiddleware)  # outermost: the access log line has the trace id
+    tracing.instrument_app(app)
 
     app.include_router(health_router())
     app.include_router(marketplaces_router())

@@ -80,6 +80,13 @@ class CommonSettings(BaseSettings):
     )
     clock_file: str | None = Field(default=None, description="Test only: file holding a time offset in seconds.")
     log_level: str = "INFO"
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "OTLP/HTTP collector base URL (spans go to `<url>/v1/traces`); set, the service records and exports "
+            "spans. Unset, W3C trace context is only carried from requests into events (docs/operations.md)."
+        ),
+    )
     max_body_bytes: int = 256 * 1024
 
     @property

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from services.notifications.rendering import PlannedEmail
 from services.notifications.subjects import EmailData, references
+from shared import tracing
 from shared.events import CloudEvent, new_event
 from shared.models import Notification
 from shared.observability import redact
@@ -113,6 +114,9 @@ def new_notification(event: CloudEvent, data: EmailData, planned: PlannedEmail, 
         "sent_at": None,
         "failed_at": None,
         "version": 1,
+        # The trace (and request) the email continues: its `traceparent` header, docs/subscribers.md.
+        **tracing.clean(tracing.carried(event)),
+        **({"requestid": event.requestid} if event.requestid else {}),
     }
 
 

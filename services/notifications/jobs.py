@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
 from services.notifications.domain import (
     NotificationStatus,
     Step,
@@ -46,6 +48,7 @@ from services.notifications.domain import (
 from services.notifications.mail import Mailer
 from services.notifications.settings import Settings
 from services.notifications.store import NotificationStore
+from shared import tracing
 from shared.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -238,7 +241,9 @@ class Dispatcher:
 
     async def _send(self, doc: dict[str, Any], flight: InFlight) -> None:
         try:
-            await self.send_one(doc, flight)
+            # In the trace of the event that caused the email: `notification.sent` continues it.
+            with tracing.continued(doc, "email send", SpanKind.CLIENT, notification_id=doc["_id"]):
+                await self.send_one(doc, flight)
         except asyncio.CancelledError:
             log.warning("send stopped: the claim was taken over", extra={"notification_id": doc["_id"]})
             raise

@@ -35,6 +35,8 @@ def build_message(doc: dict[str, Any], settings: Settings) -> EmailMessage:
     message["Message-ID"] = message_id(doc["_id"], doc["generation"], settings.message_id_domain)
     message["Auto-Submitted"] = "auto-generated"
     message["X-Notification-Id"] = doc["_id"]
+    if doc.get("traceparent"):  # the trace of the event that caused the email (W3C, shared.tracing)
+        message["traceparent"] = doc["traceparent"]
     message.set_content(doc["text"])
     message.add_alternative(doc["html"], subtype="html")
     # After the parts: set_content() drops every Content-* header set before it.
@@ -117,6 +119,7 @@ def message_bytes(doc: dict[str, Any], settings: Settings) -> bytes | None:
         + _header("Message-ID", message_id(doc["_id"], doc["generation"], settings.message_id_domain))
         + "Auto-Submitted: auto-generated\r\n"
         + _header("X-Notification-Id", doc["_id"])
+        + (_header("traceparent", doc["traceparent"]) if doc.get("traceparent") else "")
         + "MIME-Version: 1.0\r\n"
         + f"{_MULTIPART}\r\n{boundary_line}\r\n"
         + _fixed_header("Content-Language", doc["locale"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,3 +55,13 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             _request_id.reset(token)
+
+
+@contextmanager
+def request_id_scope(request_id: str | None) -> Iterator[None]:
+    """Work caused by a request, done elsewhere (a consumer handling its event), logs its id too."""
+    token = _request_id.set(request_id)
+    try:
+        yield
+    finally:
+        _request_id.reset(token)

@@ -1,4 +1,4 @@
-"""deploy/prometheus/alerts.yaml and deploy/grafana/dashboard.json: valid, and naming only metrics the services export."""
+"""deploy/prometheus/alerts.yaml and deploy/grafana/dashboard.json: valid, naming only metrics the services export."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from shared.observability import http_metrics
 from tests.contract.support import DEPLOY, SERVICES, load_yaml, run, tool
 
 ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
+ALERT_TESTS = DEPLOY / "prometheus" / "alerts_test.yaml"  # promtool's rule unit tests
 DASHBOARD = DEPLOY / "grafana" / "dashboard.json"
 BUILT_IN = {"up"}  # Prometheus writes it for every scrape target
 # What a PromQL expression holds besides metric names: functions are followed by "(", and these.
@@ -67,6 +68,15 @@ def test_promtool_checks_the_alert_rules(tmp_path: Path) -> None:
     broken.write_text(ALERTS.read_text().replace("> 300", "> > 300", 1))
     refused = run([promtool, "check", "rules", str(broken)])
     assert refused.returncode != 0, "promtool accepted a rule that does not parse"
+
+
+def test_the_alerts_fire_when_they_should() -> None:
+    """promtool's rule unit tests: the DLQ alert after 10 m of depth > 0, a stuck outbox, claims past deadline."""
+    promtool = tool("promtool")
+    if promtool is None:
+        pytest.fail("promtool not installed (scripts/install-contract-tools)")
+    tested = run([promtool, "test", "rules", str(ALERT_TESTS)], timeout=60)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def test_the_alerts_the_operators_need_are_there() -> None:

@@ -42,7 +42,7 @@ from aio_pika.exceptions import PublishError
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from shared import tracing
+from shared import ops_metrics, tracing
 from shared.clock import Clock, SystemClock
 from shared.events import EXCHANGE, CloudEvent
 from shared.mongo import Collection
@@ -317,7 +317,7 @@ class EventBus:
             raise RuntimeError("subscribe() before start()")
         if event_type in self._handlers:
             raise ValueError(f"{event_type!r} already has a handler")
-        self._handlers[event_type] = handler
+        self._handlers[event_type] = ops_metrics.timed(event_type, handler)  # handler_seconds{type}
         self._bindings.append((exchange or self.exchange_name, event_type))
 
     async def start(self) -> None:
@@ -338,6 +338,7 @@ class EventBus:
         if self.inbox is not None:
             await self.inbox.create_index("processed_at")
             self._inbox_purge.start()
+        ops_metrics.watch(self, ops_metrics.dead_letter_source(self))  # dead_letter_depth, read on scrape
         log.info("consuming", extra={"queue": names.main, "types": sorted(self._handlers)})
 
     async def purge_inbox(self) -> int:
@@ -352,6 +353,7 @@ class EventBus:
 
     async def close(self, drain_timeout: float = 10.0) -> None:
         self.closing.set()
+        ops_metrics.unwatch(self)
         await self._inbox_purge.stop()
         if self._queue is not None and self._consumer_tag is not None:
             # Bounded: while the broker is unreachable a robust channel would wait for it forever.
@@ -399,6 +401,7 @@ class EventBus:
                     attempts = attempts_so_far(message.headers, len(self.names.retry_delays_ms)) + 1
                     return await self._park(message, "invalid event", exc, attempts=attempts)
                 return await self._fail(message, exc, fields)
+        ops_metrics.consumed(event.type, "ok")
         await message.ack()
 
     @asynccontextmanager
@@ -435,6 +438,7 @@ class EventBus:
         headers |= {"x-attempt": attempt, "x-last-error": error_text(exc)}
         await self.send_to_queue(message, self.names.retry(attempt), headers)
         log.warning("handler failed, will retry", extra=fields | {"attempt": attempt, "error": loggable(exc)})
+        ops_metrics.consumed(message.type, "retried", self._handlers)
         await message.ack()
 
     async def _park(
@@ -447,6 +451,7 @@ class EventBus:
         await self.send_to_queue(
             message, self.names.dead, headers, message_id=message.message_id or f"dead-{uuid.uuid4()}"
         )
+        ops_metrics.consumed(message.type, "parked", self._handlers)
         log.error(
             "message parked in dead-letter queue",
             extra={

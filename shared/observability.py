@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from pythonjsonlogger.json import JsonFormatter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import ops_metrics
 from shared.http import ServiceUnavailable, current_request_id, error_response
 from shared.tracing import current_trace_id
 
@@ -206,6 +207,7 @@ class MetricsMiddleware:
 
 def metrics_endpoint(registry: CollectorRegistry = REGISTRY) -> Callable[[], Awaitable[Response]]:
     async def metrics() -> Response:
+        await ops_metrics.refresh()  # the gauges that need the store or the broker (shared.ops_metrics)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return metrics

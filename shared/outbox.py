@@ -63,6 +63,7 @@ from typing import Any, Protocol
 
 from pymongo import ReturnDocument
 
+from shared import ops_metrics
 from shared.bus import loggable
 from shared.clock import Clock, SystemClock
 from shared.events import CloudEvent
@@ -230,6 +231,7 @@ class OutboxRelay:
     async def start(self) -> None:
         for collection in self.collections:
             await collection.create_index(PENDING)
+        ops_metrics.watch(self, ops_metrics.outbox_source(self.bus.service, self.collections, self.clock))
         self._loop.start()
 
     def wake(
@@ -266,6 +268,7 @@ class OutboxRelay:
         return {"$or": [{OWNER: {"$exists": False}}, {OWNER: self.owner}, {LEASE: {"$lt": self.clock.now()}}]}
 
     async def stop(self) -> None:
+        ops_metrics.unwatch(self)
         if self._direct:  # committed events being published: let them finish (a sweep would redo them)
             await asyncio.wait(self._direct, timeout=5)
         for task in list(self._direct):

@@ -158,6 +158,14 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape(
         OUTBOX_COLLECTIONS,
+        "outbox_pending",
+        "`outbox_pending_1`",
+        f"{INDEXED} (at most once per 10 s, when /metrics is scraped)",
+        False,
+        "shared/ops_metrics.py: `outbox_source` (`returns_platform_outbox_pending` and the oldest's age)",
+    ),
+    _shape(
+        OUTBOX_COLLECTIONS,
         f"_id, outbox_pending, {_LEASE_DUE}",
         "`_id`",
         BY_ID,

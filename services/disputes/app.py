@@ -18,6 +18,7 @@ from services.disputes.orders import OrderBook
 from services.disputes.rulebook import DisputeRules
 from services.disputes.settings import Settings
 from services.disputes.store import ClaimsStore
+from shared import ops_metrics
 from shared.clock import Clock
 from shared.messaging import Messaging
 from shared.mongo import Database
@@ -50,7 +51,20 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
     jobs = ([deadlines] if settings.jobs_enabled else []) + chargebacks.jobs
     disputes = app.state.disputes = Disputes(orders=orders, claims=claims)
     async with chargebacks.running(messaging.relay), messaging.running(SUBSCRIPTIONS, disputes, jobs=jobs):
-        yield
+        ops_metrics.watch(store, past_deadline_source(store, clock, settings.service_name))
+        try:
+            yield
+        finally:
+            ops_metrics.unwatch(store)
+
+
+def past_deadline_source(store: ClaimsStore, clock: Clock, service: str) -> ops_metrics.Source:
+    """`claims_open_past_deadline`, counted when /metrics is scraped (shared.ops_metrics)."""
+
+    async def source() -> None:
+        ops_metrics.CLAIMS_PAST_DEADLINE.labels(service).set(await store.count_past_deadline(clock.now()))
+
+    return source
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:

@@ -17,6 +17,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 
 from services.disputes.schemas import ClaimFilter, FeedbackFilter
+from shared import ops_metrics
 from shared.dispute_models import Claim, ClaimStatus, SellerFeedback
 from shared.events import CloudEvent, new_event
 from shared.mongo import Database, DuplicateKeyError
@@ -114,6 +115,7 @@ class ClaimsStore:
             **outbox_fields(events_of(events, claim.claim_id, claim, claim.created_at), claim=self._claim()),
         }
         await self.claims.insert_one(doc)
+        ops_metrics.transitions(events)
         return list(doc[OUTBOX])
 
     async def commit_claim(
@@ -121,13 +123,16 @@ class ClaimsStore:
     ) -> dict[str, Any] | None:
         """Write the claim's next state and its events in one update, if it is still at `before`'s
         version: None when it is not; else how to wake the relay (shared.outbox.commit_events)."""
-        return await commit_events(
+        handover = await commit_events(
             self.claims,
             {"_id": before.claim_id, "version": before.version},
             {"$set": claim_fields(after)},
             events_of(events, after.claim_id, after, now),
             self.outbox_relay,
         )
+        if handover is not None:
+            ops_metrics.transitions(events)
+        return handover
 
     async def list_claims(self, wanted: ClaimFilter, cursor: str | None, limit: int) -> Page[Claim]:
         return await find_page(self.claims, claim_criteria(wanted), cursor, limit, Claim.model_validate, {OUTBOX: 0})
@@ -146,6 +151,12 @@ class ClaimsStore:
 
     async def past_deadline(self, now: datetime, limit: int) -> list[Claim]:
         return await self._open_by_deadline({"respond_by": {"$lte": now}}, limit)
+
+    async def count_past_deadline(self, now: datetime, cap: int = 10_000) -> int:
+        """Open claims past their deadline, at most `cap` (`past_deadline`'s query, ids only; for the
+        `claims_open_past_deadline` gauge, refreshed on scrape)."""
+        found = self.claims.find({"status": ClaimStatus.OPEN.value, "respond_by": {"$lte": now}}, {"_id": 1})
+        return len([doc async for doc in found.sort("respond_by", ASCENDING).limit(cap)])
 
     async def _open_by_deadline(self, query: dict[str, Any], limit: int) -> list[Claim]:
         found = self.claims.find({"status": ClaimStatus.OPEN.value, **query}, {OUTBOX: 0})

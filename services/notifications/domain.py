@@ -87,6 +87,7 @@ def new_notification(event: CloudEvent, data: EmailData, planned: PlannedEmail, 
         "_id": new_notification_id(now),
         "event_id": event.id,
         "event_type": event.type,
+        "event_time": event.time,  # for the event->email latency (returns_platform_event_to_email_seconds)
         "template": planned.template,
         "recipient_role": planned.recipient_role,
         "recipient_id": planned.recipient.id,

@@ -48,7 +48,7 @@ from services.notifications.domain import (
 from services.notifications.mail import Mailer
 from services.notifications.settings import Settings
 from services.notifications.store import NotificationStore
-from shared import tracing
+from shared import ops_metrics, tracing
 from shared.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -290,6 +290,8 @@ class Dispatcher:
             return doc["status"]
         if events and self.relay is not None:
             self.relay.wake(doc["_id"], collection=self.store.collection, **handover)
+        outcome_label = {"sent": "sent", "failed": "failed"}.get(after["status"], "deferred")  # pending: retried
+        ops_metrics.email(doc["template"], outcome_label, doc.get("event_time") or doc.get("created_at"), now)
         if after["status"] == NotificationStatus.PENDING:
             self._retry_at(doc["_id"], after["next_attempt_at"])
         log.info(

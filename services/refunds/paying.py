@@ -21,9 +21,10 @@ from services.refunds import destination, domain
 from services.refunds.gateways import GatewayDeclined, GatewayRefund, GatewayUnavailable, PaymentGateway
 from services.refunds.order_ledger import CapExceeded
 from services.refunds.store import LEASE, UNLEASED, RefundRecord, RefundStore
+from shared import ops_metrics
 from shared.clock import Clock, SystemClock
 from shared.marketplaces import Marketplaces
-from shared.models import ALREADY_REFUNDED, Refund, RefundDestination, RefundKind
+from shared.models import ALREADY_REFUNDED, Refund, RefundDestination, RefundKind, RefundStatus
 
 log = logging.getLogger(__name__)
 GATEWAY_CALLS = Counter("refund_gateway_calls_total", "Payment gateway calls.", ["gateway", "outcome"])
@@ -233,6 +234,8 @@ class Payer:
             return after if current is None else current.refund
         self.committed(after.refund_id, **handover)
         REFUNDS_DONE.labels(after.status.value, str(after.automatic).lower()).inc()
+        if after.status == RefundStatus.ISSUED:
+            ops_metrics.refund_paid(after.amount.currency, after.amount.amount)
         log.info(
             f"refund {after.status.value}",
             extra={

@@ -12,6 +12,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
 from services.returns.policy import SellerPolicy
 from services.returns.schemas import ReturnFilter
+from shared import ops_metrics
 from shared.events import ORDERS_EXCHANGE, CloudEvent, new_event
 from shared.models import BuyerFlag, Order, Return, ReturnStatus
 from shared.mongo import DuplicateKeyError
@@ -246,6 +247,7 @@ class ReturnsStore:
             **outbox_fields(events_of(changes, now), claim=self.outbox_claim()),
         }
         await self.returns.insert_one(doc)
+        ops_metrics.transitions(t for t, _ in changes)
         return list(doc[OUTBOX])
 
     async def apply(
@@ -276,9 +278,12 @@ class ReturnsStore:
                 return_document=ReturnDocument.AFTER,
             )
             if doc is not None:
+                ops_metrics.transitions(e.type for e in events)
                 return {"entries": list(doc.get(OUTBOX) or [])}
             # A version conflict, or (rarely) another replica's relay still publishing this return.
         result = await self.returns.update_one(expected, with_outbox(fields, events))
+        if result.matched_count:
+            ops_metrics.transitions(e.type for e in events)
         return {} if result.matched_count else None
 
     async def list_returns(self, wanted: ReturnFilter, cursor: str | None, limit: int) -> Page[Return]:

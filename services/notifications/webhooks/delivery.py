@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from prometheus_client import Counter
 
 from services.notifications.settings import Settings
 from services.notifications.webhooks import signing
@@ -27,15 +26,13 @@ from services.notifications.webhooks.models import WebhookDeliveryStatus, Webhoo
 from services.notifications.webhooks.schedule import next_attempt
 from services.notifications.webhooks.store import NEVER, WebhookStore
 from services.notifications.webhooks.urls import BadUrl, check_url
+from shared import ops_metrics
 from shared.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
-DELIVERIES = Counter(
-    "returns_platform_webhook_deliveries",
-    "Webhook delivery attempts by outcome (delivered, retried, failed; disabled = an endpoint disabled).",
-    ["outcome"],
-)
+# Outcomes: delivered, retried, failed; disabled = an endpoint disabled (one registry: shared/ops_metrics.py).
+DELIVERIES = ops_metrics.WEBHOOK_DELIVERIES
 ERROR_LIMIT = 500
 
 

@@ -30,7 +30,7 @@ from tools import contracts
 COMPOSE = DEPLOY / "compose.yaml"
 DEFINITIONS = DEPLOY / "rabbitmq" / "definitions.json"
 # What an operator must export before `docker compose up` (docs/operations.md): secrets without defaults.
-REQUIRED_ENV = {"JWT_SECRET": "x" * 64, "STRIPE_WEBHOOK_SECRET": "whsec_" + "y" * 48}
+REQUIRED_ENV = {"JWT_SECRET": "x" * 64, "CURSOR_SECRET": "c" * 64, "STRIPE_WEBHOOK_SECRET": "whsec_" + "y" * 48}
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?(?P<op>[-?])(?P<arg>[^}]*))?\}")
 
 
@@ -164,10 +164,14 @@ def test_service_environment_is_its_settings(name):
     )
     with pytest.raises(KeyError):
         environment(service, {})  # JWT_SECRET has no default: compose refuses to start without one
+    # Nor the cursor key: it is its own secret, not one derived from JWT_SECRET.
+    assert settings.cursor_secret == REQUIRED_ENV["CURSOR_SECRET"]
+    with pytest.raises(KeyError, match="CURSOR_SECRET"):
+        environment(service, {"JWT_SECRET": "x" * 64})
     if "STRIPE_WEBHOOK_SECRET" in env:
         # Nor the webhook secret: a known default would let anyone forge Stripe's chargeback events.
         with pytest.raises(KeyError, match="STRIPE_WEBHOOK_SECRET"):
-            environment(service, {"JWT_SECRET": "x" * 64})
+            environment(service, {"JWT_SECRET": "x" * 64, "CURSOR_SECRET": "c" * 64})
     if name == "notifications":
         assert env["SMTP_HOST"] == "mailpit"
 

@@ -157,6 +157,19 @@ def test_configuration_references_exist_and_are_settings(overlay, service):
 
 
 @pytest.mark.parametrize("overlay", list(OVERLAYS))
+@pytest.mark.parametrize("service", SERVICES)
+def test_cursor_secret_comes_from_the_services_secret(overlay, service):
+    """Its own key, named with a secretKeyRef (the pod does not start without it): not one derived
+    from JWT_SECRET, whose rotation would otherwise invalidate every outstanding cursor."""
+    main = container(by_kind(overlay, "Deployment")[service])
+    env = {v["name"]: v for v in main.get("env", [])}
+    reference = env["CURSOR_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": f"{service}-secrets", "key": "CURSOR_SECRET"}
+    for configmap in by_kind(overlay, "ConfigMap").values():
+        assert "CURSOR_SECRET" not in configmap.get("data", {}), configmap["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS))
 def test_stripe_webhook_secret_comes_from_the_services_secret(overlay):
     """Named with a secretKeyRef (the pod does not start without it), never in a ConfigMap: the
     settings' development default would let anyone forge Stripe's chargeback events."""

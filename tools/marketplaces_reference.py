@@ -107,7 +107,30 @@ and the shipped codes the file does not mention stay as shipped.
    parked: replay them (docs/operations.md, dead letters). Sellers keep their policy per marketplace
    (`PUT /v1/sellers/{{id}}/return-policy?marketplace=FR`); until they set one, the marketplace's rules apply.
 
-Removing a marketplace that still has open returns is not supported: their events would be parked.
+### Never remove a marketplace that stored data names
+
+Keep every marketplace that a stored order, return, refund or claim names in the file, also once it
+is no longer sold in (a file without `extends: shipped` that leaves out a shipped code removes it
+too). Every service checks a stored order's `marketplace` against the file each time it reads the
+order, so after a removal:
+
+- **Its orders become unreadable.** `GET /v1/orders/{{id}}` and `POST /v1/returns` for such an order
+  answer 500; the refunds and disputes services cannot read their copy either, so events about those
+  orders (a return received or refunded) fail there and are parked as dead letters.
+- **Its returns are refused.** A return keeps its `marketplace`: reading it still works, but the
+  actions that apply its marketplace's rules (authorize, receive, a keep-it offer, giving up a
+  replacement) answer 422 on `marketplace`, and refunding it fails in the refunds service (which
+  cannot read the order). The deadline job sends no reminder for its requests and skips their
+  platform authorization with a warning on every run; skipped requests stay first in that query, so
+  once `JOB_BATCH_SIZE` of them are past their deadline, no request of any marketplace is authorized
+  by the platform any more.
+- Claims, chargebacks and store credit of those orders fail the same way (each service reads its
+  own copy of the order, or looks up the marketplace's rules).
+
+To stop selling in a marketplace, keep its profile and stop the order system from sending new orders
+for it; returns, refunds and claims of orders already delivered there then run out under its rules.
+If a marketplace was removed by mistake, put it back unchanged and replay the parked dead letters
+(docs/operations.md, dead letters).
 
 ### Every key
 """

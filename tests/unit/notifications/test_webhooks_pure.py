@@ -96,6 +96,13 @@ def test_public_addresses_are_accepted() -> None:
     asyncio.run(check_url("https://93.184.215.14/hook", allow_http=False, allow_private=False))
 
 
+@pytest.mark.parametrize("url", ["https://" + "a" * 64 + ".example.com/hook", "https://..example.com/hook"])
+def test_hosts_idna_cannot_encode_are_refused_not_errors(url: str) -> None:
+    """A label that is empty or over 63 characters is a 422 naming `url`, not a 500."""
+    with pytest.raises(BadUrl, match="does not resolve"):
+        asyncio.run(check_url(url, allow_http=False, allow_private=False))
+
+
 def test_retry_schedule_grows_and_ends_72_hours_after_the_first_attempt() -> None:
     at, attempts, times = T0, 1, [T0]
     while (due := next_attempt(T0, attempts, at, DEFAULT_DELAYS, 72 * 3600)) is not None:

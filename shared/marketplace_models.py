@@ -22,6 +22,11 @@ MarketplaceCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 CategoryName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 
 
+# An amount of a rule, in the currency's minor units: never negative (checked at start-up; a negative
+# default postage would otherwise refuse every unpaid-label authorization on a field the caller never sent).
+MinorUnits = Annotated[int, Field(ge=0)]
+
+
 class EmailLocale(StrEnum):
     """The languages emails are written in; a reader's own locale picks one, else the marketplace's."""
 
@@ -101,11 +106,11 @@ class ReturnRules(Rules):
             "digital goods)."
         ),
     )
-    high_value_cap: dict[Currency, int] = Field(
+    high_value_cap: dict[Currency, MinorUnits] = Field(
         default_factory=dict,
         description="Per currency, minor units: items priced above it always need the seller's decision.",
     )
-    default_return_postage: dict[Currency, int] = Field(
+    default_return_postage: dict[Currency, MinorUnits] = Field(
         default_factory=dict,
         description="Postage assumed for an unpaid label when the seller names none, per currency, minor units.",
     )

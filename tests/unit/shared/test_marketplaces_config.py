@@ -127,6 +127,14 @@ BAD_FILES = {
         "extends: shipped\nmarketplaces:\n  JP:\n    time_zone: Mars/Olympus\n",
         "marketplaces.JP.time_zone: Value error, not an IANA time zone: 'Mars/Olympus'",
     ),
+    "negative postage": (
+        "extends: shipped\nmarketplaces:\n  DE:\n    returns:\n      default_return_postage: {EUR: -699}\n",
+        "marketplaces.DE.returns.default_return_postage.EUR: Input should be greater than or equal to 0",
+    ),
+    "negative high-value cap": (
+        "extends: shipped\nmarketplaces:\n  US:\n    returns:\n      high_value_cap: {USD: -1}\n",
+        "marketplaces.US.returns.high_value_cap.USD: Input should be greater than or equal to 0",
+    ),
     "bad currency": (
         "extends: shipped\nmarketplaces:\n  US:\n    currency: dollars\n",
         "marketplaces.US.currency:",

@@ -11,7 +11,12 @@ from contextvars import ContextVar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_REQUEST_ID_OK = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def sane(candidate: str | None) -> str | None:
+    """`candidate` if it is a request id we may log and pass on (1-128 of A-Z a-z 0-9 . _ : -), else None."""
+    return candidate if candidate is not None and _REQUEST_ID_OK.fullmatch(candidate) else None
 
 
 def current_request_id() -> str | None:
@@ -33,10 +38,8 @@ class RequestIdMiddleware:
         request_id = None
         for name, value in scope["headers"]:
             if name == self.header:
-                candidate = value.decode("latin-1")
                 # Anything else (log injection, huge values) is replaced, not trusted.
-                if _REQUEST_ID_OK.match(candidate):
-                    request_id = candidate
+                request_id = sane(value.decode("latin-1"))
                 break
         request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
@@ -59,8 +62,9 @@ class RequestIdMiddleware:
 
 @contextmanager
 def request_id_scope(request_id: str | None) -> Iterator[None]:
-    """Work caused by a request, done elsewhere (a consumer handling its event), logs its id too."""
-    token = _request_id.set(request_id)
+    """Work caused by a request, done elsewhere (a consumer handling its event), logs its id too.
+    The id comes from an event, maybe another system's: one that is not sane is dropped, not passed on."""
+    token = _request_id.set(sane(request_id))
     try:
         yield
     finally:

@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from aiosmtplib.email import flatten_message
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -18,7 +19,7 @@ from services.notifications.settings import Settings as NotificationSettings
 from shared import tracing
 from shared.events import CloudEvent, new_event
 from shared.http import RequestIdMiddleware
-from shared.http.request_id import request_id_scope
+from shared.http.request_id import current_request_id, request_id_scope
 from shared.models import Order
 from shared.outbox import outbox_entries
 from tests.unit.returns.builders import order_data
@@ -62,6 +63,17 @@ def test_events_of_old_producers_and_malformed_trace_attributes_still_parse() ->
     assert tracing.clean(tracing.carried(odd)) == {}
     with tracing.handling(odd):  # a handler still runs, with no trace
         assert tracing.current_trace_id() is None
+
+
+@pytest.mark.parametrize("requestid", ["r" * 300, "req-1\nlevel=ERROR forged", "req 1"])
+def test_an_events_request_id_that_is_not_sane_is_not_logged_or_passed_on(requestid: str) -> None:
+    """An event from another system may carry any `requestid`: the HTTP path refuses such ids, so
+    does a consumer (it would otherwise be logged and copied into every event the handler emits)."""
+    cause = CloudEvent.model_validate(delivered().model_dump(mode="json", exclude_none=True) | {"requestid": requestid})
+    with tracing.handling(cause):
+        assert current_request_id() is None
+        caused = delivered()
+    assert caused.requestid is None
 
 
 def test_a_handler_runs_in_its_events_trace_and_request() -> None:

@@ -124,8 +124,9 @@ order, so after a removal:
   platform authorization with a warning on every run; skipped requests stay first in that query, so
   once `JOB_BATCH_SIZE` of them are past their deadline, no request of any marketplace is authorized
   by the platform any more.
-- Claims, chargebacks and store credit of those orders fail the same way (each service reads its
-  own copy of the order, or looks up the marketplace's rules).
+- Claims, chargebacks and seller feedback on those orders fail the same way (the disputes service
+  reads its own copy of the order), and so does a refund taken as store credit (the refunds service
+  looks up the marketplace's bonus).
 
 To stop selling in a marketplace, keep its profile and stop the order system from sending new orders
 for it; returns, refunds and claims of orders already delivered there then run out under its rules.

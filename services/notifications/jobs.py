@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -46,6 +46,7 @@ from services.notifications.domain import (
     notification_event,
 )
 from services.notifications.mail import Mailer
+from services.notifications.retry_timers import RetryTimers
 from services.notifications.settings import Settings
 from services.notifications.store import NotificationStore
 from shared import ops_metrics, tracing
@@ -83,7 +84,7 @@ class Dispatcher:
         # leftovers, another replica's retries) runs at most once per poll interval.
         self._fresh: deque[str] = deque()
         self._next_scan = 0.0
-        self._retries: set[asyncio.TimerHandle] = set()
+        self._retries = RetryTimers(clock, self.wake)
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -138,8 +139,7 @@ class Dispatcher:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
-        for retry in self._retries:  # the poll of whichever process runs next finds them
-            retry.cancel()
+        self._retries.cancel_all()  # the poll of whichever process runs next finds them
         if self._sending:  # let sends in flight record their outcome (their claims still renewed)
             await asyncio.wait(self._sending, timeout=self.settings.smtp_timeout_s)
         if self._heartbeat is not None:
@@ -293,7 +293,7 @@ class Dispatcher:
         outcome_label = {"sent": "sent", "failed": "failed"}.get(after["status"], "deferred")  # pending: retried
         ops_metrics.email(doc["template"], outcome_label, doc.get("event_time") or doc.get("created_at"), now)
         if after["status"] == NotificationStatus.PENDING:
-            self._retry_at(doc["_id"], after["next_attempt_at"])
+            self._retries.at(doc["_id"], after["next_attempt_at"])
         log.info(
             "email attempt",
             extra={
@@ -311,19 +311,6 @@ class Dispatcher:
             },
         )
         return after["status"]
-
-    def _retry_at(self, notification_id: str, due: datetime) -> None:
-        """Claim this email by `_id` when its retry is due (a crash loses the timer; the poll finds it)."""
-        delay = max((due - self.clock.now()).total_seconds(), 0.0)
-        handle: asyncio.TimerHandle | None = None
-
-        def due_now() -> None:
-            if handle is not None:
-                self._retries.discard(handle)
-            self.wake([notification_id])
-
-        handle = asyncio.get_running_loop().call_later(delay, due_now)
-        self._retries.add(handle)
 
     async def _settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[Any]) -> dict[str, Any] | None:
         """Record the outcome now; if the store hiccups, keep trying while the claim can still be

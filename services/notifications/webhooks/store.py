@@ -12,13 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import BulkWriteError
 
 from services.notifications.webhooks.models import WebhookDeliveryStatus, WebhookEndpointStatus
-from shared.mongo import Database
+from shared.mongo import Database, insert_new
 from shared.pagination import page_filter, page_sort
 
-DUPLICATE_KEY = 11000
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)  # `claimed_until` of a delivery no one holds
 
 
@@ -112,17 +110,7 @@ class WebhookStore:
 
     async def record(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert the deliveries not yet recorded; returns the new ones."""
-        if not docs:
-            return []
-        try:
-            await self.deliveries.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
-            existing = {error["index"] for error in errors}
-            return [doc for i, doc in enumerate(docs) if i not in existing]
-        return docs
+        return await insert_new(self.deliveries, docs)
 
     async def claim(
         self, due_by: datetime, lease_now: datetime, lease: timedelta, delivery: str | None = None

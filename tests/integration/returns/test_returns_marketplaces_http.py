@@ -4,15 +4,12 @@ return applies the policy and rules of its order's marketplace."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
 
-from shared.deadletters import list_dead
-from shared.events import CloudEvent
 from tests.integration.returns.conftest import T0
-from tests.integration.returns.factories import eventually, order_data, request_data, unique
+from tests.integration.returns.factories import order_data, request_data, unique
 
 pytestmark = pytest.mark.integration
 
@@ -38,25 +35,9 @@ async def test_put_order_for_an_unknown_marketplace_is_refused_naming_it_and_sto
     assert await returns_db.orders.find_one({"_id": data["order_id"]}) is None
 
 
-async def test_an_order_delivered_for_an_unknown_marketplace_is_parked_and_stores_nothing(
-    returns_app, returns_db, upstream, returns_settings
-):
+async def test_an_order_delivered_for_an_unknown_marketplace_is_parked_and_stores_nothing(returns_db, deliver_parked):
     data = order_in("XX", "USD", 2)
-    event = CloudEvent(
-        id=str(uuid.uuid4()),
-        source="/services/orders",
-        type="order.delivered",
-        time=T0,
-        subject=data["order_id"],
-        sequence=1,
-        data=data,
-    )
-    await upstream.publish(event, exchange=returns_settings.orders_exchange)
-
-    async def parked():
-        return [letter for letter in await list_dead(returns_app.state.bus) if letter.id == event.id]
-
-    [letter] = await eventually(parked, what="the event parked")
+    letter = await deliver_parked(data)
     assert "marketplace" in letter.error
     assert await returns_db.orders.find_one({"_id": data["order_id"]}) is None
 

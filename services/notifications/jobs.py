@@ -33,6 +33,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
+from services.notifications.claiming import RetryTimers, claim_on_slot
 from services.notifications.domain import (
     NotificationStatus,
     Step,
@@ -46,7 +47,6 @@ from services.notifications.domain import (
     notification_event,
 )
 from services.notifications.mail import Mailer
-from services.notifications.retry_timers import RetryTimers
 from services.notifications.settings import Settings
 from services.notifications.store import NotificationStore
 from shared import ops_metrics, tracing
@@ -206,16 +206,7 @@ class Dispatcher:
         return renewed
 
     async def _dispatch_due(self) -> None:
-        while True:
-            await self._slots.acquire()
-            try:
-                doc = await self._claim_next()
-            except BaseException:
-                self._slots.release()
-                raise
-            if doc is None:
-                self._slots.release()
-                return
+        while (doc := await claim_on_slot(self._slots, self._claim_next)) is not None:
             self._start(doc)
 
     def _start(self, doc: dict[str, Any], leased_at: float | None = None) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from services.notifications.retry_timers import RetryTimers
+from services.notifications.claiming import RetryTimers, claim_on_slot
 from services.notifications.settings import Settings
 from services.notifications.webhooks import signing
 from services.notifications.webhooks.models import WebhookDeliveryStatus, WebhookEndpointStatus
@@ -90,16 +90,7 @@ class DeliveryWorker:
                 await asyncio.wait_for(self._wakeup.wait(), self.settings.webhooks_poll_ms / 1000)
 
     async def _dispatch_due(self) -> None:
-        while True:
-            await self._slots.acquire()
-            try:
-                doc = await self._claim_next()
-            except BaseException:
-                self._slots.release()
-                raise
-            if doc is None:
-                self._slots.release()
-                return
+        while (doc := await claim_on_slot(self._slots, self._claim_next)) is not None:
             task = asyncio.create_task(self._run(doc))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)

@@ -1,12 +1,30 @@
-"""Timers that hand a claim back to its worker by `_id` when its retry is due (emails, webhooks)."""
+"""What the email dispatcher and the webhook worker share: a claim taken on a free sender slot,
+and timers that hand a claim back to its worker by `_id` when its retry is due."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 from shared.clock import Clock
+
+
+async def claim_on_slot(
+    slots: asyncio.Semaphore, claim_next: Callable[[], Awaitable[dict[str, Any] | None]]
+) -> dict[str, Any] | None:
+    """Wait for a free slot, then claim the next due document on it; None (the slot given back)
+    when nothing is due. A claim is never taken without a sender free to work on it."""
+    await slots.acquire()
+    try:
+        doc = await claim_next()
+    except BaseException:
+        slots.release()
+        raise
+    if doc is None:
+        slots.release()
+    return doc
 
 
 class RetryTimers:

@@ -1,5 +1,5 @@
-"""What the email dispatcher and the webhook worker share: a claim taken on a free sender slot,
-and timers that hand a claim back to its worker by `_id` when its retry is due."""
+"""What emails and webhook deliveries share: the claim of a due document (its store), a claim taken
+on a free sender slot, and timers that hand a claim back to its worker by `_id` when its retry is due."""
 
 from __future__ import annotations
 
@@ -8,7 +8,25 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from pymongo import ASCENDING, ReturnDocument
+
 from shared.clock import Clock
+
+
+async def claim_due(
+    collection: Any, due_by: datetime, lease_now: datetime, update: dict[str, Any], by_id: str | None = None
+) -> dict[str, Any] | None:
+    """Apply the claiming `update` to a pending document due by `due_by` whose last claim lapsed
+    before `lease_now` (none, or a crashed worker's): `by_id`, or the one due first. Due-ness is
+    business time, the lease operational time. Answers the document as claimed, or None."""
+    wanted: dict[str, Any] = {} if by_id is None else {"_id": by_id}
+    # "pending": NotificationStatus.PENDING and WebhookDeliveryStatus.PENDING alike.
+    return await collection.find_one_and_update(
+        {**wanted, "status": "pending", "next_attempt_at": {"$lte": due_by}, "claimed_until": {"$lt": lease_now}},
+        update,
+        sort=None if by_id is not None else [("next_attempt_at", ASCENDING)],
+        return_document=ReturnDocument.AFTER,
+    )
 
 
 async def claim_on_slot(

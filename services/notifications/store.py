@@ -9,6 +9,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.notifications.claiming import claim_due
 from services.notifications.decisions import is_superseded
 from services.notifications.domain import NotificationStatus, claim_update, resend_update
 from services.notifications.schemas import NotificationFilter
@@ -86,18 +87,8 @@ class NotificationStore:
         Due-ness is business time; the lease is operational time (`lease_now`), so moving the
         business clock never makes a claim in flight look expired.
         """
-        wanted: dict[str, Any] = {} if notification_id is None else {"_id": notification_id}
-        return await self.collection.find_one_and_update(
-            {
-                **wanted,
-                "status": str(NotificationStatus.PENDING),
-                "next_attempt_at": {"$lte": due_by},
-                "claimed_until": {"$lt": lease_now},
-            },
-            claim_update(uuid.uuid4().hex, due_by, lease_now, lease),
-            sort=None if notification_id is not None else [("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
+        update = claim_update(uuid.uuid4().hex, due_by, lease_now, lease)
+        return await claim_due(self.collection, due_by, lease_now, update, notification_id)
 
     async def renew(self, notification_id: str, claim: str, until: datetime) -> bool:
         """Extend a claim in flight (the heartbeat); False when it is no longer ours."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
+from services.notifications.claiming import claim_due
 from services.notifications.webhooks.models import WebhookDeliveryStatus, WebhookEndpointStatus
 from shared.mongo import Database, insert_new
 from shared.pagination import page_filter, page_sort
@@ -116,18 +117,8 @@ class WebhookStore:
         self, due_by: datetime, lease_now: datetime, lease: timedelta, delivery: str | None = None
     ) -> dict[str, Any] | None:
         """Take a pending delivery due by `due_by` for `lease` (by `_id`, or the one due first)."""
-        wanted: dict[str, Any] = {} if delivery is None else {"_id": delivery}
-        return await self.deliveries.find_one_and_update(
-            {
-                **wanted,
-                "status": str(WebhookDeliveryStatus.PENDING),
-                "next_attempt_at": {"$lte": due_by},
-                "claimed_until": {"$lt": lease_now},
-            },
-            {"$set": {"claim": uuid.uuid4().hex, "claimed_until": lease_now + lease}},
-            sort=None if delivery is not None else [("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
+        update = {"$set": {"claim": uuid.uuid4().hex, "claimed_until": lease_now + lease}}
+        return await claim_due(self.deliveries, due_by, lease_now, update, delivery)
 
     async def settle(self, doc: dict[str, Any], update: dict[str, Any]) -> bool:
         """Record an attempt's outcome if the claim is still ours."""

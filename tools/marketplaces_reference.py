@@ -28,6 +28,38 @@ NOTES = {
     "store_credit_allowed": "Buyers may take their refund as store credit (`refund_to`; CN: no).",
 }
 
+# The example file of the section: the unit tests load it (tests/unit/shared/test_marketplaces_config.py),
+# so the documented file is one the services accept.
+FRANCE = """\
+  FR:                       # a code the shipped file lacks: complete
+    name: France
+    currency: EUR
+    calendar_country: FR
+    time_zone: Europe/Paris
+    default_locale: en
+    returns:
+      window_days: 14
+      minimum_window_days: 14
+      withdrawal_days: 14
+      response_deadline_hours: 48
+      reminder_lead_hours: 12
+      authorization_validity_days: 14
+      refund_business_days: 2
+      max_restocking_fee_percent: 50
+      high_value_cap: {EUR: 70000}
+      default_return_postage: {EUR: 699}
+"""
+EXAMPLE_FILE = (
+    """\
+extends: shipped            # optional: start from the shipped profiles
+marketplaces:
+  DE:                       # with `extends: shipped`, only what differs, key by key
+    returns:
+      window_days: 30       # a German seller's buyers get 30 days, not 14
+"""
+    + FRANCE
+)
+
 INTRO = """\
 ## Marketplaces
 
@@ -61,29 +93,7 @@ profiles, [shared/marketplaces.yaml](../shared/marketplaces.yaml):
 ### The file
 
 ```yaml
-extends: shipped            # optional: start from the shipped profiles
-marketplaces:
-  DE:                       # with `extends: shipped`, only what differs, key by key
-    returns:
-      window_days: 30       # a German seller's buyers get 30 days, not 14
-  FR:                       # a code the shipped file lacks: complete
-    name: France
-    currency: EUR
-    calendar_country: FR
-    time_zone: Europe/Paris
-    default_locale: en
-    returns:
-      window_days: 14
-      minimum_window_days: 14
-      withdrawal_days: 14
-      response_deadline_hours: 48
-      reminder_lead_hours: 12
-      authorization_validity_days: 14
-      refund_business_days: 2
-      max_restocking_fee_percent: 50
-      high_value_cap: {{EUR: 70000}}
-      default_return_postage: {{EUR: 699}}
-```
+{example}```
 
 Two top-level keys only: `marketplaces` (code → rule set, required) and `extends`. Without `extends`
 the file stands alone: it is the whole list, each profile complete. With `extends: shipped` it starts
@@ -223,7 +233,9 @@ def _shipped_row(profile: Marketplace) -> str:
 
 def marketplaces_section() -> str:
     shipped = marketplaces.shipped()
-    parts: list[Any] = [INTRO.format(shipped="\n".join(_shipped_row(p) for p in shipped.values()))]
+    parts: list[Any] = [
+        INTRO.format(shipped="\n".join(_shipped_row(p) for p in shipped.values()), example=EXAMPLE_FILE)
+    ]
     for title, model, prefix in (
         ("A marketplace (`marketplaces.<CODE>`)", Marketplace, ""),
         ("`returns`", ReturnRules, "returns."),

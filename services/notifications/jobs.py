@@ -28,11 +28,12 @@ from collections import deque
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 
+from services.notifications.claiming import RetryTimers, claim_on_slot
 from services.notifications.domain import (
     NotificationStatus,
     Step,
@@ -83,7 +84,7 @@ class Dispatcher:
         # leftovers, another replica's retries) runs at most once per poll interval.
         self._fresh: deque[str] = deque()
         self._next_scan = 0.0
-        self._retries: set[asyncio.TimerHandle] = set()
+        self._retries = RetryTimers(clock, self.wake)
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -138,8 +139,7 @@ class Dispatcher:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
-        for retry in self._retries:  # the poll of whichever process runs next finds them
-            retry.cancel()
+        self._retries.cancel_all()  # the poll of whichever process runs next finds them
         if self._sending:  # let sends in flight record their outcome (their claims still renewed)
             await asyncio.wait(self._sending, timeout=self.settings.smtp_timeout_s)
         if self._heartbeat is not None:
@@ -206,16 +206,7 @@ class Dispatcher:
         return renewed
 
     async def _dispatch_due(self) -> None:
-        while True:
-            await self._slots.acquire()
-            try:
-                doc = await self._claim_next()
-            except BaseException:
-                self._slots.release()
-                raise
-            if doc is None:
-                self._slots.release()
-                return
+        while (doc := await claim_on_slot(self._slots, self._claim_next)) is not None:
             self._start(doc)
 
     def _start(self, doc: dict[str, Any], leased_at: float | None = None) -> None:
@@ -293,7 +284,7 @@ class Dispatcher:
         outcome_label = {"sent": "sent", "failed": "failed"}.get(after["status"], "deferred")  # pending: retried
         ops_metrics.email(doc["template"], outcome_label, doc.get("event_time") or doc.get("created_at"), now)
         if after["status"] == NotificationStatus.PENDING:
-            self._retry_at(doc["_id"], after["next_attempt_at"])
+            self._retries.at(doc["_id"], after["next_attempt_at"])
         log.info(
             "email attempt",
             extra={
@@ -311,19 +302,6 @@ class Dispatcher:
             },
         )
         return after["status"]
-
-    def _retry_at(self, notification_id: str, due: datetime) -> None:
-        """Claim this email by `_id` when its retry is due (a crash loses the timer; the poll finds it)."""
-        delay = max((due - self.clock.now()).total_seconds(), 0.0)
-        handle: asyncio.TimerHandle | None = None
-
-        def due_now() -> None:
-            if handle is not None:
-                self._retries.discard(handle)
-            self.wake([notification_id])
-
-        handle = asyncio.get_running_loop().call_later(delay, due_now)
-        self._retries.add(handle)
 
     async def _settle(self, doc: dict[str, Any], update: dict[str, Any], events: list[Any]) -> dict[str, Any] | None:
         """Record the outcome now; if the store hiccups, keep trying while the claim can still be

@@ -7,19 +7,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
+from services.notifications.claiming import claim_due
 from services.notifications.decisions import is_superseded
 from services.notifications.domain import NotificationStatus, claim_update, resend_update
 from services.notifications.schemas import NotificationFilter
 from shared.events import CloudEvent
+from shared.mongo import insert_new
 from shared.outbox import Claims, commit_events
 from shared.pagination import page_filter, page_sort
 
 COLLECTION = "notifications"
 # The newest version of each return the service has recorded emails for: `{_id: return_id, version}`.
 RETURN_VERSIONS = "return_versions"
-DUPLICATE_KEY = 11000
 
 
 def notification_criteria(wanted: NotificationFilter) -> dict[str, Any]:
@@ -57,17 +58,7 @@ class NotificationStore:
     async def record(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert an event's new notifications in one command; returns those inserted (the others'
         (event, recipient, template) already exists: a redelivered event)."""
-        if not docs:
-            return []
-        try:
-            await self.collection.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
-            existing = {error["index"] for error in errors}
-            return [doc for i, doc in enumerate(docs) if i not in existing]
-        return docs
+        return await insert_new(self.collection, docs)
 
     async def note_version(self, return_id: str, version: int) -> None:
         """Remember that emails are being recorded for `version` of this return, if it is the newest.
@@ -96,18 +87,8 @@ class NotificationStore:
         Due-ness is business time; the lease is operational time (`lease_now`), so moving the
         business clock never makes a claim in flight look expired.
         """
-        wanted: dict[str, Any] = {} if notification_id is None else {"_id": notification_id}
-        return await self.collection.find_one_and_update(
-            {
-                **wanted,
-                "status": str(NotificationStatus.PENDING),
-                "next_attempt_at": {"$lte": due_by},
-                "claimed_until": {"$lt": lease_now},
-            },
-            claim_update(uuid.uuid4().hex, due_by, lease_now, lease),
-            sort=None if notification_id is not None else [("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
+        update = claim_update(uuid.uuid4().hex, due_by, lease_now, lease)
+        return await claim_due(self.collection, due_by, lease_now, update, notification_id)
 
     async def renew(self, notification_id: str, claim: str, until: datetime) -> bool:
         """Extend a claim in flight (the heartbeat); False when it is no longer ours."""

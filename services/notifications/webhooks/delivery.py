@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from services.notifications.claiming import RetryTimers, claim_on_slot
 from services.notifications.settings import Settings
 from services.notifications.webhooks import signing
 from services.notifications.webhooks.models import WebhookDeliveryStatus, WebhookEndpointStatus
@@ -50,7 +51,7 @@ class DeliveryWorker:
         self._fresh: deque[str] = deque()
         self._wakeup = asyncio.Event()
         self._next_scan = 0.0
-        self._retries: set[asyncio.TimerHandle] = set()
+        self._retries = RetryTimers(clock, self.wake)
         self._sending: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self.http: httpx.AsyncClient | None = None
@@ -72,8 +73,7 @@ class DeliveryWorker:
             self._task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._task
-        for retry in self._retries:
-            retry.cancel()
+        self._retries.cancel_all()
         if self._sending:  # unfinished ones are claimed again after their lease
             await asyncio.wait(self._sending, timeout=self.settings.webhooks_timeout_s)
         if self.http is not None:
@@ -90,16 +90,7 @@ class DeliveryWorker:
                 await asyncio.wait_for(self._wakeup.wait(), self.settings.webhooks_poll_ms / 1000)
 
     async def _dispatch_due(self) -> None:
-        while True:
-            await self._slots.acquire()
-            try:
-                doc = await self._claim_next()
-            except BaseException:
-                self._slots.release()
-                raise
-            if doc is None:
-                self._slots.release()
-                return
+        while (doc := await claim_on_slot(self._slots, self._claim_next)) is not None:
             task = asyncio.create_task(self._run(doc))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
@@ -183,7 +174,7 @@ class DeliveryWorker:
             },
         )
         if due is not None:
-            self._retry_at(doc["_id"], due)
+            self._retries.at(doc["_id"], due)
         await self._account(endpoint, ok=ok, final=status == WebhookDeliveryStatus.FAILED, now=now)
         return str(status)
 
@@ -237,16 +228,3 @@ class DeliveryWorker:
         if reason and await self.store.disable(endpoint["_id"], now, reason):
             DELIVERIES.labels(outcome="disabled").inc()
             log.warning("webhook endpoint disabled", extra={"endpoint_id": endpoint["_id"], "reason": reason})
-
-    def _retry_at(self, delivery: str, due: datetime) -> None:
-        """Claim it by `_id` when due (a crash loses the timer; the poll finds it)."""
-        delay = max((due - self.clock.now()).total_seconds(), 0.0)
-        handle: asyncio.TimerHandle | None = None
-
-        def due_now() -> None:
-            if handle is not None:
-                self._retries.discard(handle)
-            self.wake([delivery])
-
-        handle = asyncio.get_running_loop().call_later(delay, due_now)
-        self._retries.add(handle)

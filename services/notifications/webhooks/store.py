@@ -12,13 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import BulkWriteError
 
+from services.notifications.claiming import claim_due
 from services.notifications.webhooks.models import WebhookDeliveryStatus, WebhookEndpointStatus
-from shared.mongo import Database
+from shared.mongo import Database, insert_new
 from shared.pagination import page_filter, page_sort
 
-DUPLICATE_KEY = 11000
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)  # `claimed_until` of a delivery no one holds
 
 
@@ -112,34 +111,14 @@ class WebhookStore:
 
     async def record(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert the deliveries not yet recorded; returns the new ones."""
-        if not docs:
-            return []
-        try:
-            await self.deliveries.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
-            existing = {error["index"] for error in errors}
-            return [doc for i, doc in enumerate(docs) if i not in existing]
-        return docs
+        return await insert_new(self.deliveries, docs)
 
     async def claim(
         self, due_by: datetime, lease_now: datetime, lease: timedelta, delivery: str | None = None
     ) -> dict[str, Any] | None:
         """Take a pending delivery due by `due_by` for `lease` (by `_id`, or the one due first)."""
-        wanted: dict[str, Any] = {} if delivery is None else {"_id": delivery}
-        return await self.deliveries.find_one_and_update(
-            {
-                **wanted,
-                "status": str(WebhookDeliveryStatus.PENDING),
-                "next_attempt_at": {"$lte": due_by},
-                "claimed_until": {"$lt": lease_now},
-            },
-            {"$set": {"claim": uuid.uuid4().hex, "claimed_until": lease_now + lease}},
-            sort=None if delivery is not None else [("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
+        update = {"$set": {"claim": uuid.uuid4().hex, "claimed_until": lease_now + lease}}
+        return await claim_due(self.deliveries, due_by, lease_now, update, delivery)
 
     async def settle(self, doc: dict[str, Any], update: dict[str, Any]) -> bool:
         """Record an attempt's outcome if the claim is still ours."""

@@ -13,6 +13,7 @@ import email.policy
 import logging
 import socket
 import threading
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,10 +28,24 @@ from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 
 from services.notifications.app import create_app
+from services.notifications.samples import AT
 from services.notifications.settings import Settings
 from shared.bus import EventBus
-from shared.events import CloudEvent
+from shared.events import CloudEvent, new_event
 from shared.tokens import mint
+
+
+def fresh_event(event_type: str, data: Any, *, service: str, subject: str) -> CloudEvent:
+    """`data`'s event at the samples' time, its version the sequence, with an id no inbox has seen."""
+    return new_event(
+        event_type,
+        service=service,
+        subject=subject,
+        data=data,
+        sequence=data.version,
+        time=AT,
+        event_id=str(uuid.uuid4()),
+    )
 
 
 def free_port() -> int:

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from services.notifications.samples import AT, sample_data
+from services.notifications.samples import sample_data
 from shared.bus import QueueNames
-from shared.events import CloudEvent, new_event
+from shared.events import CloudEvent
+from tests.integration.notifications.conftest import fresh_event
 from tests.integration.notifications.crashkit import CrashSink, ServiceProcess, service_env
 
 LEASE_S = 1.5
@@ -34,15 +34,7 @@ BUYER = "buyer@example.com"
 
 def rejected() -> CloudEvent:
     data = sample_data("return.rejected").model_copy(update={"version": 5})
-    return new_event(
-        "return.rejected",
-        service="returns",
-        subject=data.return_id,
-        data=data,
-        sequence=data.version,
-        time=AT,
-        event_id=str(uuid.uuid4()),
-    )
+    return fresh_event("return.rejected", data, service="returns", subject=data.return_id)
 
 
 class Cluster:

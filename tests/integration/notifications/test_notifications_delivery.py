@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import Counter
 from itertools import pairwise
 from typing import Any
 
 from services.notifications.rendering import plan
-from services.notifications.samples import AT, sample_data
-from shared.events import CloudEvent, new_event
-from tests.integration.notifications.conftest import running
+from services.notifications.samples import sample_data
+from shared.events import CloudEvent
+from tests.integration.notifications.conftest import fresh_event, running
 
 BUYER, SELLER = "buyer@example.com", "seller@example.com"
 
@@ -22,15 +21,7 @@ def event(event_type: str, version: int | None = None, **options: Any) -> CloudE
     if version is not None:
         data = data.model_copy(update={"version": version})
     subject = getattr(data, "refund_id", None) if event_type.startswith("refund.") else data.return_id
-    return new_event(
-        event_type,
-        service="returns",
-        subject=subject,
-        data=data,
-        sequence=data.version,
-        time=AT,
-        event_id=str(uuid.uuid4()),
-    )
+    return fresh_event(event_type, data, service="returns", subject=subject)
 
 
 def lifecycle() -> list[CloudEvent]:

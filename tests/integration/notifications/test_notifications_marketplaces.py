@@ -4,13 +4,12 @@ insured line after the total and a German subject intact across MIME encoding.""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 
-from services.notifications.samples import AT, sample_data
-from shared.events import new_event
+from services.notifications.samples import sample_data
 from shared.models import Refund
 from shared.money import Money
+from tests.integration.notifications.conftest import fresh_event
 
 BUYER, SELLER = "buyer@example.com", "seller@example.com"
 
@@ -37,15 +36,7 @@ async def test_a_german_refund_with_insured_postage_is_sent_once_in_german(servi
             "breakdown": breakdown,
         }
     )
-    event = new_event(
-        "refund.issued",
-        service="refunds",
-        subject=data.refund_id,
-        data=data,
-        sequence=data.version,
-        time=AT,
-        event_id=str(uuid.uuid4()),
-    )
+    event = fresh_event("refund.issued", data, service="refunds", subject=data.refund_id)
     await service.publish(event, event)  # delivered twice
     await wait_until(lambda: service.processed(event.id, times=2))
     await wait_until(lambda: len(announcements.of("notification.sent")) >= 1, timeout=10, message="1 sent")

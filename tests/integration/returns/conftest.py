@@ -6,8 +6,10 @@ may set `SETTINGS = {...}` to override settings (short durations for the deadlin
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -17,8 +19,10 @@ from services.returns.app import create_app
 from services.returns.settings import Settings
 from shared.bus import EventBus
 from shared.clock import FixedClock
+from shared.deadletters import list_dead
+from shared.events import CloudEvent
 from tests.integration.module_isolation import cleanup, isolated_settings
-from tests.integration.returns.factories import ReturnsApi
+from tests.integration.returns.factories import ReturnsApi, eventually
 from tests.integration.returns.tap import EventTap
 
 JWT_SECRET = "returns-integration-secret-" + "x" * 40
@@ -80,3 +84,29 @@ async def upstream(returns_settings: Settings) -> AsyncIterator[EventBus]:
     await bus.connect()
     yield bus
     await bus.close()
+
+
+@pytest.fixture(scope="module")
+def deliver_parked(returns_app, upstream: EventBus, returns_settings: Settings):
+    """`await deliver_parked(order)`: publish `order.delivered` for that snapshot from the order
+    system and wait until it is parked; answers the dead letter (fails if it never is)."""
+
+    async def deliver(data: dict[str, Any]) -> Any:
+        event = CloudEvent(
+            id=str(uuid.uuid4()),
+            source="/services/orders",
+            type="order.delivered",
+            time=T0,
+            subject=data["order_id"],
+            sequence=1,
+            data=data,
+        )
+        await upstream.publish(event, exchange=returns_settings.orders_exchange)
+
+        async def parked():
+            return [letter for letter in await list_dead(returns_app.state.bus) if letter.id == event.id]
+
+        [letter] = await eventually(parked, what="the event parked")
+        return letter
+
+    return deliver

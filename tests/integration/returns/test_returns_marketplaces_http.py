@@ -4,15 +4,12 @@ return applies the policy and rules of its order's marketplace."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
 
-from shared.deadletters import list_dead
-from shared.events import CloudEvent
 from tests.integration.returns.conftest import T0
-from tests.integration.returns.factories import eventually, order_data, request_data, unique
+from tests.integration.returns.factories import order_data, request_data, unique
 
 pytestmark = pytest.mark.integration
 
@@ -38,25 +35,9 @@ async def test_put_order_for_an_unknown_marketplace_is_refused_naming_it_and_sto
     assert await returns_db.orders.find_one({"_id": data["order_id"]}) is None
 
 
-async def test_an_order_delivered_for_an_unknown_marketplace_is_parked_and_stores_nothing(
-    returns_app, returns_db, upstream, returns_settings
-):
+async def test_an_order_delivered_for_an_unknown_marketplace_is_parked_and_stores_nothing(returns_db, deliver_parked):
     data = order_in("XX", "USD", 2)
-    event = CloudEvent(
-        id=str(uuid.uuid4()),
-        source="/services/orders",
-        type="order.delivered",
-        time=T0,
-        subject=data["order_id"],
-        sequence=1,
-        data=data,
-    )
-    await upstream.publish(event, exchange=returns_settings.orders_exchange)
-
-    async def parked():
-        return [letter for letter in await list_dead(returns_app.state.bus) if letter.id == event.id]
-
-    [letter] = await eventually(parked, what="the event parked")
+    letter = await deliver_parked(data)
     assert "marketplace" in letter.error
     assert await returns_db.orders.find_one({"_id": data["order_id"]}) is None
 
@@ -119,16 +100,14 @@ async def test_a_return_applies_the_policy_and_rules_of_its_orders_marketplace(a
     assert withdrawn.status_code == 201 and withdrawn.json()["withdrawal"]
 
 
+async def insured_cn_order(api, *, days_ago: int, quantity: int):
+    """A CN order of a new seller, its one line (L1) with return-shipping insurance."""
+    line = {"line_id": "L1", "quantity": quantity, "return_shipping_insurance": True}
+    return await api.put_order(order_in("CN", "CNY", days_ago, seller_id=unique("s"), lines=[line]))
+
+
 async def test_cn_no_reason_on_day_8_refused_a_quality_problem_passes_insured_postage(api):
-    order = await api.put_order(
-        order_in(
-            "CN",
-            "CNY",
-            8,
-            seller_id=unique("s"),
-            lines=[{"line_id": "L1", "quantity": 2, "return_shipping_insurance": True}],
-        )
-    )
+    order = await insured_cn_order(api, days_ago=8, quantity=2)
     refused = await create(api, order, "L1", 1, "NO_LONGER_NEEDED")
     assert refused.status_code == 422 and [e["field"] for e in refused.json()["errors"]] == ["lines[0].line_id"]
     defective = await create(api, order, "L1", 1, "DEFECTIVE")
@@ -137,15 +116,7 @@ async def test_cn_no_reason_on_day_8_refused_a_quality_problem_passes_insured_po
     # The seller pays a defective item's return shipping: nothing for the insurer.
     authorized = await api.authorize(defective.json()["return_id"], seller=order["seller"]["id"])
     assert authorized["authorization"]["insured_return_postage"] is None
-    fresh = await api.put_order(
-        order_in(
-            "CN",
-            "CNY",
-            2,
-            seller_id=unique("s"),
-            lines=[{"line_id": "L1", "quantity": 1, "return_shipping_insurance": True}],
-        )
-    )
+    fresh = await insured_cn_order(api, days_ago=2, quantity=1)
     changed_mind = await create(api, fresh, "L1", 1, "NO_LONGER_NEEDED")
     assert changed_mind.status_code == 201, changed_mind.text
     insured = await api.authorize(changed_mind.json()["return_id"], seller=fresh["seller"]["id"])

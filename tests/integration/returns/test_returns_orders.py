@@ -3,15 +3,11 @@ one is refused (problem+json naming the field) or parked, and nothing is stored 
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 
-from shared.deadletters import list_dead
-from shared.events import CloudEvent
-from tests.integration.returns.conftest import T0
-from tests.integration.returns.factories import eventually, order_data, unique
+from tests.integration.returns.factories import order_data, unique
 
 pytestmark = pytest.mark.integration
 
@@ -64,25 +60,9 @@ async def test_a_stored_order_is_not_overwritten_by_an_implausible_one(api):
     assert stored.json()["lines"] == good["lines"]
 
 
-async def test_an_implausible_order_delivered_is_parked_and_stores_nothing(
-    returns_app, returns_db, upstream, returns_settings
-):
+async def test_an_implausible_order_delivered_is_parked_and_stores_nothing(returns_db, deliver_parked):
     data = order_data(buyer_id=unique("b"))
     at("lines.0.unit_price.amount", -2599)(data)
-    event = CloudEvent(
-        id=str(uuid.uuid4()),
-        source="/services/orders",
-        type="order.delivered",
-        time=T0,
-        subject=data["order_id"],
-        sequence=1,
-        data=data,
-    )
-    await upstream.publish(event, exchange=returns_settings.orders_exchange)
-
-    async def parked():
-        return [letter for letter in await list_dead(returns_app.state.bus) if letter.id == event.id]
-
-    [letter] = await eventually(parked, what="the event parked")
+    letter = await deliver_parked(data)
     assert "ValidationError" in letter.error
     assert await returns_db.orders.find_one({"_id": data["order_id"]}) is None

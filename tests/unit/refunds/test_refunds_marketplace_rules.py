@@ -16,7 +16,7 @@ from services.refunds.policy import LineChoice, postage_paid_by_buyer, return_re
 from services.refunds.settings import Settings
 from shared import marketplaces
 from shared.marketplaces import UnknownMarketplace
-from shared.models import Breakdown, RefundDestination, RefundStatus, Return
+from shared.models import Breakdown, Refund, RefundDestination, RefundStatus, Return
 from shared.money import Money
 from tests.unit.refunds.builders import make_order, make_return
 from tests.unit.refunds.test_refunds_destination_payer import payer_for
@@ -32,6 +32,13 @@ def cn_return(**kwargs) -> tuple[Return, Money]:
     return make_return(order, ("L1", 2, "NO_LONGER_NEEDED"), **options), order.shipping_paid
 
 
+def refund_of(ret: Return, shipping: Money, status: RefundStatus, *, bonus_percent: Decimal = Decimal(0)) -> Refund:
+    """The platform's refund of `ret` at NOW, its breakdown the automatic one."""
+    return domain.for_return(
+        ret, return_refund(ret, shipping), status=status, actor=domain.PLATFORM, now=NOW, bonus_percent=bonus_percent
+    )
+
+
 def cny(amount: int) -> Money:
     return Money(amount=amount, currency="CNY")
 
@@ -44,9 +51,7 @@ def test_the_insured_postage_is_shown_apart_and_left_out_of_the_total_and_the_am
         cny(19800),  # the two units, nothing else: the buyer pays shipping, the insurer refunds it
         cny(0),
     )
-    refund = domain.for_return(
-        ret, breakdown, status=RefundStatus.PENDING, actor=domain.PLATFORM, now=NOW, bonus_percent=Decimal(0)
-    )
+    refund = refund_of(ret, shipping, RefundStatus.PENDING)
     assert (refund.amount, refund.breakdown.insured_return_shipping) == (cny(19800), cny(INSURED))
 
 
@@ -63,28 +68,14 @@ def test_a_sellers_manual_refund_keeps_the_insured_line_whatever_they_choose(cho
     ret, shipping = cn_return()
     breakdown = return_refund(ret, shipping, lines=choices, return_shipping_concession=concession)
     assert (breakdown.insured_return_shipping, breakdown.total) == (cny(INSURED), cny(total))
-    due = domain.for_return(
-        ret,
-        return_refund(ret, shipping),
-        status=RefundStatus.DUE,
-        actor=domain.PLATFORM,
-        now=NOW,
-        bonus_percent=Decimal(0),
-    )
+    due = refund_of(ret, shipping, RefundStatus.DUE)
     replaced = domain.replace(due, breakdown, domain.PLATFORM, NOW, bonus_percent=Decimal(0))
     assert (replaced.amount, replaced.breakdown.insured_return_shipping) == (cny(total), cny(INSURED))
 
 
 def test_the_platforms_refund_at_the_deadline_carries_the_insured_line():
     ret, shipping = cn_return(refund_mode="manual")
-    due = domain.for_return(
-        ret,
-        return_refund(ret, shipping),
-        status=RefundStatus.DUE,
-        actor=domain.PLATFORM,
-        now=NOW,
-        bonus_percent=Decimal(0),
-    )
+    due = refund_of(ret, shipping, RefundStatus.DUE)
     taken = domain.take_over(due, NOW + timedelta(days=3))
     assert (taken.status, taken.amount, taken.breakdown.insured_return_shipping) == (
         RefundStatus.PENDING,
@@ -110,14 +101,7 @@ def test_insured_postage_does_not_raise_the_orders_cap_but_uninsured_postage_doe
 
 async def test_the_gateway_is_asked_for_the_amount_only_and_the_cap_counts_it_only():
     ret, shipping = cn_return()
-    refund = domain.for_return(
-        ret,
-        return_refund(ret, shipping),
-        status=RefundStatus.PENDING,
-        actor=domain.PLATFORM,
-        now=NOW,
-        bonus_percent=Decimal(0),
-    )
+    refund = refund_of(ret, shipping, RefundStatus.PENDING)
     payer, store, gateways = payer_for(refund, available=19800 + 800)
     paid = await payer.pay(refund.refund_id)
     [request] = gateways["stripe"].requests
@@ -148,14 +132,7 @@ def payer_of(served: marketplaces.Marketplaces) -> Payer:
 def credit_refund(payer: Payer, marketplace: str, currency: str) -> Breakdown:
     order = make_order(currency=currency, marketplace=marketplace, lines=[("L1", 1, 2999)])
     ret = make_return(order, ("L1", 1, "DEFECTIVE")).model_copy(update={"refund_to": RefundDestination.STORE_CREDIT})
-    refund = domain.for_return(
-        ret,
-        return_refund(ret, order.shipping_paid),
-        status=RefundStatus.PENDING,
-        actor=domain.PLATFORM,
-        now=NOW,
-        bonus_percent=payer.bonus_percent(order.marketplace),
-    )
+    refund = refund_of(ret, order.shipping_paid, RefundStatus.PENDING, bonus_percent=payer.bonus_percent(marketplace))
     return refund.store_credit_bonus
 
 

@@ -11,26 +11,7 @@ import pytest
 from shared import marketplaces
 from shared.marketplaces import MarketplaceConfigError, Marketplaces, UnknownMarketplace
 from shared.rules import PermanentError, RulesBroken
-
-FRANCE = """\
-  FR:
-    name: France
-    currency: EUR
-    calendar_country: FR
-    time_zone: Europe/Paris
-    default_locale: en
-    returns:
-      window_days: 14
-      minimum_window_days: 14
-      withdrawal_days: 14
-      response_deadline_hours: 48
-      reminder_lead_hours: 12
-      authorization_validity_days: 14
-      refund_business_days: 2
-      max_restocking_fee_percent: 50
-      high_value_cap: {EUR: 70000}
-      default_return_postage: {EUR: 699}
-"""
+from tools.marketplaces_reference import EXAMPLE_FILE, FRANCE
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -90,9 +71,10 @@ def test_extends_shipped_changes_only_the_keys_it_names(tmp_path):
     assert all(loaded[code] == shipped[code] for code in ("US", "GB", "JP", "CN"))
 
 
-def test_an_operator_adds_a_complete_marketplace(tmp_path):
-    loaded = marketplaces.load(write(tmp_path, "extends: shipped\nmarketplaces:\n" + FRANCE))
+def test_an_operator_adds_a_complete_marketplace_as_the_configuration_doc_shows(tmp_path):
+    loaded = marketplaces.load(write(tmp_path, EXAMPLE_FILE))
     assert list(loaded) == ["CN", "DE", "FR", "GB", "JP", "US"]
+    assert loaded["DE"].returns.window_days == 30, "the documented override applies"
     fr = loaded["FR"]
     assert (fr.code, fr.currency, fr.country, fr.returns.withdrawal_days) == ("FR", "EUR", "FR", 14)
     assert fr.returns.max_restocking_fee_percent == Decimal(50)

@@ -441,3 +441,18 @@ async def test_changing_types_moves_the_bindings(start: Start, receiver: Receive
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "url"
     missing = await hooks.client.patch("/v1/webhooks/whe_nope", json={"description": "x"}, headers=hooks.as_("agent"))
     assert missing.status_code == 404
+
+
+async def test_registration_under_an_idempotency_key_creates_one_endpoint(start: Start, receiver: Receiver) -> None:
+    hooks = await start()
+    headers = {**hooks.as_("service"), "Idempotency-Key": "register-hooks-1"}
+    body = {"url": receiver.url, "event_types": [TYPE]}
+    first = await hooks.client.post("/v1/webhooks", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await hooks.client.post("/v1/webhooks", json=body, headers=headers)  # a retry after a lost answer
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and again.headers["Location"] == first.headers["Location"]
+    other = await hooks.client.post("/v1/webhooks", json={**body, "event_types": [OTHER_TYPE]}, headers=headers)
+    assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key", other.text
+    listed = await hooks.client.get("/v1/webhooks", headers=hooks.as_("agent"))
+    assert [e["id"] for e in listed.json()["items"]] == [first.json()["id"]]

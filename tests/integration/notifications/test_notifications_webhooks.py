@@ -100,6 +100,7 @@ class Hooks:
     publisher: EventBus
     db: Any
     recorded: Recorded
+    app: Any = None
 
     def as_(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint(self.settings, role, f'{role}-1', 'notifications')}"}
@@ -145,7 +146,7 @@ async def _started(settings: Settings, db: Any, amqp: Any, bus_factory: Any) -> 
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifications")
         apps.append((manager, client, app))
         publisher = await bus_factory("publisher")
-        return Hooks(configured, clock, client, publisher, db, recorded)
+        return Hooks(configured, clock, client, publisher, db, recorded, app)
 
     try:
         yield make
@@ -456,3 +457,25 @@ async def test_registration_under_an_idempotency_key_creates_one_endpoint(start:
     assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key", other.text
     listed = await hooks.client.get("/v1/webhooks", headers=hooks.as_("agent"))
     assert [e["id"] for e in listed.json()["items"]] == [first.json()["id"]]
+
+
+async def test_a_message_parked_from_the_webhooks_queue_is_replayed_into_it(
+    start: Start, receiver: Receiver, amqp: Any, wait_until: Any
+) -> None:
+    hooks = await start()
+    created = await hooks.endpoint(receiver.url, [TYPE])
+    app_queue = hooks.app.state.webhook_queue
+    await app_queue.stop()  # no consumer: the test takes the event itself, as a crashing consumer would
+    event = make_event(TYPE)
+    await hooks.publisher.publish(event)
+    async with amqp.channel() as channel:
+        queue = await channel.declare_queue(app_queue.name, passive=True)
+        message = await queue.get(no_ack=False, timeout=5)
+        await message.reject(requeue=False)  # the broker dead-letters it, naming the queue in `x-death`
+    listed = await hooks.client.get("/v1/admin/dead-letters", headers=hooks.as_("agent"))
+    assert [item["id"] for item in listed.json()["items"]] == [event.id]
+    replayed = await hooks.client.post("/v1/admin/dead-letters/replay", json={}, headers=hooks.as_("agent"))
+    assert [(i["id"], i["outcome"]) for i in replayed.json()["items"]] == [(event.id, "replayed")]
+    await app_queue.start()  # the webhooks consumer again: the replayed event reaches the endpoint
+    await wait_until(lambda: receiver.of(event.id), message="the replayed event was delivered")
+    verify(created["secret"], receiver.of(event.id)[0])

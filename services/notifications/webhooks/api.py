@@ -97,7 +97,8 @@ async def _register(request: Request, principal: Principal, body: WebhookEndpoin
         "updated_at": now,
     }
     await state.webhooks.create_endpoint(doc)
-    await state.webhook_queue.bind(body.event_types)  # before answering: no event of these types is missed
+    # After the write (see bindings.py) and before answering: no event of these types is missed.
+    await state.webhook_queue.bind(body.event_types)
     _audit("registered", principal, doc["_id"], url=body.url, event_types=body.event_types)
     return WebhookEndpointCreated(**WebhookEndpoint.of(doc).model_dump(), secret=secret)
 
@@ -125,11 +126,12 @@ async def update_webhook(
     if "url" in changes:
         await _checked_url(request, changes["url"])
     state = request.app.state
-    if "event_types" in changes:
-        await state.webhook_queue.bind(changes["event_types"])
     doc = await state.webhooks.update_endpoint(endpoint_id, {"$set": {**changes, "updated_at": state.clock.now()}})
     if doc is None:
         raise NotFound(f"Webhook endpoint {endpoint_id} does not exist.")
+    # Bound after the write, as at registration: a replica's concurrent release that read the store
+    # before it binds back what it finds wanted afterwards, and this bind follows anything earlier.
+    await state.webhook_queue.bind(doc["event_types"])
     await state.webhook_queue.release(set(before["event_types"]) - set(doc["event_types"]))
     _audit("changed", principal, endpoint_id, changes=sorted(changes))
     return WebhookEndpoint.of(doc)

@@ -1,10 +1,14 @@
 """The webhooks queue `<prefix>notifications.webhooks`: bound only to the types endpoints subscribe to.
 
 No endpoint for a type = no binding = the event never reaches this service for webhooks (the email
-path has its own queue and is untouched). Bindings follow registrations: bound when an endpoint is
-registered or changed, unbound when the last endpoint of a type goes, and reconciled with the
-stored endpoints at start-up (every known type not subscribed is unbound: bindings of a previous
-run are not listed by AMQP) and every WEBHOOKS_RECONCILE_S (another replica's registrations).
+path has its own queue and is untouched). Bindings follow the store, never a process's memory: the
+queue is shared by every replica, so a binding this process made may have been removed by another.
+A registration or change binds its types after its write (binding is idempotent at the broker); a
+deletion or change unbinds the types the store no longer wants, then reads the store again and
+binds back any that a registration committed meanwhile (its own bind may have come before our
+unbind). So whichever replica touches a type's binding last, it leaves it bound if and only if an
+endpoint stored by then wants it. A reconcile at start-up and every WEBHOOKS_RECONCILE_S does the
+same for every known type (and repairs a replica that died between its write and its binding).
 
 The consumer records one delivery per subscribed endpoint (a unique `_id`, so a redelivered event
 adds nothing) and hands the new ones to the delivery job; then it acks.
@@ -47,7 +51,6 @@ class WebhookQueue:
         self.bus, self.store, self.worker, self.clock = bus, store, worker, clock
         self.name = f"{bus.names.base}.webhooks"
         self.exchanges, self.prefetch = dict(exchanges), prefetch
-        self.bound: set[str] = set()
         self._declared: dict[str, AbstractExchange] = {}
         self._lock = asyncio.Lock()  # one change of the bindings at a time
         self._channel: AbstractRobustChannel | None = None
@@ -61,7 +64,7 @@ class WebhookQueue:
         # A message that keeps killing its consumer is parked with the service's other dead letters.
         arguments = queue_arguments("quorum", ("x-delivery-limit", DELIVERY_LIMIT), dead_letter_to=self.bus.names.dead)
         self._queue = await channel.declare_queue(self.name, durable=True, arguments=arguments)
-        await self.reconcile(everything=True)
+        await self.reconcile()
         self._tag = await self._queue.consume(self._on_message, no_ack=False)
         self._reconcile.start()
 
@@ -89,38 +92,47 @@ class WebhookQueue:
         return self._declared[name]
 
     async def bind(self, event_types: Iterable[str]) -> None:
-        """Bind the types not bound yet (a registration; before it answers, so no event is missed)."""
+        """Bind `event_types` (after the registration or change that wants them is stored). Always
+        asks the broker: another replica may have unbound a type this process bound before."""
         async with self._lock:
-            await self._bind(set(event_types) - self.bound)
+            await self._bind(set(event_types))
 
     async def release(self, event_types: Iterable[str]) -> None:
-        """Unbind those of `event_types` no endpoint subscribes to any more (a deletion or change)."""
+        """Unbind those of `event_types` no stored endpoint subscribes to (after a deletion or change)."""
         async with self._lock:
-            await self._unbind(set(event_types) - await self.store.subscribed_types())
+            await self._converge(set(event_types))
+
+    async def reconcile(self) -> set[str]:
+        """Bindings = the types stored endpoints subscribe to, for every known type; returns them."""
+        async with self._lock:
+            wanted = await self.store.subscribed_types()
+            await self._bind(wanted)
+            return await self._converge(set(EVENT_TYPES), wanted)
+
+    async def _converge(self, candidates: set[str], wanted: set[str] | None = None) -> set[str]:
+        """Unbind the `candidates` the store does not want, then bind back those it wants after all
+        (a registration committed between our read and our unbind); returns what it wants now."""
+        if wanted is None:
+            wanted = await self.store.subscribed_types()
+        extra = candidates - wanted
+        if not extra:
+            return wanted
+        await self._unbind(extra)
+        now_wanted = await self.store.subscribed_types()
+        await self._bind(extra & now_wanted)
+        return now_wanted
 
     async def _bind(self, types: set[str]) -> None:
         _, queue = self._started()
         for event_type in sorted(types):
             exchange = await self._exchange(event_type)
-            await queue.bind(exchange, routing_key=event_type)
-            self.bound.add(event_type)
+            await queue.bind(exchange, routing_key=event_type)  # already bound: a no-op
 
     async def _unbind(self, types: set[str]) -> None:
         _, queue = self._started()
         for event_type in sorted(types):
             exchange = await self._exchange(event_type)
             await queue.unbind(exchange, routing_key=event_type)  # absent binding: a no-op
-            self.bound.discard(event_type)
-
-    async def reconcile(self, *, everything: bool = False) -> set[str]:
-        """Bindings = the types stored endpoints subscribe to; returns them. `everything`: unbind
-        every registered type not wanted (start-up), else only those this process bound."""
-        async with self._lock:
-            wanted = await self.store.subscribed_types()
-            await self._bind(wanted - self.bound)
-            extra = (set(EVENT_TYPES) if everything else self.bound) - wanted
-            await self._unbind(extra)
-            return wanted
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:

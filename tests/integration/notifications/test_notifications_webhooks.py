@@ -479,3 +479,46 @@ async def test_a_message_parked_from_the_webhooks_queue_is_replayed_into_it(
     await app_queue.start()  # the webhooks consumer again: the replayed event reaches the endpoint
     await wait_until(lambda: receiver.of(event.id), message="the replayed event was delivered")
     verify(created["secret"], receiver.of(event.id)[0])
+
+
+async def test_a_replica_rebinds_a_type_another_replica_unbound(start: Start, receiver: Receiver) -> None:
+    one, two = await start(webhooks_reconcile_s=3600), await start(webhooks_reconcile_s=3600)
+    first = await one.endpoint(receiver.url, [TYPE])
+    deleted = await two.client.delete(f"/v1/webhooks/{first['id']}", headers=two.as_("agent"))
+    assert deleted.status_code == 204 and not await _routable(one)  # the other replica unbound it
+    await one.endpoint(receiver.url, [TYPE])  # `one` bound TYPE before: it must ask the broker again
+    assert await _routable(one)
+
+
+async def test_a_release_racing_a_registration_leaves_the_type_bound(start: Start, receiver: Receiver) -> None:
+    one, two = await start(webhooks_reconcile_s=3600), await start(webhooks_reconcile_s=3600)
+    first = await one.endpoint(receiver.url, [TYPE])
+    store = two.app.state.webhook_queue.store
+    read, go = asyncio.Event(), asyncio.Event()
+    reads = store.subscribed_types
+
+    async def read_then_wait() -> set[str]:  # `two` read the store (TYPE unwanted) and is slow to unbind
+        wanted: set[str] = await reads()
+        if not read.is_set():
+            read.set()
+            await go.wait()
+        return wanted
+
+    store.subscribed_types = read_then_wait
+    deleting = asyncio.create_task(two.client.delete(f"/v1/webhooks/{first['id']}", headers=two.as_("agent")))
+    await read.wait()
+    await one.endpoint(receiver.url, [TYPE])  # stored and bound while `two` is between its read and unbind
+    go.set()
+    assert (await deleting).status_code == 204
+    assert await _routable(one)  # the store wants TYPE: whoever touched the binding last left it bound
+
+
+async def test_the_periodic_reconcile_repairs_a_missing_binding(
+    start: Start, receiver: Receiver, amqp: Any, wait_until: Any
+) -> None:
+    hooks = await start(webhooks_reconcile_s=0.1)
+    await hooks.endpoint(receiver.url, [TYPE])
+    async with amqp.channel() as channel:  # what a replica killed between its unbind and its re-read leaves
+        queue = await channel.declare_queue(hooks.app.state.webhook_queue.name, passive=True)
+        await queue.unbind(hooks.settings.exchange, TYPE)
+    await wait_until(lambda: _routable(hooks), message="the periodic reconcile bound the wanted type again")

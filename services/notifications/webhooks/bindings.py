@@ -3,12 +3,12 @@
 No endpoint for a type = no binding = the event never reaches this service for webhooks (the email
 path has its own queue and is untouched). Bindings follow the store, never a process's memory: the
 queue is shared by every replica, so a binding this process made may have been removed by another.
-A registration or change binds its types after its write (binding is idempotent at the broker); a
-deletion or change unbinds the types the store no longer wants, then reads the store again and
-binds back any that a registration committed meanwhile (its own bind may have come before our
-unbind). So whichever replica touches a type's binding last, it leaves it bound if and only if an
-endpoint stored by then wants it. A reconcile at start-up and every WEBHOOKS_RECONCILE_S does the
-same for every known type (and repairs a replica that died between its write and its binding).
+Every change of the bindings holds a lock all replicas share (mutex.py, on the broker): a
+registration or change binds its types after its write; a deletion, change or reconcile reads the
+store and unbinds what no endpoint wants, all under the lock, so it never unbinds a type that an
+endpoint acknowledged before or during it wants (that endpoint's bind waits for the lock, or was
+stored before the read). A reconcile at start-up and every WEBHOOKS_RECONCILE_S does the same for
+every known type (and repairs what a replica that died between its write and its binding left).
 
 The consumer records one delivery per subscribed endpoint (a unique `_id`, so a redelivered event
 adds nothing) and hands the new ones to the delivery job; then it acks.
@@ -27,6 +27,7 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobu
 from pydantic import ValidationError
 
 from services.notifications.webhooks.delivery import DeliveryWorker
+from services.notifications.webhooks.mutex import BrokerMutex
 from services.notifications.webhooks.store import WebhookStore, new_delivery
 from shared.bus import DELIVERY_LIMIT, EventBus, header_int, queue_arguments
 from shared.clock import Clock
@@ -52,7 +53,8 @@ class WebhookQueue:
         self.name = f"{bus.names.base}.webhooks"
         self.exchanges, self.prefetch = dict(exchanges), prefetch
         self._declared: dict[str, AbstractExchange] = {}
-        self._lock = asyncio.Lock()  # one change of the bindings at a time
+        self._lock = asyncio.Lock()  # one change of the bindings at a time in this process
+        self._mutex = BrokerMutex(lambda: bus.connection, f"{self.name}.bindings-lock")  # ... and across replicas
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractRobustQueue | None = None
         self._tag: str | None = None
@@ -94,24 +96,24 @@ class WebhookQueue:
     async def bind(self, event_types: Iterable[str]) -> None:
         """Bind `event_types` (after the registration or change that wants them is stored). Always
         asks the broker: another replica may have unbound a type this process bound before."""
-        async with self._lock:
+        async with self._lock, self._mutex.held():
             await self._bind(set(event_types))
 
     async def release(self, event_types: Iterable[str]) -> None:
         """Unbind those of `event_types` no stored endpoint subscribes to (after a deletion or change)."""
-        async with self._lock:
+        async with self._lock, self._mutex.held():
             await self._converge(set(event_types))
 
     async def reconcile(self) -> set[str]:
         """Bindings = the types stored endpoints subscribe to, for every known type; returns them."""
-        async with self._lock:
+        async with self._lock, self._mutex.held():
             wanted = await self.store.subscribed_types()
             await self._bind(wanted)
             return await self._converge(set(EVENT_TYPES), wanted)
 
     async def _converge(self, candidates: set[str], wanted: set[str] | None = None) -> set[str]:
-        """Unbind the `candidates` the store does not want, then bind back those it wants after all
-        (a registration committed between our read and our unbind); returns what it wants now."""
+        """Unbind the `candidates` the store does not want, then bind back any it wants after all (only
+        if the lock was lost to a reconnect can a registration's bind have slipped in); returns them."""
         if wanted is None:
             wanted = await self.store.subscribed_types()
         extra = candidates - wanted

@@ -26,6 +26,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.notifications.app import create_app
 from services.notifications.settings import Settings
+from services.notifications.webhooks.mutex import BrokerMutex
 from services.notifications.webhooks.store import new_delivery
 from shared.bus import EventBus, Unroutable
 from shared.clock import FixedClock
@@ -490,7 +491,9 @@ async def test_a_replica_rebinds_a_type_another_replica_unbound(start: Start, re
     assert await _routable(one)
 
 
-async def test_a_release_racing_a_registration_leaves_the_type_bound(start: Start, receiver: Receiver) -> None:
+async def test_a_release_racing_a_registration_leaves_the_type_bound(
+    start: Start, receiver: Receiver, wait_until: Any
+) -> None:
     one, two = await start(webhooks_reconcile_s=3600), await start(webhooks_reconcile_s=3600)
     first = await one.endpoint(receiver.url, [TYPE])
     store = two.app.state.webhook_queue.store
@@ -507,9 +510,11 @@ async def test_a_release_racing_a_registration_leaves_the_type_bound(start: Star
     store.subscribed_types = read_then_wait
     deleting = asyncio.create_task(two.client.delete(f"/v1/webhooks/{first['id']}", headers=two.as_("agent")))
     await read.wait()
-    await one.endpoint(receiver.url, [TYPE])  # stored and bound while `two` is between its read and unbind
+    registering = asyncio.create_task(one.endpoint(receiver.url, [TYPE]))  # while `two` read but not unbound
+    await wait_until(lambda: _equal(one.db.webhook_endpoints.count_documents({}), 1), message="stored")
     go.set()
     assert (await deleting).status_code == 204
+    await registering
     assert await _routable(one)  # the store wants TYPE: whoever touched the binding last left it bound
 
 
@@ -522,3 +527,29 @@ async def test_the_periodic_reconcile_repairs_a_missing_binding(
         queue = await channel.declare_queue(hooks.app.state.webhook_queue.name, passive=True)
         await queue.unbind(hooks.settings.exchange, TYPE)
     await wait_until(lambda: _routable(hooks), message="the periodic reconcile bound the wanted type again")
+
+
+async def test_the_bindings_lock_is_held_by_one_connection_at_a_time(start: Start, wait_until: Any) -> None:
+    hooks = await start()
+    name = f"{hooks.app.state.webhook_queue.name}.test-lock"
+    one = BrokerMutex(lambda: hooks.app.state.bus.connection, name)
+    two = BrokerMutex(lambda: hooks.publisher.connection, name)
+    order: list[str] = []
+
+    async def take(mutex: BrokerMutex, who: str, inside: asyncio.Event, leave: asyncio.Event) -> None:
+        async with mutex.held():
+            order.append(f"{who} in")
+            inside.set()
+            await leave.wait()
+            order.append(f"{who} out")
+
+    in_one, in_two, leave_one, leave_two = asyncio.Event(), asyncio.Event(), asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(take(one, "one", in_one, leave_one))
+    await in_one.wait()
+    second = asyncio.create_task(take(two, "two", in_two, leave_two))
+    await wait_until(lambda: two.refused >= 1, message="the second connection found the lock held")
+    assert not in_two.is_set()
+    leave_two.set()
+    leave_one.set()
+    await asyncio.gather(first, second)
+    assert order == ["one in", "one out", "two in", "two out"]

@@ -37,6 +37,11 @@ from shared.periodic import Periodic, backoff_seconds
 log = logging.getLogger(__name__)
 
 
+def queue_name(base: str) -> str:
+    """`<prefix>notifications.webhooks` for the service queue base `<prefix>notifications` (also AsyncAPI's)."""
+    return f"{base}.webhooks"
+
+
 class WebhookQueue:
     def __init__(
         self,
@@ -50,7 +55,7 @@ class WebhookQueue:
         prefetch: int = 32,
     ) -> None:
         self.bus, self.store, self.worker, self.clock = bus, store, worker, clock
-        self.name = f"{bus.names.base}.webhooks"
+        self.name = queue_name(bus.names.base)
         self.exchanges, self.prefetch = dict(exchanges), prefetch
         self._declared: dict[str, AbstractExchange] = {}
         self._lock = asyncio.Lock()  # one change of the bindings at a time in this process

@@ -4,6 +4,10 @@ Listing takes messages with basic.get and returns them unacked, so nothing is lo
 is a classic queue because classic queues put a returned message back in its place and never
 count (and eventually drop) returns the way quorum queues' delivery limit does.
 
+A replay sends each message back to the queue it was parked from: the one the broker names in its
+`x-death` (a service's other queues, e.g. notifications' webhooks queue, dead-letter here too), else
+the service's inbox (parked by the bus, or an unknown queue).
+
 A replay works on a snapshot: the messages in the queue when it starts (at most REPLAY_LIMIT).
 A message that fails again is parked behind them, so one call never meets it twice; a second copy
 of a message it already replayed is removed as a duplicate. It stops at the next message when the
@@ -34,7 +38,7 @@ from aio_pika.exceptions import DeliveryError, PublishError
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from shared.bus import EventBus, forwarded_headers, header_int
+from shared.bus import EventBus, QueueNames, forwarded_headers, header_int
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class ReplayOutcome(BaseModel):
     type: str | None = None
     outcome: Outcome = Field(
         description=(
-            "`replayed`: back in the service's inbox. `duplicate`: a second copy of a message this call "
+            "`replayed`: back in the queue it was parked from. `duplicate`: a second copy of a message this call "
             "replayed, removed. `not_found`: an asked-for id not in the queue. `skipped`: an asked-for id "
             "the call did not reach because it stopped early. `failed`: could not be sent back; still parked."
         )
@@ -80,7 +84,7 @@ class ReplayOutcome(BaseModel):
 
 
 class ReplayResult(BaseModel):
-    replayed: int = Field(description="How many messages went back to the inbox.")
+    replayed: int = Field(description="How many messages went back to the queue they were parked from.")
     complete: bool = Field(
         default=True,
         description=(
@@ -126,6 +130,17 @@ async def list_dead(bus: EventBus, limit: int = 100) -> list[DeadLetter]:
         for message in held:
             await message.nack(requeue=True)
     return [dead_letter(m) for m in held]
+
+
+def origin_queue(headers: dict[str, Any] | None, names: QueueNames) -> str:
+    """The queue a parked message came from: the last queue that dead-lettered it if it is one of
+    this service's consuming queues (a retry queue feeds the inbox), else the inbox."""
+    deaths = (headers or {}).get("x-death")
+    death = deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
+    queue = _text(death.get("queue"))
+    if queue is None or not queue.startswith(f"{names.base}.") or queue in names.all:
+        return names.main
+    return queue
 
 
 def _digest(body: bytes) -> str:
@@ -177,7 +192,7 @@ async def replay_dead(
     limit: int = REPLAY_LIMIT,
 ) -> ReplayResult:
     """Move the parked messages with these ids (all when None) that are in the dead queue now back
-    to the service's main queue, with their attempts reset; each at most once per call."""
+    to the queues they were parked from, with their attempts reset; each at most once per call."""
     ids = None if ids is None else list(dict.fromkeys(ids))
     wanted = None if ids is None else set(ids)
     replay_id = uuid.uuid4().hex
@@ -224,7 +239,8 @@ async def replay_dead(
 
 
 async def _send_back(channel: Any, bus: EventBus, message: AbstractIncomingMessage, replay_id: str) -> bool:
-    """Publish a copy to the main queue (confirmed), then ack the parked one; False if refused."""
+    """Publish a copy to the queue it came from (confirmed), then ack the parked one; False if refused."""
+    target = origin_queue(message.headers, bus.names)
     headers = {k: v for k, v in forwarded_headers(message.headers).items() if k not in _RESET}
     headers |= {"x-replayed-at": bus.clock.now().isoformat(), REPLAY_ID_HEADER: replay_id}
     try:
@@ -239,19 +255,19 @@ async def _send_back(channel: Any, bus: EventBus, message: AbstractIncomingMessa
                 app_id=message.app_id,
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             ),
-            routing_key=bus.names.main,
+            routing_key=target,
             mandatory=True,
         )
     except (DeliveryError, PublishError):
         log.warning(
             "dead letter not replayed: the broker refused the copy",
-            extra={"event_id": message.message_id, "queue": bus.names.main},
+            extra={"event_id": message.message_id, "queue": target},
         )
         return False
     await message.ack()  # only after the broker confirmed the copy
     log.info(
         "dead letter replayed",
-        extra={"event_id": message.message_id, "event_type": message.type, "queue": bus.names.main},
+        extra={"event_id": message.message_id, "event_type": message.type, "queue": target},
     )
     return True
 

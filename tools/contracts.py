@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 from pydantic.json_schema import models_json_schema
 
+from services.notifications.webhooks.bindings import queue_name as webhook_queue_name
 from shared import bus as bus_module
 from shared import query_shapes
 from shared.events import EVENT_TYPES, EXCHANGE, ORDER_SYSTEM, ORDERS_EXCHANGE, SCHEMA_VERSION, CloudEvent, dataschema
@@ -264,6 +265,30 @@ def asyncapi_document() -> dict[str, Any]:
             "messages": refs,
             "bindings": _queue_binding(names.dead, {"x-queue-type": "classic"}),
         }
+
+    # Notifications' webhooks queue: bound at run time to the types some webhook endpoint subscribes to.
+    webhooks = webhook_queue_name(bus_module.QueueNames("notifications", tuple(retry_delays)).base)
+    channels[webhooks] = {
+        "address": webhooks,
+        "title": "notifications webhooks queue",
+        "description": (
+            "Quorum queue of the notifications service's webhook deliveries (docs/subscribers.md, "
+            '"Webhooks"). Bound only to the routing keys some registered webhook endpoint subscribes to '
+            "(at registration, and reconciled with the stored endpoints at start-up and every "
+            "WEBHOOKS_RECONCILE_S); no endpoint for a type, no binding. A message that keeps failing is "
+            "dead-lettered by the broker to `notifications.dead`; a replay sends it back here."
+        ),
+        "messages": {t: {"$ref": f"#/components/messages/{t}"} for t in event_types},
+        "bindings": _queue_binding(
+            webhooks,
+            {
+                "x-queue-type": "quorum",
+                "x-delivery-limit": bus_module.DELIVERY_LIMIT,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": "notifications.dead",
+            },
+        ),
+    }
 
     send_binding = {
         "amqp": {"deliveryMode": 2, "mandatory": True, "timestamp": True, "bindingVersion": AMQP_BINDING_VERSION}

@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from shared.bus import DELIVERY_LIMIT, QueueNames
+from services.notifications.webhooks.bindings import queue_name as webhook_queue_name
+from shared.bus import DELIVERY_LIMIT, QueueNames, queue_arguments
 from shared.events import EVENT_TYPES, ORDER_SYSTEM, CloudEvent
 from shared.settings import CommonSettings
 from tests.contract.support import (
@@ -228,3 +229,14 @@ def test_queue_channels_are_the_bus_topology(service):
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": names.dead,
     }
+
+
+def test_the_webhooks_queue_is_a_channel_as_notifications_declares_it():
+    names = QueueNames("notifications", tuple(CommonSettings.model_fields["retry_delays_ms"].default))
+    queue = webhook_queue_name(names.base)
+    binding = committed()["channels"][queue]["bindings"]["amqp"]
+    assert binding["is"] == "queue" and binding["queue"]["name"] == queue and binding["queue"]["durable"]
+    # What WebhookQueue.start() declares: dead letters go to the service's dead queue (and replay back here).
+    assert binding["x-arguments"] == queue_arguments(
+        "quorum", ("x-delivery-limit", DELIVERY_LIMIT), dead_letter_to=names.dead
+    )

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from services.notifications.webhooks.bindings import queue_name as webhook_queue_name
 from shared.bus import QueueNames
 from shared.events import EXCHANGE, ORDERS_EXCHANGE
 from tests.contract.support import DEPLOY, SERVICES, load_yaml_all
@@ -114,3 +115,16 @@ def test_kubernetes_topology_is_the_same_as_the_definitions():
         (r["spec"]["name"], r["spec"]["type"], r["spec"]["durable"]) for r in resources if r["kind"] == "Exchange"
     }
     assert exchanges == {(x["name"], x["type"], x["durable"]) for x in definitions()["exchanges"]}
+
+
+def test_notifications_may_run_its_webhooks_queue_and_bindings_lock():
+    """WebhookQueue: declares, binds and consumes `notifications.webhooks` (a replay publishes back to it
+    through the default exchange) and takes its bindings lock, an exclusive queue it declares and deletes."""
+    p = permissions()["notifications"]
+    webhooks = webhook_queue_name(QueueNames("notifications", ()).base)
+    for queue in (webhooks, f"{webhooks}.bindings-lock"):
+        for kind in ("configure", "write", "read"):
+            assert allowed(p[kind], queue), f"notifications may not {kind} {queue}"
+    for other in SERVICES:
+        if other != "notifications":
+            assert not allowed(permissions()[other]["read"], webhooks), f"{other} may read {webhooks}"

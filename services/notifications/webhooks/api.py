@@ -26,6 +26,8 @@ from services.notifications.webhooks.store import NEVER, delivery_id
 from services.notifications.webhooks.urls import BadUrl, check_url
 from shared.auth import Principal, Role, require_roles
 from shared.http import NotFound, Unprocessable
+from shared.http.created import LOCATION_RESPONSE, create_once
+from shared.idempotency import Idempotent
 from shared.pagination import Cursor, Limit, Page, make_page
 
 audit_log = logging.getLogger("audit")
@@ -59,10 +61,26 @@ def _audit(action: str, principal: Principal, endpoint_id: str, **fields: Any) -
     )
 
 
-@router.post("", response_model=WebhookEndpointCreated, status_code=201, summary="Register a webhook endpoint")
+@router.post(
+    "",
+    response_model=WebhookEndpointCreated,
+    status_code=201,
+    summary="Register a webhook endpoint",
+    responses=LOCATION_RESPONSE,
+)
 async def create_webhook(
-    request: Request, response: Response, principal: Operator, body: WebhookEndpointIn
-) -> WebhookEndpointCreated:
+    request: Request, principal: Operator, idempotent: Idempotent, body: WebhookEndpointIn
+) -> Response:
+    # Under the Idempotency-Key: a retried registration answers the first endpoint (and its secret)
+    # instead of creating a second endpoint that would receive every event twice.
+    return await create_once(idempotent, lambda: _register(request, principal, body), _location)
+
+
+def _location(created: WebhookEndpointCreated) -> str:
+    return f"/v1/webhooks/{created.id}"
+
+
+async def _register(request: Request, principal: Principal, body: WebhookEndpointIn) -> WebhookEndpointCreated:
     await _checked_url(request, body.url)
     state = request.app.state
     now, secret = state.clock.now(), signing.new_secret()
@@ -79,9 +97,9 @@ async def create_webhook(
         "updated_at": now,
     }
     await state.webhooks.create_endpoint(doc)
-    await state.webhook_queue.bind(body.event_types)  # before answering: no event of these types is missed
+    # After the write (see bindings.py) and before answering: no event of these types is missed.
+    await state.webhook_queue.bind(body.event_types)
     _audit("registered", principal, doc["_id"], url=body.url, event_types=body.event_types)
-    response.headers["Location"] = f"/v1/webhooks/{doc['_id']}"
     return WebhookEndpointCreated(**WebhookEndpoint.of(doc).model_dump(), secret=secret)
 
 
@@ -108,11 +126,12 @@ async def update_webhook(
     if "url" in changes:
         await _checked_url(request, changes["url"])
     state = request.app.state
-    if "event_types" in changes:
-        await state.webhook_queue.bind(changes["event_types"])
     doc = await state.webhooks.update_endpoint(endpoint_id, {"$set": {**changes, "updated_at": state.clock.now()}})
     if doc is None:
         raise NotFound(f"Webhook endpoint {endpoint_id} does not exist.")
+    # Bound after the write, as at registration: a replica's concurrent release that read the store
+    # before it binds back what it finds wanted afterwards, and this bind follows anything earlier.
+    await state.webhook_queue.bind(doc["event_types"])
     await state.webhook_queue.release(set(before["event_types"]) - set(doc["event_types"]))
     _audit("changed", principal, endpoint_id, changes=sorted(changes))
     return WebhookEndpoint.of(doc)

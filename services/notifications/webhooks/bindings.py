@@ -1,10 +1,14 @@
 """The webhooks queue `<prefix>notifications.webhooks`: bound only to the types endpoints subscribe to.
 
 No endpoint for a type = no binding = the event never reaches this service for webhooks (the email
-path has its own queue and is untouched). Bindings follow registrations: bound when an endpoint is
-registered or changed, unbound when the last endpoint of a type goes, and reconciled with the
-stored endpoints at start-up (every known type not subscribed is unbound: bindings of a previous
-run are not listed by AMQP) and every WEBHOOKS_RECONCILE_S (another replica's registrations).
+path has its own queue and is untouched). Bindings follow the store, never a process's memory: the
+queue is shared by every replica, so a binding this process made may have been removed by another.
+Every change of the bindings holds a lock all replicas share (mutex.py, on the broker): a
+registration or change binds its types after its write; a deletion, change or reconcile reads the
+store and unbinds what no endpoint wants, all under the lock, so it never unbinds a type that an
+endpoint acknowledged before or during it wants (that endpoint's bind waits for the lock, or was
+stored before the read). A reconcile at start-up and every WEBHOOKS_RECONCILE_S does the same for
+every known type (and repairs what a replica that died between its write and its binding left).
 
 The consumer records one delivery per subscribed endpoint (a unique `_id`, so a redelivered event
 adds nothing) and hands the new ones to the delivery job; then it acks.
@@ -23,6 +27,7 @@ from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobu
 from pydantic import ValidationError
 
 from services.notifications.webhooks.delivery import DeliveryWorker
+from services.notifications.webhooks.mutex import BrokerMutex
 from services.notifications.webhooks.store import WebhookStore, new_delivery
 from shared.bus import DELIVERY_LIMIT, EventBus, header_int, queue_arguments
 from shared.clock import Clock
@@ -30,6 +35,11 @@ from shared.events import EVENT_TYPES, CloudEvent, registered
 from shared.periodic import Periodic, backoff_seconds
 
 log = logging.getLogger(__name__)
+
+
+def queue_name(base: str) -> str:
+    """`<prefix>notifications.webhooks` for the service queue base `<prefix>notifications` (also AsyncAPI's)."""
+    return f"{base}.webhooks"
 
 
 class WebhookQueue:
@@ -45,11 +55,11 @@ class WebhookQueue:
         prefetch: int = 32,
     ) -> None:
         self.bus, self.store, self.worker, self.clock = bus, store, worker, clock
-        self.name = f"{bus.names.base}.webhooks"
+        self.name = queue_name(bus.names.base)
         self.exchanges, self.prefetch = dict(exchanges), prefetch
-        self.bound: set[str] = set()
         self._declared: dict[str, AbstractExchange] = {}
-        self._lock = asyncio.Lock()  # one change of the bindings at a time
+        self._lock = asyncio.Lock()  # one change of the bindings at a time in this process
+        self._mutex = BrokerMutex(lambda: bus.connection, f"{self.name}.bindings-lock")  # ... and across replicas
         self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractRobustQueue | None = None
         self._tag: str | None = None
@@ -61,7 +71,7 @@ class WebhookQueue:
         # A message that keeps killing its consumer is parked with the service's other dead letters.
         arguments = queue_arguments("quorum", ("x-delivery-limit", DELIVERY_LIMIT), dead_letter_to=self.bus.names.dead)
         self._queue = await channel.declare_queue(self.name, durable=True, arguments=arguments)
-        await self.reconcile(everything=True)
+        await self.reconcile()
         self._tag = await self._queue.consume(self._on_message, no_ack=False)
         self._reconcile.start()
 
@@ -89,38 +99,47 @@ class WebhookQueue:
         return self._declared[name]
 
     async def bind(self, event_types: Iterable[str]) -> None:
-        """Bind the types not bound yet (a registration; before it answers, so no event is missed)."""
-        async with self._lock:
-            await self._bind(set(event_types) - self.bound)
+        """Bind `event_types` (after the registration or change that wants them is stored). Always
+        asks the broker: another replica may have unbound a type this process bound before."""
+        async with self._lock, self._mutex.held():
+            await self._bind(set(event_types))
 
     async def release(self, event_types: Iterable[str]) -> None:
-        """Unbind those of `event_types` no endpoint subscribes to any more (a deletion or change)."""
-        async with self._lock:
-            await self._unbind(set(event_types) - await self.store.subscribed_types())
+        """Unbind those of `event_types` no stored endpoint subscribes to (after a deletion or change)."""
+        async with self._lock, self._mutex.held():
+            await self._converge(set(event_types))
+
+    async def reconcile(self) -> set[str]:
+        """Bindings = the types stored endpoints subscribe to, for every known type; returns them."""
+        async with self._lock, self._mutex.held():
+            wanted = await self.store.subscribed_types()
+            await self._bind(wanted)
+            return await self._converge(set(EVENT_TYPES), wanted)
+
+    async def _converge(self, candidates: set[str], wanted: set[str] | None = None) -> set[str]:
+        """Unbind the `candidates` the store does not want, then bind back any it wants after all (only
+        if the lock was lost to a reconnect can a registration's bind have slipped in); returns them."""
+        if wanted is None:
+            wanted = await self.store.subscribed_types()
+        extra = candidates - wanted
+        if not extra:
+            return wanted
+        await self._unbind(extra)
+        now_wanted = await self.store.subscribed_types()
+        await self._bind(extra & now_wanted)
+        return now_wanted
 
     async def _bind(self, types: set[str]) -> None:
         _, queue = self._started()
         for event_type in sorted(types):
             exchange = await self._exchange(event_type)
-            await queue.bind(exchange, routing_key=event_type)
-            self.bound.add(event_type)
+            await queue.bind(exchange, routing_key=event_type)  # already bound: a no-op
 
     async def _unbind(self, types: set[str]) -> None:
         _, queue = self._started()
         for event_type in sorted(types):
             exchange = await self._exchange(event_type)
             await queue.unbind(exchange, routing_key=event_type)  # absent binding: a no-op
-            self.bound.discard(event_type)
-
-    async def reconcile(self, *, everything: bool = False) -> set[str]:
-        """Bindings = the types stored endpoints subscribe to; returns them. `everything`: unbind
-        every registered type not wanted (start-up), else only those this process bound."""
-        async with self._lock:
-            wanted = await self.store.subscribed_types()
-            await self._bind(wanted - self.bound)
-            extra = (set(EVENT_TYPES) if everything else self.bound) - wanted
-            await self._unbind(extra)
-            return wanted
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:

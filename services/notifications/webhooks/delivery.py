@@ -24,9 +24,10 @@ from services.notifications.claiming import RetryTimers, claim_on_slot
 from services.notifications.settings import Settings
 from services.notifications.webhooks import signing
 from services.notifications.webhooks.models import WebhookDeliveryStatus, WebhookEndpointStatus
+from services.notifications.webhooks.pinning import RefusedHost, Resolver, pinned_client
 from services.notifications.webhooks.schedule import next_attempt
 from services.notifications.webhooks.store import NEVER, WebhookStore
-from services.notifications.webhooks.urls import BadUrl, check_url
+from services.notifications.webhooks.urls import BadUrl, check_shape, resolve
 from shared import ops_metrics
 from shared.clock import Clock, SystemClock
 
@@ -43,8 +44,8 @@ def signing_secrets(endpoint: dict[str, Any], now: datetime) -> list[str]:
 
 
 class DeliveryWorker:
-    def __init__(self, store: WebhookStore, settings: Settings, clock: Clock) -> None:
-        self.store, self.settings, self.clock = store, settings, clock
+    def __init__(self, store: WebhookStore, settings: Settings, clock: Clock, resolver: Resolver = resolve) -> None:
+        self.store, self.settings, self.clock, self.resolver = store, settings, clock, resolver
         self.lease_clock = SystemClock()  # claims are operational time, never the movable business clock
         self.lease = timedelta(seconds=settings.webhooks_lease_s)
         self._slots = asyncio.Semaphore(settings.webhooks_workers)
@@ -64,9 +65,17 @@ class DeliveryWorker:
         self._wakeup.set()
 
     async def start(self) -> None:
-        # No redirects: a receiver could otherwise bounce deliveries to an address registration refused.
-        self.http = httpx.AsyncClient(timeout=self.settings.webhooks_timeout_s, follow_redirects=False)
+        # No redirects: a receiver could otherwise bounce deliveries to an address registration refused;
+        # connections go only to addresses checked as they connect (pinning.py: DNS rebinding).
+        self.http = self.client()
         self._task = asyncio.create_task(self._loop(), name="webhooks-delivery")
+
+    def client(self) -> httpx.AsyncClient:
+        return pinned_client(
+            allow_private=self.settings.webhooks_allow_private,
+            timeout=self.settings.webhooks_timeout_s,
+            resolver=self.resolver,
+        )
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -189,16 +198,15 @@ class DeliveryWorker:
         headers = signing.headers(signing_secrets(endpoint, now), doc["event_id"], stamp, body)
         started = time.monotonic()
         try:
-            # Checked again on every attempt: the host's addresses may have changed since registration.
-            await check_url(
-                endpoint["url"],
-                allow_http=self.settings.webhooks_allow_http,
-                allow_private=self.settings.webhooks_allow_private,
-            )
+            check_shape(endpoint["url"], allow_http=self.settings.webhooks_allow_http)  # the addresses: on connect
         except BadUrl as exc:
-            return None, f"URL refused: {exc}"[:ERROR_LIMIT], 0
+            return None, f"URL refused: {exc}; no request sent"[:ERROR_LIMIT], 0
         try:
             response = await self.http.post(endpoint["url"], content=body, headers=headers)
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__context__, RefusedHost):  # the host resolves somewhere private now
+                return None, str(exc)[:ERROR_LIMIT], 0
+            return None, f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], int((time.monotonic() - started) * 1000)
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], int((time.monotonic() - started) * 1000)
         duration = int((time.monotonic() - started) * 1000)

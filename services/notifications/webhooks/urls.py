@@ -1,6 +1,7 @@
 """What an endpoint URL may be: https (http only when allowed), a host resolving to public addresses.
 
 Checked at registration and on every change of the URL; refused URLs answer 422 naming `url`.
+Deliveries check the addresses again when they connect (pinning.py): a host may resolve elsewhere later.
 """
 
 from __future__ import annotations
@@ -63,12 +64,20 @@ async def resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Addre
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
+def refused_addresses(
+    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address],
+) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Those of `addresses` deliveries may not reach (private, loopback, link-local, reserved...)."""
+    return [a for a in addresses if _refused(a)]
+
+
 async def check_url(url: str, *, allow_http: bool, allow_private: bool) -> None:
-    """BadUrl unless `url` may receive deliveries (every address its host resolves to is public)."""
+    """BadUrl unless `url` may receive deliveries (every address its host resolves to is public).
+    At registration; every delivery checks again when it connects (pinning.py)."""
     host = check_shape(url, allow_http=allow_http)
     addresses = await resolve(host)
     if not allow_private:
-        refused = [str(a) for a in addresses if _refused(a)]
+        refused = [str(a) for a in refused_addresses(addresses)]
         if refused:
             raise BadUrl(
                 f"host {host!r} resolves to a private, loopback, link-local or reserved address ({refused[0]})"

@@ -26,6 +26,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.notifications.app import create_app
 from services.notifications.settings import Settings
+from services.notifications.webhooks.mutex import BrokerMutex
 from services.notifications.webhooks.store import new_delivery
 from shared.bus import EventBus, Unroutable
 from shared.clock import FixedClock
@@ -100,6 +101,7 @@ class Hooks:
     publisher: EventBus
     db: Any
     recorded: Recorded
+    app: Any = None
 
     def as_(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint(self.settings, role, f'{role}-1', 'notifications')}"}
@@ -145,7 +147,7 @@ async def _started(settings: Settings, db: Any, amqp: Any, bus_factory: Any) -> 
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifications")
         apps.append((manager, client, app))
         publisher = await bus_factory("publisher")
-        return Hooks(configured, clock, client, publisher, db, recorded)
+        return Hooks(configured, clock, client, publisher, db, recorded, app)
 
     try:
         yield make
@@ -441,3 +443,113 @@ async def test_changing_types_moves_the_bindings(start: Start, receiver: Receive
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "url"
     missing = await hooks.client.patch("/v1/webhooks/whe_nope", json={"description": "x"}, headers=hooks.as_("agent"))
     assert missing.status_code == 404
+
+
+async def test_registration_under_an_idempotency_key_creates_one_endpoint(start: Start, receiver: Receiver) -> None:
+    hooks = await start()
+    headers = {**hooks.as_("service"), "Idempotency-Key": "register-hooks-1"}
+    body = {"url": receiver.url, "event_types": [TYPE]}
+    first = await hooks.client.post("/v1/webhooks", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await hooks.client.post("/v1/webhooks", json=body, headers=headers)  # a retry after a lost answer
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"] and again.headers["Location"] == first.headers["Location"]
+    other = await hooks.client.post("/v1/webhooks", json={**body, "event_types": [OTHER_TYPE]}, headers=headers)
+    assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key", other.text
+    listed = await hooks.client.get("/v1/webhooks", headers=hooks.as_("agent"))
+    assert [e["id"] for e in listed.json()["items"]] == [first.json()["id"]]
+
+
+async def test_a_message_parked_from_the_webhooks_queue_is_replayed_into_it(
+    start: Start, receiver: Receiver, amqp: Any, wait_until: Any
+) -> None:
+    hooks = await start()
+    created = await hooks.endpoint(receiver.url, [TYPE])
+    app_queue = hooks.app.state.webhook_queue
+    await app_queue.stop()  # no consumer: the test takes the event itself, as a crashing consumer would
+    event = make_event(TYPE)
+    await hooks.publisher.publish(event)
+    async with amqp.channel() as channel:
+        queue = await channel.declare_queue(app_queue.name, passive=True)
+        message = await queue.get(no_ack=False, timeout=5)
+        await message.reject(requeue=False)  # the broker dead-letters it, naming the queue in `x-death`
+    listed = await hooks.client.get("/v1/admin/dead-letters", headers=hooks.as_("agent"))
+    assert [item["id"] for item in listed.json()["items"]] == [event.id]
+    replayed = await hooks.client.post("/v1/admin/dead-letters/replay", json={}, headers=hooks.as_("agent"))
+    assert [(i["id"], i["outcome"]) for i in replayed.json()["items"]] == [(event.id, "replayed")]
+    await app_queue.start()  # the webhooks consumer again: the replayed event reaches the endpoint
+    await wait_until(lambda: receiver.of(event.id), message="the replayed event was delivered")
+    verify(created["secret"], receiver.of(event.id)[0])
+
+
+async def test_a_replica_rebinds_a_type_another_replica_unbound(start: Start, receiver: Receiver) -> None:
+    one, two = await start(webhooks_reconcile_s=3600), await start(webhooks_reconcile_s=3600)
+    first = await one.endpoint(receiver.url, [TYPE])
+    deleted = await two.client.delete(f"/v1/webhooks/{first['id']}", headers=two.as_("agent"))
+    assert deleted.status_code == 204 and not await _routable(one)  # the other replica unbound it
+    await one.endpoint(receiver.url, [TYPE])  # `one` bound TYPE before: it must ask the broker again
+    assert await _routable(one)
+
+
+async def test_a_release_racing_a_registration_leaves_the_type_bound(
+    start: Start, receiver: Receiver, wait_until: Any
+) -> None:
+    one, two = await start(webhooks_reconcile_s=3600), await start(webhooks_reconcile_s=3600)
+    first = await one.endpoint(receiver.url, [TYPE])
+    store = two.app.state.webhook_queue.store
+    read, go = asyncio.Event(), asyncio.Event()
+    reads = store.subscribed_types
+
+    async def read_then_wait() -> set[str]:  # `two` read the store (TYPE unwanted) and is slow to unbind
+        wanted: set[str] = await reads()
+        if not read.is_set():
+            read.set()
+            await go.wait()
+        return wanted
+
+    store.subscribed_types = read_then_wait
+    deleting = asyncio.create_task(two.client.delete(f"/v1/webhooks/{first['id']}", headers=two.as_("agent")))
+    await read.wait()
+    registering = asyncio.create_task(one.endpoint(receiver.url, [TYPE]))  # while `two` read but not unbound
+    await wait_until(lambda: _equal(one.db.webhook_endpoints.count_documents({}), 1), message="stored")
+    go.set()
+    assert (await deleting).status_code == 204
+    await registering
+    assert await _routable(one)  # the store wants TYPE: whoever touched the binding last left it bound
+
+
+async def test_the_periodic_reconcile_repairs_a_missing_binding(
+    start: Start, receiver: Receiver, amqp: Any, wait_until: Any
+) -> None:
+    hooks = await start(webhooks_reconcile_s=0.1)
+    await hooks.endpoint(receiver.url, [TYPE])
+    async with amqp.channel() as channel:  # what a replica killed between its unbind and its re-read leaves
+        queue = await channel.declare_queue(hooks.app.state.webhook_queue.name, passive=True)
+        await queue.unbind(hooks.settings.exchange, TYPE)
+    await wait_until(lambda: _routable(hooks), message="the periodic reconcile bound the wanted type again")
+
+
+async def test_the_bindings_lock_is_held_by_one_connection_at_a_time(start: Start, wait_until: Any) -> None:
+    hooks = await start()
+    name = f"{hooks.app.state.webhook_queue.name}.test-lock"
+    one = BrokerMutex(lambda: hooks.app.state.bus.connection, name)
+    two = BrokerMutex(lambda: hooks.publisher.connection, name)
+    order: list[str] = []
+
+    async def take(mutex: BrokerMutex, who: str, inside: asyncio.Event, leave: asyncio.Event) -> None:
+        async with mutex.held():
+            order.append(f"{who} in")
+            inside.set()
+            await leave.wait()
+            order.append(f"{who} out")
+
+    in_one, in_two, leave_one, leave_two = asyncio.Event(), asyncio.Event(), asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(take(one, "one", in_one, leave_one))
+    await in_one.wait()
+    second = asyncio.create_task(take(two, "two", in_two, leave_two))
+    await wait_until(lambda: two.refused >= 1, message="the second connection found the lock held")
+    assert not in_two.is_set()
+    leave_two.set()
+    leave_one.set()
+    await asyncio.gather(first, second)
+    assert order == ["one in", "one out", "two in", "two out"]

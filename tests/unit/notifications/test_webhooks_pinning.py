@@ -1,0 +1,91 @@
+"""Deliveries and DNS rebinding: the address checked is the address connected to (injected resolver)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import httpcore
+import httpx
+import pytest
+
+from services.notifications.settings import Settings
+from services.notifications.webhooks.delivery import DeliveryWorker
+from services.notifications.webhooks.pinning import Address, PinnedBackend, PinnedTransport, RefusedHost, Resolver
+from shared.clock import FixedClock
+
+PUBLIC, PRIVATE = "93.184.215.14", "10.0.0.7"
+URL = "https://hooks.example.com/returns"
+
+
+def resolver(*answers: str) -> Resolver:
+    async def resolve(host: str) -> list[Address]:
+        return [ipaddress.ip_address(a) for a in answers]
+
+    return resolve
+
+
+class Network(httpcore.AsyncNetworkBackend):
+    """Records where connections go; connects nowhere."""
+
+    def __init__(self) -> None:
+        self.connected: list[tuple[str, int]] = []
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.connected.append((host, port))
+        raise httpcore.ConnectError("test network: refused")
+
+
+async def test_a_host_resolving_to_a_private_address_is_never_connected_to() -> None:
+    network = Network()
+    backend = PinnedBackend(allow_private=False, resolver=resolver(PUBLIC, PRIVATE), inner=network)
+    with pytest.raises(RefusedHost, match=r"private.*\(10\.0\.0\.7\); no request sent"):
+        await backend.connect_tcp("hooks.example.com", 443)
+    assert network.connected == []
+
+
+async def test_connections_go_to_the_checked_addresses_not_to_a_new_lookup() -> None:
+    network = Network()
+    backend = PinnedBackend(allow_private=False, resolver=resolver(PUBLIC, "93.184.215.15"), inner=network)
+    with pytest.raises(httpcore.ConnectError, match="test network"):
+        await backend.connect_tcp("hooks.example.com", 443)
+    assert network.connected == [(PUBLIC, 443), ("93.184.215.15", 443)]  # each vetted address in turn
+
+
+async def test_private_addresses_allowed_by_setting() -> None:
+    network = Network()
+    backend = PinnedBackend(allow_private=True, resolver=resolver("127.0.0.1"), inner=network)
+    with pytest.raises(httpcore.ConnectError, match="test network"):
+        await backend.connect_tcp("localhost", 8080)
+    assert network.connected == [("127.0.0.1", 8080)]
+
+
+async def test_an_http_client_on_the_pinned_transport_sends_nothing_to_a_rebound_host() -> None:
+    network = Network()
+    transport = PinnedTransport(PinnedBackend(allow_private=False, resolver=resolver(PRIVATE), inner=network))
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.ConnectError, match="no request sent"):
+            await client.post(URL, content=b"{}")
+    assert network.connected == []
+
+
+async def test_a_delivery_to_a_host_now_resolving_privately_is_a_failed_attempt_with_the_reason() -> None:
+    worker = DeliveryWorker(None, Settings(), FixedClock(datetime(2026, 3, 1, tzinfo=UTC)), resolver(PRIVATE))  # type: ignore[arg-type]  # no store needed
+    worker.http = worker.client()  # the client start() makes, without the job's loop
+    endpoint = {"_id": "whe_1", "url": URL, "secrets": [{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]}
+    doc = {"_id": "whe_1:e1", "event_id": "e1", "payload": "{}"}
+    try:
+        code, error, duration_ms = await worker._post(endpoint, doc, datetime(2026, 3, 1, tzinfo=UTC))
+    finally:
+        await worker.http.aclose()
+    assert code is None and duration_ms == 0
+    reason = "resolves to a private, loopback, link-local or reserved address (10.0.0.7)"
+    assert error == f"URL refused: host 'hooks.example.com' {reason}; no request sent"

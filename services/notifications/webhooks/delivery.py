@@ -43,6 +43,18 @@ def signing_secrets(endpoint: dict[str, Any], now: datetime) -> list[str]:
     return [s["secret"] for s in endpoint.get("secrets", []) if s.get("expires_at") is None or s["expires_at"] > now]
 
 
+def _refusal(exc: BaseException) -> RefusedHost | None:
+    """The pinning refusal behind a connection error, however deep httpx/httpcore wrapped it."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, RefusedHost):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 class DeliveryWorker:
     def __init__(self, store: WebhookStore, settings: Settings, clock: Clock, resolver: Resolver = resolve) -> None:
         self.store, self.settings, self.clock, self.resolver = store, settings, clock, resolver
@@ -120,7 +132,7 @@ class DeliveryWorker:
     async def _run(self, doc: dict[str, Any]) -> None:
         try:
             await self.deliver(doc)
-        except Exception:  # the claim lapses and the delivery is tried again
+        except Exception:  # the store is away (a failed POST is recorded by deliver): the claim lapses, tried again
             log.exception("webhook attempt not recorded", extra={"delivery_id": doc["_id"]})
         finally:
             self._slots.release()
@@ -192,23 +204,30 @@ class DeliveryWorker:
     ) -> tuple[int | None, str | None, int]:
         if self.http is None:
             raise RuntimeError("DeliveryWorker.start() first")
-        body = doc["payload"].encode()
-        # The timestamp is wall time: receivers check it against their own clock, not our business clock.
-        stamp = int(self.lease_clock.now().timestamp())
-        headers = signing.headers(signing_secrets(endpoint, now), doc["event_id"], stamp, body)
         started = time.monotonic()
         try:
+            body = doc["payload"].encode()
+            # The timestamp is wall time: receivers check it against their own clock, not our business clock.
+            stamp = int(self.lease_clock.now().timestamp())
+            headers = signing.headers(signing_secrets(endpoint, now), doc["event_id"], stamp, body)
             check_shape(endpoint["url"], allow_http=self.settings.webhooks_allow_http)  # the addresses: on connect
+            response = await self.http.post(endpoint["url"], content=body, headers=headers)
         except BadUrl as exc:
             return None, f"URL refused: {exc}; no request sent"[:ERROR_LIMIT], 0
-        try:
-            response = await self.http.post(endpoint["url"], content=body, headers=headers)
         except httpx.ConnectError as exc:
-            if isinstance(exc.__context__, RefusedHost):  # the host resolves somewhere private now
-                return None, str(exc)[:ERROR_LIMIT], 0
+            if (refused := _refusal(exc)) is not None:  # the host resolves somewhere private now
+                return None, str(refused)[:ERROR_LIMIT], 0
             return None, f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], int((time.monotonic() - started) * 1000)
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], int((time.monotonic() - started) * 1000)
+        except Exception as exc:  # noqa: BLE001 - any failure is a failed attempt, never a claim left to lapse
+            # Anything else (httpx.InvalidURL, a ValueError from a stored URL, a secret that will not sign):
+            # a failed attempt on the normal schedule, so it gives up and counts towards disabling. Only the
+            # exception's type: its text may quote the URL (credentials, customer data in a query).
+            if (refused := _refusal(exc)) is not None:  # a pinning refusal httpx did not wrap
+                return None, str(refused)[:ERROR_LIMIT], 0
+            reason = f"{type(exc).__name__}: the attempt failed before a response"
+            return None, reason[:ERROR_LIMIT], int((time.monotonic() - started) * 1000)
         duration = int((time.monotonic() - started) * 1000)
         error = None if response.is_success else f"HTTP {response.status_code}"
         return response.status_code, error, duration

@@ -39,6 +39,9 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
             addresses = await self.resolver(host)
         except BadUrl as exc:
             raise RefusedHost(f"URL refused: {exc}; no request sent") from None
+        except Exception as exc:  # noqa: BLE001 - a resolver failing otherwise is a refusal too, named by type
+            reason = f"host {host!r} did not resolve ({type(exc).__name__})"
+            raise RefusedHost(f"URL refused: {reason}; no request sent") from None
         refused = [] if self.allow_private else refused_addresses(addresses)
         if refused or not addresses:
             what = f"a private, loopback, link-local or reserved address ({refused[0]})" if refused else "nothing"

@@ -89,3 +89,33 @@ async def test_a_delivery_to_a_host_now_resolving_privately_is_a_failed_attempt_
     assert code is None and duration_ms == 0
     reason = "resolves to a private, loopback, link-local or reserved address (10.0.0.7)"
     assert error == f"URL refused: host 'hooks.example.com' {reason}; no request sent"
+
+
+def failing_resolver(exc: Exception) -> Resolver:
+    async def resolve(host: str) -> list[Address]:
+        raise exc
+
+    return resolve
+
+
+async def _post_once(url: str, resolve: Resolver) -> tuple[int | None, str | None, int]:
+    worker = DeliveryWorker(None, Settings(), FixedClock(datetime(2026, 3, 1, tzinfo=UTC)), resolve)  # type: ignore[arg-type]  # no store needed
+    worker.http = worker.client()
+    endpoint = {"_id": "whe_1", "url": url, "secrets": [{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]}
+    try:
+        return await worker._post(endpoint, {"_id": "whe_1:e1", "event_id": "e1", "payload": "{}"}, datetime.now(UTC))
+    finally:
+        await worker.http.aclose()
+
+
+async def test_a_resolver_failing_otherwise_is_a_refusal_not_an_escaping_error() -> None:
+    code, error, duration_ms = await _post_once(URL, failing_resolver(OSError("resolver down")))
+    assert code is None and duration_ms == 0
+    assert error == "URL refused: host 'hooks.example.com' did not resolve (OSError); no request sent"
+
+
+async def test_a_url_httpx_refuses_is_a_failed_attempt_naming_only_the_error_type() -> None:
+    # urlsplit accepts the control character; httpx raises InvalidURL, which is no httpx.HTTPError.
+    code, error, _ = await _post_once("https://hooks.example.com/secret-token-\x01", resolver(PUBLIC))
+    assert code is None
+    assert error == "InvalidURL: the attempt failed before a response"  # not the URL (it may carry secrets)

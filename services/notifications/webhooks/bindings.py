@@ -11,7 +11,8 @@ stored before the read). A reconcile at start-up and every WEBHOOKS_RECONCILE_S 
 every known type (and repairs what a replica that died between its write and its binding left).
 
 The consumer records one delivery per subscribed endpoint (a unique `_id`, so a redelivered event
-adds nothing) and hands the new ones to the delivery job; then it acks.
+adds nothing) and hands the new ones to the delivery job; then it acks. An unparseable message is
+parked in the service's dead-letter queue (rejected: the broker dead-letters it), never dropped.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pydantic import ValidationError
 from services.notifications.webhooks.delivery import DeliveryWorker
 from services.notifications.webhooks.mutex import BrokerMutex
 from services.notifications.webhooks.store import WebhookStore, new_delivery
-from shared.bus import DELIVERY_LIMIT, EventBus, header_int, queue_arguments
+from shared.bus import DELIVERY_LIMIT, EventBus, header_int, loggable, queue_arguments
 from shared.clock import Clock
 from shared.events import EVENT_TYPES, CloudEvent, registered
 from shared.periodic import Periodic, backoff_seconds
@@ -145,6 +146,15 @@ class WebhookQueue:
         try:
             await self._record(message)
             await message.ack()
+        except ValidationError as exc:
+            # Never dropped: rejected, the broker dead-letters it to the service's dead queue naming this
+            # queue in `x-death`, so operators see it and a replay returns it here (shared/deadletters.py).
+            log.error(
+                "unparseable event on the webhooks queue parked in the dead-letter queue",
+                extra={"event_id": message.message_id, "error": loggable(exc), "queue": self.bus.names.dead},
+            )
+            with suppress(Exception):  # the channel is gone: the broker delivers it again
+                await message.reject(requeue=False)
         except Exception:  # the store or broker is away: the broker delivers it again
             log.exception("webhook event left unacked", extra={"event_id": message.message_id})
             # A growing pause before handing it back: each return counts towards the queue's delivery
@@ -155,11 +165,7 @@ class WebhookQueue:
                 await message.nack(requeue=True)
 
     async def _record(self, message: AbstractIncomingMessage) -> None:
-        try:
-            event = CloudEvent.from_json(message.body)
-        except ValidationError:
-            log.warning("unparseable event on the webhooks queue dropped", extra={"event_id": message.message_id})
-            return
+        event = CloudEvent.from_json(message.body)  # ValidationError: parked (_on_message)
         endpoints = await self.store.subscribed(event.type)
         if not endpoints:
             return

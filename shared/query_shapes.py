@@ -470,6 +470,14 @@ SHAPES: tuple[QueryShape, ...] = (
     _shape("webhook_endpoints", "_id, status", "`_id`", BY_ID, False, "notifications webhooks `disable`"),
     _shape(
         "webhook_endpoints",
+        "_id, secrets_rev",
+        "`_id`",
+        BY_ID,
+        False,
+        "notifications webhooks `replace_secrets` (`POST /v1/webhooks/{id}/secret/rotate`, compare-and-set)",
+    ),
+    _shape(
+        "webhook_endpoints",
         "event_types",
         "`event_types_1`",
         INDEXED,

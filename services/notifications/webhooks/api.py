@@ -27,10 +27,12 @@ from services.notifications.webhooks.urls import BadUrl, check_url
 from shared.auth import Principal, Role, require_roles
 from shared.http import NotFound, Unprocessable
 from shared.http.created import LOCATION_RESPONSE, create_once
+from shared.http.domain_errors import ConcurrentChange
 from shared.idempotency import Idempotent
 from shared.pagination import Cursor, Limit, Page, make_page
 
 audit_log = logging.getLogger("audit")
+ROTATE_TRIES = 5  # rotations racing this one; each conflict means another rotation succeeded
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 EndpointId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -149,19 +151,23 @@ async def delete_webhook(request: Request, principal: Operator, endpoint_id: End
 
 @router.post("/{endpoint_id}/secret/rotate", response_model=WebhookSecretRotated, summary="Rotate the signing secret")
 async def rotate_webhook_secret(request: Request, principal: Operator, endpoint_id: EndpointId) -> WebhookSecretRotated:
-    doc = await _endpoint(request, endpoint_id)
     state = request.app.state
-    now, secret = state.clock.now(), signing.new_secret()
-    until = now + timedelta(seconds=state.settings.webhooks_secret_overlap_s)
-    kept = []  # the old ones sign until `until` at the latest; expired ones are dropped
-    for old in doc.get("secrets", []):
-        expires = old.get("expires_at")
-        if expires is None or expires > now:
-            kept.append({**old, "expires_at": until if expires is None else min(expires, until)})
-    secrets = [{"secret": secret, "created_at": now, "expires_at": None}, *kept]
-    await state.webhooks.update_endpoint(endpoint_id, {"$set": {"secrets": secrets, "updated_at": now}})
-    _audit("secret rotated", principal, endpoint_id)
-    return WebhookSecretRotated(secret=secret, previous_valid_until=until if kept else None)
+    # A compare-and-set on the secrets read, retried on conflict: a rotation racing another (two replicas)
+    # re-reads and keeps the other's new secret as a previous one, so every secret handed out verifies.
+    for _ in range(ROTATE_TRIES):
+        doc = await _endpoint(request, endpoint_id)  # 404 once the endpoint is gone
+        now, secret = state.clock.now(), signing.new_secret()
+        until = now + timedelta(seconds=state.settings.webhooks_secret_overlap_s)
+        kept = []  # the old ones sign until `until` at the latest; expired ones are dropped
+        for old in doc.get("secrets", []):
+            expires = old.get("expires_at")
+            if expires is None or expires > now:
+                kept.append({**old, "expires_at": until if expires is None else min(expires, until)})
+        secrets = [{"secret": secret, "created_at": now, "expires_at": None}, *kept]
+        if await state.webhooks.replace_secrets(endpoint_id, doc.get("secrets_rev"), secrets, now) is not None:
+            _audit("secret rotated", principal, endpoint_id)
+            return WebhookSecretRotated(secret=secret, previous_valid_until=until if kept else None)
+    raise ConcurrentChange(f"Webhook endpoint {endpoint_id}'s secrets kept changing; retry the rotation.")
 
 
 @router.post("/{endpoint_id}/enable", response_model=WebhookEndpoint, summary="Enable a disabled endpoint (agents)")

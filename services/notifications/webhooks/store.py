@@ -74,6 +74,17 @@ class WebhookStore:
             {"_id": endpoint_id}, update, return_document=ReturnDocument.AFTER
         )
 
+    async def replace_secrets(
+        self, endpoint_id: str, seen_rev: str | None, secrets: list[dict[str, Any]], now: datetime
+    ) -> dict[str, Any] | None:
+        """Set the endpoint's secrets if they are still those read at `seen_rev` (its `secrets_rev`,
+        None before the first rotation); None when another rotation came first or it is gone."""
+        return await self.endpoints.find_one_and_update(
+            {"_id": endpoint_id, "secrets_rev": seen_rev},
+            {"$set": {"secrets": secrets, "secrets_rev": uuid.uuid4().hex, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         deleted = await self.endpoints.delete_one({"_id": endpoint_id})
         if deleted.deleted_count:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import aio_pika
 
+from services.notifications.webhooks.delivery import signing_secrets
 from tests.integration.conftest import make_event
 from tests.integration.notifications import test_notifications_webhooks as webhooks
 from tests.integration.notifications.test_notifications_webhooks import TYPE, Receiver, Start, _equal
@@ -61,3 +63,51 @@ async def test_an_unparseable_event_is_parked_and_replayed_into_the_webhooks_que
         message = await queue.get(no_ack=False, timeout=5)  # back in the webhooks queue, not the inbox
         assert message.message_id == bad_id
         await message.nack(requeue=True)
+
+
+async def test_two_racing_rotations_both_hand_out_secrets_that_verify(start: Start, receiver: Receiver) -> None:
+    one, two = await start(), await start()
+    created = await one.endpoint(receiver.url, [TYPE])
+    reads, both_read = [0], asyncio.Event()
+
+    def racing(read: Any) -> Any:
+        async def read_then_wait(endpoint_id: str) -> dict[str, Any] | None:
+            doc = await read(endpoint_id)
+            reads[0] += 1
+            if reads[0] <= 2:  # the first read of each replica waits for the other's: both saw the same secrets
+                if reads[0] == 2:
+                    both_read.set()
+                await asyncio.wait_for(both_read.wait(), 5)
+            return doc
+
+        return read_then_wait
+
+    for hooks in (one, two):
+        hooks.app.state.webhooks.endpoint = racing(hooks.app.state.webhooks.endpoint)
+    path = f"/v1/webhooks/{created['id']}/secret/rotate"
+    first, second = await asyncio.gather(
+        one.client.post(path, headers=one.as_("agent")), two.client.post(path, headers=two.as_("agent"))
+    )
+    assert first.status_code == second.status_code == 200, (first.text, second.text)
+    endpoint = await one.db.webhook_endpoints.find_one({"_id": created["id"]})
+    valid = signing_secrets(endpoint, one.clock.now())
+    # The later rotation kept the earlier one's new secret as a previous one: both verify until the overlap ends.
+    assert {first.json()["secret"], second.json()["secret"]} <= set(valid)
+    assert created["secret"] in valid and len(valid) == 3
+
+
+async def test_rotating_an_endpoint_deleted_meanwhile_answers_404(start: Start, receiver: Receiver) -> None:
+    hooks = await start()
+    created = await hooks.endpoint(receiver.url, [TYPE])
+    store = hooks.app.state.webhooks
+    read = store.endpoint
+
+    async def read_then_deleted(endpoint_id: str) -> dict[str, Any] | None:
+        doc = await read(endpoint_id)
+        await hooks.db.webhook_endpoints.delete_one({"_id": endpoint_id})  # another replica's DELETE, now
+        return doc
+
+    store.endpoint = read_then_deleted
+    response = await hooks.client.post(f"/v1/webhooks/{created['id']}/secret/rotate", headers=hooks.as_("agent"))
+    assert response.status_code == 404, response.text
+    assert await hooks.db.webhook_endpoints.count_documents({"_id": created["id"]}) == 0  # not written back

@@ -521,7 +521,12 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape("webhook_deliveries", "_id, claim", "`_id`", BY_ID, True, "notifications webhooks `settle`"),
     _shape(
-        "webhook_deliveries", "_id", "`_id`", BY_ID, False, "notifications webhooks `delivery`, `requeue_one` (replay)"
+        "webhook_deliveries",
+        "_id",
+        "`_id`",
+        BY_ID,
+        False,
+        "notifications webhooks `delivery`, `requeue_one` (replay), `note_attempt` (a claim taken over)",
     ),
     _shape(
         "webhook_deliveries",

@@ -179,6 +179,9 @@ class DeliveryWorker:
         if due is not None:
             fields["next_attempt_at"] = due
         if not await self.store.settle(doc, {"$set": fields, "$push": {"attempts": attempt}}):
+            # A replay (or another worker after the lease) took the delivery over: log the attempt, but
+            # its outcome belongs to whoever holds it now, so a replay is never cleared by this result.
+            await self.store.note_attempt(doc["_id"], attempt)
             log.warning("webhook claim lost before the outcome was recorded", extra={"delivery_id": doc["_id"]})
             return str(doc["status"])
         outcome = "delivered" if ok else "retried" if due else "failed"

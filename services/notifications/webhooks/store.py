@@ -136,6 +136,10 @@ class WebhookStore:
         result = await self.deliveries.update_one({"_id": doc["_id"], "claim": doc["claim"]}, update)
         return result.matched_count == 1
 
+    async def note_attempt(self, delivery: str, attempt: dict[str, Any]) -> None:
+        """Log an attempt whose claim was taken over (a replay, a lapsed lease): its outcome is not ours."""
+        await self.deliveries.update_one({"_id": delivery}, {"$push": {"attempts": attempt}})
+
     async def delivery(self, delivery: str) -> dict[str, Any] | None:
         return await self.deliveries.find_one({"_id": delivery})
 
@@ -150,11 +154,15 @@ class WebhookStore:
         return [doc async for doc in found.sort(page_sort()).limit(limit + 1)]
 
     async def requeue(self, query: dict[str, Any], now: datetime) -> int:
-        """Deliveries matching `query` pending again, due now, a new retry window (their attempts kept)."""
+        """Deliveries matching `query` pending again, due now, a new retry window (their attempts kept).
+        The replay takes over any claim: an attempt in flight then cannot settle (its `claim` no longer
+        matches), so its outcome never overwrites the replay; it is only logged (`note_attempt`)."""
         result = await self.deliveries.update_many(
             query,
             {
                 "$set": {
+                    "claim": uuid.uuid4().hex,  # nobody's: the next claim takes a new one
+                    "claimed_until": NEVER,
                     "status": str(WebhookDeliveryStatus.PENDING),
                     "next_attempt_at": now,
                     "first_attempt_at": None,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
 
 from services.notifications.webhooks.delivery import signing_secrets
+from services.notifications.webhooks.store import NEVER, new_delivery
 from tests.integration.conftest import make_event
 from tests.integration.notifications import test_notifications_webhooks as webhooks
 from tests.integration.notifications.test_notifications_webhooks import TYPE, Receiver, Start, _equal
@@ -111,3 +113,30 @@ async def test_rotating_an_endpoint_deleted_meanwhile_answers_404(start: Start, 
     response = await hooks.client.post(f"/v1/webhooks/{created['id']}/secret/rotate", headers=hooks.as_("agent"))
     assert response.status_code == 404, response.text
     assert await hooks.db.webhook_endpoints.count_documents({"_id": created["id"]}) == 0  # not written back
+
+
+async def test_a_replay_during_an_attempt_in_flight_is_not_cleared_by_its_outcome(
+    start: Start, receiver: Receiver, wait_until: Any
+) -> None:
+    hooks = await start(webhooks_poll_ms=3_600_000)  # no poll: the test drives the racing order itself
+    created = await hooks.endpoint(receiver.url, [TYPE])
+    store, worker = hooks.app.state.webhooks, hooks.app.state.webhook_worker
+    endpoint = await store.endpoint(created["id"])
+    event, now = make_event(TYPE), hooks.clock.now()
+    doc = new_delivery(endpoint, event.id, TYPE, event.time, event.to_json().decode(), now)
+    doc.update(tries=1, first_attempt_at=now - timedelta(seconds=5))  # a retry of a delivery that failed once
+    [recorded] = await store.record([doc])
+    in_flight = await store.claim(now, datetime.now(UTC), timedelta(minutes=1), recorded["_id"])  # 1. claimed
+    assert in_flight is not None
+    assert await store.requeue_one(recorded["_id"], now) == 1  # 2. replayed while its attempt is in flight
+    assert await worker.deliver(in_flight) == "pending"  # 3. the attempt (204) settles: it lost its claim
+    after = await store.delivery(recorded["_id"])
+    assert after["status"] == "pending" and after["tries"] == 0 and after["claimed_until"] == NEVER  # replay kept
+    assert [a["status_code"] for a in after["attempts"]] == [204]  # the in-flight attempt is logged all the same
+    worker.wake([recorded["_id"]])  # the replay is sent
+    await wait_until(lambda: len(receiver.of(event.id)) == 2, message="the replay was sent")
+    await wait_until(lambda: _equal(_status(store, recorded["_id"]), "delivered"))
+
+
+async def _status(store: Any, delivery: str) -> str:
+    return str((await store.delivery(delivery))["status"])

@@ -149,7 +149,12 @@ async def delete_webhook(request: Request, principal: Operator, endpoint_id: End
     return Response(status_code=204)
 
 
-@router.post("/{endpoint_id}/secret/rotate", response_model=WebhookSecretRotated, summary="Rotate the signing secret")
+@router.post(
+    "/{endpoint_id}/secret/rotate",
+    response_model=WebhookSecretRotated,
+    summary="Rotate the signing secret",
+    responses={409: {"description": "Other rotations of this endpoint kept winning the race; retry."}},
+)
 async def rotate_webhook_secret(request: Request, principal: Operator, endpoint_id: EndpointId) -> WebhookSecretRotated:
     state = request.app.state
     # A compare-and-set on the secrets read, retried on conflict: a rotation racing another (two replicas)

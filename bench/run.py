@@ -97,6 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"JVM options of the bench's own server (default: {MONGO_JVM!r}); its GC pauses are in logs/mongo-gc.log",
     )
     p.add_argument(
+        "--mongo-java",
+        default="java",
+        help="the java executable that runs the bench's own server (default: java on PATH)",
+    )
+    p.add_argument(
         "--services-tree",
         type=Path,
         default=None,
@@ -245,6 +250,7 @@ async def main(args: argparse.Namespace) -> int:
         count_mongo_ops=not args.no_mongo_ops,
         mongo_jar=args.mongo_jar or MONGO_JAR,
         mongo_jvm=args.mongo_jvm.split(),
+        mongo_java=args.mongo_java,
         services_tree=args.services_tree,
         own_broker=args.own_broker,
     )
@@ -476,6 +482,7 @@ async def main(args: argparse.Namespace) -> int:
                 "profiled": args.profile,
                 "mongo_jar": str(config.mongo_jar),
                 "mongo_jvm": args.mongo_jvm,
+                "mongo_java": args.mongo_java,
                 "services_tree": str(args.services_tree or REPO),
                 "extra_env": extra_env,
                 "command": " ".join(sys.argv),

@@ -52,6 +52,7 @@ class StackConfig:
     count_mongo_ops: bool = True
     mongo_jar: Path = MONGO_JAR
     mongo_jvm: list[str] = field(default_factory=lambda: MONGO_JVM.split())
+    mongo_java: str = "java"
     services_tree: Path | None = None  # run the services' code from this copy of the repo (A/B of a change)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -240,7 +241,7 @@ class Stack:
         self._mongo_dir = self.config.out / "mongo"
         self._mongo_dir.mkdir(exist_ok=True)
         argv = [
-            "java",
+            self.config.mongo_java,
             *self.config.mongo_jvm,
             # Its pauses, to tell a GC stall from a snapshot's or the disk's (logs/mongo-gc.log).
             f"-Xlog:gc:file={self.logs / 'mongo-gc.log'}:time,uptime",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -109,14 +110,19 @@ class Lifecycle:
             rules = self.rules_for(order.marketplace)
         except RulesBroken as exc:  # an order stored before its marketplace left the file
             raise rule_violation(exc.problems) from None
-        policy = await self.policy_for(order.seller.id, order.marketplace)
-        flagged = await self.store.buyer_flagged(order.buyer.id)
+        # Three independent reads at once: a create waits for one store round trip, not three.
+        policy, flagged, (existing, order_seq) = await asyncio.gather(
+            self.policy_for(order.seller.id, order.marketplace),
+            self.store.buyer_flagged(order.buyer.id),
+            self.store.returns_of_order(order.order_id),
+        )
         for attempt in range(CREATE_ATTEMPTS):
             # A retried request finds its return among the order's (read anyway); only after our
             # insert was refused, or when the rules refuse it, may it be on another order: by `_id`.
-            if idempotency_key is not None and attempt and (earlier := await self.store.get_return(return_id)):
-                return earlier
-            existing, order_seq = await self.store.returns_of_order(order.order_id)
+            if attempt:
+                if idempotency_key is not None and (earlier := await self.store.get_return(return_id)):
+                    return earlier
+                existing, order_seq = await self.store.returns_of_order(order.order_id)
             if idempotency_key is not None and (
                 earlier := next((r for r in existing if r.return_id == return_id), None)
             ):

@@ -14,7 +14,7 @@ from services.returns.policy import SellerPolicy
 from services.returns.schemas import ReturnFilter
 from shared import ops_metrics
 from shared.events import ORDERS_EXCHANGE, CloudEvent, new_event
-from shared.models import BuyerFlag, Order, Return, ReturnStatus
+from shared.models import STORED, BuyerFlag, Order, Return, ReturnStatus
 from shared.mongo import DuplicateKeyError
 from shared.outbox import OUTBOX, outbox_fields, with_outbox
 from shared.page_query import find_page
@@ -174,7 +174,7 @@ class ReturnsStore:
 
     async def get_order(self, order_id: str) -> Order | None:
         doc = await self.orders.find_one({"_id": order_id}, {"outbox": 0})
-        return None if doc is None else Order.model_validate(doc)
+        return None if doc is None else Order.model_validate(doc, context=STORED)
 
     # ---- seller policies ----------------------------------------------------------------------
 

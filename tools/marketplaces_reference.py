@@ -107,7 +107,13 @@ and the shipped codes the file does not mention stay as shipped.
    parked: replay them (docs/operations.md, dead letters). Sellers keep their policy per marketplace
    (`PUT /v1/sellers/{{id}}/return-policy?marketplace=FR`); until they set one, the marketplace's rules apply.
 
-Removing a marketplace that still has open returns is not supported: their events would be parked.
+Never remove a marketplace that stored data names (orders, open returns, claims). What happens if you do:
+new orders of it are refused (`PUT /v1/orders/{{id}}`: 422 on `marketplace`; `order.delivered`: parked),
+while stored ones still read (`GET /v1/orders/{{id}}` answers them, refunds and disputes read their copy).
+Every action that needs its rules answers 422 on `marketplace` (a new return, a seller policy), and events
+that need them are parked; the returns deadline job no longer sees its returns at all (no reminder,
+platform authorization or expiry), without holding up the served marketplaces. Adding the marketplace back
+(and replaying what was parked) resumes them.
 
 ### Every key
 """

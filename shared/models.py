@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -46,6 +47,12 @@ from shared.resolution_models import Settlement as Settlement
 from shared.resolution_models import Variant as Variant
 
 # ---- orders ---------------------------------------------------------------------------------
+
+# Validation context of a service reading back a document it stored: `Order.model_validate(doc,
+# context=STORED)`. An order is refused for an unserved marketplace only where it enters (an HTTP
+# body, an `order.delivered` event, which validate without context); a stored one of a marketplace
+# removed from the file since still reads, and what needs its rules answers UnknownMarketplace.
+STORED = {"stored": True}
 
 
 class Address(Contract):
@@ -104,17 +111,17 @@ class Order(Contract):
     payment: Payment
 
     @model_validator(mode="after")
-    def _plausible(self) -> Order:
+    def _plausible(self, info: ValidationInfo) -> Order:
         problems = order_problems(self)
         served = marketplaces.current()
-        if self.marketplace not in served:
-            problems.append(
-                (("marketplace",), f"unknown marketplace; this deployment serves {', '.join(served)}", self.marketplace)
-            )
-        else:  # a party whose snapshot names no locale reads emails in the marketplace's language
+        if self.marketplace in served:  # a party whose snapshot names no locale reads the marketplace's language
             for party in (self.buyer, self.seller):
                 if "locale" not in party.model_fields_set:
                     party.locale = served[self.marketplace].default_locale.value
+        elif not (info.context or {}).get("stored"):  # refused where it comes in, not when read back (STORED)
+            problems.append(
+                (("marketplace",), f"unknown marketplace; this deployment serves {', '.join(served)}", self.marketplace)
+            )
         if problems:
             raise ValidationError.from_exception_data(
                 type(self).__name__,

@@ -260,7 +260,7 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape(
         "returns",
-        "in_policy, reminded_at: $exists, response_due_at: $gt $lte, settlement, status",
+        "in_policy, marketplace: $in, reminded_at: $exists, response_due_at: $gt $lte, settlement, status",
         "`status_1_response_due_at_1`",
         INDEXED,
         False,
@@ -269,7 +269,7 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape(
         "returns",
-        "in_policy, response_due_at: $lte, settlement, status",
+        "in_policy, marketplace: $in, response_due_at: $lte, settlement, status",
         "`status_1_response_due_at_1`",
         INDEXED,
         False,
@@ -278,7 +278,7 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape(
         "returns",
-        "authorization.returnless, settlement, ship_by: $lte, status",
+        "authorization.returnless, marketplace: $in, settlement, ship_by: $lte, status",
         "`status_1_ship_by_1`",
         INDEXED,
         False,
@@ -287,7 +287,7 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     _shape(
         "returns",
-        "offer_expires_at: $lte",
+        "marketplace: $in, offer_expires_at: $lte",
         "`offer_expires_at_1` (sparse: only returns with an open keep-it offer)",
         INDEXED,
         False,

@@ -121,22 +121,17 @@ and the shipped codes the file does not mention stay as shipped.
 
 Keep every marketplace that a stored order, return, refund or claim names in the file, also once it
 is no longer sold in (a file without `extends: shipped` that leaves out a shipped code removes it
-too). Every service checks a stored order's `marketplace` against the file each time it reads the
-order, so after a removal:
+too). If one is removed anyway:
 
-- **Its orders become unreadable.** `GET /v1/orders/{{id}}` and `POST /v1/returns` for such an order
-  answer 500; the refunds and disputes services cannot read their copy either, so events about those
-  orders (a return received or refunded) fail there and are parked as dead letters.
-- **Its returns are refused.** A return keeps its `marketplace`: reading it still works, but the
-  actions that apply its marketplace's rules (authorize, receive, a keep-it offer, giving up a
-  replacement) answer 422 on `marketplace`, and refunding it fails in the refunds service (which
-  cannot read the order). The deadline job sends no reminder for its requests and skips their
-  platform authorization with a warning on every run; skipped requests stay first in that query, so
-  once `JOB_BATCH_SIZE` of them are past their deadline, no request of any marketplace is authorized
-  by the platform any more.
-- Claims, chargebacks and seller feedback on those orders fail the same way (the disputes service
-  reads its own copy of the order), and so does a refund taken as store credit (the refunds service
-  looks up the marketplace's bonus).
+- **New orders of it are refused** (`PUT /v1/orders/{{id}}`: 422 on `marketplace`; `order.delivered`:
+  parked), while stored ones still read: `GET /v1/orders/{{id}}` answers them, and the refunds and
+  disputes services read their copy (the marketplace is checked when an order comes in, not when a
+  service reads what it stored).
+- **Everything that needs its rules is refused:** a new return, a seller policy, authorize, receive,
+  a keep-it offer or giving up a replacement answer 422 on `marketplace`, and an event whose handling
+  needs them (a refund taken as store credit looks up the marketplace's bonus) is parked as a dead letter.
+- **The deadline job leaves its returns alone** (no reminder, platform authorization or expiry), and
+  its due queries only look at served marketplaces, so those returns never hold up the others.
 
 To stop selling in a marketplace, keep its profile and stop the order system from sending new orders
 for it; returns, refunds and claims of orders already delivered there then run out under its rules.

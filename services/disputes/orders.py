@@ -16,7 +16,7 @@ from typing import Any
 from motor.motor_asyncio import AsyncIOMotorCollection
 from pymongo.errors import DuplicateKeyError
 
-from shared.models import Order, Refund, Return, ReturnStatus
+from shared.models import STORED, Order, Refund, Return, ReturnStatus
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,12 @@ def _facts(doc: dict[str, Any]) -> OrderFacts | None:
         return_id: ReturnFacts(return_id=return_id, **{**seen, "status": ReturnStatus(seen["status"])})
         for return_id, seen in doc.get("returns", {}).items()
     }
-    return OrderFacts(Order.model_validate(doc["order"]), doc.get("refunded", 0), returns, dict(doc.get("refunds", {})))
+    return OrderFacts(
+        Order.model_validate(doc["order"], context=STORED),
+        doc.get("refunded", 0),
+        returns,
+        dict(doc.get("refunds", {})),
+    )
 
 
 class OrderBook:

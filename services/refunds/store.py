@@ -20,7 +20,7 @@ from services.refunds.domain import return_refund_id
 from services.refunds.order_ledger import OrderLedgers
 from services.refunds.schemas import RefundFilter
 from shared.events import CloudEvent
-from shared.models import Order, Payment, Refund, RefundStatus, Return
+from shared.models import STORED, Order, Payment, Refund, RefundStatus, Return
 from shared.outbox import Claims, commit_events, outbox_fields
 from shared.pagination import Page, make_page, page_filter, page_sort
 
@@ -121,7 +121,7 @@ class RefundStore:
         """The order's copy (None before `order.delivered`) and, per return of it that was closed,
         the version it was closed at."""
         doc = await self.orders.find_one({"_id": order_id}) or {}
-        order = Order.model_validate(doc["order"]) if "order" in doc else None
+        order = Order.model_validate(doc["order"], context=STORED) if "order" in doc else None
         return order, doc.get("closed", {})
 
     async def note_closed(self, ret: Return) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,7 +14,7 @@ from services.returns.policy import SellerPolicy
 from services.returns.schemas import ReturnFilter
 from shared import ops_metrics
 from shared.events import ORDERS_EXCHANGE, CloudEvent, new_event
-from shared.models import BuyerFlag, Order, Return, ReturnStatus
+from shared.models import STORED, BuyerFlag, Order, Return, ReturnStatus
 from shared.mongo import DuplicateKeyError
 from shared.outbox import OUTBOX, outbox_fields, with_outbox
 from shared.page_query import find_page
@@ -174,7 +174,7 @@ class ReturnsStore:
 
     async def get_order(self, order_id: str) -> Order | None:
         doc = await self.orders.find_one({"_id": order_id}, {"outbox": 0})
-        return None if doc is None else Order.model_validate(doc)
+        return None if doc is None else Order.model_validate(doc, context=STORED)
 
     # ---- seller policies ----------------------------------------------------------------------
 
@@ -291,7 +291,9 @@ class ReturnsStore:
 
     # ---- deadlines ----------------------------------------------------------------------------
 
-    async def due_for_reminder(self, now: datetime, until: datetime, limit: int) -> list[Return]:
+    async def due_for_reminder(
+        self, now: datetime, until: datetime, limit: int, served: Collection[str]
+    ) -> list[Return]:
         # Only in-policy requests: the reminder promises a platform authorization at the deadline.
         return await self._find(
             {
@@ -300,38 +302,47 @@ class ReturnsStore:
                 "response_due_at": {"$gt": now, "$lte": until},
                 "reminded_at": {"$exists": False},
                 **NOT_SETTLED,
+                **_served(served),
             },
             "response_due_at",
             limit,
         )
 
-    async def past_response_deadline(self, now: datetime, limit: int) -> list[Return]:
+    async def past_response_deadline(self, now: datetime, limit: int, served: Collection[str]) -> list[Return]:
         return await self._find(
             {
                 "status": ReturnStatus.REQUESTED.value,
                 "in_policy": True,
                 "response_due_at": {"$lte": now},
                 **NOT_SETTLED,
+                **_served(served),
             },
             "response_due_at",
             limit,
         )
 
-    async def past_ship_by(self, now: datetime, limit: int) -> list[Return]:
+    async def past_ship_by(self, now: datetime, limit: int, served: Collection[str]) -> list[Return]:
         return await self._find(
             {
                 "status": ReturnStatus.AUTHORIZED.value,
                 "authorization.returnless": False,
                 "ship_by": {"$lte": now},
                 **NOT_SETTLED,
+                **_served(served),
             },
             "ship_by",
             limit,
         )
 
-    async def offers_past_expiry(self, now: datetime, limit: int) -> list[Return]:
-        return await self._find({OFFER_EXPIRES_AT: {"$lte": now}}, OFFER_EXPIRES_AT, limit)
+    async def offers_past_expiry(self, now: datetime, limit: int, served: Collection[str]) -> list[Return]:
+        return await self._find({OFFER_EXPIRES_AT: {"$lte": now}, **_served(served)}, OFFER_EXPIRES_AT, limit)
 
     async def _find(self, query: dict[str, Any], field: str, limit: int) -> list[Return]:
         cursor = self.returns.find(query, {"outbox": 0}).sort(field, ASCENDING).limit(limit)
         return [Return.model_validate(doc) async for doc in cursor]
+
+
+def _served(codes: Collection[str]) -> dict[str, Any]:
+    """The deadline queries' filter on the marketplaces served: a return of one removed from the file
+    is never due, so a batch of them cannot fill the limit and stall the served ones behind it."""
+    return {"marketplace": {"$in": sorted(codes)}}

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import pytest
 
+from services.returns.rulebook import RuleBook
+from shared import marketplaces
 from tests.integration.returns.conftest import T0
 from tests.integration.returns.factories import order_data, request_data, unique
 
@@ -121,3 +123,24 @@ async def test_cn_no_reason_on_day_8_refused_a_quality_problem_passes_insured_po
     assert changed_mind.status_code == 201, changed_mind.text
     insured = await api.authorize(changed_mind.json()["return_id"], seller=fresh["seller"]["id"])
     assert insured["authorization"]["insured_return_postage"] == {"amount": 1200, "currency": "CNY"}
+
+
+async def test_a_stored_order_of_a_marketplace_no_longer_served_reads_and_its_return_is_a_422(api, returns_app):
+    order = await api.put_order(order_in("DE", "EUR", 2))
+    lifecycle, before = returns_app.state.lifecycle, marketplaces.current()
+    book = lifecycle.book
+    without_de = marketplaces.Marketplaces({code: p for code, p in before.items() if code != "DE"})
+    try:  # DE removed from the file (a restart with a new registry), its order still stored
+        marketplaces.install(without_de)
+        lifecycle.book = RuleBook(without_de, book.default_marketplace)
+        read = await api.client.get(f"/v1/orders/{order['order_id']}", headers=api.as_service())
+        assert read.status_code == 200, read.text
+        assert read.json()["marketplace"] == "DE" and read.json()["buyer"]["locale"] == order["buyer"]["locale"]
+        refused = await create(api, order, "L1", 1, "NO_LONGER_NEEDED")
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        errors = refused.json()["errors"]
+        assert [e["field"] for e in errors] == ["marketplace"] and "unknown marketplace" in errors[0]["reason"]
+    finally:
+        marketplaces.install(before)
+        lifecycle.book = book

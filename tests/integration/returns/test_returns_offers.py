@@ -11,6 +11,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from services.returns.app import create_app
+from shared import marketplaces
 from shared.events import new_event
 from shared.models import Refund
 from tests.integration.checks import settle
@@ -224,9 +225,9 @@ async def test_the_deadline_jobs_leave_a_settled_return_alone(api, tap, clock, r
     chosen = {
         r.return_id
         for r in [
-            *await store.due_for_reminder(now, later, 1000),
-            *await store.past_response_deadline(later, 1000),
-            *await store.past_ship_by(later, 1000),
+            *await store.due_for_reminder(now, later, 1000, list(marketplaces.current())),
+            *await store.past_response_deadline(later, 1000, list(marketplaces.current())),
+            *await store.past_ship_by(later, 1000, list(marketplaces.current())),
         ]
     }
     assert not chosen & set(settled)

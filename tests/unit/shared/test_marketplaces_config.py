@@ -191,3 +191,22 @@ def test_install_decides_what_current_answers():
     finally:
         marketplaces.install(marketplaces.shipped())
     assert list(marketplaces.current()) == ["CN", "DE", "GB", "JP", "US"]
+
+
+def test_an_order_of_an_unserved_marketplace_is_refused_as_input_but_reads_back_when_stored():
+    from pydantic import ValidationError
+
+    from shared.models import STORED, Order
+    from tests.unit.returns.builders import order_data
+
+    stored = Order.model_validate(order_data(marketplace="DE", currency="EUR")).model_dump(mode="json")
+    try:
+        marketplaces.install(Marketplaces({"US": marketplaces.shipped()["US"]}))
+        with pytest.raises(ValidationError) as caught:
+            Order.model_validate(stored)  # an HTTP body or an `order.delivered` event: no context
+        assert [error["loc"] for error in caught.value.errors()] == [("marketplace",)]
+        assert "unknown marketplace" in caught.value.errors()[0]["msg"]
+        read = Order.model_validate(stored, context=STORED)  # a service reading its own document
+        assert read.marketplace == "DE" and read.buyer.locale == stored["buyer"]["locale"]
+    finally:
+        marketplaces.install(marketplaces.shipped())

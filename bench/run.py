@@ -30,7 +30,7 @@ import psutil
 
 from bench import targets, verify
 from bench.ceilings import amqp_ceiling, mongo_ceiling
-from bench.load import EXPECTED_TEMPLATES, Driver, Plan, Tokens, publish_orders
+from bench.load import EXPECTED_TEMPLATES, Driver, Latencies, Outcome, Plan, Tokens, publish_orders
 from bench.profile import JavaSampler, Profiler
 from bench.report import render, summary_ms
 from bench.stack import MONGO_JAR, MONGO_JVM, REPO, SERVICES, Stack, StackConfig, describe, pick_port_base
@@ -41,6 +41,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
     p.add_argument("--returns", "-n", type=int, default=100, help="lifecycles to run (default 100)")
     p.add_argument("--concurrency", "-c", type=int, default=16, help="lifecycles in flight at once (default 16)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="closed loop: first run this many lifecycles to the end (refunds, emails) and start measuring "
+        "only then, so start-up costs (the store's JIT compiler above all) are not spread over the measured "
+        "ones; they are checked like the others (default 0)",
+    )
     p.add_argument(
         "--rate",
         type=float,
@@ -176,6 +184,28 @@ def read_status(observer_dir: Path) -> dict[str, Any]:
         return {"counts": {}}
 
 
+async def warm_up(driver: Driver, plans: list[Plan], observer_dir: Path, args: argparse.Namespace) -> list[Outcome]:
+    """Run `plans` through their whole life (last refund and email in) before the measured phase,
+    then forget their HTTP latencies; their outcomes are checked with the measured ones."""
+    began = time.perf_counter()
+    outcomes = await driver.run(plans, lambda done: None)
+    done = [o for o in outcomes if o.error is None]
+    if len(done) < len(plans):
+        raise RuntimeError(f"warm-up: {len(plans) - len(done)} lifecycles failed, e.g. {outcomes[0].error}")
+    want = len(done) * len(EXPECTED_TEMPLATES)
+    deadline = time.monotonic() + args.drain_timeout
+    while True:
+        counts = read_status(observer_dir)["counts"]
+        if counts.get("return.refunded", 0) >= len(done) and counts.get("mails", 0) >= want:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"warm-up: effects not in after {args.drain_timeout:g} s: {counts}")
+        await asyncio.sleep(0.5)
+    driver.latencies = Latencies()
+    log(f"warm-up: {len(done)} lifecycles to their last refund and email in {time.perf_counter() - began:.1f} s")
+    return done
+
+
 async def wait_for_orders(config: StackConfig, stack: Stack, stall: float = 120) -> str:
     """Until the three consumers of order.delivered have taken in every order: nothing ready in their
     queues twice in a row, and then nothing unacknowledged either (the broker's count of ready plus
@@ -283,16 +313,20 @@ async def main(args: argparse.Namespace) -> int:
 
         tokens = Tokens(config.jwt_secret)
         driver = Driver({s: config.base_url(s) for s in SERVICES}, tokens, None if open_loop else args.concurrency)
-        plans = [Plan(i, run_id, args.sellers, args.payment) for i in range(args.returns)]
+        warm = 0 if open_loop else args.warmup
+        every_plan = [Plan(i, run_id, args.sellers, args.payment) for i in range(warm + args.returns)]
+        warm_plans, plans = every_plan[:warm], every_plan[warm:]
         await driver.put_policies(run_id, args.sellers)
         began_orders = time.perf_counter()
-        publish_s = await publish_orders(config.amqp_url, config.orders_exchange, plans)
+        publish_s = await publish_orders(config.amqp_url, config.orders_exchange, every_plan)
         intake = await wait_for_orders(config, stack)
         orders_s = time.perf_counter() - began_orders
         log(
-            f"{len(plans)} orders delivered (published in {publish_s:.1f} s, taken in by all after "
+            f"{len(every_plan)} orders delivered (published in {publish_s:.1f} s, taken in by all after "
             f"{orders_s:.1f} s: {intake})"
         )
+
+        warm_done = await warm_up(driver, warm_plans, observer_dir, args) if warm_plans else []
 
         # ---- the measured phase ----
         sampler = UsageSampler(dict(stack.processes))
@@ -329,7 +363,8 @@ async def main(args: argparse.Namespace) -> int:
         failed = [o for o in outcomes if o.error is not None]
         if failed:
             log(f"{len(failed)} lifecycles failed on the client, e.g. {failed[0].error}")
-        want_mails = len(done) * len(EXPECTED_TEMPLATES)
+        checked = warm_done + done  # every lifecycle of the run, warm-up included, is checked
+        want_mails = len(checked) * len(EXPECTED_TEMPLATES)
         deadline = time.monotonic() + args.drain_timeout
         metrics_at = None
         tokens_metrics = tokens("agent", "bench", "metrics")
@@ -337,7 +372,7 @@ async def main(args: argparse.Namespace) -> int:
         while time.monotonic() < deadline:
             status = read_status(observer_dir)
             counts = status["counts"]
-            if counts.get("return.refunded", 0) >= len(done) and counts.get("mails", 0) >= want_mails:
+            if counts.get("return.refunded", 0) >= len(checked) and counts.get("mails", 0) >= want_mails:
                 break
             now_seen = (counts.get("return.refunded", 0), counts.get("mails", 0))
             if now_seen != seen:
@@ -350,7 +385,7 @@ async def main(args: argparse.Namespace) -> int:
             if time.monotonic() - last_report[0] > 10:
                 last_report[0] = time.monotonic()
                 log(
-                    f"draining: refunded {counts.get('return.refunded', 0)}/{len(done)}, "
+                    f"draining: refunded {counts.get('return.refunded', 0)}/{len(checked)}, "
                     f"emails {counts.get('mails', 0)}/{want_mails}"
                 )
         status = read_status(observer_dir)
@@ -364,8 +399,8 @@ async def main(args: argparse.Namespace) -> int:
             )
             if (
                 response.status_code == 200
-                and response.json()["counts"]["refunds"] >= len(done)
-                and response.json()["counts"]["requests"] >= len(done)
+                and response.json()["counts"]["refunds"] >= len(checked)
+                and response.json()["counts"]["requests"] >= len(checked)
             ):
                 metrics_at = time.time()
                 break
@@ -382,17 +417,18 @@ async def main(args: argparse.Namespace) -> int:
         await asyncio.sleep(3)
 
         # ---- checks ----
-        checks, refund_to_return = await verify.refunds_check(config, tokens, done, args.sellers, stack.mongodb_url)
+        checks, refund_to_return = await verify.refunds_check(config, tokens, checked, args.sellers, stack.mongodb_url)
         events = verify.read_jsonl(observer_dir / "events.jsonl")
         mails = verify.read_jsonl(observer_dir / "mails.jsonl")
-        event_checks, event_stats = verify.events_check(events, done, refund_to_return)
+        event_checks, event_stats = verify.events_check(events, checked, refund_to_return)
         checks += event_checks
-        mail_checks, joined_mails = await verify.emails_check(config, tokens, mails, done)
+        mail_checks, joined_mails = await verify.emails_check(config, tokens, mails, checked)
+        joined_mails = [m for m in joined_mails if m["t"] >= t0]  # the figures: measured lifecycles' emails
         checks += mail_checks
         figures = await verify.metrics_figures(
             config, tokens, args.sellers, period_from, datetime.now(UTC) + timedelta(minutes=5)
         )
-        checks += verify.metrics_check(figures, done)
+        checks += verify.metrics_check(figures, checked)
         depths = await verify.queue_depths(config)
         checks += verify.dead_letter_check(depths)
         findings = verify.log_findings(stack.logs)
@@ -482,6 +518,7 @@ async def main(args: argparse.Namespace) -> int:
                 "profiled": args.profile,
                 "mongo_jar": str(config.mongo_jar),
                 "mongo_jvm": args.mongo_jvm,
+                "warmup": 0 if args.rate is not None else args.warmup,
                 "mongo_java": args.mongo_java,
                 "services_tree": str(args.services_tree or REPO),
                 "extra_env": extra_env,

@@ -35,7 +35,6 @@ class DeadlineJob:
         self.lifecycle = lifecycle
         self.store, self.book = lifecycle.store, lifecycle.book
         self.interval, self.batch_size = interval, batch_size
-        self.served = list(self.book.marketplaces)  # due queries skip returns of unserved marketplaces
         self._loop = Periodic("returns-deadlines", self.run_once, interval.total_seconds())
 
     @property
@@ -46,8 +45,9 @@ class DeadlineJob:
     async def run_once(self) -> DeadlineRun:
         now = self.lifecycle.now()
         run = DeadlineRun()
+        served = list(self.book.marketplaces)  # due queries skip returns of unserved marketplaces
         # Deadline first: a request past it is authorized, not reminded.
-        for ret in await self.store.past_response_deadline(now, self.batch_size, self.served):
+        for ret in await self.store.past_response_deadline(now, self.batch_size, served):
             run.authorized += await self._apply(
                 ret, "return.authorized", lambda r: domain.platform_authorize(r, now, self._rules(r)), now
             )
@@ -55,9 +55,9 @@ class DeadlineJob:
             run.reminded += await self._apply(
                 ret, "seller.response_due_soon", lambda r: domain.remind(r, now), now, {"reminded_at": now}
             )
-        for ret in await self.store.past_ship_by(now, self.batch_size, self.served):
+        for ret in await self.store.past_ship_by(now, self.batch_size, served):
             run.expired += await self._apply(ret, "return.expired", lambda r: domain.expire(r, now), now)
-        for ret in await self.store.offers_past_expiry(now, self.batch_size, self.served):
+        for ret in await self.store.offers_past_expiry(now, self.batch_size, served):
             run.offers_expired += await self._apply(
                 ret, "return.offer_expired", lambda r: offers.expire_offer(r, now), now
             )
@@ -70,12 +70,11 @@ class DeadlineJob:
 
     async def _due_for_reminder(self, now: datetime) -> list[Return]:
         """Requests whose marketplace's reminder lead has reached them: one query per distinct lead
-        (one, with the shipped profiles), each kept only where it is that return's own lead."""
+        (one, with the shipped profiles), each asking only for the marketplaces with that lead."""
         due: dict[str, Return] = {}
         for lead, codes in self.book.reminder_leads().items():
             for ret in await self.store.due_for_reminder(now, now + lead, self.batch_size, codes):
-                if ret.marketplace in codes:
-                    due.setdefault(ret.return_id, ret)
+                due.setdefault(ret.return_id, ret)
         return list(due.values())
 
     async def _apply(

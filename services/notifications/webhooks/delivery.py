@@ -217,19 +217,14 @@ class DeliveryWorker:
             response = await self.http.post(endpoint["url"], content=body, headers=headers)
         except BadUrl as exc:
             return None, f"URL refused: {exc}; no request sent"[:ERROR_LIMIT], 0
-        except httpx.ConnectError as exc:
-            if (refused := _refusal(exc)) is not None:  # the host resolves somewhere private now
-                return None, str(refused)[:ERROR_LIMIT], 0
-            return None, f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], int((time.monotonic() - started) * 1000)
-        except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:ERROR_LIMIT], int((time.monotonic() - started) * 1000)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed attempt, never a claim left to lapse
-            # Anything else (httpx.InvalidURL, a ValueError from a stored URL, a secret that will not sign):
-            # a failed attempt on the normal schedule, so it gives up and counts towards disabling. Only the
-            # exception's type: its text may quote the URL (credentials, customer data in a query).
-            if (refused := _refusal(exc)) is not None:  # a pinning refusal httpx did not wrap
+            if (refused := _refusal(exc)) is not None:  # the host resolves somewhere private now (wrapped or not)
                 return None, str(refused)[:ERROR_LIMIT], 0
-            reason = f"{type(exc).__name__}: the attempt failed before a response"
+            # Anything but httpx's own transport errors (httpx.InvalidURL, a ValueError from a stored URL, a
+            # secret that will not sign) is named by its type only: its text may quote the URL (credentials,
+            # customer data in a query). Either way a failed attempt on the normal schedule.
+            detail = exc if isinstance(exc, httpx.HTTPError) else "the attempt failed before a response"
+            reason = f"{type(exc).__name__}: {detail}"
             return None, reason[:ERROR_LIMIT], int((time.monotonic() - started) * 1000)
         duration = int((time.monotonic() - started) * 1000)
         error = None if response.is_success else f"HTTP {response.status_code}"

@@ -190,8 +190,8 @@ async def warm_up(driver: Driver, plans: list[Plan], observer_dir: Path, args: a
     began = time.perf_counter()
     outcomes = await driver.run(plans, lambda done: None)
     done = [o for o in outcomes if o.error is None]
-    if len(done) < len(plans):
-        raise RuntimeError(f"warm-up: {len(plans) - len(done)} lifecycles failed, e.g. {outcomes[0].error}")
+    if failed := [o for o in outcomes if o.error is not None]:
+        raise RuntimeError(f"warm-up: {len(failed)} lifecycles failed, e.g. {failed[0].error}")
     want = len(done) * len(EXPECTED_TEMPLATES)
     deadline = time.monotonic() + args.drain_timeout
     while True:

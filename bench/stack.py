@@ -410,7 +410,7 @@ class Stack:
         # `python -m` puts the working directory first on sys.path: the copy's code wins over
         # the editable install of this checkout, with this checkout's virtualenv.
         proc = subprocess.Popen(
-            [str(REPO / ".venv/bin/python"), "-m", f"services.{service}"],
+            ["nice", "-n", str(niceness(service)), str(REPO / ".venv/bin/python"), "-m", f"services.{service}"],
             cwd=tree,
             start_new_session=True,
             stdout=(self.logs / f"{service}.log").open("ab"),
@@ -531,7 +531,20 @@ def _python_of(pid: int, service: str) -> psutil.Process:
 
 
 def describe(processes: dict[str, psutil.Process]) -> dict[str, Any]:
-    return {name: {"pid": p.pid, "cmd": " ".join(p.cmdline())[:160]} for name, p in processes.items()}
+    return {name: {"pid": p.pid, "cmd": " ".join(p.cmdline())[:160], "nice": p.nice()} for name, p in processes.items()}
+
+
+# scripts/run-services' default CPU priorities (its SERVICES_NICE); tests/unit/bench checks they agree.
+DEFAULT_NICE = "notifications=10 metrics=10 disputes=10"
+
+
+def niceness(service: str) -> int:
+    """The niceness scripts/run-services gives `service` (SERVICES_NICE, else its default)."""
+    for entry in os.environ.get("SERVICES_NICE", DEFAULT_NICE).split():
+        name, _, value = entry.partition("=")
+        if name == service:
+            return int(value)
+    return 0
 
 
 # ---- our own RabbitMQ node ---------------------------------------------------------------------

@@ -43,6 +43,7 @@ from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
 from shared import ops_metrics, tracing
+from shared.acks import AckBatcher, channel_of
 from shared.clock import Clock, SystemClock
 from shared.events import EXCHANGE, CloudEvent
 from shared.mongo import Collection
@@ -175,6 +176,7 @@ class EventBus:
         queue_name: str | None = None,
         retry_delays_ms: Iterable[int] = (1000, 5000, 30000),
         prefetch: int = 32,
+        ack_batch_ms: int = 0,
         inbox: Collection | None = None,
         clock: Clock | None = None,
         inbox_retention: timedelta = timedelta(days=14),
@@ -182,6 +184,8 @@ class EventBus:
         self.amqp_url, self.service, self.exchange_name = amqp_url, service, exchange
         self.names = QueueNames(queue_name or service, tuple(retry_delays_ms))
         self.prefetch = prefetch
+        # Acks go out in runs (shared/acks.py), at most `ack_batch_ms` late; 0: each at once.
+        self._acks = AckBatcher(ack_batch_ms / 1000, limit=max(prefetch // 2, 1)) if ack_batch_ms else None
         self.inbox = inbox  # motor collection; None disables dedupe (publish-only buses, tools)
         # No TTL indexes on the stores we run on: a job forgets event ids older than any redelivery.
         self.inbox_retention = inbox_retention
@@ -189,6 +193,7 @@ class EventBus:
         self.clock = clock or SystemClock()
         self._handlers: dict[str, Handler] = {}
         self._bindings: list[tuple[str, str]] = []  # (exchange, routing key)
+        self._retired: list[tuple[str, str]] = []  # (exchange, routing key) bound by older versions
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -228,6 +233,7 @@ class EventBus:
             queue_name=settings.queue_name,
             retry_delays_ms=settings.retry_delays_ms,
             prefetch=settings.prefetch,
+            ack_batch_ms=settings.ack_batch_ms,
             inbox=inbox,
             clock=clock,
             inbox_retention=timedelta(days=settings.inbox_retention_days),
@@ -320,6 +326,14 @@ class EventBus:
         self._handlers[event_type] = ops_metrics.timed(event_type, handler)  # handler_seconds{type}
         self._bindings.append((exchange or self.exchange_name, event_type))
 
+    def retire(self, event_type: str, *, exchange: str | None = None) -> None:
+        """Unbind `event_type` at start: an older version subscribed to it, this one does not."""
+        if self._queue is not None:
+            raise RuntimeError("retire() before start()")
+        if event_type in self._handlers:
+            raise ValueError(f"{event_type!r} is subscribed; it cannot be retired too")
+        self._retired.append((exchange or self.exchange_name, event_type))
+
     async def start(self) -> None:
         channel = self._consume_channel = await self.connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.prefetch)
@@ -334,6 +348,9 @@ class EventBus:
         for exchange_name, routing_key in self._bindings:
             exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
             await queue.bind(exchange, routing_key=routing_key)
+        for exchange_name, routing_key in self._retired:  # unbinding what is not bound is no error
+            exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+            await queue.unbind(exchange, routing_key=routing_key)
         self._consumer_tag = await queue.consume(self._on_message, no_ack=False)
         if self.inbox is not None:
             await self.inbox.create_index("processed_at")
@@ -362,6 +379,9 @@ class EventBus:
             self._consumer_tag = None
         if self._tasks:  # let handlers in flight finish and ack before the channel goes away
             await asyncio.wait(self._tasks, timeout=drain_timeout)
+        if self._acks is not None:
+            with suppress(Exception):
+                await self._acks.close()
         if self._connection is not None:
             await self._connection.close()
 
@@ -378,6 +398,8 @@ class EventBus:
                 with suppress(Exception):
                     await asyncio.sleep(1)
                     await message.nack(requeue=True)
+                    if self._acks is not None and message.delivery_tag is not None:
+                        self._acks.settled(channel_of(message), message.delivery_tag)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -402,7 +424,13 @@ class EventBus:
                     return await self._park(message, "invalid event", exc, attempts=attempts)
                 return await self._fail(message, exc, fields)
         ops_metrics.consumed(event.type, "ok")
-        await message.ack()
+        await self._ack(message)
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        if self._acks is None or message.delivery_tag is None:
+            await message.ack()
+        else:
+            self._acks.ack(channel_of(message), message.delivery_tag)
 
     @asynccontextmanager
     async def _one_at_a_time(self, event_id: str) -> AsyncIterator[None]:
@@ -439,7 +467,7 @@ class EventBus:
         await self.send_to_queue(message, self.names.retry(attempt), headers)
         log.warning("handler failed, will retry", extra=fields | {"attempt": attempt, "error": loggable(exc)})
         ops_metrics.consumed(message.type, "retried", self._handlers)
-        await message.ack()
+        await self._ack(message)
 
     async def _park(
         self, message: AbstractIncomingMessage, reason: str, exc: Exception | None, *, attempts: int
@@ -462,4 +490,4 @@ class EventBus:
                 "queue": self.names.dead,
             },
         )
-        await message.ack()
+        await self._ack(message)

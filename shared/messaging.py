@@ -141,16 +141,30 @@ class Messaging:
             exchange = self.exchanges.get(subscription.exchange, subscription.exchange)
             self.bus.subscribe(subscription.event_type, subscription.bind(context), exchange=exchange)
 
+    def retire(self, event_types: Iterable[str]) -> None:
+        """Types the service consumed once and no longer does: their bindings are removed at start,
+        so a queue declared by an older version stops receiving them (instead of parking each one)."""
+        for event_type in event_types:
+            contract = registered(event_type).exchange
+            self.bus.retire(event_type, exchange=self.exchanges.get(contract, contract))
+
     @asynccontextmanager
     async def running(
-        self, subscriptions: Iterable[Subscription[C, Any]], context: C, *, jobs: Sequence[Job] = ()
+        self,
+        subscriptions: Iterable[Subscription[C, Any]],
+        context: C,
+        *,
+        jobs: Sequence[Job] = (),
+        retired: Iterable[str] = (),
     ) -> AsyncIterator[None]:
-        """Connect, bind and consume `subscriptions` (handlers get `context`), relay the outboxes,
-        run `jobs`; on leaving (or a failed start) stop what was started, in reverse."""
+        """Connect, bind and consume `subscriptions` (handlers get `context`), unbind the `retired`
+        types, relay the outboxes, run `jobs`; on leaving (or a failed start) stop what was
+        started, in reverse."""
         async with AsyncExitStack() as stack:
             stack.push_async_callback(self.bus.close)  # cancels the consumer, drains, disconnects
             await self.bus.connect()
             self.subscribe(subscriptions, context)
+            self.retire(retired)
             await self.bus.start()  # declares the queues, binds each type, consumes
             stack.push_async_callback(self.relay.stop)
             await self.relay.start()

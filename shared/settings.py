@@ -29,6 +29,15 @@ class CommonSettings(BaseSettings):
         default=[1000, 5000, 30000], description="Delay before each redelivery of a failed message."
     )
     prefetch: int = 32
+    ack_batch_ms: int = Field(
+        default=50,
+        ge=0,
+        le=1000,
+        description=(
+            "How long a consumed event's ack may wait to go out with others (one AMQP frame for a run of "
+            "deliveries, shared/acks.py). A crash meanwhile only redelivers those events; 0 acks each at once."
+        ),
+    )
     outbox_poll_ms: int = Field(
         default=15000,
         ge=1,

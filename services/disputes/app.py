@@ -12,7 +12,7 @@ from services.disputes.chargebacks import api as chargebacks_api
 from services.disputes.chargebacks.wiring import chargebacks_wired
 from services.disputes.claims import ClaimDesk
 from services.disputes.feedback import FeedbackDesk
-from services.disputes.handlers import SUBSCRIPTIONS, Disputes
+from services.disputes.handlers import RETIRED, SUBSCRIPTIONS, Disputes
 from services.disputes.jobs import ClaimDeadlineJob
 from services.disputes.orders import OrderBook
 from services.disputes.rulebook import DisputeRules
@@ -50,7 +50,10 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
     )
     jobs = ([deadlines] if settings.jobs_enabled else []) + chargebacks.jobs
     disputes = app.state.disputes = Disputes(orders=orders, claims=claims)
-    async with chargebacks.running(messaging.relay), messaging.running(SUBSCRIPTIONS, disputes, jobs=jobs):
+    async with (
+        chargebacks.running(messaging.relay),
+        messaging.running(SUBSCRIPTIONS, disputes, jobs=jobs, retired=RETIRED),
+    ):
         ops_metrics.watch(store, past_deadline_source(store, clock, settings.service_name))
         try:
             yield

@@ -74,6 +74,8 @@ def _reason_problems(facts: OrderFacts, request: ClaimRequest, now: datetime) ->
     ret = facts.returns.get(request.return_id)
     if ret is None:
         return [FieldProblem("return_id", "no return of this order with this id")]
+    if ret.refunded:  # whether its refund came late or settled it before any answer (a keep-it offer)
+        return [FieldProblem("return_id", "the return was refunded")]
     if request.reason == ClaimReason.RETURN_NOT_REFUNDED:
         overdue = ret.status == ReturnStatus.RECEIVED and ret.refund_due_at is not None and ret.refund_due_at < now
         if not overdue:

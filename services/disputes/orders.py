@@ -30,6 +30,9 @@ class ReturnFacts:
     rejected_invalid: bool
     response_due_at: datetime
     refund_due_at: datetime | None
+    # A refund of this return was issued (refund.issued names it). Kept apart from the return's own
+    # facts: returns publishes no event once it is refunded, and a refund may arrive before receipt.
+    refunded: bool = False
 
     @classmethod
     def of(cls, ret: Return) -> ReturnFacts:
@@ -70,8 +73,13 @@ class OrderFacts:
 def _facts(doc: dict[str, Any]) -> OrderFacts | None:
     if "order" not in doc:
         return None  # a refund or return of it came first
+    refunded_returns = doc.get("refunded_returns", {})
     returns = {
-        return_id: ReturnFacts(return_id=return_id, **{**seen, "status": ReturnStatus(seen["status"])})
+        return_id: ReturnFacts(
+            return_id=return_id,
+            **{**seen, "status": ReturnStatus(seen["status"])},
+            refunded=return_id in refunded_returns,
+        )
         for return_id, seen in doc.get("returns", {}).items()
     }
     return OrderFacts(
@@ -103,14 +111,15 @@ class OrderBook:
             pass  # the snapshot is there already
 
     async def note_refund(self, refund: Refund) -> None:
-        """Count an issued refund once (by its id) toward what the order had refunded."""
+        """Count an issued refund once (by its id) toward what the order had refunded, and note the
+        return it paid for, if any (that return is no longer unpaid)."""
+        paid: dict[str, Any] = {f"refunds.{refund.refund_id}": refund.amount.amount}
+        if refund.return_id is not None:
+            paid[f"refunded_returns.{refund.return_id}"] = refund.refund_id
         try:
             await self.collection.update_one(
                 {"_id": refund.order_id, f"refunds.{refund.refund_id}": {"$exists": False}},
-                {
-                    "$set": {f"refunds.{refund.refund_id}": refund.amount.amount},
-                    "$inc": {"refunded": refund.amount.amount},
-                },
+                {"$set": paid, "$inc": {"refunded": refund.amount.amount}},
                 upsert=True,
             )
         except DuplicateKeyError:

@@ -5,16 +5,18 @@ and concurrent filing on one order leaves one claim."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
 from services.returns.eligibility import open_return
 from shared.dispute_models import Claim
-from shared.models import Actor, ReturnStatus
+from shared.models import Actor, Order, Return, ReturnStatus
 from tests.integration.checks import problem
 from tests.integration.returns.factories import eventually
 from tests.unit.returns.builders import RULES, make_request, policy, unique
+from tools.contract_examples import example_data
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.claims_harness"]  # its fixtures: the service, its API, a tap, the clock
@@ -197,14 +199,8 @@ async def test_concurrent_filing_on_one_order_leaves_one_claim(claims_api, dispu
     assert len(filed) == 1
 
 
-async def test_a_return_seen_on_the_broker_decides_what_may_be_claimed(
-    claims_api, disputes_tap, disputes_db, disputes_clock
-):
-    """`return.received` with its refund deadline passed allows RETURN_NOT_REFUNDED at once (the
-    order is four days old), and is no RETURN_REFUSED."""
-    api = claims_api
-    order = await api.deliver(ordered_days_ago=4)
-    now = disputes_clock.now()
+async def received_overdue(api: Any, order: Order, now: datetime, disputes_db: Any) -> Return:
+    """A return of `order` received 30 hours ago, its refund due an hour ago, seen by the service."""
     ret = open_return(
         order,
         make_request(order, ("L1", 1, "DEFECTIVE")),
@@ -221,6 +217,17 @@ async def test_a_return_seen_on_the_broker_decides_what_may_be_claimed(
     await api.publish("return.received", received, received.return_id, sequence=4)
     seen = {"_id": order.order_id, f"returns.{received.return_id}": {"$exists": True}}
     await eventually(lambda: disputes_db.order_facts.find_one(seen), what="the return in the order's facts")
+    return received
+
+
+async def test_a_return_seen_on_the_broker_decides_what_may_be_claimed(
+    claims_api, disputes_tap, disputes_db, disputes_clock
+):
+    """`return.received` with its refund deadline passed allows RETURN_NOT_REFUNDED at once (the
+    order is four days old), and is no RETURN_REFUSED."""
+    api = claims_api
+    order = await api.deliver(ordered_days_ago=4)
+    received = await received_overdue(api, order, disputes_clock.now(), disputes_db)
     body = {"reason": "RETURN_REFUSED", "return_id": received.return_id}
     response = await api.client.post(
         "/v1/claims",
@@ -231,3 +238,30 @@ async def test_a_return_seen_on_the_broker_decides_what_may_be_claimed(
     claim = await api.file(order, 1500, reason="RETURN_NOT_REFUNDED", return_id=received.return_id)
     assert claim["return_id"] == received.return_id and claim["reason"] == "RETURN_NOT_REFUNDED"
     await disputes_tap.wait_types(claim["claim_id"], ["claim.filed"])
+
+
+async def test_a_return_refunded_late_is_no_ground_for_return_not_refunded(claims_api, disputes_db, disputes_clock):
+    """The returns service publishes nothing once a return is refunded: `refund.issued` naming the
+    return tells the disputes service it was paid, after its deadline too, so the claim is refused."""
+    api = claims_api
+    order = await api.deliver(ordered_days_ago=4)
+    received = await received_overdue(api, order, disputes_clock.now(), disputes_db)
+    example, _ = example_data("refund.issued")
+    refund = example.model_copy(
+        update={"refund_id": unique("rf"), "order_id": order.order_id, "return_id": received.return_id}
+    )
+    await api.publish("refund.issued", refund, refund.refund_id)
+    paid = {"_id": order.order_id, f"refunded_returns.{received.return_id}": refund.refund_id}
+    await eventually(lambda: disputes_db.order_facts.find_one(paid), what="the refund noted against its return")
+    response = await api.client.post(
+        "/v1/claims",
+        json={
+            "order_id": order.order_id,
+            "amount": {"amount": 1500, "currency": "USD"},
+            "reason": "RETURN_NOT_REFUNDED",
+            "return_id": received.return_id,
+        },
+        headers=api.as_buyer(order.buyer.id),
+    )
+    problem(response, 422, "return_id")
+    assert await disputes_db.claims.count_documents({"order_id": order.order_id}) == 0

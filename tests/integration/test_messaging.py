@@ -9,6 +9,7 @@ from typing import Any
 import aio_pika
 import pytest
 
+from shared.bus import Unroutable
 from shared.deadletters import list_dead
 from shared.events import CloudEvent, new_event
 from shared.messaging import Messaging, Subscription
@@ -103,3 +104,36 @@ async def test_subscriptions_relay_and_parking(amqp_url, amqp, exchange, queue_p
             for name in messaging.bus.names.all:
                 await cleanup.queue_delete(name)
             await cleanup.exchange_delete(orders.name)
+
+
+async def test_a_retired_type_is_unbound_from_the_queue_an_older_version_declared(
+    amqp_url, amqp, exchange, queue_prefix, db, wait_until
+):
+    settings = CommonSettings(
+        service_name="disputes", amqp_url=amqp_url, exchange=exchange, queue_prefix=queue_prefix, outbox_poll_ms=50
+    )
+    heard = Heard()
+    older = Messaging.from_settings(settings, inbox=None, outboxes=[])
+    try:
+        async with older.running([Subscription("buyer.flagged", heard), Subscription("buyer.unflagged", heard)], "v1"):
+            pass  # declares the queue with both bindings, as the older version did
+        newer = Messaging.from_settings(settings, inbox=None, outboxes=[])
+        async with newer.running([Subscription("buyer.unflagged", heard)], "v2", retired=["buyer.flagged"]):
+            with pytest.raises(Unroutable):  # no queue is bound to it any more
+                await newer.bus.publish(flag("b-1"))
+            unflagged = flag("b-2", flagged=False)
+            await newer.bus.publish(unflagged)
+            await wait_until(lambda: heard.got, message="the type still subscribed is delivered")
+            assert [(context, event.id) for context, event, _ in heard.got] == [("v2", unflagged.id)]
+            assert await list_dead(newer.bus) == []
+    finally:
+        async with amqp.channel() as cleanup:
+            for name in older.bus.names.all:
+                await cleanup.queue_delete(name)
+
+
+def test_a_type_cannot_be_subscribed_and_retired_at_once() -> None:
+    bus = Messaging.from_settings(CommonSettings(service_name="disputes"), inbox=None, outboxes=[])
+    bus.subscribe([Subscription("buyer.flagged", Heard())], "ctx")
+    with pytest.raises(ValueError, match="cannot be retired"):
+        bus.retire(["buyer.flagged"])

@@ -3,6 +3,7 @@ each reason's preconditions, against the order's facts. Pure: no server."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -139,6 +140,22 @@ def test_return_not_refunded_only_for_a_received_return_past_its_refund_deadline
 def test_return_refused_only_for_an_invalid_rejection_or_an_unanswered_request(ret, ok):
     problems = claim_problems(facts(ret), request("RETURN_REFUSED", return_id="ret_1"), RULES, NOW)
     assert fields(problems) == ([] if ok else ["return_id"])
+
+
+@pytest.mark.parametrize(
+    ("reason", "ret"),
+    [
+        # Paid after its deadline (the platform's automatic refund comes at the deadline, not before).
+        (R.RETURN_NOT_REFUNDED, return_facts(ReturnStatus.RECEIVED, refund_due_at=NOW - timedelta(days=1))),
+        # Settled before any answer (an accepted keep-it offer): no return.* event says so.
+        (R.RETURN_REFUSED, return_facts(ReturnStatus.REQUESTED)),
+    ],
+)
+def test_a_return_a_refund_was_issued_for_is_no_ground_for_a_return_claim(reason, ret):
+    refunded = replace(ret, refunded=True)
+    problems = claim_problems(facts(refunded), request(reason, return_id="ret_1"), RULES, NOW)
+    assert problems[0].field == "return_id" and problems[0].reason == "the return was refunded"
+    assert claim_problems(facts(ret), request(reason, return_id="ret_1"), RULES, NOW) == []
 
 
 def test_partial_refund_disputed_needs_an_earlier_refund():

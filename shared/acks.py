@@ -71,7 +71,6 @@ class AckBatcher:
     def __init__(self, delay: float = 0.02, limit: int = 64) -> None:
         self.delay, self.limit = delay, limit
         self._channels: dict[AckChannel, _Tags] = {}
-        self._waiting = 0
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
         self.frames = 0  # ack frames sent (tests, curiosity)
@@ -79,11 +78,15 @@ class AckBatcher:
     def ack(self, channel: AckChannel, delivery_tag: int) -> None:
         """The delivery's effect is durable: ack it with the next batch."""
         self._channels.setdefault(channel, _Tags()).waiting[delivery_tag] = time.monotonic()
-        self._waiting += 1
-        if self._waiting >= self.limit:
+        if self.waiting >= self.limit:
             self._start_flush()
         elif self._timer is None and self._flushing is None:
             self._timer = asyncio.get_running_loop().call_later(self.delay, self._start_flush)
+
+    @property
+    def waiting(self) -> int:
+        """Acks not sent yet (over a channel or two: cheap to count)."""
+        return sum(len(tags.waiting) for tags in self._channels.values())
 
     def settled(self, channel: AckChannel, delivery_tag: int) -> None:
         """The delivery was nacked or rejected (that frame is already written)."""
@@ -103,7 +106,7 @@ class AckBatcher:
             await self.flush()
         finally:
             self._flushing = None
-            if self._waiting and self._timer is None:  # stragglers behind a slow handler, or acks meanwhile
+            if self.waiting and self._timer is None:  # stragglers behind a slow handler, or acks meanwhile
                 self._timer = asyncio.get_running_loop().call_later(self.delay, self._start_flush)
 
     async def flush(self, *, everything: bool = False) -> None:
@@ -111,11 +114,9 @@ class AckBatcher:
         now = time.monotonic()
         for channel, tags in list(self._channels.items()):
             if channel.is_closed:  # the broker delivers its unacked messages again
-                self._waiting -= len(tags.waiting)
                 del self._channels[channel]
                 continue
             top, alone = plan(tags, now, self.delay, everything=everything)
-            self._waiting = sum(len(t.waiting) for t in self._channels.values())
             try:
                 if top is not None:
                     await channel.basic_ack(top, multiple=True)
@@ -125,18 +126,16 @@ class AckBatcher:
                     self.frames += 1
             except Exception as exc:  # noqa: BLE001 - the channel went away mid-flush: redelivered
                 log.warning("acks lost with their channel; the broker redelivers", extra={"error": repr(exc)})
-                with suppress(KeyError):
-                    del self._channels[channel]
-                self._waiting = sum(len(t.waiting) for t in self._channels.values())
+                self._channels.pop(channel, None)
 
     async def close(self) -> None:
         """Send every ack still waiting."""
+        if self._flushing is not None:  # first: its end may set the timer again
+            with suppress(Exception):
+                await self._flushing
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._flushing is not None:
-            with suppress(Exception):
-                await self._flushing
         await self.flush(everything=True)
 
 

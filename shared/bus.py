@@ -176,7 +176,7 @@ class EventBus:
         queue_name: str | None = None,
         retry_delays_ms: Iterable[int] = (1000, 5000, 30000),
         prefetch: int = 32,
-        ack_batch_ms: int = 0,
+        ack_batch_ms: int = 50,  # CommonSettings.ack_batch_ms
         inbox: Collection | None = None,
         clock: Clock | None = None,
         inbox_retention: timedelta = timedelta(days=14),

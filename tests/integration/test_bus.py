@@ -352,3 +352,21 @@ async def test_readiness_means_connected_now(amqp_url, bus_factory, db, wait_unt
 
 async def _eq(value: Any, expected: Any) -> bool:
     return await value == expected
+
+
+async def test_acks_sent_in_runs_settle_every_delivery_before_close(bus_factory, amqp, event_factory, wait_until):
+    handler = Recorder()
+    bus = await bus_factory("returns", ack_batch_ms=200)  # long enough for acks to wait for each other
+    bus.subscribe("refund.issued", handler)
+    await bus.start()
+    events = [event_factory("refund.issued") for _ in range(40)]
+    await asyncio.gather(*(bus.publish(event) for event in events))
+    await wait_until(lambda: len(handler.events) == 40, message="every event handled")
+    acks = bus._acks
+    assert acks is not None
+    await bus.close()
+    assert 0 < acks.frames < 40 and acks.waiting == 0  # in runs, and none left behind
+    # Had an ack been lost, closing the connection would have put its message back in the queue.
+    async with amqp.channel() as channel:
+        queue = await channel.declare_queue(bus.names.main, passive=True)
+        assert queue.declaration_result.message_count == 0

@@ -133,7 +133,7 @@ async def test_a_retired_type_is_unbound_from_the_queue_an_older_version_declare
 
 
 def test_a_type_cannot_be_subscribed_and_retired_at_once() -> None:
-    bus = Messaging.from_settings(CommonSettings(service_name="disputes"), inbox=None, outboxes=[])
-    bus.subscribe([Subscription("buyer.flagged", Heard())], "ctx")
+    messaging = Messaging.from_settings(CommonSettings(service_name="disputes"), inbox=None, outboxes=[])
+    messaging.subscribe([Subscription("buyer.flagged", Heard())], "ctx")
     with pytest.raises(ValueError, match="cannot be retired"):
-        bus.retire(["buyer.flagged"])
+        messaging.retire(["buyer.flagged"])

@@ -88,4 +88,11 @@ async def test_a_channel_failing_mid_flush_is_dropped() -> None:
     batcher, broken = AckBatcher(delay=60, limit=100), Broken()
     batcher.ack(broken, 1)
     await batcher.close()
-    assert batcher._channels == {} and batcher._waiting == 0
+    assert batcher._channels == {} and batcher.waiting == 0
+
+
+async def test_close_leaves_no_timer_behind_a_flush_in_flight() -> None:
+    batcher, channel = AckBatcher(delay=0.01, limit=1), Channel()
+    batcher.ack(channel, 2)  # the limit starts a flush; 1 is still in a handler, so 2 keeps waiting
+    await batcher.close()
+    assert channel.sent == [(2, False)] and batcher._timer is None and batcher.waiting == 0

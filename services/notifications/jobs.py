@@ -51,6 +51,7 @@ from services.notifications.settings import Settings
 from services.notifications.store import NotificationStore
 from shared import ops_metrics, tracing
 from shared.clock import Clock, SystemClock
+from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,6 @@ class Dispatcher:
         # Taking several slots at once, one taker at a time: two takers each holding part of what
         # they need could otherwise wait for each other forever.
         self._taking = asyncio.Lock()
-        self._wakeup = asyncio.Event()
         # Emails just recorded are inserted already claimed and sent at once; retries this process
         # scheduled and resends are claimed by _id. The query for any due email (a crashed sender's
         # leftovers, another replica's retries) runs at most once per poll interval.
@@ -86,7 +86,7 @@ class Dispatcher:
         self._next_scan = 0.0
         self._retries = RetryTimers(clock, self.wake)
         self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("notifications-dispatcher", self._dispatch_due, settings.dispatch_poll_ms / 1000)
         self._heartbeat: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.in_flight: dict[str, InFlight] = {}
@@ -94,7 +94,7 @@ class Dispatcher:
     def wake(self, fresh: Iterable[str] = ()) -> None:
         """Look for work now; `fresh`: emails known to be due (claimed by `_id`, no query)."""
         self._fresh.extend(fresh)
-        self._wakeup.set()
+        self._loop.wake()
 
     async def record(self, docs: list[dict[str, Any]]) -> int:
         """Insert an event's new emails already claimed by this process, their attempts recorded
@@ -130,15 +130,12 @@ class Dispatcher:
         return started
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="notifications-dispatcher")
+        self._loop.start()
         self._heartbeat = asyncio.create_task(self._heartbeats(), name="notifications-heartbeat")
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
         self._retries.cancel_all()  # the poll of whichever process runs next finds them
         if self._sending:  # let sends in flight record their outcome (their claims still renewed)
             await asyncio.wait(self._sending, timeout=self.settings.smtp_timeout_s)
@@ -147,16 +144,6 @@ class Dispatcher:
             with suppress(asyncio.CancelledError):
                 await self._heartbeat
         await self.mailer.close()
-
-    async def _loop(self) -> None:
-        while True:
-            self._wakeup.clear()  # before looking, so a wake() meanwhile triggers another look
-            try:
-                await self._dispatch_due()
-            except Exception:  # the store is unreachable: try again at the next poll
-                log.exception("dispatch run failed")
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.settings.dispatch_poll_ms / 1000)
 
     async def _heartbeats(self) -> None:
         while True:

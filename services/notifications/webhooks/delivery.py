@@ -14,7 +14,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable
-from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +29,7 @@ from services.notifications.webhooks.store import NEVER, WebhookStore
 from services.notifications.webhooks.urls import BadUrl, check_shape, resolve
 from shared import ops_metrics
 from shared.clock import Clock, SystemClock
+from shared.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,10 @@ class DeliveryWorker:
         self.lease = timedelta(seconds=settings.webhooks_lease_s)
         self._slots = asyncio.Semaphore(settings.webhooks_workers)
         self._fresh: deque[str] = deque()
-        self._wakeup = asyncio.Event()
+        self._loop = Periodic("webhooks-delivery", self._dispatch_due, settings.webhooks_poll_ms / 1000)
         self._next_scan = 0.0
         self._retries = RetryTimers(clock, self.wake)
         self._sending: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
         self.http: httpx.AsyncClient | None = None
 
     def wake(self, fresh: Iterable[str] = (), *, scan: bool = False) -> None:
@@ -74,13 +73,13 @@ class DeliveryWorker:
         self._fresh.extend(fresh)
         if scan:
             self._next_scan = 0.0
-        self._wakeup.set()
+        self._loop.wake()
 
     async def start(self) -> None:
         # No redirects: a receiver could otherwise bounce deliveries to an address registration refused;
         # connections go only to addresses checked as they connect (pinning.py: DNS rebinding).
         self.http = self.client()
-        self._task = asyncio.create_task(self._loop(), name="webhooks-delivery")
+        self._loop.start()
 
     def client(self) -> httpx.AsyncClient:
         return pinned_client(
@@ -90,25 +89,12 @@ class DeliveryWorker:
         )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
         self._retries.cancel_all()
         if self._sending:  # unfinished ones are claimed again after their lease
             await asyncio.wait(self._sending, timeout=self.settings.webhooks_timeout_s)
         if self.http is not None:
             await self.http.aclose()
-
-    async def _loop(self) -> None:
-        while True:
-            self._wakeup.clear()
-            try:
-                await self._dispatch_due()
-            except Exception:  # the store is away: the next poll tries again
-                log.exception("webhook dispatch run failed")
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.settings.webhooks_poll_ms / 1000)
 
     async def _dispatch_due(self) -> None:
         while (doc := await claim_on_slot(self._slots, self._claim_next)) is not None:

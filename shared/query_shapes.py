@@ -584,6 +584,15 @@ SHAPES: tuple[QueryShape, ...] = (
         "notification_facts", "_id, at: $lt", "`_id`", BY_ID, True, "metrics `record_notification` (the same upsert)"
     ),
     _shape(
+        "return_facts",
+        "_id, version: $lt",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `record_return` when several are written at once (shared/upserts.py: the version compared "
+        "strictly; one that collides is decided alone by the `$lte` upsert)",
+    ),
+    _shape(
         "buyers",
         "_id, revision",
         "`_id`",

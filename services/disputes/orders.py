@@ -17,6 +17,7 @@ from motor.motor_asyncio import AsyncIOMotorCollection
 from pymongo.errors import DuplicateKeyError
 
 from shared.models import STORED, Order, Refund, Return, ReturnStatus
+from shared.upserts import UpsertBatcher
 
 
 @dataclass(frozen=True)
@@ -91,24 +92,32 @@ def _facts(doc: dict[str, Any]) -> OrderFacts | None:
 
 
 class OrderBook:
-    """The `order_facts` collection: one document per order id."""
+    """The `order_facts` collection: one document per order id.
+
+    Every event's fact is one conditional upsert; those handled at once go out in one bulk write
+    (shared/upserts.py). An upsert that collides on `_id` is tried again without upserting: the
+    document exists (its condition failed: the fact is there already, or another fact of the order
+    created it meanwhile, when the condition now decides)."""
 
     def __init__(self, collection: AsyncIOMotorCollection) -> None:
         self.collection = collection
+        self._upserts = UpsertBatcher(collection, self._upsert_one, first=None, newer=None)
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("payment_reference", 1)])
 
+    async def _upsert_one(self, current: dict[str, Any], update: dict[str, Any]) -> None:
+        try:
+            await self.collection.update_one(current, update, upsert=True)
+        except DuplicateKeyError:
+            await self.collection.update_one(current, update)
+
     async def save_order(self, order: Order) -> None:
         """Keep the first snapshot of a delivered order (a redelivery changes nothing)."""
-        try:
-            await self.collection.update_one(
-                {"_id": order.order_id, "order": {"$exists": False}},
-                {"$set": {"order": order.model_dump(mode="json"), "payment_reference": order.payment.reference}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            pass  # the snapshot is there already
+        await self._upserts.upsert(
+            {"_id": order.order_id, "order": {"$exists": False}},
+            {"$set": {"order": order.model_dump(mode="json"), "payment_reference": order.payment.reference}},
+        )
 
     async def note_refund(self, refund: Refund) -> None:
         """Count an issued refund once (by its id) toward what the order had refunded, and note the
@@ -116,26 +125,18 @@ class OrderBook:
         paid: dict[str, Any] = {f"refunds.{refund.refund_id}": refund.amount.amount}
         if refund.return_id is not None:
             paid[f"refunded_returns.{refund.return_id}"] = refund.refund_id
-        try:
-            await self.collection.update_one(
-                {"_id": refund.order_id, f"refunds.{refund.refund_id}": {"$exists": False}},
-                {"$set": paid, "$inc": {"refunded": refund.amount.amount}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            pass  # counted before (a redelivery)
+        await self._upserts.upsert(
+            {"_id": refund.order_id, f"refunds.{refund.refund_id}": {"$exists": False}},
+            {"$set": paid, "$inc": {"refunded": refund.amount.amount}},
+        )
 
     async def note_return(self, ret: Return) -> None:
         """Keep the newest version seen of one of the order's returns."""
         version = f"returns.{ret.return_id}.version"
-        try:
-            await self.collection.update_one(
-                {"_id": ret.order_id, "$or": [{version: {"$exists": False}}, {version: {"$lt": ret.version}}]},
-                {"$set": {f"returns.{ret.return_id}": ReturnFacts.of(ret).fields()}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            pass  # a newer (or the same) version is there already
+        await self._upserts.upsert(
+            {"_id": ret.order_id, "$or": [{version: {"$exists": False}}, {version: {"$lt": ret.version}}]},
+            {"$set": {f"returns.{ret.return_id}": ReturnFacts.of(ret).fields()}},
+        )
 
     async def get(self, order_id: str) -> OrderFacts | None:
         doc = await self.collection.find_one({"_id": order_id})

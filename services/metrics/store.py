@@ -29,7 +29,6 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from services.metrics.abuse import RecentDelivery, RecentReturn, Standing, Window, window_of
-from services.metrics.batching import UpsertBatcher
 from services.metrics.credit_store import StoreCreditFacts
 from services.metrics.dispute_store import IDS_PER_QUERY, DisputeFacts
 from services.metrics.facts import (
@@ -45,6 +44,7 @@ from services.metrics.figures import Period
 from shared.events import CloudEvent
 from shared.models import Notification
 from shared.outbox import Claims, commit_events, outbox_fields
+from shared.upserts import UpsertBatcher
 
 # How many times a buyer's flag write is retried after losing a race with another replica.
 FLAG_WRITE_ATTEMPTS = 10
@@ -107,10 +107,18 @@ class MetricsStore:
         self._writing = KeyedLock()
         self.disputes = DisputeFacts(db, self._record)
         self.store_credit = StoreCreditFacts(db, self._record)
+        # Facts of one collection handled at once are written together (shared/upserts.py), with a
+        # strict version filter. Return facts carry our own aggregate's versions, one per event, so
+        # an equal version is a redelivery: it collides in the batch and is decided alone, where it
+        # matches and changes nothing (`same_if_equal`). Refund facts are not batched: refund.issued
+        # and return.refunded carry one refund at one version, and the second would collide.
         self._batchers = {
             c.name: UpsertBatcher(c, partial(self._upsert_one, c), first=Kept.FIRST, newer=Kept.NEWER)
             for c in (self.notifications, self.deliveries, self.disputes.expired)
         }
+        self._batchers[self.returns.name] = UpsertBatcher(
+            self.returns, partial(self._upsert_same_if_equal, self.returns), first=Kept.FIRST, newer=Kept.NEWER
+        )
         # The relay that publishes buyer.* (the wiring sets it): a flag's event is committed claimed
         # for it. Unset: nothing is claimed, and the relay is woken by id.
         self.outbox_relay: Claims | None = None
@@ -148,22 +156,30 @@ class MetricsStore:
         # none. A newer version stored makes the filter miss and the insert collide on `_id`. An
         # equal one, where `older` is $lte, matches and changes nothing: refund.issued and
         # return.refunded carry one refund at one version, so the second costs one command, not two.
+        update = {"$set": {k: v for k, v in doc.items() if k != "_id"}}
+        batcher = self._batchers.get(collection.name)
+        if batcher is not None:  # written with the others waiting, the version compared strictly
+            strict = {"_id": doc["_id"], version_field: {"$lt": doc[version_field]}}
+            return cast(Kept, await batcher.upsert(strict, update))
         current = {"_id": doc["_id"], version_field: {older: doc[version_field]}}
-        fields = {k: v for k, v in doc.items() if k != "_id"}
-        batcher = self._batchers.get(collection.name) if older == "$lt" else None
-        if batcher is not None:  # strict versions: written with the others waiting (batching.py)
-            return cast(Kept, await batcher.upsert(current, fields))
-        return await self._upsert_one(collection, current, fields)
+        return await self._upsert_one(collection, current, update)
+
+    async def _upsert_same_if_equal(
+        self, collection: AsyncIOMotorCollection, current: dict[str, Any], update: dict[str, Any]
+    ) -> Kept:
+        """`_upsert_one` with the strict version filter relaxed: an equal version matches."""
+        relaxed = {k: {"$lte": v["$lt"]} if isinstance(v, dict) and "$lt" in v else v for k, v in current.items()}
+        return await self._upsert_one(collection, relaxed, update)
 
     async def _upsert_one(
-        self, collection: AsyncIOMotorCollection, current: dict[str, Any], fields: dict[str, Any]
+        self, collection: AsyncIOMotorCollection, current: dict[str, Any], update: dict[str, Any]
     ) -> Kept:
         try:
-            result = await collection.update_one(current, {"$set": fields}, upsert=True)
+            result = await collection.update_one(current, update, upsert=True)
         except DuplicateKeyError:
             # Stale, or another replica created the fact with an older version between this
             # upsert's miss and its insert: without the upsert, the condition alone decides.
-            result = await collection.update_one(current, {"$set": fields})
+            result = await collection.update_one(current, update)
         if result.upserted_id is not None:
             return Kept.FIRST
         return Kept.NEWER if result.modified_count == 1 else Kept.STALE

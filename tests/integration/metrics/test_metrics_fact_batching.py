@@ -1,4 +1,4 @@
-"""Email facts handled at once are written together (services/metrics/batching.py), against the real
+"""Email and return facts handled at once are written together (shared/upserts.py), against the real
 store: each answer is what a single upsert would say (first, newer, stale), and the facts are right."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import asyncio
 
 import pytest
 
+from services.metrics.facts import return_fact
 from services.metrics.store import Kept, MetricsStore
-from tests.unit.metrics.builders import at, email
+from tests.unit.metrics.builders import at, authorized, email, requested
 
 pytestmark = pytest.mark.integration
 
@@ -42,3 +43,22 @@ async def test_two_replicas_recording_one_email_at_once_create_it_once(db):
         pair = answers[2 * i : 2 * i + 2]
         assert sorted(pair, key=lambda k: k.value) == [Kept.FIRST, Kept.STALE], pair
     assert await db["notification_facts"].count_documents({}) == 10
+
+
+async def test_return_facts_recorded_at_once_go_out_together_and_a_redelivery_is_stale(db):
+    store = MetricsStore(db)
+    first = [requested(f"r-b{i}", buyer_id="bb", seller_id="s", created_at=at(1)) for i in range(20)]
+    await store.record_return(return_fact(first[0]))
+    batcher = store._batchers["return_facts"].group
+    before = batcher.batches
+
+    answers = await asyncio.gather(
+        *(store.record_return(return_fact(r)) for r in first[1:]),
+        store.record_return(return_fact(first[0])),  # redelivered: an equal version
+        store.record_return(return_fact(authorized(first[0], at(2)))),  # its next version
+    )
+
+    assert answers == [Kept.FIRST] * 19 + [Kept.STALE, Kept.NEWER]
+    assert batcher.batches - before < 10  # one by one would be 21 writes
+    stored = await db["return_facts"].find_one({"_id": "r-b0"})
+    assert stored["version"] == first[0].version + 1

@@ -3,7 +3,10 @@
 Declaring an exclusive queue that another connection holds fails with RESOURCE_LOCKED; the broker
 deletes the queue when its connection closes, so a replica that dies holding the lock frees it (no
 lease to wait out). Queues are exclusive per connection, not per task: callers in one process
-serialise themselves (WebhookQueue's asyncio.Lock) before taking it.
+serialise themselves (WebhookQueue's asyncio.Lock) before taking it. A holder whose delete failed
+(the broker or channel hiccuped) would keep the lock as long as its connection lives, so the queue
+also expires `expires_ms` after its last declaration (`x-expires`): far longer than any section
+held (milliseconds), and the longest any replica then waits.
 """
 
 from __future__ import annotations
@@ -18,9 +21,15 @@ from aiormq.exceptions import ChannelLockedResource
 
 class BrokerMutex:
     def __init__(
-        self, connection: Callable[[], AbstractRobustConnection], name: str, *, first_wait_s: float = 0.02
+        self,
+        connection: Callable[[], AbstractRobustConnection],
+        name: str,
+        *,
+        first_wait_s: float = 0.02,
+        expires_ms: int = 30_000,
     ) -> None:
         self.connection, self.name, self.first_wait_s = connection, name, first_wait_s  # the connection once open
+        self.expires_ms = expires_ms
         self.refused = 0  # attempts that found the lock held (tests wait on it)
 
     @asynccontextmanager
@@ -29,7 +38,9 @@ class BrokerMutex:
         while True:
             channel = await self.connection().channel(publisher_confirms=False)
             try:
-                await channel.declare_queue(self.name, exclusive=True, robust=False)
+                await channel.declare_queue(
+                    self.name, exclusive=True, robust=False, arguments={"x-expires": self.expires_ms}
+                )
                 break
             except ChannelLockedResource:  # another replica holds it: its section takes milliseconds
                 self.refused += 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aio_pika.channel
 import httpx
 import pytest
 import uvicorn
@@ -553,3 +554,24 @@ async def test_the_bindings_lock_is_held_by_one_connection_at_a_time(start: Star
     leave_one.set()
     await asyncio.gather(first, second)
     assert order == ["one in", "one out", "two in", "two out"]
+
+
+async def test_a_holder_whose_delete_failed_frees_the_lock_when_it_expires(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hooks = await start()
+    name = f"{hooks.app.state.webhook_queue.name}.test-lock-expiry"
+    stale = BrokerMutex(lambda: hooks.publisher.connection, name, expires_ms=500)
+    other = BrokerMutex(lambda: hooks.app.state.bus.connection, name, expires_ms=500)
+
+    async def broken_delete(*_: Any, **__: Any) -> None:
+        raise ConnectionError("the delete was lost")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(aio_pika.channel.Channel, "queue_delete", broken_delete)
+        async with stale.held():
+            pass  # left holding: its connection lives on, and so would the queue without x-expires
+    async with asyncio.timeout(15):
+        async with other.held():
+            pass
+    assert other.refused >= 1  # it found the lock held first

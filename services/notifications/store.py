@@ -17,6 +17,7 @@ from shared.events import CloudEvent
 from shared.mongo import insert_new
 from shared.outbox import Claims, commit_events
 from shared.pagination import page_filter, page_sort
+from shared.upserts import UpsertBatcher
 
 COLLECTION = "notifications"
 # The newest version of each return the service has recorded emails for: `{_id: return_id, version}`.
@@ -38,6 +39,8 @@ class NotificationStore:
     def __init__(self, db: Any) -> None:
         self.collection = db[COLLECTION]
         self.return_versions = db[RETURN_VERSIONS]
+        # Versions noted at once are written together (shared/upserts.py): `$max` commutes.
+        self._versions = UpsertBatcher(self.return_versions, self._note_version_alone, first=None, newer=None)
         # The relay that publishes notification.* (the wiring sets it): an outcome with an event
         # claims the document for it. Unset: nothing is claimed, and the relay is woken by id.
         self.outbox_relay: Claims | None = None
@@ -66,10 +69,13 @@ class NotificationStore:
         `$max` keeps the highest version whatever the order events arrive in, and a redelivered
         event changes nothing: one upsert by `_id`.
         """
+        await self._versions.upsert({"_id": return_id}, {"$max": {"version": version}})
+
+    async def _note_version_alone(self, current: dict[str, Any], update: dict[str, Any]) -> None:
         try:
-            await self.return_versions.update_one({"_id": return_id}, {"$max": {"version": version}}, upsert=True)
+            await self.return_versions.update_one(current, update, upsert=True)
         except DuplicateKeyError:  # another consumer inserted it first: it exists now
-            await self.return_versions.update_one({"_id": return_id}, {"$max": {"version": version}})
+            await self.return_versions.update_one(current, update)
 
     async def superseded(self, return_id: str, version: int) -> bool:
         """Have emails already been recorded for a later version of this return? One read by `_id`."""

@@ -95,7 +95,8 @@ def render(result: dict[str, Any]) -> str:
     out.append(
         f"machine: {m['cores']} cores, busy {m['busy_pct_of_all_cores']} % of all cores; "
         f"{m['other_cpu_s']} CPU s by processes outside the bench (other work on the machine); "
-        f"load avg {m['load_avg_1m_at_end']}"
+        f"load avg {m['load_avg_1m_at_end']}; speed probe {result['run']['machine'].get('speed_probe_ms')} CPU ms "
+        "(bench/speed.py: lower is faster)"
     )
     c = result["ceilings"]
     if c:  # --skip-ceilings: none measured

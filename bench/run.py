@@ -33,6 +33,7 @@ from bench.ceilings import amqp_ceiling, mongo_ceiling
 from bench.load import EXPECTED_TEMPLATES, Driver, Latencies, Outcome, Plan, Tokens, publish_orders
 from bench.profile import JavaSampler, Profiler
 from bench.report import render, summary_ms
+from bench.speed import probe_ms
 from bench.stack import MONGO_JAR, MONGO_JVM, REPO, SERVICES, Stack, StackConfig, describe, pick_port_base
 from bench.usage import UsageSampler, gc_pauses
 
@@ -287,6 +288,8 @@ async def main(args: argparse.Namespace) -> int:
     stack = Stack(config)
     shape = f"open loop {args.rate:g}/s for {args.duration:g} s" if open_loop else f"C={args.concurrency}"
     log(f"run {run_id}: N={args.returns} {shape}, ports from {config.port_base}, output in {out}")
+    speed = probe_ms()  # before anything of the run starts (bench/speed.py)
+    log(f"machine speed probe: {speed} CPU ms (a fixed Python workload; lower is faster)")
     result: dict[str, Any] = {}
     try:
         stack.start_mongo()
@@ -529,6 +532,7 @@ async def main(args: argparse.Namespace) -> int:
                     "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
                     "python": platform.python_version(),
                     "kernel": platform.release(),
+                    "speed_probe_ms": speed,
                 },
                 "processes": describe(stack.processes),
             },

@@ -372,7 +372,8 @@ class EventBus:
         self.closing.set()
         ops_metrics.unwatch(self)
         await self._inbox_purge.stop()
-        if self._queue is not None and self._consumer_tag is not None:
+        connected = self._connection is not None and not self._connection.is_closed
+        if self._queue is not None and self._consumer_tag is not None and connected:
             # Bounded: while the broker is unreachable a robust channel would wait for it forever.
             with suppress(Exception):
                 await asyncio.wait_for(self._queue.cancel(self._consumer_tag), 5)

@@ -370,3 +370,41 @@ async def test_acks_sent_in_runs_settle_every_delivery_before_close(bus_factory,
     async with amqp.channel() as channel:
         queue = await channel.declare_queue(bus.names.main, passive=True)
         assert queue.declaration_result.message_count == 0
+
+
+async def test_a_run_of_acks_never_settles_a_delivery_still_being_handled(bus_factory, amqp, event_factory, wait_until):
+    """The first delivery's handler is held while the nine after it finish and are acked (alone,
+    once they waited). Then the process dies: only the held one goes back to the queue. Had an ack
+    with `multiple` covered it, it would be lost."""
+    held, release = event_factory("refund.issued"), asyncio.Event()
+    handler = Recorder()
+    started = asyncio.Event()
+
+    async def handle(event: CloudEvent) -> None:
+        if event.id == held.id:
+            started.set()
+            await release.wait()
+        await handler(event)
+
+    bus = await bus_factory("returns", ack_batch_ms=50)
+    bus.subscribe("refund.issued", handle)
+    await bus.start()
+    await bus.publish(held)
+    await started.wait()
+    later = [event_factory("refund.issued") for _ in range(9)]
+    await asyncio.gather(*(bus.publish(event) for event in later))
+    await wait_until(lambda: len(handler.events) == 9, message="the nine after it handled")
+    acks = bus._acks
+    assert acks is not None
+    # Each of the nine alone: the held first delivery stops every run (a handler records its event
+    # just before the bus acks it, so count the frames, not the events).
+    await wait_until(lambda: acks.frames == 9 and acks.waiting == 0, message="their acks sent")
+
+    assert bus._connection is not None
+    await bus._connection.close()  # the process dies: its unacked deliveries go back to the queue
+    release.set()
+    async with amqp.channel() as channel:
+        queue = await channel.declare_queue(bus.names.main, passive=True)
+        assert queue.declaration_result.message_count == 1
+        back = await queue.get(no_ack=True)
+        assert back.message_id == held.id

@@ -13,6 +13,9 @@ import holidays
 
 from shared import marketplaces
 
+# The last instant of a day, at the millisecond precision MongoDB stores times with.
+END_OF_DAY = time(23, 59, 59, 999_000)
+
 
 def _calendar(marketplace: str) -> tuple[str, str]:
     """(holiday country, local zone in which "a day" is counted) of a marketplace in the installed
@@ -64,8 +67,10 @@ def is_business_day(day: date, marketplace: str) -> bool:
 def add_business_days(start: datetime, days: int, marketplace: str) -> datetime:
     """The instant `days` business days after `start`, counted in the marketplace's local time.
 
-    Receipt on Friday 15:00 + 2 business days -> Tuesday 23:59:59.999999 local (end of that day),
-    so a refund any time on the second business day is on time.
+    Receipt on Friday 15:00 + 2 business days -> Tuesday 23:59:59.999 local (end of that day),
+    so a refund any time on the second business day is on time. Milliseconds, as MongoDB stores
+    times: the deadline in an event is the one stored, and one computed again from a remembered
+    return (services/returns/store.py `recent`) is the one a fresh read gives.
     """
     zone = marketplace_zone(marketplace)
     day = start.astimezone(zone).date()
@@ -74,4 +79,4 @@ def add_business_days(start: datetime, days: int, marketplace: str) -> datetime:
         day += timedelta(days=1)
         if is_business_day(day, marketplace):
             remaining -= 1
-    return datetime.combine(day, time.max, tzinfo=zone).astimezone(start.tzinfo)
+    return datetime.combine(day, END_OF_DAY, tzinfo=zone).astimezone(start.tzinfo)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +26,9 @@ SERVICE = "returns"
 OFFER_EXPIRES_AT = "offer_expires_at"
 # The deadline jobs leave alone a return the buyer settled by keeping the item (an accepted offer).
 NOT_SETTLED: dict[str, Any] = {"settlement": None}
+# How many of the returns this process wrote last it remembers (`recent`): every return in flight
+# through its next transition, without a read. A few MB.
+RECENT_RETURNS = 2048
 
 
 # Policies stored before marketplaces (checked against today's US profile) keep their key: the
@@ -102,6 +106,7 @@ class ReturnsStore:
         # (OutboxRelay.claim, .claimable; the wiring sets them). Unset: no claim, woken by id.
         self.outbox_claim: Callable[[], dict[str, Any]] = dict
         self.outbox_claimable: Callable[[], dict[str, Any]] = dict
+        self._recent: OrderedDict[str, Return] = OrderedDict()
 
     async def ensure_indexes(self) -> None:
         # One return per (order, sequence number): two racing requests for the same order cannot both
@@ -216,6 +221,18 @@ class ReturnsStore:
 
     # ---- returns ------------------------------------------------------------------------------
 
+    def recent(self, return_id: str) -> Return | None:
+        """The return as this process last wrote it, if remembered (RECENT_RETURNS). It may be stale
+        (another replica or a job of another process wrote since): fit only as `apply`'s `before`,
+        whose compare-and-set on the version refuses a stale one."""
+        return self._recent.get(return_id)
+
+    def _remember(self, ret: Return) -> None:
+        self._recent[ret.return_id] = ret
+        self._recent.move_to_end(ret.return_id)
+        if len(self._recent) > RECENT_RETURNS:
+            self._recent.popitem(last=False)
+
     async def get_return(self, return_id: str) -> Return | None:
         doc = await self.returns.find_one({"_id": return_id}, {"outbox": 0})
         return None if doc is None else Return.model_validate(doc)
@@ -247,6 +264,7 @@ class ReturnsStore:
             **outbox_fields(events_of(changes, now), claim=self.outbox_claim()),
         }
         await self.returns.insert_one(doc)
+        self._remember(final)
         ops_metrics.transitions(t for t, _ in changes)
         return list(doc[OUTBOX])
 
@@ -278,13 +296,17 @@ class ReturnsStore:
                 return_document=ReturnDocument.AFTER,
             )
             if doc is not None:
+                self._remember(final)
                 ops_metrics.transitions(e.type for e in events)
                 return {"entries": list(doc.get(OUTBOX) or [])}
             # A version conflict, or (rarely) another replica's relay still publishing this return.
         result = await self.returns.update_one(expected, with_outbox(fields, events))
-        if result.matched_count:
-            ops_metrics.transitions(e.type for e in events)
-        return {} if result.matched_count else None
+        if not result.matched_count:
+            self._recent.pop(before.return_id, None)  # stale: the next transition reads it
+            return None
+        self._remember(final)
+        ops_metrics.transitions(e.type for e in events)
+        return {}
 
     async def list_returns(self, wanted: ReturnFilter, cursor: str | None, limit: int) -> Page[Return]:
         return await find_page(self.returns, return_criteria(wanted), cursor, limit, Return.model_validate, {OUTBOX: 0})

@@ -21,6 +21,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from shared.acks import AckBatcher
 from shared.bus import CONTENT_TYPE, EventBus, Unroutable
 from shared.clock import FixedClock
 from shared.deadletters import dead_letter_router, list_dead, replay_dead
@@ -354,16 +355,21 @@ async def _eq(value: Any, expected: Any) -> bool:
     return await value == expected
 
 
-async def test_acks_sent_in_runs_settle_every_delivery_before_close(bus_factory, amqp, event_factory, wait_until):
-    handler = Recorder()
-    bus = await bus_factory("returns", ack_batch_ms=200)  # long enough for acks to wait for each other
+async def batching(bus_factory: Any, handler: Any, ack_batch_ms: int) -> tuple[EventBus, AckBatcher]:
+    """A started bus consuming refund.issued with `handler`, and its batcher of acks."""
+    bus = await bus_factory("returns", ack_batch_ms=ack_batch_ms)
     bus.subscribe("refund.issued", handler)
     await bus.start()
+    assert bus._acks is not None
+    return bus, bus._acks
+
+
+async def test_acks_sent_in_runs_settle_every_delivery_before_close(bus_factory, amqp, event_factory, wait_until):
+    handler = Recorder()
+    bus, acks = await batching(bus_factory, handler, 200)  # long enough for acks to wait for each other
     events = [event_factory("refund.issued") for _ in range(40)]
     await asyncio.gather(*(bus.publish(event) for event in events))
     await wait_until(lambda: len(handler.events) == 40, message="every event handled")
-    acks = bus._acks
-    assert acks is not None
     await bus.close()
     assert 0 < acks.frames < 40 and acks.waiting == 0  # in runs, and none left behind
     # Had an ack been lost, closing the connection would have put its message back in the queue.
@@ -386,16 +392,12 @@ async def test_a_run_of_acks_never_settles_a_delivery_still_being_handled(bus_fa
             await release.wait()
         await handler(event)
 
-    bus = await bus_factory("returns", ack_batch_ms=50)
-    bus.subscribe("refund.issued", handle)
-    await bus.start()
+    bus, acks = await batching(bus_factory, handle, 50)
     await bus.publish(held)
     await started.wait()
     later = [event_factory("refund.issued") for _ in range(9)]
     await asyncio.gather(*(bus.publish(event) for event in later))
     await wait_until(lambda: len(handler.events) == 9, message="the nine after it handled")
-    acks = bus._acks
-    assert acks is not None
     # Each of the nine alone: the held first delivery stops every run (a handler records its event
     # just before the bus acks it, so count the frames, not the events).
     await wait_until(lambda: acks.frames == 9 and acks.waiting == 0, message="their acks sent")

@@ -13,6 +13,7 @@ from httpx import ASGITransport, AsyncClient
 
 from services.returns.app import create_app
 from tests.integration.returns.factories import ReturnsApi
+from tests.integration.returns.test_returns_replacement_flow import replacing_return
 
 pytestmark = pytest.mark.integration
 
@@ -65,19 +66,17 @@ async def test_a_stale_copy_never_shows(api, other, returns_app):
     await same_as_stored(returns_app, rid)
 
 
-async def test_a_repeated_request_is_answered_from_the_fresh_state(api, other, returns_app):
-    _, ret = await api.order_with_return(("L1", 1, "DEFECTIVE"), buyer_id="b-r3", seller_id="s-r3")
-    rid = ret["return_id"]
-    await api.authorize(rid, seller="s-r3")
-    await api.ship(rid, buyer="b-r3")
-    await other.receive(rid, [("L1", 1, "sellable")], seller="s-r3")
-    # Shipping again is a no-op on this process's (stale) copy, so it would answer 200 "shipped";
-    # decided on the return as it is, shipping a received return is refused.
-    again = await api.client.post(
-        f"/v1/returns/{rid}/ship", json={"carrier": "UPS", "tracking_number": "1Z999"}, headers=api.as_buyer("b-r3")
-    )
-    assert again.status_code == 409, again.text
-    assert (await api.get_return(rid))["status"] == "received"
+async def test_a_repeated_confirmation_is_answered_from_the_fresh_state(api, other):
+    ret, who = await replacing_return(api, "at_authorization", "L1", 1, "DEFECTIVE", "SKU-MUG-BLUE")
+    rid, orders = ret["return_id"], api.as_service("orders")
+    await api.authorize(rid, seller=who["seller_id"])
+    shipment = {"status": "shipped", "carrier": "DHL", "tracking_number": "JD0001"}
+    assert (await api.client.put(f"/v1/returns/{rid}/replacement", json=shipment, headers=orders)).status_code == 200
+    await other.ship(rid, buyer=who["buyer_id"])  # this process's copy still says "authorized"
+    # The order system retries its confirmation: a no-op on the copy, which would answer "authorized".
+    again = await api.client.put(f"/v1/returns/{rid}/replacement", json=shipment, headers=orders)
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "shipped"
 
 
 async def test_an_offer_another_replica_made_is_found_though_the_copy_lacks_it(api, other):

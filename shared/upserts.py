@@ -22,7 +22,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.results import UpdateResult
 
 from shared.group_write import GroupWriter
 
@@ -32,11 +33,24 @@ DUPLICATE_KEY = 11000
 Single = Callable[[dict[str, Any], dict[str, Any]], Awaitable[Any]]
 
 
-class UpsertBatcher:
-    """Conditional upserts of one collection; `upsert` answers as `single` would."""
+async def upsert_one(collection: Any, current: dict[str, Any], update: dict[str, Any]) -> UpdateResult:
+    """One conditional upsert. On a duplicate key (the condition failed on a stored document, or
+    another writer created it between this upsert's miss and its insert) once more without the
+    upsert: the document exists now, and the condition alone decides."""
+    try:
+        result: UpdateResult = await collection.update_one(current, update, upsert=True)
+    except DuplicateKeyError:
+        result = await collection.update_one(current, update)
+    return result
 
-    def __init__(self, collection: Any, single: Single, *, first: Any, newer: Any) -> None:
-        self.collection, self.single = collection, single
+
+class UpsertBatcher:
+    """Conditional upserts of one collection; `upsert` answers as `single` would (by default
+    `upsert_one`, whose answer a caller that only needs the write ignores)."""
+
+    def __init__(self, collection: Any, single: Single | None = None, *, first: Any = None, newer: Any = None) -> None:
+        self.collection = collection
+        self.single: Single = single or (lambda current, update: upsert_one(collection, current, update))
         self.first, self.newer = first, newer  # the answers for an upserted and a replaced fact
         self.group: GroupWriter[tuple[dict[str, Any], dict[str, Any]], Any] = GroupWriter(self._write)
 

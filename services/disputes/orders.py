@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorCollection
-from pymongo.errors import DuplicateKeyError
 
 from shared.models import STORED, Order, Refund, Return, ReturnStatus
 from shared.upserts import UpsertBatcher
@@ -101,16 +100,10 @@ class OrderBook:
 
     def __init__(self, collection: AsyncIOMotorCollection) -> None:
         self.collection = collection
-        self._upserts = UpsertBatcher(collection, self._upsert_one, first=None, newer=None)
+        self._upserts = UpsertBatcher(collection)
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("payment_reference", 1)])
-
-    async def _upsert_one(self, current: dict[str, Any], update: dict[str, Any]) -> None:
-        try:
-            await self.collection.update_one(current, update, upsert=True)
-        except DuplicateKeyError:
-            await self.collection.update_one(current, update)
 
     async def save_order(self, order: Order) -> None:
         """Keep the first snapshot of a delivered order (a redelivery changes nothing)."""

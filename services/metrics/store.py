@@ -44,7 +44,7 @@ from services.metrics.figures import Period
 from shared.events import CloudEvent
 from shared.models import Notification
 from shared.outbox import Claims, commit_events, outbox_fields
-from shared.upserts import UpsertBatcher
+from shared.upserts import UpsertBatcher, upsert_one
 
 # How many times a buyer's flag write is retried after losing a race with another replica.
 FLAG_WRITE_ATTEMPTS = 10
@@ -117,7 +117,10 @@ class MetricsStore:
             for c in (self.notifications, self.deliveries, self.disputes.expired)
         }
         self._batchers[self.returns.name] = UpsertBatcher(
-            self.returns, partial(self._upsert_same_if_equal, self.returns), first=Kept.FIRST, newer=Kept.NEWER
+            self.returns,
+            partial(self._upsert_same_if_equal, self.returns, "version"),
+            first=Kept.FIRST,
+            newer=Kept.NEWER,
         )
         # The relay that publishes buyer.* (the wiring sets it): a flag's event is committed claimed
         # for it. Unset: nothing is claimed, and the relay is woken by id.
@@ -165,21 +168,16 @@ class MetricsStore:
         return await self._upsert_one(collection, current, update)
 
     async def _upsert_same_if_equal(
-        self, collection: AsyncIOMotorCollection, current: dict[str, Any], update: dict[str, Any]
+        self, collection: AsyncIOMotorCollection, version_field: str, current: dict[str, Any], update: dict[str, Any]
     ) -> Kept:
-        """`_upsert_one` with the strict version filter relaxed: an equal version matches."""
-        relaxed = {k: {"$lte": v["$lt"]} if isinstance(v, dict) and "$lt" in v else v for k, v in current.items()}
+        """`_upsert_one` with the batch's strict version filter relaxed: an equal version matches."""
+        relaxed = {**current, version_field: {"$lte": current[version_field]["$lt"]}}
         return await self._upsert_one(collection, relaxed, update)
 
     async def _upsert_one(
         self, collection: AsyncIOMotorCollection, current: dict[str, Any], update: dict[str, Any]
     ) -> Kept:
-        try:
-            result = await collection.update_one(current, update, upsert=True)
-        except DuplicateKeyError:
-            # Stale, or another replica created the fact with an older version between this
-            # upsert's miss and its insert: without the upsert, the condition alone decides.
-            result = await collection.update_one(current, update)
+        result = await upsert_one(collection, current, update)
         if result.upserted_id is not None:
             return Kept.FIRST
         return Kept.NEWER if result.modified_count == 1 else Kept.STALE

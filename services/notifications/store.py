@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from services.notifications.claiming import claim_due
 from services.notifications.decisions import is_superseded
@@ -40,7 +39,7 @@ class NotificationStore:
         self.collection = db[COLLECTION]
         self.return_versions = db[RETURN_VERSIONS]
         # Versions noted at once are written together (shared/upserts.py): `$max` commutes.
-        self._versions = UpsertBatcher(self.return_versions, self._note_version_alone, first=None, newer=None)
+        self._versions = UpsertBatcher(self.return_versions)
         # The relay that publishes notification.* (the wiring sets it): an outcome with an event
         # claims the document for it. Unset: nothing is claimed, and the relay is woken by id.
         self.outbox_relay: Claims | None = None
@@ -70,12 +69,6 @@ class NotificationStore:
         event changes nothing: one upsert by `_id`.
         """
         await self._versions.upsert({"_id": return_id}, {"$max": {"version": version}})
-
-    async def _note_version_alone(self, current: dict[str, Any], update: dict[str, Any]) -> None:
-        try:
-            await self.return_versions.update_one(current, update, upsert=True)
-        except DuplicateKeyError:  # another consumer inserted it first: it exists now
-            await self.return_versions.update_one(current, update)
 
     async def superseded(self, return_id: str, version: int) -> bool:
         """Have emails already been recorded for a later version of this return? One read by `_id`."""

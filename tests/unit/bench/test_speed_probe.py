@@ -10,7 +10,3 @@ def test_the_probe_reports_the_median_round_in_cpu_ms(monkeypatch):
     monkeypatch.setattr(speed.time, "process_time", lambda: next(rounds))
     monkeypatch.setattr(speed, "_workload", lambda: 0)
     assert speed.probe_ms() == 200.0
-
-
-def test_the_real_workload_costs_some_cpu():
-    assert speed.probe_ms() > 0

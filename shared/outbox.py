@@ -97,7 +97,10 @@ def outbox_push(
     events: Iterable[CloudEvent], exchange: str | None = None, claim: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Update fragment appending events to an existing document's outbox (and leasing it with `claim`)."""
-    entries = outbox_entries(events, exchange)
+    return _push(outbox_entries(events, exchange), claim)
+
+
+def _push(entries: list[dict[str, Any]], claim: dict[str, Any] | None) -> dict[str, Any]:
     if not entries:
         return {}
     return {"$push": {OUTBOX: {"$each": entries}}, "$set": {PENDING: True, **(claim or {})}}
@@ -110,8 +113,15 @@ def with_outbox(
     claim: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`update` (e.g. {"$set": ..., "$inc": ...}) plus the outbox push, as one update document."""
+    return with_entries(update, outbox_entries(events, exchange), claim)
+
+
+def with_entries(
+    update: dict[str, Any], entries: list[dict[str, Any]], claim: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`with_outbox` of entries already built (`outbox_entries`): a caller that needs them too."""
     merged = {op: dict(fields) for op, fields in update.items()}
-    for op, fields in outbox_push(events, exchange, claim).items():
+    for op, fields in _push(entries, claim).items():
         clash = merged.setdefault(op, {}).keys() & fields.keys()
         if clash:
             raise ValueError(f"update already sets outbox field(s) {sorted(clash)}")

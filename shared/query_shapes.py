@@ -447,6 +447,14 @@ SHAPES: tuple[QueryShape, ...] = (
         True,
         "notifications `settle` (an outcome with its `notification.*`, claimed for this replica's outbox relay)",
     ),
+    _shape(
+        "notifications",
+        "_id: $in, outbox.id: $in",
+        "`_id`",
+        BY_ID,
+        True,
+        "shared/outbox_commit.py: outcomes written together, when not all matched (which hold their new events)",
+    ),
     _shape("notifications", "_id, status: $in", "`_id`", BY_ID, False, "notifications `resend` (agent)"),
     _shape(
         "notifications",

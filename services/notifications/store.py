@@ -14,7 +14,8 @@ from services.notifications.domain import NotificationStatus, claim_update, rese
 from services.notifications.schemas import NotificationFilter
 from shared.events import CloudEvent
 from shared.mongo import insert_new
-from shared.outbox import Claims, commit_events
+from shared.outbox import OUTBOX, Claims, commit_events
+from shared.outbox_commit import CommitBatcher
 from shared.pagination import page_filter, page_sort
 from shared.upserts import UpsertBatcher
 
@@ -43,6 +44,7 @@ class NotificationStore:
         # The relay that publishes notification.* (the wiring sets it): an outcome with an event
         # claims the document for it. Unset: nothing is claimed, and the relay is woken by id.
         self.outbox_relay: Claims | None = None
+        self._commits: CommitBatcher | None = None  # outcomes with events, written together
 
     async def ensure_indexes(self) -> None:
         # The rule "one email per (event, recipient, template), ever" is this index.
@@ -100,9 +102,18 @@ class NotificationStore:
         self, doc: dict[str, Any], update: dict[str, Any], events: list[CloudEvent]
     ) -> dict[str, Any] | None:
         """Apply an attempt's outcome and its events in one write, if the claim is still ours: None
-        when it is not; else how to wake the outbox relay (`shared.outbox.commit_events`)."""
+        when it is not; else how to wake the outbox relay (`shared.outbox.commit_events`).
+
+        An email whose outbox was empty when claimed (nearly all: only a resend claimed before the
+        relay released its first outcome holds one) has its outcome written together with the
+        others settling meanwhile (shared/outbox_commit.py): only the claim's holder adds events."""
         expected = {"_id": doc["_id"], "claim": doc["claim"]}
-        return await commit_events(self.collection, expected, update, events, self.outbox_relay)
+        relay = self.outbox_relay
+        if not events or relay is None or doc.get(OUTBOX):
+            return await commit_events(self.collection, expected, update, events, relay)
+        if self._commits is None or self._commits.relay is not relay:
+            self._commits = CommitBatcher(self.collection, relay)
+        return await self._commits.commit(expected, update, events)
 
     async def get(self, notification_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": notification_id}, {"outbox": 0})

@@ -34,4 +34,8 @@ async def test_each_sent_email_costs_its_outcome_write_and_the_relays_release(
     assert len(mailbox.received()) == 2
     # One insert of both emails (already claimed for sending); per email, the outcome with its
     # event in one write that also claims the document for the relay, then the relay's release.
-    assert Counter(service_commands.writes("notifications")) == {"insert": 1, "findAndModify": 2, "update": 2}
+    # Writes that wait for one in flight go together (the outcomes in one bulk update, the releases
+    # too): at most these.
+    writes = Counter(service_commands.writes("notifications"))
+    assert writes["insert"] == 1 and writes["findAndModify"] <= 2, writes
+    assert writes["findAndModify"] + writes["update"] <= 4 and set(writes) <= {"insert", "findAndModify", "update"}

@@ -4,7 +4,8 @@ A caller submits one item and awaits its own answer. The first item starts a wri
 while it writes queue, and its next write takes all of them (a batch of one is written alone, as
 usual). Each answer comes back to its caller; a failed write fails each caller of that batch (their
 events are retried by the bus, as a failed single write would be). Used by the outbox relay's
-releases (shared/outbox_release.py) and the metrics service's fact upserts.
+releases (shared/outbox_release.py), the consumers' fact upserts (shared/upserts.py), commits with
+events (shared/outbox_commit.py) and inserts of new documents (shared/mongo.py `NewDocuments`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,19 @@ from typing import Any, TypeAlias
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-__all__ = ["Client", "Collection", "Database", "Document", "DuplicateKeyError", "as_stored", "connect", "insert_new"]
+from shared.group_write import GroupWriter
+
+__all__ = [
+    "Client",
+    "Collection",
+    "Database",
+    "Document",
+    "DuplicateKeyError",
+    "NewDocuments",
+    "as_stored",
+    "connect",
+    "insert_new",
+]
 
 DUPLICATE_KEY = 11000
 
@@ -44,6 +56,26 @@ async def insert_new(collection: Any, docs: list[Document]) -> list[Document]:
         existing = {error["index"] for error in errors}
         return [doc for i, doc in enumerate(docs) if i not in existing]
     return docs
+
+
+class NewDocuments:
+    """`insert_new` of one collection, written together: callers that insert while an insert is in
+    flight go out in the next one (group commit, shared/group_write.py). Each caller is answered
+    with its own documents that were inserted, as `insert_new` answers; a failed insert fails every
+    caller of that batch (their events are retried, and what was inserted meets its unique key)."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+        self.group: GroupWriter[list[Document], list[Document]] = GroupWriter(self._write)
+
+    async def insert(self, docs: list[Document]) -> list[Document]:
+        return await self.group.submit(docs) if docs else []
+
+    async def _write(self, batch: list[list[Document]]) -> list[list[Document]]:
+        if len(batch) == 1:
+            return [await insert_new(self.collection, batch[0])]
+        inserted = {id(doc) for doc in await insert_new(self.collection, [doc for docs in batch for doc in docs])}
+        return [[doc for doc in docs if id(doc) in inserted] for docs in batch]
 
 
 async def ping(db: Database) -> bool:

@@ -13,7 +13,7 @@ from services.notifications.decisions import is_superseded
 from services.notifications.domain import NotificationStatus, claim_update, resend_update
 from services.notifications.schemas import NotificationFilter
 from shared.events import CloudEvent
-from shared.mongo import insert_new
+from shared.mongo import NewDocuments
 from shared.outbox import OUTBOX, Claims, commit_events
 from shared.outbox_commit import CommitBatcher
 from shared.pagination import page_filter, page_sort
@@ -39,6 +39,7 @@ class NotificationStore:
     def __init__(self, db: Any) -> None:
         self.collection = db[COLLECTION]
         self.return_versions = db[RETURN_VERSIONS]
+        self._new = NewDocuments(self.collection)  # the emails of events handled at once, in one insert
         # Versions noted at once are written together (shared/upserts.py): `$max` commutes.
         self._versions = UpsertBatcher(self.return_versions)
         # The relay that publishes notification.* (the wiring sets it): an outcome with an event
@@ -60,9 +61,10 @@ class NotificationStore:
         # `return_versions` is only ever read and written by `_id` (the return id): no other index.
 
     async def record(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Insert an event's new notifications in one command; returns those inserted (the others'
-        (event, recipient, template) already exists: a redelivered event)."""
-        return await insert_new(self.collection, docs)
+        """Insert an event's new notifications (with those of other events recorded meanwhile: one
+        command); returns those inserted (the others' (event, recipient, template) already exists:
+        a redelivered event)."""
+        return await self._new.insert(docs)
 
     async def note_version(self, return_id: str, version: int) -> None:
         """Remember that emails are being recorded for `version` of this return, if it is the newest.

@@ -98,3 +98,23 @@ async def test_a_failed_bulk_write_fails_each_commit_in_it():
     results = await asyncio.gather(*commits, return_exceptions=True)
     assert [type(r) for r in results] == [ConnectionError, ConnectionError]
     assert batcher.group.writer is None  # the next commit starts a new writer
+
+
+async def test_a_commit_retried_after_its_write_was_applied_answers_its_events(db):
+    """The store went away after applying part of a bulk write: the sender retries with the same
+    events, and the outcome already written is recognised by its event's id, not taken for a lost claim."""
+    mine = relay()
+    await db.notifications.insert_many([claimed_email("done"), claimed_email("todo")])
+    events = {n: [make_event("notification.sent", subject=n)] for n in ("done", "todo")}
+    first = CommitBatcher(db.notifications, mine)
+    assert await first.commit({"_id": "done", "claim": "k"}, outcome("sent"), events["done"]) is not None
+
+    retry = CommitBatcher(db.notifications, mine)
+    answers = await asyncio.gather(
+        *(retry.commit({"_id": n, "claim": "k"}, outcome("sent"), events[n]) for n in ("done", "todo"))
+    )
+
+    assert [ids(answer["entries"]) for answer in answers if answer] == [[events[n][0].id] for n in ("done", "todo")]
+    docs = {doc["_id"]: doc async for doc in db.notifications.find({})}
+    assert ids(docs["done"]["outbox"]) == [events["done"][0].id]  # written once, not twice
+    assert ids(docs["todo"]["outbox"]) == [events["todo"][0].id] and docs["todo"]["status"] == "sent"

@@ -445,7 +445,8 @@ SHAPES: tuple[QueryShape, ...] = (
         "`_id`",
         BY_ID,
         True,
-        "notifications `settle` (an outcome with its `notification.*`, claimed for this replica's outbox relay)",
+        "notifications `settle` (an outcome with its `notification.*`, claimed for this replica's outbox relay; "
+        "alone, or with others settling at once in one bulk update: shared/outbox_commit.py)",
     ),
     _shape(
         "notifications",

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 def relay() -> OutboxRelay:
     """A relay as a store sees it (its claim and claimable filter): never started."""
-    return OutboxRelay(SimpleNamespace(service="test"), [])  # type: ignore[arg-type]
+    return OutboxRelay(SimpleNamespace(service="test"), [])  # type: ignore[arg-type]  # a stand-in bus: only its name is read
 
 
 def claimed_email(doc_id: str, claim: str = "k") -> dict[str, Any]:

@@ -11,7 +11,7 @@ events (shared/outbox_commit.py) and inserts of new documents (shared/mongo.py `
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -19,9 +19,10 @@ R = TypeVar("R")
 
 
 class GroupWriter(Generic[T, R]):
-    """`write(items)` answers one result per item, in order."""
+    """`write(items)` answers one result per item, in order. A result that is an exception is
+    raised to that item's caller alone (one item refused, the others written)."""
 
-    def __init__(self, write: Callable[[list[T]], Awaitable[list[R]]]) -> None:
+    def __init__(self, write: Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]) -> None:
         self.write = write
         self.waiting: list[tuple[T, asyncio.Future[R]]] = []
         self.writer: asyncio.Task[None] | None = None
@@ -47,7 +48,11 @@ class GroupWriter(Generic[T, R]):
                             answer.set_exception(exc)
                     continue
                 for (_, answer), result in zip(batch, results, strict=True):
-                    if not answer.done():
+                    if answer.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        answer.set_exception(result)
+                    else:
                         answer.set_result(result)
         finally:
             self.writer = None

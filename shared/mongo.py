@@ -61,8 +61,9 @@ async def insert_new(collection: Any, docs: list[Document]) -> list[Document]:
 class NewDocuments:
     """`insert_new` of one collection, written together: callers that insert while an insert is in
     flight go out in the next one (group commit, shared/group_write.py). Each caller is answered
-    with its own documents that were inserted, as `insert_new` answers; a failed insert fails every
-    caller of that batch (their events are retried, and what was inserted meets its unique key)."""
+    with its own documents that were inserted, as `insert_new` answers. A document the server
+    refuses for another reason than its unique key fails its own caller only; the store away fails
+    every caller of the batch (their events are retried, and what was inserted meets its unique key)."""
 
     def __init__(self, collection: Any) -> None:
         self.collection = collection
@@ -71,11 +72,27 @@ class NewDocuments:
     async def insert(self, docs: list[Document]) -> list[Document]:
         return await self.group.submit(docs) if docs else []
 
-    async def _write(self, batch: list[list[Document]]) -> list[list[Document]]:
+    async def _write(self, batch: list[list[Document]]) -> list[list[Document] | BaseException]:
         if len(batch) == 1:
             return [await insert_new(self.collection, batch[0])]
-        inserted = {id(doc) for doc in await insert_new(self.collection, [doc for docs in batch for doc in docs])}
-        return [[doc for doc in docs if id(doc) in inserted] for docs in batch]
+        every = [doc for docs in batch for doc in docs]
+        try:
+            await self.collection.insert_many(every, ordered=False)
+            return list(batch)
+        except BulkWriteError as exc:
+            failure, errors = exc, exc.details.get("writeErrors", [])
+        existing = {error["index"] for error in errors if error.get("code") == DUPLICATE_KEY}
+        refused = {error["index"] for error in errors} - existing
+        answers: list[list[Document] | BaseException] = []
+        start = 0
+        for docs in batch:
+            mine = range(start, start + len(docs))
+            start += len(docs)
+            if refused.intersection(mine):  # refused for another reason than its unique key: this caller fails
+                answers.append(failure)
+            else:
+                answers.append([doc for i, doc in zip(mine, docs, strict=True) if i not in existing])
+        return answers
 
 
 async def ping(db: Database) -> bool:

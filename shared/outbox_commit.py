@@ -15,7 +15,8 @@ document): the outbox as committed is then exactly the events pushed. When every
 each answer is `{"entries": its events}`, as `commit_events` would have said. When some did not, the
 documents holding their new events (ids are unique) are read back by `_id`; the others are decided
 alone by `commit_events`, which tells a lost claim (None) from a document another relay holds (the
-events committed without the relay's claim, `{}`).
+events committed without the relay's claim, `{}`). An update the server refuses (a write error, not
+the store away) is decided the same way, so only its own caller gets the error.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from shared.events import CloudEvent
 from shared.group_write import GroupWriter
@@ -47,7 +49,7 @@ class CommitBatcher:
         is empty and stays so but for this write; `expected` names it by `_id`."""
         return await self.group.submit((expected, update, events))
 
-    async def _write(self, batch: list[Commit]) -> list[dict[str, Any] | None]:
+    async def _write(self, batch: list[Commit]) -> list[dict[str, Any] | BaseException | None]:
         if len(batch) == 1:
             [(expected, update, events)] = batch
             return [await commit_events(self.collection, expected, update, events, self.relay)]
@@ -57,17 +59,23 @@ class CommitBatcher:
             UpdateOne(expected | claimable, with_entries(update, entries, claim))
             for (expected, update, _), entries in zip(batch, pushed, strict=True)
         ]
-        result = await self.collection.bulk_write(operations, ordered=False)
-        if result.matched_count == len(batch):
-            return [{"entries": entries} for entries in pushed]
+        try:
+            result = await self.collection.bulk_write(operations, ordered=False)
+            if result.matched_count == len(batch):
+                return [{"entries": entries} for entries in pushed]
+        except BulkWriteError:  # an update refused (not the store away): the others went on
+            pass
         ids = [expected["_id"] for expected, _, _ in batch]
         new = [entry["id"] for entries in pushed for entry in entries]
         found = self.collection.find({"_id": {"$in": ids}, f"{OUTBOX}.id": {"$in": new}}, {"_id": 1})
         committed = {doc["_id"] async for doc in found}
-        answers: list[dict[str, Any] | None] = []
+        answers: list[dict[str, Any] | BaseException | None] = []
         for (expected, update, events), entries in zip(batch, pushed, strict=True):
             if expected["_id"] in committed:
                 answers.append({"entries": entries})
-            else:
+                continue
+            try:  # alone: a refused update fails its own caller only
                 answers.append(await commit_events(self.collection, expected, update, events, self.relay))
+            except Exception as exc:  # noqa: BLE001 - handed to that caller (GroupWriter raises it there)
+                answers.append(exc)
         return answers

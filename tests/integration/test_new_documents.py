@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from pymongo.errors import BulkWriteError
 
 from shared.mongo import NewDocuments
 
@@ -47,3 +48,28 @@ async def test_a_failed_insert_fails_every_caller_in_its_batch():
     )
     assert [type(r) for r in results] == [ConnectionError, ConnectionError]
     assert new.group.writer is None
+
+
+async def test_a_document_refused_for_another_reason_fails_its_own_caller_only():
+    class Refusing:
+        async def insert_many(self, docs: list[dict[str, Any]], **_: Any) -> Any:
+            assert [doc["_id"] for doc in docs] == ["a-buyer", "b-buyer", "b-seller", "c-seller"]
+            raise BulkWriteError(
+                {
+                    "writeErrors": [
+                        {"index": 1, "code": 2, "errmsg": "refused"},  # b's buyer email
+                        {"index": 3, "code": 11000, "errmsg": "duplicate key"},  # c's: recorded before
+                    ]
+                }
+            )
+
+    new = NewDocuments(Refusing())
+    a, b, c = await asyncio.gather(
+        new.insert(emails("a", "buyer")),
+        new.insert(emails("b", "buyer", "seller")),
+        new.insert(emails("c", "seller")),
+        return_exceptions=True,
+    )
+    assert [doc["_id"] for doc in a] == ["a-buyer"]
+    assert isinstance(b, BulkWriteError)
+    assert c == []

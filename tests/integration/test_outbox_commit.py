@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pymongo.errors import OperationFailure
 
 from shared.outbox import LEASE, OWNER, PENDING, OutboxRelay
 from shared.outbox_commit import CommitBatcher
@@ -118,3 +119,25 @@ async def test_a_commit_retried_after_its_write_was_applied_answers_its_events(d
     docs = {doc["_id"]: doc async for doc in db.notifications.find({})}
     assert ids(docs["done"]["outbox"]) == [events["done"][0].id]  # written once, not twice
     assert ids(docs["todo"]["outbox"]) == [events["todo"][0].id] and docs["todo"]["status"] == "sent"
+
+
+async def test_an_update_the_server_refuses_fails_its_own_commit_only(db):
+    mine = relay()
+    await db.notifications.insert_many(
+        [claimed_email("ok1"), {**claimed_email("bad"), "version": "not a number"}, claimed_email("ok2")]
+    )
+    batcher = CommitBatcher(db.notifications, mine)
+    events = {n: [make_event("notification.sent", subject=n)] for n in ("ok1", "bad", "ok2")}
+
+    answers = await asyncio.gather(
+        *(batcher.commit({"_id": n, "claim": "k"}, outcome("sent"), events[n]) for n in ("ok1", "bad", "ok2")),
+        return_exceptions=True,
+    )
+
+    assert (batcher.group.batches, batcher.group.items) == (1, 3)
+    ok1, bad, ok2 = answers
+    assert isinstance(bad, OperationFailure)  # `$inc` of a text: refused again when written alone
+    assert [ids(answer["entries"]) for answer in (ok1, ok2)] == [[events["ok1"][0].id], [events["ok2"][0].id]]
+    docs = {doc["_id"]: doc async for doc in db.notifications.find({})}
+    assert docs["bad"]["status"] == "pending" and "outbox" not in docs["bad"]
+    assert docs["ok1"]["status"] == docs["ok2"]["status"] == "sent"

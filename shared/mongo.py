@@ -42,20 +42,27 @@ def as_stored(at: datetime) -> datetime:
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
+async def _insert_unordered(collection: Any, docs: list[Document]) -> tuple[set[int], set[int], BulkWriteError | None]:
+    """`insert_many(docs, ordered=False)`: the indexes whose unique key already existed, those
+    refused for another reason, and the error that named them (None when all were inserted)."""
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        existing = {error["index"] for error in errors if error.get("code") == DUPLICATE_KEY}
+        return existing, {error["index"] for error in errors} - existing, exc
+    return set(), set(), None
+
+
 async def insert_new(collection: Any, docs: list[Document]) -> list[Document]:
     """Insert `docs` in one unordered command; returns those inserted (the others' unique key
     already exists: a redelivered event's documents, recorded the first time)."""
     if not docs:
         return []
-    try:
-        await collection.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(error.get("code") != DUPLICATE_KEY for error in errors):
-            raise
-        existing = {error["index"] for error in errors}
-        return [doc for i, doc in enumerate(docs) if i not in existing]
-    return docs
+    existing, refused, failure = await _insert_unordered(collection, docs)
+    if refused and failure is not None:
+        raise failure
+    return [doc for i, doc in enumerate(docs) if i not in existing]
 
 
 class NewDocuments:
@@ -73,22 +80,13 @@ class NewDocuments:
         return await self.group.submit(docs) if docs else []
 
     async def _write(self, batch: list[list[Document]]) -> list[list[Document] | BaseException]:
-        if len(batch) == 1:
-            return [await insert_new(self.collection, batch[0])]
-        every = [doc for docs in batch for doc in docs]
-        try:
-            await self.collection.insert_many(every, ordered=False)
-            return list(batch)
-        except BulkWriteError as exc:
-            failure, errors = exc, exc.details.get("writeErrors", [])
-        existing = {error["index"] for error in errors if error.get("code") == DUPLICATE_KEY}
-        refused = {error["index"] for error in errors} - existing
+        existing, refused, failure = await _insert_unordered(self.collection, [doc for docs in batch for doc in docs])
         answers: list[list[Document] | BaseException] = []
         start = 0
         for docs in batch:
             mine = range(start, start + len(docs))
             start += len(docs)
-            if refused.intersection(mine):  # refused for another reason than its unique key: this caller fails
+            if failure is not None and refused.intersection(mine):  # refused, not for its unique key
                 answers.append(failure)
             else:
                 answers.append([doc for i, doc in zip(mine, docs, strict=True) if i not in existing])

@@ -93,14 +93,8 @@ def outbox_fields(events: Iterable[CloudEvent], claim: dict[str, Any] | None = N
     return {OUTBOX: entries, PENDING: True, **(claim or {})} if entries else {OUTBOX: []}
 
 
-def outbox_push(
-    events: Iterable[CloudEvent], exchange: str | None = None, claim: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Update fragment appending events to an existing document's outbox (and leasing it with `claim`)."""
-    return _push(outbox_entries(events, exchange), claim)
-
-
 def _push(entries: list[dict[str, Any]], claim: dict[str, Any] | None) -> dict[str, Any]:
+    """Update fragment appending entries to an existing document's outbox (and leasing it with `claim`)."""
     if not entries:
         return {}
     return {"$push": {OUTBOX: {"$each": entries}}, "$set": {PENDING: True, **(claim or {})}}

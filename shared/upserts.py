@@ -26,8 +26,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.results import UpdateResult
 
 from shared.group_write import GroupWriter
-
-DUPLICATE_KEY = 11000
+from shared.mongo import DUPLICATE_KEY
 
 # (filter, update) -> how it went, decided alone: what the store does for one upsert.
 Single = Callable[[dict[str, Any], dict[str, Any]], Awaitable[Any]]

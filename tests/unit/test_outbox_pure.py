@@ -8,7 +8,7 @@ import pytest
 import uvloop
 
 from shared.events import CloudEvent
-from shared.outbox import OutboxRelay, backoff_seconds, outbox_entries, outbox_fields, outbox_push, with_outbox
+from shared.outbox import OutboxRelay, backoff_seconds, outbox_entries, outbox_fields, with_outbox
 
 
 def event(n: int) -> CloudEvent:
@@ -36,10 +36,10 @@ def test_fields_for_a_new_document():
 
 
 def test_push_appends_in_order_and_flags_pending():
-    push = outbox_push([event(1), event(2)])
+    push = with_outbox({}, [event(1), event(2)])
     assert [e["id"] for e in push["$push"]["outbox"]["$each"]] == ["e-1", "e-2"]
     assert push["$set"] == {"outbox_pending": True}
-    assert outbox_push([]) == {}
+    assert with_outbox({}, []) == {}
 
 
 def test_with_outbox_merges_into_the_state_change_without_mutating_it():

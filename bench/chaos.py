@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from bench import verify
-from bench.load import EXPECTED_TEMPLATES, Driver, Outcome, Plan, Tokens, publish_orders
+from bench.load import EXPECTED_TEMPLATES, TRANSPORT_ERRORS, Driver, Outcome, Plan, Reply, Tokens, publish_orders
 from bench.stack import MONGO_JAR, REPO, SERVICES, Stack, StackConfig, pick_port_base
 
 # kind -> (what it does, default number of faults per run, default seconds down)
@@ -94,10 +94,10 @@ class ChaosDriver(Driver):
         headers: dict[str, str],
         json: Any = None,
         out: ChaosOutcome,
-    ) -> httpx.Response | None:
+    ) -> Reply | None:
         try:
             response = await self.call(service, method, path, label, headers=headers, json=json)
-        except httpx.TransportError:  # refused, reset, timed out: the service is down or frozen
+        except TRANSPORT_ERRORS:  # refused, reset, timed out: the service is down or frozen
             out.http_retries += 1
             await asyncio.sleep(0.5)
             return None

@@ -395,9 +395,13 @@ async def main(args: argparse.Namespace) -> int:
         t_effects = max(status.get("last_mail_t") or t0, status.get("last_event_t") or t0)
         # Metrics: poll the overview until it counts every refund.
         while time.monotonic() < deadline:
-            response = await driver.clients["metrics"].get(
+            response = await driver.call(
+                "metrics",
+                "GET",
                 "/v1/metrics/overview",
+                "metrics overview",
                 headers=tokens_metrics,
+                record=False,
                 params={"from": period_from.isoformat(), "to": (datetime.now(UTC) + timedelta(minutes=5)).isoformat()},
             )
             if (

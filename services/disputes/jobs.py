@@ -15,6 +15,7 @@ from datetime import datetime
 from services.disputes import domain
 from services.disputes.claims import ClaimDesk
 from services.disputes.domain import IllegalTransition
+from shared import tracing
 from shared.dispute_models import Claim
 from shared.periodic import Periodic
 
@@ -58,7 +59,8 @@ class ClaimDeadlineJob:
             after = step(claim)
         except IllegalTransition:
             return 0
-        handover = await self.store.commit_claim(claim, after, [event_type], now)
+        with tracing.span(f"deadline {event_type}", claim_id=claim.claim_id):  # a trace of its own (returns' jobs)
+            handover = await self.store.commit_claim(claim, after, [event_type], now)
         if handover is None:
             return 0  # another replica (or the seller) got there first
         self.desk.committed(after, handover)

@@ -11,6 +11,7 @@ from services.metrics import telemetry
 from services.metrics.abuse import RecentDelivery, RecentReturn, Standing, Thresholds, Window, assess_window
 from services.metrics.schemas import RebuildResult
 from services.metrics.store import MetricsStore
+from shared import tracing
 from shared.clock import Clock
 from shared.events import CloudEvent, new_event
 from shared.models import BuyerFlag
@@ -98,7 +99,8 @@ class BuyerFlags:
         """Re-assess buyers whose oldest counted fact has aged out of the window since last time."""
         due = await self.store.buyers_due_for_review(self.clock.now())
         for buyer_id in due:
-            await self.settle(buyer_id, trigger="review")
+            with tracing.span("buyer flag review", buyer_id=buyer_id):  # a trace of its own, when recording
+                await self.settle(buyer_id, trigger="review")
         telemetry.flagged_buyers.set(await self.store.flagged_buyers())
         return len(due)
 

@@ -22,6 +22,7 @@ from services.refunds.paying import Payer
 from services.refunds.policy import LineChoice, RefundRuleBroken, direct_refund, postage_paid_by_buyer, return_refund
 from services.refunds.schemas import RefundRequest
 from services.refunds.store import LEASE, REVERTIBLE, UNLEASED, RefundRecord, RefundStore
+from shared import tracing
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.models import Breakdown, Refund, RefundStatus, Return
@@ -270,14 +271,16 @@ class Refunds:
             heapq.heappush(self._deadlines, now)  # there may be more: look again at the next run
         for record in records:
             pending = domain.take_over(record.refund, now)
-            if not await self.store.save(record.refund.version, pending, extra={LEASE: UNLEASED}):
-                continue  # another replica (or the seller) got there first
-            taken += 1
-            log.info(
-                "refund deadline passed: platform refunds",
-                extra={"refund_id": pending.refund_id, "return_id": pending.return_id},
-            )
-            await self.payer.pay(pending.refund_id)
+            # When recording, each take-over starts a trace of its own: the payment and its events join it.
+            with tracing.span("deadline refund take-over", refund_id=pending.refund_id):
+                if not await self.store.save(record.refund.version, pending, extra={LEASE: UNLEASED}):
+                    continue  # another replica (or the seller) got there first
+                taken += 1
+                log.info(
+                    "refund deadline passed: platform refunds",
+                    extra={"refund_id": pending.refund_id, "return_id": pending.return_id},
+                )
+                await self.payer.pay(pending.refund_id)
         return taken
 
     async def watch_stalled(self, until: datetime, limit: int) -> bool:

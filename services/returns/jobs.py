@@ -15,6 +15,7 @@ from services.returns import domain, offers, replacements
 from services.returns.commands import Lifecycle
 from services.returns.domain import IllegalTransition
 from services.returns.rulebook import MarketplaceRules
+from shared import tracing
 from shared.marketplaces import UnknownMarketplace
 from shared.models import Return
 from shared.periodic import Periodic
@@ -87,8 +88,10 @@ class DeadlineJob:
         except UnknownMarketplace:  # its marketplace left the marketplaces file: an operator's matter
             log.warning("deadline skipped: marketplace not served", extra={"return_id": ret.return_id})
             return 0
-        # A platform authorization orders a replacement that ships at once, in the same write.
-        handover = await self.store.apply(ret, replacements.with_follow_ups(event_type, after, now), now, extra)
+        # A platform authorization orders a replacement that ships at once, in the same write. When
+        # recording, the action starts a trace of its own: its events and their effects join it.
+        with tracing.span(f"deadline {event_type}", return_id=ret.return_id):
+            handover = await self.store.apply(ret, replacements.with_follow_ups(event_type, after, now), now, extra)
         if handover is None:
             return 0  # another replica (or the seller) got there first
         self.lifecycle.on_commit(ret.return_id, **handover)

@@ -8,11 +8,14 @@ from datetime import timedelta
 
 import pytest
 from asgi_lifespan import LifespanManager
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.disputes.app import create_app
 from tests.integration.checks import settle
+from tests.integration.spans import spans, trace_id_of
 
 pytestmark = pytest.mark.integration
+__all__ = ["spans"]  # the fixture
 pytest_plugins = ["tests.integration.claims_harness"]  # its fixtures: the service, its API, a tap, the clock
 
 SETTINGS = {
@@ -81,3 +84,21 @@ async def test_remind_and_grant_exactly_once_with_two_runners(
     await settle("claim_deadlines", disputes_app, replica)
     assert all(len(disputes_tap.of(c["claim_id"])) == 3 for c in unanswered)
     assert len(disputes_tap.of(contested_late["claim_id"])) == 3
+
+
+async def test_with_recording_on_an_automatic_grant_starts_the_trace_its_event_carries(
+    spans: InMemorySpanExporter, claims_api, disputes_tap, disputes_clock, disputes_app
+):
+    claim = await claims_api.file(await claims_api.deliver())
+    cid = claim["claim_id"]
+    disputes_clock.advance(timedelta(seconds=65))  # past the seller's 60 s at once: granted, not reminded
+    await settle("claim_deadlines", disputes_app)
+
+    filed, granted = await disputes_tap.wait_types(cid, ["claim.filed", "claim.granted"])
+    # Each replica running the job makes the span; only one of them commits the grant.
+    grants = [
+        s for s in spans.get_finished_spans() if s.name == "deadline claim.granted" and s.attributes["claim_id"] == cid
+    ]
+    assert grants and all(s.parent is None for s in grants)  # roots: no request or event caused them
+    assert trace_id_of(granted.traceparent) in {format(s.context.trace_id, "032x") for s in grants}
+    assert filed.traceparent is None  # the request that filed it sent no trace context

@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.clock import FixedClock
+from tests.integration.spans import spans, trace_id_of
 from tests.unit.metrics.builders import at, requested, return_event
 
 pytestmark = pytest.mark.integration
+__all__ = ["spans"]  # the fixture
 
 
 def five_returns(buyer_id: str):
@@ -20,16 +23,21 @@ def five_returns(buyer_id: str):
     ]
 
 
-async def test_a_flag_is_lifted_once_the_returns_age_out_of_the_window(start_metrics, wait_until):
+async def flagged_then_reviewed(start_metrics, wait_until, buyer_id: str):
+    """A buyer flagged for five returns, then the review 90 days after the 2nd: three are left, on
+    three orders, under both rules. Answers the service and its clock once the flag is lifted."""
     clock = FixedClock(at(5))
     metrics = await start_metrics(clock, flag_sweep_interval_s=0.05)
-    for event in five_returns("bz"):
+    for event in five_returns(buyer_id):
         await metrics.publish(event)
-    await wait_until(lambda: metrics.flags("bz"), message="buyer.flagged")
-
-    # 90 days after the 2nd return, three are left, on three orders: under both rules.
+    await wait_until(lambda: metrics.flags(buyer_id), message="buyer.flagged")
     clock.set(at(91, 1))
-    await wait_until(lambda: len(metrics.flags("bz")) == 2, message="buyer.unflagged")
+    await wait_until(lambda: len(metrics.flags(buyer_id)) == 2, message="buyer.unflagged")
+    return metrics, clock
+
+
+async def test_a_flag_is_lifted_once_the_returns_age_out_of_the_window(start_metrics, wait_until):
+    metrics, clock = await flagged_then_reviewed(start_metrics, wait_until, "bz")
     assert metrics.flags("bz") == ["buyer.flagged", "buyer.unflagged"]
     assert [e.sequence for e in metrics.published] == [1, 2]
     assert metrics.published[1].data["returns_90d"] == 3
@@ -86,3 +94,15 @@ async def test_period_boundaries_hold_in_the_store(start_metrics, wait_until):
     await wait_until(lambda: _processed(metrics, 4), message="4 events processed")
     week = await metrics.get("/v1/metrics/sellers/s-edge", **{"from": at(0).isoformat(), "to": at(7).isoformat()})
     assert week["counts"]["requests"] == 2
+
+
+async def test_with_recording_on_a_review_that_lifts_a_flag_starts_the_trace_its_event_carries(
+    spans: InMemorySpanExporter, start_metrics, wait_until
+):
+    metrics, _ = await flagged_then_reviewed(start_metrics, wait_until, "bt")
+    unflagged = metrics.published[-1]
+    reviews = [
+        s for s in spans.get_finished_spans() if s.name == "buyer flag review" and s.attributes["buyer_id"] == "bt"
+    ]
+    assert unflagged.type == "buyer.unflagged" and all(s.parent is None for s in reviews)
+    assert trace_id_of(unflagged.traceparent) in {format(s.context.trace_id, "032x") for s in reviews}

@@ -4,6 +4,7 @@ id, and the Stripe call (stripe-mock) is a span of that trace."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -55,3 +56,21 @@ async def test_with_recording_off_the_trace_context_is_still_carried(service, pu
     [refunded] = published.of_type("return.refunded", ret.return_id)
     # Without a recording span the handler's events name the incoming span itself as their parent.
     assert issued.traceparent == refunded.traceparent == TRACEPARENT
+
+
+async def test_a_refund_the_platform_takes_over_at_its_deadline_starts_its_own_trace(
+    spans: InMemorySpanExporter, service, published, wait_until
+):
+    service.clock.set(datetime(2025, 7, 7, 12, tzinfo=UTC))  # the return's refund is due on the 8th
+    order = await service.delivered(lines=[("L1", 1, 1500)])
+    ret = make_return(order, ("L1", 1, "DEFECTIVE"), received=[("L1", 1, "sellable")], refund_mode="manual")
+    event = await service.send("return.received", ret)
+    await wait_until(lambda: service.handled(event.id), message="return.received not handled")
+    service.clock.set(ret.refund_due_at + timedelta(seconds=1))
+    assert await service.app.state.deadline_job.run_once() == (1, 0)
+
+    await wait_until(lambda: published.of_type("return.refunded", ret.return_id), message="no return.refunded")
+    [refunded] = published.of_type("return.refunded", ret.return_id)
+    [take_over] = [s for s in spans.get_finished_spans() if s.name == "deadline refund take-over"]
+    assert take_over.parent is None and take_over.attributes["refund_id"] == return_refund_id(ret.return_id)
+    assert trace_id_of(refunded.traceparent) == format(take_over.context.trace_id, "032x")

@@ -132,7 +132,10 @@ class Messaging:
         bus = EventBus.from_settings(settings, inbox=inbox, clock=clock)
         # The relay's leases are operational time, not the (possibly moved) business clock.
         relay = OutboxRelay(
-            Announcer(bus) if announcements else bus, outboxes, poll_interval=settings.outbox_poll_ms / 1000
+            Announcer(bus) if announcements else bus,
+            outboxes,
+            poll_interval=settings.outbox_poll_ms / 1000,
+            concurrency=settings.outbox_concurrency,
         )
         return cls(bus, relay, {EXCHANGE: settings.exchange, ORDERS_EXCHANGE: settings.orders_exchange})
 

@@ -203,7 +203,7 @@ class OutboxRelay:
         lease_seconds: float = 30.0,
         clock: Clock | None = None,
         batch_size: int = 100,
-        concurrency: int = 16,
+        concurrency: int = 64,
         max_backoff: float = 60.0,
         retry_base: float = 0.5,
         claim_seconds: float = 5.0,
@@ -214,6 +214,7 @@ class OutboxRelay:
         self.batch_size, self.max_backoff, self.retry_base = batch_size, max_backoff, retry_base
         self.claim_for = timedelta(seconds=claim_seconds)
         self.owner = f"{bus.service}:{uuid.uuid4()}"
+        self.concurrency = concurrency  # documents published at once (OUTBOX_CONCURRENCY)
         self._slots = asyncio.Semaphore(concurrency)
         self._woken: list[tuple[Any, Any]] = []  # (collection, _id) committed since the last run
         self._sweep_now = True

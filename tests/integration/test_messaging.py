@@ -137,3 +137,9 @@ def test_a_type_cannot_be_subscribed_and_retired_at_once() -> None:
     messaging.subscribe([Subscription("buyer.flagged", Heard())], "ctx")
     with pytest.raises(ValueError, match="cannot be retired"):
         messaging.retire(["buyer.flagged"])
+
+
+async def test_the_relay_publishes_as_many_documents_at_once_as_the_settings_say(db):
+    settings = CommonSettings(service_name="returns", outbox_concurrency=7)
+    assert Messaging.from_settings(settings, inbox=None, outboxes=[db.buyers]).relay.concurrency == 7
+    assert CommonSettings(service_name="returns").outbox_concurrency == 64

@@ -234,6 +234,46 @@ async def test_a_commit_handed_over_is_published_and_released_in_one_write(
     assert doc["outbox"] == [] and not {PENDING, LEASE, OWNER, FAILURES} & doc.keys()
 
 
+class Gated:
+    """A bus whose publishes wait at a gate: how many are in flight at once."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus, self.service = bus, bus.service
+        self.gate = asyncio.Event()
+        self.in_flight = self.most = 0
+
+    async def publish(self, event: CloudEvent, *, exchange: str | None = None) -> None:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await self.gate.wait()
+            await self.bus.publish(event, exchange=exchange)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_the_relay_publishes_as_many_documents_at_once_as_its_concurrency(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    queue = await probe(amqp, exchange, "return.#")
+    bus = Gated(await bus_factory("returns"))
+    relay = OutboxRelay(bus, [db.returns], poll_interval=3600, concurrency=4)
+    await relay.start()
+    events = [event_factory("return.created", sequence=1) for _ in range(10)]
+    try:
+        await wait_until(lambda: relay._loop.runs >= 1)
+        for n, event in enumerate(events):  # ten documents committed while none can be published
+            relay.wake(f"r-{n}", entries=await commit(db.returns, f"r-{n}", [event], relay.claim()))
+        await wait_until(lambda: bus.in_flight == 4, message="four publishes in flight")
+        bus.gate.set()
+        await wait_until(lambda: all_drained(db.returns))
+    finally:
+        await relay.stop()
+
+    assert bus.most == 4  # never more than the slots, and every slot used
+    assert sorted(e.id for e in await drain(queue)) == sorted(e.id for e in events)
+
+
 async def test_commits_racing_on_one_document_publish_in_order_once(
     bus_factory, db, amqp, exchange, event_factory, wait_until
 ):

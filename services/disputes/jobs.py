@@ -59,7 +59,8 @@ class ClaimDeadlineJob:
             after = step(claim)
         except IllegalTransition:
             return 0
-        with tracing.span(f"deadline {event_type}", claim_id=claim.claim_id):  # a trace of its own (returns' jobs)
+        # When recording, the action starts a trace of its own, which its event carries.
+        with tracing.span(f"deadline {event_type}", claim_id=claim.claim_id):
             handover = await self.store.commit_claim(claim, after, [event_type], now)
         if handover is None:
             return 0  # another replica (or the seller) got there first

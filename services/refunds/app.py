@@ -46,7 +46,10 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
         # store_credit.* are announcements: a type no queue is bound to (every subscriber may ignore
         # store_credit.debited) counts as published instead of being retried forever.
         credit.outbox_relay = credit_relay = OutboxRelay(
-            Announcer(messaging.bus), [credit.entries], poll_interval=settings.outbox_poll_ms / 1000
+            Announcer(messaging.bus),
+            [credit.entries],
+            poll_interval=settings.outbox_poll_ms / 1000,
+            concurrency=settings.outbox_concurrency,
         )
         app.state.bus = messaging.bus
         ledger = LedgerGateway(db["ledger_entries"], clock)

@@ -217,7 +217,7 @@ class Driver:
     def session(self) -> aiohttp.ClientSession:
         # Made on first use: a session belongs to the event loop that runs the calls.
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.cap, force_close=False)
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.cap)
             self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120.0))
         return self._session
 

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-from aiosmtpd.smtp import SMTP
+
+from bench.sink import BlockDataSMTP
 
 # Bound on the bench's exchange. notification.* is left out on purpose: with nobody bound the
 # broker returns them, which is what happens in production, and binding them would add load.
@@ -172,7 +173,7 @@ async def main() -> None:
 
     async def listen() -> asyncio.AbstractServer:
         return await loop.create_server(
-            lambda: SMTP(handler, hostname="bench-sink", data_size_limit=None), args.smtp_host, args.smtp_port
+            lambda: BlockDataSMTP(handler, hostname="bench-sink", data_size_limit=None), args.smtp_host, args.smtp_port
         )
 
     smtp: list[asyncio.AbstractServer | None] = [await listen()]

@@ -29,11 +29,15 @@ class GroupWriter(Generic[T, R]):
         self.batches = self.items = 0  # written so far (for tests and curiosity)
 
     async def submit(self, item: T) -> R:
+        return await self.enqueue(item)
+
+    def enqueue(self, item: T) -> asyncio.Future[R]:
+        """Queue `item` now (behind every item queued before it) and answer the future of its result."""
         answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self.waiting.append((item, answer))
         if self.writer is None:
             self.writer = asyncio.create_task(self._write_while_waiting())
-        return await answer
+        return answer
 
     async def _write_while_waiting(self) -> None:
         try:

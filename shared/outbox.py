@@ -36,8 +36,10 @@ would drop pending events). After the write they tell the relay, one of two ways
 `commit_events` is such an update of an existing document: claiming when it may, and answering
 which of the two wakes follows.
 
-Work on one document is serialised in-process, so one replica never interleaves an aggregate's
-events. A publish that fails is remembered in-process and retried by `_id` with back-off
+Publishing one document's events is serialised in-process, so one replica never interleaves an
+aggregate's events. Its release is queued before the next events may go out (releases are written
+in that order) and is written while they do: under load that write, not the publish, is most of
+the time of a step. A publish that fails is remembered in-process and retried by `_id` with back-off
 (`retry_base` doubling up to `max_backoff`); the back-off is also written as a lease so other
 replicas keep away. The query for every pending document (a scan on the embedded MongoDB-wire
 server) runs at start-up, once per `poll_interval` (settings: `OUTBOX_POLL_MS`, 15 s by default)
@@ -190,7 +192,7 @@ class _Document:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
     direct: int = 0  # of the users, commits handing their outbox over (the direct path)
-    removed: set[str] = field(default_factory=set)  # published and taken out of the outbox by us
+    removed: set[str] = field(default_factory=set)  # published by us, their release queued or written
 
 
 class OutboxRelay:
@@ -314,20 +316,25 @@ class OutboxRelay:
         self._timers.add(loop.call_later(delay, self._loop.wake))
 
     @asynccontextmanager
-    async def _document(self, collection: Any, doc_id: Any, *, direct: bool = False) -> AsyncIterator[_Document]:
-        """One relay at a time per document in this process (events of an aggregate stay in order)."""
+    async def _tracked(self, collection: Any, doc_id: Any, *, direct: bool = False) -> AsyncIterator[_Document]:
+        """The document's in-process state, kept while any relay work on it is queued or running."""
         key = _key(collection, doc_id)
         state = self._documents.setdefault(key, _Document())
         state.users += 1
         state.direct += direct
         try:
-            async with state.lock, self._slots:
-                yield state
+            yield state
         finally:
             state.users -= 1
             state.direct -= direct
             if not state.users:
                 del self._documents[key]
+
+    @asynccontextmanager
+    async def _document(self, collection: Any, doc_id: Any) -> AsyncIterator[_Document]:
+        """One relay at a time per document in this process (events of an aggregate stay in order)."""
+        async with self._tracked(collection, doc_id) as state, state.lock, self._slots:
+            yield state
 
     async def _relay_all(self, found: list[tuple[Any, Any]]) -> int:
         published, failure = 0, None
@@ -356,37 +363,55 @@ class OutboxRelay:
     # ---- the direct path: events known at commit ---------------------------------------------
 
     async def _relay_direct(self, collection: Any, doc_id: Any, entries: list[dict[str, Any]]) -> None:
+        key = _key(collection, doc_id)
         done: list[str] = []
-        try:
-            async with self._document(collection, doc_id, direct=True) as state:
-                # What this process already published and removed (an earlier commit's relay) is gone.
-                pulled = self._recently_pulled(_key(collection, doc_id))
+        async with self._tracked(collection, doc_id, direct=True) as state:
+            async with state.lock, self._slots:
+                # What this process already published (an earlier commit's relay) is not sent again.
+                pulled = self._recently_pulled(key)
                 entries = [e for e in entries if e["id"] not in state.removed and e["id"] not in pulled]
                 if not entries:
                     return
-                for entry in entries:  # in order, each confirmed before the next
-                    await self.bus.publish(CloudEvent.model_validate(entry["envelope"]), exchange=entry.get("exchange"))
-                    done.append(entry["id"])
-                if await self._release_exactly(collection, doc_id, done):
-                    state.removed.update(done)
+                try:
+                    for entry in entries:  # in order, each confirmed before the next
+                        envelope = CloudEvent.model_validate(entry["envelope"])
+                        await self.bus.publish(envelope, exchange=entry.get("exchange"))
+                        done.append(entry["id"])
+                except Exception as exc:  # noqa: BLE001 - kept for a later attempt, never dropped
+                    await self._direct_failed(collection, doc_id, entries, done, exc)
                     return
-                # Newer events arrived, or another relay removed some; ours are out of the outbox
-                # now. A later commit of ours (it claimed the document for us) publishes and
-                # releases the rest. Its task may not have reached this document yet, so the claim
-                # stays: dropped, the `_id` path (here or on another replica) could publish those
-                # events beside that task. If no such task comes, the claim runs out and the `_id`
-                # path relays what is left.
+                # All confirmed: the document's next events may go out while this release waits for
+                # its write (under load, most of a step's time). Queued before the lock is let go,
+                # so the document's releases are written in the order of its events.
+                released = self._release_exactly(collection, doc_id, done)
                 state.removed.update(done)
-                self._remember_pulled(_key(collection, doc_id), state.removed)
-                if state.direct == 1:
-                    self._retry_in(collection, doc_id, self.claim_for.total_seconds())
-        except Exception as exc:  # noqa: BLE001 - kept for a later attempt, never dropped
-            failed = next((e for e in entries if e["id"] not in done), {})
-            try:  # the `_id` path's back-off: our claim becomes a lease until the retry
-                await self._failed(collection, doc_id, done, 1, failed, exc)
-            except Exception:  # the store is away too: retry once the claim expired
+            try:
+                if await released:
+                    return
+            except Exception as exc:  # noqa: BLE001 - the store is away: kept for a later attempt
+                state.removed.difference_update(done)  # still in the outbox: a later commit's relay sends them
+                async with state.lock:
+                    await self._direct_failed(collection, doc_id, entries, done, exc)
+                return
+            # Newer events arrived, or another relay removed some; ours are out of the outbox
+            # now. A later commit of ours (it claimed the document for us) publishes and
+            # releases the rest. Its task may not have reached this document yet, so the claim
+            # stays: dropped, the `_id` path (here or on another replica) could publish those
+            # events beside that task. If no such task comes, the claim runs out and the `_id`
+            # path relays what is left.
+            self._remember_pulled(key, state.removed)
+            if state.direct == 1:
                 self._retry_in(collection, doc_id, self.claim_for.total_seconds())
-                log.exception("outbox publish failed, will retry", extra={"event_id": failed.get("id")})
+
+    async def _direct_failed(
+        self, collection: Any, doc_id: Any, entries: list[dict[str, Any]], done: list[str], exc: Exception
+    ) -> None:
+        failed = next((e for e in entries if e["id"] not in done), {})
+        try:  # the `_id` path's back-off: our claim becomes a lease until the retry
+            await self._failed(collection, doc_id, done, 1, failed, exc)
+        except Exception:  # the store is away too: retry once the claim expired
+            self._retry_in(collection, doc_id, self.claim_for.total_seconds())
+            log.exception("outbox publish failed, will retry", extra={"event_id": failed.get("id")})
 
     def _recently_pulled(self, key: tuple[Any, Any]) -> set[str]:
         # One lookup on the commit path; forgetting the stale ones is _remember_pulled's (rare) work.
@@ -400,13 +425,13 @@ class OutboxRelay:
             del self._pulled[stale]
         self._pulled[key] = (set(ids), now + 2 * self.claim_for.total_seconds())
 
-    async def _release_exactly(self, collection: Any, doc_id: Any, published: list[str]) -> bool:
-        """Empty the outbox if it holds exactly the `published` events (ids are unique); someone
-        else's lease on it goes too: there is nothing left for it to publish. Written together with
-        the other releases of the collection waiting meanwhile (shared.outbox_release)."""
+    def _release_exactly(self, collection: Any, doc_id: Any, published: list[str]) -> asyncio.Future[bool]:
+        """Queue: empty the outbox if it holds exactly the `published` events (ids are unique);
+        someone else's lease on it goes too: there is nothing left for it to publish. Written
+        together with the other releases of the collection waiting meanwhile (shared.outbox_release)."""
         key = _key(collection, None)[0]
         batcher = self._releases.get(key) or self._releases.setdefault(key, ReleaseBatcher(collection))
-        return await batcher.release(doc_id, published)
+        return batcher.release(doc_id, published)
 
     # ---- the `_id` path: lease, publish, release ---------------------------------------------
 

@@ -16,12 +16,15 @@ collection is in flight (group commit: shared/group_write.py) and the next write
    the published events are out of the outbox either way, the newer ones are the relay's to send
    (shared.outbox).
 
-Each waiting release holds its document's in-process lock until its batch is written, so events of
-one aggregate stay in order; a failed write fails every release of that batch (each is retried).
+A release is queued before its document's in-process lock is let go, so a document's releases are
+written in the order its events were published; the document's next events may be published while
+an earlier release waits (each was confirmed first). A failed write fails every release of that
+batch (each is retried).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from shared.group_write import GroupWriter
@@ -43,9 +46,9 @@ class ReleaseBatcher:
         self.collection = collection
         self.group: GroupWriter[tuple[Any, list[str]], bool] = GroupWriter(self._write)
 
-    async def release(self, doc_id: Any, published: list[str]) -> bool:
-        # A document is released by one task at a time (the relay holds its lock meanwhile).
-        return await self.group.submit((doc_id, published))
+    def release(self, doc_id: Any, published: list[str]) -> asyncio.Future[bool]:
+        """Queue the release now: a document's releases are written in the order they were queued."""
+        return self.group.enqueue((doc_id, published))
 
     async def _write(self, batch: list[tuple[Any, list[str]]]) -> list[bool]:
         if len(batch) == 1:
@@ -62,7 +65,7 @@ class ReleaseBatcher:
         every = [event_id for _, events in batch for event_id in events]
         await self.collection.update_many({"_id": {"$in": ids}}, {"$pull": {OUTBOX: {"id": {"$in": every}}}})
         result = await self.collection.update_many({"_id": {"$in": ids}, OUTBOX: {"$size": 0}}, _CLEARED)
-        if result.matched_count == len(ids):
+        if result.matched_count == len(set(ids)):  # a document's two releases may share a batch
             return [True] * len(ids)
         left = {doc["_id"] async for doc in self.collection.find({"_id": {"$in": ids}, PENDING: True}, {"_id": 1})}
         return [doc_id not in left for doc_id in ids]

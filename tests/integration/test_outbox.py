@@ -295,6 +295,112 @@ async def test_commits_racing_on_one_document_publish_in_order_once(
     assert doc["outbox"] == [] and not {PENDING, LEASE, OWNER} & doc.keys()
 
 
+class HeldReleases:
+    """A collection whose updates (the relay's releases) wait at a gate; reads and the tests'
+    own commits (to the real collection) do not."""
+
+    def __init__(self, collection: Any) -> None:
+        self._collection = collection
+        self.gate = asyncio.Event()
+        self.held = 0
+        self.failures = 0  # updates to refuse once through the gate (the store went away)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._collection, name)
+        if name not in ("update_one", "update_many"):
+            return attribute
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            self.held += 1
+            try:
+                await self.gate.wait()
+            finally:
+                self.held -= 1
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("store away")
+            return await attribute(*args, **kwargs)
+
+        return held
+
+
+class Recording:
+    """A bus that notes what it published, once confirmed."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus, self.service = bus, bus.service
+        self.published: list[str] = []
+
+    async def publish(self, event: CloudEvent, *, exchange: str | None = None) -> None:
+        await self.bus.publish(event, exchange=exchange)
+        self.published.append(event.id)
+
+
+async def test_a_documents_next_events_go_out_while_its_earlier_release_is_written(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    # Under load a release waits for the store (and for the batch before it) much longer than a
+    # publish takes; the next event of the document must not wait for it, once the earlier one
+    # is confirmed.
+    queue = await probe(amqp, exchange, "return.#")
+    returns = HeldReleases(db.returns)
+    bus = Recording(await bus_factory("returns"))
+    relay = OutboxRelay(bus, [returns], poll_interval=3600)
+    await relay.start()
+    events = [event_factory(t, sequence=n) for n, t in enumerate(("return.authorized", "return.shipped"), 2)]
+    events.append(event_factory("return.received", sequence=4))
+    try:
+        await wait_until(lambda: relay._loop.runs >= 1)
+        for n, event in enumerate(events, 1):
+            relay.wake("r-1", collection=returns, entries=await commit(db.returns, "r-1", [event], relay.claim()))
+            await wait_until(lambda n=n: len(bus.published) == n, message=f"event {n} out, earlier releases held")
+        assert returns.held == 1  # the first release is being written; the later ones queue behind it
+        returns.gate.set()
+        await wait_until(lambda: all_drained(db.returns))
+        await wait_until(lambda: not relay._direct)
+    finally:
+        returns.gate.set()
+        await relay.stop()
+
+    assert bus.published == [e.id for e in events]
+    assert [e.id for e in await drain(queue)] == [e.id for e in events]
+    doc = await db.returns.find_one({"_id": "r-1"})
+    assert doc["outbox"] == [] and not {PENDING, LEASE, OWNER} & doc.keys()
+
+
+async def test_a_release_that_fails_after_the_next_event_went_out_loses_nothing(
+    bus_factory, db, amqp, exchange, event_factory, wait_until
+):
+    # The store goes away once the second event is out: the first release and what follows it
+    # fail. What was not taken out of the outbox goes out again; each event went out first in order.
+    queue = await probe(amqp, exchange, "return.#")
+    returns = HeldReleases(db.returns)
+    bus = Recording(await bus_factory("returns"))
+    relay = OutboxRelay(bus, [returns], poll_interval=3600, retry_base=0.05, claim_seconds=0.2)
+    await relay.start()
+    first, second = event_factory("return.shipped", sequence=3), event_factory("return.received", sequence=4)
+    try:
+        await wait_until(lambda: relay._loop.runs >= 1)
+        relay.wake("r-1", collection=returns, entries=await commit(db.returns, "r-1", [first], relay.claim()))
+        await wait_until(lambda: returns.held == 1, message="the first release waits")
+        relay.wake("r-1", collection=returns, entries=await commit(db.returns, "r-1", [second], relay.claim()))
+        await wait_until(lambda: len(bus.published) == 2, message="the second event out, the first release held")
+        returns.failures = 2
+        returns.gate.set()
+        await wait_until(lambda: all_drained(db.returns), timeout=10)
+        await wait_until(lambda: not relay._direct)
+    finally:
+        returns.gate.set()
+        await relay.stop()
+
+    assert returns.failures == 0
+    published = [e.id for e in await drain(queue)]
+    assert set(published) == {first.id, second.id}
+    assert published.index(first.id) < published.index(second.id)
+    doc = await db.returns.find_one({"_id": "r-1"})
+    assert doc["outbox"] == [] and not {PENDING, LEASE, OWNER} & doc.keys()
+
+
 async def test_a_handover_that_starts_after_the_earlier_commits_relay_ended_does_not_republish(
     bus_factory, db, amqp, exchange, event_factory, wait_until
 ):

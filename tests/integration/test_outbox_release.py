@@ -27,7 +27,7 @@ def pending(doc_id: str, *event_ids: str) -> dict[str, Any]:
 async def test_releases_waiting_together_are_one_batch_and_say_which_documents_are_empty(db):
     await db.returns.insert_many([pending("a", "a1"), pending("b", "b1", "b2"), pending("c", "c1", "c2")])
     batcher = ReleaseBatcher(db.returns)
-    first = asyncio.create_task(batcher.release("a", ["a1"]))  # written alone: one conditional update
+    first = batcher.release("a", ["a1"])  # queued at once and written alone: one conditional update
     await asyncio.sleep(0)
     # while it is written, b (published all) and c (a newer event c2 arrived after publishing c1) wait
     answers = await asyncio.gather(first, batcher.release("b", ["b1", "b2"]), batcher.release("c", ["c1"]))

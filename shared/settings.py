@@ -52,9 +52,10 @@ class CommonSettings(BaseSettings):
         ge=1,
         description=(
             "Documents the outbox relay publishes at once (each one's events in order, each confirmed by the "
-            "broker, then released from its outbox). A publish and its release take a few broker and store round "
-            "trips, so under a burst of commits too few slots leave events waiting in the outbox: with 16, the "
-            "returns service under the bench's closed loop published its events 85 s after their commit."
+            "broker; its release from the outbox is then written while the slot serves another document). Under a "
+            "burst of commits too few slots leave events waiting in the outbox: with 16 (and the release still "
+            "written inside the slot), the returns service under the bench's closed loop published its events 85 s "
+            "after their commit."
         ),
     )
     inbox_retention_days: int = Field(

@@ -130,13 +130,7 @@ class Messaging:
         key): it saves a `find` and an `insert` per consumed event. See shared.bus and
         docs/architecture.md ("Inbox or not")."""
         bus = EventBus.from_settings(settings, inbox=inbox, clock=clock)
-        # The relay's leases are operational time, not the (possibly moved) business clock.
-        relay = OutboxRelay(
-            Announcer(bus) if announcements else bus,
-            outboxes,
-            poll_interval=settings.outbox_poll_ms / 1000,
-            concurrency=settings.outbox_concurrency,
-        )
+        relay = OutboxRelay.from_settings(Announcer(bus) if announcements else bus, outboxes, settings)
         return cls(bus, relay, {EXCHANGE: settings.exchange, ORDERS_EXCHANGE: settings.orders_exchange})
 
     def subscribe(self, subscriptions: Iterable[Subscription[C, Any]], context: C) -> None:

@@ -76,6 +76,7 @@ from shared.outbox_release import OWNER as OWNER
 from shared.outbox_release import PENDING as PENDING
 from shared.outbox_release import ReleaseBatcher
 from shared.periodic import Periodic, backoff_seconds
+from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,14 @@ class OutboxRelay:
         # in-process `_Document`): it must not publish them again.
         self._pulled: dict[tuple[Any, Any], tuple[set[str], float]] = {}
         self._loop = Periodic(f"outbox-relay:{bus.service}", self.run_once, poll_interval, max_backoff_s=max_backoff)
+
+    @classmethod
+    def from_settings(cls, bus: Publisher, collections: Sequence[Any], settings: CommonSettings) -> OutboxRelay:
+        """A relay as the service's settings configure it (OUTBOX_POLL_MS, OUTBOX_CONCURRENCY). Its
+        leases are operational time (the system clock), not the possibly moved business clock."""
+        return cls(
+            bus, collections, poll_interval=settings.outbox_poll_ms / 1000, concurrency=settings.outbox_concurrency
+        )
 
     async def start(self) -> None:
         for collection in self.collections:

@@ -45,11 +45,8 @@ async def wiring(app: FastAPI, db: Database, settings: Settings, clock: Clock) -
         store.outbox_relay = messaging.relay  # a refund's events are committed claimed for it
         # store_credit.* are announcements: a type no queue is bound to (every subscriber may ignore
         # store_credit.debited) counts as published instead of being retried forever.
-        credit.outbox_relay = credit_relay = OutboxRelay(
-            Announcer(messaging.bus),
-            [credit.entries],
-            poll_interval=settings.outbox_poll_ms / 1000,
-            concurrency=settings.outbox_concurrency,
+        credit.outbox_relay = credit_relay = OutboxRelay.from_settings(
+            Announcer(messaging.bus), [credit.entries], settings
         )
         app.state.bus = messaging.bus
         ledger = LedgerGateway(db["ledger_entries"], clock)

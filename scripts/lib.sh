@@ -33,11 +33,11 @@ log() { printf '[infra %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 warn() { printf '[infra %s] WARNING: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '[infra %s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
 
-# The repo's Python (aiosmtpd, pymongo for probes); created from uv.lock when missing.
+# The repo's Python (aiosmtpd, pymongo for probes); created by scripts/bootstrap when missing.
 python_bin() {
     if [[ ! -x "$REPO_ROOT/.venv/bin/python" ]]; then
-        log "no .venv yet: uv sync --frozen"
-        (cd "$REPO_ROOT" && uv sync --frozen --quiet) || die "uv sync failed"
+        log "no .venv yet: scripts/bootstrap"
+        "$REPO_ROOT/scripts/bootstrap" || die "scripts/bootstrap failed"
     fi
     printf '%s\n' "$REPO_ROOT/.venv/bin/python"
 }

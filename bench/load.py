@@ -217,7 +217,9 @@ class Driver:
     def session(self) -> aiohttp.ClientSession:
         # Made on first use: a session belongs to the event loop that runs the calls.
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.cap)
+            # Idle connections are dropped before uvicorn's 5 s keep-alive ends (aiohttp keeps them
+            # 15 s): reusing one the server is closing at that moment fails with a connection reset.
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=self.cap, keepalive_timeout=4.0)
             self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120.0))
         return self._session
 

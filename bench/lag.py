@@ -14,6 +14,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from bench.report import percentile
+
 
 def delays(lines: list[str]) -> dict[str, list[float]]:
     """Seconds from commit to the observer, per event type, sorted; lines without a time are left out."""
@@ -28,17 +30,12 @@ def delays(lines: list[str]) -> dict[str, list[float]]:
     return {event_type: sorted(values) for event_type, values in by_type.items()}
 
 
-def quantile(values: list[float], q: float) -> float:
-    """The value at rank q (0..1) of sorted `values`, nearest-rank below."""
-    return values[int(q * (len(values) - 1))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("events", type=Path, help="an observer's events.jsonl")
     args = parser.parse_args()
     for event_type, values in delays(args.events.read_text().splitlines()).items():
-        p50, p90 = quantile(values, 0.5), quantile(values, 0.9)
+        p50, p90 = percentile(values, 50), percentile(values, 90)
         print(f"  {event_type:<22} {len(values):6d}  p50 {p50:6.2f}  p90 {p90:6.2f}  max {values[-1]:6.2f} s")
 
 

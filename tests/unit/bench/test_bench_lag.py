@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from bench.lag import delays, quantile
+import pytest
+
+from bench.lag import delays, main
 
 
 def _line(event_type: str, t: float, time: float | None) -> str:
@@ -25,6 +28,12 @@ def test_delays_are_per_type_sorted_and_skip_lines_without_a_time() -> None:
     assert found["return.received"] == [2.0]
 
 
-def test_quantile_is_the_nearest_rank_below() -> None:
-    values = [float(v) for v in range(1, 11)]
-    assert (quantile(values, 0.5), quantile(values, 0.9), quantile(values, 1.0)) == (5.0, 9.0, 10.0)
+def test_main_prints_nearest_rank_percentiles_per_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(_line("return.shipped", 100.0 + d, 100.0) for d in range(4, 0, -1)))
+    monkeypatch.setattr("sys.argv", ["bench.lag", str(events)])
+    main()
+    printed = capsys.readouterr().out.split()
+    assert printed == ["return.shipped", "4", "p50", "2.00", "p90", "4.00", "max", "4.00", "s"]

@@ -1,17 +1,19 @@
 """Acknowledged writes per second against the local MongoDB-wire server (mongo-wire.jar).
 
     .venv/bin/python deploy/local/mongo-wire/bench_writes.py [--jar JAR] [--backend journal|h2|memory] [--n 2000]
-        [--clients 1,16] [--no-fsync]
+        [--clients 1,16] [--no-fsync] [--indexes 0..3]
 
 Starts its own server from JAR (default: target/mongo-wire.jar next to this file) on a free port
 with a fresh store (journal folder or H2 file) in a temporary folder, and for each client count
-measures: N inserts
-(`insert_one`), N `update_one` by _id (`$inc`), and N `find_one_and_update` by _id, each
-acknowledged (w=1), spread over that many threads of one PyMongo client, after N unmeasured rounds
-of the three as a warm-up. Prints operations per second and the server's CPU time per operation
-(from /proc: less sensitive to a busy machine than the rate) and the size of the store on disk.
-Then stops the server and deletes the folder. `--url` measures an already running server instead
-(it writes to a database of its own and drops it).
+measures: N inserts (`insert_one`), N `update_one` by _id (`$inc`), and N `find_one_and_update` by
+_id, each acknowledged (w=1), spread over that many threads of one PyMongo client, after N
+unmeasured rounds of the three as a warm-up. `--indexes K` gives every collection K of the secondary
+indexes the services declare most (seller and time, buyer and time, last event time) and the
+documents those fields; the updates change none of them, as most of the services' updates do not.
+Prints operations per second and the server's CPU time per operation (from /proc: less sensitive
+to a busy machine than the rate) and the size of the store on disk. Then stops the server and
+deletes the folder. `--url` measures an already running server instead (it writes to a database of
+its own and drops it).
 """
 
 from __future__ import annotations
@@ -27,11 +29,27 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from pymongo import MongoClient, ReturnDocument
+from pymongo import ASCENDING, MongoClient, ReturnDocument
 
 HERE = Path(__file__).resolve().parent
+INDEXES = (
+    [("seller_id", ASCENDING), ("created_at", ASCENDING)],
+    [("buyer_id", ASCENDING), ("created_at", ASCENDING)],
+    [("last_event_at", ASCENDING)],
+)
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def new_document(i: int, indexed: bool) -> dict[str, object]:
+    doc: dict[str, object] = {"_id": i, "n": 0, "pad": "x" * 200}
+    if indexed:
+        at = T0 + timedelta(seconds=i)
+        doc |= {"seller_id": f"seller-{i % 50}", "buyer_id": f"buyer-{i % 3000}", "created_at": at, "last_event_at": at}
+    return doc
 
 
 def free_port() -> int:
@@ -103,21 +121,27 @@ def timed(n: int, clients: int, op: Callable[[int], object], pid: int | None) ->
     return f"{rate:.0f}" + (f" ({(server_cpu(pid) - cpu) / n * 1e6:.0f} µs)" if pid else "")
 
 
-def measure(url: str, n: int, client_counts: list[int], pid: int | None = None) -> None:
+def measure(url: str, n: int, client_counts: list[int], pid: int | None = None, indexes: int = 0) -> None:
     client: MongoClient = MongoClient(url, serverSelectionTimeoutMS=10_000, maxPoolSize=64)
     name = f"bench_writes_{uuid.uuid4().hex[:8]}"
     db = client[name]
+
+    def collection(coll_name: str) -> Any:
+        for keys in INDEXES[:indexes]:
+            db[coll_name].create_index(keys)
+        return db[coll_name]
+
     try:
-        warm = db["warm_up"]  # JIT and caches first, not measured
+        warm = collection("warm_up")  # JIT and caches first, not measured
         for i in range(n):
-            warm.insert_one({"_id": i, "n": 0, "pad": "x" * 200})
+            warm.insert_one(new_document(i, indexes > 0))
             warm.update_one({"_id": i}, {"$inc": {"n": 1}})
             warm.find_one_and_update({"_id": i}, {"$inc": {"n": 1}})
         print(f"per second{' (server CPU per operation)' if pid else ''}")
         print(f"{'clients':>7} {'insert_one':>16} {'update_one':>16} {'find_one_and_update':>20}")
         for clients in client_counts:
-            coll = db[f"c{clients}"]
-            inserts = timed(n, clients, lambda i, coll=coll: coll.insert_one({"_id": i, "n": 0, "pad": "x" * 200}), pid)
+            coll = collection(f"c{clients}")
+            inserts = timed(n, clients, lambda i, coll=coll: coll.insert_one(new_document(i, indexes > 0)), pid)
             updates = timed(n, clients, lambda i, coll=coll: coll.update_one({"_id": i}, {"$inc": {"n": 1}}), pid)
             fams = timed(
                 n,
@@ -146,10 +170,13 @@ def main() -> None:
         help="the server's backend (memory: not durable)",
     )
     parser.add_argument("--no-fsync", action="store_true", help="start the server with --no-fsync")
+    parser.add_argument(
+        "--indexes", type=int, choices=range(len(INDEXES) + 1), default=0, help="secondary indexes per collection"
+    )
     args = parser.parse_args()
     client_counts = [int(c) for c in args.clients.split(",")]
     if args.url:
-        measure(args.url, args.n, client_counts)
+        measure(args.url, args.n, client_counts, indexes=args.indexes)
         return
     if not args.jar.is_file():
         sys.exit(f"{args.jar} is missing: build it with scripts/infra-up (or mvn -q -B package in {HERE})")
@@ -159,10 +186,11 @@ def main() -> None:
     try:
         print(
             f"{args.jar} --backend {args.backend}{' --no-fsync' if args.no_fsync else ''} on 127.0.0.1:{port}, "
+            f"{args.indexes} secondary indexes per collection, "
             f"store in {folder}, "
             f"{os.cpu_count()} cores"
         )
-        measure(f"mongodb://127.0.0.1:{port}/?directConnection=true", args.n, client_counts, server.pid)
+        measure(f"mongodb://127.0.0.1:{port}/?directConnection=true", args.n, client_counts, server.pid, args.indexes)
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         print(f"store on disk: {size / 1e6:.1f} MB")
     finally:

@@ -1,15 +1,19 @@
 package local.mongowire;
 
 import java.util.Collection;
+import java.util.Iterator;
 
 import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.DocumentWithPosition;
 import de.bwaldvogel.mongo.backend.Index;
 import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.h2.H2Collection;
 import de.bwaldvogel.mongo.backend.memory.MemoryCollection;
 import de.bwaldvogel.mongo.bson.Document;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import org.h2.mvstore.MVMap;
 
 /**
@@ -19,7 +23,7 @@ import org.h2.mvstore.MVMap;
  * library's own dispatch (mongo-java-server 1.47.0: the first index whose {@code canHandle} accepts
  * the filter gives the positions, else every document is read) plus the count. The two copies are
  * the same code: the classes share no superclass of ours (one extends MemoryCollection, the other
- * H2Collection).
+ * H2Collection). The memory one also measures its data size only when asked (below).
  */
 final class CountedCollections {
     private CountedCollections() {}
@@ -49,6 +53,30 @@ final class CountedCollections {
         @Override public synchronized void renameTo(MongoDatabase newDatabase, String newName) {
             super.renameTo(newDatabase, newName);
             counters = IndexStats.of(getFullName());
+        }
+
+        /**
+         * The data size is measured when asked (collStats, dbStats), not kept up to date: keeping it
+         * BSON-encoded a document on every insert and delete, and twice on every update (the old
+         * and the new version), only to count its bytes.
+         */
+        @Override protected boolean tracksDataSize() {
+            return false;
+        }
+
+        @Override protected synchronized int getDataSize() {
+            ByteBuf buffer = Unpooled.buffer();
+            try {
+                long size = 0;
+                for (Iterator<DocumentWithPosition<Integer>> all = streamAllDocumentsWithPosition().iterator(); all.hasNext(); ) {
+                    buffer.clear();
+                    LeanBson.encodeDocument(all.next().getDocument(), buffer);
+                    size += buffer.writerIndex();
+                }
+                return (int) Math.min(size, Integer.MAX_VALUE);
+            } finally {
+                buffer.release();
+            }
         }
     }
 

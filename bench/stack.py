@@ -35,8 +35,8 @@ from shared.bus import QueueNames
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")
 MONGO_JAR = REPO / "deploy/local/mongo-wire/target/mongo-wire.jar"
-# The bench's own MongoDB-wire server (--mongo-jvm); the same as scripts/infra-up starts.
-MONGO_JVM = "-Xms3g -Xmx4g -XX:+UseParallelGC -XX:MaxTenuringThreshold=1"
+# The JVM options of the bench's own MongoDB-wire server (--mongo-jvm): those scripts/infra-up uses.
+MONGO_JVM = (REPO / "deploy/local/mongo-wire/jvm.options").read_text().strip()
 
 
 @dataclass

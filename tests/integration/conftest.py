@@ -6,8 +6,8 @@ Every test gets its own names, so tests (and engineers) running at the same time
 
 The services' MongoDB clients (made by `shared.mongo.connect`) report every filter they send; a
 test fails when one has a shape shared/query_shapes.py does not list (tests/integration/shapes.py).
-A run of a service's whole tests/integration/<service>/ folder fails when that service's client
-reported nothing (the check would have passed for nothing); a single file only warns.
+What only the whole run can tell (a service's client that reported nothing, a filter sent after the
+last test) is decided by tests/integration/shape_check.py, in every process of a parallel run too.
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ import shared.mongo
 from shared.bus import EventBus
 from shared.events import CloudEvent
 from shared.query_shapes import SERVICES as QUERY_SERVICES
-from shared.query_shapes import SHAPES
 from tests.integration.commands import Commands
+from tests.integration.shape_check import QUERY_SHAPES
 from tests.integration.shapes import ShapeRecorder, complaint
 
 T = TypeVar("T")
 
-QUERY_SHAPES = ShapeRecorder()
 # More listeners for the services' clients made meanwhile (the `service_commands` fixture).
 SERVICE_LISTENERS: list[Commands] = []
 
@@ -89,70 +88,6 @@ def only_listed_query_shapes(services_query_shapes: ShapeRecorder) -> Iterator[N
     found = services_query_shapes.take_unlisted()
     if found:
         pytest.fail(complaint(found), pytrace=False)
-
-
-RAN: set[str] = set()  # services with an integration test that passed in this run
-WHOLE: set[str] = set()  # services whose whole tests/integration/<service>/ folder was selected
-
-
-def _service_of(nodeid: str) -> str | None:
-    path = nodeid.split("::")[0].split("/")
-    if path[:2] == ["tests", "integration"] and len(path) > 3 and path[2] in QUERY_SERVICES:
-        return path[2]
-    return None
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    service = _service_of(report.nodeid)
-    if service is not None and report.when == "call" and report.passed:
-        RAN.add(service)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """A service's folder is selected whole when an argument names it or a folder above it (a file
-    or a single test may legitimately leave its MongoDB client unused)."""
-    root = session.config.rootpath
-    for arg in session.config.args:
-        if "::" in arg:
-            continue
-        selected = (session.config.invocation_params.dir / arg).resolve()
-        for service in QUERY_SERVICES:
-            folder = root / "tests" / "integration" / service
-            if folder == selected or selected in folder.parents:
-                WHOLE.add(service)
-
-
-def unwatched() -> list[str]:
-    """Services whose integration tests passed but whose MongoDB client reported nothing: their
-    client is made some way `service_connecting` does not know, so the check passed for nothing."""
-    return sorted(RAN - QUERY_SHAPES.services)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Which listed shapes the services never sent in this run (coverage, not a failure)."""
-    for service in unwatched():
-        fails = " (fails the run: its whole folder ran)" if service in WHOLE else ""
-        terminalreporter.write_line(f"query shapes: {service}'s MongoDB client reported nothing{fails}")
-    if QUERY_SHAPES.seen:
-        unseen = [shape for shape in SHAPES if shape not in QUERY_SHAPES.seen]
-        terminalreporter.write_line(f"query shapes: {len(SHAPES) - len(unseen)} of {len(SHAPES)} listed were sent")
-        for shape in unseen:
-            terminalreporter.write_line(f"  not sent: {', '.join(shape.collections)} {shape.filter_text} {shape.sort}")
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    found = QUERY_SHAPES.take_unlisted()  # sent after the last test, by an app shutting down
-    if found:
-        print("\n" + complaint(found))
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    blind = [service for service in unwatched() if service in WHOLE]
-    if blind:  # its whole folder ran and not one filter was seen: the shape check is not watching it
-        print(
-            f"\nquery shapes: the MongoDB clients of {', '.join(blind)} reported nothing although all of "
-            "their integration tests ran: tests/integration/conftest.py `service_connecting` does not "
-            "recognise how they connect, so their filters went unchecked"
-        )
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,12 @@ list for that service and collection.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from typing import Any
 
 from pymongo import monitoring
 
-from shared.query_shapes import QueryShape, command_filters, filter_terms, listed, render_terms
+from shared.query_shapes import SHAPES, QueryShape, command_filters, filter_terms, listed, render_terms
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,23 @@ class ShapeRecorder:
         with self._lock:
             found, self.unlisted = self.unlisted, []
         return found
+
+    def export(self) -> dict[str, Any]:
+        """What an xdist worker saw, in types its channel carries (`merge` takes it back)."""
+        with self._lock:
+            return {
+                "unlisted": [list(astuple(item)) for item in self.unlisted],
+                "seen": sorted(SHAPES.index(shape) for shape in self.seen),
+                "services": sorted(self.services),
+            }
+
+    def merge(self, exported: dict[str, Any] | None) -> None:
+        if not exported:
+            return
+        with self._lock:
+            self.unlisted.extend(Unlisted(*item) for item in exported["unlisted"])
+            self.seen.update(SHAPES[index] for index in exported["seen"])
+            self.services.update(exported["services"])
 
 
 class _Listener(monitoring.CommandListener):

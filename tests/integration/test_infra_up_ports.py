@@ -77,6 +77,12 @@ class Checkout:
             self.root / "deploy" / "local",
             ignore=shutil.ignore_patterns("target", "__pycache__"),
         )
+        # The checkout's jar, with its time (copy2): newer than the copied sources, so infra-up uses it
+        # instead of building its own with Maven (scripts/test's infra-up built it before any test).
+        jar = Path("deploy/local/mongo-wire/target/mongo-wire.jar")
+        if (ROOT / jar).is_file():
+            (self.root / jar.parent).mkdir(parents=True)
+            shutil.copy2(ROOT / jar, self.root / jar)
         (self.root / ".venv").symlink_to(ROOT / ".venv")
         self.nodes: list[str] = []
 

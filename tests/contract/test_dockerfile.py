@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import importlib.util
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ import tomllib
 import pytest
 
 from tests.contract.support import ROOT, run, tool
+from tests.ports import free_port
 from tools import contracts
 
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
@@ -93,12 +93,6 @@ def test_every_copied_path_exists_and_is_in_the_build_context():
             assert source.rstrip("/") in included, f"COPY {source}: excluded by {DOCKERIGNORE.name}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class _Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.send_response(200 if self.path == "/healthz" else 503)
@@ -115,13 +109,13 @@ def _probe(path: str, env: dict[str, str]) -> int:
 
 
 def test_health_probe_exit_codes():
-    port = _free_port()
+    port = free_port()
     server = http.server.HTTPServer(("127.0.0.1", port), _Health)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         assert _probe("/healthz", {"PORT": str(port)}) == 0
         assert _probe("/readyz", {"PORT": str(port)}) == 1
-        assert _probe("/healthz", {"PORT": str(_free_port())}) == 1
+        assert _probe("/healthz", {"PORT": str(free_port())}) == 1
     finally:
         server.shutdown()
 

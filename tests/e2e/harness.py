@@ -36,7 +36,8 @@ from motor.motor_asyncio import AsyncIOMotorClient
 
 from shared.bus import QueueNames
 from shared.tokens import mint
-from tests.e2e.observers import Email, EventTap, Mailbox, Seen, StripeRecorder, free_port
+from tests.e2e.observers import Email, EventTap, Mailbox, Seen, StripeRecorder
+from tests.ports import free_port
 
 __all__ = ["Email", "EventTap", "Mailbox", "Seen", "Stack", "StripeRecorder", "WaitTimeout", "eventually", "holds"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -22,12 +21,7 @@ from urllib.parse import parse_qsl
 import aio_pika
 from aiosmtpd.controller import Controller
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from tests.ports import free_port
 
 # ---- SMTP ---------------------------------------------------------------------------------------
 

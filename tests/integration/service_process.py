@@ -7,7 +7,6 @@ uses) with `env`; `stop_all()` ends whatever still runs (SIGTERM, then SIGKILL).
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -17,12 +16,6 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_S = 60  # a process start is mostly imports: seconds on a quiet machine, up to ~20 s on a loaded one
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def ready(port: str) -> bool:

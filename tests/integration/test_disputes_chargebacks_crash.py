@@ -32,7 +32,8 @@ from tests.integration.disputes_chargebacks_support import (
     sign,
     stripe_event,
 )
-from tests.integration.service_process import STARTUP_S, ServiceProcesses, free_port, kill9, ready
+from tests.integration.service_process import STARTUP_S, ServiceProcesses, kill9, ready
+from tests.ports import free_port
 from tests.unit.refunds.builders import make_order
 
 pytestmark = pytest.mark.integration

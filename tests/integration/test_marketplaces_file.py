@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from tests.integration.service_process import ROOT, STARTUP_S, free_port
+from tests.integration.service_process import ROOT, STARTUP_S
+from tests.ports import free_port
 
 # A complete file that stands alone (no `extends`) and lacks the default marketplace, US.
 JAPAN_ONLY = """\

@@ -12,7 +12,6 @@ The shared server on MONGODB_URL is never touched.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -24,6 +23,8 @@ import pytest
 from bson import Decimal128, Int64, ObjectId, Regex
 from pymongo import ASCENDING, MongoClient, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MONGO_WIRE = ROOT / "deploy" / "local" / "mongo-wire"
@@ -44,12 +45,6 @@ def _jar() -> Path:
     return JAR
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 BACKENDS = ["journal", "h2"]
 
 
@@ -57,7 +52,7 @@ class Server:
     """One mongo-wire process on a free port, on the given store (journal folder or H2 file)."""
 
     def __init__(self, store: Path, log: Path, backend: str = "journal", *options: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.log = log.open("ab")
         where = ["--dir", str(store)] if backend == "journal" else ["--file", str(store)]
         self.process = subprocess.Popen(

@@ -12,7 +12,6 @@ indexes answer, are checked against any server by tests/conformance/test_index_u
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,15 +20,11 @@ import pytest
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.database import Database
 
+from tests.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 JAR = ROOT / "deploy" / "local" / "mongo-wire" / "target" / "mongo-wire.jar"
 N = 20_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -37,7 +32,7 @@ class Server:
         if not JAR.is_file():
             pytest.fail(f"{JAR} is missing: run scripts/infra-up (it builds the jar)", pytrace=False)
         self.log = log.open("ab")
-        port = _free_port()
+        port = free_port()
         where = ["--dir", str(store)] if backend == "journal" else ["--file", str(store)]
         command = ["java", "-Xmx512m", "-XX:+UseSerialGC", "-jar", str(JAR), "--port", str(port), "--backend", backend]
         command += where

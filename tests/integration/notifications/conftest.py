@@ -11,7 +11,6 @@ import asyncio
 import email
 import email.policy
 import logging
-import socket
 import threading
 import uuid
 from collections import Counter
@@ -33,6 +32,7 @@ from services.notifications.settings import Settings
 from shared.bus import EventBus
 from shared.events import CloudEvent, new_event
 from shared.tokens import mint
+from tests.ports import free_port
 
 
 def fresh_event(event_type: str, data: Any, *, service: str, subject: str) -> CloudEvent:
@@ -46,12 +46,6 @@ def fresh_event(event_type: str, data: Any, *, service: str, subject: str) -> Cl
         time=AT,
         event_id=str(uuid.uuid4()),
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Mailbox:

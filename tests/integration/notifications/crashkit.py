@@ -24,7 +24,6 @@ import email
 import email.policy
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,13 +37,9 @@ from typing import Any
 import httpx
 from aiosmtpd.controller import Controller
 
+from tests.ports import free_port
+
 REPO = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ---- which process is on the other end of a local TCP connection --------------------------------

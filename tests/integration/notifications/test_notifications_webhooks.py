@@ -35,7 +35,7 @@ from shared.events import CloudEvent
 from shared.tokens import mint
 from tests.integration.commands import Commands
 from tests.integration.conftest import make_event
-from tests.integration.notifications.conftest import free_port
+from tests.ports import free_port
 
 # Types the email path does not consume: what reaches the receiver comes only through the webhooks queue.
 TYPE, OTHER_TYPE = "return.replaced", "return.feedback_received"

@@ -15,7 +15,8 @@ import pytest
 
 from services.refunds.domain import return_refund_id
 from shared.models import Refund
-from tests.integration.service_process import STARTUP_S, ServiceProcesses, free_port, kill9, ready
+from tests.integration.service_process import STARTUP_S, ServiceProcesses, kill9, ready
+from tests.ports import free_port
 from tests.unit.refunds.builders import make_return
 from tests.unit.refunds.claim_builders import granted_claim
 from tests.unit.refunds.resolution_builders import offer_accepted

@@ -25,7 +25,8 @@ from tests.integration.refunds.store_credit_support import (
     grant_request,
     post_debit,
 )
-from tests.integration.service_process import STARTUP_S, ServiceProcesses, free_port, kill9, ready
+from tests.integration.service_process import STARTUP_S, ServiceProcesses, kill9, ready
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 __all__ = ["credit_events"]

@@ -9,7 +9,7 @@ measures: N inserts (`insert_one`), N `update_one` by _id (`$inc`), and N `find_
 _id, each acknowledged (w=1), spread over that many threads of one PyMongo client, after N
 unmeasured rounds of the three as a warm-up. `--indexes K` gives every collection K of the secondary
 indexes the services declare most (seller and time, buyer and time, last event time), and its
-documents carry those fields; the updates change none of them, as most of the services' updates.
+documents carry those fields; the updates change none of them, as most of the services' updates do not.
 Prints operations per second and the server's CPU time per operation (from /proc: less sensitive
 to a busy machine than the rate) and the size of the store on disk. Then stops the server and
 deletes the folder. `--url` measures an already running server instead (it writes to a database of

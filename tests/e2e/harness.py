@@ -34,6 +34,7 @@ import aio_pika
 import httpx
 from motor.motor_asyncio import AsyncIOMotorClient
 
+from services.notifications.webhooks.bindings import queue_name as webhooks_queue
 from shared.bus import QueueNames
 from shared.tokens import mint
 from tests.e2e.observers import Email, EventTap, Mailbox, Seen, StripeRecorder
@@ -252,6 +253,7 @@ class Stack:
         names = [
             name for service in SERVICES for name in QueueNames(f"{self.queue_prefix}{service}", tuple(delays)).all
         ]
+        names.append(webhooks_queue(f"{self.queue_prefix}notifications"))
         for name in names:
             async with self._amqp.channel() as channel:  # a failed delete closes the channel
                 try:

@@ -226,3 +226,17 @@ def test_a_private_checkout_gets_a_node_and_only_its_own_management_port_is_adve
             runs.append(result)
     assert "rabbitmq user cannot reach" in runs[0].stderr, runs[0].stderr
     assert (Path("/var/lib/rabbitmq") / node / "mnesia").is_dir()
+    # The node may open as many files as the machine allows, not the 1,024 `su rabbitmq` leaves it:
+    # each quorum queue takes three handles, and at RabbitMQ's limit the node stops answering.
+    pid = (checkout.root / ".local" / "run" / f"rabbitmq.{amqp}.pid").read_text().strip()
+    soft, hard = _open_files_limit(int(pid))
+    assert soft == hard, f"the node's open files: soft limit {soft}, hard limit {hard}"
+
+
+def _open_files_limit(pid: int) -> tuple[str, str]:
+    """(soft, hard) "Max open files" of a process, as /proc/PID/limits gives them."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return soft, hard
+    raise AssertionError(f"no open-files line in /proc/{pid}/limits")

@@ -32,6 +32,7 @@ from services.notifications.settings import Settings
 from shared.bus import EventBus
 from shared.events import CloudEvent, new_event
 from shared.tokens import mint
+from tests.integration.module_isolation import service_queues
 from tests.ports import free_port
 
 
@@ -220,7 +221,7 @@ async def running(
             finally:
                 handlers_log.removeHandler(counter)
                 handlers_log.setLevel(level)
-        names = app.state.bus.names.all if delete_queues else []
+        names = service_queues(settings) if delete_queues else []  # the webhooks queue too
     async with amqp.channel() as channel:
         for name in names:
             await channel.queue_delete(name)

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from services.notifications.samples import sample_data
+from services.notifications.webhooks.bindings import queue_name as webhooks_queue
 from shared.bus import QueueNames
 from shared.events import CloudEvent
 from tests.integration.notifications.conftest import fresh_event
@@ -76,7 +77,8 @@ async def cluster(
             process.kill()
         sink.stop()
         async with amqp.channel() as channel:
-            for name in QueueNames(f"{queue_prefix}notifications", (100, 500)).all:
+            base = f"{queue_prefix}notifications"
+            for name in [*QueueNames(base, (100, 500)).all, webhooks_queue(base)]:
                 await channel.queue_delete(name)
 
 

@@ -10,6 +10,7 @@ published or not). The debits are then retried with the same Idempotency-Keys by
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator
 
@@ -43,6 +44,7 @@ def process_env(refunds_settings) -> dict[str, str]:
         "EXCHANGE": s.exchange,
         "ORDERS_EXCHANGE": s.orders_exchange,
         "QUEUE_PREFIX": s.queue_prefix,
+        "RETRY_DELAYS_MS": json.dumps(s.retry_delays_ms),  # the queues the harness deletes after the test
         "JWT_SECRET": s.jwt_secret,
         "STRIPE_API_BASE": s.stripe_api_base,
         "OUTBOX_POLL_MS": "100",

@@ -41,7 +41,7 @@ ASYNCAPI_PATH = DOCS / "asyncapi.yaml"
 OPENAPI_DIR = DOCS / "openapi"
 CONFIGURATION_PATH = DOCS / "configuration.md"
 DESIGN_PATH = DOCS / "design.md"
-SHAPES_BEGIN = "<!-- query shapes: generated from shared/query_shapes.py by scripts/gen-contracts -->"
+SHAPES_BEGIN = "<!-- query shapes: generated from shared/query_shapes/ by scripts/gen-contracts -->"
 SHAPES_END = "<!-- end of query shapes -->"
 
 SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")
@@ -107,7 +107,7 @@ def configuration_document() -> str:
 
 
 def design_document() -> str:
-    """docs/design.md with its query-shape table rendered from shared/query_shapes.py."""
+    """docs/design.md with its query-shape table rendered from shared/query_shapes/."""
     text = DESIGN_PATH.read_text()
     head, begin, rest = text.partition(SHAPES_BEGIN)
     _, end, tail = rest.partition(SHAPES_END)

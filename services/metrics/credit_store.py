@@ -2,7 +2,7 @@
 
 Written as MetricsStore writes its other facts (one conditional upsert per event): an entry never
 changes, so a copy (same `entry_id`, same `at`) matches the stored fact and changes nothing.
-Every filter is in shared/query_shapes.py with its index.
+Every filter is in shared/query_shapes/ with its index.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Written as MetricsStore writes its other facts (`Record`: one conditional upsert per event, kept
 only over an older version), read for reports only: a seller's window by its orders' ids, a
-period's totals by `last_event_at`. Every filter is in shared/query_shapes.py with its index.
+period's totals by `last_event_at`. Every filter is in shared/query_shapes/ with its index.
 """
 
 from __future__ import annotations

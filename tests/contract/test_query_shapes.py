@@ -1,4 +1,4 @@
-"""docs/design.md lists every query shape of shared/query_shapes.py, as the code has it."""
+"""docs/design.md lists every query shape of shared/query_shapes/, as the code has it."""
 
 from __future__ import annotations
 

@@ -179,7 +179,7 @@ async def disputes_app(
 
 @pytest.fixture(scope="module")
 def disputes_db(disputes_app: Any, disputes_settings: Settings, mongo_client: Any) -> Any:
-    """The service's database through the test's own client (not held to shared/query_shapes.py)."""
+    """The service's database through the test's own client (not held to shared/query_shapes/)."""
     return mongo_client[disputes_settings.database_name]
 
 

@@ -5,7 +5,7 @@ Every test gets its own names, so tests (and engineers) running at the same time
 `queue_prefix` for queues, `exchange` for the topic exchange, `db` for the database.
 
 The services' MongoDB clients (made by `shared.mongo.connect`) report every filter they send; a
-test fails when one has a shape shared/query_shapes.py does not list (tests/integration/shapes.py).
+test fails when one has a shape shared/query_shapes/ does not list (tests/integration/shapes.py).
 What only the whole run can tell (a service's client that reported nothing, a filter sent after the
 last test) is decided by tests/integration/shape_check.py, in every process of a parallel run too.
 """
@@ -82,7 +82,7 @@ def service_commands() -> Iterator[Commands]:
 
 @pytest.fixture(autouse=True)
 def only_listed_query_shapes(services_query_shapes: ShapeRecorder) -> Iterator[None]:
-    """Fails the test when a service sent a filter of a shape shared/query_shapes.py does not list
+    """Fails the test when a service sent a filter of a shape shared/query_shapes/ does not list
     (while it ran, or before it: an app of an earlier module shutting down)."""
     yield
     found = services_query_shapes.take_unlisted()

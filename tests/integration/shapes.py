@@ -1,4 +1,4 @@
-"""Hold the services to shared/query_shapes.py: every filter their MongoDB clients send is listed.
+"""Hold the services to shared/query_shapes/: every filter their MongoDB clients send is listed.
 
 `ShapeRecorder.listener(service)` is a pymongo command listener. The integration conftest gives one
 to every client `shared.mongo.connect` makes for a service (not to the tests' probing clients) and
@@ -93,6 +93,6 @@ class _Listener(monitoring.CommandListener):
 def complaint(found: list[Unlisted]) -> str:
     lines = sorted({str(item) for item in found})
     return (
-        "the services sent filters whose shape shared/query_shapes.py does not list (add each with the "
+        "the services sent filters whose shape shared/query_shapes/ does not list (add each with the "
         "index that serves it, and `scripts/gen-contracts` for docs/design.md):\n  " + "\n  ".join(lines)
     )

@@ -1,4 +1,4 @@
-"""Every index shared/query_shapes.py names is created by the services' own index set-up."""
+"""Every index shared/query_shapes/ names is created by the services' own index set-up."""
 
 from __future__ import annotations
 
@@ -78,4 +78,4 @@ async def test_every_named_index_exists(mongo_client: Any, bus_factory: Any) -> 
             if collection == EVERY_COLLECTION:
                 continue
             missing += [f"{collection}: {n} ({shape.filter_text})" for n in named - indexes.get(collection, set())]
-    assert not missing, "indexes named in shared/query_shapes.py that no set-up creates:\n" + "\n".join(missing)
+    assert not missing, "indexes named in shared/query_shapes/ that no set-up creates:\n" + "\n".join(missing)

@@ -1,4 +1,4 @@
-"""Cost of each non-`_id` query shape of shared/query_shapes.py on the local MongoDB-wire server, by data size.
+"""Cost of each non-`_id` query shape of shared/query_shapes/ on the local MongoDB-wire server, by data size.
 
     .venv/bin/python deploy/local/mongo-wire/bench_indexes.py [--jar JAR] [--sizes 5000,50000] [--rounds 30]
 

@@ -62,7 +62,7 @@ async def returns_app(returns_settings: Settings, clock: FixedClock, tap: EventT
 @pytest.fixture(scope="module")
 def returns_db(returns_app, returns_settings: Settings, mongo_client):
     """The service's database through the test's own client: what a test reads there is no query
-    of the service's (only the service's client is held to shared/query_shapes.py)."""
+    of the service's (only the service's client is held to shared/query_shapes/)."""
     return mongo_client[returns_settings.database_name]
 
 

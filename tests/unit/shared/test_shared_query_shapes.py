@@ -1,4 +1,4 @@
-"""The shape of a filter, as shared/query_shapes.py reads it off a MongoDB command."""
+"""The shape of a filter, as shared/query_shapes/ reads it off a MongoDB command."""
 
 from __future__ import annotations
 

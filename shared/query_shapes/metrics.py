@@ -1,0 +1,190 @@
+"""Query shapes of the metrics service."""
+
+from __future__ import annotations
+
+from shared.query_shapes.model import BY_ID, CLAIMABLE, INDEXED, SCAN, QueryShape, shape
+
+SHAPES: tuple[QueryShape, ...] = (
+    shape(
+        ("return_facts", "refund_facts", "claim_facts", "chargeback_facts", "feedback_facts"),
+        "_id, version: $lte",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `record_return`, `record_refund`, `record_claim`, `record_chargeback`, `record_feedback` (one "
+        "upsert per event, an equal version a no-op; on a duplicate key, once more without)",
+    ),
+    shape(
+        ("delivery_facts", "expired_order_facts"),
+        "_id, sequence: $lt",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `record_delivery`, `record_expired` (the same upsert, by the order system's sequence)",
+    ),
+    shape(
+        "notification_facts", "_id, at: $lt", "`_id`", BY_ID, True, "metrics `record_notification` (the same upsert)"
+    ),
+    shape(
+        "return_facts",
+        "_id, version: $lt",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `record_return` when several are written at once (shared/upserts.py: the version compared "
+        "strictly; one that collides is decided alone by the `$lte` upsert)",
+    ),
+    shape(
+        "buyers",
+        "_id, revision",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `settle_flag` (`return.created`, `order.delivered`, the flag review: the buyer's window "
+        "of recent returns and deliveries, standing and flag in one write, read by `_id` first)",
+    ),
+    shape(
+        "buyers",
+        "_id, revision: $exists",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `settle_flag` (the first write of a buyer document from before windows were kept)",
+    ),
+    shape(
+        "buyers",
+        f"_id, revision, {CLAIMABLE}",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `settle_flag` (a flag that flips, with its `buyer.*`, claimed for this replica's outbox relay)",
+    ),
+    shape(
+        "buyers",
+        f"_id, revision: $exists, {CLAIMABLE}",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `settle_flag` (the same, on a buyer document from before windows were kept)",
+    ),
+    shape(
+        "return_facts",
+        "buyer_id, created_at: $gte",
+        "`buyer_id_1_created_at_1`",
+        INDEXED,
+        False,
+        "metrics `buyer_facts` (seeds a buyer's window: the rebuild, and once per buyer document from before "
+        "windows were kept)",
+    ),
+    shape(
+        "delivery_facts",
+        "buyer_id, delivered_at: $gte",
+        "`buyer_id_1_delivered_at_1`",
+        INDEXED,
+        False,
+        "metrics `buyer_facts` (seeds a buyer's window: the rebuild, and once per buyer document from before "
+        "windows were kept)",
+    ),
+    shape(
+        "notification_facts",
+        "at: $gte $lt",
+        "`at_1`",
+        INDEXED,
+        False,
+        "metrics `email_outcomes` (reports)",
+    ),
+    shape(
+        "return_facts",
+        "created_at: $lt, last_event_at: $gte",
+        "`last_event_at_1`; with a seller `seller_id_1_created_at_1`",
+        INDEXED,
+        False,
+        "metrics `returns_touching` (reports)",
+        optional=("seller_id",),
+    ),
+    shape(
+        "refund_facts",
+        "issued_at: $gte $lt",
+        "`issued_at_1`; with a seller `seller_id_1_issued_at_1`",
+        INDEXED,
+        False,
+        "metrics `refunds_for` (reports)",
+        optional=("seller_id",),
+    ),
+    shape("refund_facts", "return_id: $in", "`return_id_1`", INDEXED, False, "metrics `refunds_for` (reports)"),
+    shape(
+        "delivery_facts",
+        "seller_id, delivered_at: $gte $lt",
+        "`seller_id_1_delivered_at_1`",
+        INDEXED,
+        False,
+        "metrics `deliveries_in` (reports)",
+    ),
+    shape(
+        "refund_facts",
+        "order_id: $in",
+        "`order_id_1`",
+        INDEXED,
+        False,
+        "metrics `refunds_of_orders` (order defects: the seller rating's refunded orders)",
+    ),
+    shape(
+        ("claim_facts", "chargeback_facts", "feedback_facts"),
+        "order_id: $in",
+        "`order_id_1`",
+        INDEXED,
+        False,
+        "metrics `DisputeFacts.of_orders` (order defects: the defects of the seller's orders delivered in the window)",
+    ),
+    shape(
+        "expired_order_facts",
+        "seller_id, expired_at: $gte $lt",
+        "`seller_id_1_expired_at_1`",
+        INDEXED,
+        False,
+        "metrics `DisputeFacts.expired_of` (order defects: the seller's orders expired unshipped in the window)",
+    ),
+    shape(
+        ("claim_facts", "chargeback_facts", "feedback_facts", "expired_order_facts"),
+        "first_at: $lt, last_event_at: $gte",
+        "`last_event_at_1`",
+        INDEXED,
+        False,
+        "metrics `DisputeFacts.touching` (the overview's dispute totals)",
+    ),
+    shape(
+        ("return_facts", "delivery_facts", "buyers"),
+        "",
+        "none: reads every document, by design",
+        SCAN,
+        False,
+        "metrics `buyers_with_facts` (re-assess every buyer: an operator's rebuild)",
+    ),
+    shape("buyers", "flagged", "`flagged_1`", INDEXED, False, "metrics `flagged_buyers` (reports, a count)"),
+    shape(
+        "store_credit_facts",
+        "_id, at: $lte",
+        "`_id`",
+        BY_ID,
+        True,
+        "metrics `StoreCreditFacts.record` (`store_credit.*`: one upsert per entry, a copy a no-op)",
+    ),
+    shape(
+        "store_credit_facts",
+        "at: $gte $lt",
+        "`at_1`; with a seller `seller_id_1_at_1`",
+        INDEXED,
+        False,
+        "metrics `StoreCreditFacts.in_period` (reports: store credit granted and spent)",
+        optional=("seller_id",),
+    ),
+    shape(
+        "buyers",
+        "review_at: $lt",
+        "`review_at_1`",
+        INDEXED,
+        False,
+        "metrics `buyers_due_for_review` (the flag review, every `FLAG_SWEEP_INTERVAL_S`: buyers whose oldest "
+        "counted return or delivery has left the window since, each then settled by `_id`)",
+    ),
+)

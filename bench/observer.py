@@ -12,7 +12,7 @@ event loop. Writes, under OUT:
   faults.jsonl   what the fault runs asked of it (below), with times
 Each line is flushed when written; SIGTERM flushes and exits.
 
-For the fault runs (bench/chaos.py): `--durable` makes the witness's queue a durable quorum queue
+For the fault runs (bench/chaos/): `--durable` makes the witness's queue a durable quorum queue
 whose messages are acked once written, so a broker stop or kill -9 loses none of them; SIGUSR1
 closes the SMTP listener (an outage: connections are refused) and SIGUSR2 opens it again; a file
 OUT/arm-kill holding a process group id makes the sink kill -9 that group 2 ms after it answered

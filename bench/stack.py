@@ -7,7 +7,7 @@ and cost are the platform's. bench/targets.py keeps issue 13's figures over the 
 
 Isolation: own ports, database names, exchanges, queue prefix and JWT secret. RabbitMQ is shared by
 default (a second node costs ~7 s and tells the throughput bench nothing); the fault runs
-(bench/chaos.py) start their own node, so stopping or killing a broker, a store or an SMTP server
+(bench/chaos/) start their own node, so stopping or killing a broker, a store or an SMTP server
 never touches the servers on the default ports that everyone else uses. Everything started here is
 stopped here, by process group id (or node name).
 """
@@ -451,7 +451,7 @@ class Stack:
         if pid:
             self.processes["rabbitmq (shared)"] = psutil.Process(pid)
 
-    # ---- faults on the services (bench/chaos.py) ------------------------------------------------
+    # ---- faults on the services (bench/chaos/) ------------------------------------------------
 
     def kill_service(self, service: str) -> None:
         """kill -9 the service's process group (uv and its python)."""

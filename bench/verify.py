@@ -331,7 +331,7 @@ def completion_check(planned: int, completed: int, first_error: str | None = Non
     )
 
 
-# ---- the fault runs' tally (bench/chaos.py) ------------------------------------------------------
+# ---- the fault runs' tally (bench/chaos/) ------------------------------------------------------
 
 STATUS_RANK = {"requested": 1, "authorized": 2, "shipped": 3, "received": 4, "refunded": 5}
 EVENT_STEP = {

@@ -1,4 +1,4 @@
-"""Crash safety, in the suite: a small fault run of bench/chaos.py must keep every effect exactly once.
+"""Crash safety, in the suite: a small fault run of bench/chaos/ must keep every effect exactly once.
 
 Forty lifecycles at one a second through real service processes, with kill -9s landing mid-load:
 each service twice (restarted at once), RabbitMQ's VM once and the MongoDB-wire server twice.

@@ -1,0 +1,5 @@
+"""`python -m bench.chaos` (scripts/chaos)."""
+
+from bench.chaos.cli import cli
+
+cli()

@@ -158,7 +158,7 @@ async def run(options: Options) -> dict[str, Any]:
         plans = [Plan(i, run_id, options.sellers, "ledger") for i in range(options.returns)]
         await driver.put_policies(run_id, options.sellers)
         await publish_orders(config.amqp_url, config.orders_exchange, plans)
-        from bench.run import wait_for_orders
+        from bench.steps import wait_for_orders
 
         await wait_for_orders(config, stack)
         period_from = datetime.now(UTC) - timedelta(minutes=5)
@@ -240,7 +240,7 @@ async def run(options: Options) -> dict[str, Any]:
             await driver.close()
         stack.stop(keep_data=options.keep)
         if not options.keep:
-            from bench.run import cleanup
+            from bench.steps import cleanup
 
             await cleanup(config, stack.mongodb_url, own_mongo=True)
         stack.stop_broker(keep_data=options.keep)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.run import gc_summary
+from bench.figures import gc_summary
 
 
 def test_gc_summary_counts_the_measured_phase_only() -> None:

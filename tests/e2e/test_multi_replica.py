@@ -170,7 +170,9 @@ async def finish_silent(case: Case, gate: asyncio.Semaphore) -> None:
 
 @pytest.fixture
 async def two_instances(stack: Stack):
+    began = time.monotonic()
     replica = await stack.add_replicas()
+    print(f"the second instances started: {time.monotonic() - began:.1f}s")  # counts in the test's budget
     yield stack
     await stack.stop_replica(replica)
 

@@ -584,6 +584,7 @@ class OwnBroker:
             "RABBITMQ_LOGS": str(self.log),
             "RABBITMQ_PID_FILE": str(self.base / "node.pid"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
+            "RABBITMQ_CONF_ENV_FILE": str(self.base / "rabbitmq-env.conf"),
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
         }
 
@@ -597,6 +598,9 @@ class OwnBroker:
             for sub in ("mnesia", "log"):
                 (self.base / sub).mkdir(parents=True, exist_ok=True)
             (self.base / "enabled_plugins").write_text("[].\n")
+            # As scripts/infra-up does: `su rabbitmq` leaves the node 1,024 open files, and at RabbitMQ's
+            # share of them (three per quorum queue, one per connection) it stops answering.
+            (self.base / "rabbitmq-env.conf").write_text('ulimit -n "$(ulimit -Hn)" 2>/dev/null || true\n')
             # The node runs as user rabbitmq (the package's wrapper su's to it): its folders must be its own.
             subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(self.base)], check=True)
             self._prepared = True

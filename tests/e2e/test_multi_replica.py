@@ -186,7 +186,7 @@ def phase(name: str, started: list[float]) -> None:
 
 # The budget of the whole test, the second instances' start included. Each wait below has its own
 # WAIT, so a slow step fails with its name (and the phase times printed so far) rather than at the
-# suite's default of 120 s, which a loaded CI machine exceeded once with no sign of which step it was.
+# suite's default of 120 s, which one CI run exceeded with no sign of which step it was in.
 @pytest.mark.timeout(360)
 async def test_burst_on_two_instances_has_every_effect_exactly_once(two_instances: Stack, world: World):
     stack = two_instances

@@ -368,7 +368,7 @@ async def left_after_close(amqp: Any, queue: str, wait_until: Any) -> int:
     """The queue's messages once the broker has let go of the closed connection's consumer.
 
     The broker puts a dead consumer's unacked deliveries back when its channel goes down, a moment
-    after the client's close returns (a count read at once once saw 0 of 1). The queue drops the
+    after the client's close returns (a count read right after the close saw 0 of 1). The queue drops the
     consumer and requeues its deliveries in one step (the queue process handling the channel going
     down), so once no consumer is left the count is final.
     """

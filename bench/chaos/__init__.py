@@ -10,7 +10,8 @@ the default ports that everyone else uses are never stopped or killed. See bench
 
 The modules, in the order a run uses them: kinds (the fault kinds, the log), runs (one run),
 driver (the paced load), faults (planned, then injected), drain (waiting for every effect owed),
-report (Markdown), cli (the command line; `python -m bench.chaos`).
+tally (lost, doubled or stuck, per step), report (Markdown), cli (the command line; `python -m
+bench.chaos`).
 """
 
 from bench.chaos.kinds import FAULTS, MATRIX

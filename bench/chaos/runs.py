@@ -18,6 +18,7 @@ from bench.chaos.driver import ChaosDriver, ChaosOutcome
 from bench.chaos.faults import Injector, plan_faults
 from bench.chaos.kinds import BROKER_FAULTS, DOWN_KINDS, FAULTS, log, log_to
 from bench.chaos.report import render_run
+from bench.chaos.tally import fault_tally
 from bench.load import Plan, Tokens, publish_orders
 from bench.stack import MONGO_JAR, REPO, SERVICES, Stack, StackConfig, pick_port_base
 
@@ -195,7 +196,7 @@ async def run(options: Options) -> dict[str, Any]:
 
         events = verify.read_jsonl(observer_dir / "events.jsonl")
         mails = verify.read_jsonl(observer_dir / "mails.jsonl")
-        tally = await verify.fault_tally(
+        tally = await fault_tally(
             config, tokens, outcomes, stack.mongodb_url, events, mails, options.sellers, period_from
         )
         depths = await verify.queue_depths(config)

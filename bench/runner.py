@@ -106,7 +106,7 @@ class BenchRun:
         self.driver = Driver(
             {s: self.config.base_url(s) for s in SERVICES}, self.tokens, None if self.open_loop else args.concurrency
         )
-        self.observer_dir = self.out / "observer"
+        self.observer_dir = self.out / "observer"  # where stack.start_observer() puts its records
         self.sampler: UsageSampler | None = None
         self.profiler: Profiler | None = None
         self.java: JavaSampler | None = None
@@ -209,23 +209,23 @@ class BenchRun:
         else:
             outcomes = await self.driver.run(plans, progress)
         t_http = time.time()
-        measured = Measured(outcomes, period_from, t0, t_http, t0, None, ops_before, {}, warm_done)
-        if failed := measured.failed:
+        if failed := [o for o in outcomes if o.error is not None]:
             log(f"{len(failed)} lifecycles failed on the client, e.g. {failed[0].error}")
-        deadline = await self.drain(len(measured.checked))
+        checked = len(warm_done) + len(outcomes) - len(failed)  # every lifecycle through, warm-up included
+        deadline = await self.drain(checked)
         status = read_status(self.observer_dir)
-        measured.t_effects = max(status.get("last_mail_t") or t0, status.get("last_event_t") or t0)
-        measured.metrics_at = await self.metrics_caught_up(len(measured.checked), period_from, deadline)
+        t_effects = max(status.get("last_mail_t") or t0, status.get("last_event_t") or t0)
+        metrics_at = await self.metrics_caught_up(checked, period_from, deadline)
         self.sampler.stop()
         if self.profiler:
             self.profiler.stop()
         if self.java:
             self.java.stop()
         await asyncio.sleep(2.5)
-        measured.ops_after = stack.mongo_ops()
+        ops_after = stack.mongo_ops()
         log("load done; settling 3 s for late duplicates, then checking")
         await asyncio.sleep(3)
-        return measured
+        return Measured(outcomes, period_from, t0, t_http, t_effects, metrics_at, ops_before, ops_after, warm_done)
 
     async def drain(self, lifecycles: int) -> float:
         """Until the observer has every refund and email of `lifecycles`; gives up after --drain-timeout,
@@ -317,7 +317,7 @@ class BenchRun:
         )
         commands = sum(sum(o["counts"].values()) for o in mongo_ops.values())
         result: dict[str, Any] = {
-            "run": self.run_section(speed),
+            "run": self.run_section(speed, n_done),
             "throughput": {
                 "lifecycles_per_s": round(n_done / wall, 2),
                 "end_to_end_s": round(wall, 1),
@@ -352,7 +352,6 @@ class BenchRun:
             "lifecycles_failed": len(failed),
             "failures": [{"index": o.plan.index, "error": o.error} for o in failed[:20]],
         }
-        result["run"]["completed"] = n_done
         result["targets"] = [t.as_dict() for t in targets.run_targets(result)]
         gc = gc_pauses(self.config.out / "logs" / "mongo-gc.log", m.t0, time.time())
         if gc is not None:
@@ -363,7 +362,7 @@ class BenchRun:
             result["mongo_server_profile"] = self.java.summary()
         return result
 
-    def run_section(self, speed: float) -> dict[str, Any]:
+    def run_section(self, speed: float, completed: int) -> dict[str, Any]:
         """What was run, where and how: the result's `run`."""
         args, config, stack = self.args, self.config, self.stack
         return {
@@ -371,7 +370,7 @@ class BenchRun:
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "mode": "open" if self.open_loop else "closed",
             "returns": args.returns,
-            "completed": 0,  # set by result()
+            "completed": completed,
             "concurrency": None if self.open_loop else args.concurrency,
             "rate": args.rate,
             "duration": args.duration,

@@ -34,11 +34,10 @@ import aio_pika
 import httpx
 from motor.motor_asyncio import AsyncIOMotorClient
 
-from services.notifications.webhooks.bindings import queue_name as webhooks_queue
-from shared.bus import QueueNames
 from shared.tokens import mint
 from tests.e2e.observers import Email, EventTap, Mailbox, Seen, StripeRecorder
 from tests.ports import free_port
+from tests.queues import service_queues
 
 __all__ = ["Email", "EventTap", "Mailbox", "Seen", "Stack", "StripeRecorder", "WaitTimeout", "eventually", "holds"]
 
@@ -250,10 +249,7 @@ class Stack:
     async def _delete_broker_objects(self) -> None:
         assert self._amqp is not None
         delays = json.loads(self.env()["RETRY_DELAYS_MS"])
-        names = [
-            name for service in SERVICES for name in QueueNames(f"{self.queue_prefix}{service}", tuple(delays)).all
-        ]
-        names.append(webhooks_queue(f"{self.queue_prefix}notifications"))
+        names = [name for service in SERVICES for name in service_queues(f"{self.queue_prefix}{service}", delays)]
         for name in names:
             async with self._amqp.channel() as channel:  # a failed delete closes the channel
                 try:

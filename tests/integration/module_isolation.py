@@ -8,9 +8,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from services.notifications.settings import Settings as NotificationsSettings
-from services.notifications.webhooks.bindings import queue_name as webhooks_queue
-from shared.bus import QueueNames
+from tests.queues import service_queues
 
 
 def isolated_settings(
@@ -36,22 +34,13 @@ def isolated_settings(
     )
 
 
-def service_queues(settings: Any) -> list[str]:
-    """Every queue the service of `settings` declares: its bus's, and the notifications service's
-    webhooks queue. A queue left behind keeps a few of the broker's file handles for good."""
-    names = list(QueueNames(settings.queue_name, tuple(settings.retry_delays_ms)).all)
-    if isinstance(settings, NotificationsSettings):
-        names.append(webhooks_queue(settings.queue_name))
-    return names
-
-
 async def cleanup(settings: Any, mongo_client: Any) -> None:
     """Drop the database, the service's queues and the two exchanges `isolated_settings` named."""
     await mongo_client.drop_database(settings.database_name)
     connection = await aio_pika.connect_robust(settings.amqp_url)
     async with connection:
         channel = await connection.channel()
-        for name in service_queues(settings):
+        for name in service_queues(settings.queue_name, settings.retry_delays_ms):
             await channel.queue_delete(name)
         for exchange in (settings.exchange, settings.orders_exchange):
             await channel.exchange_delete(exchange)

@@ -24,7 +24,7 @@ from services.disputes.app import create_app
 from services.disputes.chargebacks.domain import chargeback_id
 from services.disputes.chargebacks.store import Submission
 from services.disputes.settings import Settings
-from shared.bus import EventBus, QueueNames
+from shared.bus import EventBus
 from shared.clock import FixedClock
 from shared.dispute_models import Chargeback, Evidence
 from shared.events import CloudEvent
@@ -41,6 +41,7 @@ from tests.integration.disputes_chargebacks_support import (
     stripe_event,
 )
 from tests.integration.module_isolation import per_test_settings
+from tests.queues import service_queues
 from tests.unit.refunds.builders import make_order
 
 pytestmark = pytest.mark.integration
@@ -113,7 +114,7 @@ async def disputes(
                 yield Disputes(settings, clock, app, http, publisher, db, published, wait_until)
     finally:
         async with amqp.channel() as channel:
-            for name in QueueNames(settings.queue_name, tuple(settings.retry_delays_ms)).all:
+            for name in service_queues(settings.queue_name, settings.retry_delays_ms):
                 await channel.queue_delete(name)
             await channel.exchange_delete(settings.orders_exchange)
 

@@ -23,7 +23,6 @@ import pytest
 
 from services.disputes.chargebacks.domain import chargeback_id
 from services.disputes.settings import Settings
-from shared.bus import QueueNames
 from tests.integration.disputes_chargebacks_support import (
     SECRET,
     announce,
@@ -34,6 +33,7 @@ from tests.integration.disputes_chargebacks_support import (
 )
 from tests.integration.service_process import STARTUP_S, ServiceProcesses, kill9, ready
 from tests.ports import free_port
+from tests.queues import service_queues
 from tests.unit.refunds.builders import make_order
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,7 @@ async def run_service(process_env, amqp) -> AsyncIterator[Any]:
     processes.stop_all()
     settings = Settings(queue_prefix=process_env["QUEUE_PREFIX"], retry_delays_ms=[100, 200])
     async with amqp.channel() as channel:  # the service's queues and the test's orders exchange
-        for name in QueueNames(settings.queue_name, tuple(settings.retry_delays_ms)).all:
+        for name in service_queues(settings.queue_name, settings.retry_delays_ms):
             await channel.queue_delete(name)
         await channel.exchange_delete(process_env["ORDERS_EXCHANGE"])
 

@@ -12,11 +12,11 @@ from asgi_lifespan import LifespanManager
 
 from services.returns.app import create_app as create_returns_app
 from services.returns.settings import Settings
-from shared.bus import QueueNames
 from shared.clock import FixedClock
 from shared.events import new_event
 from shared.models import Order
 from tests.integration.returns.factories import ReturnsApi, order_data
+from tests.queues import service_queues
 from tests.unit.returns.builders import DELIVERED
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ async def services(start_metrics, mongodb_url, amqp_url, mongo_client, amqp, que
     finally:
         await mongo_client.drop_database(settings.database_name)
         async with amqp.channel() as channel:
-            for queue in QueueNames(settings.queue_name, tuple(settings.retry_delays_ms)).all:
+            for queue in service_queues(settings.queue_name, settings.retry_delays_ms):
                 await channel.queue_delete(queue)
 
 

@@ -32,8 +32,8 @@ from services.notifications.settings import Settings
 from shared.bus import EventBus
 from shared.events import CloudEvent, new_event
 from shared.tokens import mint
-from tests.integration.module_isolation import service_queues
 from tests.ports import free_port
+from tests.queues import service_queues
 
 
 def fresh_event(event_type: str, data: Any, *, service: str, subject: str) -> CloudEvent:
@@ -221,7 +221,7 @@ async def running(
             finally:
                 handlers_log.removeHandler(counter)
                 handlers_log.setLevel(level)
-        names = service_queues(settings) if delete_queues else []  # the webhooks queue too
+        names = service_queues(settings.queue_name, settings.retry_delays_ms) if delete_queues else []
     async with amqp.channel() as channel:
         for name in names:
             await channel.queue_delete(name)

@@ -40,10 +40,10 @@ import aio_pika
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from services.notifications.samples import sample_data
-from services.notifications.webhooks.bindings import queue_name as webhooks_queue
-from shared.bus import EventBus, QueueNames
+from shared.bus import EventBus
 from shared.events import new_event
 from tests.integration.notifications.crashkit import REPO, CrashSink, ServiceProcess, service_env
+from tests.queues import service_queues
 
 
 def created(n: int) -> Any:
@@ -171,8 +171,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         sink.stop()
         await publisher.close()
         async with connection.channel() as channel:
-            base = f"{prefix}notifications"
-            for name in [*QueueNames(base, (1000, 5000, 30000)).all, webhooks_queue(base), f"{prefix}publisher.inbox"]:
+            for name in [*service_queues(f"{prefix}notifications", (1000, 5000, 30000)), f"{prefix}publisher.inbox"]:
                 await channel.queue_delete(name)
             await channel.exchange_delete(exchange)
         await connection.close()

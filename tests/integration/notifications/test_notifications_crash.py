@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 
 from services.notifications.samples import sample_data
-from services.notifications.webhooks.bindings import queue_name as webhooks_queue
-from shared.bus import QueueNames
 from shared.events import CloudEvent
 from tests.integration.notifications.conftest import fresh_event
 from tests.integration.notifications.crashkit import CrashSink, ServiceProcess, service_env
+from tests.queues import service_queues
 
 LEASE_S = 1.5
 # The lease lapses at most LEASE_S after the last renewal (before the kill); then the next scan
@@ -77,8 +76,7 @@ async def cluster(
             process.kill()
         sink.stop()
         async with amqp.channel() as channel:
-            base = f"{queue_prefix}notifications"
-            for name in [*QueueNames(base, (100, 500)).all, webhooks_queue(base)]:
+            for name in service_queues(f"{queue_prefix}notifications", (100, 500)):
                 await channel.queue_delete(name)
 
 

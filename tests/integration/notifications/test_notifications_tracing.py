@@ -22,13 +22,14 @@ from services.refunds.app import create_app as create_refunds_app
 from services.refunds.settings import Settings as RefundsSettings
 from services.returns.app import create_app as create_returns_app
 from services.returns.settings import Settings as ReturnsSettings
-from shared.bus import EventBus, QueueNames
+from shared.bus import EventBus
 from shared.clock import FixedClock
 from shared.events import new_event
 from shared.models import Order
 from tests.integration.returns.factories import ReturnsApi
 from tests.integration.returns.tap import EventTap
 from tests.integration.spans import TRACE_ID, TRACEPARENT, spans, trace_id_of
+from tests.queues import service_queues
 from tests.unit.returns.builders import DELIVERED, order_data, request_data
 
 pytestmark = pytest.mark.integration
@@ -82,7 +83,7 @@ async def returns(
         async with amqp.channel() as channel:
             for each in (settings, refunds_settings):
                 await mongo_client.drop_database(each.database_name)
-                for queue in QueueNames(each.queue_name, tuple(each.retry_delays_ms)).all:
+                for queue in service_queues(each.queue_name, each.retry_delays_ms):
                     await channel.queue_delete(queue)
             await channel.exchange_delete(settings.orders_exchange)
 

@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 
 from services.refunds.app import create_app
 from services.refunds.settings import Settings
-from shared.bus import EventBus, QueueNames
+from shared.bus import EventBus
 from shared.clock import FixedClock
 from shared.dispute_models import Claim
 from shared.events import CloudEvent, new_event
@@ -24,6 +24,7 @@ from shared.models import Order, Return
 from shared.tokens import mint
 from tests.integration.module_isolation import per_test_settings
 from tests.integration.refunds.stripe_stub import StripeStub
+from tests.queues import service_queues
 from tests.unit.refunds.builders import make_order
 
 JWT_SECRET = "refunds-integration-secret-0123456789abcdef"
@@ -170,7 +171,7 @@ async def harness(
     publisher = await bus_factory("test-publisher")
     yield Harness(refunds_settings, FixedClock(NOW), publisher, db, wait_until)
     async with amqp.channel() as channel:  # the service's own queues and the test's orders exchange
-        for name in QueueNames(refunds_settings.queue_name, tuple(refunds_settings.retry_delays_ms)).all:
+        for name in service_queues(refunds_settings.queue_name, refunds_settings.retry_delays_ms):
             await channel.queue_delete(name)
         await channel.exchange_delete(refunds_settings.orders_exchange)
 

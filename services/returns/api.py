@@ -153,11 +153,15 @@ async def put_return_policy(
     responses=LOCATION_RESPONSE,
 )
 async def create_return(body: ReturnRequest, desk: Desk, idempotent: Idempotent) -> Response:
-    return await create_once(
-        idempotent,
-        lambda: desk.open(body, idempotent.principal, idempotent.key),
-        lambda ret: f"/v1/returns/{ret.return_id}",
-    )
+    reads = desk.read_order(body.order_id)  # while the Idempotency-Key is claimed (commands.OrderReads)
+    try:
+        return await create_once(
+            idempotent,
+            lambda: desk.open(body, idempotent.principal, idempotent.key, reads),
+            lambda ret: f"/v1/returns/{ret.return_id}",
+        )
+    finally:
+        reads.drop()
 
 
 @router.get("/returns/{return_id}", response_model=Return, tags=["returns"], responses=ETAG_RESPONSE)

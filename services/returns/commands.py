@@ -20,7 +20,7 @@ from shared import acting
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.http import Forbidden, IfMatch, PreconditionFailed
-from shared.models import Refund, Return
+from shared.models import Order, Refund, Return
 from shared.mongo import as_stored as millis
 from shared.rules import FieldProblem, RulesBroken
 
@@ -76,6 +76,30 @@ def _log_change(ret: Return, principal: Principal, message: str, *args: object) 
     log.info(message, *args, extra={**extra, "actor": principal.ref})
 
 
+class OrderReads:
+    """An order and its returns, read at once from the moment this is made.
+
+    The create endpoint starts them before its Idempotency-Key is claimed: they are reads, so a
+    replayed or refused request merely drops them, and a create waits for one store round trip less
+    (claim and reads together, then the seller's policy and the buyer's flag, the insert, the stored
+    answer). Reading the order's returns a moment early is as safe as reading them later: the new
+    return's insert takes the next free slot of the order or fails, and `open` then reads again.
+    """
+
+    def __init__(self, store: ReturnsStore, order_id: str) -> None:
+        self._reads = asyncio.gather(store.get_order(order_id), store.returns_of_order(order_id))
+
+    async def result(self) -> tuple[Order | None, tuple[list[Return], int]]:
+        return await self._reads
+
+    def drop(self) -> None:
+        """Forget the reads if no one took them (a replay, or a refusal before `open` ran)."""
+        if not self._reads.done():
+            self._reads.cancel()
+        elif not self._reads.cancelled():
+            self._reads.exception()  # a failed read no one awaited is not "never retrieved"
+
+
 class Lifecycle:
     def __init__(
         self,
@@ -98,11 +122,22 @@ class Lifecycle:
         stored = await self.store.get_policy(seller_id, marketplace)
         return stored or default_policy(self.rules_for(marketplace))
 
-    async def open(self, request: ReturnRequest, principal: Principal, idempotency_key: str | None = None) -> Return:
+    def read_order(self, order_id: str) -> OrderReads:
+        """Start reading what a create needs first (see OrderReads)."""
+        return OrderReads(self.store, order_id)
+
+    async def open(
+        self,
+        request: ReturnRequest,
+        principal: Principal,
+        idempotency_key: str | None = None,
+        reads: OrderReads | None = None,
+    ) -> Return:
+        """Open a return on `request.order_id`; `reads` are that order's, when the caller started them."""
         check_role(principal, "create")
         if request.policy_exception and principal.actor.role != "agent":
             raise Forbidden("Only agents may open a return outside the policy.", field="policy_exception")
-        order = await self.store.get_order(request.order_id)
+        order, (existing, order_seq) = await (reads or self.read_order(request.order_id)).result()
         if order is None or not principal.may_access(buyer_id=order.buyer.id):
             raise rule_violation([FieldProblem("order_id", "no delivered order with this id")])
         return_id = return_id_for(principal, idempotency_key)
@@ -110,11 +145,10 @@ class Lifecycle:
             rules = self.rules_for(order.marketplace)
         except RulesBroken as exc:  # an order stored before its marketplace left the file
             raise rule_violation(exc.problems) from None
-        # Three independent reads at once: a create waits for one store round trip, not three.
-        policy, flagged, (existing, order_seq) = await asyncio.gather(
+        # Both need the order's parties: one store round trip for the two, after the order's.
+        policy, flagged = await asyncio.gather(
             self.policy_for(order.seller.id, order.marketplace),
             self.store.buyer_flagged(order.buyer.id),
-            self.store.returns_of_order(order.order_id),
         )
         for attempt in range(CREATE_ATTEMPTS):
             # A retried request finds its return among the order's (read anyway); only after our

@@ -20,18 +20,20 @@ would drop pending events). After the write they tell the relay, one of two ways
   emptied, `outbox_pending` and the lease cleared), or, under load, with the other documents of the
   collection released meanwhile in two `update_many` writes (shared/outbox_release.py). If that
   write does not match (newer events arrived, or another relay removed some), the published ids
-  are pulled and the claim stays: a later commit of this process that added the newer events
-  claimed the document for this relay and hands its outbox over, possibly a moment later (that
-  outbox may still list the pulled events: the relay remembers them for a while and skips them). When
-  none does (another replica committed without the claim), the document is relayed by `_id` once
-  the claim has run out (`claim_for`, 5 s). Dropping the claim at once would let the `_id` path,
-  here or on another replica, publish that later commit's events beside its own task (seen as a
-  duplicated `return.authorized` in the two-replica e2e test). Should two relays still overlap on a document
-  (a claim outlived, two replicas committing to one aggregate), they publish duplicates, never an
-  event before an older one of the same document: an event leaves the outbox only once published,
-  and each relay sends in order.
-- `wake(doc_id, collection=c)`: the document is leased by `_id` (findAndModify), published and
-  released: two writes.
+  are pulled and the claim stays: dropped, the `_id` path of another replica could publish the
+  newer events beside a later commit of this process that added them and claimed the document for
+  this relay, whose task may reach the document a moment later (seen as a duplicated
+  `return.authorized` in the two-replica e2e test). Instead this relay's own `_id` path, which may
+  take a document under its own claim, relays what is left at once; the relay remembers for a
+  while what it published, so whichever of the two comes second skips it. The claim is long
+  (`claim_for`, `OUTBOX_CLAIM_MS`, 30 s, like the `_id` path's lease): it only delays another replica after a crash,
+  and one shorter than a stall of a loaded machine let two replicas publish the same events (a
+  duplicated `return.shipped` and `return.received` in that test on a slow CI run, with 5 s).
+  Should two relays still overlap on a document (a claim outlived), they publish duplicates, never
+  an event before an older one of the same document: an event leaves the outbox only once
+  published, and each relay sends in order.
+- `wake(doc_id, collection=c)`: the document is leased by `_id` (findAndModify; free, or held by
+  this relay), published and released: two writes.
 
 `commit_events` is such an update of an existing document: claiming when it may, and answering
 which of the two wakes follows.
@@ -209,7 +211,7 @@ class OutboxRelay:
         concurrency: int = 64,
         max_backoff: float = 60.0,
         retry_base: float = 0.5,
-        claim_seconds: float = 5.0,
+        claim_seconds: float = 30.0,
     ) -> None:
         self.bus, self.collections = bus, list(collections)
         self.poll_interval, self.lease = poll_interval, timedelta(seconds=lease_seconds)
@@ -238,10 +240,14 @@ class OutboxRelay:
 
     @classmethod
     def from_settings(cls, bus: Publisher, collections: Sequence[Any], settings: CommonSettings) -> OutboxRelay:
-        """A relay as the service's settings configure it (OUTBOX_POLL_MS, OUTBOX_CONCURRENCY). Its
+        """A relay as the service's settings configure it (OUTBOX_POLL_MS, OUTBOX_CONCURRENCY, OUTBOX_CLAIM_MS). Its
         leases are operational time (the system clock), not the possibly moved business clock."""
         return cls(
-            bus, collections, poll_interval=settings.outbox_poll_ms / 1000, concurrency=settings.outbox_concurrency
+            bus,
+            collections,
+            poll_interval=settings.outbox_poll_ms / 1000,
+            concurrency=settings.outbox_concurrency,
+            claim_seconds=settings.outbox_claim_ms / 1000,
         )
 
     async def start(self) -> None:
@@ -403,14 +409,14 @@ class OutboxRelay:
                     await self._direct_failed(collection, doc_id, entries, done, exc)
                 return
             # Newer events arrived, or another relay removed some; ours are out of the outbox
-            # now. A later commit of ours (it claimed the document for us) publishes and
-            # releases the rest. Its task may not have reached this document yet, so the claim
-            # stays: dropped, the `_id` path (here or on another replica) could publish those
-            # events beside that task. If no such task comes, the claim runs out and the `_id`
-            # path relays what is left.
+            # now. The claim stays: dropped, another replica's `_id` path could publish the newer
+            # events beside a later commit of ours that claimed them (its task may not have reached
+            # this document yet). Unless such a task is already queued here, our own `_id` path
+            # relays what is left at once, under the claim; whichever of the two comes second skips
+            # what the first published (`_pulled`).
             self._remember_pulled(key, state.removed)
             if state.direct == 1:
-                self._retry_in(collection, doc_id, self.claim_for.total_seconds())
+                self._retry_in(collection, doc_id, 0)
 
     async def _direct_failed(
         self, collection: Any, doc_id: Any, entries: list[dict[str, Any]], done: list[str], exc: Exception
@@ -418,8 +424,8 @@ class OutboxRelay:
         failed = next((e for e in entries if e["id"] not in done), {})
         try:  # the `_id` path's back-off: our claim becomes a lease until the retry
             await self._failed(collection, doc_id, done, 1, failed, exc)
-        except Exception:  # the store is away too: retry once the claim expired
-            self._retry_in(collection, doc_id, self.claim_for.total_seconds())
+        except Exception:  # the store is away too: our `_id` path retries under the claim
+            self._retry_in(collection, doc_id, self.retry_base)
             log.exception("outbox publish failed, will retry", extra={"event_id": failed.get("id")})
 
     def _recently_pulled(self, key: tuple[Any, Any]) -> set[str]:
@@ -427,12 +433,13 @@ class OutboxRelay:
         ids, until = self._pulled.get(key, (set(), 0.0))
         return ids if until > time.monotonic() else set()
 
-    def _remember_pulled(self, key: tuple[Any, Any], ids: set[str]) -> None:
+    def _remember_pulled(self, key: tuple[Any, Any], ids: Iterable[str]) -> None:
         # Twice the claim: a handover later than that finds them gone from the store anyway.
+        known = self._recently_pulled(key)
         now = time.monotonic()
         for stale in [k for k, (_, until) in self._pulled.items() if until <= now]:
             del self._pulled[stale]
-        self._pulled[key] = (set(ids), now + 2 * self.claim_for.total_seconds())
+        self._pulled[key] = (known | set(ids), now + 2 * self.claim_for.total_seconds())
 
     def _release_exactly(self, collection: Any, doc_id: Any, published: list[str]) -> asyncio.Future[bool]:
         """Queue: empty the outbox if it holds exactly the `published` events (ids are unique);
@@ -445,16 +452,23 @@ class OutboxRelay:
     # ---- the `_id` path: lease, publish, release ---------------------------------------------
 
     async def _relay(self, collection: Any, doc_id: Any) -> int:
-        async with self._document(collection, doc_id):
+        key = _key(collection, doc_id)
+        async with self._document(collection, doc_id) as state:
             now = self.clock.now()
+            # Ours to take when no one holds it, or when we do (a claim of our commits, whose newer
+            # events another replica may have added meanwhile: see _relay_direct).
             doc = await collection.find_one_and_update(
-                {"_id": doc_id, PENDING: True, **_due(now)},
+                {"_id": doc_id, PENDING: True, "$or": [*_due(now)["$or"], {OWNER: self.owner}]},
                 {"$set": {LEASE: now + self.lease, OWNER: self.owner}},
                 return_document=ReturnDocument.AFTER,
             )
             if doc is None:
                 return 0  # another relay holds it, or it was drained meanwhile
-            entries = doc.get(OUTBOX) or []
+            outbox = doc.get(OUTBOX) or []
+            # Published by a direct task of ours whose release is not written yet, or by an earlier
+            # run: out of the outbox with this release, never sent again.
+            known = state.removed | self._recently_pulled(key)
+            entries = [e for e in outbox if e["id"] not in known]
             done: list[str] = []
             try:
                 for entry in entries:  # in order, each confirmed before the next
@@ -463,24 +477,31 @@ class OutboxRelay:
             except Exception as exc:  # noqa: BLE001 - kept for a later attempt, never dropped
                 await self._failed(collection, doc_id, done, doc.get(FAILURES, 0) + 1, entries[len(done)], exc)
                 return len(done)
-            await self._release(collection, doc_id, done, len(entries))
+            self._remember_pulled(key, done)  # a handover of ours still on its way skips them
+            released = [e["id"] for e in outbox if e["id"] in known] + done
+            await self._release(collection, doc_id, released)
             return len(done)
 
-    async def _release(self, collection: Any, doc_id: Any, done: list[str], size: int) -> None:
-        # Fast path: nothing was pushed since the claim (same size) and the lease is still ours,
-        # so the outbox holds exactly what was published and can be emptied in one write.
+    async def _release(self, collection: Any, doc_id: Any, done: list[str]) -> None:
+        # Fast path: the outbox holds exactly what was published (ids are unique), so it can be
+        # emptied in one write. Its size alone would not do: a release of one of our direct tasks
+        # may have pulled some meanwhile, and a commit pushed as many new ones.
         result = await collection.update_one(
-            {"_id": doc_id, OWNER: self.owner, OUTBOX: {"$size": size}},
+            {"_id": doc_id, OUTBOX: {"$size": len(done)}, f"{OUTBOX}.id": {"$all": done}},
             {"$set": {OUTBOX: []}, "$unset": {PENDING: "", LEASE: "", OWNER: "", FAILURES: ""}},
         )
         if result.matched_count:
             return
-        # New events arrived (or the lease was lost): remove only what was published. `pending`
-        # stays set; whoever committed the new events relays them, and the next sweep is the net.
+        # New events arrived (or the lease was lost): remove only what was published. Had nothing
+        # else arrived, the document is let go; else the lease stays (it may be a claim of a commit
+        # of ours on its way here) and this relay relays the rest at once.
         await collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": done}}}})
-        await collection.update_one(
-            {"_id": doc_id, OWNER: self.owner}, {"$unset": {LEASE: "", OWNER: "", FAILURES: ""}}
+        emptied = await collection.update_one(
+            {"_id": doc_id, OWNER: self.owner, OUTBOX: {"$size": 0}},
+            {"$unset": {PENDING: "", LEASE: "", OWNER: "", FAILURES: ""}},
         )
+        if not emptied.matched_count:
+            self._retry_in(collection, doc_id, 0)
 
     async def _failed(
         self, collection: Any, doc_id: Any, done: list[str], failures: int, entry: dict[str, Any], exc: Exception

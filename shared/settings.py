@@ -47,6 +47,16 @@ class CommonSettings(BaseSettings):
             "retried in-process with back-off; the sweep only finds what a crash or a dead replica left behind."
         ),
     )
+    outbox_claim_ms: int = Field(
+        default=30000,
+        ge=1,
+        description=(
+            "How long a commit's claim keeps other replicas' relays away from its document while this "
+            "replica's relay publishes its events. After a crash, that document's events wait this long (and "
+            "up to OUTBOX_POLL_MS more) for another relay. Shorter than a stall of a loaded machine, two "
+            "replicas publish the same events: 5 s did on a slow CI run."
+        ),
+    )
     outbox_concurrency: int = Field(
         default=64,
         ge=1,

@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from services.returns import domain, replacements
 from services.returns.domain import IllegalTransition
@@ -96,8 +97,14 @@ class OrderReads:
         """Forget the reads if no one took them (a replay, or a refusal before `open` ran)."""
         if not self._reads.done():
             self._reads.cancel()
-        elif not self._reads.cancelled():
-            self._reads.exception()  # a failed read no one awaited is not "never retrieved"
+        # A failed read no one awaited, or the CancelledError a gather cancelled while its reads ran
+        # ends with, is not "never retrieved" (asyncio logs that as an error).
+        self._reads.add_done_callback(_retrieve)
+
+
+def _retrieve(reads: asyncio.Future[Any]) -> None:
+    if not reads.cancelled():
+        reads.exception()
 
 
 class Lifecycle:

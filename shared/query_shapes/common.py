@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from shared.query_shapes.model import BY_ID, EVERY_COLLECTION, INDEXED, LEASE_DUE, OUTBOX_COLLECTIONS, QueryShape, shape
+from shared.query_shapes.model import (
+    BY_ID,
+    EVERY_COLLECTION,
+    INDEXED,
+    LEASE_DUE,
+    LEASE_DUE_OR_OURS,
+    OUTBOX_COLLECTIONS,
+    QueryShape,
+    shape,
+)
 
 SHAPES: tuple[QueryShape, ...] = (
     shape(
@@ -50,11 +59,12 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     shape(
         OUTBOX_COLLECTIONS,
-        f"_id, outbox_pending, {LEASE_DUE}",
+        f"_id, outbox_pending, {LEASE_DUE_OR_OURS}",
         "`_id`",
         BY_ID,
         True,
-        "shared/outbox.py: `_relay` (lease the document woken for, due for a retry, or found by the sweep)",
+        "shared/outbox.py: `_relay` (lease the document woken for, due for a retry, found by the sweep, or "
+        "left with newer events under this relay's claim)",
     ),
     shape(
         OUTBOX_COLLECTIONS,
@@ -62,7 +72,8 @@ SHAPES: tuple[QueryShape, ...] = (
         "`_id`",
         BY_ID,
         True,
-        "shared/outbox_release.py: one release alone (empty the outbox after publishing what a commit handed over)",
+        "shared/outbox_release.py: one release alone (empty the outbox after publishing what a commit handed over); "
+        "shared/outbox.py: `_release` (the same after the `_id` path published)",
     ),
     shape(
         OUTBOX_COLLECTIONS,
@@ -94,7 +105,7 @@ SHAPES: tuple[QueryShape, ...] = (
         "`_id`",
         BY_ID,
         True,
-        "shared/outbox.py: `_release` (empty the outbox)",
+        "shared/outbox.py: `_release` (let go of the document once the published events are pulled, if none is left)",
     ),
     shape(
         OUTBOX_COLLECTIONS,
@@ -102,6 +113,6 @@ SHAPES: tuple[QueryShape, ...] = (
         "`_id`",
         BY_ID,
         True,
-        "shared/outbox.py: `_release`, `_failed` (drop or extend the lease)",
+        "shared/outbox.py: `_failed` (the lease becomes the back-off)",
     ),
 )

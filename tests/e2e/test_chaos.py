@@ -12,7 +12,8 @@ The run has its own RabbitMQ node, MongoDB-wire server and SMTP sink on spare po
 shared servers) and runs a copy of services/ and shared/ taken at its start; E2E_SERVICES_TREE=DIR
 checks another tree (e.g. a proposed change) the same way. To stay near two minutes, the leases a
 kill leaves behind are short: a refund being paid is resumed 15 s after its payer died (LEASE_S=15,
-JOB_INTERVAL_S=2; deployed: 120 s and 30 s), and an email in flight waits out its claim's minimum
+JOB_INTERVAL_S=2; deployed: 120 s and 30 s), events a killed relay had claimed go out 5 s later
+(OUTBOX_CLAIM_MS=5000; deployed: 30 s), and an email in flight waits out its claim's minimum
 of 60 s (SMTP_TIMEOUT_S=5) while the load goes on, since notifications is killed first.
 
 The store's kill -9 is in since the local MongoDB-wire server commits before it acknowledges
@@ -33,7 +34,7 @@ from bench.chaos import Options, render_run, run
 SERVICE_KILLS = ["notifications", "notifications", "returns", "refunds", "metrics", "returns", "refunds", "metrics"]
 BROKER_KILLS = 1
 STORE_KILLS = int(os.environ.get("E2E_CHAOS_STORE_KILLS", "2"))
-SHORT_LEASES = {"LEASE_S": "15", "JOB_INTERVAL_S": "2", "SMTP_TIMEOUT_S": "5"}
+SHORT_LEASES = {"LEASE_S": "15", "JOB_INTERVAL_S": "2", "SMTP_TIMEOUT_S": "5", "OUTBOX_CLAIM_MS": "5000"}
 DISPATCH_WORKERS = 16  # services/notifications/settings.py: emails in flight at once
 
 

@@ -104,6 +104,7 @@ def process_env(mongodb_url, amqp_url, db, exchange, queue_prefix, stub, tmp_pat
         "STRIPE_TIMEOUT_S": "30",
         "JOB_INTERVAL_S": "0.2",
         "OUTBOX_POLL_MS": "100",
+        "OUTBOX_CLAIM_MS": "1000",  # the killed process's claims soon run out
         "CLOCK_FILE": str(tmp_path / "clock-offset"),
         "LOG_LEVEL": "WARNING",
         "PORT": str(free_port()),

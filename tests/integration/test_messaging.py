@@ -143,3 +143,10 @@ async def test_the_relay_publishes_as_many_documents_at_once_as_the_settings_say
     settings = CommonSettings(service_name="returns", outbox_concurrency=7)
     assert Messaging.from_settings(settings, inbox=None, outboxes=[db.buyers]).relay.concurrency == 7
     assert CommonSettings(service_name="returns").outbox_concurrency == 64
+
+
+async def test_the_relays_claim_lasts_as_long_as_the_settings_say(db):
+    settings = CommonSettings(service_name="returns", outbox_claim_ms=1500)
+    assert Messaging.from_settings(settings, inbox=None, outboxes=[db.buyers]).relay.claim_for.total_seconds() == 1.5
+    # As long as a lease by `_id`: shorter than a stall, two replicas publish the same events.
+    assert CommonSettings(service_name="returns").outbox_claim_ms == 30000

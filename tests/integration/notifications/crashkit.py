@@ -316,6 +316,7 @@ def service_env(
             "SMTP_TIMEOUT_S": "60",
             "DISPATCH_POLL_MS": "50",
             "OUTBOX_POLL_MS": "100",
+            "OUTBOX_CLAIM_MS": "1000",  # the killed process's claims soon run out
             "RETRY_DELAYS_MS": "[100, 500]",
             "SEND_RETRY_DELAYS_MS": "[200, 500, 1000]",
             "JWT_SECRET": "crash-test-secret-of-32-bytes-or-more!!",

@@ -42,6 +42,7 @@ def process_env(refunds_settings) -> dict[str, str]:
         "LEASE_S": "1",
         "JOB_INTERVAL_S": "0.2",
         "OUTBOX_POLL_MS": "100",
+        "OUTBOX_CLAIM_MS": "1000",  # the killed process's claims soon run out
         "LOG_LEVEL": "WARNING",
         "PORT": str(free_port()),
     }

@@ -48,6 +48,7 @@ def process_env(refunds_settings) -> dict[str, str]:
         "JWT_SECRET": s.jwt_secret,
         "STRIPE_API_BASE": s.stripe_api_base,
         "OUTBOX_POLL_MS": "100",
+        "OUTBOX_CLAIM_MS": "1000",  # the killed process's claims soon run out
         "LOG_LEVEL": "WARNING",
         "PORT": str(free_port()),
     }

@@ -8,18 +8,28 @@ request deletes that exact record (matched by its token) and races to insert aga
 Only successful (2xx) responses are kept. On an error the record is released so the client can
 retry, with the same key, the same or a corrected body (as Stripe does for failed validation).
 Completed records expire after `retention`; a job calls `purge_expired()` (no TTL indexes).
+
+A request that finds the key in progress waits up to `settle` (250 ms) for that request's answer
+before it answers 409. That lets a handler whose effect is idempotent by itself (a create whose id
+is derived from the key: a re-run finds what the first made) answer before its answer is stored
+(`answer_first`): the write goes out after the response, and a retry in between gets the stored
+answer a moment later. Should the process die in between, the lease runs out and a retry runs the
+handler again, which finds what the first run made.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
@@ -27,6 +37,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
+from starlette.background import BackgroundTask
 
 from shared.auth import CurrentPrincipal, Principal
 from shared.clock import Clock, SystemClock
@@ -37,6 +48,7 @@ COLLECTION = "idempotency_keys"
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _NOT_STORED_HEADERS = frozenset({"content-length", "x-request-id", "date", "server"})
+SETTLE_POLL_S = 0.02  # how often a request waiting for another one's answer looks again
 
 log = logging.getLogger("shared.idempotency")
 
@@ -113,11 +125,13 @@ class IdempotencyStore:
         lease: timedelta = timedelta(seconds=30),
         retention: timedelta = timedelta(hours=24),
         collection: str = COLLECTION,
+        settle: timedelta = timedelta(milliseconds=250),
     ) -> None:
         self.collection = db[collection]
         self.clock = clock or SystemClock()
         self.lease = lease
         self.retention = retention
+        self.settle = settle
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index("expires_at")
@@ -147,7 +161,7 @@ class IdempotencyStore:
                 )
                 return Claim(doc_id, token)
             except DuplicateKeyError:
-                existing = await self.collection.find_one({"_id": doc_id})
+                existing = await self._settled(doc_id, fingerprint)
             if existing is None:
                 continue  # released in between: race for it again
             if _utc(existing["expires_at"]) <= now:
@@ -174,6 +188,22 @@ class IdempotencyStore:
         raise IdempotencyKeyInProgress(
             f"A request with this {HEADER} is being processed; retry later.", headers={"Retry-After": "1"}
         )
+
+    async def _settled(self, doc_id: str, fingerprint: str) -> dict[str, Any] | None:
+        """The record, once it is no longer a live request's or `settle` has passed (a request that
+        answered first stores its answer a moment later). Another request's key answers at once."""
+        deadline = time.monotonic() + self.settle.total_seconds()
+        while True:
+            existing: dict[str, Any] | None = await self.collection.find_one({"_id": doc_id})
+            if (
+                existing is None
+                or existing["state"] != "in_progress"
+                or existing["fingerprint"] != fingerprint
+                or _utc(existing["lease_until"]) <= self.clock.now()
+                or time.monotonic() >= deadline
+            ):
+                return existing
+            await asyncio.sleep(SETTLE_POLL_S)
 
     async def complete(self, claim: Claim, status: int, body: bytes, headers: list[tuple[str, str]]) -> bool:
         """Store the response; False if the lease was lost meanwhile (took longer than `lease`)."""
@@ -230,11 +260,13 @@ async def run_idempotent(
     *,
     status_code: int = 200,
     scope: str | None = None,
+    answer_first: bool = False,
 ) -> Response:
     """Run `handler` once per (scope, principal, key); repeats get the stored response.
 
     `handler` returns a Response, a pydantic model or JSON-able data (sent with `status_code`).
-    Without a key the handler simply runs.
+    Without a key the handler simply runs. `answer_first`: the answer is stored once it has been sent
+    (only for a handler that a re-run after a crash finds done: see the module docstring).
     """
     if key is None:
         return _as_response(await handler(), status_code)
@@ -254,14 +286,24 @@ async def run_idempotent(
             for name, value in response.raw_headers
             if name.decode("latin-1").lower() not in _NOT_STORED_HEADERS
         ]
-        try:
-            if not await store.complete(outcome, response.status_code, bytes(response.body), headers):
-                log.warning("idempotency lease lost before completion", extra={"claim": outcome.id})
-        except Exception:  # the effect happened; answer it, even if a retry may not be recognised
-            log.exception("could not store idempotent response", extra={"claim": outcome.id})
+        store_answer = partial(_store_answer, store, outcome, response.status_code, bytes(response.body), headers)
+        if answer_first and response.background is None:
+            response.background = BackgroundTask(store_answer)  # run once the response is sent
+        else:
+            await store_answer()
     else:
         await store.release(outcome)
     return response
+
+
+async def _store_answer(
+    store: IdempotencyStore, claim: Claim, status: int, body: bytes, headers: list[tuple[str, str]]
+) -> None:
+    try:
+        if not await store.complete(claim, status, body, headers):
+            log.warning("idempotency lease lost before completion", extra={"claim": claim.id})
+    except Exception:  # the effect happened; answer it, even if a retry may not be recognised
+        log.exception("could not store idempotent response", extra={"claim": claim.id})
 
 
 IdempotencyKeyHeader = Annotated[
@@ -284,10 +326,22 @@ class IdempotentRequest:
     key: str | None
 
     async def run(
-        self, handler: Callable[[], Awaitable[Any]], *, status_code: int = 200, scope: str | None = None
+        self,
+        handler: Callable[[], Awaitable[Any]],
+        *,
+        status_code: int = 200,
+        scope: str | None = None,
+        answer_first: bool = False,
     ) -> Response:
         return await run_idempotent(
-            self.store, self.request, self.principal, self.key, handler, status_code=status_code, scope=scope
+            self.store,
+            self.request,
+            self.principal,
+            self.key,
+            handler,
+            status_code=status_code,
+            scope=scope,
+            answer_first=answer_first,
         )
 
 

@@ -177,17 +177,21 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        answered: float | None = None  # when the last of the body went out
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = time.perf_counter()
 
         try:
             await self.app(scope, receive, send_status)
         finally:
-            elapsed = time.perf_counter() - start
+            # What the client waited for: work done after the answer (a background task) is not in it.
+            elapsed = (answered or time.perf_counter()) - start
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
             route = scope.get("route")
             template = getattr(route, "path_format", None) or getattr(route, "path", None) or UNMATCHED

@@ -159,6 +159,7 @@ async def create_return(body: ReturnRequest, desk: Desk, idempotent: Idempotent)
             idempotent,
             lambda: desk.open(body, idempotent.principal, idempotent.key, reads),
             lambda ret: f"/v1/returns/{ret.return_id}",
+            answer_first=True,  # a re-run finds the return by its id, derived from the key
         )
     finally:
         reads.drop()

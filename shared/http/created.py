@@ -18,13 +18,18 @@ LOCATION_RESPONSE: dict[int | str, dict[str, Any]] = {201: {"headers": {"Locatio
 
 
 async def create_once(
-    idempotent: IdempotentRequest, create: Callable[[], Awaitable[M]], location: Callable[[M], str]
+    idempotent: IdempotentRequest,
+    create: Callable[[], Awaitable[M]],
+    location: Callable[[M], str],
+    *,
+    answer_first: bool = False,
 ) -> Response:
     """Run `create` under the request's Idempotency-Key (a retry replays the stored answer) and
-    answer 201 with the created resource and `Location: location(created)`."""
+    answer 201 with the created resource and `Location: location(created)`. `answer_first` when a
+    re-run of `create` finds what it made (an id derived from the key; shared.idempotency)."""
 
     async def run() -> Response:
         made = await create()
         return JSONResponse(made.model_dump(mode="json"), status_code=201, headers={"Location": location(made)})
 
-    return await idempotent.run(run, status_code=201)
+    return await idempotent.run(run, status_code=201, answer_first=answer_first)

@@ -442,9 +442,10 @@ class OutboxRelay:
         self._pulled[key] = (known | set(ids), now + 2 * self.claim_for.total_seconds())
 
     def _release_exactly(self, collection: Any, doc_id: Any, published: list[str]) -> asyncio.Future[bool]:
-        """Queue: empty the outbox if it holds exactly the `published` events (ids are unique);
-        someone else's lease on it goes too: there is nothing left for it to publish. Written
-        together with the other releases of the collection waiting meanwhile (shared.outbox_release)."""
+        """Queue: empty the outbox if it holds exactly the `published` events (ids are unique), else
+        pull them; someone else's lease on it goes too when it is emptied: there is nothing left for
+        it to publish. Written together with the other releases of the collection waiting meanwhile
+        (shared.outbox_release). Answers whether the outbox was emptied."""
         key = _key(collection, None)[0]
         batcher = self._releases.get(key) or self._releases.setdefault(key, ReleaseBatcher(collection))
         return batcher.release(doc_id, published)
@@ -483,19 +484,12 @@ class OutboxRelay:
             return len(done)
 
     async def _release(self, collection: Any, doc_id: Any, done: list[str]) -> None:
-        # Fast path: the outbox holds exactly what was published (ids are unique), so it can be
-        # emptied in one write. Its size alone would not do: a release of one of our direct tasks
-        # may have pulled some meanwhile, and a commit pushed as many new ones.
-        result = await collection.update_one(
-            {"_id": doc_id, OUTBOX: {"$size": len(done)}, f"{OUTBOX}.id": {"$all": done}},
-            {"$set": {OUTBOX: []}, "$unset": {PENDING: "", LEASE: "", OWNER: "", FAILURES: ""}},
-        )
-        if result.matched_count:
+        # As a direct release (`_release_exactly`): emptied if the outbox holds exactly what was
+        # published, else those are pulled. Then, had nothing else arrived (our direct task's release
+        # may have pulled some meanwhile), the document is let go; else the lease stays (it may be a
+        # claim of a commit of ours on its way here) and this relay relays the rest at once.
+        if await self._release_exactly(collection, doc_id, done):
             return
-        # New events arrived (or the lease was lost): remove only what was published. Had nothing
-        # else arrived, the document is let go; else the lease stays (it may be a claim of a commit
-        # of ours on its way here) and this relay relays the rest at once.
-        await collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": done}}}})
         emptied = await collection.update_one(
             {"_id": doc_id, OWNER: self.owner, OUTBOX: {"$size": 0}},
             {"$unset": {PENDING: "", LEASE: "", OWNER: "", FAILURES: ""}},

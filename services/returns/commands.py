@@ -82,9 +82,10 @@ class OrderReads:
 
     The create endpoint starts them before its Idempotency-Key is claimed: they are reads, so a
     replayed or refused request merely drops them, and a create waits for one store round trip less
-    (claim and reads together, then the seller's policy and the buyer's flag, the insert, the stored
-    answer). Reading the order's returns a moment early is as safe as reading them later: the new
-    return's insert takes the next free slot of the order or fails, and `open` then reads again.
+    (claim and reads together, then the seller's policy and the buyer's flag, then the insert; the
+    stored answer is written after the response). Reading the order's returns a moment early is as
+    safe as reading them later: the new return's insert takes the next free slot of the order or
+    fails, and `open` then reads again.
     """
 
     def __init__(self, store: ReturnsStore, order_id: str) -> None:

@@ -73,7 +73,7 @@ SHAPES: tuple[QueryShape, ...] = (
         BY_ID,
         True,
         "shared/outbox_release.py: one release alone (empty the outbox after publishing what a commit handed over); "
-        "shared/outbox.py: `_release` (the same after the `_id` path published)",
+        "shared/outbox.py: `_release` (the `_id` path's release goes the same way)",
     ),
     shape(
         OUTBOX_COLLECTIONS,

@@ -31,7 +31,7 @@ import psutil
 
 from bench.broker import OwnBroker
 from bench.ports import listener_pid, port_open
-from shared.bus import QueueNames
+from shared.queues import QueueNames
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("returns", "refunds", "notifications", "metrics", "disputes")

@@ -253,7 +253,7 @@ def metrics_check(figures: dict[str, Any], done: list[Outcome]) -> list[Check]:
 
 async def queue_depths(config: StackConfig) -> dict[str, int | None]:
     """Ready messages in every queue of the bench's services: `<prefix><service>.inbox`, its retry
-    queues and `.dead`, named by shared.bus.QueueNames. A queue that does not exist is None, which
+    queues and `.dead`, named by shared.queues.QueueNames. A queue that does not exist is None, which
     the checks treat as an error: every service declares all of its queues when it starts."""
     names = [name for service in SERVICES for name in config.queues(service).all]
     depths: dict[str, int | None] = {}

@@ -38,7 +38,8 @@ from aio_pika.exceptions import DeliveryError, PublishError
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from shared.bus import EventBus, QueueNames, forwarded_headers, header_int
+from shared.bus import EventBus
+from shared.queues import QueueNames, forwarded_headers, header_int
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,11 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
-from shared.bus import EventBus, Handler, Unroutable
+from shared.bus import EventBus, Handler
 from shared.clock import Clock
 from shared.events import EXCHANGE, ORDERS_EXCHANGE, CloudEvent, registered
 from shared.outbox import OutboxRelay
+from shared.queues import Unroutable
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)

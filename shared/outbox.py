@@ -1,19 +1,17 @@
-"""Transactional outbox without multi-document transactions: events ride in the aggregate's document.
+"""Outbox relay: publishes the events stores committed into their documents, then removes them.
 
-A store writes an aggregate's new events into that document's `outbox` array in the SAME
-single-document write as the state change, so both commit or neither does; MongoDB's
-single-document atomicity is all this needs. OutboxRelay then publishes them (confirmed, in order)
-and removes them. A crash between commit and publish loses nothing: a later sweep publishes.
-A crash between publish and removal publishes again: delivery is at least once and consumers
-dedupe by event id (or are idempotent) and order by `sequence`.
+Stores commit an aggregate's events into its own document, in the same write as its change
+(shared/outbox_writes.py). This relay publishes them (confirmed, in order) and removes them. A
+crash between commit and publish loses nothing: a later sweep publishes. A crash between publish
+and removal publishes again: delivery is at least once and consumers dedupe by event id (or are
+idempotent) and order by `sequence`.
 
-Stores must update such documents with $set/$push (never replace_one with a stale copy, which
-would drop pending events). After the write they tell the relay, one of two ways:
+After the write a store tells the relay, one of two ways:
 
 - `wake(doc_id, collection=c, entries=outbox)` with the document's whole outbox as the commit left
   it (an insert knows it; an update gets it back from find_one_and_update, projection `outbox`),
   the commit having leased the document to this relay in the same write (`claim=relay.claim()`,
-  a few seconds, so other replicas' sweeps keep away; the write's filter holds `claimable()`, and
+  so other replicas' sweeps keep away; the write's filter holds `claimable()`, and
   while another relay holds the document the store commits without the claim and wakes with the id
   only, so an aggregate's events never go out of two replicas at once). The relay publishes them at once
   and releases the document with ONE conditional write (the outbox still holds exactly them:
@@ -35,8 +33,8 @@ would drop pending events). After the write they tell the relay, one of two ways
 - `wake(doc_id, collection=c)`: the document is leased by `_id` (findAndModify; free, or held by
   this relay), published and released: two writes.
 
-`commit_events` is such an update of an existing document: claiming when it may, and answering
-which of the two wakes follows.
+`shared.outbox_writes.commit_events` is such an update of an existing document: claiming when it
+may, and answering which of the two wakes follows.
 
 Publishing one document's events is serialised in-process, so one replica never interleaves an
 aggregate's events. Its release is queued before the next events may go out (releases are written
@@ -47,10 +45,6 @@ replicas keep away. The query for every pending document (a scan on the embedded
 server) runs at start-up, once per `poll_interval` (settings: `OUTBOX_POLL_MS`, 15 s by default)
 and on a wake() without an id: it only finds what the relay itself cannot know about (a crash
 between commit and publish, another replica that died).
-
-Fields on the document: outbox [{id, type, envelope}], outbox_pending (true while events wait;
-indexed, so finding work is cheap), outbox_lease_until / outbox_lease_owner (one relay at a time
-per document on the `_id` path), outbox_failures (publish attempts that failed in a row, for back-off).
 """
 
 from __future__ import annotations
@@ -68,108 +62,15 @@ from typing import Any, Protocol
 from pymongo import ReturnDocument
 
 from shared import ops_metrics
-from shared.bus import loggable
 from shared.clock import Clock, SystemClock
 from shared.events import CloudEvent
-from shared.outbox_release import FAILURES as FAILURES
-from shared.outbox_release import LEASE as LEASE
-from shared.outbox_release import OUTBOX as OUTBOX
-from shared.outbox_release import OWNER as OWNER
-from shared.outbox_release import PENDING as PENDING
 from shared.outbox_release import ReleaseBatcher
+from shared.outbox_writes import FAILURES, LEASE, OUTBOX, OWNER, PENDING
 from shared.periodic import Periodic, backoff_seconds
+from shared.queues import loggable
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
-
-
-def outbox_entries(events: Iterable[CloudEvent], exchange: str | None = None) -> list[dict[str, Any]]:
-    """Outbox items; `exchange` sends them somewhere other than the bus's own exchange."""
-    target = {"exchange": exchange} if exchange else {}
-    return [
-        {"id": e.id, "type": e.type, "envelope": e.model_dump(mode="json", exclude_none=True), **target} for e in events
-    ]
-
-
-def outbox_fields(events: Iterable[CloudEvent], claim: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Fields to add to a new document: `insert_one({**doc, **outbox_fields(events)})`. `claim`
-    (OutboxRelay.claim()) leases it to the relay that will publish the events right after."""
-    entries = outbox_entries(events)
-    return {OUTBOX: entries, PENDING: True, **(claim or {})} if entries else {OUTBOX: []}
-
-
-def _push(entries: list[dict[str, Any]], claim: dict[str, Any] | None) -> dict[str, Any]:
-    """Update fragment appending entries to an existing document's outbox (and leasing it with `claim`)."""
-    if not entries:
-        return {}
-    return {"$push": {OUTBOX: {"$each": entries}}, "$set": {PENDING: True, **(claim or {})}}
-
-
-def with_outbox(
-    update: dict[str, Any],
-    events: Iterable[CloudEvent],
-    exchange: str | None = None,
-    claim: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """`update` (e.g. {"$set": ..., "$inc": ...}) plus the outbox push, as one update document."""
-    return with_entries(update, outbox_entries(events, exchange), claim)
-
-
-def with_entries(
-    update: dict[str, Any], entries: list[dict[str, Any]], claim: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """`with_outbox` of entries already built (`outbox_entries`): a caller that needs them too."""
-    merged = {op: dict(fields) for op, fields in update.items()}
-    for op, fields in _push(entries, claim).items():
-        clash = merged.setdefault(op, {}).keys() & fields.keys()
-        if clash:
-            raise ValueError(f"update already sets outbox field(s) {sorted(clash)}")
-        merged[op].update(fields)
-    return merged
-
-
-class Claims(Protocol):
-    """What a store needs of its relay to commit events claimed for it (an OutboxRelay)."""
-
-    def claim(self) -> dict[str, Any]: ...
-
-    def claimable(self) -> dict[str, Any]: ...
-
-
-async def commit_events(
-    collection: Any,
-    expected: dict[str, Any],
-    update: dict[str, Any],
-    events: Sequence[CloudEvent],
-    relay: Claims | None,
-) -> dict[str, Any] | None:
-    """Apply `update` plus `events` (pushed to the outbox) to the one document `expected` matches, in
-    one write. None when it matches nothing; else how to wake the relay afterwards:
-    `relay.wake(doc_id, collection=collection, **answer)`.
-
-    With events and a relay, the write claims the document for that relay unless another relay
-    holds it, and answers `{"entries": outbox}` (the direct path: the relay's release is the only
-    other command). When the claiming write matches nothing (a stale `expected`, or another
-    replica's relay still publishing this document) it is tried once more without the claim and
-    answers `{}` (woken by id: the relay holding it meets the new events when it releases). Without
-    events it answers `{"entries": []}`, which wakes nothing.
-    """
-    if events and relay is not None:
-        claimable = relay.claimable()
-        if claimable.keys() & expected.keys():
-            raise ValueError(f"the filter already has {sorted(claimable.keys() & expected.keys())}")
-        doc = await collection.find_one_and_update(
-            expected | claimable,
-            with_outbox(update, events, claim=relay.claim()),
-            projection={OUTBOX: 1},
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is not None:
-            return {"entries": list(doc.get(OUTBOX) or [])}
-    result = await collection.update_one(expected, with_outbox(update, events))
-    if not result.matched_count:
-        return None
-    return {} if events else {"entries": []}
 
 
 class Publisher(Protocol):
@@ -279,8 +180,8 @@ class OutboxRelay:
     def claim(self) -> dict[str, Any]:
         """Lease fields a store writes with its events (`with_outbox(..., claim=relay.claim())`) before
         handing the outbox to wake(): other replicas' sweeps keep away while this relay publishes.
-        Short, so that after a crash the next sweep soon finds the document. The write's filter
-        must include `claimable()`."""
+        It lasts `claim_for` (OUTBOX_CLAIM_MS): after a crash, another replica's sweep takes the
+        document that much later. The write's filter must include `claimable()`."""
         return {LEASE: self.clock.now() + self.claim_for, OWNER: self.owner}
 
     def claimable(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Commits of events to documents of one collection, written together: one bulk write for the ones
 that wait.
 
-`shared.outbox.commit_events` applies one document's change and pushes its events in one
+`shared.outbox_writes.commit_events` applies one document's change and pushes its events in one
 findAndModify, which answers the outbox as committed so the relay can publish it at once. Under load
 many such commits of one collection happen at about the same moment (the notification service
 settles up to DISPATCH_WORKERS emails at once), each a command. So commits queue per collection
@@ -29,7 +29,7 @@ from pymongo.errors import BulkWriteError
 
 from shared.events import CloudEvent
 from shared.group_write import GroupWriter
-from shared.outbox import OUTBOX, Claims, commit_events, outbox_entries, with_entries
+from shared.outbox_writes import OUTBOX, Claims, commit_events, outbox_entries, with_entries
 
 # (filter naming one document by `_id`, its update, the events it commits)
 Commit = tuple[dict[str, Any], dict[str, Any], Sequence[CloudEvent]]

@@ -28,14 +28,8 @@ import asyncio
 from typing import Any
 
 from shared.group_write import GroupWriter
+from shared.outbox_writes import FAILURES, LEASE, OUTBOX, OWNER, PENDING
 
-OUTBOX, PENDING, LEASE, OWNER, FAILURES = (
-    "outbox",
-    "outbox_pending",
-    "outbox_lease_until",
-    "outbox_lease_owner",
-    "outbox_failures",
-)
 _CLEARED = {"$unset": {PENDING: "", LEASE: "", OWNER: "", FAILURES: ""}}
 
 

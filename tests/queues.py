@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from services.notifications.webhooks.bindings import queue_name as webhooks_queue
-from shared.bus import QueueNames
+from shared.queues import QueueNames
 
 
 def service_queues(base: str, retry_delays_ms: Iterable[int]) -> list[str]:

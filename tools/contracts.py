@@ -31,6 +31,7 @@ from services.notifications.webhooks.bindings import queue_name as webhook_queue
 from shared import bus as bus_module
 from shared import query_shapes
 from shared.events import EVENT_TYPES, EXCHANGE, ORDER_SYSTEM, ORDERS_EXCHANGE, SCHEMA_VERSION, CloudEvent, dataschema
+from shared.queues import DELIVERY_LIMIT, QueueNames
 from shared.settings import CommonSettings
 from tools.configuration_reference import configuration_document as _configuration_document
 from tools.contract_examples import example_event as _example_event
@@ -209,7 +210,7 @@ def asyncapi_document() -> dict[str, Any]:
             },
         }
     for service in SERVICES:
-        names = bus_module.QueueNames(service, tuple(retry_delays))
+        names = QueueNames(service, tuple(retry_delays))
         refs = {t: {"$ref": f"#/components/messages/{t}"} for t in event_types if t in consumed[service]}
         bound = [{"exchange": consumed[service][t], "routingKey": t} for t in refs]
         channels[names.main] = {
@@ -226,7 +227,7 @@ def asyncapi_document() -> dict[str, Any]:
                 names.main,
                 {
                     "x-queue-type": "quorum",
-                    "x-delivery-limit": bus_module.DELIVERY_LIMIT,
+                    "x-delivery-limit": DELIVERY_LIMIT,
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": names.dead,
                 },
@@ -267,7 +268,7 @@ def asyncapi_document() -> dict[str, Any]:
         }
 
     # Notifications' webhooks queue: bound at run time to the types some webhook endpoint subscribes to.
-    webhooks = webhook_queue_name(bus_module.QueueNames("notifications", tuple(retry_delays)).base)
+    webhooks = webhook_queue_name(QueueNames("notifications", tuple(retry_delays)).base)
     channels[webhooks] = {
         "address": webhooks,
         "title": "notifications webhooks queue",
@@ -283,7 +284,7 @@ def asyncapi_document() -> dict[str, Any]:
             webhooks,
             {
                 "x-queue-type": "quorum",
-                "x-delivery-limit": bus_module.DELIVERY_LIMIT,
+                "x-delivery-limit": DELIVERY_LIMIT,
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": "notifications.dead",
             },

@@ -1,5 +1,5 @@
 """The only module of the claims and feedback that knows MongoDB: `claims` and `seller_feedback`,
-each document carrying its own events (shared/outbox.py).
+each document carrying its own events (shared/outbox_writes.py).
 
 One open claim per order without transactions: an order's claims hold the slots 1, 2, 3... of the
 unique key (order_id, order_seq). A new claim is checked against every claim before it and takes
@@ -21,7 +21,7 @@ from shared import ops_metrics
 from shared.dispute_models import Claim, ClaimStatus, SellerFeedback
 from shared.events import CloudEvent, new_event
 from shared.mongo import Database, DuplicateKeyError
-from shared.outbox import OUTBOX, Claims, commit_events, outbox_fields
+from shared.outbox_writes import OUTBOX, Claims, commit_events, outbox_fields
 from shared.page_query import find_page
 from shared.pagination import Page
 
@@ -122,7 +122,7 @@ class ClaimsStore:
         self, before: Claim, after: Claim, events: Sequence[str], now: datetime
     ) -> dict[str, Any] | None:
         """Write the claim's next state and its events in one update, if it is still at `before`'s
-        version: None when it is not; else how to wake the relay (shared.outbox.commit_events)."""
+        version: None when it is not; else how to wake the relay (shared.outbox_writes.commit_events)."""
         handover = await commit_events(
             self.claims,
             {"_id": before.claim_id, "version": before.version},

@@ -43,7 +43,7 @@ from services.metrics.facts import (
 from services.metrics.figures import Period
 from shared.events import CloudEvent
 from shared.models import Notification
-from shared.outbox import Claims, commit_events, outbox_fields
+from shared.outbox_writes import Claims, commit_events, outbox_fields
 from shared.upserts import UpsertBatcher, upsert_one
 
 # How many times a buyer's flag write is retried after losing a race with another replica.
@@ -303,7 +303,7 @@ class MetricsStore:
         race it is applied again to the newer document. `reseed` merges the window with the
         buyer's facts first (a rebuild: a longer window may need facts already trimmed).
         Returns the standing and, when the flag changed, how to wake the outbox relay for its event
-        (`OutboxRelay.wake(buyer_id, **how)`, see `shared.outbox.commit_events`); None when not.
+        (`OutboxRelay.wake(buyer_id, **how)`, see `shared.outbox_writes.commit_events`); None when not.
         """
         async with self._writing.hold(f"buyers:{buyer_id}"):
             for _ in range(FLAG_WRITE_ATTEMPTS):

@@ -14,8 +14,8 @@ from services.notifications.domain import NotificationStatus, claim_update, rese
 from services.notifications.schemas import NotificationFilter
 from shared.events import CloudEvent
 from shared.mongo import NewDocuments
-from shared.outbox import OUTBOX, Claims, commit_events
 from shared.outbox_commit import CommitBatcher
+from shared.outbox_writes import OUTBOX, Claims, commit_events
 from shared.pagination import page_filter, page_sort
 from shared.upserts import UpsertBatcher
 
@@ -104,7 +104,7 @@ class NotificationStore:
         self, doc: dict[str, Any], update: dict[str, Any], events: list[CloudEvent]
     ) -> dict[str, Any] | None:
         """Apply an attempt's outcome and its events in one write, if the claim is still ours: None
-        when it is not; else how to wake the outbox relay (`shared.outbox.commit_events`).
+        when it is not; else how to wake the outbox relay (`shared.outbox_writes.commit_events`).
 
         An email whose outbox was empty when claimed (nearly all: only a resend claimed before the
         relay released its first outcome holds one) has its outcome written together with the

@@ -21,7 +21,7 @@ from services.refunds.order_ledger import OrderLedgers
 from services.refunds.schemas import RefundFilter
 from shared.events import CloudEvent
 from shared.models import STORED, Order, Payment, Refund, RefundStatus, Return
-from shared.outbox import Claims, commit_events, outbox_fields
+from shared.outbox_writes import Claims, commit_events, outbox_fields
 from shared.pagination import Page, make_page, page_filter, page_sort
 
 _DATES = ("created_at", "updated_at", "received_at", "due_at", "issued_at")
@@ -201,7 +201,7 @@ class RefundStore:
         self, version: int, refund: Refund, *, events: Sequence[CloudEvent] = (), extra: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
         """Write the refund's new state and its events in one update, if it is still at `version`:
-        None when it is not; else how to wake the outbox relay (`shared.outbox.commit_events`:
+        None when it is not; else how to wake the outbox relay (`shared.outbox_writes.commit_events`:
         claimed for this replica's relay unless another replica's relay holds the refund)."""
         update = {"$set": {**refund_fields(refund), **(extra or {})}}
         expected = {"_id": refund.refund_id, "version": version}

@@ -17,7 +17,7 @@ from shared import ops_metrics
 from shared.events import ORDERS_EXCHANGE, CloudEvent, new_event
 from shared.models import STORED, BuyerFlag, Order, Return, ReturnStatus
 from shared.mongo import DuplicateKeyError
-from shared.outbox import OUTBOX, outbox_fields, with_outbox
+from shared.outbox_writes import OUTBOX, outbox_fields, with_outbox
 from shared.page_query import find_page
 from shared.pagination import Page
 

@@ -36,7 +36,7 @@ NEWEST_FIRST = "-created_at, -_id"
 LEASE_DUE = "$or: [{outbox_lease_until: $exists}, {outbox_lease_until: $lt}]"
 # The outbox relay's `_id` path: a document no one holds, or held by this relay.
 LEASE_DUE_OR_OURS = "$or: [{outbox_lease_owner}, {outbox_lease_until: $exists}, {outbox_lease_until: $lt}]"
-# A commit with events claiming its document for the relay (shared/outbox.py `commit_events`).
+# A commit with events claiming its document for the relay (shared/outbox_writes.py `commit_events`).
 CLAIMABLE = "$or: [{outbox_lease_owner: $exists}, {outbox_lease_owner}, {outbox_lease_until: $lt}]"
 
 

@@ -15,8 +15,8 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from services.notifications.webhooks.bindings import queue_name as webhook_queue_name
-from shared.bus import DELIVERY_LIMIT, QueueNames, queue_arguments
 from shared.events import EVENT_TYPES, ORDER_SYSTEM, CloudEvent
+from shared.queues import DELIVERY_LIMIT, QueueNames, queue_arguments
 from shared.settings import CommonSettings
 from tests.contract.support import (
     ROOT,

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from services.notifications.webhooks.bindings import queue_name as webhook_queue_name
-from shared.bus import QueueNames
 from shared.events import EXCHANGE, ORDERS_EXCHANGE
+from shared.queues import QueueNames
 from tests.contract.support import DEPLOY, SERVICES, load_yaml_all
 
 DEFINITIONS = DEPLOY / "rabbitmq" / "definitions.json"

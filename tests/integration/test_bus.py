@@ -22,11 +22,12 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from shared.acks import AckBatcher
-from shared.bus import CONTENT_TYPE, EventBus, Unroutable
+from shared.bus import CONTENT_TYPE, EventBus
 from shared.clock import FixedClock
 from shared.deadletters import dead_letter_router, list_dead, replay_dead
 from shared.events import CloudEvent
 from shared.observability import add_readiness_check
+from shared.queues import Unroutable
 from shared.service import create_service_app
 from shared.settings import CommonSettings
 from tests.integration.proxy import FlakyProxy

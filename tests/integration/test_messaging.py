@@ -9,12 +9,12 @@ from typing import Any
 import aio_pika
 import pytest
 
-from shared.bus import Unroutable
 from shared.deadletters import list_dead
 from shared.events import CloudEvent, new_event
 from shared.messaging import Messaging, Subscription
 from shared.models import BuyerFlag, Order
-from shared.outbox import outbox_fields
+from shared.outbox_writes import outbox_fields
+from shared.queues import Unroutable
 from shared.settings import CommonSettings
 from tests.integration.test_bus import drain, probe
 from tools.contract_examples import example_data

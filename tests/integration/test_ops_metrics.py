@@ -13,7 +13,7 @@ from shared import ops_metrics
 from shared.bus import PermanentError
 from shared.clock import FixedClock
 from shared.events import CloudEvent
-from shared.outbox import outbox_fields
+from shared.outbox_writes import outbox_fields
 from tests.integration.conftest import make_event
 
 

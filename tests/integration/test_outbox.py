@@ -15,12 +15,12 @@ import aio_pika
 import pytest
 
 from shared.events import CloudEvent
-from shared.outbox import (
+from shared.outbox import OutboxRelay
+from shared.outbox_writes import (
     FAILURES,
     LEASE,
     OWNER,
     PENDING,
-    OutboxRelay,
     commit_events,
     outbox_entries,
     outbox_fields,

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from shared.events import CloudEvent
-from shared.outbox import OWNER, OutboxRelay, outbox_fields, with_outbox
+from shared.outbox import OutboxRelay
+from shared.outbox_writes import OWNER, outbox_fields, with_outbox
 from tests.integration.test_outbox import all_drained, drain, probe
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from pymongo.errors import OperationFailure
 
-from shared.outbox import LEASE, OWNER, PENDING, OutboxRelay
+from shared.outbox import OutboxRelay
 from shared.outbox_commit import CommitBatcher
+from shared.outbox_writes import LEASE, OWNER, PENDING
 from tests.integration.conftest import make_event
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from shared.outbox import FAILURES, LEASE, OWNER, PENDING, OutboxRelay
+from shared.outbox import OutboxRelay
 from shared.outbox_release import ReleaseBatcher
+from shared.outbox_writes import FAILURES, LEASE, OWNER, PENDING
 from tests.integration.test_outbox import Counted, all_drained, commit, drain, probe
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,9 @@ import pytest
 from pydantic import BaseModel, EmailStr, ValidationError
 
 from shared.auth import Principal, Role
-from shared.bus import (
-    PermanentError,
+from shared.bus import PermanentError
+from shared.deadletters import REPLAY_ID_HEADER, dead_letter, replay_decision, who
+from shared.queues import (
     QueueNames,
     attempts_so_far,
     dead_headers,
@@ -21,7 +22,6 @@ from shared.bus import (
     is_permanent,
     loggable,
 )
-from shared.deadletters import REPLAY_ID_HEADER, dead_letter, replay_decision, who
 
 
 def test_queue_names():

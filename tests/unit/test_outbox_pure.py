@@ -8,7 +8,9 @@ import pytest
 import uvloop
 
 from shared.events import CloudEvent
-from shared.outbox import OutboxRelay, backoff_seconds, outbox_entries, outbox_fields, with_outbox
+from shared.outbox import OutboxRelay
+from shared.outbox_writes import outbox_entries, outbox_fields, with_outbox
+from shared.periodic import backoff_seconds
 
 
 def event(n: int) -> CloudEvent:

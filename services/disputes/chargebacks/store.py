@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.dispute_models import Chargeback, ChargebackCategory, ChargebackStatus, Evidence
 from shared.events import CloudEvent, new_event
 from shared.models import Actor
-from shared.outbox import OUTBOX, Claims, commit_events, outbox_fields
+from shared.outbox_writes import OUTBOX, Claims, commit_events, outbox_fields
 from shared.page_query import find_page
 from shared.pagination import Page
 

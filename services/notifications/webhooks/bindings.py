@@ -30,10 +30,11 @@ from pydantic import ValidationError
 from services.notifications.webhooks.delivery import DeliveryWorker
 from services.notifications.webhooks.mutex import BrokerMutex
 from services.notifications.webhooks.store import WebhookStore, new_delivery
-from shared.bus import DELIVERY_LIMIT, EventBus, header_int, loggable, queue_arguments
+from shared.bus import EventBus
 from shared.clock import Clock
 from shared.events import EVENT_TYPES, CloudEvent, registered
 from shared.periodic import Periodic, backoff_seconds
+from shared.queues import DELIVERY_LIMIT, header_int, loggable, queue_arguments
 
 log = logging.getLogger(__name__)
 

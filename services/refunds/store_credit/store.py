@@ -5,7 +5,7 @@ Only one write decides anything: inserting an entry. Its `_id` is the movement's
 `slot` ("<seq>:<buyer>", a unique index) is its place in the buyer's chain, computed from the
 balances entry seq-1 left. So two debits racing from the same balance cannot both land: the
 second insert finds the slot taken, reads the new head and is judged again (never below zero).
-The entry carries its event in its outbox (shared/outbox.py), inserted in the same write, so an
+The entry carries its event in its outbox (shared/outbox_writes.py), inserted in the same write, so an
 applied entry is announced, and an entry never written announces nothing.
 
 `store_credit_accounts` (`_id` = buyer) caches the newest head {seq, balances}; it is written after
@@ -25,7 +25,8 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from services.refunds.store_credit import entries
 from shared.clock import Clock
 from shared.http import ServiceUnavailable
-from shared.outbox import OUTBOX, OutboxRelay, outbox_fields
+from shared.outbox import OutboxRelay
+from shared.outbox_writes import OUTBOX, outbox_fields
 from shared.pagination import Page, make_page, page_filter, page_sort
 from shared.resolution_models import StoreCreditAccount, StoreCreditEntry
 

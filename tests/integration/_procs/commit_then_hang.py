@@ -12,7 +12,7 @@ import sys
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from shared.events import CloudEvent
-from shared.outbox import outbox_fields
+from shared.outbox_writes import outbox_fields
 
 
 async def main(url: str, database: str, collection: str, doc_id: str, event_json: str) -> None:

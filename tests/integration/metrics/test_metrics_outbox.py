@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from shared.clock import FixedClock
-from shared.outbox import LEASE, OWNER, PENDING, OutboxRelay
+from shared.outbox import OutboxRelay
+from shared.outbox_writes import LEASE, OWNER, PENDING
 from tests.unit.metrics.builders import at, requested, return_event
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from shared.outbox import LEASE, OWNER, PENDING
+from shared.outbox_writes import LEASE, OWNER, PENDING
 from tests.integration.notifications.test_notifications_delivery import event
 
 pytestmark = pytest.mark.integration

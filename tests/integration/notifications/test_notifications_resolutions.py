@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from services.notifications.samples import sample_event  # a resolution event with a fresh id
-from shared.bus import Unroutable
+from shared.queues import Unroutable
 
 BUYER, SELLER = "buyer@example.com", "seller@example.com"
 

@@ -29,9 +29,10 @@ from services.notifications.app import create_app
 from services.notifications.settings import Settings
 from services.notifications.webhooks.mutex import BrokerMutex
 from services.notifications.webhooks.store import new_delivery
-from shared.bus import EventBus, Unroutable
+from shared.bus import EventBus
 from shared.clock import FixedClock
 from shared.events import CloudEvent
+from shared.queues import Unroutable
 from shared.tokens import mint
 from tests.integration.commands import Commands
 from tests.integration.conftest import make_event

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.refunds.domain import return_refund_id
-from shared.outbox import LEASE, OWNER, PENDING
+from shared.outbox_writes import LEASE, OWNER, PENDING
 from tests.unit.refunds.builders import make_return
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.bus import is_permanent
 from shared.events import EVENT_TYPES, EXCHANGE, ORDERS_EXCHANGE, CloudEvent, UnknownEventType
 from shared.messaging import Messaging, Subscription
 from shared.models import BuyerFlag, Return
+from shared.queues import is_permanent
 
 FLAG = {
     "buyer_id": "b-1",

@@ -21,7 +21,7 @@ from shared.events import CloudEvent, new_event
 from shared.http import RequestIdMiddleware
 from shared.http.request_id import current_request_id, request_id_scope
 from shared.models import Order
-from shared.outbox import outbox_entries
+from shared.outbox_writes import outbox_entries
 from tests.unit.returns.builders import order_data
 from tests.unit.shared.test_shared_observability import json_log
 

@@ -23,6 +23,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from functools import partial
 from typing import Any, TypeVar
 
+import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
@@ -188,6 +189,23 @@ def create_database_service_app(
     return create_service_app(
         settings, title=title, version="1.0.0", description=description, routers=routers, lifespan=lifespan
     )
+
+
+def server_options(settings: CommonSettings) -> dict[str, Any]:
+    """How `python -m services.<name>` serves its app (`uvicorn.run(app, **server_options(settings))`):
+    host and port, our own JSON logs (no uvicorn log config), and idle keep-alive connections held
+    `HTTP_KEEP_ALIVE_S`. uvicorn's own 5 s equals httpx's idle limit, so a client sending on a
+    connection just as the server closed it got a reset instead of an answer."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "timeout_keep_alive": settings.http_keep_alive_s,
+    }
+
+
+def serve(app: FastAPI, settings: CommonSettings) -> None:
+    uvicorn.run(app, **server_options(settings))
 
 
 def _problem_response(description: str, schema: str = "Problem") -> dict[str, Any]:

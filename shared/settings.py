@@ -14,6 +14,15 @@ class CommonSettings(BaseSettings):
     service_name: str = "unnamed"
     host: str = "127.0.0.1"
     port: int = 8000
+    http_keep_alive_s: int = Field(
+        default=75,
+        ge=1,
+        description=(
+            "How long the HTTP server keeps an idle keep-alive connection open. Longer than clients' and load "
+            "balancers' own idle limits (httpx: 5 s, AWS ALB: 60 s), so it never closes a connection at the "
+            "moment a client sends on it again (the client would see a reset, not an answer)."
+        ),
+    )
     public_base_url: str | None = Field(
         default=None,
         description="The base URL callers reach this service at, for the OpenAPI document's `servers`; "

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from services.refunds.app import create_app
 from services.refunds.settings import Settings
+from shared.service import serve
 
 
 def main() -> None:
     settings = Settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    serve(create_app(settings), settings)
 
 
 if __name__ == "__main__":

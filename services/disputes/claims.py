@@ -117,16 +117,11 @@ class ClaimDesk:
         return after
 
     async def decide(self, claim_id: str, principal: Principal, body: DecideBody) -> Claim:
-        """An agent's decision; a grant is checked against what the order still has to refund."""
-        check_role(principal, "decide")
-        refundable = 0
-        if body.outcome == "grant":
-            facts = await self.orders.get((await self.visible(claim_id, principal)).order_id)
-            refundable = 0 if facts is None else facts.refundable
+        """An agent's decision (the refunds service holds a grant to what the order still has)."""
         event_type = "claim.granted" if body.outcome == "grant" else "claim.denied"
         actor = principal.actor
         return await self.act(
-            claim_id, principal, "decide", event_type, lambda c, now: domain.decide(c, body, actor, now, refundable)
+            claim_id, principal, "decide", event_type, lambda c, now: domain.decide(c, body, actor, now)
         )
 
     # ---- what the refunds service tells us ----------------------------------------------------

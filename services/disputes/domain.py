@@ -92,8 +92,11 @@ def amount_problems(currency: str, amount: Money | None, most: int, what: str) -
 
 
 def respond(claim: Claim, body: RespondBody, actor: Actor, now: datetime) -> Claim:
-    """The seller refunds (full or partial: paid through the refunds service) or contests with evidence."""
+    """The seller refunds (full or partial: paid through the refunds service) or contests with evidence,
+    until `respond_by`: from then on the claim is the platform's to grant (`grant_late`)."""
     _require(claim, "respond")
+    if now >= claim.respond_by:
+        raise IllegalTransition("respond", claim.status, "the seller's response deadline has passed")
     if body.kind == "refund":
         problems = amount_problems(claim.currency, body.amount, claim.amount.amount, "the claim asks for")
         if body.evidence is not None:
@@ -128,8 +131,10 @@ def withdraw(claim: Claim, actor: Actor, now: datetime, note: str | None = None)
     return _next(claim, "withdraw", S.WITHDRAWN, actor, now, note)
 
 
-def decide(claim: Claim, body: DecideBody, actor: Actor, now: datetime, refundable: int) -> Claim:
-    """An agent decides a contested claim: grant (paid, at most what the order still has) or deny."""
+def decide(claim: Claim, body: DecideBody, actor: Actor, now: datetime) -> Claim:
+    """An agent decides a contested claim: grant (the amount asked or less) or deny. A grant is paid
+    within the order's cap by the refunds service, as a seller's refund or the platform's grant is:
+    less when the order has less left, and none when it has nothing (closed `already_refunded`)."""
     _require(claim, "decide")
     if body.outcome == "deny":
         if body.amount is not None:
@@ -137,7 +142,7 @@ def decide(claim: Claim, body: DecideBody, actor: Actor, now: datetime, refundab
         decision = ClaimDecision(outcome="denied", actor=actor, note=body.note, at=now)
         return _next(claim, "deny", S.DENIED, actor, now, body.note, decision=decision)
     amount = body.amount or claim.amount
-    problems = amount_problems(claim.currency, amount, refundable, "still refundable on the order")
+    problems = amount_problems(claim.currency, amount, claim.amount.amount, "the claim asks for")
     if problems:
         raise ClaimProblem(problems)
     decision = ClaimDecision(outcome="granted", amount=amount, actor=actor, note=body.note, at=now)

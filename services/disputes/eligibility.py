@@ -81,9 +81,11 @@ def _reason_problems(facts: OrderFacts, request: ClaimRequest, now: datetime) ->
         if not overdue:
             return [FieldProblem("return_id", "the return is not received with its refund deadline passed")]
         return []
-    refused = (ret.status == ReturnStatus.REJECTED and ret.rejected_invalid) or ret.status == ReturnStatus.REQUESTED
+    # An in-policy request the seller rejected (for any reason: in policy, it was the buyer's to return),
+    # or one still unanswered (the platform authorizes it at the deadline, so not yet auto-authorized).
+    refused = ret.in_policy and ret.status in (ReturnStatus.REJECTED, ReturnStatus.REQUESTED)
     if not refused:
-        return [FieldProblem("return_id", "the return was neither rejected against the policy nor left unanswered")]
+        return [FieldProblem("return_id", "the return is not an in-policy request rejected or left unanswered")]
     return []
 
 

@@ -12,6 +12,8 @@ import pytest
 from services.disputes import handlers
 from shared.events import new_event
 from shared.models import Refund
+from tests.integration.checks import problem
+from tests.integration.returns.factories import eventually
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.claims_harness"]  # its fixtures: the service, its API, a tap, the clock
@@ -98,3 +100,43 @@ async def test_a_granted_claim_is_closed_by_its_refund(claims_api, disputes_tap)
         cid, ["claim.filed", "claim.seller_responded", "claim.granted", "claim.closed"]
     )
     assert events[-1].data["closure"]["code"] == "paid" and events[-1].data["decision"]["outcome"] == "granted"
+
+
+async def test_an_agent_grants_on_an_order_refunded_meanwhile_and_it_closes_already_refunded(
+    claims_api, disputes_tap, disputes_db
+):
+    """The grant is not held to what the order still has (the refunds service is): refused there,
+    the claim would stay contested on an order with nothing left, never closing."""
+    api = claims_api
+    order = await api.deliver()
+    claim = await api.file(order, 1800)
+    cid = claim["claim_id"]
+    contest = {"kind": "contest", "evidence": {"text": "Left at the door"}}
+    api.ok(await api.act(cid, "respond", api.as_seller(order.seller.id), **contest), 200)
+    # The seller refunds the whole order directly while the claim waits for an agent.
+    total = order.total_paid()
+    direct = {"payment": {"refund_id": f"rf_direct_{cid}", "amount": {"amount": total, "currency": "USD"}}}
+    await announce(api, "refund.issued", api.claim_refund(claim | direct, kind="direct", claim_id=None))
+    await eventually_refunded(disputes_db, order.order_id, total)
+
+    agent = api.as_agent()
+    too_much = {"amount": 1801, "currency": "USD"}  # more than the claim asks for
+    problem(
+        await api.act(cid, "decide", agent, outcome="grant", note="No proof", amount=too_much), 422, "amount.amount"
+    )
+    granted = api.ok(await api.act(cid, "decide", agent, outcome="grant", note="No proof of delivery"), 200)
+    assert granted["status"] == "paying" and granted["payment"]["amount"] == {"amount": 1800, "currency": "USD"}
+    # The refunds service finds nothing left on the order.
+    failed = api.claim_refund(granted, status="failed", failure_reason="already_refunded")
+    await announce(api, "refund.failed", failed)
+    types = ["claim.filed", "claim.seller_responded", "claim.granted", "claim.closed"]
+    [*_, closed] = await disputes_tap.wait_types(cid, types)
+    assert closed.data["closure"]["code"] == "already_refunded" and closed.data["payment"]["paid"] is None
+
+
+async def eventually_refunded(db, order_id: str, amount: int) -> None:
+    async def refunded() -> bool:
+        facts = await db.order_facts.find_one({"_id": order_id})
+        return bool(facts) and facts.get("refunded") == amount
+
+    await eventually(refunded, what=f"order {order_id} refunded {amount}")

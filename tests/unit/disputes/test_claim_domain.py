@@ -12,7 +12,7 @@ from services.disputes.domain import ALLOWED, PLATFORM, ClaimProblem, IllegalTra
 from services.disputes.schemas import DecideBody, RespondBody
 from shared.dispute_models import Claim, ClaimStatus
 from shared.money import Money
-from tests.unit.disputes.builders import AGENT, BUYER, NOW, SELLER, TOTAL, in_status, open_claim, usd
+from tests.unit.disputes.builders import AGENT, BUYER, NOW, SELLER, in_status, open_claim, usd
 
 S = ClaimStatus
 LATER = NOW + timedelta(hours=1)
@@ -40,7 +40,7 @@ def fields(raised: pytest.ExceptionInfo[ClaimProblem]) -> list[str]:
 ACTIONS: dict[str, Callable[[Claim], Claim | None]] = {
     "respond": lambda c: domain.respond(c, contest_body(), SELLER, LATER),
     "withdraw": lambda c: domain.withdraw(c, BUYER, LATER),
-    "decide": lambda c: domain.decide(c, decide_body("deny"), AGENT, LATER, TOTAL),
+    "decide": lambda c: domain.decide(c, decide_body("deny"), AGENT, LATER),
     "remind": lambda c: domain.remind(c, LATER),
     "grant_late": lambda c: domain.grant_late(c, PAST_DEADLINE),
     "close": lambda c: domain.close_paid(c, f"rf_{c.claim_id}", c.amount, LATER, LATER),
@@ -127,6 +127,16 @@ def test_seller_contests_with_evidence(evidence):
     assert after.timeline[-1].action == "contest" and after.timeline[-1].note == "See tracking"
 
 
+@pytest.mark.parametrize("body", [refund_body(), contest_body()], ids=["refund", "contest"])
+def test_the_seller_responds_until_the_deadline_then_the_platform_grants(body):
+    claim = open_claim(1500)
+    assert domain.respond(claim, body, SELLER, claim.respond_by - timedelta(milliseconds=1)).status != S.OPEN
+    with pytest.raises(IllegalTransition, match="deadline has passed") as raised:
+        domain.respond(claim, body, SELLER, claim.respond_by)
+    assert raised.value.status == S.OPEN and claim.version == 1
+    assert domain.grant_late(claim, claim.respond_by).status == S.PAYING
+
+
 # ---- withdraw, decide ----------------------------------------------------------------------
 
 
@@ -142,7 +152,7 @@ def contested() -> Claim:
 
 
 def test_agent_grants_the_claims_amount_by_default():
-    after = domain.decide(contested(), decide_body(), AGENT, LATER, TOTAL)
+    after = domain.decide(contested(), decide_body(), AGENT, LATER)
     assert after.status == S.PAYING
     assert after.decision is not None and after.decision.outcome == "granted" and not after.decision.automatic
     assert after.decision.amount == Money(amount=1500, currency="USD") and after.decision.actor == AGENT
@@ -151,27 +161,25 @@ def test_agent_grants_the_claims_amount_by_default():
     assert after.timeline[-1].action == "grant" and after.timeline[-1].note == "Checked the tracking"
 
 
-def test_agent_may_grant_another_amount_up_to_what_is_refundable():
-    after = domain.decide(contested(), decide_body(amount=usd(2500)), AGENT, LATER, 2500)
-    assert after.payment is not None and after.payment.amount.amount == 2500
-    with pytest.raises(ClaimProblem) as raised:
-        domain.decide(contested(), decide_body(amount=usd(2501)), AGENT, LATER, 2500)
-    assert fields(raised) == ["amount.amount"]
-    with pytest.raises(ClaimProblem) as raised:  # the default amount is held to it too
-        domain.decide(contested(), decide_body(), AGENT, LATER, 1000)
+def test_agent_may_grant_the_amount_asked_or_less():
+    after = domain.decide(contested(), decide_body(amount=usd(1000)), AGENT, LATER)
+    assert after.payment is not None and after.payment.amount.amount == 1000
+    assert domain.decide(contested(), decide_body(amount=usd(1500)), AGENT, LATER).status == S.PAYING
+    with pytest.raises(ClaimProblem) as raised:  # the claim asks for 1500
+        domain.decide(contested(), decide_body(amount=usd(1501)), AGENT, LATER)
     assert fields(raised) == ["amount.amount"]
     with pytest.raises(ClaimProblem) as raised:
-        domain.decide(contested(), decide_body(amount={"amount": 5, "currency": "JPY"}), AGENT, LATER, TOTAL)
+        domain.decide(contested(), decide_body(amount={"amount": 5, "currency": "JPY"}), AGENT, LATER)
     assert fields(raised) == ["amount.currency"]
 
 
 def test_agent_denies():
-    after = domain.decide(contested(), decide_body("deny"), AGENT, LATER, 0)
+    after = domain.decide(contested(), decide_body("deny"), AGENT, LATER)
     assert after.status == S.DENIED and after.payment is None
     assert after.decision is not None and after.decision.outcome == "denied" and after.decision.amount is None
     assert after.timeline[-1].action == "deny"
     with pytest.raises(ClaimProblem) as raised:
-        domain.decide(contested(), decide_body("deny", amount=usd(5)), AGENT, LATER, TOTAL)
+        domain.decide(contested(), decide_body("deny", amount=usd(5)), AGENT, LATER)
     assert fields(raised) == ["amount"]
 
 

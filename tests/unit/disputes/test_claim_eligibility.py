@@ -132,12 +132,17 @@ def test_return_not_refunded_only_for_a_received_return_past_its_refund_deadline
     ("ret", "ok"),
     [
         (return_facts(ReturnStatus.REJECTED, rejected_invalid=True), True),
-        (return_facts(ReturnStatus.REJECTED, rejected_invalid=False), False),
+        # In policy, rejected for a buyer-fault reason: not an "invalid rejection" in the seller's
+        # metrics, still a refusal of a return the buyer was entitled to.
+        (return_facts(ReturnStatus.REJECTED, rejected_invalid=False), True),
         (return_facts(ReturnStatus.REQUESTED), True),
+        # Out of policy (an agent's exception): the seller may refuse it, and it is never auto-authorized.
+        (return_facts(ReturnStatus.REJECTED, in_policy=False), False),
+        (return_facts(ReturnStatus.REQUESTED, in_policy=False), False),
         *((return_facts(s, rejected_invalid=True), False) for s in ReturnStatus if s not in ("rejected", "requested")),
     ],
 )
-def test_return_refused_only_for_an_invalid_rejection_or_an_unanswered_request(ret, ok):
+def test_return_refused_only_for_an_in_policy_request_rejected_or_unanswered(ret, ok):
     problems = claim_problems(facts(ret), request("RETURN_REFUSED", return_id="ret_1"), RULES, NOW)
     assert fields(problems) == ([] if ok else ["return_id"])
 

@@ -11,7 +11,7 @@ import pytest
 
 from services.disputes import handlers
 from shared.events import new_event
-from shared.models import Refund
+from shared.models import Order, Refund
 from tests.integration.checks import problem
 from tests.integration.returns.factories import eventually
 
@@ -27,6 +27,15 @@ async def paying_claim(api, amount: int = 3000, refund: int = 2500) -> dict:
     body = {"kind": "refund", "amount": {"amount": refund, "currency": "USD"}}
     response = await api.act(claim["claim_id"], "respond", api.as_seller(order.seller.id), **body)
     return api.ok(response, 200)
+
+
+async def contested_claim(api, amount: int) -> tuple[Order, dict]:
+    """A claim for `amount` the seller contested: waiting for an agent."""
+    order = await api.deliver()
+    claim = await api.file(order, amount)
+    contest = {"kind": "contest", "evidence": {"text": "Left at the door"}}
+    api.ok(await api.act(claim["claim_id"], "respond", api.as_seller(order.seller.id), **contest), 200)
+    return order, claim
 
 
 async def announce(api, event_type: str, refund: dict, copies: int = 1) -> None:
@@ -89,11 +98,8 @@ async def test_already_refunded_closes_the_claim_and_other_failures_leave_it_pay
 
 async def test_a_granted_claim_is_closed_by_its_refund(claims_api, disputes_tap):
     api = claims_api
-    order = await api.deliver()
-    claim = await api.file(order, 1800)
+    _, claim = await contested_claim(api, 1800)
     cid = claim["claim_id"]
-    contest = {"kind": "contest", "evidence": {"text": "Left at the door"}}
-    api.ok(await api.act(cid, "respond", api.as_seller(order.seller.id), **contest), 200)
     granted = api.ok(await api.act(cid, "decide", api.as_agent(), outcome="grant", note="No proof of delivery"), 200)
     await announce(api, "refund.issued", api.claim_refund(granted))
     events = await disputes_tap.wait_types(
@@ -108,11 +114,8 @@ async def test_an_agent_grants_on_an_order_refunded_meanwhile_and_it_closes_alre
     """The grant is not held to what the order still has (the refunds service is): refused there,
     the claim would stay contested on an order with nothing left, never closing."""
     api = claims_api
-    order = await api.deliver()
-    claim = await api.file(order, 1800)
+    order, claim = await contested_claim(api, 1800)
     cid = claim["claim_id"]
-    contest = {"kind": "contest", "evidence": {"text": "Left at the door"}}
-    api.ok(await api.act(cid, "respond", api.as_seller(order.seller.id), **contest), 200)
     # The seller refunds the whole order directly while the claim waits for an agent.
     total = order.total_paid()
     direct = {"payment": {"refund_id": f"rf_direct_{cid}", "amount": {"amount": total, "currency": "USD"}}}

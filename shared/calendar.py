@@ -59,9 +59,12 @@ def preload(codes: Iterable[str] | None = None, years: Iterable[int] | None = No
 
 
 def is_business_day(day: date, marketplace: str) -> bool:
-    """Not a weekend day of the country (Friday-Saturday in Bahrain) and not a public holiday."""
+    """Not a public holiday, and not a weekend day of the country (Friday-Saturday in Bahrain) unless
+    the country made it a working day (China's make-up days, 调休, around its long holidays)."""
     calendar = _holidays(_calendar(marketplace)[0], day.year)
-    return day.weekday() not in calendar.weekend and day not in calendar
+    if day in calendar:
+        return False
+    return day.weekday() not in calendar.weekend or day in calendar.weekend_workdays
 
 
 def add_business_days(start: datetime, days: int, marketplace: str) -> datetime:

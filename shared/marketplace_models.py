@@ -108,7 +108,10 @@ class ReturnRules(Rules):
     )
     high_value_cap: dict[Currency, MinorUnits] = Field(
         default_factory=dict,
-        description="Per currency, minor units: items priced above it always need the seller's decision.",
+        description=(
+            "Per currency, minor units: items priced above it always need the seller's decision, as do items "
+            "in a currency with no cap here."
+        ),
     )
     default_return_postage: dict[Currency, MinorUnits] = Field(
         default_factory=dict,

@@ -232,8 +232,8 @@ class Return(Contract):
     withdrawal: bool = Field(
         default=False,
         description=(
-            "Asked under the marketplace's statutory right of withdrawal (GB, DE: a buyer-fault return within 14 "
-            "days of delivery): no restocking fee applies."
+            "Asked under the marketplace's statutory right of withdrawal (GB, DE: within 14 days of delivery, with "
+            "a buyer-fault line): no restocking fee applies to any line."
         ),
     )
     policy: PolicySnapshot

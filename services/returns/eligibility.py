@@ -154,7 +154,7 @@ def open_return(
         lines=lines,
         fault=overall_fault(lines),
         in_policy=in_policy,
-        withdrawal=is_withdrawal(overall_fault(lines), order.delivered_at, now, order.marketplace, rules),
+        withdrawal=is_withdrawal(lines, order.delivered_at, now, order.marketplace, rules),
         policy=snapshot,
         whole_order=is_whole_order(order, lines, already_returned),
         created_at=now,

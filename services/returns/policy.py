@@ -189,11 +189,14 @@ def in_window(
 
 
 def is_withdrawal(
-    fault: Fault, delivered_at: datetime, now: datetime, marketplace: str, rules: MarketplaceRules
+    lines: Iterable[ReturnLine], delivered_at: datetime, now: datetime, marketplace: str, rules: MarketplaceRules
 ) -> bool:
-    """A buyer-fault return asked within the statutory withdrawal period (GB, DE: 14 local days)."""
+    """Asked within the statutory withdrawal period (GB, DE: 14 local days) with a buyer-fault line.
+    Each such line is withdrawn and bears no restocking fee, whatever the other lines' reasons (a
+    seller-fault line bears none anyway): a defective item beside it must not cost the buyer the right."""
     days = days_since_delivery(delivered_at, now, marketplace)
-    return fault == Fault.BUYER and rules.withdrawal_days > 0 and 0 <= days <= rules.withdrawal_days
+    within = rules.withdrawal_days > 0 and 0 <= days <= rules.withdrawal_days
+    return within and any(line.fault == Fault.BUYER for line in lines)
 
 
 def returnable_quantity(line: OrderLine, already_returned: Mapping[str, int]) -> int:
@@ -212,9 +215,11 @@ def is_whole_order(order: Order, lines: Iterable[ReturnLine], already_returned: 
 
 
 def is_high_value(line: ReturnLine, rules: MarketplaceRules) -> bool:
-    """An item (one unit) priced above the cap always needs the seller's own decision."""
+    """An item (one unit) priced above the cap always needs the seller's own decision; so does one in
+    a currency the marketplace sets no cap for (an order in a foreign currency): its value is unknown
+    to the rules, and an automatic authorization cannot be taken back."""
     cap = rules.high_value_cap.get(line.unit_price.currency)
-    return cap is not None and line.unit_price.amount > cap
+    return cap is None or line.unit_price.amount > cap
 
 
 def may_auto_authorize(

@@ -288,6 +288,14 @@ def with_bahrain() -> marketplaces.Marketplaces:
         ("JP", "Asia/Tokyo", (2025, 5, 2, 16), (2025, 5, 8)),
         # German Unity Day, Friday 3 October 2025.
         ("DE", "Europe/Berlin", (2025, 10, 2, 12), (2025, 10, 7)),
+        # China works Sunday 28 September 2025 (a make-up day, 调休, for the National Day week):
+        # Thursday 25 -> Friday 26, Sunday 28; Friday 26 -> Sunday 28, Monday 29.
+        ("CN", "Asia/Shanghai", (2025, 9, 25, 10), (2025, 9, 28)),
+        ("CN", "Asia/Shanghai", (2025, 9, 26, 10), (2025, 9, 29)),
+        # The National Day holidays (1-8 October): Tuesday 30 September -> Thursday 9, Friday 10.
+        ("CN", "Asia/Shanghai", (2025, 9, 30, 10), (2025, 10, 10)),
+        # And the make-up Saturday 11 October: Thursday 9 -> Friday 10, Saturday 11.
+        ("CN", "Asia/Shanghai", (2025, 10, 9, 10), (2025, 10, 11)),
     ],
 )
 def test_the_refund_deadline_skips_the_marketplaces_weekends_and_public_holidays(

@@ -194,6 +194,34 @@ def test_a_withdrawal_bears_no_restocking_fee_whatever_the_policy():
     assert received_opened_item("US", 10) == 20
 
 
+@pytest.mark.parametrize("day", [3, 20])
+def test_a_defective_item_beside_a_withdrawn_one_keeps_the_withdrawal(day):
+    """GB, DE: each buyer-fault line asked within the 14 days is withdrawn, whatever the others' reasons."""
+    rules = BOOK.rules_for("DE")
+    lines = [{"line_id": line_id, "category": "kitchen", "quantity": 1} for line_id in ("L1", "L2")]
+    order = make_order(marketplace="DE", currency="EUR", delivered_at=local("DE", 0, 12), lines=lines)
+    policy = SellerPolicy(return_window_days=30, restocking_fee_percent=Decimal(20))
+    asked = local("DE", day, 12)
+    [(_, ret)] = open_return(
+        order,
+        make_request(order, ("L1", 1, "NO_LONGER_NEEDED"), ("L2", 1, "DEFECTIVE")),
+        return_id="ret_1",
+        policy=policy,
+        rules=rules,
+        already_returned={},
+        buyer_flagged=False,
+        actor=BUYER,
+        now=asked,
+    )
+    assert ret.fault == Fault.SELLER and ret.withdrawal is (day <= 14)
+    ret = domain.authorize(ret, AuthorizeBody(), SELLER, asked, rules)
+    opened_both = [{"line_id": line_id, "quantity": 1, "condition": "opened"} for line_id in ("L1", "L2")]
+    receipt = domain.receive(ret, ReceiveBody(lines=opened_both), SELLER, asked + timedelta(days=3), rules).receipt
+    assert receipt is not None
+    fees = {line.line_id: line.restocking_fee_percent for line in receipt.lines}
+    assert fees == ({"L1": 0, "L2": 0} if day <= 14 else {"L1": 20, "L2": 0})
+
+
 # ---- return-shipping insurance -----------------------------------------------------------------
 
 

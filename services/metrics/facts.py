@@ -167,7 +167,9 @@ def refund_fact(refund: Refund) -> RefundFact:
         currency=refund.amount.currency,
         automatic=refund.automatic,
         created_at=refund.created_at,
-        due_at=refund.due_at,
+        # Only a received item starts the refund deadline; a returnless refund's `due_at` is the
+        # refunds service's own schedule (pay at once), not a deadline it could meet.
+        due_at=refund.due_at if refund.received_at is not None else None,
         issued_at=refund.issued_at,
         # refunds only shows it in the refund's own currency (services/refunds/policy.py)
         insured_return_shipping=insured.amount if insured and insured.currency == refund.amount.currency else 0,

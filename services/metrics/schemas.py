@@ -48,7 +48,8 @@ class ResponseTime(BaseModel):
 
 
 class Timeliness(Rate):
-    """Refunds issued in the period that had a deadline; `count` of them were on time."""
+    """Refunds of received returns issued in the period (the deadline runs from the receipt: returnless,
+    direct, claim and offer refunds have none); `count` of them were paid by it."""
 
 
 class AutoRefunds(BaseModel):

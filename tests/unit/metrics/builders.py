@@ -245,9 +245,11 @@ def refund(
         automatic=automatic,
         actor=Actor(role="platform" if automatic else "seller", id=ret.seller.id),
         received_at=ret.received_at,
-        due_at=ret.refund_due_at,
+        # As services/refunds/refunding.py sets it: the return's deadline, or (nothing received, a
+        # returnless refund) the refund's creation, a moment before it is paid.
+        due_at=ret.refund_due_at if ret.received_at else issued_at - timedelta(seconds=1),
         issued_at=issued_at if status == RefundStatus.ISSUED else None,
-        created_at=ret.received_at or issued_at,
+        created_at=ret.received_at or issued_at - timedelta(seconds=1),
         updated_at=issued_at,
     )
 

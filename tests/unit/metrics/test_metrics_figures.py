@@ -129,6 +129,17 @@ def test_refund_timeliness_and_platform_auto_refunds(s1):
     assert s1.auto_refunds.amounts == [Money(amount=2500, currency="USD")]
 
 
+def test_a_returnless_refund_has_no_deadline_to_meet():
+    """Nothing is received, so refund timeliness leaves it out (the refunds service still gives it a
+    `due_at`: its creation, for its own scheduling)."""
+    ret = authorized(requested("rl", buyer_id="b1", seller_id="s1", created_at=at(0, 1)), at(0, 1), returnless=True)
+    paid = refund(ret, issued_at=at(0, 2), amount=900)
+    assert paid.kind == "returnless" and paid.due_at is not None and paid.issued_at > paid.due_at
+    assert refund_fact(paid).on_time is None
+    figures = seller_metrics("s1", [return_fact(ret)], [refund_fact(paid)], [], WEEK, target=0.1, reasons=3)
+    assert figures.refund_timeliness.of == 0 and figures.counts.refunds == 1
+
+
 def test_top_reasons_count_returns_once_and_units_in_full(s1):
     reasons = [(r.reason_code, r.fault, r.returns, r.units) for r in s1.top_reasons]
     assert reasons == [

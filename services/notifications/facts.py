@@ -16,6 +16,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time, get_timezone_name
 
 from services.notifications.labels import label
+from shared import marketplaces
 from shared.calendar import marketplace_zone
 from shared.models import Party, Refund, RefundDestination, RefundKind, Return
 from shared.money import Money, format_money
@@ -122,6 +123,12 @@ def _long_day(at: datetime, zone: ZoneInfo, number_locale: str) -> str:
     return format_date(at.astimezone(zone), "long", locale=babel_locale(number_locale))
 
 
+def _refund_business_days(code: str) -> int:
+    """The marketplace's refund deadline, in business days after receipt (2 where it is unknown here)."""
+    profile = marketplaces.current().get(code)
+    return 2 if profile is None else profile.returns.refund_business_days
+
+
 def return_facts(ret: Return, reader: Reader) -> dict[str, Any]:
     items = [
         {
@@ -154,6 +161,7 @@ def return_facts(ret: Return, reader: Reader) -> dict[str, Any]:
         "ship_by_day": reader.day(ship_by),
         "refund_due_day": reader.day(ret.refund_due_at),
         "refund_mode": ret.policy.refund_mode,
+        "refund_business_days": _refund_business_days(ret.marketplace),
         "in_policy": ret.in_policy,
         "authorization": None,
         "rejection": None,
@@ -178,9 +186,11 @@ def return_facts(ret: Return, reader: Reader) -> dict[str, Any]:
             "return_postage": reader.money(auth.return_postage),
         }
     if (rejection := ret.rejection) is not None:
-        facts["rejection"] = {"reason": reader.label("reason", rejection.reason_code), "note": rejection.note or ""}
+        reason = reader.label("rejection_reason", rejection.reason_code)
+        facts["rejection"] = {"reason": reason, "note": rejection.note or ""}
     if (closure := ret.closure) is not None:
-        facts["closure"] = {"code": closure.code, "note": closure.note or ""}
+        closed = {"code": closure.code, "reason": reader.label("closure", closure.code), "note": closure.note or ""}
+        facts["closure"] = closed
     if (shipment := ret.shipment) is not None:
         facts["shipment"] = {"carrier": shipment.carrier, "tracking_number": shipment.tracking_number}
     if ret.receipt is not None:

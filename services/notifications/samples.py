@@ -187,7 +187,7 @@ def sample_data(
         "return.rejected": {
             "status": "rejected",
             "rejected_at": later,
-            "rejection": {"reason_code": "NO_LONGER_NEEDED", "note": "Item was used", "invalid": False},
+            "rejection": {"reason_code": "OUTSIDE_RETURN_WINDOW", "note": "Item was used", "invalid": False},
         },
         "return.closed": {
             "status": "closed",

@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 
+from services.notifications.labels import LABELS
 from services.notifications.rendering import plan
 from services.notifications.samples import AT, sample_event
+from services.returns.schemas import ClosureCode, RejectionReason
+from shared import marketplaces
 from shared.events import new_event
 from shared.models import Fault, LabelType, Return
 from shared.money import Money
@@ -110,10 +113,14 @@ def expected_facts(template: str, locale: str) -> list[str]:
         ],
         "buyer/return_rejected": [
             "ret_sample1",
-            say("No longer needed", "不再需要", "Wird nicht mehr benötigt"),
+            say("The return window has ended", "退货期限已过", "Die Rückgabefrist ist abgelaufen"),
             "Item was used",
         ],
-        "buyer/return_closed": ["ret_sample1", "BUYER_WITHDREW", "Buyer kept the item"],
+        "buyer/return_closed": [
+            "ret_sample1",
+            say("you withdrew the request", "您已撤回申请", "Sie haben die Anfrage zurückgezogen"),
+            "Buyer kept the item",
+        ],
         "buyer/return_expired": ["ret_sample1", SHIP_BY[locale]],
         "seller/return_shipped": ["ret_sample1", "UPS", "1Z999AA10123456784"],
         "buyer/item_received": ["ret_sample1", REFUND_DUE[locale], say("opened", "已拆封", "geöffnet")],
@@ -220,6 +227,36 @@ def test_every_email_states_its_facts(event_type: str, options: dict[str, Any], 
         assert (rendered.subject != in_english.email.subject) == (locale != "en")
 
 
+@pytest.mark.parametrize("locale", ["en", "zh-CN", "de", "ja"])
+def test_rejections_and_closures_are_said_in_words_not_codes(locale: str) -> None:
+    for event_type, code in (("return.rejected", "OUTSIDE_RETURN_WINDOW"), ("return.closed", "BUYER_WITHDREW")):
+        [email] = plan(sample_event(event_type, locale=locale))
+        assert code not in email.email.text and code not in email.email.html, (event_type, locale)
+    # Every code the API accepts has its words in every template locale.
+    for kind, codes in (("rejection_reason", RejectionReason), ("closure", ClosureCode)):
+        assert {str(c) for c in codes} <= LABELS[locale][kind].keys(), (kind, locale)
+
+
+@pytest.mark.parametrize(
+    ("locale", "card", "credit"),
+    [
+        ("en", "original payment method", "into your store credit"),
+        ("de", "ursprüngliche Zahlungsmethode", "Shop-Guthaben"),
+        ("ja", "ご購入時のお支払い方法", "ストアクレジット"),
+        ("zh-CN", "原支付方式", "平台购物金"),
+    ],
+)
+def test_a_failed_refund_names_where_it_was_going_and_promises_no_automatic_retry(locale, card, credit) -> None:
+    [to_card] = plan(sample_event("refund.failed", locale=locale))
+    [to_credit] = plan(sample_event("refund.failed", locale=locale, store_credit=True))
+    for part in (to_card.email.text, to_card.email.html):
+        assert card in part and credit not in part
+    for part in (to_credit.email.text, to_credit.email.html):
+        assert credit in part and card not in part
+    for retrying in ("retrying", "versuchen es erneut", "再試行", "正在重试"):
+        assert retrying not in to_card.email.text  # only an agent retries a failed refund
+
+
 def test_returnless_authorization_says_keep_the_item_and_no_label() -> None:
     [email] = plan(sample_event("return.authorized", returnless=True))
     assert "Keep the item" in email.email.subject
@@ -319,3 +356,12 @@ def test_operators_preview_prints_every_email(capsys: pytest.CaptureFixture[str]
     assert "=== to seller s-1 | seller/auto_authorized | zh-CN" in out
     assert main(["return.feedback_received"]) == 0
     assert "return.feedback_received: no email" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN", "de", "ja"])
+def test_the_seller_is_told_the_marketplaces_own_refund_deadline(locale: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    three_days = marketplaces.current().overridden(returns={"refund_business_days": 3})
+    monkeypatch.setattr(marketplaces, "_current", three_days)
+    [email] = plan(sample_event("return.shipped", locale=locale))
+    days = {"en": "3 business days", "zh-CN": "3 个工作日", "de": "3 Werktage", "ja": "3営業日"}[locale]
+    assert days in email.email.text and days in email.email.html

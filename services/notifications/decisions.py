@@ -43,8 +43,10 @@ def _ships_back(data: Any) -> bool:
     return not _returnless(data)
 
 
-def _late(data: Any) -> bool:
-    return bool(data.authorization and data.authorization.late)
+def _automatic_authorization(data: Any) -> bool:
+    """Authorized by the platform: at the 48-hour deadline (late), or at once by the seller's own
+    auto-authorization or returnless threshold; the seller answers neither."""
+    return bool(data.authorization and data.authorization.automatic)
 
 
 def _direct(data: Any) -> bool:
@@ -101,7 +103,7 @@ RULES: tuple[Rule, ...] = (
     Rule("seller.response_due_soon", "seller", "seller/response_due_soon"),
     Rule("return.authorized", "buyer", "buyer/return_authorized", _ships_back),
     Rule("return.authorized", "buyer", "buyer/returnless_refund", _returnless),
-    Rule("return.authorized", "seller", "seller/auto_authorized", _late),
+    Rule("return.authorized", "seller", "seller/auto_authorized", _automatic_authorization),
     Rule("return.rejected", "buyer", "buyer/return_rejected"),
     Rule("return.closed", "buyer", "buyer/return_closed"),
     Rule("return.expired", "buyer", "buyer/return_expired"),

@@ -161,6 +161,7 @@ def return_facts(ret: Return, reader: Reader) -> dict[str, Any]:
         "ship_by_day": reader.day(ship_by),
         "refund_due_day": reader.day(ret.refund_due_at),
         "refund_mode": ret.policy.refund_mode,
+        "auto_authorize": ret.policy.auto_authorize,
         "refund_business_days": _refund_business_days(ret.marketplace),
         "in_policy": ret.in_policy,
         "authorization": None,

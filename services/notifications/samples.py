@@ -173,7 +173,8 @@ def sample_data(
             else {}
         ),
         late=options.get("late", False),
-        automatic=options.get("late", False),
+        # At the deadline (late), or at once by the seller's auto-authorization or returnless threshold.
+        automatic=options.get("late", False) or options.get("automatic", False),
     )
     by_type: dict[str, dict[str, Any]] = {
         "return.created": {},

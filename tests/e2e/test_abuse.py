@@ -104,6 +104,7 @@ async def test_buyer_flagged_after_repeated_returns(stack: Stack, world: World):
                     seller.email,
                     (f"New return request {earlier['return_id']}: respond by {long_day(earlier['response_due_at'])}"),
                 ),
+                (seller.email, f"Return {earlier['return_id']} was authorized by your auto-authorization setting"),
                 (buyer.email, f"Keep the item: your refund for order {oid} is on its way"),
                 (buyer.email, f"You have been refunded {dollars(1999)} for order {oid}"),
             ],

@@ -288,6 +288,7 @@ async def test_returnless_refund_under_the_sellers_threshold(stack: Stack, world
         [
             (buyer.email, f"We received your return request for order {oid}"),
             (seller.email, f"New return request {rid}: respond by {long_day(ret['response_due_at'])}"),
+            (seller.email, f"Return {rid} was authorized by your auto-authorization setting"),
             (buyer.email, f"Keep the item: your refund for order {oid} is on its way"),
             (buyer.email, f"You have been refunded {dollars(899)} for order {oid}"),
         ],

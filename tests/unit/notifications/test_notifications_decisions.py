@@ -26,6 +26,17 @@ from shared.models import ALREADY_REFUNDED, RefundKind
             [("buyer", "buyer/return_authorized"), ("seller", "seller/auto_authorized")],
         ),
         ("return.authorized", {"returnless": True}, [("buyer", "buyer/returnless_refund")]),
+        # At once, by the seller's own policy: the seller hears that it needs no answer.
+        (
+            "return.authorized",
+            {"automatic": True},
+            [("buyer", "buyer/return_authorized"), ("seller", "seller/auto_authorized")],
+        ),
+        (
+            "return.authorized",
+            {"returnless": True, "automatic": True},
+            [("buyer", "buyer/returnless_refund"), ("seller", "seller/auto_authorized")],
+        ),
         ("return.rejected", {}, [("buyer", "buyer/return_rejected")]),
         ("return.closed", {}, [("buyer", "buyer/return_closed")]),
         ("return.expired", {}, [("buyer", "buyer/return_expired")]),

@@ -365,3 +365,36 @@ def test_the_seller_is_told_the_marketplaces_own_refund_deadline(locale: str, mo
     [email] = plan(sample_event("return.shipped", locale=locale))
     days = {"en": "3 business days", "zh-CN": "3 个工作日", "de": "3 Werktage", "ja": "3営業日"}[locale]
     assert days in email.email.text and days in email.email.html
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN", "de", "ja"])
+def test_a_seller_is_told_of_an_authorization_at_once_by_their_own_policy(locale: str) -> None:
+    late = {"en": "late response", "zh-CN": "延迟答复", "de": "verspätete Antwort", "ja": "回答遅延"}[locale]
+    at_once = {"en": "authorized at once", "zh-CN": "立即批准", "de": "sofort genehmigt", "ja": "ただちに承認"}[locale]
+    keeps = {"en": "keeps the items", "zh-CN": "无需寄回商品", "de": "behält die Artikel", "ja": "お手元に残し"}[locale]
+    for options in ({"automatic": True}, {"automatic": True, "returnless": True}):
+        [email] = [
+            e for e in plan(sample_event("return.authorized", locale=locale, **options)) if e.recipient_role == "seller"
+        ]
+        for part in (email.email.text, email.email.html):
+            assert at_once in part and late not in part, (options, part)
+            assert (keeps in part) == bool(options.get("returnless")), (options, part)
+    [late_email] = [
+        e for e in plan(sample_event("return.authorized", locale=locale, late=True)) if e.recipient_role == "seller"
+    ]
+    assert late in late_email.email.text and at_once not in late_email.email.text
+    # The new-request email says an automatic authorization may follow when the policy has one.
+    hint = {
+        "en": "authorizes eligible requests automatically",
+        "zh-CN": "自动批准符合条件的申请",
+        "de": "genehmigen passende Anfragen automatisch",
+        "ja": "自動で承認されます",
+    }[locale]
+    created = sample_event("return.created", locale=locale)
+    [request] = [e for e in plan(created) if e.recipient_role == "seller"]
+    assert hint not in request.email.text  # the sample's policy has no auto-authorization
+    ret = created.typed()
+    auto = ret.model_copy(update={"policy": ret.policy.model_copy(update={"auto_authorize": True})})
+    event = new_event("return.created", service="returns", subject=ret.return_id, data=auto, sequence=1, time=AT)
+    [request] = [e for e in plan(event) if e.recipient_role == "seller"]
+    assert hint in request.email.text and hint in request.email.html

@@ -48,6 +48,16 @@ def babel_locale(name: str) -> Locale:
     return Locale.parse(name)
 
 
+def _writes(template: str, requested: str | None) -> bool:
+    """Whether dates and amounts may follow the party's own locale in an email of `template`'s
+    language: en-GB in English, de-AT in German; but a French reader of the English fallback gets
+    English dates, and zh-TW (Traditional script) those of the zh-CN (Simplified) templates."""
+    wanted = (requested or "").replace("_", "-").lower()
+    if "-" in template:  # a language written in one script and region here: that one only
+        return wanted == template.lower()
+    return wanted.split("-")[0] == template.lower()
+
+
 @lru_cache(maxsize=256)
 def format_locale(requested: str | None, fallback: str) -> str:
     """The locale numbers and dates are written in: the party's own if Babel knows it (en-GB)."""
@@ -84,7 +94,8 @@ class Reader:
     @classmethod
     def of(cls, role: str, party: Party, marketplace: str) -> Reader:
         locale = template_locale(party.locale)
-        return cls(role, party, locale, format_locale(party.locale, locale), reader_zone(party, marketplace))
+        own = party.locale if _writes(locale, party.locale) else None
+        return cls(role, party, locale, format_locale(own, locale), reader_zone(party, marketplace))
 
     def money(self, money: Money | None) -> str:
         return _money(money, self.number_locale) if money is not None else ""

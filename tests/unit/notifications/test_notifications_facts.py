@@ -62,6 +62,24 @@ def test_numbers_follow_the_party_locale_when_babel_knows_it() -> None:
     assert format_locale("xx-YY", "zh-CN") == "zh_CN"
 
 
+@pytest.mark.parametrize(
+    ("locale", "template", "day"),
+    [
+        ("en-GB", "en", "6 March 2025"),  # the reader's own English
+        ("de-AT", "de", "6. März 2025"),
+        ("fr-FR", "en", "March 6, 2025"),  # no French emails: English, dates included
+        ("zh-TW", "zh-CN", "2025年3月6日"),  # Simplified templates, Simplified dates
+        ("pt-BR", "en", "March 6, 2025"),
+    ],
+)
+def test_dates_are_in_the_emails_language(locale: str, template: str, day: str) -> None:
+    reader = Reader.of("buyer", party(locale=locale), "DE")
+    at = datetime(2025, 3, 5, 23, 30, tzinfo=UTC)
+    assert reader.locale == template and reader.day(at) == day
+    if template == "en":
+        assert "mars" not in reader.when(at) and "março" not in reader.when(at)
+
+
 def party(locale: str = "en", timezone: str | None = None) -> Party:
     return Party(id="b-1", name="Ada", email="ada@example.com", locale=locale, timezone=timezone)
 

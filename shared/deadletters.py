@@ -36,7 +36,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import DeliveryError, PublishError
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.bus import EventBus
 from shared.queues import QueueNames, forwarded_headers, header_int
@@ -64,6 +64,9 @@ class DeadLetterList(BaseModel):
 
 
 class ReplayRequest(BaseModel):
+    # A misspelt field must not read as "no ids": that replays every parked message.
+    model_config = ConfigDict(extra="forbid")
+
     ids: list[str] | None = Field(
         default=None, max_length=REPLAY_LIMIT, description="Replay only these message ids; omit (or `{}`) for all."
     )

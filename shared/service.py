@@ -41,6 +41,7 @@ from shared.http import (
     UnhandledErrorMiddleware,
     install_problem_handlers,
 )
+from shared.http.methods import HeadMiddleware
 from shared.idempotency import IdempotencyStore
 from shared.marketplaces_api import marketplaces_router
 from shared.mongo import Database, connect, ping
@@ -137,7 +138,8 @@ def create_service_app(
 
     install_problem_handlers(app)
     # add_middleware wraps: the last added runs first. Request -> TraceContext -> RequestId -> Metrics ->
-    # UnhandledError -> JsonBody -> BodyLimit -> FastAPI's exception handlers -> routes.
+    # UnhandledError -> JsonBody -> BodyLimit -> Head -> FastAPI's exception handlers -> routes.
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(JsonBodyMiddleware)  # 415 before the body is read
     app.add_middleware(UnhandledErrorMiddleware)

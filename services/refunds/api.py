@@ -12,6 +12,7 @@ from services.refunds.schemas import RefundFilter, RefundRequest
 from services.refunds.store import RefundStore
 from shared.auth import CurrentPrincipal, Principal, Role, require_roles
 from shared.http import Unprocessable
+from shared.http.created import LOCATION_RESPONSE, create_once
 from shared.idempotency import HEADER, Idempotent
 from shared.models import Id, Refund, RefundStatus
 from shared.openapi import IDEMPOTENCY_KEY_REQUIRED
@@ -42,7 +43,7 @@ StoreDep = Annotated[RefundStore, Depends(_store)]
     summary="Refund a received return, or an order directly",
     openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
     responses={
-        201: {"description": "The refund, issued (or failed: see `failure_reason`)."},
+        201: {**LOCATION_RESPONSE[201], "description": "The refund, issued (or failed: see `failure_reason`)."},
         404: {"description": "No such received return or order (or not the caller's)."},
         409: {"description": "The return is already refunded or being refunded."},
         422: {"description": "Invalid lines or concessions, or more than the buyer paid."},
@@ -57,7 +58,11 @@ async def create_refund(
             errors=[{"field": HEADER, "location": "header", "reason": "required"}],
         )
     key = idempotent.key
-    return await idempotent.run(lambda: refunds.request(principal, key, body), status_code=201)
+    return await create_once(idempotent, lambda: refunds.request(principal, key, body), _location)
+
+
+def _location(refund: Refund) -> str:
+    return f"/v1/refunds/{refund.refund_id}"
 
 
 @router.post(

@@ -260,6 +260,8 @@ async def test_the_seller_submits_evidence_to_stripe_once_and_others_see_nothing
     assert (await disputes.http.get(path, headers=seller)).json()["status"] == "needs_response"
     empty = await disputes.http.post(f"{path}/evidence", json={}, headers=seller)
     assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "text"
+    misspelt = await disputes.http.post(f"{path}/evidence", json=evidence | {"tracking_numbr": "1Z"}, headers=seller)
+    assert misspelt.status_code == 422 and "tracking_numbr" in misspelt.text  # refused, not silently dropped
 
     answer = await disputes.http.post(f"{path}/evidence", json=evidence, headers=seller)
     assert answer.status_code == 200, answer.text

@@ -10,7 +10,7 @@ from pydantic import BaseModel, EmailStr, ValidationError
 
 from shared.auth import Principal, Role
 from shared.bus import PermanentError
-from shared.deadletters import REPLAY_ID_HEADER, dead_letter, replay_decision, who
+from shared.deadletters import REPLAY_ID_HEADER, ReplayRequest, dead_letter, replay_decision, who
 from shared.queues import (
     QueueNames,
     attempts_so_far,
@@ -166,3 +166,9 @@ def test_who_logs_role_and_subject_only():
     agent = Principal(subject="a-7", role=Role.AGENT, claims={"sub": "a-7", "email": "jane@example.com"})
     assert who(agent) == {"role": "agent", "subject": "a-7"}
     assert who("agent-7") == {"role": None, "subject": None}
+
+
+def test_a_replay_request_with_a_misspelt_field_is_refused_not_read_as_replay_all():
+    assert ReplayRequest.model_validate({}).ids is None  # all, as documented
+    with pytest.raises(ValidationError, match="message_ids"):
+        ReplayRequest.model_validate({"message_ids": ["m-1"]})

@@ -12,8 +12,9 @@ from services.disputes.chargebacks.desk import ChargebackDesk, ChargebackNotFoun
 from services.disputes.chargebacks.domain import IllegalTransition, UnreadableDispute
 from services.disputes.chargebacks.store import ChargebackFilter
 from services.disputes.chargebacks.stripe_disputes import BadDelivery, GatewayDeclined
+from services.disputes.schemas import StrictEvidence
 from shared.auth import CurrentPrincipal, Principal, require_roles
-from shared.dispute_models import Chargeback, ChargebackCategory, ChargebackStatus, Evidence
+from shared.dispute_models import Chargeback, ChargebackCategory, ChargebackStatus
 from shared.http import BadRequest, Conflict, NotFound, Unprocessable
 from shared.http.domain_errors import TransitionNotAllowed
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
@@ -136,7 +137,7 @@ async def list_chargebacks(
     },
 )
 async def submit_chargeback_evidence(
-    chargeback_id: str, body: Evidence, desk: Desk, principal: EvidenceGiver, response: Response
+    chargeback_id: str, body: StrictEvidence, desk: Desk, principal: EvidenceGiver, response: Response
 ) -> Chargeback:
     if not any((body.carrier, body.tracking_number, body.refund_reference, body.text)):
         raise Unprocessable(

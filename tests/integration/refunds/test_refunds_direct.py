@@ -23,6 +23,11 @@ async def test_refund_beyond_what_was_paid_is_refused_and_nothing_paid(service, 
     assert first.status_code == 201, first.text
     body = first.json()
     assert (body["status"], body["kind"], body["amount"]["amount"]) == ("issued", "direct", 2000)
+    assert first.headers["location"] == f"/v1/refunds/{body['refund_id']}"
+    replayed = await post(service, {"order_id": order.order_id, "lines": [{"line_id": "L1", "quantity": 2}]})
+    assert replayed.headers["location"] == first.headers["location"]  # the stored answer, headers too
+    located = await service.http.get(first.headers["location"], headers=service.token("seller", "s-1"))
+    assert located.status_code == 200 and located.json()["refund_id"] == body["refund_id"]
 
     refused = await post(service, {"order_id": order.order_id, "lines": [{"line_id": "L1", "quantity": 1}]}, key="k-2")
     assert refused.status_code == 422

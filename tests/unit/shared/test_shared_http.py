@@ -134,6 +134,18 @@ async def test_unknown_route_and_wrong_method(client):
     assert other.headers["allow"] == "GET, HEAD"
 
 
+async def test_head_is_served_wherever_get_is(client):
+    got = await client.get("/v1/returns", params={"limit": 7})
+    head = await client.head("/v1/returns", params={"limit": 7})
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+    assert head.headers["content-type"] == got.headers["content-type"]
+    # Its errors are GET's, without the body; a path without GET has no HEAD either.
+    assert (await client.head("/v1/returns", params={"limit": 0})).status_code == 422
+    assert (await client.head("/teapot")).status_code == 418
+    assert (await client.head("/v1/nothing-here")).status_code == 404
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
 async def test_a_body_that_is_not_json_is_a_415(client, content_type):
     response = await client.post("/v1/returns", content=b'{"order_id": "o-1"}', headers={"content-type": content_type})

@@ -25,7 +25,7 @@ from services.returns.schemas import (
 from services.returns.store import StoredPolicy
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.http import Forbidden, IfMatch, Unprocessable, parse_if_match
-from shared.http.created import LOCATION_RESPONSE, create_once
+from shared.http.created import VERSIONED_RESPONSE, create_once
 from shared.idempotency import Idempotent
 from shared.models import Actor, Order, Return, ReturnStatus
 from shared.openapi import ANSWERS_ANY_ID
@@ -150,7 +150,7 @@ async def put_return_policy(
     status_code=201,
     response_model=Return,
     tags=["returns"],
-    responses=LOCATION_RESPONSE,
+    responses=VERSIONED_RESPONSE,
 )
 async def create_return(body: ReturnRequest, desk: Desk, idempotent: Idempotent) -> Response:
     reads = desk.read_order(body.order_id)  # while the Idempotency-Key is claimed (commands.OrderReads)
@@ -160,6 +160,7 @@ async def create_return(body: ReturnRequest, desk: Desk, idempotent: Idempotent)
             lambda: desk.open(body, idempotent.principal, idempotent.key, reads),
             lambda ret: f"/v1/returns/{ret.return_id}",
             answer_first=True,  # a re-run finds the return by its id, derived from the key
+            etag=return_etag,
         )
     finally:
         reads.drop()
@@ -237,8 +238,13 @@ async def if_match_version(if_match: IfMatchHeader = None) -> IfMatch | None:
 IfMatched = Annotated[IfMatch | None, Depends(if_match_version)]
 
 
+def return_etag(ret: Return) -> str:
+    """A return's strong ETag: its version."""
+    return f'"{ret.version}"'
+
+
 def etagged(ret: Return, response: Response) -> Return:
-    response.headers["ETag"] = f'"{ret.version}"'
+    response.headers["ETag"] = return_etag(ret)
     return ret
 
 

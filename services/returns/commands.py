@@ -246,7 +246,11 @@ class Lifecycle:
         written = await self._write(ret, changes, principal, action, now)
         if written is None:
             if expected is not None:  # the version the caller named stopped being current meanwhile
-                raise PreconditionFailed("The return changed while this request was processed; reload it and retry.")
+                current = await self.visible_return(return_id, principal)  # rare: a lost race, for its ETag
+                raise PreconditionFailed(
+                    "The return changed while this request was processed; reload it and retry.",
+                    current_etag=f'"{current.version}"',
+                )
             raise ConcurrentChange()
         return written
 

@@ -13,12 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from services.returns import offers
-from services.returns.api import Act, Transition
+from services.returns.api import Act, Transition, return_etag
 from services.returns.commands import check_role
 from services.returns.schemas import Body, Note
 from shared import acting
 from shared.http import Conflict, NotFound, PreconditionFailed
-from shared.http.created import LOCATION_RESPONSE, create_once
+from shared.http.created import VERSIONED_RESPONSE, create_once
 from shared.idempotency import Idempotent
 from shared.models import Return
 from shared.money import Money
@@ -103,12 +103,15 @@ async def _answer(act: Transition, offer_id: str, answered: OfferStatus, body: O
     status_code=201,
     response_model=Return,
     tags=["offers"],
-    responses=LOCATION_RESPONSE,
+    responses=VERSIONED_RESPONSE,
     summary="Seller offers part of the money back for the buyer to keep the item",
 )
 async def make_offer(body: OfferBody, act: Act, idempotent: Idempotent) -> Response:
     return await create_once(
-        idempotent, lambda: _make(act, body, idempotent.key), lambda ret: f"/v1/returns/{ret.return_id}"
+        idempotent,
+        lambda: _make(act, body, idempotent.key),
+        lambda ret: f"/v1/returns/{ret.return_id}",
+        etag=return_etag,
     )
 
 

@@ -91,7 +91,9 @@ class ReturnsApi:
     ) -> dict[str, Any]:
         headers = self.as_buyer(buyer) | ({"Idempotency-Key": key} if key else {})
         response = await self.client.post("/v1/returns", json=request_data(order_id, *lines), headers=headers)
-        return self._ok(response, 201)
+        created = self._ok(response, 201)
+        assert response.headers["ETag"] == f'"{created["version"]}"', response.headers  # a create is versioned too
+        return created
 
     async def get_return(self, return_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
         response = await self.client.get(f"/v1/returns/{return_id}", headers=headers or self.as_agent())

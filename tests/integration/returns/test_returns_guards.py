@@ -100,6 +100,7 @@ async def test_racing_authorize_and_close_exactly_one_wins(api, order, tap):
         assert sorted([authorize.status_code, close.status_code]) == [200, 412], (authorize.text, close.text)
         lost = problem(close if close.status_code == 412 else authorize, 412)
         assert lost["type"].endswith("/precondition-failed")
+        assert lost["current_etag"] == '"2"'  # found before the write, or by losing the write itself
         won = "authorized" if authorize.status_code == 200 else "closed"
         final = await api.get_return(ret["return_id"])
         assert final["version"] == 2 and final["status"] == won and len(final["timeline"]) == 2

@@ -70,12 +70,13 @@ async def test_an_offer_made_and_accepted_settles_the_return_and_its_refund_ends
     made = await offer(api, rid, keyed)
     assert made.status_code == 201, made.text
     assert made.headers["Location"] == f"/v1/returns/{rid}"
+    assert made.headers["ETag"] == f'"{made.json()["version"]}"'  # for an If-Match on the answer
     (open_offer,) = made.json()["offers"]
     assert open_offer["offer_id"].startswith("ofr_") and open_offer["status"] == "open"
     assert open_offer["amount"] == usd(1000) and open_offer["made_by"] == {"role": "seller", "id": seller}
     assert open_offer["expires_at"] == (T0 + VALIDITY).isoformat().replace("+00:00", "Z")
     again = await offer(api, rid, keyed)  # a retry: the same offer, nothing new
-    assert again.status_code == 201 and again.json() == made.json()
+    assert again.status_code == 201 and again.json() == made.json() and again.headers["ETag"] == made.headers["ETag"]
     doc = await returns_db.returns.find_one({"_id": rid})
     assert doc["offer_expires_at"].replace(tzinfo=T0.tzinfo) == T0 + VALIDITY
 

@@ -83,6 +83,8 @@ def complete_operation(path: str, method: str, operation: dict[str, Any], proble
     if "requestBody" in operation:
         for status in ("413", "415"):
             _add_status(responses, status, problem)
+        if "400" not in responses:  # malformed-json (shared/http/problems.py); a cursor's 400 is another route's
+            responses["400"] = {"description": "The request body is not valid JSON.", "content": problem}
     any_id = operation.pop(_ANY_ID_MARKER, False)
     if "{" in path and not any_id and (method != "put" or "If-Match" in headers):
         _add_status(responses, "404", problem)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -14,6 +14,12 @@ from shared.dispute_models import Claim, ClaimStatus
 from shared.http.created import LOCATION_RESPONSE, create_once
 from shared.idempotency import Idempotent
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+
+# A claim's transitions answer 409 when the claim's status does not allow them, or when another
+# change got in first.
+TRANSITION_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Not allowed in the claim's current status (`status_now`), or changed concurrently."}
+}
 
 router = APIRouter(prefix="/v1")
 
@@ -83,6 +89,7 @@ async def list_claims(
     response_model=Claim,
     tags=["claims"],
     summary="The seller refunds (full or partial) or contests with evidence, while the claim is open",
+    responses=TRANSITION_CONFLICT,
 )
 async def respond_to_claim(claim_id: str, body: RespondBody, desk: Desk, principal: CurrentPrincipal) -> Claim:
     actor = principal.actor
@@ -96,6 +103,7 @@ async def respond_to_claim(claim_id: str, body: RespondBody, desk: Desk, princip
     response_model=Claim,
     tags=["claims"],
     summary="The buyer withdraws an open or contested claim",
+    responses=TRANSITION_CONFLICT,
 )
 async def withdraw_claim(
     claim_id: str, desk: Desk, principal: CurrentPrincipal, body: WithdrawBody | None = None
@@ -111,6 +119,7 @@ async def withdraw_claim(
     response_model=Claim,
     tags=["claims"],
     summary="An agent grants (paid through refunds) or denies a contested claim",
+    responses=TRANSITION_CONFLICT,
 )
 async def decide_claim(claim_id: str, body: DecideBody, desk: Desk, principal: CurrentPrincipal) -> Claim:
     return await desk.decide(claim_id, principal, body)

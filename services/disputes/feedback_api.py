@@ -47,6 +47,7 @@ async def leave_feedback(body: FeedbackRequest, desk: Desk, idempotent: Idempote
     response_model=SellerFeedback,
     tags=["feedback"],
     summary="An agent removes feedback (it no longer counts)",
+    responses={409: {"description": "Removed already, or changed concurrently."}},
 )
 async def remove_feedback(
     feedback_id: str, body: RemoveFeedbackBody, desk: Desk, principal: CurrentPrincipal

@@ -53,6 +53,9 @@ class Timeliness(Rate):
 
 
 class AutoRefunds(BaseModel):
+    """Refunds issued in the period that the platform paid without the seller: at the refund deadline
+    in manual mode, and A-to-z claims granted because the seller did not answer in time."""
+
     count: int
     amounts: list[Money]
 
@@ -66,9 +69,12 @@ class ReasonCount(BaseModel):
 
 class SkuReturnRate(BaseModel):
     sku: str
-    units_delivered: int
-    units_returned: int
-    rate: float | None
+    units_delivered: int = Field(description="Units of the SKU delivered in the period.")
+    units_returned: int = Field(
+        description="Units of the SKU on the return requests of the period, whatever became of them "
+        "(rejected and withdrawn ones included: the rate measures how often buyers want to send it back)."
+    )
+    rate: float | None = Field(description="units_returned ÷ units_delivered; null when none was delivered.")
     units_received: int = Field(0, description="Units of the SKU received back in the period (receipt lines > 0).")
     units_restocked: int = Field(0, description="Of those, units with disposition `restock`.")
     restock_rate: float | None = Field(None, description="units_restocked ÷ units_received.")

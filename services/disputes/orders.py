@@ -27,7 +27,6 @@ class ReturnFacts:
     status: ReturnStatus
     version: int
     in_policy: bool
-    rejected_invalid: bool
     response_due_at: datetime
     refund_due_at: datetime | None
     # A refund of this return was issued (refund.issued names it). Kept apart from the return's own
@@ -41,7 +40,6 @@ class ReturnFacts:
             status=ret.status,
             version=ret.version,
             in_policy=ret.in_policy,
-            rejected_invalid=bool(ret.rejection and ret.rejection.invalid),
             response_due_at=ret.response_due_at,
             refund_due_at=ret.refund_due_at,
         )
@@ -51,7 +49,6 @@ class ReturnFacts:
             "status": self.status.value,
             "version": self.version,
             "in_policy": self.in_policy,
-            "rejected_invalid": self.rejected_invalid,
             "response_due_at": self.response_due_at,
             "refund_due_at": self.refund_due_at,
         }
@@ -77,7 +74,12 @@ def _facts(doc: dict[str, Any]) -> OrderFacts | None:
     returns = {
         return_id: ReturnFacts(
             return_id=return_id,
-            **{**seen, "status": ReturnStatus(seen["status"])},
+            status=ReturnStatus(seen["status"]),
+            version=seen["version"],
+            in_policy=seen["in_policy"],
+            response_due_at=seen["response_due_at"],
+            refund_due_at=seen.get("refund_due_at"),
+            # Facts stored before may hold more (`rejected_invalid`, no longer a rule): not read.
             refunded=return_id in refunded_returns,
         )
         for return_id, seen in doc.get("returns", {}).items()

@@ -34,7 +34,6 @@ def return_facts(status: ReturnStatus = ReturnStatus.RECEIVED, **changes: Any) -
         status=status,
         version=3,
         in_policy=True,
-        rejected_invalid=False,
         response_due_at=ORDERED + timedelta(days=6),
         refund_due_at=ORDERED + timedelta(days=10) if status == ReturnStatus.RECEIVED else None,
     )

@@ -131,15 +131,14 @@ def test_return_not_refunded_only_for_a_received_return_past_its_refund_deadline
 @pytest.mark.parametrize(
     ("ret", "ok"),
     [
-        (return_facts(ReturnStatus.REJECTED, rejected_invalid=True), True),
-        # In policy, rejected for a buyer-fault reason: not an "invalid rejection" in the seller's
-        # metrics, still a refusal of a return the buyer was entitled to.
-        (return_facts(ReturnStatus.REJECTED, rejected_invalid=False), True),
+        # In policy and rejected, whatever the reason (a buyer-fault one is no "invalid rejection" in
+        # the seller's metrics, still a refusal of a return the buyer was entitled to).
+        (return_facts(ReturnStatus.REJECTED), True),
         (return_facts(ReturnStatus.REQUESTED), True),
         # Out of policy (an agent's exception): the seller may refuse it, and it is never auto-authorized.
         (return_facts(ReturnStatus.REJECTED, in_policy=False), False),
         (return_facts(ReturnStatus.REQUESTED, in_policy=False), False),
-        *((return_facts(s, rejected_invalid=True), False) for s in ReturnStatus if s not in ("rejected", "requested")),
+        *((return_facts(s), False) for s in ReturnStatus if s not in ("rejected", "requested")),
     ],
 )
 def test_return_refused_only_for_an_in_policy_request_rejected_or_unanswered(ret, ok):

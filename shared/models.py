@@ -237,7 +237,11 @@ class Return(Contract):
         ),
     )
     policy: PolicySnapshot
-    whole_order: bool = Field(description="This return, with earlier ones, brings back every unit of the order.")
+    whole_order: bool = Field(
+        description="When requested: this return, with the order's live returns before it, asks back every "
+        "unit delivered. Informational: whether a refund carries the outbound shipping is decided when "
+        "refunding, from what the order's returns brought back."
+    )
     created_at: datetime
     updated_at: datetime
     response_due_at: datetime

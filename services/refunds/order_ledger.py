@@ -1,4 +1,5 @@
-"""Per-order ledger: what the buyer paid, what is refunded, what refunds being paid have reserved.
+"""Per-order ledger: what the buyer paid, what is refunded, what refunds being paid have reserved,
+and what the order's returns brought back (which decides the refund that carries the outbound shipping).
 
 What the buyer paid is the order (`paid`) plus the return postage they paid on unpaid labels
 (`postage_paid`, counted once per return when its refund opens). `available` = paid + postage_paid
@@ -13,8 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorCollection
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.refunds.policy import CameBack
 from shared.money import INT64_MAX
 
 _ATTEMPTS = 5  # re-reads when a concurrent change slipped between a read and a conditional write
@@ -30,6 +33,19 @@ class CapExceeded(Exception):
     def __init__(self, order_id: str, available: int) -> None:
         super().__init__(f"order {order_id}: only {available} left to refund")
         self.order_id, self.available = order_id, available
+
+
+def came_back_so_far(ledger: dict[str, Any]) -> list[CameBack]:
+    """What the order's returns brought back, in the order their refunds opened (oldest first)."""
+    entries = ledger.get("came_back", {})
+    return [
+        CameBack(
+            return_id,
+            tuple((line_id, units) for line_id, units in entries[return_id]["units"]),
+            entries[return_id]["seller_fault"],
+        )
+        for return_id in ledger.get("came_back_order", [])
+    ]
 
 
 class OrderLedgers:
@@ -71,6 +87,21 @@ class OrderLedgers:
         if ledger is None:
             raise NoLedger(order_id)
         return return_id in ledger.get("postage", {})  # counted before (a redelivery) or out of range
+
+    async def note_came_back(self, order_id: str, back: CameBack) -> list[CameBack]:
+        """Record what a return brought back (once per return, in the order its refund opened) and
+        answer what every return of the order brought back so far, in that order."""
+        entry = {"units": [list(pair) for pair in back.units], "seller_fault": back.seller_fault}
+        ledger = await self.collection.find_one_and_update(
+            {"_id": order_id, f"came_back.{back.return_id}": {"$exists": False}},
+            {"$set": {f"came_back.{back.return_id}": entry}, "$push": {"came_back_order": back.return_id}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if ledger is None:  # recorded before (a redelivery), or no ledger
+            ledger = await self.get(order_id)
+            if ledger is None:
+                raise NoLedger(order_id)
+        return came_back_so_far(ledger)
 
     async def get(self, order_id: str) -> dict[str, Any] | None:
         return await self.collection.find_one({"_id": order_id})

@@ -128,9 +128,43 @@ def return_shipping_owed(ret: Return) -> Money | None:
     return postage_paid_by_buyer(ret)
 
 
+@dataclass(frozen=True)
+class CameBack:
+    """What one return of an order brought back (or had refunded without coming back): the units of
+    each line its computed refund pays for, and whether the seller was at fault for it."""
+
+    return_id: str
+    units: tuple[tuple[str, int], ...]
+    seller_fault: bool
+
+
+def came_back(ret: Return) -> CameBack:
+    units = tuple((line_id, u.refundable) for line_id, u in refundable_units(ret).items())
+    return CameBack(ret.return_id, units, ret.fault == Fault.SELLER)
+
+
+def outbound_carrier(order: Order, returns: Sequence[CameBack]) -> str | None:
+    """The return whose refund carries the order's outbound shipping, if any: `returns` in the order
+    their refunds opened, the first whose refund brings the order's count of units back to every unit
+    delivered, when the seller was at fault for it or an earlier one (as for the lines of one return).
+
+    Decided from what came back, not from what was asked: a return closed or expired unshipped brings
+    nothing back, and the answer does not depend on which return was requested first.
+    """
+    back: dict[str, int] = {}
+    seller_fault = False
+    for entry in returns:
+        for line_id, units in entry.units:
+            back[line_id] = back.get(line_id, 0) + units
+        seller_fault = seller_fault or entry.seller_fault
+        if all(back.get(line.line_id, 0) >= line.quantity for line in order.lines):
+            return entry.return_id if seller_fault else None
+    return None
+
+
 def return_refund(
     ret: Return,
-    shipping_paid: Money,
+    outbound: Money,
     *,
     lines: Sequence[LineChoice] | None = None,
     return_shipping_concession: Money | None = None,
@@ -138,7 +172,9 @@ def return_refund(
 ) -> Breakdown:
     """The refund of a received (or returnless) return; `lines` and concessions are the seller's choices.
 
-    Without choices this is the computed refund of auto mode and of the refund deadline.
+    `outbound` is the order's outbound shipping when this return carries it (`outbound_carrier`),
+    else zero; it is refunded when every unit of the return is. Without choices this is the computed
+    refund of auto mode and of the refund deadline.
     """
     currency = ret.currency
     units = refundable_units(ret)
@@ -156,7 +192,8 @@ def return_refund(
         if quantity > 0:
             refund_lines.append(_refund_line(line, units[line.line_id].take(quantity)))
     whole_refund = all(chosen.get(line.line_id, 0) == line.quantity for line in ret.lines)
-    outbound = shipping_paid if ret.fault == Fault.SELLER and ret.whole_order and whole_refund else Money.zero(currency)
+    if not whole_refund:
+        outbound = Money.zero(currency)
     concession = return_shipping_concession
     if concession is None:
         concession = return_shipping_owed(ret) or Money.zero(currency)

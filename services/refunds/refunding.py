@@ -17,15 +17,25 @@ from services.refunds.errors import (
     RefundNotFound,
     ReturnNotRefundable,
 )
-from services.refunds.order_ledger import CapExceeded, NoLedger
+from services.refunds.order_ledger import CapExceeded, NoLedger, came_back_so_far
 from services.refunds.paying import Payer
-from services.refunds.policy import LineChoice, RefundRuleBroken, direct_refund, postage_paid_by_buyer, return_refund
+from services.refunds.policy import (
+    CameBack,
+    LineChoice,
+    RefundRuleBroken,
+    came_back,
+    direct_refund,
+    outbound_carrier,
+    postage_paid_by_buyer,
+    return_refund,
+)
 from services.refunds.schemas import RefundRequest
 from services.refunds.store import LEASE, REVERTIBLE, UNLEASED, RefundRecord, RefundStore
 from shared import tracing
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.models import Breakdown, Refund, RefundStatus, Return
+from shared.models import Breakdown, Order, Refund, RefundStatus, Return
+from shared.money import Money
 
 log = logging.getLogger(__name__)
 # Deadlines of due refunds remembered per process; beyond it the deadline job's sweeps find them.
@@ -60,7 +70,7 @@ class Refunds:
             return None
         if order is None:
             raise OrderNotKnownYet(ret.order_id)
-        breakdown = return_refund(ret, order.shipping_paid)
+        breakdown = return_refund(ret, await self._outbound(order, ret))
         await self._count_postage(ret)
         now = self.clock.now()
         returnless = ret.authorization is not None and ret.authorization.returnless
@@ -111,6 +121,17 @@ class Refunds:
         """A deadline this process knows of has come."""
         return bool(self._deadlines) and self._deadlines[0] <= now
 
+    async def _outbound(self, order: Order, ret: Return) -> Money:
+        """The order's outbound shipping when this return's refund carries it (once per order, decided
+        from what its returns brought back: `outbound_carrier`), else zero."""
+        if order.shipping_paid.amount == 0:
+            return order.shipping_paid  # nothing to decide, nothing to record
+        try:
+            returns = await self.store.ledgers.note_came_back(order.order_id, came_back(ret))
+        except NoLedger:  # the order's copy is stored before its ledger: a crash between them
+            raise OrderNotKnownYet(order.order_id) from None
+        return _carried(order, returns, ret.return_id)
+
     async def _count_postage(self, ret: Return) -> None:
         """The return postage the buyer paid is part of what they paid: it raises the order's cap."""
         postage = postage_paid_by_buyer(ret)
@@ -152,12 +173,14 @@ class Refunds:
                 refund_status=refund.status.value,
             )
         order = await self.store.order(ret.order_id)
-        if order is None:
+        ledger = await self.store.ledgers.get(ret.order_id)
+        if order is None or ledger is None:
             raise OrderNotFound(f"Order {ret.order_id} is unknown.")
+        outbound = _carried(order, came_back_so_far(ledger), ret.return_id)
         breakdown = _checked(
             lambda: return_refund(
                 ret,
-                order.shipping_paid,
+                outbound,
                 lines=_choices(body),
                 return_shipping_concession=body.return_shipping_concession,
                 other_concession=body.other_concession,
@@ -320,3 +343,8 @@ def _checked(compute: Callable[[], Breakdown]) -> Breakdown:
     if breakdown.total.amount <= 0:
         raise InvalidRefund([("lines", "nothing to refund: the total must be positive")])
     return breakdown
+
+
+def _carried(order: Order, returns: list[CameBack], return_id: str) -> Money:
+    carrier = outbound_carrier(order, returns)
+    return order.shipping_paid if carrier == return_id else Money.zero(order.currency)

@@ -27,7 +27,7 @@ OUTBOX_COLLECTIONS = (
 )
 # Map fields whose keys are ids: `postage.rf_1` reads as `postage.<id>`.
 ID_KEYED_MAPS: Mapping[str, tuple[str, ...]] = {
-    "order_ledgers": ("postage", "reservations", "settled"),
+    "order_ledgers": ("came_back", "postage", "reservations", "settled"),
     "order_facts": ("refunds", "returns"),
 }
 

@@ -61,6 +61,14 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     shape(
         "order_ledgers",
+        "_id, came_back.<id>: $exists",
+        "`_id`",
+        BY_ID,
+        True,
+        "refunds `OrderLedgers.note_came_back` (once per return refund, when the order's shipping is not zero)",
+    ),
+    shape(
+        "order_ledgers",
         "_id, available: $lte, postage.<id>: $exists",
         "`_id`",
         BY_ID,

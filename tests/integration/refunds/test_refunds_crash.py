@@ -62,7 +62,7 @@ async def test_killed_after_the_gateway_accepted_then_restarted_pays_once(
     port = process_env["PORT"]
     process = run_service()
     await wait_until(lambda: ready(port), timeout=STARTUP_S, interval=0.1, message="service did not start")
-    order = await service.delivered(lines=[("L1", 2, 1250)])
+    order = await service.delivered(lines=[("L1", 2, 1250)], shipping=0)
     ret = make_return(order, ("L1", 2, "DEFECTIVE"))
     refund_id = return_refund_id(ret.return_id)
     stripe_stub.mode = "hold"

@@ -55,7 +55,7 @@ async def test_seller_replaces_the_due_refund_with_a_partial_one(service, publis
 
 async def test_at_the_deadline_the_platform_pays_the_computed_refund_once(service, published, stripe_stub, wait_until):
     service.clock.set(datetime(2025, 7, 7, 12, tzinfo=UTC))
-    order = await service.delivered(lines=[("L1", 2, 1500)])
+    order = await service.delivered(lines=[("L1", 2, 1500)], shipping=0)
     ret = make_return(order, ("L1", 2, "DEFECTIVE"), refund_mode="manual")
     event = await service.send("return.received", ret)
     await wait_until(lambda: service.handled(event.id), message="return.received not handled")

@@ -34,7 +34,7 @@ def de_bonus(  # before `service`: the app reads its settings when it starts
 
 async def credited(service, marketplace: str, currency: str) -> dict:
     """A return of one unit (29.99) received in auto mode, refunded to store credit: its issued refund."""
-    order = await service.delivered(currency=currency, marketplace=marketplace, lines=[("L1", 1, 2999)])
+    order = await service.delivered(currency=currency, marketplace=marketplace, lines=[("L1", 1, 2999)], shipping=0)
     ret = make_return(order, ("L1", 1, "DEFECTIVE")).model_copy(update={"refund_to": RefundDestination.STORE_CREDIT})
     await service.send("return.received", ret)
 

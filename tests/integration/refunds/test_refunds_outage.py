@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 async def test_gateway_outage_ends_in_refund_failed_and_a_later_retry_succeeds(
     service, published, stripe_stub, wait_until
 ):
-    order = await service.delivered(lines=[("L1", 1, 2500)])
+    order = await service.delivered(lines=[("L1", 1, 2500)], shipping=0)
     ret = make_return(order, ("L1", 1, "DEFECTIVE"))
     refund_id = return_refund_id(ret.return_id)
     stripe_stub.mode = "unavailable"

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from services.refunds.policy import came_back, outbound_carrier
 from services.returns.policy import DEFAULT_RULES, fault_of, restocking_fee_percent
 from shared.calendar import add_business_days
 from shared.models import ItemCondition, Order, PolicySnapshot, ReasonCode, Return
+from shared.money import Money
 
 # Received Friday 2025-07-03 at 15:00 New York time: Friday 4 July is a US holiday.
 RECEIVED = datetime(2025, 7, 3, 19, 0, tzinfo=UTC)
@@ -163,3 +165,10 @@ def return_data(
 
 def make_return(order: Order, *lines: tuple[str, int, str], **kwargs: Any) -> Return:
     return Return.model_validate(return_data(order, *lines, **kwargs))
+
+
+def carried(order: Order, ret: Return) -> Money:
+    """The outbound shipping `ret`'s refund carries when it is the order's only return."""
+    if outbound_carrier(order, [came_back(ret)]) == ret.return_id:
+        return order.shipping_paid
+    return Money.zero(order.currency)

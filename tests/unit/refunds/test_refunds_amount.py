@@ -8,16 +8,18 @@ from __future__ import annotations
 import pytest
 
 from services.refunds.policy import (
+    CameBack,
     LineChoice,
     RefundRuleBroken,
     direct_refund,
+    outbound_carrier,
     postage_paid_by_buyer,
     refundable_units,
     return_refund,
 )
 from shared.models import ItemCondition
 from shared.money import INT64_MAX, Money
-from tests.unit.refunds.builders import make_order, make_return
+from tests.unit.refunds.builders import carried, make_order, make_return
 
 BUYER_REASON, SELLER_REASON = "NO_LONGER_NEEDED", "DEFECTIVE"
 # currency, unit price, 15 % of two units rounded half-up (BHD: 3703.5 fils -> 3704)
@@ -44,7 +46,7 @@ def test_fault_and_condition_decide_units_and_the_returns_fee_is_applied(
     order = make_order(currency=currency, lines=[("L1", 2, price), ("L2", 1, 500)], shipping=700)
     ret = make_return(order, ("L1", 2, reason), restocking=15, received=[("L1", 2, condition)])
 
-    b = return_refund(ret, order.shipping_paid)
+    b = return_refund(ret, carried(order, ret))
 
     not_back = condition == "missing" or (condition == "wrong_item" and reason == BUYER_REASON)
     units = 0 if not_back else 2
@@ -66,7 +68,7 @@ def test_percentages_round_half_up_per_line_not_on_the_sum():
         restocking=10,
         received=[("L1", 1, "opened"), ("L2", 1, "used")],
     )
-    b = return_refund(ret, order.shipping_paid)
+    b = return_refund(ret, carried(order, ret))
     # 0.5 yen per line rounds up to 1 each: 2, where 10 % of the 10 yen sum would be 1.
     assert [line.restocking_fee.amount for line in b.lines] == [1, 1]
     assert b.restocking_fee.amount == 2 and b.total.amount == 8
@@ -75,13 +77,13 @@ def test_percentages_round_half_up_per_line_not_on_the_sum():
 def test_bhd_three_decimals_half_up():
     order = make_order(currency="BHD", lines=[("L1", 1, 1005)], shipping=500)
     ret = make_return(order, ("L1", 1, BUYER_REASON), restocking="12.5", received=[("L1", 1, "used")])
-    b = return_refund(ret, order.shipping_paid)
+    b = return_refund(ret, carried(order, ret))
     assert b.restocking_fee == Money(amount=126, currency="BHD")  # 125.625 fils
     assert b.total == Money(amount=879, currency="BHD")
 
 
 @pytest.mark.parametrize(
-    ("policy_percent", "carried", "fee"),
+    ("policy_percent", "received_percent", "fee"),
     [
         (20, 20, 200),
         (0, 20, 200),  # the percent on the received line, not the policy's
@@ -90,12 +92,12 @@ def test_bhd_three_decimals_half_up():
         (10, "12.5", 125),
     ],
 )
-def test_the_fee_percent_carried_by_the_received_line_is_applied_as_it_is(policy_percent, carried, fee):
+def test_the_fee_percent_carried_by_the_received_line_is_applied_as_it_is(policy_percent, received_percent, fee):
     order = make_order(lines=[("L1", 1, 1000)])
     ret = make_return(
-        order, ("L1", 1, BUYER_REASON), restocking=policy_percent, received=[("L1", 1, "opened", carried)]
+        order, ("L1", 1, BUYER_REASON), restocking=policy_percent, received=[("L1", 1, "opened", received_percent)]
     )
-    b = return_refund(ret, order.shipping_paid)
+    b = return_refund(ret, carried(order, ret))
     assert (b.restocking_fee.amount, b.total.amount) == (fee, 1000 - fee)
     assert [line.restocking_fee.amount for line in b.lines] == [fee]
 
@@ -109,8 +111,8 @@ def test_units_with_different_fees_each_round_on_their_own_and_a_partial_refund_
     )
     assert refundable_units(ret)["L1"].by_fee == ((0, 1), (10, 1), (30, 1))
     # 0.5 yen rounds up to 1, 1.5 yen to 2: 3, where 40 % of 5 yen on one rounding would be 2.
-    assert return_refund(ret, order.shipping_paid).restocking_fee.amount == 3
-    assert return_refund(ret, order.shipping_paid, lines=[LineChoice("L1", 2)]).restocking_fee.amount == 1
+    assert return_refund(ret, carried(order, ret)).restocking_fee.amount == 3
+    assert return_refund(ret, carried(order, ret), lines=[LineChoice("L1", 2)]).restocking_fee.amount == 1
 
 
 def test_fee_only_on_buyer_fault_lines_of_a_mixed_return():
@@ -123,7 +125,7 @@ def test_fee_only_on_buyer_fault_lines_of_a_mixed_return():
         whole_order=True,
         received=[("L1", 1, "opened"), ("L2", 1, "opened")],
     )
-    b = return_refund(ret, order.shipping_paid)
+    b = return_refund(ret, carried(order, ret))
     assert [(line.line_id, line.restocking_fee.amount) for line in b.lines] == [("L1", 200), ("L2", 0)]
     # seller at fault (one line is enough) and every unit back: outbound shipping is refunded
     assert b.outbound_shipping.amount == 599
@@ -131,21 +133,19 @@ def test_fee_only_on_buyer_fault_lines_of_a_mixed_return():
 
 
 @pytest.mark.parametrize(
-    ("reason", "whole_order", "received", "choice", "outbound"),
+    ("reason", "quantity", "received", "choice", "outbound"),
     [
-        (SELLER_REASON, True, None, None, 599),
-        (SELLER_REASON, False, None, None, 0),
-        (BUYER_REASON, True, None, None, 0),
-        (SELLER_REASON, True, [("L1", 1, "sellable"), ("L1", 1, "missing")], None, 0),
-        (SELLER_REASON, True, None, [LineChoice("L1", 1)], 0),
+        (SELLER_REASON, 2, None, None, 599),
+        (SELLER_REASON, 1, None, None, 0),  # one unit of two: not the whole order
+        (BUYER_REASON, 2, None, None, 0),
+        (SELLER_REASON, 2, [("L1", 1, "sellable"), ("L1", 1, "missing")], None, 0),
+        (SELLER_REASON, 2, None, [LineChoice("L1", 1)], 0),
     ],
 )
-def test_outbound_shipping_only_when_seller_at_fault_and_whole_order_back(
-    reason, whole_order, received, choice, outbound
-):
+def test_outbound_shipping_only_when_seller_at_fault_and_whole_order_back(reason, quantity, received, choice, outbound):
     order = make_order(lines=[("L1", 2, 1000)], shipping=599)
-    ret = make_return(order, ("L1", 2, reason), whole_order=whole_order, received=received)
-    assert return_refund(ret, order.shipping_paid, lines=choice).outbound_shipping.amount == outbound
+    ret = make_return(order, ("L1", quantity, reason), received=received)
+    assert return_refund(ret, carried(order, ret), lines=choice).outbound_shipping.amount == outbound
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_outbound_shipping_only_when_seller_at_fault_and_whole_order_back(
 def test_return_shipping_concession(label, paid_by, postage, concession):
     order = make_order(lines=[("L1", 1, 1000)])
     ret = make_return(order, ("L1", 1, BUYER_REASON), label=label, paid_by=paid_by, postage=postage)
-    b = return_refund(ret, order.shipping_paid)
+    b = return_refund(ret, carried(order, ret))
     assert b.return_shipping_concession.amount == concession
     assert b.total.amount == 1000 + concession
 
@@ -198,8 +198,8 @@ def test_a_seller_fault_whole_order_on_an_unpaid_label_comes_to_items_shipping_a
     ret = make_return(
         order, ("L1", 1, "WRONG_ITEM_SENT"), whole_order=True, label="unpaid", paid_by="seller", postage=750
     )
-    computed = return_refund(ret, order.shipping_paid)
-    chosen = return_refund(ret, order.shipping_paid, return_shipping_concession=Money(amount=750, currency="USD"))
+    computed = return_refund(ret, carried(order, ret))
+    chosen = return_refund(ret, carried(order, ret), return_shipping_concession=Money(amount=750, currency="USD"))
     assert computed.total.amount == chosen.total.amount == 3000 + shipping + 750
     assert computed.total.amount == order.total_paid() + postage_paid_by_buyer(ret).amount
 
@@ -220,7 +220,7 @@ def test_concessions_that_would_overflow_64_bits_are_refused_by_name(concessions
     with pytest.raises(RefundRuleBroken) as caught:
         return_refund(
             ret,
-            order.shipping_paid,
+            carried(order, ret),
             **{name: Money(amount=amount, currency="USD") for name, amount in concessions.items()},
         )
     assert [p.field for p in caught.value.problems] == fields
@@ -234,7 +234,7 @@ def test_seller_concessions_replace_the_computed_ones():
     ret = make_return(order, ("L1", 1, BUYER_REASON), label="unpaid", paid_by="seller", postage=800)
     b = return_refund(
         ret,
-        order.shipping_paid,
+        carried(order, ret),
         return_shipping_concession=Money(amount=500, currency="JPY"),
         other_concession=Money(amount=250, currency="JPY"),
     )
@@ -248,7 +248,7 @@ def test_partial_quantity_leaves_out_fee_bearing_units_first(quantity, fee):
         order, ("L1", 3, BUYER_REASON), restocking=10, received=[("L1", 1, "sellable"), ("L1", 2, "opened")]
     )
     assert refundable_units(ret)["L1"].by_fee == ((0, 1), (10, 2))
-    b = return_refund(ret, order.shipping_paid, lines=[LineChoice("L1", quantity)])
+    b = return_refund(ret, carried(order, ret), lines=[LineChoice("L1", quantity)])
     assert b.items.amount == 1000 * quantity
     assert b.restocking_fee.amount == fee
     assert b.total.amount == total_of(b)
@@ -266,7 +266,7 @@ def test_returnless_refund_has_no_fee_and_no_return_shipping():
         postage=899,
         status="authorized",
     )
-    b = return_refund(ret, order.shipping_paid)
+    b = return_refund(ret, carried(order, ret))
     assert (
         b.items.amount,
         b.restocking_fee.amount,
@@ -291,7 +291,7 @@ def test_bad_choices_name_the_field(choices, concessions, fields):
     order = make_order(lines=[("L1", 2, 1000)])
     ret = make_return(order, ("L1", 2, BUYER_REASON))
     with pytest.raises(RefundRuleBroken) as caught:
-        return_refund(ret, order.shipping_paid, lines=choices, **concessions)
+        return_refund(ret, carried(order, ret), lines=choices, **concessions)
     assert [p.field for p in caught.value.problems] == fields
 
 
@@ -313,3 +313,33 @@ def test_partial_direct_refund():
     with pytest.raises(RefundRuleBroken) as caught:
         direct_refund(order, lines=[LineChoice("L2", 2)])
     assert caught.value.problems[0].field == "lines[0].quantity"
+
+
+def _back(return_id: str, *units: tuple[str, int], seller: bool) -> CameBack:
+    return CameBack(return_id, tuple(units), seller)
+
+
+def test_the_return_that_brings_the_order_back_whole_carries_the_outbound_shipping_whichever_came_first():
+    order = make_order(lines=[("L1", 2, 1000), ("L2", 1, 500)], shipping=599)
+    defective = _back("r-a", ("L1", 2), seller=True)
+    unwanted = _back("r-b", ("L2", 1), seller=False)
+    # The seller was at fault for one of the order's returns: the last one to come back carries it.
+    assert outbound_carrier(order, [defective, unwanted]) == "r-b"
+    assert outbound_carrier(order, [unwanted, defective]) == "r-a"
+    # Nobody at fault but the buyer: no outbound shipping.
+    assert outbound_carrier(order, [unwanted, _back("r-a", ("L1", 2), seller=False)]) is None
+
+
+def test_only_what_came_back_counts_towards_the_whole_order():
+    order = make_order(lines=[("L1", 2, 1000)], shipping=599)
+    # One unit back, the other return closed unshipped (never recorded): not the whole order.
+    assert outbound_carrier(order, [_back("r-a", ("L1", 1), seller=True)]) is None
+    # A missing unit is not back either, so a return of both units with one missing does not complete it.
+    assert outbound_carrier(order, [_back("r-a", ("L1", 1), ("L1", 0), seller=True)]) is None
+    # Units beyond the first return that completes it change nothing: the first one keeps the shipping.
+    both = [
+        _back("r-a", ("L1", 1), seller=True),
+        _back("r-b", ("L1", 1), seller=True),
+        _back("r-c", ("L1", 1), seller=True),
+    ]
+    assert outbound_carrier(order, both) == "r-b"

@@ -20,7 +20,7 @@ from shared.clock import FixedClock
 from shared.marketplaces import shipped
 from shared.models import ALREADY_REFUNDED, Refund, RefundDestination, RefundStatus
 from shared.money import Money
-from tests.unit.refunds.builders import make_order, make_return
+from tests.unit.refunds.builders import carried, make_order, make_return
 from tests.unit.refunds.resolution_builders import offer_accepted
 
 NOW = datetime(2025, 7, 9, 12, tzinfo=UTC)
@@ -114,7 +114,7 @@ def payer_for(refund: Refund, available: int, *, with_store_credit: bool = True)
 def return_refund_to(refund_to: RefundDestination) -> Refund:
     order = make_order(lines=[("L1", 2, 1999)], shipping=0)  # paid by stripe
     ret = make_return(order, ("L1", 2, "DEFECTIVE")).model_copy(update={"refund_to": refund_to})
-    breakdown = return_refund(ret, order.shipping_paid)
+    breakdown = return_refund(ret, carried(order, ret))
     return domain.for_return(
         ret, breakdown, status=RefundStatus.PENDING, actor=domain.PLATFORM, now=NOW, bonus_percent=Decimal("2.5")
     )

@@ -13,7 +13,7 @@ import pytest
 from services.refunds import domain
 from services.refunds.policy import return_refund
 from shared.models import Actor, RefundKind, RefundStatus
-from tests.unit.refunds.builders import make_order, make_return
+from tests.unit.refunds.builders import carried, make_order, make_return
 
 
 def test_refund_ids_and_gateway_keys_are_stable():
@@ -38,7 +38,7 @@ NOW = datetime(2025, 7, 9, 12, tzinfo=UTC)
 def due_refund(**kwargs):
     order = make_order()
     ret = make_return(order, ("L1", 2, "DEFECTIVE"), refund_mode="manual", **kwargs)
-    breakdown = return_refund(ret, order.shipping_paid)
+    breakdown = return_refund(ret, carried(order, ret))
     return ret, domain.for_return(
         ret,
         breakdown,
@@ -77,7 +77,7 @@ def test_sellers_refund_replaces_a_due_or_failed_one_never_an_issued_one():
     _ret, refund = due_refund()
     order = make_order()
     seller = Actor(role="seller", id="s-1")
-    partial = return_refund(make_return(order, ("L1", 1, "DEFECTIVE")), order.shipping_paid)
+    partial = return_refund(one := make_return(order, ("L1", 1, "DEFECTIVE")), carried(order, one))
     replaced = domain.replace(refund, partial, seller, NOW, bonus_percent=Decimal(0))
     assert (replaced.status, replaced.amount.amount, replaced.actor, replaced.automatic) == (
         RefundStatus.PENDING,

@@ -18,7 +18,7 @@ from shared import marketplaces
 from shared.marketplaces import UnknownMarketplace
 from shared.models import Breakdown, Refund, RefundDestination, RefundStatus, Return
 from shared.money import Money
-from tests.unit.refunds.builders import make_order, make_return
+from tests.unit.refunds.builders import carried, make_order, make_return
 from tests.unit.refunds.test_refunds_destination_payer import payer_for
 
 NOW = datetime(2025, 7, 9, 12, tzinfo=UTC)
@@ -29,7 +29,8 @@ def cn_return(**kwargs) -> tuple[Return, Money]:
     """A CN no-reason return of one line (CNY 99.00) on an unpaid label the buyer pays, insured."""
     order = make_order(currency="CNY", marketplace="CN", lines=[("L1", 2, 9900)], shipping=800)
     options = {"label": "unpaid", "paid_by": "buyer", "postage": INSURED, "insured_postage": INSURED} | kwargs
-    return make_return(order, ("L1", 2, "NO_LONGER_NEEDED"), **options), order.shipping_paid
+    ret = make_return(order, ("L1", 2, "NO_LONGER_NEEDED"), **options)
+    return ret, carried(order, ret)
 
 
 def refund_of(ret: Return, shipping: Money, status: RefundStatus, *, bonus_percent: Decimal = Decimal(0)) -> Refund:
@@ -130,9 +131,9 @@ def payer_of(served: marketplaces.Marketplaces) -> Payer:
 
 
 def credit_refund(payer: Payer, marketplace: str, currency: str) -> Breakdown:
-    order = make_order(currency=currency, marketplace=marketplace, lines=[("L1", 1, 2999)])
+    order = make_order(currency=currency, marketplace=marketplace, lines=[("L1", 1, 2999)], shipping=0)
     ret = make_return(order, ("L1", 1, "DEFECTIVE")).model_copy(update={"refund_to": RefundDestination.STORE_CREDIT})
-    refund = refund_of(ret, order.shipping_paid, RefundStatus.PENDING, bonus_percent=payer.bonus_percent(marketplace))
+    refund = refund_of(ret, carried(order, ret), RefundStatus.PENDING, bonus_percent=payer.bonus_percent(marketplace))
     return refund.store_credit_bonus
 
 

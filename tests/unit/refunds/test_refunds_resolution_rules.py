@@ -19,7 +19,7 @@ from shared.clock import FixedClock
 from shared.models import Actor, RefundDestination, RefundKind, RefundStatus, Return, ReturnStatus, Settlement
 from shared.money import Money
 from shared.resolution_models import ReplacementStatus
-from tests.unit.refunds.builders import make_order, make_return
+from tests.unit.refunds.builders import carried, make_order, make_return
 from tests.unit.refunds.claim_builders import granted_claim
 from tests.unit.refunds.resolution_builders import offer_accepted, replacing
 
@@ -124,14 +124,14 @@ def test_a_return_refund_goes_where_its_buyer_asked_with_the_bonus_on_credit():
     order = make_order(lines=[("L1", 2, 1999)], shipping=0)
     ret = make_return(order, ("L1", 2, "DEFECTIVE")).model_copy(update={"refund_to": STORE_CREDIT})
     refund = domain.for_return(
-        ret, return_refund(ret, order.shipping_paid), status=RefundStatus.DUE, actor=domain.PLATFORM, now=NOW,
+        ret, return_refund(ret, carried(order, ret)), status=RefundStatus.DUE, actor=domain.PLATFORM, now=NOW,
         bonus_percent=Decimal("2.5"),
     )  # fmt: skip
     assert (refund.kind, refund.destination, refund.amount.amount) == (RefundKind.RETURN, STORE_CREDIT, 3998)
     assert refund.store_credit_bonus == Money(amount=100, currency="USD")  # 99.95
     assert destination.gateway_name(refund, "stripe") == "store_credit"
     # A seller's smaller refund in its place: the bonus follows the amount.
-    partial = return_refund(make_return(order, ("L1", 1, "DEFECTIVE")), order.shipping_paid)
+    partial = return_refund(one := make_return(order, ("L1", 1, "DEFECTIVE")), carried(order, one))
     replaced = domain.replace(refund, partial, Actor(role="seller", id="s-1"), NOW, bonus_percent=Decimal("2.5"))
     assert (replaced.amount.amount, replaced.store_credit_bonus.amount, replaced.destination) == (
         1999,
@@ -142,7 +142,7 @@ def test_a_return_refund_goes_where_its_buyer_asked_with_the_bonus_on_credit():
     returnless = make_return(order, ("L1", 1, "NO_LONGER_NEEDED"), returnless=True, status="authorized")
     returnless = returnless.model_copy(update={"refund_to": STORE_CREDIT})
     refund = domain.for_return(
-        returnless, return_refund(returnless, order.shipping_paid), status=RefundStatus.PENDING,
+        returnless, return_refund(returnless, carried(order, returnless)), status=RefundStatus.PENDING,
         actor=domain.PLATFORM, now=NOW, bonus_percent=Decimal(10),
     )  # fmt: skip
     assert (refund.kind, refund.destination, refund.store_credit_bonus.amount) == (

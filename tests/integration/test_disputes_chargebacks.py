@@ -276,6 +276,29 @@ async def test_the_seller_submits_evidence_to_stripe_once_and_others_see_nothing
     assert agent.status_code == 200 and agent.json()["version"] == 2
 
 
+async def test_after_the_sellers_deadline_only_an_agent_may_answer_and_after_the_gateways_no_one(disputes):
+    order = await disputes.delivered()
+    opened = dispute(order.payment.reference)  # Stripe's deadline: 14 days; the seller's: 7
+    body = stripe_event("charge.dispute.created", opened)
+    await disputes.webhook(body, sign(body))
+    path = f"/v1/chargebacks/{chargeback_id(opened['id'])}/evidence"
+    evidence = {"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}
+
+    disputes.clock.advance(timedelta(days=7, seconds=1))
+    late = await disputes.http.post(path, json=evidence, headers=disputes.token("seller", "s-1"))
+    assert late.status_code == 409 and "the seller's evidence was due by" in late.json()["detail"]
+    assert late.json()["status_now"] == "needs_response"
+    assert (await disputes.doc(opened["id"]))["version"] == 1  # nothing recorded, nothing submitted
+
+    disputes.clock.advance(timedelta(days=7))  # past Stripe's own deadline too
+    agent = await disputes.http.post(path, json=evidence, headers=disputes.token("agent", "a-1"))
+    assert agent.status_code == 409 and "the gateway's deadline" in agent.json()["detail"]
+    disputes.clock.advance(timedelta(days=-1))  # within it, an agent still answers
+    agent = await disputes.http.post(path, json=evidence, headers=disputes.token("agent", "a-1"))
+    assert agent.status_code == 200, agent.text
+    assert agent.json()["status"] == "under_review"
+
+
 async def test_evidence_recorded_before_a_crash_is_submitted_by_the_retry_job(disputes):
     order = await disputes.delivered()
     opened = dispute(order.payment.reference)

@@ -133,7 +133,10 @@ async def list_chargebacks(
     summary="The seller's evidence, submitted to the gateway (while the chargeback needs a response)",
     responses={
         202: {"description": "Recorded; the gateway was away and it is submitted as soon as it answers."},
-        409: {"description": "Not `needs_response`, evidence already on its way, or refused by the gateway."},
+        409: {
+            "description": "Not `needs_response`, past the deadline (the seller's `evidence_due_by`, or the "
+            "gateway's `gateway_due_by` for everyone), evidence already on its way, or refused by the gateway."
+        },
     },
 )
 async def submit_chargeback_evidence(

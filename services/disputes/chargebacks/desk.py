@@ -141,7 +141,7 @@ class ChargebackDesk:
         IllegalTransition unless it needs a response; SubmissionInFlight while one is being sent;
         GatewayDeclined when the gateway refused it (nothing kept)."""
         for _ in range(_ATTEMPTS):
-            domain.check_submittable(chargeback)
+            domain.check_submittable(chargeback, now=self.now(), by_seller=actor.role == "seller")
             submission = self._submission(chargeback, evidence, actor, automatic=False)
             if await self.store.record_submission(chargeback, submission):
                 submitted = await self._submit(chargeback.chargeback_id, submission, raise_declined=True)

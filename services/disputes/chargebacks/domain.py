@@ -28,8 +28,9 @@ _SHORT = 200  # Evidence's ShortText limit
 
 
 class IllegalTransition(Exception):
-    def __init__(self, chargeback: Chargeback, action: str) -> None:
-        super().__init__(f"cannot {action} a chargeback that is {chargeback.status.value}")
+    def __init__(self, chargeback: Chargeback, action: str, reason: str | None = None) -> None:
+        why = reason or f"it is {chargeback.status.value}"
+        super().__init__(f"cannot {action} this chargeback: {why}")
         self.status = chargeback.status
 
 
@@ -157,9 +158,20 @@ def _next(chargeback: Chargeback, now: datetime, step: Step | None, **changes: A
     )
 
 
-def check_submittable(chargeback: Chargeback) -> None:
+def check_submittable(chargeback: Chargeback, *, now: datetime | None = None, by_seller: bool = False) -> None:
+    """Evidence is taken while the chargeback needs a response; given `now`, until the gateway's own
+    deadline, and from the seller until theirs (`evidence_due_by`): after it an agent may still answer."""
+    action = "submit evidence for"
     if chargeback.status is not ChargebackStatus.NEEDS_RESPONSE:
-        raise IllegalTransition(chargeback, "submit evidence for")
+        raise IllegalTransition(chargeback, action)
+    if now is None:
+        return
+    gateway_due_by = chargeback.gateway_due_by
+    if gateway_due_by is not None and now > gateway_due_by:
+        raise IllegalTransition(chargeback, action, f"the gateway's deadline ({gateway_due_by.isoformat()}) has passed")
+    if by_seller and now > chargeback.evidence_due_by:
+        due_by = chargeback.evidence_due_by.isoformat()
+        raise IllegalTransition(chargeback, action, f"the seller's evidence was due by {due_by}")
 
 
 def evidence_submitted(

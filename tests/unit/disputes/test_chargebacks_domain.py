@@ -117,6 +117,18 @@ def test_evidence_submitted_moves_to_under_review_once():
     assert automatic.automatic and automatic.timeline[-1].actor.role == "platform"
 
 
+def test_evidence_is_taken_from_the_seller_until_their_deadline_and_from_anyone_until_the_gateways():
+    chargeback = opened()  # the seller's deadline: NOW + 7 days; the gateway's: NOW + 10 days
+    domain.check_submittable(chargeback, now=NOW + timedelta(days=7), by_seller=True)
+    with pytest.raises(IllegalTransition, match="the seller's evidence was due by"):
+        domain.check_submittable(chargeback, now=NOW + timedelta(days=7, seconds=1), by_seller=True)
+    domain.check_submittable(chargeback, now=NOW + timedelta(days=10))  # an agent
+    with pytest.raises(IllegalTransition, match="the gateway's deadline"):
+        domain.check_submittable(chargeback, now=NOW + timedelta(days=10, seconds=1))
+    without_gateway_deadline = chargeback.model_copy(update={"gateway_due_by": None})
+    domain.check_submittable(without_gateway_deadline, now=NOW + timedelta(days=30))
+
+
 @pytest.mark.parametrize(
     ("gateway_status", "outcome"),
     [("won", ChargebackStatus.WON), ("lost", ChargebackStatus.LOST), ("warning_closed", ChargebackStatus.WON)],

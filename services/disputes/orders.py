@@ -16,6 +16,7 @@ from typing import Any
 from motor.motor_asyncio import AsyncIOMotorCollection
 
 from shared.models import STORED, Order, Refund, Return, ReturnStatus
+from shared.postage import postage_paid_by_buyer
 from shared.upserts import UpsertBatcher
 
 
@@ -29,12 +30,16 @@ class ReturnFacts:
     in_policy: bool
     response_due_at: datetime
     refund_due_at: datetime | None
+    # Return postage the buyer paid on an unpaid label, once the item is back: the refunds service
+    # then counts it in what the buyer paid on the order (its refund cap), and so does a claim.
+    postage_paid: int = 0
     # A refund of this return was issued (refund.issued names it). Kept apart from the return's own
     # facts: returns publishes no event once it is refunded, and a refund may arrive before receipt.
     refunded: bool = False
 
     @classmethod
     def of(cls, ret: Return) -> ReturnFacts:
+        postage = postage_paid_by_buyer(ret) if ret.received_at is not None and not ret.replacing() else None
         return cls(
             return_id=ret.return_id,
             status=ret.status,
@@ -42,6 +47,7 @@ class ReturnFacts:
             in_policy=ret.in_policy,
             response_due_at=ret.response_due_at,
             refund_due_at=ret.refund_due_at,
+            postage_paid=0 if postage is None else postage.amount,
         )
 
     def fields(self) -> dict[str, Any]:
@@ -51,6 +57,7 @@ class ReturnFacts:
             "in_policy": self.in_policy,
             "response_due_at": self.response_due_at,
             "refund_due_at": self.refund_due_at,
+            "postage_paid": self.postage_paid,
         }
 
 
@@ -63,8 +70,15 @@ class OrderFacts:
 
     @property
     def refundable(self) -> int:
-        """What is still refundable: what the buyer paid less what was refunded (never below 0)."""
-        return max(self.order.total_paid() - self.refunded, 0)
+        """What is still refundable: what the buyer paid (the order, and the return postage they paid
+        on returns that came back, as the refunds service's cap counts it) less what was refunded."""
+        postage = sum(seen.postage_paid for seen in self.returns.values())
+        return max(self.order.total_paid() + postage - self.refunded, 0)
+
+    @property
+    def payment_refunded(self) -> bool:
+        """Everything paid for the order itself was paid back (the return postage aside)."""
+        return self.refunded >= self.order.total_paid()
 
 
 def _facts(doc: dict[str, Any]) -> OrderFacts | None:
@@ -79,6 +93,7 @@ def _facts(doc: dict[str, Any]) -> OrderFacts | None:
             in_policy=seen["in_policy"],
             response_due_at=seen["response_due_at"],
             refund_due_at=seen.get("refund_due_at"),
+            postage_paid=seen.get("postage_paid", 0),
             # Facts stored before may hold more (`rejected_invalid`, no longer a rule): not read.
             refunded=return_id in refunded_returns,
         )

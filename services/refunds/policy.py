@@ -16,7 +16,6 @@ from shared.models import (
     Breakdown,
     Fault,
     ItemCondition,
-    LabelType,
     Order,
     ReceivedLine,
     RefundLine,
@@ -24,6 +23,7 @@ from shared.models import (
     ReturnLine,
 )
 from shared.money import AmountOutOfRange, Money
+from shared.postage import insured_return_shipping, postage_paid_by_buyer
 from shared.rules import FieldProblem, RulesBroken
 
 NO_FEE = Decimal(0)
@@ -91,33 +91,6 @@ def _refundable(line: ReturnLine, received: ReceivedLine) -> bool:
     if received.condition == ItemCondition.MISSING:
         return False
     return not (received.condition == ItemCondition.WRONG_ITEM and line.fault == Fault.BUYER)
-
-
-def postage_paid_by_buyer(ret: Return) -> Money | None:
-    """Postage the buyer paid to send the item back (an unpaid label), whoever owes it in the end,
-    unless return-shipping insurance refunds it.
-
-    It is money the buyer paid on this order, so it raises the order's refund cap: a concession
-    reimbursing it must fit even when every item and the outbound shipping are refunded too. Insured
-    postage is the insurer's to refund (`insured_return_shipping`), so it leaves the cap as it is:
-    the seller cannot reimburse it a second time.
-    """
-    auth = ret.authorization
-    if auth is None or auth.returnless or auth.label_type != LabelType.UNPAID or auth.return_postage is None:
-        return None
-    if insured_return_shipping(ret) is not None:
-        return None
-    return auth.return_postage if auth.return_postage.amount > 0 else None
-
-
-def insured_return_shipping(ret: Return) -> Money | None:
-    """The return postage the return-shipping insurer refunds the buyer (set by the returns service at
-    authorization): shown on the refund's breakdown, never in its total, never paid by the seller."""
-    auth = ret.authorization
-    if auth is None or auth.returnless or auth.insured_return_postage is None:
-        return None
-    insured = auth.insured_return_postage
-    return insured if insured.amount > 0 and insured.currency == ret.currency else None
 
 
 def return_shipping_owed(ret: Return) -> Money | None:

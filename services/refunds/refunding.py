@@ -26,7 +26,6 @@ from services.refunds.policy import (
     came_back,
     direct_refund,
     outbound_carrier,
-    postage_paid_by_buyer,
     return_refund,
 )
 from services.refunds.schemas import RefundRequest
@@ -36,6 +35,7 @@ from shared.auth import Principal
 from shared.clock import Clock
 from shared.models import Breakdown, Order, Refund, RefundStatus, Return
 from shared.money import Money
+from shared.postage import postage_paid_by_buyer
 
 log = logging.getLogger(__name__)
 # Deadlines of due refunds remembered per process; beyond it the deadline job's sweeps find them.

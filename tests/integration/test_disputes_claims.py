@@ -15,6 +15,7 @@ from shared.dispute_models import Claim
 from shared.models import Actor, Order, Return, ReturnStatus
 from tests.integration.checks import problem
 from tests.integration.returns.factories import eventually
+from tests.unit.refunds.builders import make_return
 from tests.unit.returns.builders import RULES, make_request, policy, unique
 from tools.contract_examples import example_data
 
@@ -265,3 +266,32 @@ async def test_a_return_refunded_late_is_no_ground_for_return_not_refunded(claim
     )
     problem(response, 422, "return_id")
     assert await disputes_db.claims.count_documents({"order_id": order.order_id}) == 0
+
+
+async def test_return_postage_the_buyer_paid_may_still_be_claimed_once_the_order_is_refunded(claims_api, disputes_db):
+    """The refunds service's cap counts the return postage the buyer paid on an unpaid label once the
+    item is back; so does what a claim may still ask for."""
+    api = claims_api
+    order = await api.deliver()
+    ret = make_return(order, ("L1", 1, "DEFECTIVE"), label="unpaid", paid_by="seller", postage=750)
+    await api.publish("return.received", ret, ret.return_id, sequence=ret.version)
+    example, _ = example_data("refund.issued")
+    paid = {"amount": order.total_paid(), "currency": order.currency}
+    refund = example.model_copy(update={"refund_id": unique("rf"), "order_id": order.order_id, "return_id": None})
+    refund = refund.model_copy(update={"amount": refund.amount.model_validate(paid)})
+    await api.publish("refund.issued", refund, refund.refund_id)
+    seen = {
+        "_id": order.order_id,
+        f"refunds.{refund.refund_id}": {"$exists": True},
+        f"returns.{ret.return_id}": {"$exists": True},
+    }
+    await eventually(lambda: disputes_db.order_facts.find_one(seen), what="the return and the refund in the facts")
+
+    too_much = await api.client.post(
+        "/v1/claims",
+        json={"order_id": order.order_id, "reason": "DEFECTIVE", "amount": {"amount": 751, "currency": "USD"}},
+        headers=api.as_buyer(order.buyer.id),
+    )
+    problem(too_much, 422, "amount.amount")
+    claim = await api.file(order, 750, reason="DEFECTIVE")
+    assert claim["amount"] == {"amount": 750, "currency": "USD"}

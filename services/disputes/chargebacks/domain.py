@@ -134,7 +134,7 @@ def open_chargeback(
 
 def refunded_in_full(facts: OrderFacts | None) -> bool:
     """The order's payment was all paid back before the dispute: the platform answers by itself."""
-    return facts is not None and bool(facts.refunds) and facts.refundable == 0
+    return facts is not None and bool(facts.refunds) and facts.payment_refunded
 
 
 def refund_evidence(facts: OrderFacts) -> Evidence:

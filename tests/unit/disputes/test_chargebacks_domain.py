@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,9 +10,9 @@ import pytest
 
 from services.disputes.chargebacks import domain
 from services.disputes.chargebacks.domain import Dispute, IllegalTransition, UnreadableDispute
-from services.disputes.orders import OrderFacts
+from services.disputes.orders import OrderFacts, ReturnFacts
 from shared.dispute_models import ChargebackCategory, ChargebackStatus, Evidence
-from shared.models import Actor
+from shared.models import Actor, ReturnStatus
 from tests.unit.refunds.builders import make_order
 
 NOW = datetime(2025, 8, 1, 12, 0, tzinfo=UTC)
@@ -96,6 +97,10 @@ def test_the_platform_answers_only_for_an_order_refunded_in_full():
     assert not domain.refunded_in_full(None)
     assert not domain.refunded_in_full(facts())
     assert not domain.refunded_in_full(facts({"rf_1": 2000}))  # shipping is still refundable
+    # The payment paid back, the buyer's return postage not yet: the card payment is refunded in full.
+    postage = ReturnFacts("ret_1", ReturnStatus.RECEIVED, 4, True, NOW, NOW, postage_paid=750)
+    paid_back = facts({"rf_1": 2599})
+    assert domain.refunded_in_full(replace(paid_back, returns={"ret_1": postage}))
     refunded = facts({"rf_1": 2000, "rf_2": 599})
     assert domain.refunded_in_full(refunded)
     evidence = domain.refund_evidence(refunded)

@@ -10,10 +10,12 @@ import pytest
 
 from services.disputes.domain import ClaimProblem
 from services.disputes.eligibility import ClaimRules, OpenClaimExists, claim_problems, file_claim, open_claim
+from services.disputes.orders import ReturnFacts
 from services.disputes.schemas import ClaimRequest
 from shared.dispute_models import ClaimReason, ClaimStatus
 from shared.models import ReturnStatus
 from tests.unit.disputes.builders import BUYER, NOW, ORDERED, RULES, TOTAL, facts, request, return_facts
+from tests.unit.refunds.builders import make_order, make_return
 
 R = ClaimReason
 NOT_RETURN = [R.ITEM_NOT_RECEIVED, R.NOT_AS_DESCRIBED, R.DEFECTIVE]
@@ -88,6 +90,34 @@ def test_the_window_follows_the_settings():
 def test_amount_is_positive_and_at_most_what_is_still_refundable(refunded, amount, field):
     problems = claim_problems(facts(refunded=refunded), request(amount=amount), RULES, NOW)
     assert fields(problems) == ([] if field is None else [field])
+
+
+def test_return_postage_the_buyer_paid_on_a_return_that_came_back_is_still_claimable():
+    back = return_facts(postage_paid=750)
+    assert facts(back, refunded=TOTAL).refundable == 750
+    problems = claim_problems(facts(back, refunded=TOTAL), request(reason="DEFECTIVE", amount=750), RULES, NOW)
+    assert fields(problems) == []
+
+
+@pytest.mark.parametrize(
+    ("label", "paid_by", "insured", "received", "postage"),
+    [
+        ("unpaid", "seller", None, True, 750),  # the seller owes it: reimbursed as a concession
+        ("unpaid", "buyer", None, True, 750),  # the buyer's to bear, still part of what they paid
+        ("unpaid", "buyer", 750, True, 0),  # the insurer refunds it, not the order
+        ("prepaid", "seller", None, True, 0),
+        ("unpaid", "seller", None, False, 0),  # not back yet: the refunds cap does not count it either
+    ],
+)
+def test_a_returns_facts_count_the_postage_the_buyer_paid_once_the_item_is_back(
+    label, paid_by, insured, received, postage
+):
+    order = make_order(lines=[("L1", 1, 1500)])
+    options = {"label": label, "paid_by": paid_by, "postage": 750 if label == "unpaid" else None}
+    ret = make_return(order, ("L1", 1, "DEFECTIVE"), insured_postage=insured, **options)
+    if not received:
+        ret = ret.model_copy(update={"status": ReturnStatus.AUTHORIZED, "received_at": None, "receipt": None})
+    assert ReturnFacts.of(ret).postage_paid == postage
 
 
 def test_amount_is_in_the_orders_currency():

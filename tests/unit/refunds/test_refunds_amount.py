@@ -13,12 +13,12 @@ from services.refunds.policy import (
     RefundRuleBroken,
     direct_refund,
     outbound_carrier,
-    postage_paid_by_buyer,
     refundable_units,
     return_refund,
 )
 from shared.models import ItemCondition
 from shared.money import INT64_MAX, Money
+from shared.postage import postage_paid_by_buyer
 from tests.unit.refunds.builders import carried, make_order, make_return
 
 BUYER_REASON, SELLER_REASON = "NO_LONGER_NEEDED", "DEFECTIVE"

@@ -12,12 +12,13 @@ import pytest
 
 from services.refunds import domain
 from services.refunds.paying import Payer
-from services.refunds.policy import LineChoice, postage_paid_by_buyer, return_refund
+from services.refunds.policy import LineChoice, return_refund
 from services.refunds.settings import Settings
 from shared import marketplaces
 from shared.marketplaces import UnknownMarketplace
 from shared.models import Breakdown, Refund, RefundDestination, RefundStatus, Return
 from shared.money import Money
+from shared.postage import postage_paid_by_buyer
 from tests.unit.refunds.builders import carried, make_order, make_return
 from tests.unit.refunds.test_refunds_destination_payer import payer_for
 

@@ -56,7 +56,11 @@ class Settings(CommonSettings):
         description="Accept endpoint hosts resolving to private, loopback, link-local or reserved addresses "
         "(development and tests only).",
     )
-    webhooks_timeout_s: float = Field(default=10.0, gt=0, description="Time a receiver has to answer one delivery.")
+    webhooks_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time one delivery attempt may take in all (connect, send, the answer's status and headers).",
+    )
     webhooks_retry_delays_s: list[float] = Field(
         default=[5, 300, 1800, 7200, 18000, 36000],
         description="Wait before each new attempt after a failed one; the last repeats until the retry window ends.",

@@ -6,6 +6,7 @@ import logging
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
@@ -101,7 +102,8 @@ async def _register(request: Request, principal: Principal, body: WebhookEndpoin
     await state.webhooks.create_endpoint(doc)
     # After the write (see bindings.py) and before answering: no event of these types is missed.
     await state.webhook_queue.bind(body.event_types)
-    _audit("registered", principal, doc["_id"], url=body.url, event_types=body.event_types)
+    # The host only: a URL's path and query may carry the receiver's token.
+    _audit("registered", principal, doc["_id"], host=urlsplit(body.url).hostname, event_types=body.event_types)
     return WebhookEndpointCreated(**WebhookEndpoint.of(doc).model_dump(), secret=secret)
 
 

@@ -200,9 +200,16 @@ class DeliveryWorker:
             stamp = int(self.lease_clock.now().timestamp())
             headers = signing.headers(signing_secrets(endpoint, now), doc["event_id"], stamp, body)
             check_shape(endpoint["url"], allow_http=self.settings.webhooks_allow_http)  # the addresses: on connect
-            response = await self.http.post(endpoint["url"], content=body, headers=headers)
+            # One budget for the whole attempt (httpx's timeout is per connect, read or write: a receiver
+            # trickling its answer would hold the claim past its lease); the answer's body is not read.
+            async with asyncio.timeout(self.settings.webhooks_timeout_s):
+                async with self.http.stream("POST", endpoint["url"], content=body, headers=headers) as response:
+                    status_code = response.status_code
         except BadUrl as exc:
             return None, f"URL refused: {exc}; no request sent"[:ERROR_LIMIT], 0
+        except TimeoutError:
+            reason = f"no answer within {self.settings.webhooks_timeout_s:g} s"
+            return None, reason, int((time.monotonic() - started) * 1000)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed attempt, never a claim left to lapse
             if (refused := _refusal(exc)) is not None:  # the host resolves somewhere private now (wrapped or not)
                 return None, str(refused)[:ERROR_LIMIT], 0
@@ -213,8 +220,8 @@ class DeliveryWorker:
             reason = f"{type(exc).__name__}: {detail}"
             return None, reason[:ERROR_LIMIT], int((time.monotonic() - started) * 1000)
         duration = int((time.monotonic() - started) * 1000)
-        error = None if response.is_success else f"HTTP {response.status_code}"
-        return response.status_code, error, duration
+        error = None if 200 <= status_code < 300 else f"HTTP {status_code}"
+        return status_code, error, duration
 
     async def _account(self, endpoint: dict[str, Any], *, ok: bool, final: bool, now: datetime) -> None:
         """Keep the endpoint's failure record; disable it once it keeps failing."""

@@ -10,13 +10,16 @@ connection use one resolution. TLS still verifies the certificate against the UR
 from __future__ import annotations
 
 import ipaddress
+import logging
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 
 import httpcore
 import httpx
 
-from services.notifications.webhooks.urls import BadUrl, refused_addresses, resolve
+from services.notifications.webhooks.urls import REFUSED_ADDRESS, BadUrl, refused_addresses, resolve
+
+log = logging.getLogger(__name__)
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str], Awaitable[list[Address]]]
@@ -40,12 +43,14 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         except BadUrl as exc:
             raise RefusedHost(f"URL refused: {exc}; no request sent") from None
         except Exception as exc:  # noqa: BLE001 - a resolver failing otherwise is a refusal too, named by type
-            reason = f"host {host!r} did not resolve ({type(exc).__name__})"
+            reason = f"its host did not resolve ({type(exc).__name__})"
             raise RefusedHost(f"URL refused: {reason}; no request sent") from None
         refused = [] if self.allow_private else refused_addresses(addresses)
-        if refused or not addresses:
-            what = f"a private, loopback, link-local or reserved address ({refused[0]})" if refused else "nothing"
-            raise RefusedHost(f"URL refused: host {host!r} resolves to {what}; no request sent")
+        if refused:
+            log.warning("webhook delivery refused", extra={"host": host, "address": str(refused[0])})
+            raise RefusedHost(f"URL refused: {REFUSED_ADDRESS}; no request sent")
+        if not addresses:
+            raise RefusedHost("URL refused: its host resolves to nothing; no request sent")
         return addresses
 
     async def connect_tcp(

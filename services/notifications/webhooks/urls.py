@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from urllib.parse import urlsplit
 
 MAX_URL_CHARS = 2048
+REFUSED_ADDRESS = "its host resolves to an address deliveries may not reach (not a public one)"
+log = logging.getLogger(__name__)
 
 
 class BadUrl(ValueError):
@@ -21,8 +24,11 @@ class BadUrl(ValueError):
 def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
+    # Only global unicast addresses: `is_global` also leaves out the shared address space
+    # (100.64.0.0/10, carrier-grade NAT, where some clouds serve instance metadata).
     return (
-        address.is_private
+        not address.is_global
+        or address.is_private
         or address.is_loopback
         or address.is_link_local
         or address.is_reserved
@@ -60,14 +66,14 @@ async def resolve(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Addre
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):  # UnicodeError: a label IDNA cannot encode (empty, over 63 characters)
-        raise BadUrl(f"host {host!r} does not resolve") from None
+        raise BadUrl("its host does not resolve") from None
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
 def refused_addresses(
     addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address],
 ) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """Those of `addresses` deliveries may not reach (private, loopback, link-local, reserved...)."""
+    """Those of `addresses` deliveries may not reach: any but global unicast ones."""
     return [a for a in addresses if _refused(a)]
 
 
@@ -79,6 +85,6 @@ async def check_url(url: str, *, allow_http: bool, allow_private: bool) -> None:
     if not allow_private:
         refused = [str(a) for a in refused_addresses(addresses)]
         if refused:
-            raise BadUrl(
-                f"host {host!r} resolves to a private, loopback, link-local or reserved address ({refused[0]})"
-            )
+            # The address stays in the service's log: the caller learns no internal address from the answer.
+            log.warning("webhook URL refused", extra={"host": host, "address": refused[0]})
+            raise BadUrl(REFUSED_ADDRESS)

@@ -332,10 +332,11 @@ async def test_rotated_secret_signs_with_both_until_the_overlap_ends(
     ("url", "reason"),
     [
         ("http://example.com/hooks", "https"),
-        ("https://127.0.0.1/hooks", "private"),
-        ("https://10.0.0.7/hooks", "private"),
-        ("https://169.254.169.254/latest", "private"),
-        ("https://localhost:8443/hooks", "private"),
+        ("https://127.0.0.1/hooks", "not a public one"),
+        ("https://10.0.0.7/hooks", "not a public one"),
+        ("https://169.254.169.254/latest", "not a public one"),
+        ("https://localhost:8443/hooks", "not a public one"),
+        ("https://100.100.100.200/latest/meta-data", "not a public one"),
         ("https://no-such-host.invalid/hooks", "resolve"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -47,7 +48,7 @@ class Network(httpcore.AsyncNetworkBackend):
 async def test_a_host_resolving_to_a_private_address_is_never_connected_to() -> None:
     network = Network()
     backend = PinnedBackend(allow_private=False, resolver=resolver(PUBLIC, PRIVATE), inner=network)
-    with pytest.raises(RefusedHost, match=r"private.*\(10\.0\.0\.7\); no request sent"):
+    with pytest.raises(RefusedHost, match=r"not a public one\); no request sent"):
         await backend.connect_tcp("hooks.example.com", 443)
     assert network.connected == []
 
@@ -78,17 +79,10 @@ async def test_an_http_client_on_the_pinned_transport_sends_nothing_to_a_rebound
 
 
 async def test_a_delivery_to_a_host_now_resolving_privately_is_a_failed_attempt_with_the_reason() -> None:
-    worker = DeliveryWorker(None, Settings(), FixedClock(datetime(2026, 3, 1, tzinfo=UTC)), resolver(PRIVATE))  # type: ignore[arg-type]  # no store needed
-    worker.http = worker.client()  # the client start() makes, without the job's loop
-    endpoint = {"_id": "whe_1", "url": URL, "secrets": [{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]}
-    doc = {"_id": "whe_1:e1", "event_id": "e1", "payload": "{}"}
-    try:
-        code, error, duration_ms = await worker._post(endpoint, doc, datetime(2026, 3, 1, tzinfo=UTC))
-    finally:
-        await worker.http.aclose()
+    code, error, duration_ms = await _post_once(URL, resolver(PRIVATE))
     assert code is None and duration_ms == 0
-    reason = "resolves to a private, loopback, link-local or reserved address (10.0.0.7)"
-    assert error == f"URL refused: host 'hooks.example.com' {reason}; no request sent"
+    reason = "its host resolves to an address deliveries may not reach (not a public one)"
+    assert error == f"URL refused: {reason}; no request sent"  # the address itself only in the service's log
 
 
 def failing_resolver(exc: Exception) -> Resolver:
@@ -98,9 +92,12 @@ def failing_resolver(exc: Exception) -> Resolver:
     return resolve
 
 
-async def _post_once(url: str, resolve: Resolver) -> tuple[int | None, str | None, int]:
-    worker = DeliveryWorker(None, Settings(), FixedClock(datetime(2026, 3, 1, tzinfo=UTC)), resolve)  # type: ignore[arg-type]  # no store needed
-    worker.http = worker.client()
+async def _post_once(
+    url: str, resolve: Resolver, settings: Settings | None = None, http: httpx.AsyncClient | None = None
+) -> tuple[int | None, str | None, int]:
+    """One attempt of a delivery worker (no store needed), through `http` or the client start() makes."""
+    worker = DeliveryWorker(None, settings or Settings(), FixedClock(datetime(2026, 3, 1, tzinfo=UTC)), resolve)  # type: ignore[arg-type]
+    worker.http = http or worker.client()
     endpoint = {"_id": "whe_1", "url": url, "secrets": [{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]}
     try:
         return await worker._post(endpoint, {"_id": "whe_1:e1", "event_id": "e1", "payload": "{}"}, datetime.now(UTC))
@@ -111,7 +108,7 @@ async def _post_once(url: str, resolve: Resolver) -> tuple[int | None, str | Non
 async def test_a_resolver_failing_otherwise_is_a_refusal_not_an_escaping_error() -> None:
     code, error, duration_ms = await _post_once(URL, failing_resolver(OSError("resolver down")))
     assert code is None and duration_ms == 0
-    assert error == "URL refused: host 'hooks.example.com' did not resolve (OSError); no request sent"
+    assert error == "URL refused: its host did not resolve (OSError); no request sent"
 
 
 async def test_a_url_httpx_refuses_is_a_failed_attempt_naming_only_the_error_type() -> None:
@@ -119,3 +116,16 @@ async def test_a_url_httpx_refuses_is_a_failed_attempt_naming_only_the_error_typ
     code, error, _ = await _post_once("https://hooks.example.com/secret-token-\x01", resolver(PUBLIC))
     assert code is None
     assert error == "InvalidURL: the attempt failed before a response"  # not the URL (it may carry secrets)
+
+
+async def test_an_attempt_has_one_time_budget_whatever_the_receiver_trickles() -> None:
+    """httpx's timeout is per connect, read or write; a receiver answering slowly must not hold the
+    delivery's claim past its lease: the whole attempt gets WEBHOOKS_TIMEOUT_S."""
+
+    async def receiver(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)  # a hundred times the budget (httpx's own timeouts do not apply here)
+        return httpx.Response(200)
+
+    slow = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
+    code, error, _ = await _post_once(URL, resolver(PUBLIC), Settings(webhooks_timeout_s=0.05), slow)
+    assert (code, error) == (None, "no answer within 0.05 s")

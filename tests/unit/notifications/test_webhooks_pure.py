@@ -84,11 +84,15 @@ def test_http_is_accepted_only_when_allowed() -> None:
         "https://0.0.0.0/hook",
         "https://240.0.0.1/hook",
         "https://localhost/hook",
+        "https://100.100.100.200/latest/meta-data",  # shared address space (some clouds' metadata)
+        "https://100.64.0.1/hook",
+        "https://192.0.2.10/hook",  # documentation range
     ],
 )
 def test_private_addresses_are_refused_unless_allowed(url: str) -> None:
-    with pytest.raises(BadUrl, match="private"):
+    with pytest.raises(BadUrl, match="not a public one") as refused:
         asyncio.run(check_url(url, allow_http=False, allow_private=False))
+    assert not any(part in str(refused.value) for part in ("100.", "10.", "127.", "::", "localhost", "169.254"))
     asyncio.run(check_url(url, allow_http=False, allow_private=True))
 
 

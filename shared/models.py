@@ -285,6 +285,14 @@ class Return(Contract):
             and self.replacement.status != ReplacementStatus.UNAVAILABLE
         )
 
+    def replacement_under_way(self) -> bool:
+        """A replacement of its lines was ordered or has shipped (and was not given up)."""
+        return (
+            self.replacing()
+            and self.replacement is not None
+            and self.replacement.status in (ReplacementStatus.ORDERED, ReplacementStatus.SHIPPED)
+        )
+
     def open_offer(self) -> Offer | None:
         return next((offer for offer in self.offers if offer.status == OfferStatus.OPEN), None)
 

@@ -90,6 +90,16 @@ def _require(ret: Return, action: str) -> None:
         raise IllegalTransition(action, ret.status)
 
 
+def lapsed_offer(ret: Return, now: datetime) -> dict[str, object]:
+    """The change that lapses the return's open offer, if any: no event of its own, and no later
+    `return.offer_expired` for an offer nobody may accept any more."""
+    offer = ret.open_offer()
+    if offer is None:
+        return {}
+    lapsed = offer.model_copy(update={"status": OfferStatus.EXPIRED, "decided_at": now})
+    return {"offers": [lapsed if o.offer_id == offer.offer_id else o for o in ret.offers]}
+
+
 def advance(
     ret: Return, action: str, actor: Actor, now: datetime, note: str | None = None, **changes: object
 ) -> Return:
@@ -98,11 +108,9 @@ def advance(
     status = ENTERS.get(action, ret.status)
     entered: dict[str, object] = {f"{status.value}_at": now} if action in ENTERS else {}
     entry = TimelineEntry(status=status, action=action, actor=actor, at=now, note=note)
-    if status not in OFFER_REFUNDABLE and (offer := ret.open_offer()) is not None:
-        # The item came back or the return ended: an offer to keep it lapses with that step (no
-        # event of its own, no later `return.offer_expired` for a return that is over).
-        lapsed = offer.model_copy(update={"status": OfferStatus.EXPIRED, "decided_at": now})
-        entered["offers"] = [lapsed if o.offer_id == offer.offer_id else o for o in ret.offers]
+    if status not in OFFER_REFUNDABLE:
+        # The item came back or the return ended: an offer to keep it lapses with that step.
+        entered |= lapsed_offer(ret, now)
     return ret.model_copy(
         update={
             **entered,
@@ -218,6 +226,10 @@ def close(ret: Return, body: CloseBody, actor: Actor, now: datetime) -> Return:
     _require(ret, "close")
     if ret.authorization is not None and ret.authorization.returnless:
         raise IllegalTransition("close", ret.status, "a refund without return is already under way")
+    if ret.replacement_under_way():
+        raise IllegalTransition(
+            "close", ret.status, "its replacement is ordered or sent (an ordered one may be reported unavailable first)"
+        )
     return advance(ret, "close", actor, now, body.note, closure=Closure(code=body.code.value, note=body.note))
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.returns.domain import ALLOWED, PLATFORM, IllegalTransition, advance
+from services.returns.domain import ALLOWED, KEPT_ITEM, PLATFORM, IllegalTransition, advance, lapsed_offer
 from services.returns.policy import MarketplaceRules, PolicyViolation
 from services.returns.schemas import ReplacementBody, ReturnRequest
 from shared.models import (
     Actor,
     Fault,
+    ItemCondition,
     Order,
     PolicySnapshot,
     RefundDestination,
@@ -111,13 +112,28 @@ def _returnless(ret: Return) -> bool:
     return ret.authorization is not None and ret.authorization.returnless
 
 
+def arrived(ret: Return) -> dict[str, int]:
+    """Per line, the units that came back to be replaced: not missing, and not a wrong item sent back
+    by a buyer at fault (not the seller's item), as for a refund."""
+    units: dict[str, int] = {}
+    faults = {line.line_id: line.fault for line in ret.lines}
+    for received in ret.receipt.lines if ret.receipt is not None else []:
+        if received.condition == ItemCondition.MISSING:
+            continue
+        if received.condition == ItemCondition.WRONG_ITEM and faults.get(received.line_id) == Fault.BUYER:
+            continue
+        units[received.line_id] = units.get(received.line_id, 0) + received.quantity
+    return units
+
+
 def due_for_order(ret: Return) -> bool:
-    """Authorized, when it ships ahead of the item or no item comes back; else once received."""
+    """Authorized, when it ships ahead of the item or no item comes back; else once received, when
+    something came back (with nothing back, nothing is replaced: the seller or an agent decides)."""
     if not ret.replacing() or ret.replacement is None or ret.replacement.status != R.REQUESTED:
         return False
     if ret.status == S.AUTHORIZED:
         return ret.replacement.ships == ReplacementTiming.AT_AUTHORIZATION or _returnless(ret)
-    return ret.status == S.RECEIVED
+    return ret.status == S.RECEIVED and any(arrived(ret).values())
 
 
 def due_for_replaced(ret: Return) -> bool:
@@ -130,8 +146,18 @@ def due_for_replaced(ret: Return) -> bool:
 def order(ret: Return, now: datetime) -> Return:
     if ret.replacement is None or not due_for_order(ret):
         raise IllegalTransition("order_replacement", ret.status, "no replacement is due to be ordered")
-    ordered = ret.replacement.model_copy(update={"status": R.ORDERED, "ordered_at": now})
-    return advance(ret, "order_replacement", PLATFORM, now, "Replacement ordered.", replacement=ordered)
+    lines = ret.replacement.lines
+    if ret.status == S.RECEIVED:  # ordered once the item is back: only what came back is replaced
+        back = arrived(ret)
+        lines = [
+            line.model_copy(update={"quantity": min(line.quantity, back.get(line.line_id, 0))})
+            for line in lines
+            if back.get(line.line_id, 0) > 0
+        ]
+    ordered = ret.replacement.model_copy(update={"status": R.ORDERED, "ordered_at": now, "lines": lines})
+    # An offer to keep the item can no longer be accepted once a replacement is ordered: it lapses.
+    changes = {"replacement": ordered} | lapsed_offer(ret, now)
+    return advance(ret, "order_replacement", PLATFORM, now, "Replacement ordered.", **changes)
 
 
 def replace(ret: Return, now: datetime) -> Return:
@@ -221,6 +247,8 @@ def give_up(ret: Return, body: ReplacementBody, actor: Actor, now: datetime, rul
     replacement = _replacement_of(ret, "replacement_unavailable")
     if replacement.status == R.UNAVAILABLE:
         return ret  # said before
+    if ret.settlement is not None:  # the buyer took an offer instead: nothing falls back to a refund
+        raise IllegalTransition("replacement_unavailable", ret.status, KEPT_ITEM)
     if replacement.status not in (R.REQUESTED, R.ORDERED):
         raise IllegalTransition(
             "replacement_unavailable", ret.status, f"the replacement is already {replacement.status}"

@@ -123,15 +123,16 @@ def assess(
 
 
 def assess_window(buyer_id: str, window: Window, now: datetime, thresholds: Thresholds) -> Standing:
-    """Returns requested and orders delivered in [now - window, now] decide the standing.
+    """Returns requested and orders delivered since `now - window` decide the standing.
 
     Return rate = orders with at least one return ÷ orders. An order returned in the window counts
     as an order even when its delivery is older than the window (or was never seen), so the rate
-    never exceeds 100 %.
+    never exceeds 100 %. An entry a little after `now` counts too: its time is another service's
+    clock, and a buyer's fifth return must not wait for their next event to be counted.
     """
     since = now - thresholds.window
-    recent_returns = [r for r in window.returns if since <= r.at <= now]
-    recent_orders = [d for d in window.deliveries if since <= d.at <= now]
+    recent_returns = [r for r in window.returns if since <= r.at]
+    recent_orders = [d for d in window.deliveries if since <= d.at]
     returned_orders = {r.order_id for r in recent_returns}
     orders = returned_orders | {d.order_id for d in recent_orders}
     moments = [r.at for r in recent_returns] + [d.at for d in recent_orders]

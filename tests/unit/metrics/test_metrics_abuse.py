@@ -47,6 +47,13 @@ def test_the_window_includes_its_first_instant_and_nothing_older():
     assert outside.reason.startswith("return rate 100% over 4 orders")
 
 
+def test_a_return_stamped_just_after_now_by_another_services_clock_counts_at_once():
+    deliveries = orders_of("b", *[at(20)] * 20)
+    ahead = NOW + timedelta(milliseconds=5)  # the returns service's clock runs a little ahead
+    standing = assess("b", returns_of("b", *[at(50)] * 4, ahead), deliveries, NOW, RULES)
+    assert (standing.returns, standing.flagged) == (5, True)
+
+
 def test_half_of_four_orders_returned_flags_but_not_below_four_orders_or_half():
     half_of_four = assess(
         "b", returns_of("b", at(50), at(51)), orders_of("b", at(40), at(41), at(42), at(43)), NOW, RULES

@@ -318,6 +318,10 @@ def record_feedback(ret: Return, resolved: bool, actor: Actor, now: datetime, no
     _require(ret, "feedback")
     if ret.feedback is not None:
         raise IllegalTransition("feedback", ret.status, "feedback was already given for this return")
+    if ret.status == S.RECEIVED and not ret.replacing():
+        # Its refund is on its way: `return.refunded` (the refunds service's) takes the return's next
+        # version, which a version taken here first would make subscribers drop as stale.
+        raise IllegalTransition("feedback", ret.status, "the return's refund is still to come: answer once refunded")
     return advance(ret, "feedback", actor, now, note, feedback=Feedback(resolved=resolved, at=now))
 
 

@@ -107,7 +107,7 @@ MOVES = {
     (S.SHIPPED, "receive", S.RECEIVED),
     (S.SHIPPED, "refund", S.REFUNDED),
     (S.RECEIVED, "refund", S.REFUNDED),
-    (S.RECEIVED, "feedback", S.RECEIVED),
+    # (S.RECEIVED, "feedback"): only while a replacement is awaited, not while the refund is to come
     (S.REFUNDED, "feedback", S.REFUNDED),
     (S.REJECTED, "feedback", S.REJECTED),
     (S.CLOSED, "feedback", S.CLOSED),

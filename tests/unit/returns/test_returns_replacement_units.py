@@ -88,3 +88,16 @@ def test_an_open_offer_lapses_when_the_replacement_is_ordered_and_a_kept_item_fa
     )
     with pytest.raises(IllegalTransition, match="keep the item"):
         replacements.give_up(kept, UNAVAILABLE, SERVICE, LATER, RULES)
+
+
+def test_feedback_waits_for_the_refund_but_not_for_a_replacement():
+    """`return.refunded` takes the version after receipt: feedback taking it first would make
+    subscribers drop the refund as stale."""
+    [(_, auth)] = authorized(created())
+    body = ReceiveBody(lines=[{"line_id": "L1", "quantity": 1, "condition": "sellable"}])
+    got = domain.receive(auth, body, SELLER, LATER, RULES)
+    assert got.replacing()  # a replacement return: nothing is refunded, feedback is fine
+    assert domain.record_feedback(got, False, BUYER, LATER).feedback is not None
+    fell_back = replacements.give_up(got, UNAVAILABLE, SERVICE, LATER, RULES)  # now its refund is to come
+    with pytest.raises(IllegalTransition, match="refund is still to come"):
+        domain.record_feedback(fell_back, False, BUYER, LATER)

@@ -256,6 +256,9 @@ async def test_the_seller_submits_evidence_to_stripe_once_and_others_see_nothing
         assert answer.status_code == status and answer.headers["content-type"].startswith("application/problem")
     listed = await disputes.http.get("/v1/chargebacks", headers=disputes.token("seller", "s-2"))
     assert listed.json()["items"] == []
+    # A system gives evidence only for a named seller or agent, never as itself.
+    bare = await disputes.http.post(f"{path}/evidence", json=evidence, headers=disputes.token("service", "crm"))
+    assert bare.status_code == 403 and "X-Acting-For" in bare.json()["detail"]
     seller = disputes.token("seller", "s-1")
     assert (await disputes.http.get(path, headers=seller)).json()["status"] == "needs_response"
     empty = await disputes.http.post(f"{path}/evidence", json={}, headers=seller)

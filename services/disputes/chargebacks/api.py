@@ -13,6 +13,7 @@ from services.disputes.chargebacks.domain import IllegalTransition, UnreadableDi
 from services.disputes.chargebacks.store import ChargebackFilter
 from services.disputes.chargebacks.stripe_disputes import BadDelivery, GatewayDeclined
 from services.disputes.schemas import StrictEvidence
+from shared.acting import check_role
 from shared.auth import CurrentPrincipal, Principal, require_roles
 from shared.dispute_models import Chargeback, ChargebackCategory, ChargebackStatus
 from shared.http import BadRequest, Conflict, NotFound, Unprocessable
@@ -48,6 +49,7 @@ async def desk_of(request: Request) -> ChargebackDesk:
 
 
 Desk = Annotated[ChargebackDesk, Depends(desk_of)]
+EVIDENCE_ROLES = {"submit evidence for": frozenset({"seller", "agent"})}
 EvidenceGiver = Annotated[Principal, Depends(require_roles("seller", "agent", "service"))]
 SignatureHeader = Annotated[
     str | None, Header(alias="Stripe-Signature", max_length=2000, description="Stripe's signature of the body.")
@@ -147,6 +149,8 @@ async def submit_chargeback_evidence(
             "Evidence needs at least one of carrier, tracking_number, refund_reference, text.",
             errors=[{"field": "text", "location": "body", "reason": "no evidence given"}],
         )
+    # A system gives evidence only for a named seller or agent (`X-Acting-For`), never as itself.
+    check_role(principal, "submit evidence for", EVIDENCE_ROLES, "chargeback")
     chargeback = await _visible(desk, chargeback_id, principal)
     try:
         after, submitted = await desk.submit_evidence(chargeback, body, principal.actor)

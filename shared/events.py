@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared import tracing
 from shared.dispute_models import Chargeback, Claim, ExpiredOrder, SellerFeedback
 from shared.models import BuyerFlag, Notification, Order, Refund, Return
+from shared.moments import utc_moment
 from shared.resolution_models import StoreCreditEntry
 
 EXCHANGE = "returns.events"
@@ -396,7 +397,7 @@ class CloudEvent(BaseModel):
     def _utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("time must carry a UTC offset")
-        return value.astimezone(UTC)
+        return utc_moment(value)
 
     def typed(self) -> BaseModel:
         """The `data` parsed as this event type's model."""

@@ -105,7 +105,9 @@ def fingerprint(
             return _sha256(method, path, raw)
     else:
         data = jsonable_encoder(body)
-    return _sha256(method, path, json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # "surrogatepass": a lone surrogate (valid JSON, "\ud800") is not UTF-8 but must not fail the request.
+    return _sha256(method, path, canonical.encode("utf-8", "surrogatepass"))
 
 
 def _sha256(method: str, path: str, canonical: bytes) -> str:

@@ -3,7 +3,7 @@ buyer flags."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -13,6 +13,7 @@ from services.metrics.reports import Reports
 from services.metrics.schemas import BuyerMetrics, OrderDefects, Overview, RebuildResult, SellerMetrics
 from shared.auth import Principal, require_roles
 from shared.http import NotFound, Unprocessable
+from shared.moments import OUT_OF_RANGE, in_range
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 
@@ -38,12 +39,6 @@ def _invalid(field: str, reason: str) -> Unprocessable:
     return Unprocessable(f"`{field}`: {reason}", errors=[{"field": field, "location": "query", "reason": reason}])
 
 
-# A period's bounds: nothing on the platform predates 1970, and the date arithmetic (default
-# `from`, UTC offsets) must stay clear of datetime's years 1 and 9999.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-
-
 def period_of(start: datetime | None, end: datetime | None, reports_: Reports) -> Period:
     settings = reports_.settings
     for name, value in (("from", start), ("to", end)):
@@ -51,12 +46,8 @@ def period_of(start: datetime | None, end: datetime | None, reports_: Reports) -
             continue
         if value.utcoffset() is None:
             raise _invalid(name, "must carry a UTC offset, e.g. 2025-03-01T00:00:00Z")
-        try:
-            in_range = EARLIEST <= value.astimezone(UTC) <= LATEST
-        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-            in_range = False
-        if not in_range:
-            raise _invalid(name, f"must be between {EARLIEST:%Y-%m-%dT%H:%M:%SZ} and {LATEST:%Y-%m-%dT%H:%M:%SZ}")
+        if in_range(value) is None:
+            raise _invalid(name, OUT_OF_RANGE)
     end = end or reports_.clock.now()
     start = start or end - timedelta(days=settings.default_period_days)
     if start >= end:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -28,6 +27,7 @@ from shared.http import Forbidden, IfMatch, Unprocessable, parse_if_match
 from shared.http.created import VERSIONED_RESPONSE, create_once
 from shared.idempotency import Idempotent
 from shared.models import Actor, Order, Return, ReturnStatus
+from shared.moments import UtcMoment
 from shared.openapi import ANSWERS_ANY_ID
 from shared.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from shared.rules import RulesBroken
@@ -171,10 +171,6 @@ async def get_return(return_id: str, desk: Desk, principal: CurrentPrincipal, re
     return etagged(await desk.visible_return(return_id, principal), response)
 
 
-def _utc(at: datetime | None) -> datetime | None:
-    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
-
-
 @router.get("/returns", response_model=Page[Return], tags=["returns"], summary="Returns, newest first")
 async def list_returns(
     desk: Desk,
@@ -183,8 +179,8 @@ async def list_returns(
     buyer_id: Annotated[str | None, Query(max_length=128)] = None,
     seller_id: Annotated[str | None, Query(max_length=128)] = None,
     status: ReturnStatus | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: UtcMoment | None = None,
+    created_to: UtcMoment | None = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Page[Return]:
@@ -203,8 +199,8 @@ async def list_returns(
         buyer_id=buyer_id,
         seller_id=seller_id,
         status=status,
-        created_from=_utc(created_from),
-        created_to=_utc(created_to),
+        created_from=created_from,
+        created_to=created_to,
     )
     return await desk.store.list_returns(wanted, cursor, limit)
 

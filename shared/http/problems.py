@@ -219,10 +219,27 @@ async def _problem_error_handler(request: Request, exc: Exception) -> JSONRespon
     return error_response(exc, instance=request.url.path)
 
 
+# FastAPI's own 400 for a body it cannot decode (not UTF-8): answered like any malformed JSON.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+def _malformed_json(request: Request, reason: str) -> JSONResponse:
+    return problem_response(
+        400,
+        "Malformed JSON body",
+        type=problem_type("malformed-json"),
+        detail=f"The request body is not valid JSON: {reason}.",
+        instance=request.url.path,
+        errors=[{"field": "body", "location": "body", "reason": reason}],
+    )
+
+
 async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, HTTPException):  # registered for HTTPException only
         raise exc
     status = exc.status_code
+    if status == 400 and exc.detail == _UNPARSABLE_BODY:
+        return _malformed_json(request, "not UTF-8 text")
     phrase = _phrase(status)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     headers = dict(exc.headers or {})
@@ -247,14 +264,7 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
         reason = (malformed.get("ctx") or {}).get("error", "invalid JSON")
         loc = malformed.get("loc", ())
         where = f" at position {loc[1]}" if len(loc) > 1 and isinstance(loc[1], int) else ""
-        return problem_response(
-            400,
-            "Malformed JSON body",
-            type=problem_type("malformed-json"),
-            detail=f"The request body is not valid JSON: {reason}{where}.",
-            instance=request.url.path,
-            errors=[{"field": "body", "location": "body", "reason": f"{reason}{where}"}],
-        )
+        return _malformed_json(request, f"{reason}{where}")
     failed = ValidationFailed(
         "The request has invalid or missing fields; see `errors`.", errors=validation_errors(errors)
     )

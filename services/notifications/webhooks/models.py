@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events import EVENT_TYPES
+from shared.moments import OUT_OF_RANGE, in_range
 
 MAX_EVENT_TYPES = 100
 
@@ -135,6 +136,8 @@ class WebhookReplayRequest(BaseModel):
         if by_range and self.since is not None and self.until is not None:
             if self.since.tzinfo is None or self.until.tzinfo is None:
                 raise ValueError("`since` and `until` need a time zone")
+            if in_range(self.since) is None or in_range(self.until) is None:
+                raise ValueError(f"`since` and `until` {OUT_OF_RANGE}")
             if self.since >= self.until:
                 raise ValueError("`since` must be before `until`")
         return self

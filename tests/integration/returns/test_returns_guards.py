@@ -197,4 +197,7 @@ async def test_list_filters_and_pages(api, order, clock):
     window = {"created_from": clock.now().isoformat(), "order_id": order["order_id"]}
     assert len((await api.client.get("/v1/returns", params=window, headers=api.as_agent())).json()["items"]) == 3
     problem(await api.client.get("/v1/returns", params={"status": "lost"}, headers=api.as_agent()), 422, "status")
+    # A moment MongoDB cannot store (year 1, an hour east of UTC: before year 1 in UTC) is a 422, not a 500.
+    early = {"created_from": "0001-01-01T00:00:00+01:00"}
+    problem(await api.client.get("/v1/returns", params=early, headers=api.as_agent()), 422, "created_from")
     problem(await api.client.get("/v1/returns", params={"cursor": "%%%"}, headers=api.as_agent()), 400, "cursor")

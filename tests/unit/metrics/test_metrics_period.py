@@ -7,9 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.metrics.api import EARLIEST, LATEST, period_of
+from services.metrics.api import period_of
 from shared.clock import FixedClock
 from shared.http import Unprocessable
+from shared.moments import EARLIEST, LATEST
 
 NOW = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 REPORTS = SimpleNamespace(settings=SimpleNamespace(default_period_days=30, max_period_days=366), clock=FixedClock(NOW))

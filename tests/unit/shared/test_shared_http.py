@@ -116,6 +116,14 @@ async def test_malformed_json_is_400_with_a_reason(client):
     assert "not valid JSON" in body["detail"]
 
 
+async def test_a_body_that_is_not_utf8_is_malformed_json_naming_the_body(client):
+    response = await client.post(
+        "/v1/returns", content=b'{"order_id": "\xff"}', headers={"content-type": "application/json"}
+    )
+    body = assert_problem(response, 400, "malformed-json")
+    assert body["errors"] == [{"field": "body", "location": "body", "reason": "not UTF-8 text"}]
+
+
 async def test_domain_errors_carry_their_members(client):
     response = await client.post("/v1/returns", json={"order_id": "o-1", "lines": [{"line_id": "l", "quantity": 5}]})
     body = assert_problem(response, 422, "quantity-too-high")

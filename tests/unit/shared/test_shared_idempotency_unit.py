@@ -20,6 +20,12 @@ def test_fingerprint_ignores_key_order_and_spacing():
     assert a == fingerprint({"amount": 5, "order_id": "o-1"}, method="POST", path="/v1/x")
 
 
+def test_a_lone_surrogate_in_a_json_body_has_a_fingerprint_of_its_own():
+    lone = fingerprint(b'{"x": "\\ud800"}', method="POST", path="/v1/x")  # valid JSON, not encodable UTF-8
+    assert lone != fingerprint(b'{"x": "\\ud801"}', method="POST", path="/v1/x")
+    assert fingerprint(b'{"x": "\xc3\xa9"}') == fingerprint({"x": "\u00e9"})  # unchanged for real text
+
+
 def test_fingerprint_differs_by_body_path_and_method():
     base = fingerprint(b'{"amount": 5}', method="POST", path="/v1/orders/o-1/refunds")
     assert base != fingerprint(b'{"amount": 6}', method="POST", path="/v1/orders/o-1/refunds")

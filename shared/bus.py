@@ -51,6 +51,7 @@ from shared.periodic import Periodic
 from shared.queues import (
     DELIVERY_LIMIT,
     ERROR_TEXT_LIMIT,
+    PARKED_FROM,
     QueueNames,
     Unroutable,
     attempts_so_far,
@@ -377,9 +378,25 @@ class EventBus:
     async def _park(
         self, message: AbstractIncomingMessage, reason: str, exc: Exception | None, *, attempts: int
     ) -> None:
+        await self.park_copy(message, reason, exc, attempts=attempts)
+        await self._ack(message)
+
+    async def park_copy(
+        self,
+        message: AbstractIncomingMessage,
+        reason: str,
+        exc: Exception | None,
+        *,
+        attempts: int,
+        parked_from: str | None = None,
+    ) -> None:
+        """A copy of `message` in the dead queue with why and when (the caller acks the original).
+        `parked_from`: the service's queue a replay returns it to (default: the inbox)."""
         headers = failure_headers(message.headers, routing_key=message.routing_key, exchange=message.exchange)
         error = f"{reason}: {error_text(exc)}" if exc is not None else reason
         headers = dead_headers(headers, error=error[:ERROR_TEXT_LIMIT], attempts=attempts, at=datetime.now(UTC))
+        if parked_from is not None:
+            headers[PARKED_FROM] = parked_from
         # An unparseable message may lack an id; give it one so it can be replayed by id.
         await self.send_to_queue(
             message, self.names.dead, headers, message_id=message.message_id or f"dead-{uuid.uuid4()}"
@@ -395,4 +412,3 @@ class EventBus:
                 "queue": self.names.dead,
             },
         )
-        await self._ack(message)

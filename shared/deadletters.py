@@ -39,14 +39,14 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.bus import EventBus
-from shared.queues import QueueNames, forwarded_headers, header_int
+from shared.queues import PARKED_FROM, QueueNames, forwarded_headers, header_int
 
 log = logging.getLogger(__name__)
 
 REPLAY_LIMIT = 10_000  # messages one replay call looks at (and may hold unacked) at most
 HTTP_REPLAY_BUDGET_S = 20.0  # an HTTP replay answers within this, well inside a pod's grace period
 REPLAY_ID_HEADER = "x-replay-id"  # which replay call sent a message back (travels into its re-park)
-_RESET = ("x-attempt", "x-last-error", "x-error", "x-attempts", "x-failed-at")
+_RESET = ("x-attempt", "x-last-error", "x-error", "x-attempts", "x-failed-at", PARKED_FROM)
 
 
 class DeadLetter(BaseModel):
@@ -137,11 +137,12 @@ async def list_dead(bus: EventBus, limit: int = 100) -> list[DeadLetter]:
 
 
 def origin_queue(headers: dict[str, Any] | None, names: QueueNames) -> str:
-    """The queue a parked message came from: the last queue that dead-lettered it if it is one of
-    this service's consuming queues (a retry queue feeds the inbox), else the inbox."""
+    """The queue a parked message came from: the queue that parked it (`x-parked-from`) or the last
+    one that dead-lettered it, if that is one of this service's consuming queues (a retry queue feeds
+    the inbox), else the inbox."""
     deaths = (headers or {}).get("x-death")
     death = deaths[0] if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict) else {}
-    queue = _text(death.get("queue"))
+    queue = _text((headers or {}).get(PARKED_FROM)) or _text(death.get("queue"))
     if queue is None or not queue.startswith(f"{names.base}.") or queue in names.all:
         return names.main
     return queue

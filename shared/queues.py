@@ -16,6 +16,8 @@ from pydantic import ValidationError
 from shared.rules import PermanentError
 
 ERROR_TEXT_LIMIT = 1000
+# Set on a message the service parked itself from a queue other than its inbox: a replay returns it there.
+PARKED_FROM = "x-parked-from"
 # A message that keeps killing its consumer (never acked, never failed cleanly) is dead-lettered by
 # the broker after this many deliveries instead of looping forever.
 DELIVERY_LIMIT = 20

@@ -34,7 +34,7 @@ from shared.bus import EventBus
 from shared.clock import Clock
 from shared.events import EVENT_TYPES, CloudEvent, registered
 from shared.periodic import Periodic, backoff_seconds
-from shared.queues import DELIVERY_LIMIT, header_int, loggable, queue_arguments
+from shared.queues import DELIVERY_LIMIT, header_int, queue_arguments
 
 log = logging.getLogger(__name__)
 
@@ -148,14 +148,17 @@ class WebhookQueue:
             await self._record(message)
             await message.ack()
         except ValidationError as exc:
-            # Never dropped: rejected, the broker dead-letters it to the service's dead queue naming this
-            # queue in `x-death`, so operators see it and a replay returns it here (shared/deadletters.py).
-            log.error(
-                "unparseable event on the webhooks queue parked in the dead-letter queue",
-                extra={"event_id": message.message_id, "error": loggable(exc), "queue": self.bus.names.dead},
-            )
-            with suppress(Exception):  # the channel is gone: the broker delivers it again
-                await message.reject(requeue=False)
+            # Never dropped: a copy in the service's dead queue with the reason, naming this queue so a
+            # replay returns it here (shared/deadletters.py); then the original is acked.
+            try:
+                await self.bus.park_copy(message, "unparseable", exc, attempts=1, parked_from=self.name)
+            except Exception:
+                log.exception("parking failed", extra={"event_id": message.message_id})
+                with suppress(Exception):  # the channel is gone: the broker delivers it again
+                    await message.reject(requeue=False)
+                return
+            with suppress(Exception):  # unacked: delivered again, and parked again (a duplicate copy)
+                await message.ack()
         except Exception:  # the store or broker is away: the broker delivers it again
             log.exception("webhook event left unacked", extra={"event_id": message.message_id})
             # A growing pause before handing it back: each return counts towards the queue's delivery

@@ -56,6 +56,9 @@ async def test_an_unparseable_event_is_parked_and_replayed_into_the_webhooks_que
         return [item["id"] for item in listed.json()["items"]]
 
     await wait_until(lambda: _equal(parked(), [bad_id]), message="the unparseable event was parked, not dropped")
+    listed = await hooks.client.get("/v1/admin/dead-letters", headers=hooks.as_("agent"))
+    [item] = listed.json()["items"]
+    assert item["error"].startswith("unparseable: ") and item["attempts"] == 1  # why, for the operator
     app_queue = hooks.app.state.webhook_queue
     await app_queue.stop()  # no consumer: the replayed message stays where the replay put it
     replayed = await hooks.client.post("/v1/admin/dead-letters/replay", json={}, headers=hooks.as_("agent"))

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 async def order_delivered(lifecycle: Lifecycle, event: CloudEvent, order: Order) -> None:
-    created = await lifecycle.store.save_order(order)
+    created = await lifecycle.store.save_order(order, sequence=event.sequence)
     log.info("order snapshot stored", extra={"order_id": order.order_id, "new": created, "event_id": event.id})
 
 

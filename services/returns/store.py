@@ -124,8 +124,11 @@ class ReturnsStore:
 
     # ---- orders -------------------------------------------------------------------------------
 
-    async def save_order(self, order: Order, *, announce_at: datetime | None = None) -> bool:
+    async def save_order(self, order: Order, *, announce_at: datetime | None = None, sequence: int = 0) -> bool:
         """Upsert the snapshot; True when it was new. Replaying the same snapshot changes nothing.
+
+        From `order.delivered` (`sequence`: the upstream's own) a snapshot replaces the stored one
+        only when its sequence is higher: an older one arriving late (or replayed) changes nothing.
 
         With `announce_at` (the order came over HTTP, not from the orders exchange) a new or changed
         snapshot is also published as `order.delivered` on the orders exchange, through this
@@ -133,7 +136,7 @@ class ReturnsStore:
         """
         digest = hashlib.sha256(order.model_dump_json().encode()).hexdigest()
         if announce_at is None:
-            return await self._save_order_quietly(order, digest)
+            return await self._save_order_quietly(order, digest, sequence)
         for _ in range(3):  # a concurrent writer of the same order moved the version: read again
             stored = await self.orders.find_one({"_id": order.order_id}, {"snapshot_digest": 1, "snapshot_version": 1})
             if stored is not None and stored.get("snapshot_digest") == digest:
@@ -161,15 +164,18 @@ class ReturnsStore:
                 return stored is None
         raise ConcurrentOrderWrite(order.order_id)
 
-    async def _save_order_quietly(self, order: Order, digest: str) -> bool:
-        """One write, no read: an upsert of a snapshot that differs from the stored one. The same
-        snapshot stored already (a duplicate `order.delivered`, or two copies at once) fails the
-        filter, so the upsert tries to insert the `_id` and the unique `_id` refuses."""
+    async def _save_order_quietly(self, order: Order, digest: str, sequence: int) -> bool:
+        """One write, no read: an upsert of a snapshot that differs from the stored one and is newer
+        (`upstream_sequence`; a snapshot stored over HTTP has none). The same snapshot stored already
+        (a duplicate `order.delivered`, or two copies at once) or a newer one fails the filter, so the
+        upsert tries to insert the `_id` and the unique `_id` refuses."""
+        older = [{"upstream_sequence": {"$exists": False}}, {"upstream_sequence": {"$lt": sequence}}]
         try:
             result = await self.orders.update_one(
-                {"_id": order.order_id, "snapshot_digest": {"$ne": digest}},
+                {"_id": order.order_id, "snapshot_digest": {"$ne": digest}, "$or": older},
                 {
-                    "$set": order.model_dump(mode="python") | {"snapshot_digest": digest},
+                    "$set": order.model_dump(mode="python")
+                    | {"snapshot_digest": digest, "upstream_sequence": sequence},
                     "$inc": {"snapshot_version": 1},
                 },
                 upsert=True,

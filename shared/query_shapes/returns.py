@@ -13,11 +13,11 @@ SHAPES: tuple[QueryShape, ...] = (
     shape("orders", "_id, snapshot_version", "`_id`", BY_ID, True, "returns `save_order` (changed snapshot)"),
     shape(
         "orders",
-        "_id, snapshot_digest: $ne",
+        "_id, snapshot_digest: $ne, $or: [{upstream_sequence: $exists}, {upstream_sequence: $lt}]",
         "`_id`",
         BY_ID,
         True,
-        "returns `save_order` (`order.delivered`: upsert unless the same snapshot is stored)",
+        "returns `save_order` (`order.delivered`: upsert unless the same snapshot or a newer one is stored)",
     ),
     shape("buyer_flags", "_id, sequence: $lt", "`_id`", BY_ID, True, "returns `save_buyer_flag`"),
     shape(

@@ -95,6 +95,22 @@ async def test_order_delivered_stores_the_snapshot_once(
     assert doc["snapshot_version"] == 1
 
 
+async def test_an_older_snapshot_arriving_after_a_newer_one_changes_nothing(
+    upstream, returns_app, replica, returns_db, returns_settings, monkeypatch
+):
+    calls = counting(monkeypatch, (returns_app, replica), "store.save_order")
+    first = Order.model_validate(order_data(buyer_id=unique("b"), seller_id=unique("s")))
+    corrected = first.model_copy(update={"shipping_paid": first.shipping_paid.model_copy(update={"amount": 0})})
+    for snapshot, sequence in ((corrected, 2), (first, 1)):  # the correction overtook the first snapshot
+        await upstream.publish(
+            event_of("order.delivered", snapshot, first.order_id, sequence), exchange=returns_settings.orders_exchange
+        )
+        await eventually(lambda n=sequence: len(calls.results) >= 3 - n, what=f"snapshot {sequence} handled")
+    doc = await returns_db.orders.find_one({"_id": first.order_id})
+    assert (doc["upstream_sequence"], doc["shipping_paid"]["amount"]) == (2, 0)
+    assert calls.results == [True, False]
+
+
 async def test_return_refunded_marks_the_return_once(api, upstream, returns_app, replica, monkeypatch):
     ret = await received_return(api)
     calls = counting(monkeypatch, (returns_app, replica), "lifecycle.refunded")

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client import REGISTRY
 
 from shared import ops_metrics
@@ -68,6 +69,20 @@ def test_promtool_checks_the_alert_rules(tmp_path: Path) -> None:
     broken.write_text(ALERTS.read_text().replace("> 300", "> > 300", 1))
     refused = run([promtool, "check", "rules", str(broken)])
     assert refused.returncode != 0, "promtool accepted a rule that does not parse"
+
+
+def test_the_shipped_prometheus_configuration_is_valid_and_names_jobs_after_the_services() -> None:
+    """alerts.yaml and the dashboard select `up{job="<service>"}`: the shipped scrape job must set it."""
+    promtool = tool("promtool")
+    if promtool is None:
+        pytest.fail("promtool not installed (scripts/install-contract-tools)")
+    config = DEPLOY / "prometheus" / "prometheus.yaml"
+    checked = run([promtool, "check", "config", str(config)])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    [job] = yaml.safe_load(config.read_text())["scrape_configs"]
+    naming = [r for r in job["relabel_configs"] if r.get("target_label") == "job"]
+    assert naming == [{"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], "target_label": "job"}]
+    assert 'job=~"returns|refunds|notifications|metrics|disputes"' in ALERTS.read_text()
 
 
 def test_the_alerts_fire_when_they_should() -> None:

@@ -130,9 +130,23 @@ def outbound_carrier(order: Order, returns: Sequence[CameBack]) -> str | None:
         for line_id, units in entry.units:
             back[line_id] = back.get(line_id, 0) + units
         seller_fault = seller_fault or entry.seller_fault
-        if all(back.get(line.line_id, 0) >= line.quantity for line in order.lines):
+        if _every_unit(order, back):
             return entry.return_id if seller_fault else None
     return None
+
+
+def whole_by_itself(order: Order, back: CameBack) -> bool:
+    """This return alone brings back every unit delivered: no other return of the order can hold a
+    unit (the returns service never lets an order's live returns ask for more than was delivered),
+    so it decides the outbound shipping on its own."""
+    units: dict[str, int] = {}
+    for line_id, count in back.units:
+        units[line_id] = units.get(line_id, 0) + count
+    return _every_unit(order, units)
+
+
+def _every_unit(order: Order, back: dict[str, int]) -> bool:
+    return all(back.get(line.line_id, 0) >= line.quantity for line in order.lines)
 
 
 def return_refund(

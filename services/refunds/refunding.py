@@ -27,6 +27,7 @@ from services.refunds.policy import (
     direct_refund,
     outbound_carrier,
     return_refund,
+    whole_by_itself,
 )
 from services.refunds.schemas import RefundRequest
 from services.refunds.store import LEASE, REVERTIBLE, UNLEASED, RefundRecord, RefundStore
@@ -126,8 +127,11 @@ class Refunds:
         from what its returns brought back: `outbound_carrier`), else zero."""
         if order.shipping_paid.amount == 0:
             return order.shipping_paid  # nothing to decide, nothing to record
+        back = came_back(ret)
+        if whole_by_itself(order, back):  # the usual return of a whole order: no other return counts
+            return _carried(order, [back], ret.return_id)
         try:
-            returns = await self.store.ledgers.note_came_back(order.order_id, came_back(ret))
+            returns = await self.store.ledgers.note_came_back(order.order_id, back)
         except NoLedger:  # the order's copy is stored before its ledger: a crash between them
             raise OrderNotKnownYet(order.order_id) from None
         return _carried(order, returns, ret.return_id)
@@ -176,7 +180,8 @@ class Refunds:
         ledger = await self.store.ledgers.get(ret.order_id)
         if order is None or ledger is None:
             raise OrderNotFound(f"Order {ret.order_id} is unknown.")
-        outbound = _carried(order, came_back_so_far(ledger), ret.return_id)
+        back = came_back(ret)  # as at its opening: alone, or what the ledger recorded then
+        outbound = _carried(order, [back] if whole_by_itself(order, back) else came_back_so_far(ledger), ret.return_id)
         breakdown = _checked(
             lambda: return_refund(
                 ret,

@@ -81,3 +81,17 @@ async def test_a_sellers_full_refund_of_the_completing_return_keeps_the_shipping
 
     assert await outbound_of(service, first, last) == [0, SHIPPING]
     assert (await service.ledger(order.order_id))["refunded"] == order.total_paid()
+
+
+async def test_a_return_of_the_whole_order_carries_the_shipping_without_recording_anything(service):
+    order = await service.delivered(lines=[("L1", 2, 1500)], shipping=SHIPPING)
+    ret = make_return(order, ("L1", 2, "DEFECTIVE"), refund_mode="manual")
+    await service.app.state.refunds.open_for_return(ret)
+    assert await outbound_of(service, ret) == [SHIPPING]
+    assert "came_back" not in await service.ledger(order.order_id)  # decided alone: one write fewer
+
+    body = {"return_id": ret.return_id, "lines": [{"line_id": "L1", "quantity": 2}]}
+    seller = service.token("seller", "s-1") | {"Idempotency-Key": "k-whole"}
+    response = await service.http.post("/v1/refunds", json=body, headers=seller)
+    assert response.status_code == 201, response.text
+    assert response.json()["breakdown"]["outbound_shipping"]["amount"] == SHIPPING

@@ -15,6 +15,7 @@ from services.refunds.policy import (
     outbound_carrier,
     refundable_units,
     return_refund,
+    whole_by_itself,
 )
 from shared.models import ItemCondition
 from shared.money import INT64_MAX, Money
@@ -343,3 +344,10 @@ def test_only_what_came_back_counts_towards_the_whole_order():
         _back("r-c", ("L1", 1), seller=True),
     ]
     assert outbound_carrier(order, both) == "r-b"
+
+
+def test_a_return_of_every_unit_decides_the_shipping_by_itself():
+    order = make_order(lines=[("L1", 2, 1000), ("L2", 1, 500)], shipping=599)
+    assert whole_by_itself(order, _back("r-a", ("L1", 2), ("L2", 1), seller=False))
+    assert not whole_by_itself(order, _back("r-a", ("L1", 2), seller=True))
+    assert not whole_by_itself(order, _back("r-a", ("L1", 1), ("L1", 0), ("L2", 1), seller=True))  # one missing

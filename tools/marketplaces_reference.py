@@ -111,7 +111,9 @@ and the shipped codes the file does not mention stay as shipped.
 3. Its `calendar_country` needs public holidays the `holidays` package knows (a country it lacks counts
    weekends only), and emails come in `default_locale` unless a party's own locale is one of
    `en`, `zh-CN`, `de`, `ja`.
-4. Roll it out to every service at once (compose: edit `deploy/marketplaces.yaml`, `docker compose up -d`;
+4. Roll it out to every service at once (compose: edit `deploy/marketplaces.yaml`, then
+   `docker compose restart returns refunds notifications metrics disputes`: it is read at start-up, and
+   `up -d` sees no change to recreate;
    Kubernetes: edit the overlay's `marketplaces.yaml`, apply), check `GET /v1/marketplaces/{{code}}` on each
    service, then let the order system send orders with the new code. Orders sent before that were
    parked: replay them (docs/operations.md, dead letters). Sellers keep their policy per marketplace

@@ -39,6 +39,10 @@ class _Outcome:
     reference: str | None = None
     failure: str | None = None
     lost: bool = False  # someone else changed the refund meanwhile
+    # The gateway never answered (timeouts, 5xx): it may have paid. The refund fails but keeps its
+    # amount held in the order's cap, so nothing else can be paid in its place; an agent's retry
+    # first asks the gateway whether an earlier round paid.
+    unknown: bool = False
 
 
 class Payer:
@@ -134,7 +138,7 @@ class Payer:
             current = await self.store.get(refund.refund_id)
             return None if current is None else current.refund
         if outcome.failure is not None:
-            return await self._fail(outcome.refund, gateway.name, outcome.failure, release=True)
+            return await self._fail(outcome.refund, gateway.name, outcome.failure, release=not outcome.unknown)
         return await self._issue(outcome.refund, gateway.name, outcome.reference)
 
     async def _reserve_capped(self, record: RefundRecord) -> RefundRecord | Refund | None:
@@ -211,7 +215,7 @@ class Payer:
             except GatewayDeclined as exc:
                 GATEWAY_CALLS.labels(gateway.name, "declined").inc()
                 return _Outcome(refund, failure=f"declined: {exc}")
-        return _Outcome(refund, failure=f"gateway unavailable after {refund.attempts} attempts: {error}")
+        return _Outcome(refund, failure=f"gateway unavailable after {refund.attempts} attempts: {error}", unknown=True)
 
     async def _issue(self, refund: Refund, gateway: str | None, reference: str | None) -> Refund:
         if refund.amount.amount > 0:

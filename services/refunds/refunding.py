@@ -192,7 +192,7 @@ class Refunds:
             )
         )
         try:
-            await self._check_room(refund.order_id, breakdown)
+            await self._check_room(refund.order_id, breakdown, refund.refund_id)
         except RefundExceedsPaid:
             await self._unchanged(record)  # a concurrent refund of this return explains it better
             raise
@@ -262,12 +262,15 @@ class Refunds:
         log.info("refund retried", extra={"refund_id": refund_id, "actor": principal.ref})
         return await self.payer.pay(refund_id) or again
 
-    async def _check_room(self, order_id: str, breakdown: Breakdown) -> None:
+    async def _check_room(self, order_id: str, breakdown: Breakdown, refund_id: str | None = None) -> None:
+        """Room for `breakdown` on the order: what is left, with what this refund holds itself (a
+        failed refund whose gateway never answered keeps its amount held)."""
         ledger = await self.store.ledgers.get(order_id)
         if ledger is None:
             raise OrderNotFound(f"Order {order_id} is unknown.")
-        if breakdown.total.amount > ledger["available"]:
-            raise RefundExceedsPaid(breakdown.total, ledger["available"])
+        room = ledger["available"] if refund_id is None else self.store.ledgers.room_for(ledger, refund_id)
+        if breakdown.total.amount > room:
+            raise RefundExceedsPaid(breakdown.total, room)
 
     async def _unchanged(self, record: RefundRecord) -> None:
         current = await self.store.get(record.refund.refund_id)

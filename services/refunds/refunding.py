@@ -180,6 +180,13 @@ class Refunds:
         ledger = await self.store.ledgers.get(ret.order_id)
         if order is None or ledger is None:
             raise OrderNotFound(f"Order {ret.order_id} is unknown.")
+        if refund.refund_id in ledger["reservations"]:  # failed without the gateway's answer: maybe paid
+            raise RefundNotAllowed(
+                "The gateway never answered for this refund and may have paid it: a support agent's retry "
+                "(POST /v1/refunds/{id}/retry) asks it first.",
+                refund_id=refund.refund_id,
+                refund_status=refund.status.value,
+            )
         back = came_back(ret)  # as at its opening: alone, or what the ledger recorded then
         outbound = _carried(order, [back] if whole_by_itself(order, back) else came_back_so_far(ledger), ret.return_id)
         breakdown = _checked(

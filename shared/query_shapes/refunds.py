@@ -85,14 +85,6 @@ SHAPES: tuple[QueryShape, ...] = (
     ),
     shape(
         "order_ledgers",
-        "_id, available: $gte, reservations.<id>",
-        "`_id`",
-        BY_ID,
-        True,
-        "refunds `OrderLedgers.reserve` (rare: a refund replaced while it holds an amount from a round the gateway never answered)",
-    ),
-    shape(
-        "order_ledgers",
         "_id, reservations.<id>",
         "`_id`",
         BY_ID,

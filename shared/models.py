@@ -285,6 +285,12 @@ class Return(Contract):
             and self.replacement.status != ReplacementStatus.UNAVAILABLE
         )
 
+    def replacement_sent(self) -> bool:
+        """A replacement of its lines has shipped."""
+        return (
+            self.replacing() and self.replacement is not None and self.replacement.status == ReplacementStatus.SHIPPED
+        )
+
     def replacement_under_way(self) -> bool:
         """A replacement of its lines was ordered or has shipped (and was not given up)."""
         return (

@@ -39,6 +39,10 @@ class Standing:
         return self.returned_orders / self.orders if self.orders else None
 
 
+# How far ahead of this service's clock another service's timestamp may be and still count now.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 @dataclass(frozen=True)
 class RecentReturn:
     """A return the buyer requested: what the standing needs of it (immutable across versions)."""
@@ -130,9 +134,9 @@ def assess_window(buyer_id: str, window: Window, now: datetime, thresholds: Thre
     never exceeds 100 %. An entry a little after `now` counts too: its time is another service's
     clock, and a buyer's fifth return must not wait for their next event to be counted.
     """
-    since = now - thresholds.window
-    recent_returns = [r for r in window.returns if since <= r.at]
-    recent_orders = [d for d in window.deliveries if since <= d.at]
+    since, until = now - thresholds.window, now + CLOCK_SKEW
+    recent_returns = [r for r in window.returns if since <= r.at <= until]
+    recent_orders = [d for d in window.deliveries if since <= d.at <= until]
     returned_orders = {r.order_id for r in recent_returns}
     orders = returned_orders | {d.order_id for d in recent_orders}
     moments = [r.at for r in recent_returns] + [d.at for d in recent_orders]

@@ -53,8 +53,8 @@ class Settings(CommonSettings):
     )
     webhooks_allow_private: bool = Field(
         default=False,
-        description="Accept endpoint hosts resolving to private, loopback, link-local or reserved addresses "
-        "(development and tests only).",
+        description="Accept endpoint hosts resolving to addresses that are not public (private, shared, "
+        "loopback, link-local, reserved; development and tests only).",
     )
     webhooks_timeout_s: float = Field(
         default=10.0,

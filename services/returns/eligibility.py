@@ -32,10 +32,10 @@ RELEASED = frozenset({ReturnStatus.REJECTED, ReturnStatus.CLOSED, ReturnStatus.E
 
 def returned_so_far(returns: list[Return]) -> dict[str, int]:
     """Units per order line claimed by the order's live returns, and by those whose replacement was
-    ordered or sent ahead of the item even if they expired since: those units were replaced."""
+    sent ahead of the item even if they expired since: the buyer has those units' replacement."""
     totals: dict[str, int] = {}
     for ret in returns:
-        if ret.status in RELEASED and not ret.replacement_under_way():
+        if ret.status in RELEASED and not ret.replacement_sent():
             continue
         for line in ret.lines:
             totals[line.line_id] = totals.get(line.line_id, 0) + line.quantity

@@ -18,14 +18,18 @@ import logging
 from typing import Any
 
 from services.returns.commands import Lifecycle
+from services.returns.store import SERVICE
 from shared.events import CloudEvent
 from shared.messaging import Subscription
 from shared.models import BuyerFlag, Order, Refund
 
 log = logging.getLogger(__name__)
+SOURCE = f"/services/{SERVICE}"
 
 
 async def order_delivered(lifecycle: Lifecycle, event: CloudEvent, order: Order) -> None:
+    if event.source == SOURCE:  # our own announcement of a `PUT /v1/orders` snapshot: stored by the PUT
+        return
     created = await lifecycle.store.save_order(order, sequence=event.sequence)
     log.info("order snapshot stored", extra={"order_id": order.order_id, "new": created, "event_id": event.id})
 

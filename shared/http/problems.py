@@ -239,7 +239,7 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
         raise exc
     status = exc.status_code
     if status == 400 and exc.detail == _UNPARSABLE_BODY:
-        return _malformed_json(request, "not UTF-8 text")
+        return _malformed_json(request, "not readable as JSON text (e.g. not UTF-8)")
     phrase = _phrase(status)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     headers = dict(exc.headers or {})

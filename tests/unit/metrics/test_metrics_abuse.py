@@ -95,3 +95,10 @@ def test_thresholds_are_configurable():
     strict = Thresholds(window_days=30, max_returns=2, max_return_rate=0.9, min_orders=10)
     assert assess("b", returns_of("b", at(80), at(81)), [], NOW, strict).flagged
     assert not assess("b", returns_of("b", at(60), at(81)), [], NOW, strict).flagged  # at(60) is 40 days old
+
+
+def test_a_timestamp_far_ahead_of_now_does_not_count_yet():
+    deliveries = orders_of("b", *[at(20)] * 20)
+    far = NOW + timedelta(days=30)  # a wrong date, not a clock's drift
+    standing = assess("b", returns_of("b", *[at(50)] * 4, far), deliveries, NOW, RULES)
+    assert (standing.returns, standing.flagged) == (4, False)

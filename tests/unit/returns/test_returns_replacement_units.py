@@ -71,6 +71,8 @@ def test_an_expired_return_whose_replacement_was_sent_still_holds_its_units():
     assert returned_so_far([expired]) == {"L1": 1}  # the buyer has the replacement: not returnable again
     plain = domain.expire(authorized(created())[0][1], LATER)
     assert returned_so_far([plain]) == {}
+    ordered_only = domain.expire(ordered_ahead(), LATER)  # ordered, never sent: the buyer has nothing
+    assert returned_so_far([ordered_only]) == {}
 
 
 def test_an_open_offer_lapses_when_the_replacement_is_ordered_and_a_kept_item_falls_back_to_nothing():

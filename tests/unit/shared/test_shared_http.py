@@ -121,7 +121,9 @@ async def test_a_body_that_is_not_utf8_is_malformed_json_naming_the_body(client)
         "/v1/returns", content=b'{"order_id": "\xff"}', headers={"content-type": "application/json"}
     )
     body = assert_problem(response, 400, "malformed-json")
-    assert body["errors"] == [{"field": "body", "location": "body", "reason": "not UTF-8 text"}]
+    assert body["errors"] == [
+        {"field": "body", "location": "body", "reason": "not readable as JSON text (e.g. not UTF-8)"}
+    ]
 
 
 async def test_domain_errors_carry_their_members(client):

@@ -38,11 +38,17 @@ class _Outcome:
     refund: Refund  # with the attempts counted
     reference: str | None = None
     failure: str | None = None
-    lost: bool = False  # someone else changed the refund meanwhile
+    lost: bool = False  # someone else changed the refund meanwhile, or took its lease
+    lease: datetime | None = None  # the lease held after the call (renewed before each later attempt)
     # The gateway never answered (timeouts, 5xx): it may have paid. The refund fails but keeps its
     # amount held in the order's cap, so nothing else can be paid in its place; an agent's retry
     # first asks the gateway whether an earlier round paid.
     unknown: bool = False
+
+
+def _stored(moment: datetime) -> datetime:
+    """`moment` as MongoDB stores it (milliseconds): a lease end compared for equality later."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 class Payer:
@@ -79,7 +85,7 @@ class Payer:
         undone and CapExceeded raised; otherwise it ends `failed`.
         """
         lease_now = self.lease_clock.now()
-        until = lease_now + self.lease
+        until = _stored(lease_now + self.lease)
         with self.watched(refund_id, until):
             record = await self.store.claim(refund_id, lease_now, until)
             if record is None:
@@ -89,12 +95,12 @@ class Payer:
 
     def lease_end(self) -> datetime:
         """The end of a lease taken now: for a refund inserted claimed (`RefundStore.insert`)."""
-        return self.lease_clock.now() + self.lease
+        return _stored(self.lease_clock.now() + self.lease)
 
     async def pay_created(self, record: RefundRecord, until: datetime) -> Refund | None:
         """Pay a pending refund this process has just inserted with its lease (until `until`)."""
         with self.watched(record.refund.refund_id, until):
-            return await self._pay(record, refuse_over_cap=False)
+            return await self._pay(replace(record, lease_until=until), refuse_over_cap=False)
 
     @contextmanager
     def watched(self, refund_id: str, until: datetime) -> Iterator[None]:
@@ -114,13 +120,15 @@ class Payer:
         refund = record.refund
         unpayable = domain.unpayable(refund)  # nothing refundable came back, or its prices were wrong
         if unpayable is not None:
-            return await self._fail(refund, None, unpayable, release=False)
+            return await self._fail(refund, None, unpayable, release=False, lease=record.lease_until)
         # Chosen by where the refund goes before what paid the order: store credit is the ledger's.
         name = destination.gateway_name(refund, record.payment.provider)
         gateway = self.gateways.get(name)
         if gateway is None:
             why = "provider" if refund.destination == RefundDestination.ORIGINAL_PAYMENT else "destination"
-            return await self._fail(refund, None, f"no payment gateway for {why} {name!r}", release=False)
+            return await self._fail(
+                refund, None, f"no payment gateway for {why} {name!r}", release=False, lease=record.lease_until
+            )
         if refund.kind in domain.CAPPED_KINDS:
             fitted = await self._reserve_capped(record)
             if not isinstance(fitted, RefundRecord):
@@ -132,14 +140,15 @@ class Payer:
             except CapExceeded:
                 if refuse_over_cap and await self._undo(record):
                     raise
-                return await self._fail(refund, gateway.name, EXCEEDS_PAID, release=False)
+                return await self._fail(refund, gateway.name, EXCEEDS_PAID, release=False, lease=record.lease_until)
         outcome = await self._call(record, gateway)
         if outcome.lost:
             current = await self.store.get(refund.refund_id)
             return None if current is None else current.refund
         if outcome.failure is not None:
-            return await self._fail(outcome.refund, gateway.name, outcome.failure, release=not outcome.unknown)
-        return await self._issue(outcome.refund, gateway.name, outcome.reference)
+            release = not outcome.unknown
+            return await self._fail(outcome.refund, gateway.name, outcome.failure, release=release, lease=outcome.lease)
+        return await self._issue(outcome.refund, gateway.name, outcome.reference, outcome.lease)
 
     async def _reserve_capped(self, record: RefundRecord) -> RefundRecord | Refund | None:
         """Reserve a claim's or an offer's refund on its order's ledger, shrunk to what is left of the order when
@@ -155,7 +164,7 @@ class Payer:
             except CapExceeded as exc:
                 available = exc.available
             if available <= 0:
-                return await self._fail(refund, None, ALREADY_REFUNDED, release=False)
+                return await self._fail(refund, None, ALREADY_REFUNDED, release=False, lease=record.lease_until)
             capped = domain.cap(
                 refund, available, self.clock.now(), bonus_percent=self.bonus_percent(refund.marketplace)
             )
@@ -167,7 +176,7 @@ class Payer:
                 extra={"refund_id": refund.refund_id, "kind": refund.kind.value, "amount": available},
             )
             refund = capped
-        return await self._fail(refund, None, EXCEEDS_PAID, release=False)
+        return await self._fail(refund, None, EXCEEDS_PAID, release=False, lease=record.lease_until)
 
     async def _call(self, record: RefundRecord, gateway: PaymentGateway) -> _Outcome:
         refund = record.refund
@@ -188,6 +197,7 @@ class Payer:
         # A new round of keys (an agent's retry) must first make sure no earlier round paid.
         checked = record.key_round == 0
         error = "no attempt made"
+        lease = record.lease_until
         for attempt, delay_ms in enumerate([0, *self.retry_delays_ms]):
             if delay_ms:
                 await asyncio.sleep(delay_ms / 1000)
@@ -195,8 +205,11 @@ class Payer:
             # The first attempt follows the claim at once: the lease is fresh and the record current,
             # so only a later attempt records itself and renews the lease first. (A crash before the
             # outcome is recorded leaves that first attempt uncounted; the payment key is unchanged.)
-            if attempt and not await self.store.extend_lease(refund, self.lease_clock.now() + self.lease):
-                return _Outcome(refund, lost=True)
+            if attempt:
+                renewed = _stored(self.lease_clock.now() + self.lease)
+                if not await self.store.extend_lease(refund, lease, renewed):
+                    return _Outcome(refund, lost=True)
+                lease = renewed
             fields = {"refund_id": refund.refund_id, "gateway": gateway.name, "attempt": attempt + 1}
             try:
                 if not checked:
@@ -204,34 +217,47 @@ class Payer:
                     checked = True
                     if found is not None:
                         log.info("refund found already paid at the gateway", extra=fields)
-                        return _Outcome(refund, reference=found)
+                        return _Outcome(refund, reference=found, lease=lease)
                 reference = await asyncio.wait_for(gateway.refund(request), self.timeout_s)
                 GATEWAY_CALLS.labels(gateway.name, "paid").inc()
-                return _Outcome(refund, reference=reference)
+                return _Outcome(refund, reference=reference, lease=lease)
             except (GatewayUnavailable, TimeoutError) as exc:
                 error = str(exc) or "timeout"
                 GATEWAY_CALLS.labels(gateway.name, "unavailable").inc()
                 log.warning("gateway unavailable", extra=fields | {"error": error})
             except GatewayDeclined as exc:
                 GATEWAY_CALLS.labels(gateway.name, "declined").inc()
-                return _Outcome(refund, failure=f"declined: {exc}")
-        return _Outcome(refund, failure=f"gateway unavailable after {refund.attempts} attempts: {error}", unknown=True)
+                return _Outcome(refund, failure=f"declined: {exc}", lease=lease)
+        failure = f"gateway unavailable after {refund.attempts} attempts: {error}"
+        return _Outcome(refund, failure=failure, unknown=True, lease=lease)
 
-    async def _issue(self, refund: Refund, gateway: str | None, reference: str | None) -> Refund:
+    async def _issue(
+        self, refund: Refund, gateway: str | None, reference: str | None, lease: datetime | None
+    ) -> Refund:
+        # Counted even by a payer that lost its lease meanwhile: the money was paid (settle is keyed).
         if refund.amount.amount > 0:
             await self.store.ledgers.settle(refund.order_id, refund.refund_id, refund.amount.amount)
         issued = domain.issue(refund, self.clock.now(), gateway=gateway, reference=reference)
-        return await self._record(refund, issued)
+        return await self._record(refund, issued, lease)
 
-    async def _fail(self, refund: Refund, gateway: str | None, reason: str, *, release: bool) -> Refund:
-        if release:
-            await self.store.ledgers.release(refund.order_id, refund.refund_id)
+    async def _fail(
+        self, refund: Refund, gateway: str | None, reason: str, *, release: bool, lease: datetime | None
+    ) -> Refund:
         failed = domain.fail(refund, self.clock.now(), gateway=gateway, reason=reason)
-        return await self._record(refund, failed)
+        recorded = await self._record(refund, failed, lease)
+        # Released only once the failure is recorded under this payer's lease: a payer that lost it
+        # must not give back room another payer of the same refund is still using.
+        if release and recorded is failed:
+            await self.store.ledgers.release(refund.order_id, refund.refund_id)
+        return recorded
 
-    async def _record(self, before: Refund, after: Refund) -> Refund:
+    async def _record(self, before: Refund, after: Refund, lease: datetime | None) -> Refund:
         handover = await self.store.commit(
-            before.version, after, events=domain.events(after), extra={LEASE: UNLEASED, "previous": None}
+            before.version,
+            after,
+            events=domain.events(after),
+            extra={LEASE: UNLEASED, "previous": None},
+            lease=lease,
         )
         if handover is None:
             current = await self.store.get(before.refund_id)  # another payer recorded it first

@@ -41,6 +41,9 @@ class RefundRecord:
     idempotency_key: str
     key_round: int
     previous: dict[str, Any] | None
+    # The end of the pay lease as stored when it was taken: the payer's fencing token (a later claim
+    # can only set a later end), so a payer that lost its lease can no longer write.
+    lease_until: datetime | None = None
 
 
 def refund_fields(refund: Refund) -> dict[str, Any]:
@@ -74,6 +77,7 @@ def _record(doc: dict[str, Any]) -> RefundRecord:
         idempotency_key=doc["idempotency_key"],
         key_round=doc.get("key_round", 0),
         previous=doc.get("previous"),
+        lease_until=_aware(doc[LEASE]) if isinstance(doc.get(LEASE), datetime) else None,
     )
 
 
@@ -185,10 +189,12 @@ class RefundStore:
         )
         return None if doc is None else _record(doc)
 
-    async def extend_lease(self, refund: Refund, until: datetime) -> bool:
-        """Record a gateway attempt (and keep the lease); False when the refund changed meanwhile."""
+    async def extend_lease(self, refund: Refund, held: datetime | None, until: datetime) -> bool:
+        """Record a gateway attempt (and keep the lease); False when the refund changed meanwhile or
+        its lease is no longer the one `held` (another payer claimed it after it ran out)."""
         result = await self.refunds.update_one(
-            {"_id": refund.refund_id, "version": refund.version, "status": RefundStatus.PENDING.value},
+            {"_id": refund.refund_id, "version": refund.version, "status": RefundStatus.PENDING.value}
+            | ({} if held is None else {LEASE: held}),
             {"$set": {LEASE: until, "attempts": refund.attempts}},
         )
         return result.matched_count == 1
@@ -198,13 +204,21 @@ class RefundStore:
         return await self.commit(version, refund, extra=extra) is not None
 
     async def commit(
-        self, version: int, refund: Refund, *, events: Sequence[CloudEvent] = (), extra: dict[str, Any] | None = None
+        self,
+        version: int,
+        refund: Refund,
+        *,
+        events: Sequence[CloudEvent] = (),
+        extra: dict[str, Any] | None = None,
+        lease: datetime | None = None,
     ) -> dict[str, Any] | None:
         """Write the refund's new state and its events in one update, if it is still at `version`:
         None when it is not; else how to wake the outbox relay (`shared.outbox_writes.commit_events`:
         claimed for this replica's relay unless another replica's relay holds the refund)."""
         update = {"$set": {**refund_fields(refund), **(extra or {})}}
-        expected = {"_id": refund.refund_id, "version": version}
+        expected: dict[str, Any] = {"_id": refund.refund_id, "version": version}
+        if lease is not None:  # a payer's outcome: only while its lease is still the one it took
+            expected[LEASE] = lease
         return await commit_events(self.refunds, expected, update, events, self.outbox_relay)
 
     async def delete_unpaid(self, refund: Refund) -> bool:

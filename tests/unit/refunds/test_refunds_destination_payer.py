@@ -76,13 +76,15 @@ class Store:
     async def get(self, refund_id: str) -> RefundRecord | None:
         return self.records.get(refund_id)
 
-    async def extend_lease(self, refund: Refund, until: datetime) -> bool:
+    async def extend_lease(self, refund: Refund, held: datetime | None, until: datetime) -> bool:
         return True
 
     async def save(self, version: int, refund: Refund, *, extra: dict[str, Any] | None = None) -> bool:
         return await self.commit(version, refund, extra=extra) is not None
 
-    async def commit(self, version: int, refund: Refund, *, events: Any = (), extra: Any = None) -> dict | None:
+    async def commit(
+        self, version: int, refund: Refund, *, events: Any = (), extra: Any = None, lease: Any = None
+    ) -> dict | None:
         record = self.records[refund.refund_id]
         if record.refund.version != version:
             return None

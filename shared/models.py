@@ -199,6 +199,14 @@ class ReceivedLine(Contract):
         "none for a line that did not arrive.",
     )
 
+    def came_back_for(self, fault: Fault) -> bool:
+        """These units count as back (refunded, or replaced): not missing, and not a wrong item sent
+        back by a buyer at fault (not the seller's item; when the seller is at fault the "wrong item"
+        is the one they shipped)."""
+        if self.condition == ItemCondition.MISSING:
+            return False
+        return not (self.condition == ItemCondition.WRONG_ITEM and fault == Fault.BUYER)
+
 
 class Receipt(Contract):
     lines: list[ReceivedLine]
@@ -285,19 +293,9 @@ class Return(Contract):
             and self.replacement.status != ReplacementStatus.UNAVAILABLE
         )
 
-    def replacement_sent(self) -> bool:
-        """A replacement of its lines has shipped."""
-        return (
-            self.replacing() and self.replacement is not None and self.replacement.status == ReplacementStatus.SHIPPED
-        )
-
-    def replacement_under_way(self) -> bool:
-        """A replacement of its lines was ordered or has shipped (and was not given up)."""
-        return (
-            self.replacing()
-            and self.replacement is not None
-            and self.replacement.status in (ReplacementStatus.ORDERED, ReplacementStatus.SHIPPED)
-        )
+    def replacement_status(self) -> ReplacementStatus | None:
+        """Where the replacement of its lines stands; None when none is asked for or it was given up."""
+        return self.replacement.status if self.replacing() and self.replacement is not None else None
 
     def open_offer(self) -> Offer | None:
         return next((offer for offer in self.offers if offer.status == OfferStatus.OPEN), None)

@@ -128,10 +128,6 @@ class OrderLedgers:
         # refuses it), so this is not expected; refused rather than paid beyond what was checked.
         raise CapExceeded(order_id, ledger["available"])
 
-    def room_for(self, ledger: dict[str, Any], refund_id: str) -> int:
-        """What a refund may come to: what is left, with what it holds itself."""
-        return int(ledger["available"]) + int(ledger["reservations"].get(refund_id, 0))
-
     async def release(self, order_id: str, refund_id: str) -> None:
         for _ in range(_ATTEMPTS):
             ledger = await self.get(order_id)

@@ -25,6 +25,7 @@ from shared import ops_metrics
 from shared.clock import Clock, SystemClock
 from shared.marketplaces import Marketplaces
 from shared.models import ALREADY_REFUNDED, Refund, RefundDestination, RefundKind, RefundStatus
+from shared.mongo import as_stored
 
 log = logging.getLogger(__name__)
 GATEWAY_CALLS = Counter("refund_gateway_calls_total", "Payment gateway calls.", ["gateway", "outcome"])
@@ -44,11 +45,6 @@ class _Outcome:
     # amount held in the order's cap, so nothing else can be paid in its place; an agent's retry
     # first asks the gateway whether an earlier round paid.
     unknown: bool = False
-
-
-def _stored(moment: datetime) -> datetime:
-    """`moment` as MongoDB stores it (milliseconds): a lease end compared for equality later."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 class Payer:
@@ -85,7 +81,7 @@ class Payer:
         undone and CapExceeded raised; otherwise it ends `failed`.
         """
         lease_now = self.lease_clock.now()
-        until = _stored(lease_now + self.lease)
+        until = as_stored(lease_now + self.lease)
         with self.watched(refund_id, until):
             record = await self.store.claim(refund_id, lease_now, until)
             if record is None:
@@ -95,7 +91,7 @@ class Payer:
 
     def lease_end(self) -> datetime:
         """The end of a lease taken now: for a refund inserted claimed (`RefundStore.insert`)."""
-        return _stored(self.lease_clock.now() + self.lease)
+        return as_stored(self.lease_clock.now() + self.lease)
 
     async def pay_created(self, record: RefundRecord, until: datetime) -> Refund | None:
         """Pay a pending refund this process has just inserted with its lease (until `until`)."""
@@ -206,7 +202,7 @@ class Payer:
             # so only a later attempt records itself and renews the lease first. (A crash before the
             # outcome is recorded leaves that first attempt uncounted; the payment key is unchanged.)
             if attempt:
-                renewed = _stored(self.lease_clock.now() + self.lease)
+                renewed = as_stored(self.lease_clock.now() + self.lease)
                 if not await self.store.extend_lease(refund, lease, renewed):
                     return _Outcome(refund, lost=True)
                 lease = renewed

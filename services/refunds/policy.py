@@ -15,9 +15,7 @@ from decimal import Decimal
 from shared.models import (
     Breakdown,
     Fault,
-    ItemCondition,
     Order,
-    ReceivedLine,
     RefundLine,
     Return,
     ReturnLine,
@@ -78,19 +76,11 @@ def refundable_units(ret: Return) -> dict[str, Units]:
             continue
         by_fee: dict[Decimal, int] = {}
         for received in ret.receipt.lines:
-            if received.line_id == line.line_id and _refundable(line, received):
+            if received.line_id == line.line_id and received.came_back_for(line.fault):
                 percent = received.restocking_fee_percent
                 by_fee[percent] = by_fee.get(percent, 0) + received.quantity
         units[line.line_id] = Units(tuple(sorted(by_fee.items()))).take(line.quantity)
     return units
-
-
-def _refundable(line: ReturnLine, received: ReceivedLine) -> bool:
-    """A missing unit is not refunded; neither is a wrong item sent back by a buyer at fault (it is
-    not the seller's item). When the seller is at fault the "wrong item" is the one they shipped."""
-    if received.condition == ItemCondition.MISSING:
-        return False
-    return not (received.condition == ItemCondition.WRONG_ITEM and line.fault == Fault.BUYER)
 
 
 def return_shipping_owed(ret: Return) -> Money | None:

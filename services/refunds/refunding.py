@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
+from typing import Any
 
 from services.refunds import domain
 from services.refunds.errors import (
@@ -199,7 +200,7 @@ class Refunds:
             )
         )
         try:
-            await self._check_room(refund.order_id, breakdown, refund.refund_id)
+            await self._check_room(refund.order_id, breakdown, ledger)
         except RefundExceedsPaid:
             await self._unchanged(record)  # a concurrent refund of this return explains it better
             raise
@@ -269,15 +270,14 @@ class Refunds:
         log.info("refund retried", extra={"refund_id": refund_id, "actor": principal.ref})
         return await self.payer.pay(refund_id) or again
 
-    async def _check_room(self, order_id: str, breakdown: Breakdown, refund_id: str | None = None) -> None:
-        """Room for `breakdown` on the order: what is left, with what this refund holds itself (a
-        failed refund whose gateway never answered keeps its amount held)."""
-        ledger = await self.store.ledgers.get(order_id)
+    async def _check_room(self, order_id: str, breakdown: Breakdown, ledger: dict[str, Any] | None = None) -> None:
+        """Room for `breakdown` on the order (a check before paying: reserving is the guard); `ledger`
+        when the caller has just read it."""
+        ledger = ledger or await self.store.ledgers.get(order_id)
         if ledger is None:
             raise OrderNotFound(f"Order {order_id} is unknown.")
-        room = ledger["available"] if refund_id is None else self.store.ledgers.room_for(ledger, refund_id)
-        if breakdown.total.amount > room:
-            raise RefundExceedsPaid(breakdown.total, room)
+        if breakdown.total.amount > ledger["available"]:
+            raise RefundExceedsPaid(breakdown.total, ledger["available"])
 
     async def _unchanged(self, record: RefundRecord) -> None:
         current = await self.store.get(record.refund.refund_id)

@@ -33,6 +33,7 @@ from shared.models import (
     RefundKind,
     RefundSummary,
     Rejection,
+    ReplacementStatus,
     Return,
     ReturnStatus,
     Shipment,
@@ -226,7 +227,7 @@ def close(ret: Return, body: CloseBody, actor: Actor, now: datetime) -> Return:
     _require(ret, "close")
     if ret.authorization is not None and ret.authorization.returnless:
         raise IllegalTransition("close", ret.status, "a refund without return is already under way")
-    if ret.replacement_under_way():
+    if ret.replacement_status() in (ReplacementStatus.ORDERED, ReplacementStatus.SHIPPED):
         raise IllegalTransition(
             "close", ret.status, "its replacement is ordered or sent (an ordered one may be reported unavailable first)"
         )

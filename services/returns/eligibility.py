@@ -23,7 +23,18 @@ from services.returns.policy import (
     window_days,
 )
 from services.returns.schemas import AuthorizeBody, ReturnRequest
-from shared.models import Actor, Fault, Order, Resolution, Return, ReturnLine, ReturnStatus, TimelineEntry, same_named
+from shared.models import (
+    Actor,
+    Fault,
+    Order,
+    ReplacementStatus,
+    Resolution,
+    Return,
+    ReturnLine,
+    ReturnStatus,
+    TimelineEntry,
+    same_named,
+)
 from shared.rules import FieldProblem
 
 # Statuses whose units never came back (or never will): they don't count against the order's quantity.
@@ -35,7 +46,7 @@ def returned_so_far(returns: list[Return]) -> dict[str, int]:
     sent ahead of the item even if they expired since: the buyer has those units' replacement."""
     totals: dict[str, int] = {}
     for ret in returns:
-        if ret.status in RELEASED and not ret.replacement_sent():
+        if ret.status in RELEASED and ret.replacement_status() != ReplacementStatus.SHIPPED:
             continue
         for line in ret.lines:
             totals[line.line_id] = totals.get(line.line_id, 0) + line.quantity

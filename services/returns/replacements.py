@@ -17,7 +17,6 @@ from services.returns.schemas import ReplacementBody, ReturnRequest
 from shared.models import (
     Actor,
     Fault,
-    ItemCondition,
     Order,
     PolicySnapshot,
     RefundDestination,
@@ -113,16 +112,12 @@ def _returnless(ret: Return) -> bool:
 
 
 def arrived(ret: Return) -> dict[str, int]:
-    """Per line, the units that came back to be replaced: not missing, and not a wrong item sent back
-    by a buyer at fault (not the seller's item), as for a refund."""
+    """Per line, the units that came back to be replaced (`ReceivedLine.came_back_for`, as for a refund)."""
     units: dict[str, int] = {}
     faults = {line.line_id: line.fault for line in ret.lines}
     for received in ret.receipt.lines if ret.receipt is not None else []:
-        if received.condition == ItemCondition.MISSING:
-            continue
-        if received.condition == ItemCondition.WRONG_ITEM and faults.get(received.line_id) == Fault.BUYER:
-            continue
-        units[received.line_id] = units.get(received.line_id, 0) + received.quantity
+        if received.came_back_for(faults.get(received.line_id, Fault.SELLER)):
+            units[received.line_id] = units.get(received.line_id, 0) + received.quantity
     return units
 
 

@@ -121,8 +121,8 @@ async def test_a_replacement_that_loses_the_race_for_the_order_puts_the_due_refu
     # A direct refund reserves most of the order between the seller's check and their payment.
     original_check = refunds._check_room
 
-    async def check_then_lose_the_race(order_id, breakdown, refund_id=None):
-        await original_check(order_id, breakdown, refund_id)
+    async def check_then_lose_the_race(order_id, breakdown, ledger=None):
+        await original_check(order_id, breakdown, ledger)
         await store.ledgers.reserve(order_id, "rf_concurrent", 1500)
 
     monkeypatch.setattr(refunds, "_check_room", check_then_lose_the_race)
